@@ -1,0 +1,247 @@
+// TAP/TUN file descriptors as JS handle objects: open (create or attach by
+// name), batched writes, and close. Receiving lives in rx_loop.cc.
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "errors.h"
+#include "state.h"
+
+namespace tapstack {
+
+namespace {
+
+// Zeros for the virtio_net_hdr in front of every written frame when
+// IFF_VNET_HDR is on: no checksum offload, no GSO. Large enough for the
+// 12-byte (mergeable rx buffers) variant.
+const uint8_t kZeroVnetHdr[16] = {0};
+
+std::string OpenHint(int err) {
+  if (err == EPERM || err == EACCES) return PrivilegeHint(err);
+  if (err == EBUSY) return "already attached to another file descriptor";
+  if (err == EINVAL)
+    return "not a valid interface name, or the name belongs to a device of another kind";
+  return "";
+}
+
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= 4294967295.0) || v != static_cast<double>(static_cast<uint32_t>(v)))
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " must be an unsigned 32-bit integer");
+  return static_cast<uint32_t>(v);
+}
+
+}  // namespace
+
+class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "DeviceHandle",
+        {
+            InstanceMethod<&DeviceHandle::Start>("start"),
+            InstanceMethod<&DeviceHandle::Stop>("stop"),
+            InstanceMethod<&DeviceHandle::Close>("close"),
+            InstanceMethod<&DeviceHandle::WriteBatch>("writeBatch"),
+            InstanceMethod<&DeviceHandle::KernelName>("kernelName"),
+            InstanceAccessor<&DeviceHandle::GetId>("id"),
+            InstanceAccessor<&DeviceHandle::GetFd>("fd"),
+            InstanceAccessor<&DeviceHandle::GetName>("name"),
+            InstanceAccessor<&DeviceHandle::GetVnetLen>("vnetHdrLength"),
+            InstanceAccessor<&DeviceHandle::GetRxOversize>("rxOversize"),
+            InstanceAccessor<&DeviceHandle::GetClosed>("closed"),
+        });
+  }
+
+  // Constructed empty (closed) by Open(), which then hands over the fd; a
+  // handle made with `new` from JS stays closed and harmless.
+  explicit DeviceHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceHandle>(info) {}
+
+  // Garbage collection or environment teardown without close(): release the
+  // fd and the epoll membership here so nothing leaks.
+  ~DeviceHandle() override { CloseDev(&dev_); }
+
+  Dev* dev() { return &dev_; }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (dev_.fd < 0) throw ErrnoError(info.Env(), EBADF, "epoll_ctl", dev_.name);
+    StartPolling(&dev_);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    StopPolling(&dev_);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseDev(&dev_);
+    return info.Env().Undefined();
+  }
+
+  // writeBatch(frames: Uint8Array[], count): one write() per frame, since a
+  // TAP/TUN fd takes exactly one frame per write. Returns how many went out;
+  // EAGAIN ends the batch early (the caller drops and counts the rest), any
+  // other errno throws with `.written` set.
+  Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
+    napi_env env = info.Env();
+    if (dev_.fd < 0) throw ErrnoError(info.Env(), EBADF, "write", dev_.name);
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "frames must be an array of Uint8Array");
+    napi_value arr = info[0];
+    uint32_t count = ArgU32(info, 1, "count");
+    uint32_t written = 0;
+    for (; written < count; written++) {
+      napi_value el;
+      napi_typedarray_type type;
+      size_t len;
+      void* data;
+      if (napi_get_element(env, arr, written, &el) != napi_ok ||
+          napi_get_typedarray_info(env, el, &type, &len, &data, nullptr, nullptr) != napi_ok ||
+          type != napi_uint8_array)
+        throw Napi::TypeError::New(env, "frames[" + std::to_string(written) + "] is not a Uint8Array");
+      ssize_t r;
+      do {
+        if (dev_.vnetLen) {
+          iovec iov[2] = {{const_cast<uint8_t*>(kZeroVnetHdr), dev_.vnetLen}, {data, len}};
+          r = writev(dev_.fd, iov, 2);
+        } else {
+          r = write(dev_.fd, data, len);
+        }
+      } while (r < 0 && errno == EINTR);
+      if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        Napi::Error e = ErrnoError(info.Env(), errno, "write", dev_.name);
+        e.Value().Set("written", Napi::Number::New(env, written));
+        throw e;
+      }
+    }
+    return Napi::Number::New(env, written);
+  }
+
+  // The name the kernel uses now (it follows `ip link set NAME name NEW`).
+  Napi::Value KernelName(const Napi::CallbackInfo& info) {
+    if (dev_.fd < 0) throw ErrnoError(info.Env(), EBADF, "TUNGETIFF", dev_.name);
+    ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (ioctl(dev_.fd, TUNGETIFF, &ifr) < 0) throw ErrnoError(info.Env(), errno, "TUNGETIFF", dev_.name);
+    return Napi::String::New(info.Env(), ifr.ifr_name);
+  }
+
+  Napi::Value GetId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), dev_.id); }
+  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), dev_.fd); }
+  Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dev_.name); }
+  Napi::Value GetVnetLen(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), dev_.vnetLen); }
+  Napi::Value GetRxOversize(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(dev_.rxOversize));
+  }
+  Napi::Value GetClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), dev_.fd < 0); }
+
+  Dev dev_;
+};
+
+Napi::Function DefineDeviceHandle(Napi::Env env, State* st) { return DeviceHandle::Define(env); }
+
+void CloseDev(Dev* d) {
+  if (d->fd < 0) return;
+  State* st = d->st;
+  StopPolling(d);
+  close(d->fd);
+  d->fd = -1;
+  if (st) {
+    if (d->rxBuf) napi_delete_reference(st->env, d->rxBuf);
+    if (d->rxLens) napi_delete_reference(st->env, d->rxLens);
+    if (d->id < st->devs.size() && st->devs[d->id] == d) {
+      st->devs[d->id] = nullptr;
+      st->freeIds.push_back(d->id);
+    }
+  }
+  d->rxBuf = d->rxLens = nullptr;
+  d->st = nullptr;
+}
+
+// open(name, tap, vnetHdr, rxBuffer, slots, slotSize, rxLengths) -> DeviceHandle
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State* st = env.GetInstanceData<State>();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "name must be a string");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  bool tap = info[1].ToBoolean().Value();
+  bool vnet = info[2].ToBoolean().Value();
+  if (!info[3].IsArrayBuffer()) throw Napi::TypeError::New(env, "rxBuffer must be an ArrayBuffer");
+  Napi::ArrayBuffer rxBuf = info[3].As<Napi::ArrayBuffer>();
+  uint32_t slots = ArgU32(info, 4, "slots");
+  uint32_t slotSize = ArgU32(info, 5, "slotSize");
+  if (!info[6].IsTypedArray() || info[6].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw Napi::TypeError::New(env, "rxLengths must be a Uint32Array");
+  Napi::Uint32Array lens = info[6].As<Napi::Uint32Array>();
+  if (slots == 0 || slotSize == 0) throw Napi::RangeError::New(env, "slots and slotSize must be positive");
+  if (rxBuf.ByteLength() / slotSize < slots)
+    throw Napi::RangeError::New(env, "rxBuffer is smaller than slots * slotSize");
+  if (lens.ElementLength() < slots) throw Napi::RangeError::New(env, "rxLengths has fewer entries than slots");
+  // IFNAMSIZ counts the terminating NUL; the kernel would silently see a
+  // truncated name, so refuse it here.
+  if (name.size() >= IFNAMSIZ) throw ErrnoError(env, ENAMETOOLONG, "TUNSETIFF", name, "interface names have at most 15 bytes");
+  if (name.find('\0') != std::string::npos) throw ErrnoError(env, EINVAL, "TUNSETIFF", name);
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    throw ErrnoError(env, e, "open", "/dev/net/tun", e == ENOENT ? "the tun module is not loaded" : OpenHint(e));
+  }
+  ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = static_cast<short>((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0));
+  memcpy(ifr.ifr_name, name.data(), name.size());
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    throw ErrnoError(env, e, "TUNSETIFF", name, OpenHint(e));
+  }
+  int vnetLen = 0;
+  if (vnet && ioctl(fd, TUNGETVNETHDRSZ, &vnetLen) < 0) {
+    int e = errno;
+    close(fd);
+    throw ErrnoError(env, e, "TUNGETVNETHDRSZ", name);
+  }
+  if (vnetLen < 0 || vnetLen > static_cast<int>(sizeof kZeroVnetHdr)) {
+    close(fd);
+    throw ErrnoError(env, EINVAL, "TUNGETVNETHDRSZ", name, "unexpected virtio_net_hdr size");
+  }
+
+  Napi::Object obj;
+  try {
+    obj = st->deviceCtor.New({});
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+  Dev* d = DeviceHandle::Unwrap(obj)->dev();
+  d->st = st;
+  d->fd = fd;
+  d->tap = tap;
+  d->vnetLen = static_cast<uint32_t>(vnetLen);
+  d->slots = slots;
+  d->slotSize = slotSize;
+  memcpy(d->name, ifr.ifr_name, IFNAMSIZ);
+  d->name[IFNAMSIZ - 1] = 0;
+  napi_create_reference(env, rxBuf, 1, &d->rxBuf);
+  napi_create_reference(env, lens, 1, &d->rxLens);
+  if (!st->freeIds.empty()) {
+    d->id = st->freeIds.back();
+    st->freeIds.pop_back();
+    st->devs[d->id] = d;
+  } else {
+    d->id = static_cast<uint32_t>(st->devs.size());
+    st->devs.push_back(d);
+  }
+  return obj;
+}
+
+}  // namespace tapstack

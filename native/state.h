@@ -1,0 +1,64 @@
+#pragma once
+#include <napi.h>
+#include <net/if.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace tapstack {
+
+struct State;
+
+// One open TAP/TUN file descriptor. It belongs to its JS handle object
+// (DeviceHandle); State only indexes the open ones by id so the wakeup can
+// find them from an epoll event.
+struct Dev {
+  State* st = nullptr;
+  uint32_t id = 0;
+  int fd = -1;               // -1 once closed
+  bool tap = true;
+  uint32_t vnetLen = 0;      // virtio_net_hdr bytes in front of each frame; 0 = off
+  bool polling = false;      // member of the epoll set
+  uint32_t slots = 0;        // frames read per device per wakeup, at most
+  uint32_t slotSize = 0;     // bytes per receive slot = largest frame delivered
+  napi_ref rxBuf = nullptr;  // ArrayBuffer of slots * slotSize bytes, owned by JS
+  napi_ref rxLens = nullptr; // Uint32Array of >= slots lengths, owned by JS
+  uint64_t rxOversize = 0;   // frames dropped because they did not fit a slot
+  char name[IFNAMSIZ] = {0}; // name the kernel gave at open
+};
+
+// Per Node environment (the main thread, or one worker): one epoll set for all
+// of its devices and one uv_poll watching it, so a wakeup is one JS callback
+// whatever the number of devices.
+struct State {
+  napi_env env = nullptr;
+  int epfd = -1;
+  uv_poll_t* poll = nullptr;
+  uint32_t polled = 0;            // devices in the epoll set
+  std::vector<Dev*> devs;         // open devices by id; nullptr = free id
+  std::vector<uint32_t> freeIds;
+  napi_ref onRx = nullptr;        // JS function (nready) => void
+  napi_ref ready = nullptr;       // Uint32Array of [id, count, errno] triples
+  napi_async_context actx = nullptr;
+  Napi::FunctionReference deviceCtor;
+  uint32_t closingHandles = 0;    // uv_close calls whose callback is pending
+  napi_async_cleanup_hook_handle cleanupHook = nullptr;
+  bool tearingDown = false;
+};
+
+// rx_loop.cc
+void StartPolling(Dev* d);  // throws Napi::Error
+void StopPolling(Dev* d);
+void ReleaseLoop(State* st);  // stop and close the uv_poll and epoll fd if unused
+Napi::Value Init(const Napi::CallbackInfo& info);
+
+// device.cc
+Napi::Function DefineDeviceHandle(Napi::Env env, State* st);
+Napi::Value Open(const Napi::CallbackInfo& info);
+void CloseDev(Dev* d);  // idempotent
+
+// netif.cc
+void RegisterNetif(Napi::Env env, Napi::Object exports);
+
+}  // namespace tapstack
