@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+import { Daemon, DaemonError } from './control/daemon.js';
+import { runRemote, ControlClientError } from './control/client.js';
+import { DEFAULT_CTL_PATH } from './control/protocol.js';
+import { ControlServerError } from './control/server.js';
+import { parseConfig } from './control/commands.js';
+import { CommandError } from './control/words.js';
+import { kernelDevices } from './control/devices.js';
+import fs from 'node:fs';
+
+const USAGE = `Usage:
+  tapstack daemon -c FILE [--ctl PATH] [--pcap FILE] [--log-level LEVEL]
+      Run the stack with the devices, addresses and routes in FILE.
+  tapstack check -c FILE
+      Check a config file without running it.
+  tapstack [--ctl PATH] COMMAND...
+      Send a command to the running daemon (default socket ${DEFAULT_CTL_PATH}):
+        ip [-j] [-s] link|addr|route|neigh [show [dev NAME]]
+        ip route get ADDRESS
+        nstat [-j] [-z]
+        link add NAME type tap|tun [mac MAC] [mtu N] [vnet_hdr]
+        link del NAME | link set NAME up|down|mtu N
+        addr add|del A.B.C.D/LEN dev NAME
+        route add|del|replace default|A.B.C.D/LEN [via GW] [dev NAME] [src A] [metric N]
+        neigh add|replace|del A.B.C.D lladdr MAC dev NAME [nud permanent|reachable|stale]
+        neigh flush [dev NAME]
+      ("ip" in front of link/addr/route/neigh is optional.)
+
+Config file: one command a line, as above; "#" starts a comment.
+Log levels: fatal, error, warn, info, debug, trace, silent.
+`;
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function fail(msg: string, code = 2): never {
+  process.stderr.write(`tapstack: ${msg}\n`);
+  process.exit(code);
+}
+
+function optionValue(args: string[], i: number, name: string): string {
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('-')) fail(`${name} needs a value`);
+  return v;
+}
+
+async function daemonMain(args: string[]): Promise<void> {
+  let config: string | undefined;
+  let ctl = DEFAULT_CTL_PATH;
+  let pcap: string | undefined;
+  let level = 'info';
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-c' || a === '--config') config = optionValue(args, i++, a);
+    else if (a === '--ctl') ctl = optionValue(args, i++, a);
+    else if (a === '--pcap') pcap = optionValue(args, i++, a);
+    else if (a === '--log-level') {
+      level = optionValue(args, i++, a);
+      if (!LEVELS.includes(level)) fail(`--log-level: expected one of ${LEVELS.join(', ')}, got "${level}"`);
+    } else fail(`daemon: unknown option "${a}"\n\n${USAGE}`);
+  }
+  if (!config) fail('daemon: -c FILE is required');
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start({ configPath: config, ctlPath: ctl, pcapPath: pcap, logLevel: level, devices: kernelDevices });
+  } catch (e) {
+    if (e instanceof DaemonError || e instanceof ControlServerError) fail(e.message, 1);
+    throw e;
+  }
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    daemon.log.info({ signal: sig }, 'stopping');
+    daemon.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`tapstack: error while stopping: ${(e as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function checkMain(args: string[]): void {
+  const i = args.indexOf('-c');
+  const file = i >= 0 ? args[i + 1] : undefined;
+  if (!file) fail('check: -c FILE is required');
+  try {
+    const lines = parseConfig(fs.readFileSync(file, 'utf8'), file);
+    process.stdout.write(`${file}: ${lines.length} commands, OK\n`);
+  } catch (e) {
+    if (e instanceof CommandError) fail(e.message, 1);
+    fail(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 1);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  let args = argv;
+  let ctl = DEFAULT_CTL_PATH;
+  if (args[0] === '--ctl') {
+    ctl = optionValue(args, 0, '--ctl');
+    args = args.slice(2);
+  }
+  const first = args[0];
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (first === 'daemon') return daemonMain(args.slice(1));
+  if (first === 'check') return checkMain(args.slice(1));
+  try {
+    const code = await runRemote(ctl, args);
+    process.exitCode = code;
+  } catch (e) {
+    if (e instanceof ControlClientError) fail(e.message, 1);
+    throw e;
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`tapstack: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

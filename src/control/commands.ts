@@ -1,0 +1,278 @@
+import { CommandError, Words, splitWords } from './words.js';
+import { parseIp4, parseMac } from '../wire/addr.js';
+
+/**
+ * The command language: the lines of a config file and the commands the control
+ * socket takes, in the syntax of the Linux tools they mimic. `ip` in front is
+ * optional (`addr add ...` and `ip addr add ...` are the same command).
+ */
+export type Command =
+  | { kind: 'link-add'; name: string; type: 'tap' | 'tun'; mac?: Uint8Array; mtu?: number; vnetHdr: boolean }
+  | { kind: 'link-del'; name: string }
+  | { kind: 'link-set'; name: string; up?: boolean; mtu?: number }
+  | { kind: 'addr-add' | 'addr-del'; addr: number; prefixLen: number; dev: string }
+  | {
+      kind: 'route-add' | 'route-del' | 'route-replace';
+      dst: number;
+      prefixLen: number;
+      via?: number;
+      dev?: string;
+      src?: number;
+      metric?: number;
+    }
+  | { kind: 'neigh-add' | 'neigh-replace'; ip: number; mac: Uint8Array; dev: string; nud: 'PERMANENT' | 'REACHABLE' | 'STALE' }
+  | { kind: 'neigh-del'; ip: number; dev: string }
+  | { kind: 'neigh-flush'; dev?: string }
+  | { kind: 'show'; what: 'link' | 'addr' | 'route' | 'neigh'; stats: boolean; json: boolean; dev?: string }
+  | { kind: 'route-get'; dst: number; json: boolean }
+  | { kind: 'nstat'; json: boolean; zeros: boolean };
+
+/** Commands that change state (allowed in a config file). */
+export function isConfigCommand(c: Command): boolean {
+  return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'nstat';
+}
+
+const OBJECTS = ['link', 'address', 'route', 'neighbour', 'neighbor'] as const;
+
+/** Parses one command given as words. Throws CommandError naming the word. */
+export function parseCommand(argv: readonly string[]): Command {
+  let words = [...argv];
+  let json = false;
+  let stats = false;
+  if (words[0] === 'nstat') return parseNstat(new Words(words.slice(1)));
+  if (words[0] === 'ip') {
+    words = words.slice(1);
+    // iproute2's global options come before the object.
+    while (words.length > 0 && words[0].startsWith('-')) {
+      const o = words.shift()!;
+      if (o === '-j' || o === '-json' || o === '--json') json = true;
+      else if (o === '-s' || o === '-stats' || o === '-statistics') stats = true;
+      else if (o === '-4') continue;
+      else throw new CommandError('unknown option (expected -j, -s or -4)', null, o);
+    }
+  }
+  const w = new Words(words);
+  if (w.done) throw new CommandError('expected a command (link, addr, route, neigh, nstat)');
+  const obj = w.choose(OBJECTS, 'an object');
+  switch (obj) {
+    case 'link':
+      return parseLink(w, json, stats);
+    case 'address':
+      return parseAddr(w, json, stats);
+    case 'route':
+      return parseRoute(w, json, stats);
+    case 'neighbour':
+    case 'neighbor':
+      return parseNeigh(w, json, stats);
+  }
+}
+
+/** Parses a command written as one line. */
+export function parseLine(line: string): Command | null {
+  const words = splitWords(line);
+  return words.length === 0 ? null : parseCommand(words);
+}
+
+/** Parses a whole config file; errors carry the line number. */
+export function parseConfig(text: string, file?: string): { line: number; cmd: Command }[] {
+  const out: { line: number; cmd: Command }[] = [];
+  text.split('\n').forEach((l, i) => {
+    let cmd: Command | null;
+    try {
+      cmd = parseLine(l);
+    } catch (e) {
+      if (e instanceof CommandError) throw e.at(i + 1, file);
+      throw e;
+    }
+    if (cmd === null) return;
+    if (!isConfigCommand(cmd)) throw new CommandError('show commands do not belong in a config file', i + 1, splitWords(l)[0]).at(i + 1, file);
+    out.push({ line: i + 1, cmd });
+  });
+  return out;
+}
+
+function showOrList(w: Words, what: 'link' | 'addr' | 'route' | 'neigh', json: boolean, stats: boolean): Command {
+  let dev: string | undefined;
+  while (!w.done) {
+    const x = w.next('dev NAME');
+    if (x === 'dev') dev = w.next('a device name');
+    else if (what !== 'route') dev = x; // `ip link show tap0`
+    else throw w.error('unexpected word (expected dev NAME)', x);
+  }
+  return { kind: 'show', what, stats, json, dev };
+}
+
+function parseLink(w: Words, json: boolean, stats: boolean): Command {
+  if (w.done) return { kind: 'show', what: 'link', stats, json };
+  const verb = w.choose(['add', 'delete', 'set', 'show', 'list'] as const, 'a link command');
+  if (verb === 'show' || verb === 'list') return showOrList(w, 'link', json, stats);
+  if (verb === 'delete') {
+    if (w.accept('dev')) {
+      /* `ip link del dev NAME` */
+    }
+    const name = w.next('a device name');
+    w.end();
+    return { kind: 'link-del', name };
+  }
+  if (verb === 'set') {
+    if (w.accept('dev')) {
+      /* `ip link set dev NAME ...` */
+    }
+    const name = w.next('a device name');
+    const cmd: Command = { kind: 'link-set', name };
+    if (w.done) throw w.error('expected up, down or mtu N');
+    while (!w.done) {
+      const k = w.choose(['up', 'down', 'mtu'] as const, 'up, down or mtu N');
+      if (k === 'up') cmd.up = true;
+      else if (k === 'down') cmd.up = false;
+      else cmd.mtu = intArg(w, 'an MTU', 68, 65535);
+    }
+    return cmd;
+  }
+  // link add NAME type tap|tun [mac MAC] [mtu N] [vnet_hdr]
+  if (w.accept('name') || w.accept('dev')) {
+    /* iproute2 spelling: `ip link add name NAME ...` */
+  }
+  const name = w.next('a device name');
+  if (!/^[A-Za-z0-9_.:%-]{1,15}$/.test(name)) throw w.error('expected a device name of 1 to 15 letters, digits or _.:%-', name);
+  let type: 'tap' | 'tun' | undefined;
+  let mac: Uint8Array | undefined;
+  let mtu: number | undefined;
+  let vnetHdr = false;
+  while (!w.done) {
+    const k = w.choose(['type', 'mac', 'address', 'mtu', 'vnet_hdr'] as const, 'type, mac, mtu or vnet_hdr');
+    if (k === 'type') type = w.choose(['tap', 'tun'] as const, 'a device type');
+    else if (k === 'mac' || k === 'address') {
+      const s = w.next('a MAC address');
+      const m = parseMac(s);
+      if (!m) throw w.error('expected a MAC address like 02:00:00:00:00:02', s);
+      if ((m[0] & 1) !== 0) throw w.error('expected a unicast MAC address (the first byte must be even)', s);
+      mac = m;
+    } else if (k === 'mtu') mtu = intArg(w, 'an MTU', 68, 65535);
+    else vnetHdr = true;
+  }
+  if (!type) throw w.error('expected "type tap" or "type tun"');
+  if (type === 'tun' && mac) throw w.error('a tun device has no MAC address', 'mac');
+  return { kind: 'link-add', name, type, mac, mtu, vnetHdr };
+}
+
+function parseAddr(w: Words, json: boolean, stats: boolean): Command {
+  if (w.done) return { kind: 'show', what: 'addr', stats, json };
+  const verb = w.choose(['add', 'delete', 'show', 'list'] as const, 'an address command');
+  if (verb === 'show' || verb === 'list') return showOrList(w, 'addr', json, stats);
+  const s = w.next('an address like 10.0.0.2/24');
+  const { addr, len } = cidrArg(w, s, true);
+  let dev: string | undefined;
+  while (!w.done) {
+    w.choose(['dev'] as const, 'dev NAME');
+    dev = w.next('a device name');
+  }
+  if (!dev) throw w.error('expected dev NAME');
+  return { kind: verb === 'add' ? 'addr-add' : 'addr-del', addr, prefixLen: len, dev };
+}
+
+function parseRoute(w: Words, json: boolean, stats: boolean): Command {
+  if (w.done) return { kind: 'show', what: 'route', stats, json };
+  const verb = w.choose(['add', 'delete', 'replace', 'show', 'list', 'get'] as const, 'a route command');
+  if (verb === 'show' || verb === 'list') return showOrList(w, 'route', json, stats);
+  if (verb === 'get') {
+    const s = w.next('an address');
+    const dst = parseIp4(s);
+    if (dst === null) throw w.error('expected an IPv4 address', s);
+    w.end();
+    return { kind: 'route-get', dst, json };
+  }
+  const s = w.next('a destination (default or A.B.C.D/LEN)');
+  let dst = 0;
+  let prefixLen = 0;
+  if (s !== 'default') ({ addr: dst, len: prefixLen } = cidrArg(w, s, false));
+  const cmd: Command = { kind: verb === 'add' ? 'route-add' : verb === 'delete' ? 'route-del' : 'route-replace', dst, prefixLen };
+  while (!w.done) {
+    const k = w.choose(['via', 'dev', 'src', 'metric'] as const, 'via, dev, src or metric');
+    if (k === 'via') cmd.via = ipArg(w, 'a gateway address');
+    else if (k === 'dev') cmd.dev = w.next('a device name');
+    else if (k === 'src') cmd.src = ipArg(w, 'a source address');
+    else cmd.metric = intArg(w, 'a metric', 0, 0xffffffff);
+  }
+  if (cmd.kind !== 'route-del' && cmd.via === undefined && cmd.dev === undefined) throw w.error('expected via GATEWAY or dev NAME');
+  return cmd;
+}
+
+function parseNeigh(w: Words, json: boolean, stats: boolean): Command {
+  if (w.done) return { kind: 'show', what: 'neigh', stats, json };
+  const verb = w.choose(['add', 'delete', 'replace', 'flush', 'show', 'list'] as const, 'a neighbour command');
+  if (verb === 'show' || verb === 'list') return showOrList(w, 'neigh', json, stats);
+  if (verb === 'flush') {
+    let dev: string | undefined;
+    if (!w.done) {
+      w.choose(['dev'] as const, 'dev NAME');
+      dev = w.next('a device name');
+    }
+    w.end();
+    return { kind: 'neigh-flush', dev };
+  }
+  const ip = ipArg(w, 'a neighbour address');
+  let mac: Uint8Array | undefined;
+  let dev: string | undefined;
+  let nud: 'PERMANENT' | 'REACHABLE' | 'STALE' = 'PERMANENT';
+  while (!w.done) {
+    const k = w.choose(['lladdr', 'dev', 'nud'] as const, 'lladdr, dev or nud');
+    if (k === 'lladdr') {
+      const s = w.next('a MAC address');
+      mac = parseMac(s) ?? undefined;
+      if (!mac) throw w.error('expected a MAC address', s);
+    } else if (k === 'dev') dev = w.next('a device name');
+    else nud = w.choose(['permanent', 'reachable', 'stale'] as const, 'a state').toUpperCase() as typeof nud;
+  }
+  if (!dev) throw w.error('expected dev NAME');
+  if (verb === 'delete') return { kind: 'neigh-del', ip, dev };
+  if (!mac) throw w.error('expected lladdr MAC');
+  return { kind: verb === 'add' ? 'neigh-add' : 'neigh-replace', ip, mac, dev, nud };
+}
+
+function parseNstat(w: Words): Command {
+  let json = false;
+  let zeros = false;
+  while (!w.done) {
+    const o = w.next('an option');
+    if (o === '-j' || o === '--json') json = true;
+    else if (o === '-z' || o === '--zeros') zeros = true;
+    else if (o === '-a' || o === '--ignore' || o === '-s' || o === '--no-update') continue; // counters are absolute here
+    else if (/^-[ajsz]+$/.test(o)) {
+      if (o.includes('j')) json = true;
+      if (o.includes('z')) zeros = true;
+    } else throw w.error('unknown option (expected -a, -z, -s or -j)', o);
+  }
+  return { kind: 'nstat', json, zeros };
+}
+
+function intArg(w: Words, what: string, min: number, max: number): number {
+  const s = w.next(what);
+  if (!/^\d+$/.test(s)) throw w.error(`expected ${what} (a number)`, s);
+  const n = Number(s);
+  if (n < min || n > max) throw w.error(`expected ${what} from ${min} to ${max}`, s);
+  return n;
+}
+
+function ipArg(w: Words, what: string): number {
+  const s = w.next(what);
+  const ip = parseIp4(s);
+  if (ip === null) throw w.error(`expected ${what} (A.B.C.D)`, s);
+  return ip;
+}
+
+function cidrArg(w: Words, s: string, keepHost: boolean): { addr: number; len: number } {
+  const [a, l, extra] = s.split('/');
+  const addr = parseIp4(a);
+  if (addr === null || extra !== undefined) throw w.error('expected an address like 10.0.0.2/24', s);
+  let len = 32;
+  if (l !== undefined) {
+    if (!/^\d+$/.test(l) || Number(l) > 32) throw w.error('expected a prefix length from 0 to 32', s);
+    len = Number(l);
+  }
+  if (!keepHost) {
+    const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+    if (((addr & mask) >>> 0) !== addr) throw w.error('expected a network address (host bits set)', s);
+  }
+  return { addr, len };
+}

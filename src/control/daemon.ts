@@ -1,0 +1,123 @@
+import fs from 'node:fs';
+import { pino } from 'pino';
+import { Stack } from '../stack.js';
+import { Controller, type DeviceFactory } from './exec.js';
+import { parseCommand, parseConfig } from './commands.js';
+import { CommandError } from './words.js';
+import { ControlServer } from './server.js';
+import type { CommandOutput } from './protocol.js';
+import { PcapWriter } from '../link/pcap.js';
+import type { Logger } from '../log.js';
+
+export interface DaemonOptions {
+  configPath: string;
+  ctlPath: string;
+  pcapPath?: string;
+  logLevel: string;
+  devices: DeviceFactory;
+}
+
+export class DaemonError extends Error {}
+
+/** A running daemon: the Stack, its control socket and its capture file. */
+export class Daemon {
+  private pcap: PcapWriter | null = null;
+  private pcapTimer: NodeJS.Timeout | null = null;
+  private closing = false;
+
+  private constructor(
+    readonly stack: Stack,
+    readonly controller: Controller,
+    readonly server: ControlServer,
+    readonly log: Logger,
+  ) {}
+
+  /**
+   * Reads and checks the whole config before touching anything, claims the
+   * control socket, then carries out the config line by line.
+   */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    let text: string;
+    try {
+      text = fs.readFileSync(opts.configPath, 'utf8');
+    } catch (e) {
+      throw new DaemonError(`cannot read config ${opts.configPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    let lines;
+    try {
+      lines = parseConfig(text, opts.configPath);
+    } catch (e) {
+      if (e instanceof CommandError) throw new DaemonError(e.message);
+      throw e;
+    }
+    const log = pino({ name: 'tapstack', level: opts.logLevel }, pino.destination(2));
+    const stack = new Stack({ log });
+    const controller = new Controller(stack, opts.devices);
+    let daemon: Daemon | null = null;
+    const server = new ControlServer(opts.ctlPath, (argv, out) => daemon!.handle(argv, out), log);
+    await server.listen();
+    daemon = new Daemon(stack, controller, server, log);
+    try {
+      if (opts.pcapPath) daemon.openPcap(opts.pcapPath);
+      for (const { line, cmd } of lines) {
+        try {
+          controller.run(cmd);
+        } catch (e) {
+          throw new DaemonError(`${opts.configPath}:${line}: ${(e as Error).message}`);
+        }
+      }
+    } catch (e) {
+      await daemon.close();
+      throw e;
+    }
+    log.info({ config: opts.configPath, ctl: opts.ctlPath, interfaces: stack.interfaces().map((i) => i.name) }, 'tapstack started');
+    return daemon;
+  }
+
+  private openPcap(path: string): void {
+    const w = PcapWriter.open(path);
+    this.pcap = w;
+    this.stack.capture = (iface, frame) => w.write(frame, iface.linkType);
+    // Records are buffered; write them out at least once a second.
+    this.pcapTimer = setInterval(() => w.flush(), 1000);
+    this.pcapTimer.unref();
+  }
+
+  /** One control-socket command. */
+  handle(argv: string[], out: CommandOutput): number {
+    if (argv.length === 0) {
+      out.err('expected a command\n');
+      return 2;
+    }
+    let cmd;
+    try {
+      cmd = parseCommand(argv);
+    } catch (e) {
+      if (e instanceof CommandError) {
+        out.err(`Error: ${e.message}\n`);
+        return 2;
+      }
+      throw e;
+    }
+    try {
+      const text = this.controller.run(cmd);
+      if (text.length > 0) out.out(text.endsWith('\n') ? text : text + '\n');
+      if (cmd.kind !== 'show' && cmd.kind !== 'nstat' && cmd.kind !== 'route-get') this.log.info({ argv }, 'command');
+      return 0;
+    } catch (e) {
+      out.err(`${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.server.close();
+    this.stack.close();
+    if (this.pcapTimer) clearInterval(this.pcapTimer);
+    this.stack.capture = null;
+    this.pcap?.close();
+    this.log.info('tapstack stopped');
+  }
+}

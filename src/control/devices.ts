@@ -1,0 +1,20 @@
+import type { DeviceFactory } from './exec.js';
+import { openTap, openTun } from '../link/tap.js';
+
+/**
+ * The daemon's devices: real TAP/TUN devices, with their kernel side brought up
+ * (and given the same MTU) so the host can talk to the stack at once.
+ */
+export const kernelDevices: DeviceFactory = {
+  open(spec) {
+    const dev = spec.type === 'tap' ? openTap(spec.name, { vnetHdr: spec.vnetHdr }) : openTun(spec.name, { vnetHdr: spec.vnetHdr });
+    try {
+      if (spec.mtu !== undefined) dev.setMtu(spec.mtu);
+      dev.setUp(true);
+    } catch (e) {
+      dev.close();
+      throw e;
+    }
+    return dev;
+  },
+};

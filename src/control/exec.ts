@@ -1,0 +1,124 @@
+import type { Command } from './commands.js';
+import type { Device } from '../link/device.js';
+import type { Stack } from '../stack.js';
+import { formatAddrs, formatLinks, formatNeigh, formatNstat, formatRouteGet, formatRoutes } from './format.js';
+import { CommandError } from './words.js';
+
+/** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */
+export interface DeviceFactory {
+  open(spec: { name: string; type: 'tap' | 'tun'; mtu?: number; vnetHdr: boolean }): Device;
+}
+
+/**
+ * Carries out commands on a Stack. Returns what the command prints; throws
+ * CommandError (or the stack's own errors) with the message a user sees.
+ */
+export class Controller {
+  constructor(
+    readonly stack: Stack,
+    private readonly devices: DeviceFactory,
+  ) {}
+
+  run(cmd: Command): string {
+    const s = this.stack;
+    switch (cmd.kind) {
+      case 'link-add': {
+        if (s.iface(cmd.name)) throw new CommandError(`device "${cmd.name}" exists already`);
+        const dev = this.devices.open({ name: cmd.name, type: cmd.type, mtu: cmd.mtu, vnetHdr: cmd.vnetHdr });
+        let iface;
+        try {
+          iface = s.addInterface(cmd.name, dev, { mac: cmd.mac, mtu: cmd.mtu });
+        } catch (e) {
+          dev.close();
+          throw e;
+        }
+        s.setUp(iface, true);
+        return '';
+      }
+      case 'link-del':
+        s.removeInterface(cmd.name);
+        return '';
+      case 'link-set': {
+        const iface = s.requireIface(cmd.name);
+        if (cmd.mtu !== undefined) s.setMtu(iface, cmd.mtu);
+        if (cmd.up !== undefined) s.setUp(iface, cmd.up);
+        return '';
+      }
+      case 'addr-add':
+        s.addAddress(s.requireIface(cmd.dev), cmd.addr, cmd.prefixLen);
+        return '';
+      case 'addr-del':
+        s.delAddress(s.requireIface(cmd.dev), cmd.addr, cmd.prefixLen);
+        return '';
+      case 'route-add':
+      case 'route-replace':
+        s.addRoute({
+          dst: cmd.dst,
+          prefixLen: cmd.prefixLen,
+          gateway: cmd.via,
+          dev: cmd.dev !== undefined ? s.requireIface(cmd.dev) : undefined,
+          src: cmd.src,
+          metric: cmd.metric,
+          replace: cmd.kind === 'route-replace',
+        });
+        return '';
+      case 'route-del':
+        s.ip.routes.del({
+          dst: cmd.dst,
+          prefixLen: cmd.prefixLen,
+          gateway: cmd.via,
+          dev: cmd.dev !== undefined ? s.requireIface(cmd.dev) : undefined,
+          metric: cmd.metric,
+        });
+        return '';
+      case 'neigh-add':
+      case 'neigh-replace': {
+        const n = this.neighTable(cmd.dev);
+        if (cmd.kind === 'neigh-add' && n.get(cmd.ip)) throw new CommandError('RTNETLINK answers: File exists');
+        n.set(cmd.ip, cmd.mac, cmd.nud);
+        return '';
+      }
+      case 'neigh-del':
+        if (!this.neighTable(cmd.dev).delete(cmd.ip)) throw new CommandError('RTNETLINK answers: No such file or directory');
+        return '';
+      case 'neigh-flush':
+        for (const i of s.interfaces()) if (cmd.dev === undefined || i.name === cmd.dev) i.neigh?.flushAll();
+        if (cmd.dev !== undefined) s.requireIface(cmd.dev);
+        return '';
+      case 'show': {
+        const ifs = cmd.dev !== undefined ? [s.requireIface(cmd.dev)] : s.interfaces();
+        switch (cmd.what) {
+          case 'link':
+            return formatLinks(ifs, cmd.stats, cmd.json);
+          case 'addr':
+            return formatAddrs(ifs, cmd.stats, cmd.json);
+          case 'route':
+            return formatRoutes(
+              s.ip.routes
+                .list()
+                .filter((r) => ifs.includes(r.dev))
+                .sort((a, b) => a.dst - b.dst || a.prefixLen - b.prefixLen || a.metric - b.metric),
+              cmd.json,
+            );
+          case 'neigh':
+            return formatNeigh(ifs, cmd.json);
+        }
+        break;
+      }
+      case 'route-get': {
+        const r = s.ip.routes.lookup(cmd.dst);
+        if (!r && !s.ip.isLocal(cmd.dst)) throw new CommandError('RTNETLINK answers: Network is unreachable');
+        return formatRouteGet(s, cmd.dst, r, cmd.json);
+      }
+      case 'nstat':
+        return formatNstat(s, cmd.zeros, cmd.json);
+    }
+    return '';
+  }
+
+  private neighTable(dev: string) {
+    const iface = this.stack.requireIface(dev);
+    if (!iface.neigh) throw new CommandError(`device "${dev}" has no neighbour table (it is not Ethernet)`);
+    return iface.neigh;
+  }
+}

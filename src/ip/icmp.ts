@@ -1,0 +1,219 @@
+import { Packet } from '../packet/packet.js';
+import type { Interface } from '../link/interface.js';
+import type { IcmpMsgCounters, Mib } from '../mib.js';
+import type { Ipv4 } from './ipv4.js';
+import { readU32 } from './ipv4.js';
+import { checksum, updateChecksum16 } from '../wire/checksum.js';
+import {
+  ICMP_DEST_UNREACH,
+  ICMP_ECHO_REPLY,
+  ICMP_ECHO_REQUEST,
+  ICMP_PARAM_PROBLEM,
+  ICMP_TIME_EXCEEDED,
+} from '../wire/icmp.js';
+import { IPPROTO_ICMP } from '../wire/ipv4.js';
+
+/** An echo reply that arrived for an identifier someone listens on. */
+export interface EchoReply {
+  src: number;
+  dst: number;
+  ident: number;
+  seq: number;
+  ttl: number;
+  /** The echo data (a copy). */
+  data: Uint8Array;
+  /** Size of the whole ICMP message. */
+  icmpLen: number;
+}
+
+export type EchoListener = (r: EchoReply) => void;
+
+/** An ICMP error that arrived, with the datagram it quotes. */
+export interface IcmpErrorInfo {
+  type: number;
+  code: number;
+  /** From the outer header: who reported it. */
+  reporter: number;
+  /** The quoted header's fields. */
+  origSrc: number;
+  origDst: number;
+  origProto: number;
+  /** Bytes after the quoted IP header (at least 8: the transport ports). */
+  origPayload: Uint8Array;
+  /** Next-hop MTU for fragmentation needed (RFC 1191), else 0. */
+  mtu: number;
+}
+
+export type IcmpErrorListener = (e: IcmpErrorInfo) => void;
+
+/** RFC 792 and RFC 1122 §3.2.2: ICMP for a host. */
+export class Icmp {
+  private readonly echoListeners = new Map<number, EchoListener>();
+  private readonly errorListeners: IcmpErrorListener[] = [];
+  /** net.ipv4.icmp_echo_ignore_all */
+  echoIgnoreAll = false;
+  /** net.ipv4.icmp_echo_ignore_broadcasts (RFC 1122 §3.2.2.6 lets a host ignore them) */
+  echoIgnoreBroadcasts = true;
+
+  constructor(
+    private readonly ip: Ipv4,
+    private readonly mib: Mib,
+    private readonly msg: IcmpMsgCounters,
+  ) {
+    ip.register(IPPROTO_ICMP, (pkt, src, dst, iface) => this.input(pkt, src, dst, iface));
+  }
+
+  /** Receives echo replies with identifier `ident`; returns the function that stops it. */
+  listenEcho(ident: number, fn: EchoListener): () => void {
+    if (this.echoListeners.has(ident)) throw new Error(`ICMP identifier ${ident} is in use`);
+    this.echoListeners.set(ident, fn);
+    return () => this.echoListeners.delete(ident);
+  }
+
+  onError(fn: IcmpErrorListener): void {
+    this.errorListeners.push(fn);
+  }
+
+  private input(pkt: Packet, src: number, dst: number, iface: Interface): void {
+    const mib = this.mib;
+    mib.IcmpInMsgs++;
+    const b = pkt.buf;
+    const o = pkt.start;
+    const len = pkt.end - o;
+    if (len < 8) {
+      mib.IcmpInErrors++;
+      return;
+    }
+    if (checksum(b, o, len) !== 0) {
+      mib.IcmpInCsumErrors++;
+      mib.IcmpInErrors++;
+      return;
+    }
+    const type = b[o];
+    this.msg.in[type]++;
+    switch (type) {
+      case ICMP_ECHO_REQUEST:
+        mib.IcmpInEchos++;
+        this.echoRequest(pkt, src, dst, iface);
+        break;
+      case ICMP_ECHO_REPLY: {
+        mib.IcmpInEchoReps++;
+        const ident = (b[o + 4] << 8) | b[o + 5];
+        const l = this.echoListeners.get(ident);
+        if (l !== undefined)
+          l({
+            src,
+            dst,
+            ident,
+            seq: (b[o + 6] << 8) | b[o + 7],
+            ttl: b[pkt.l3 + 8],
+            data: b.slice(o + 8, pkt.end),
+            icmpLen: len,
+          });
+        break;
+      }
+      case ICMP_DEST_UNREACH:
+        mib.IcmpInDestUnreachs++;
+        this.errorInput(pkt, src);
+        break;
+      case ICMP_TIME_EXCEEDED:
+        mib.IcmpInTimeExcds++;
+        this.errorInput(pkt, src);
+        break;
+      case ICMP_PARAM_PROBLEM:
+        mib.IcmpInParmProbs++;
+        this.errorInput(pkt, src);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** RFC 792: the reply carries the request's identifier, sequence and data. */
+  private echoRequest(req: Packet, src: number, dst: number, iface: Interface): void {
+    if (this.echoIgnoreAll) return;
+    const local = this.ip.isLocal(dst);
+    if (!local && this.echoIgnoreBroadcasts) return;
+    const len = req.end - req.start;
+    const reply = Packet.alloc(len);
+    const rb = reply.buf;
+    const ro = reply.start;
+    rb.set(req.buf.subarray(req.start, req.end), ro);
+    rb[ro] = ICMP_ECHO_REPLY;
+    // RFC 1624: only the type byte changed (8 -> 0), so patch the checksum.
+    const c = updateChecksum16((rb[ro + 2] << 8) | rb[ro + 3], ICMP_ECHO_REQUEST << 8, ICMP_ECHO_REPLY << 8);
+    rb[ro + 2] = c >> 8;
+    rb[ro + 3] = c & 0xff;
+    // RFC 1122 §3.2.2.6: a reply to a broadcast comes from one of our own addresses.
+    const from = local ? dst : iface.sourceFor(src);
+    // RFC 1122 §3.2.2.6: the TOS of the request is returned unchanged.
+    const tos = req.l3 >= 0 ? req.buf[req.l3 + 1] : 0;
+    if (this.ip.output(reply, src, IPPROTO_ICMP, { src: from, tos }) === null) this.countOut(ICMP_ECHO_REPLY);
+    else this.mib.IcmpOutErrors++;
+  }
+
+  /** Sends an echo request with `data` as the payload. */
+  sendEcho(
+    dst: number,
+    ident: number,
+    seq: number,
+    data: Uint8Array,
+    opts: { ttl?: number; dontFrag?: boolean; src?: number } = {},
+  ): string | null {
+    const pkt = Packet.alloc(8 + data.length);
+    const b = pkt.buf;
+    const o = pkt.start;
+    b[o] = ICMP_ECHO_REQUEST;
+    b[o + 1] = 0;
+    b[o + 2] = 0;
+    b[o + 3] = 0;
+    b[o + 4] = ident >> 8;
+    b[o + 5] = ident & 0xff;
+    b[o + 6] = (seq >> 8) & 0xff;
+    b[o + 7] = seq & 0xff;
+    b.set(data, o + 8);
+    const c = checksum(b, o, 8 + data.length);
+    b[o + 2] = c >> 8;
+    b[o + 3] = c & 0xff;
+    const err = this.ip.output(pkt, dst, IPPROTO_ICMP, opts);
+    if (err === null) this.countOut(ICMP_ECHO_REQUEST);
+    else this.mib.IcmpOutErrors++;
+    return err;
+  }
+
+  private countOut(type: number): void {
+    this.mib.IcmpOutMsgs++;
+    this.msg.out[type]++;
+    if (type === ICMP_ECHO_REPLY) this.mib.IcmpOutEchoReps++;
+    else if (type === ICMP_ECHO_REQUEST) this.mib.IcmpOutEchos++;
+  }
+
+  /** Hands an arriving error to whoever sent the datagram it quotes. */
+  private errorInput(pkt: Packet, reporter: number): void {
+    const b = pkt.buf;
+    const o = pkt.start;
+    const len = pkt.end - o;
+    // RFC 1122 §3.2.2: the quote is the IP header plus at least 8 bytes.
+    if (len < 8 + 20 + 8 || b[o + 8] >> 4 !== 4) {
+      this.mib.IcmpInErrors++;
+      return;
+    }
+    const qo = o + 8;
+    const qhl = (b[qo] & 0x0f) * 4;
+    if (qhl < 20 || len < 8 + qhl + 8) {
+      this.mib.IcmpInErrors++;
+      return;
+    }
+    const info: IcmpErrorInfo = {
+      type: b[o],
+      code: b[o + 1],
+      reporter,
+      origSrc: readU32(b, qo + 12),
+      origDst: readU32(b, qo + 16),
+      origProto: b[qo + 9],
+      origPayload: b.slice(qo + qhl, pkt.end),
+      mtu: b[o] === ICMP_DEST_UNREACH && b[o + 1] === 4 ? (b[o + 6] << 8) | b[o + 7] : 0,
+    };
+    for (const l of this.errorListeners) l(info);
+  }
+}

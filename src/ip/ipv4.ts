@@ -1,0 +1,241 @@
+import { Packet } from '../packet/packet.js';
+import type { Interface } from '../link/interface.js';
+import type { Mib } from '../mib.js';
+import type { Time } from '../time/timers.js';
+import { Hooks, VERDICT_ACCEPT } from './hooks.js';
+import { RouteTable, type Route } from './route.js';
+import { Ipv4View, IPPROTO_ICMP } from '../wire/ipv4.js';
+import { checksum } from '../wire/checksum.js';
+
+/**
+ * A transport protocol's receive function. `pkt.start` is at the transport
+ * header and `pkt.l3` at the IP header (for ICMP errors that quote it).
+ */
+export type ProtoHandler = (pkt: Packet, src: number, dst: number, iface: Interface) => void;
+
+/** Called when a datagram arrives for a protocol nobody handles. */
+export type UnknownProtoHandler = (pkt: Packet, iface: Interface) => void;
+
+export interface OutputOptions {
+  /** Source address; 0 or absent picks the route's or the interface's. */
+  src?: number;
+  ttl?: number;
+  tos?: number;
+  dontFrag?: boolean;
+  /** A route already looked up by the caller. */
+  route?: Route;
+}
+
+/** Why output failed, as the errno a socket would see. */
+export type OutputError = 'ENETUNREACH' | 'EMSGSIZE' | 'EPERM' | 'EADDRNOTAVAIL';
+
+export const DEFAULT_TTL = 64;
+
+export class Ipv4 {
+  readonly routes = new RouteTable();
+  readonly hooks = new Hooks();
+  /** Our unicast addresses and the interface each is on. */
+  readonly local = new Map<number, Interface>();
+  private readonly handlers: (ProtoHandler | undefined)[] = new Array(256);
+  unknownProto: UnknownProtoHandler | null = null;
+  /** net.ipv4.ip_default_ttl */
+  defaultTtl = DEFAULT_TTL;
+  private ident = 0;
+  private readonly view = new Ipv4View(new Uint8Array(0), 0, 0);
+
+  constructor(
+    private readonly mib: Mib,
+    private readonly time: Time,
+    random: () => number,
+  ) {
+    // RFC 6864 §4.1: IDs only need to be unique per flow; start anywhere.
+    this.ident = Math.floor(random() * 0x10000);
+  }
+
+  register(proto: number, handler: ProtoHandler): void {
+    this.handlers[proto] = handler;
+  }
+
+  isLocal(ip: number): boolean {
+    return this.local.has(ip);
+  }
+
+  // ---- receive: RFC 1122 §3.2.1, in the order Linux's ip_rcv checks ----
+
+  input(pkt: Packet, iface: Interface): void {
+    const mib = this.mib;
+    mib.IpInReceives++;
+    const v = this.view;
+    v.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
+    const err = v.check();
+    if (err !== null) {
+      // A total length beyond the frame is "truncated"; every other bad header is a header error.
+      if (err === 'total-length' && v.totalLength >= v.headerLen) mib.IpExtInTruncatedPkts++;
+      else mib.IpInHdrErrors++;
+      return;
+    }
+    if (!v.verifyChecksum()) {
+      mib.IpExtInCsumErrors++;
+      mib.IpInHdrErrors++;
+      return;
+    }
+    const total = v.totalLength;
+    pkt.trim(total); // drop Ethernet padding
+    mib.IpExtInOctets += total;
+    const dst = v.dst;
+    const src = v.src;
+    // RFC 1122 §3.2.1.3: a source that is broadcast or multicast is a martian.
+    if (src === 0xffffffff || src >>> 28 === 0xe) {
+      mib.IpInAddrErrors++;
+      return;
+    }
+    const hooks = this.hooks;
+    if (!hooks.prerouting.empty && hooks.prerouting.run(pkt, iface, null) !== VERDICT_ACCEPT) return;
+    let forUs = this.local.has(dst);
+    if (!forUs) {
+      if (pkt.linkBroadcast || iface.linkType === 'ip') {
+        if (iface.isBroadcast(dst)) {
+          forUs = true;
+          mib.IpExtInBcastPkts++;
+        } else if (dst === 0xe0000001) {
+          // 224.0.0.1, all-hosts: every host is a member (RFC 1112 §4).
+          forUs = true;
+          mib.IpExtInMcastPkts++;
+        }
+      }
+    }
+    if (!forUs) {
+      // Not ours and we don't forward: Linux counts these as address errors.
+      mib.IpInAddrErrors++;
+      return;
+    }
+    this.localDeliver(pkt, iface, v.headerLen, v.protocol, src, dst, v.moreFrags || v.fragOffset !== 0);
+  }
+
+  private localDeliver(
+    pkt: Packet,
+    iface: Interface,
+    hlen: number,
+    proto: number,
+    src: number,
+    dst: number,
+    fragment: boolean,
+  ): void {
+    const mib = this.mib;
+    if (fragment) {
+      // Reassembly is not implemented on this path yet: count the fragment as a failure.
+      mib.IpReasmReqds++;
+      mib.IpReasmFails++;
+      return;
+    }
+    if (!this.hooks.input.empty && this.hooks.input.run(pkt, iface, null) !== VERDICT_ACCEPT) return;
+    pkt.l3 = pkt.start;
+    const h = this.handlers[proto];
+    if (h === undefined) {
+      mib.IpInUnknownProtos++;
+      if (this.unknownProto !== null) this.unknownProto(pkt, iface);
+      return;
+    }
+    mib.IpInDelivers++;
+    pkt.pull(hlen);
+    pkt.l4 = pkt.start;
+    h(pkt, src, dst, iface);
+  }
+
+  // ---- send ----
+
+  /** Finds the route for `dst`, or null (counted as OutNoRoutes). */
+  route(dst: number): Route | null {
+    const r = this.routes.lookup(dst);
+    if (r === null) this.mib.IpOutNoRoutes++;
+    return r;
+  }
+
+  /**
+   * Sends `pkt` (data = the transport header and payload) to `dst` with protocol
+   * `proto`. Returns null on success or the errno a socket would report.
+   */
+  output(pkt: Packet, dst: number, proto: number, opts: OutputOptions = {}): OutputError | null {
+    const mib = this.mib;
+    mib.IpOutRequests++;
+    const local = this.local.get(dst);
+    const route = opts.route ?? (local === undefined ? this.routes.lookup(dst) : null);
+    const dev = local ?? route?.dev;
+    if (dev === undefined) {
+      mib.IpOutNoRoutes++;
+      return 'ENETUNREACH';
+    }
+    const src = opts.src || route?.src || (local !== undefined ? dst : dev.sourceFor(dst));
+    const len = pkt.length + 20;
+    if (len > 0xffff) {
+      mib.IpOutDiscards++;
+      return 'EMSGSIZE';
+    }
+    const o = pkt.push(20);
+    const b = pkt.buf;
+    const ident = this.ident;
+    this.ident = (ident + 1) & 0xffff;
+    b[o] = 0x45;
+    b[o + 1] = opts.tos ?? 0;
+    b[o + 2] = len >> 8;
+    b[o + 3] = len & 0xff;
+    b[o + 4] = ident >> 8;
+    b[o + 5] = ident & 0xff;
+    b[o + 6] = opts.dontFrag ? 0x40 : 0;
+    b[o + 7] = 0;
+    b[o + 8] = opts.ttl ?? this.defaultTtl;
+    b[o + 9] = proto;
+    b[o + 10] = 0;
+    b[o + 11] = 0;
+    writeU32(b, o + 12, src);
+    writeU32(b, o + 16, dst);
+    const c = checksum(b, o, 20);
+    b[o + 10] = c >> 8;
+    b[o + 11] = c & 0xff;
+    pkt.l3 = o;
+    if (!this.hooks.output.empty && this.hooks.output.run(pkt, null, dev) !== VERDICT_ACCEPT) {
+      mib.IpOutDiscards++;
+      return 'EPERM';
+    }
+    if (local !== undefined) {
+      this.loopback(pkt, local);
+      return null;
+    }
+    return this.finishOutput(pkt, route!, dst);
+  }
+
+  private finishOutput(pkt: Packet, route: Route, dst: number): OutputError | null {
+    const dev = route.dev;
+    if (!this.hooks.postrouting.empty && this.hooks.postrouting.run(pkt, null, dev) !== VERDICT_ACCEPT) {
+      this.mib.IpOutDiscards++;
+      return 'EPERM';
+    }
+    if (pkt.length > dev.mtu) {
+      // Fragmentation on output is not implemented on this path yet.
+      this.mib.IpFragFails++;
+      return 'EMSGSIZE';
+    }
+    this.mib.IpExtOutOctets += pkt.length;
+    dev.outputIp(pkt, route.gateway !== 0 ? route.gateway : dst);
+    return null;
+  }
+
+  /** Datagrams to our own addresses go round through input, after the current work. */
+  private loopback(pkt: Packet, iface: Interface): void {
+    const copy = pkt.clone();
+    this.time.after(0, () => this.input(copy, iface));
+  }
+}
+
+export function writeU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+
+export function readU32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+export { IPPROTO_ICMP };

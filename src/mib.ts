@@ -1,0 +1,86 @@
+/**
+ * Stack-wide protocol counters, named as Linux names them in /proc/net/snmp and
+ * /proc/net/netstat (the names `nstat` prints), so scripts written for a Linux
+ * host read ours the same way.
+ */
+export const MIB_NAMES = [
+  // IP-MIB (RFC 4293) as Linux exposes it.
+  'IpInReceives',
+  'IpInHdrErrors',
+  'IpInAddrErrors',
+  'IpForwDatagrams',
+  'IpInUnknownProtos',
+  'IpInDiscards',
+  'IpInDelivers',
+  'IpOutRequests',
+  'IpOutDiscards',
+  'IpOutNoRoutes',
+  'IpReasmTimeout',
+  'IpReasmReqds',
+  'IpReasmOKs',
+  'IpReasmFails',
+  'IpFragOKs',
+  'IpFragFails',
+  'IpFragCreates',
+  'IpExtInNoRoutes',
+  'IpExtInTruncatedPkts',
+  'IpExtInMcastPkts',
+  'IpExtOutMcastPkts',
+  'IpExtInBcastPkts',
+  'IpExtOutBcastPkts',
+  'IpExtInOctets',
+  'IpExtOutOctets',
+  'IpExtInCsumErrors',
+  'IpExtReasmOverlaps',
+  // ICMP-MIB.
+  'IcmpInMsgs',
+  'IcmpInErrors',
+  'IcmpInCsumErrors',
+  'IcmpInDestUnreachs',
+  'IcmpInTimeExcds',
+  'IcmpInParmProbs',
+  'IcmpInEchos',
+  'IcmpInEchoReps',
+  'IcmpOutMsgs',
+  'IcmpOutErrors',
+  'IcmpOutRateLimitGlobal',
+  'IcmpOutRateLimitHost',
+  'IcmpOutDestUnreachs',
+  'IcmpOutTimeExcds',
+  'IcmpOutParmProbs',
+  'IcmpOutEchos',
+  'IcmpOutEchoReps',
+  // ARP (Linux keeps these per neighbour table; nstat has no names for them).
+  'ArpInRequests',
+  'ArpInReplies',
+  'ArpOutRequests',
+  'ArpOutReplies',
+  'ArpInErrors',
+  'ArpUnresolvedDiscards',
+] as const;
+
+export type MibName = (typeof MIB_NAMES)[number];
+export type Mib = Record<MibName, number>;
+
+export function newMib(): Mib {
+  const m = {} as Mib;
+  for (const n of MIB_NAMES) m[n] = 0;
+  return m;
+}
+
+/**
+ * ICMP message counts by type (Linux's IcmpMsgInTypeN / IcmpMsgOutTypeN),
+ * kept in arrays indexed by type so the hot path doesn't build strings.
+ */
+export class IcmpMsgCounters {
+  readonly in = new Float64Array(256);
+  readonly out = new Float64Array(256);
+
+  /** Non-zero counters as nstat names them. */
+  entries(): [string, number][] {
+    const r: [string, number][] = [];
+    for (let t = 0; t < 256; t++) if (this.in[t]) r.push([`IcmpMsgInType${t}`, this.in[t]]);
+    for (let t = 0; t < 256; t++) if (this.out[t]) r.push([`IcmpMsgOutType${t}`, this.out[t]]);
+    return r;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The one packet type: bytes with headroom plus offsets, like the kernel's
+ * sk_buff (head, data, tail). On receive, layers `pull` their header off the
+ * front; on send, layers `push` theirs on, so payload bytes are never copied
+ * between layers.
+ *
+ *   buf: [ headroom | data ............ | tailroom ]
+ *                     ^start            ^end
+ */
+
+/** Enough for Ethernet + two VLAN tags + IPv4 with options + TCP with options. */
+export const DEFAULT_HEADROOM = 128;
+
+export class Packet {
+  buf: Uint8Array;
+  start: number;
+  end: number;
+
+  // Metadata, filled in as the packet travels.
+  /** Ingress interface index (0 for locally generated packets). */
+  ifindex = 0;
+  /** Netfilter mark. */
+  mark = 0;
+  /** Offset of the IP header in `buf`, or -1. */
+  l3 = -1;
+  /** Offset of the transport header in `buf`, or -1. */
+  l4 = -1;
+  /** Link-layer destination was broadcast or multicast. */
+  linkBroadcast = false;
+  /** Connection tracking entry, set by conntrack. */
+  ct: unknown = null;
+
+  constructor(buf: Uint8Array, start: number, end: number) {
+    this.buf = buf;
+    this.start = start;
+    this.end = end;
+  }
+
+  /** A packet with `len` data bytes (uninitialised) after `headroom` bytes. */
+  static alloc(len: number, headroom = DEFAULT_HEADROOM): Packet {
+    return new Packet(new Uint8Array(headroom + len), headroom, headroom + len);
+  }
+
+  /** Wraps received bytes without copying them. */
+  static wrap(frame: Uint8Array): Packet {
+    return new Packet(frame, 0, frame.length);
+  }
+
+  /** Copies `data` into a new packet with headroom. */
+  static copyOf(data: Uint8Array, headroom = DEFAULT_HEADROOM): Packet {
+    const p = Packet.alloc(data.length, headroom);
+    p.buf.set(data, headroom);
+    return p;
+  }
+
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  /** A view of the data bytes (no copy). */
+  data(): Uint8Array {
+    return this.buf.subarray(this.start, this.end);
+  }
+
+  /** Removes `n` bytes from the front (a header that has been consumed). */
+  pull(n: number): void {
+    if (n > this.end - this.start) throw new RangeError(`pull ${n} beyond packet of ${this.length}`);
+    this.start += n;
+  }
+
+  /** Makes room for an `n`-byte header in front; returns its offset in `buf`. */
+  push(n: number): number {
+    if (n > this.start) this.grow(n - this.start + DEFAULT_HEADROOM);
+    this.start -= n;
+    return this.start;
+  }
+
+  /** Cuts the data to `len` bytes (drops link padding after the IP datagram). */
+  trim(len: number): void {
+    if (len < this.end - this.start) this.end = this.start + len;
+  }
+
+  /** A deep copy with fresh headroom, for packets that outlive their receive buffer. */
+  clone(headroom = DEFAULT_HEADROOM): Packet {
+    const p = Packet.copyOf(this.data(), headroom);
+    p.ifindex = this.ifindex;
+    p.mark = this.mark;
+    p.linkBroadcast = this.linkBroadcast;
+    if (this.l3 >= 0) p.l3 = this.l3 - this.start + headroom;
+    if (this.l4 >= 0) p.l4 = this.l4 - this.start + headroom;
+    return p;
+  }
+
+  private grow(extra: number): void {
+    const nb = new Uint8Array(this.buf.length + extra);
+    nb.set(this.buf.subarray(this.start, this.end), this.start + extra);
+    this.buf = nb;
+    this.start += extra;
+    this.end += extra;
+    if (this.l3 >= 0) this.l3 += extra;
+    if (this.l4 >= 0) this.l4 += extra;
+  }
+}

@@ -1,0 +1,239 @@
+import type { Device } from './link/device.js';
+import { Interface, type InterfaceHost, type InterfaceOptions } from './link/interface.js';
+import { Packet } from './packet/packet.js';
+import { Time, RealTime } from './time/timers.js';
+import { IcmpMsgCounters, newMib, type Mib } from './mib.js';
+import { Ipv4 } from './ip/ipv4.js';
+import { Icmp } from './ip/icmp.js';
+import { RouteError, type Route } from './ip/route.js';
+import { Random, randomSeed } from './random.js';
+import { silentLogger, type Logger } from './log.js';
+import { prefixMask, formatIp4 } from './wire/addr.js';
+
+export interface StackOptions {
+  /** Defaults to real time; tests pass a VirtualTime. */
+  time?: Time;
+  /** Seed for every random choice the stack makes (deterministic tests). */
+  seed?: number;
+  log?: Logger;
+}
+
+export class StackError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One host: a clock, interfaces, routes, protocols and their counters. */
+export class Stack implements InterfaceHost {
+  readonly time: Time;
+  readonly mib: Mib = newMib();
+  readonly icmpMsg = new IcmpMsgCounters();
+  readonly ip: Ipv4;
+  readonly icmp: Icmp;
+  readonly log: Logger;
+  private readonly rng: Random;
+  private readonly ifaces: Interface[] = [];
+  private nextIndex = 1;
+  /** Interfaces with frames queued during the current receive batch. */
+  private readonly pendingTx: Interface[] = [];
+  private batchDepth = 0;
+  capture: ((iface: Interface, frame: Uint8Array) => void) | null = null;
+
+  constructor(opts: StackOptions = {}) {
+    this.time = opts.time ?? new RealTime();
+    this.rng = new Random(opts.seed ?? randomSeed());
+    this.log = opts.log ?? silentLogger;
+    this.ip = new Ipv4(this.mib, this.time, () => this.random());
+    this.icmp = new Icmp(this.ip, this.mib, this.icmpMsg);
+  }
+
+  random(): number {
+    return this.rng.next();
+  }
+
+  // ---- InterfaceHost ----
+
+  ipInput(pkt: Packet, iface: Interface): void {
+    this.ip.input(pkt, iface);
+  }
+
+  private lastInternalLog = -Infinity;
+
+  internalError(iface: Interface, err: unknown): void {
+    // At most one report a second: a frame that trips a bug may come in floods.
+    const now = this.time.now();
+    if (now - this.lastInternalLog < 1000) return;
+    this.lastInternalLog = now;
+    this.log.error({ dev: iface.name, err: (err as Error).stack ?? String(err) }, 'frame dropped after internal error');
+  }
+
+  batchBegin(): void {
+    this.batchDepth++;
+  }
+
+  batchEnd(): void {
+    if (this.batchDepth > 0) this.batchDepth--;
+    if (this.batchDepth === 0) this.flushPending();
+  }
+
+  /** During a receive batch, sends wait for its end; otherwise they go now. */
+  txPending(iface: Interface): void {
+    if (this.batchDepth > 0) this.pendingTx.push(iface);
+    else this.flushOne(iface);
+  }
+
+  private flushPending(): void {
+    const p = this.pendingTx;
+    for (let i = 0; i < p.length; i++) this.flushOne(p[i]);
+    p.length = 0;
+  }
+
+  private flushOne(iface: Interface): void {
+    try {
+      iface.flush();
+    } catch (e) {
+      // A device error (e.g. the kernel side was deleted) must not stop the stack.
+      iface.stats.txErrors++;
+      this.log.warn({ dev: iface.name, err: (e as Error).message }, 'device write failed');
+    }
+  }
+
+  // ---- interfaces ----
+
+  interfaces(): readonly Interface[] {
+    return this.ifaces;
+  }
+
+  iface(name: string): Interface | undefined {
+    return this.ifaces.find((i) => i.name === name);
+  }
+
+  /** Looks an interface up by name, failing like iproute2 does. */
+  requireIface(name: string): Interface {
+    const i = this.iface(name);
+    if (!i) throw new StackError(`Cannot find device "${name}"`, 'ENODEV');
+    return i;
+  }
+
+  addInterface(name: string, device: Device, opts: InterfaceOptions = {}): Interface {
+    if (this.iface(name)) throw new StackError(`RTNETLINK answers: File exists (device "${name}")`, 'EEXIST');
+    if (opts.mtu !== undefined && (opts.mtu < 68 || opts.mtu > device.maxFrameSize - (device.linkType === 'ether' ? 14 : 0)))
+      throw new StackError(`mtu ${opts.mtu} is out of range for ${name} (68..${device.maxFrameSize - (device.linkType === 'ether' ? 14 : 0)})`, 'EINVAL');
+    const iface = new Interface(this.nextIndex++, name, device, this, opts);
+    this.ifaces.push(iface);
+    iface.start();
+    return iface;
+  }
+
+  removeInterface(name: string): void {
+    const iface = this.requireIface(name);
+    for (const a of [...iface.addrs]) this.delAddress(iface, a.addr, a.prefixLen);
+    this.ip.routes.flushDev(iface);
+    this.ifaces.splice(this.ifaces.indexOf(iface), 1);
+    iface.close();
+  }
+
+  setUp(iface: Interface, up: boolean): void {
+    if (iface.up === up) return;
+    iface.up = up;
+    this.ip.routes.changed();
+    if (up) for (const a of iface.addrs) iface.announce(a.addr);
+    else iface.neigh?.flushAll();
+  }
+
+  setMtu(iface: Interface, mtu: number): void {
+    const max = iface.device.maxFrameSize - (iface.linkType === 'ether' ? 14 : 0);
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > max)
+      throw new StackError(`mtu ${mtu} is out of range for ${iface.name} (68..${max})`, 'EINVAL');
+    iface.mtu = mtu;
+  }
+
+  // ---- addresses ----
+
+  /** `ip addr add A/LEN dev D`: also adds the connected route, as Linux does. */
+  addAddress(iface: Interface, addr: number, prefixLen: number): void {
+    if (iface.addrs.some((a) => a.addr === addr)) throw new StackError('RTNETLINK answers: File exists', 'EEXIST');
+    if (addr === 0 || addr >>> 28 >= 0xe) throw new StackError(`${formatIp4(addr)} is not a unicast address`, 'EINVAL');
+    const mask = prefixMask(prefixLen);
+    const broadcast = prefixLen >= 31 ? 0 : ((addr & mask) | ~mask) >>> 0;
+    iface.addrs.push({ addr, prefixLen, broadcast });
+    this.ip.local.set(addr, iface);
+    if (prefixLen < 32) {
+      const net = (addr & mask) >>> 0;
+      const exists = this.ip.routes.list().some((r) => r.dst === net && r.prefixLen === prefixLen && r.dev === iface);
+      if (!exists)
+        this.ip.routes.add({
+          dst: net,
+          prefixLen,
+          gateway: 0,
+          dev: iface,
+          src: addr,
+          proto: 'kernel',
+          scope: 'link',
+          metric: 0,
+        });
+    }
+    iface.announce(addr);
+  }
+
+  delAddress(iface: Interface, addr: number, prefixLen?: number): void {
+    const i = iface.addrs.findIndex((a) => a.addr === addr && (prefixLen === undefined || a.prefixLen === prefixLen));
+    if (i < 0) throw new StackError('RTNETLINK answers: Cannot assign requested address', 'EADDRNOTAVAIL');
+    const [a] = iface.addrs.splice(i, 1);
+    this.ip.local.delete(addr);
+    const mask = prefixMask(a.prefixLen);
+    const net = (a.addr & mask) >>> 0;
+    // The connected route goes with its address; routes using it as source too.
+    this.ip.routes.removeWhere(
+      (r) => (r.proto === 'kernel' && r.dev === iface && r.dst === net && r.prefixLen === a.prefixLen) || r.src === addr,
+    );
+  }
+
+  // ---- routes ----
+
+  /**
+   * `ip route add`: the device can be left out when the gateway is on a
+   * connected subnet. Fails like Linux when the gateway isn't reachable.
+   */
+  addRoute(spec: { dst: number; prefixLen: number; gateway?: number; dev?: Interface; src?: number; metric?: number; replace?: boolean }): Route {
+    const gateway = spec.gateway ?? 0;
+    let dev = spec.dev;
+    if (gateway !== 0) {
+      const via = this.ip.routes.list().find(
+        (r) => r.gateway === 0 && (dev === undefined || r.dev === dev) && ((gateway & prefixMask(r.prefixLen)) >>> 0) === r.dst,
+      );
+      if (!via) throw new RouteError('Error: Nexthop has invalid gateway.', 'ENETUNREACH');
+      dev = dev ?? via.dev;
+    }
+    if (dev === undefined) throw new RouteError('Error: either "dev" or "via" is required.', 'EINVAL');
+    const route: Route = {
+      dst: spec.dst,
+      prefixLen: spec.prefixLen,
+      gateway,
+      dev,
+      src: spec.src ?? 0,
+      proto: 'boot',
+      scope: gateway === 0 ? 'link' : 'global',
+      metric: spec.metric ?? 0,
+    };
+    if (spec.replace) this.ip.routes.replace(route);
+    else this.ip.routes.add(route);
+    return route;
+  }
+
+  close(): void {
+    for (const i of [...this.ifaces]) {
+      try {
+        i.close();
+      } catch (e) {
+        this.log.warn({ dev: i.name, err: (e as Error).message }, 'closing device failed');
+      }
+    }
+    this.ifaces.length = 0;
+    if (this.time instanceof RealTime) this.time.stop();
+  }
+}
