@@ -1,0 +1,190 @@
+/**
+ * ARP for IPv4 over Ethernet (RFC 826). Other hardware/protocol pairs are
+ * reported as 'unsupported'.
+ */
+import { copyBytes } from './bytes.js';
+import { WireError } from './error.js';
+
+export const ARP_REQUEST = 1;
+export const ARP_REPLY = 2;
+/** RFC 826 with hlen 6 and plen 4: 8 fixed bytes + 2 * (6 + 4). */
+export const ARP_LEN = 28;
+/** IANA ARP hardware type for Ethernet. */
+export const ARP_HTYPE_ETHERNET = 1;
+const PTYPE_IPV4 = 0x0800;
+
+export interface ArpRepr {
+  op: number;
+  senderMac: Uint8Array;
+  senderIp: number;
+  targetMac: Uint8Array;
+  targetIp: number;
+}
+
+export class ArpView {
+  constructor(
+    public buf: Uint8Array,
+    public off: number,
+    public len: number,
+  ) {}
+
+  reset(buf: Uint8Array, off: number, len: number): this {
+    this.buf = buf;
+    this.off = off;
+    this.len = len;
+    return this;
+  }
+
+  /**
+   * 'truncated' if the fixed part or the addresses don't fit; 'unsupported' unless
+   * Ethernet/IPv4 with 6- and 4-byte addresses (the only lengths the accessors know).
+   */
+  check(): string | null {
+    if (this.len < 8) return 'truncated';
+    if (this.htype !== ARP_HTYPE_ETHERNET || this.ptype !== PTYPE_IPV4 || this.hlen !== 6 || this.plen !== 4) {
+      return 'unsupported';
+    }
+    if (this.len < ARP_LEN) return 'truncated';
+    return null;
+  }
+
+  get htype(): number {
+    return (this.buf[this.off] << 8) | this.buf[this.off + 1];
+  }
+
+  set htype(v: number) {
+    this.buf[this.off] = v >>> 8;
+    this.buf[this.off + 1] = v & 0xff;
+  }
+
+  get ptype(): number {
+    return (this.buf[this.off + 2] << 8) | this.buf[this.off + 3];
+  }
+
+  set ptype(v: number) {
+    this.buf[this.off + 2] = v >>> 8;
+    this.buf[this.off + 3] = v & 0xff;
+  }
+
+  get hlen(): number {
+    return this.buf[this.off + 4];
+  }
+
+  set hlen(v: number) {
+    this.buf[this.off + 4] = v;
+  }
+
+  get plen(): number {
+    return this.buf[this.off + 5];
+  }
+
+  set plen(v: number) {
+    this.buf[this.off + 5] = v;
+  }
+
+  get op(): number {
+    return (this.buf[this.off + 6] << 8) | this.buf[this.off + 7];
+  }
+
+  set op(v: number) {
+    this.buf[this.off + 6] = v >>> 8;
+    this.buf[this.off + 7] = v & 0xff;
+  }
+
+  /** Sender hardware address: a copy, or written into `out` at `outOff`. */
+  senderMac(out?: Uint8Array, outOff = 0): Uint8Array {
+    return this.macAt(8, out, outOff);
+  }
+
+  setSenderMac(mac: Uint8Array, macOff = 0): void {
+    this.setMacAt(8, mac, macOff);
+  }
+
+  /** Absolute offset of the sender MAC, for macEquals without a copy. */
+  get senderMacOff(): number {
+    return this.off + 8;
+  }
+
+  get senderIp(): number {
+    return this.u32At(14);
+  }
+
+  set senderIp(v: number) {
+    this.setU32At(14, v);
+  }
+
+  targetMac(out?: Uint8Array, outOff = 0): Uint8Array {
+    return this.macAt(18, out, outOff);
+  }
+
+  setTargetMac(mac: Uint8Array, macOff = 0): void {
+    this.setMacAt(18, mac, macOff);
+  }
+
+  get targetMacOff(): number {
+    return this.off + 18;
+  }
+
+  get targetIp(): number {
+    return this.u32At(24);
+  }
+
+  set targetIp(v: number) {
+    this.setU32At(24, v);
+  }
+
+  private macAt(rel: number, out: Uint8Array | undefined, outOff: number): Uint8Array {
+    const p = this.off + rel;
+    if (out === undefined) return copyBytes(this.buf, p, p + 6);
+    for (let i = 0; i < 6; i++) out[outOff + i] = this.buf[p + i];
+    return out;
+  }
+
+  private setMacAt(rel: number, mac: Uint8Array, macOff: number): void {
+    const p = this.off + rel;
+    for (let i = 0; i < 6; i++) this.buf[p + i] = mac[macOff + i];
+  }
+
+  private u32At(rel: number): number {
+    const b = this.buf;
+    const p = this.off + rel;
+    return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+  }
+
+  private setU32At(rel: number, v: number): void {
+    const b = this.buf;
+    const p = this.off + rel;
+    b[p] = v >>> 24;
+    b[p + 1] = (v >>> 16) & 0xff;
+    b[p + 2] = (v >>> 8) & 0xff;
+    b[p + 3] = v & 0xff;
+  }
+}
+
+export function parseArp(v: ArpView | Uint8Array): ArpRepr {
+  const view = v instanceof ArpView ? v : new ArpView(v, 0, v.length);
+  const err = view.check();
+  if (err !== null) throw new WireError('arp', err);
+  return {
+    op: view.op,
+    senderMac: view.senderMac(),
+    senderIp: view.senderIp,
+    targetMac: view.targetMac(),
+    targetIp: view.targetIp,
+  };
+}
+
+/** Writes an Ethernet/IPv4 ARP packet at `off`; returns ARP_LEN. */
+export function emitArp(repr: ArpRepr, buf: Uint8Array, off: number): number {
+  const v = new ArpView(buf, off, ARP_LEN);
+  v.htype = ARP_HTYPE_ETHERNET;
+  v.ptype = PTYPE_IPV4;
+  v.hlen = 6;
+  v.plen = 4;
+  v.op = repr.op;
+  v.setSenderMac(repr.senderMac);
+  v.senderIp = repr.senderIp;
+  v.setTargetMac(repr.targetMac);
+  v.targetIp = repr.targetIp;
+  return ARP_LEN;
+}
