@@ -1,0 +1,224 @@
+/**
+ * TAP (Ethernet) and TUN (raw IP) devices from the native addon.
+ *
+ * Receiving: the addon keeps every started device of this JS environment in
+ * one epoll set. A wakeup reads up to `batch` frames per ready device
+ * straight into that device's receive buffer (an ArrayBuffer allocated here,
+ * `batch` slots of `maxFrame` bytes) and calls `TapDevice.onRx` once; it
+ * hands each device's frames to its receiver as views of those slots. Nothing
+ * is copied and the buffers are reused, which is why a receiver must copy a
+ * frame it keeps past `batchEnd()` (see device.ts).
+ */
+import type { Device, DeviceReceiver, LinkType } from './device.js';
+import { loadNative, type NativeDeviceHandle, type NativeError } from './native.js';
+
+export interface TapOptions {
+  /**
+   * IFF_VNET_HDR: the kernel puts a virtio_net_hdr before each frame. The
+   * addon strips it on receive and writes a zeroed one on send, so frames
+   * seen here are the same with or without it.
+   */
+  vnetHdr?: boolean;
+  /** Frames read per device per wakeup, at most (default 64). */
+  batch?: number;
+  /** Receive slot size = largest frame delivered (default 65535 + 14 for TAP, 65535 for TUN). */
+  maxFrame?: number;
+}
+
+const ETH_HLEN = 14;
+const IP_MAXPACKET = 65535;
+const DEFAULT_BATCH = 64;
+const MAX_BATCH = 1024;
+/** Smallest slot that holds a minimum-MTU IPv4 packet (RFC 791: 68) plus an Ethernet header. */
+const MIN_FRAME = 68 + ETH_HLEN;
+/** Devices the addon can report per wakeup (it caps at 64 too); more wait for the next one. */
+const READY_DEVICES = 64;
+
+let ready: Uint32Array | null = null;
+/** Started devices by native id: the one place a wakeup looks them up. */
+const started: (TapDevice | undefined)[] = [];
+
+function positiveInt(value: number | undefined, fallback: number, min: number, max: number, what: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${what} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+export class TapDevice implements Device {
+  /** The name the kernel gave the device when it was opened. */
+  readonly name: string;
+  readonly linkType: LinkType;
+  readonly maxFrameSize: number;
+  /** Frames read per device per wakeup, at most. */
+  readonly batch: number;
+  readonly vnetHdr: boolean;
+  /**
+   * Called when the device fails on receive (e.g. EBADFD after its netdev
+   * was deleted); the device has then left the receive set. Without a
+   * handler the error is emitted as a process warning.
+   */
+  onError: ((err: NativeError) => void) | null = null;
+  rxFrames = 0;
+  txFrames = 0;
+
+  private readonly handle: NativeDeviceHandle;
+  private readonly rxBuffer: ArrayBuffer;
+  private readonly rxLengths: Uint32Array;
+  private rx: DeviceReceiver | null = null;
+  private isClosed = false;
+
+  /** Use openTap() / openTun(). */
+  constructor(linkType: LinkType, name: string, opts: TapOptions = {}) {
+    const tap = linkType === 'ether';
+    this.linkType = linkType;
+    this.vnetHdr = opts.vnetHdr ?? false;
+    this.batch = positiveInt(opts.batch, DEFAULT_BATCH, 1, MAX_BATCH, 'batch');
+    this.maxFrameSize = positiveInt(
+      opts.maxFrame,
+      tap ? IP_MAXPACKET + ETH_HLEN : IP_MAXPACKET,
+      MIN_FRAME,
+      1 << 20,
+      'maxFrame',
+    );
+    this.rxBuffer = new ArrayBuffer(this.batch * this.maxFrameSize);
+    this.rxLengths = new Uint32Array(this.batch);
+    this.handle = loadNative().open(name, tap, this.vnetHdr, this.rxBuffer, this.batch, this.maxFrameSize, this.rxLengths);
+    this.name = this.handle.name;
+  }
+
+  /** The device's file descriptor (-1 once closed). */
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Interface index of the kernel side, looked up in the current namespace. */
+  get ifindex(): number {
+    return loadNative().getIfindex(this.name);
+  }
+
+  /** Frames the kernel had that did not fit `maxFrame`, dropped. */
+  get rxOversize(): number {
+    return this.handle.rxOversize;
+  }
+
+  /** Bring the kernel side up (or down), like `ip link set NAME up`. */
+  setUp(up = true): void {
+    loadNative().setLinkUp(this.name, up);
+  }
+
+  /** Set the kernel side's MTU, like `ip link set NAME mtu N`. */
+  setMtu(mtu: number): void {
+    loadNative().setMtu(this.name, mtu);
+  }
+
+  /** The kernel side's MTU. */
+  getMtu(): number {
+    return loadNative().getMtu(this.name);
+  }
+
+  /** Starts (or re-targets) delivery of received frames to `rx`. */
+  start(rx: DeviceReceiver): void {
+    if (this.isClosed) throw new Error(`device ${this.name} is closed`);
+    this.rx = rx;
+    if (started[this.handle.id] === this) return;
+    if (ready === null) {
+      const list = new Uint32Array(3 * READY_DEVICES);
+      loadNative().init(TapDevice.onRx, list);
+      ready = list;
+    }
+    this.handle.start();
+    started[this.handle.id] = this;
+  }
+
+  /** Stops receiving; frames queue in the kernel (and are dropped there when it is full). */
+  stop(): void {
+    if (started[this.handle.id] === this) started[this.handle.id] = undefined;
+    this.handle.stop();
+    this.rx = null;
+  }
+
+  sendBatch(frames: readonly Uint8Array[], count: number): number {
+    // A send racing with close (a timer firing late) drops rather than throws.
+    if (this.isClosed) return 0;
+    const n = this.handle.writeBatch(frames, count);
+    this.txFrames += n;
+    return n;
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (started[this.handle.id] === this) started[this.handle.id] = undefined;
+    this.handle.close();
+    this.rx = null;
+  }
+
+  /**
+   * The addon's one callback per wakeup. Every device gets its frames even
+   * if an earlier receiver threw; the first error is rethrown afterwards so
+   * it still reaches uncaughtException.
+   */
+  private static onRx(this: void, nready: number): void {
+    const list = ready;
+    if (list === null) return;
+    let failed = false;
+    let firstError: unknown;
+    for (let i = 0; i < nready; i++) {
+      const dev = started[list[3 * i]];
+      if (dev === undefined) continue;
+      try {
+        dev.deliver(list[3 * i + 1], list[3 * i + 2]);
+      } catch (err) {
+        if (!failed) {
+          failed = true;
+          firstError = err;
+        }
+      }
+    }
+    if (failed) throw firstError;
+  }
+
+  private deliver(count: number, errno: number): void {
+    const rx = this.rx;
+    if (count > 0 && rx !== null) {
+      const lengths = this.rxLengths;
+      const slot = this.maxFrameSize;
+      try {
+        for (let i = 0; i < count && !this.isClosed; i++) {
+          rx.frame(new Uint8Array(this.rxBuffer, i * slot, lengths[i]));
+        }
+        this.rxFrames += count;
+      } finally {
+        rx.batchEnd();
+      }
+    }
+    if (errno !== 0) this.failed(errno);
+  }
+
+  private failed(errno: number): void {
+    // The addon has already taken the device out of the epoll set.
+    if (started[this.handle.id] === this) started[this.handle.id] = undefined;
+    const err = loadNative().errnoError(errno, 'read', this.name);
+    if (this.onError !== null) this.onError(err);
+    else process.emitWarning(err);
+  }
+}
+
+/** TUN devices are the same class with linkType 'ip'. */
+export type TunDevice = TapDevice;
+
+/** Opens (creating, or attaching to a persistent) TAP device: Ethernet frames. */
+export function openTap(name: string, opts?: TapOptions): TapDevice {
+  return new TapDevice('ether', name, opts);
+}
+
+/** Opens (creating, or attaching to a persistent) TUN device: bare IP packets. */
+export function openTun(name: string, opts?: TapOptions): TunDevice {
+  return new TapDevice('ip', name, opts);
+}
