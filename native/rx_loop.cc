@@ -54,6 +54,10 @@ uint32_t ReadBurst(napi_env env, Dev* d, int* err) {
   uint32_t* lens = static_cast<uint32_t*>(lensData);
   const size_t slotSize = d->slotSize;
   uint8_t hdr[16];
+  // One byte past the slot: a frame that reaches it did not fit. Kernels
+  // differ on what read() returns for a truncated frame (the full length or
+  // just what was copied), so the spill byte is what tells.
+  uint8_t spill;
   uint32_t count = 0;
   // Bounded by `slots` attempts so oversize frames cannot keep us here.
   for (uint32_t attempt = 0; attempt < d->slots; attempt++) {
@@ -62,18 +66,18 @@ uint32_t ReadBurst(napi_env env, Dev* d, int* err) {
     if (d->vnetLen) {
       // The header goes to scratch space, the frame to the slot: JS never
       // sees the header and nothing is moved afterwards.
-      iovec iov[2] = {{hdr, d->vnetLen}, {slot, slotSize}};
-      r = readv(d->fd, iov, 2);
+      iovec iov[3] = {{hdr, d->vnetLen}, {slot, slotSize}, {&spill, 1}};
+      r = readv(d->fd, iov, 3);
       if (r >= 0) r -= d->vnetLen;
     } else {
-      r = read(d->fd, slot, slotSize);
+      iovec iov[2] = {{slot, slotSize}, {&spill, 1}};
+      r = readv(d->fd, iov, 2);
     }
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
       break;
     }
-    // The kernel reports the full length of a frame it had to cut short.
     if (static_cast<size_t>(r) > slotSize) {
       d->rxOversize++;
       continue;

@@ -1,0 +1,244 @@
+// TAP devices against a kernel peer: the kernel side is moved into a
+// namespace of our own (the fd keeps working across the move), the kernel
+// pings an address that this test answers for in JS (ARP and ICMP echo), and
+// frames sent from JS show up in the kernel's counters. Needs root.
+import { execFileSync, spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTap, type TapDevice } from '../../src/link/tap.js';
+
+const TAG = process.pid.toString(36);
+const NS = `tsdevtap${TAG}`;
+// TEST-NET-1 (RFC 5737), only ever inside our namespace.
+const KERNEL_IP = [192, 0, 2, 1];
+const OUR_IP = [192, 0, 2, 2];
+const OUR_MAC = [0x02, 0x00, 0x5e, 0x00, 0x53, 0x02];
+
+function run(cmd: string, ...args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function inNs(...args: string[]): string {
+  return run('ip', 'netns', 'exec', NS, ...args);
+}
+
+/** Runs a command to completion without blocking the event loop (our device answers meanwhile). */
+function runAsync(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((done) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('close', (code) => done({ code, out }));
+  });
+}
+
+function sum16(b: Uint8Array, start: number, end: number): number {
+  let s = 0;
+  for (let i = start; i + 1 < end; i += 2) s += (b[i] << 8) | b[i + 1];
+  if ((end - start) & 1) s += b[end - 1] << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+
+function checksum(b: Uint8Array, start: number, end: number): number {
+  return ~sum16(b, start, end) & 0xffff;
+}
+
+function equalAt(b: Uint8Array, off: number, bytes: number[]): boolean {
+  return bytes.every((v, i) => b[off + i] === v);
+}
+
+/** Answers ARP for OUR_IP and ICMP echo requests to it; records what it saw. */
+class Responder {
+  arpRequests = 0;
+  echoRequests = 0;
+  badFrames = 0;
+  private out: Uint8Array[] = [];
+
+  constructor(private readonly dev: TapDevice) {}
+
+  frame(f: Uint8Array): void {
+    if (f.length < 14) {
+      this.badFrames++;
+      return;
+    }
+    const type = (f[12] << 8) | f[13];
+    if (type === 0x0806 && f.length >= 42 && f[21] === 1 && equalAt(f, 38, OUR_IP)) {
+      this.arpRequests++;
+      const r = new Uint8Array(42);
+      r.set(f.subarray(6, 12), 0); // to the asker
+      r.set(OUR_MAC, 6);
+      r.set([0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2], 12);
+      r.set(OUR_MAC, 22);
+      r.set(OUR_IP, 28);
+      r.set(f.subarray(22, 32), 32); // sender MAC + IP become target
+      this.out.push(r);
+    } else if (type === 0x0800 && f.length >= 34) {
+      const ihl = (f[14] & 0x0f) * 4;
+      const icmp = 14 + ihl;
+      if (f[14] >> 4 !== 4 || f[23] !== 1 || !equalAt(f, 30, OUR_IP) || f.length < icmp + 8 || f[icmp] !== 8) return;
+      if (checksum(f, 14, icmp) !== 0) this.badFrames++;
+      this.echoRequests++;
+      const r = f.slice(); // the receive slot is reused after batchEnd
+      r.set(f.subarray(6, 12), 0);
+      r.set(OUR_MAC, 6);
+      r.set(f.subarray(30, 34), 26);
+      r.set(f.subarray(26, 30), 30);
+      r[icmp] = 0;
+      r[icmp + 2] = r[icmp + 3] = 0;
+      const c = checksum(r, icmp, 14 + ((f[16] << 8) | f[17]));
+      r[icmp + 2] = c >> 8;
+      r[icmp + 3] = c & 0xff;
+      this.out.push(r);
+    }
+  }
+
+  batchEnd(): void {
+    if (this.out.length > 0) {
+      const n = this.dev.sendBatch(this.out, this.out.length);
+      expect(n).toBe(this.out.length);
+      this.out = [];
+    }
+  }
+}
+
+function rxPackets(name: string): number {
+  return Number(inNs('cat', `/sys/class/net/${name}/statistics/rx_packets`).trim());
+}
+
+describe('TAP device with a kernel peer in a namespace', () => {
+  const opened: TapDevice[] = [];
+  const persistent: string[] = [];
+
+  beforeAll(() => {
+    run('ip', 'netns', 'add', NS);
+    run('ip', '-n', NS, 'link', 'set', 'lo', 'up');
+  });
+
+  afterAll(() => {
+    for (const dev of opened) dev.close();
+    for (const name of persistent) {
+      try {
+        run('ip', 'tuntap', 'del', 'dev', name, 'mode', 'tap');
+      } catch {
+        // already gone
+      }
+    }
+    try {
+      run('ip', 'netns', 'del', NS);
+    } catch {
+      // never created
+    }
+  });
+
+  function openInNs(suffix: string, vnetHdr: boolean): TapDevice {
+    const dev = openTap(`tt${TAG}${suffix}%d`, { vnetHdr, batch: 16, maxFrame: 2048 });
+    opened.push(dev);
+    run('ip', 'link', 'set', dev.name, 'netns', NS);
+    run('ip', '-n', NS, 'addr', 'add', `${KERNEL_IP.join('.')}/24`, 'dev', dev.name);
+    run('ip', '-n', NS, 'link', 'set', dev.name, 'up');
+    return dev;
+  }
+
+  for (const vnetHdr of [false, true]) {
+    it(`answers the kernel's ARP and ping from JS${vnetHdr ? ' with IFF_VNET_HDR' : ''}`, async () => {
+      const dev = openInNs(vnetHdr ? 'v' : 'p', vnetHdr);
+      expect(dev.linkType).toBe('ether');
+      expect(dev.maxFrameSize).toBe(2048);
+      const responder = new Responder(dev);
+      dev.start(responder);
+      const ping = await runAsync('ip', ['netns', 'exec', NS, 'ping', '-c', '3', '-i', '0.2', '-W', '2', OUR_IP.join('.')]);
+      expect(ping.out).toMatch(/3 received/);
+      expect(ping.code).toBe(0);
+      expect(responder.arpRequests).toBeGreaterThanOrEqual(1);
+      expect(responder.echoRequests).toBe(3);
+      expect(responder.badFrames).toBe(0);
+      expect(dev.rxFrames).toBeGreaterThanOrEqual(4);
+
+      // JS -> kernel: broadcast frames of a local experimental EtherType
+      // (IEEE 802 0x88B5) land on the kernel side's receive counter.
+      const before = rxPackets(dev.name);
+      const frame = new Uint8Array(60);
+      frame.fill(0xff, 0, 6);
+      frame.set(OUR_MAC, 6);
+      frame[12] = 0x88;
+      frame[13] = 0xb5;
+      expect(dev.sendBatch([frame, frame, frame, frame, frame], 5)).toBe(5);
+      expect(rxPackets(dev.name) - before).toBe(5);
+      dev.close();
+    });
+  }
+
+  it('delivers a burst larger than the batch over several wakeups', async () => {
+    const dev = openInNs('b', false);
+    let frames = 0;
+    let batches = 0;
+    let largest = 0;
+    let inBatch = 0;
+    dev.start({
+      frame(f) {
+        if (f.length >= 34 && f[12] === 0x08 && f[13] === 0x00 && f[23] === 17) frames++;
+        inBatch++;
+      },
+      batchEnd() {
+        batches++;
+        largest = Math.max(largest, inBatch);
+        inBatch = 0;
+      },
+    });
+    // A static neighbour so the kernel sends UDP at once, no ARP.
+    run('ip', '-n', NS, 'neigh', 'replace', OUR_IP.join('.'), 'lladdr', OUR_MAC.map((b) => b.toString(16).padStart(2, '0')).join(':'), 'dev', dev.name);
+    // 200 datagrams in one burst from a process in the namespace.
+    const sender = `import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(200):
+    s.sendto(b"x" * 100, ("${OUR_IP.join('.')}", 9))`;
+    const r = await runAsync('ip', ['netns', 'exec', NS, 'python3', '-c', sender]);
+    expect(r.code).toBe(0);
+    for (let i = 0; i < 50 && frames < 200; i++) await new Promise((done) => setTimeout(done, 20));
+    expect(frames).toBe(200);
+    expect(largest).toBeLessThanOrEqual(dev.batch);
+    expect(batches).toBeGreaterThanOrEqual(Math.ceil(200 / dev.batch));
+    dev.close();
+  });
+
+  it('attaches to a persistent device made with ip tuntap and configures it', () => {
+    const name = `tp${TAG}`;
+    run('ip', 'tuntap', 'add', 'dev', name, 'mode', 'tap');
+    persistent.push(name);
+    const dev = openTap(name, { batch: 4, maxFrame: 2048 });
+    try {
+      expect(dev.name).toBe(name);
+      const line = run('ip', '-o', 'link', 'show', 'dev', name);
+      expect(dev.ifindex).toBe(Number(line.split(':')[0]));
+      dev.setMtu(1400);
+      expect(dev.getMtu()).toBe(1400);
+      dev.setUp();
+      const shown = run('ip', '-o', 'link', 'show', 'dev', name);
+      expect(shown).toMatch(/mtu 1400/);
+      expect(shown).toMatch(/<[^>]*\bUP\b[^>]*>/);
+      dev.setUp(false);
+      expect(run('ip', '-o', 'link', 'show', 'dev', name)).not.toMatch(/<[^>]*\bUP\b[^>]*>/);
+    } finally {
+      dev.close();
+    }
+    // Persistent: still there after we let go, and can be attached again.
+    expect(run('ip', '-o', 'link', 'show', 'dev', name)).toContain(name);
+    openTap(name, { batch: 1, maxFrame: 2048 }).close();
+  });
+
+  it('reports EBADFD through onError when a persistent device is deleted under it', async () => {
+    const name = `tq${TAG}`;
+    run('ip', 'tuntap', 'add', 'dev', name, 'mode', 'tap');
+    persistent.push(name);
+    const dev = openTap(name, { batch: 4, maxFrame: 2048 });
+    opened.push(dev);
+    const errors: string[] = [];
+    dev.onError = (err) => errors.push(err.code);
+    dev.start({ frame() {}, batchEnd() {} });
+    run('ip', 'link', 'del', name);
+    for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((done) => setTimeout(done, 10));
+    expect(errors).toEqual(['EBADFD']);
+    dev.close();
+  });
+});
