@@ -8,6 +8,7 @@ import { Icmp } from './ip/icmp.js';
 import { RouteError, type Route } from './ip/route.js';
 import { Random, randomSeed } from './random.js';
 import { silentLogger, type Logger } from './log.js';
+import { Sysctl } from './sysctl.js';
 import { prefixMask, formatIp4 } from './wire/addr.js';
 
 export interface StackOptions {
@@ -27,6 +28,17 @@ export class StackError extends Error {
   }
 }
 
+function boolKnob<T extends object>(obj: T, key: keyof T): { get(): number; set(v: number): void; min: number; max: number } {
+  return {
+    get: () => (obj[key] ? 1 : 0),
+    set: (v) => {
+      (obj[key] as unknown as boolean) = v !== 0;
+    },
+    min: 0,
+    max: 1,
+  };
+}
+
 /** One host: a clock, interfaces, routes, protocols and their counters. */
 export class Stack implements InterfaceHost {
   readonly time: Time;
@@ -35,6 +47,7 @@ export class Stack implements InterfaceHost {
   readonly ip: Ipv4;
   readonly icmp: Icmp;
   readonly log: Logger;
+  readonly sysctl = new Sysctl();
   private readonly rng: Random;
   private readonly ifaces: Interface[] = [];
   private nextIndex = 1;
@@ -48,7 +61,19 @@ export class Stack implements InterfaceHost {
     this.rng = new Random(opts.seed ?? randomSeed());
     this.log = opts.log ?? silentLogger;
     this.ip = new Ipv4(this.mib, this.time, () => this.random());
-    this.icmp = new Icmp(this.ip, this.mib, this.icmpMsg);
+    this.icmp = new Icmp(this.ip, this.mib, this.icmpMsg, () => this.time.now());
+    this.registerSysctls();
+  }
+
+  private registerSysctls(): void {
+    const k = this.sysctl;
+    k.field('net.ipv4.ip_default_ttl', this.ip, 'defaultTtl', 1, 255);
+    k.register('net.ipv4.icmp_echo_ignore_all', boolKnob(this.icmp, 'echoIgnoreAll'));
+    k.register('net.ipv4.icmp_echo_ignore_broadcasts', boolKnob(this.icmp, 'echoIgnoreBroadcasts'));
+    k.field('net.ipv4.icmp_ratelimit', this.icmp, 'ratelimitMs', 0, 2 ** 31 - 1);
+    k.field('net.ipv4.icmp_ratemask', this.icmp, 'ratemask', 0, 2 ** 31 - 1);
+    k.field('net.ipv4.icmp_msgs_per_sec', this.icmp, 'msgsPerSec', 0, 2 ** 31 - 1);
+    k.field('net.ipv4.icmp_msgs_burst', this.icmp, 'msgsBurst', 0, 2 ** 31 - 1);
   }
 
   random(): number {

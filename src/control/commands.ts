@@ -25,11 +25,13 @@ export type Command =
   | { kind: 'neigh-flush'; dev?: string }
   | { kind: 'show'; what: 'link' | 'addr' | 'route' | 'neigh'; stats: boolean; json: boolean; dev?: string }
   | { kind: 'route-get'; dst: number; json: boolean }
-  | { kind: 'nstat'; json: boolean; zeros: boolean };
+  | { kind: 'nstat'; json: boolean; zeros: boolean }
+  | { kind: 'sysctl-set'; name: string; value: string; quiet: boolean }
+  | { kind: 'sysctl-get'; names: string[]; valueOnly: boolean; all: boolean };
 
 /** Commands that change state (allowed in a config file). */
 export function isConfigCommand(c: Command): boolean {
-  return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'nstat';
+  return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'nstat' && c.kind !== 'sysctl-get';
 }
 
 const OBJECTS = ['link', 'address', 'route', 'neighbour', 'neighbor'] as const;
@@ -40,6 +42,7 @@ export function parseCommand(argv: readonly string[]): Command {
   let json = false;
   let stats = false;
   if (words[0] === 'nstat') return parseNstat(new Words(words.slice(1)));
+  if (words[0] === 'sysctl') return parseSysctl(new Words(words.slice(1)));
   if (words[0] === 'ip') {
     words = words.slice(1);
     // iproute2's global options come before the object.
@@ -52,7 +55,7 @@ export function parseCommand(argv: readonly string[]): Command {
     }
   }
   const w = new Words(words);
-  if (w.done) throw new CommandError('expected a command (link, addr, route, neigh, nstat)');
+  if (w.done) throw new CommandError('expected a command (link, addr, route, neigh, nstat, sysctl)');
   const obj = w.choose(OBJECTS, 'an object');
   switch (obj) {
     case 'link':
@@ -244,6 +247,38 @@ function parseNstat(w: Words): Command {
     } else throw w.error('unknown option (expected -a, -z, -s or -j)', o);
   }
   return { kind: 'nstat', json, zeros };
+}
+
+/** sysctl(8): `sysctl [-w] [-q] NAME=VALUE`, `sysctl [-n] NAME...`, `sysctl -a`. */
+function parseSysctl(w: Words): Command {
+  let write = false;
+  let quiet = false;
+  let valueOnly = false;
+  let all = false;
+  const rest: string[] = [];
+  while (!w.done) {
+    const x = w.next('a sysctl key');
+    if (x === '-w' || x === '--write') write = true;
+    else if (x === '-q' || x === '--quiet') quiet = true;
+    else if (x === '-n' || x === '--values') valueOnly = true;
+    else if (x === '-a' || x === '--all' || x === '-A' || x === '-X') all = true;
+    else if (x.startsWith('-')) throw w.error('unknown option (expected -w, -n, -q or -a)', x);
+    else rest.push(x);
+  }
+  const assigns = rest.filter((r) => r.includes('='));
+  if (assigns.length > 0 || write) {
+    if (rest.length !== 1 || assigns.length !== 1) throw w.error('expected one NAME=VALUE', rest[1] ?? rest[0]);
+    const [name, value] = splitOnce(assigns[0]);
+    if (!/^[a-z0-9_./-]+$/i.test(name) || value === '') throw w.error('expected NAME=VALUE', assigns[0]);
+    return { kind: 'sysctl-set', name, value, quiet };
+  }
+  if (!all && rest.length === 0) throw w.error('expected a key, NAME=VALUE or -a');
+  return { kind: 'sysctl-get', names: rest, valueOnly, all };
+}
+
+function splitOnce(s: string): [string, string] {
+  const i = s.indexOf('=');
+  return [s.slice(0, i).trim(), s.slice(i + 1).trim()];
 }
 
 function intArg(w: Words, what: string, min: number, max: number): number {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { pino } from 'pino';
 import { Stack } from '../stack.js';
 import { Controller, type DeviceFactory } from './exec.js';
-import { parseCommand, parseConfig } from './commands.js';
+import { isConfigCommand, parseCommand, parseConfig } from './commands.js';
 import { CommandError } from './words.js';
 import { ControlServer } from './server.js';
 import type { CommandOutput } from './protocol.js';
@@ -102,7 +102,7 @@ export class Daemon {
     try {
       const text = this.controller.run(cmd);
       if (text.length > 0) out.out(text.endsWith('\n') ? text : text + '\n');
-      if (cmd.kind !== 'show' && cmd.kind !== 'nstat' && cmd.kind !== 'route-get') this.log.info({ argv }, 'command');
+      if (isConfigCommand(cmd)) this.log.info({ argv }, 'command');
       return 0;
     } catch (e) {
       out.err(`${(e as Error).message}\n`);

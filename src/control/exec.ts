@@ -112,6 +112,14 @@ export class Controller {
       }
       case 'nstat':
         return formatNstat(s, cmd.zeros, cmd.json);
+      case 'sysctl-set': {
+        const v = s.sysctl.set(cmd.name, cmd.value);
+        return cmd.quiet ? '' : `${cmd.name.replace(/\//g, '.')} = ${v}`;
+      }
+      case 'sysctl-get': {
+        const names = cmd.all ? s.sysctl.names() : cmd.names;
+        return names.map((n) => (cmd.valueOnly ? `${s.sysctl.get(n)}` : `${n.replace(/\//g, '.')} = ${s.sysctl.get(n)}`)).join('\n');
+      }
     }
     return '';
   }

@@ -46,6 +46,25 @@ export interface IcmpErrorInfo {
 
 export type IcmpErrorListener = (e: IcmpErrorInfo) => void;
 
+/** Error types; an ICMP message of one of these never gets an error in reply. */
+function isErrorType(type: number): boolean {
+  return type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+}
+
+/**
+ * RFC 1812 §4.3.2.3: an error quotes as much of the datagram as fits in 576
+ * bytes; RFC 1122 §3.2.2 asks for at least the IP header and 8 bytes.
+ */
+const ERROR_MAX_LEN = 576;
+
+/** Extra fields of an error message's second word. */
+export interface ErrorExtra {
+  /** Parameter problem: offset of the octet at fault (RFC 792). */
+  pointer?: number;
+  /** Fragmentation needed: next-hop MTU (RFC 1191). */
+  mtu?: number;
+}
+
 /** RFC 792 and RFC 1122 §3.2.2: ICMP for a host. */
 export class Icmp {
   private readonly echoListeners = new Map<number, EchoListener>();
@@ -54,13 +73,124 @@ export class Icmp {
   echoIgnoreAll = false;
   /** net.ipv4.icmp_echo_ignore_broadcasts (RFC 1122 §3.2.2.6 lets a host ignore them) */
   echoIgnoreBroadcasts = true;
+  /** net.ipv4.icmp_ratelimit: ms between errors to one host (0: no limit). */
+  ratelimitMs = 1000;
+  /** net.ipv4.icmp_ratemask: the types the per-host limit applies to (dest unreach, source quench, time exceeded, param problem). */
+  ratemask = 0x1818;
+  /** net.ipv4.icmp_msgs_per_sec and icmp_msgs_burst: the global limit. */
+  msgsPerSec = 1000;
+  msgsBurst = 50;
+  private globalTokens = 50;
+  private globalStamp = 0;
+  /** Per-destination token buckets, as Linux keeps them in its inet_peer cache. */
+  private readonly peers = new Map<number, { tokens: number; stamp: number }>();
+  private static readonly PEER_LIMIT = 4096;
 
   constructor(
     private readonly ip: Ipv4,
     private readonly mib: Mib,
     private readonly msg: IcmpMsgCounters,
+    private readonly now: () => number,
   ) {
     ip.register(IPPROTO_ICMP, (pkt, src, dst, iface) => this.input(pkt, src, dst, iface));
+    ip.unknownProto = (pkt) => this.sendError(pkt, ICMP_DEST_UNREACH, 2);
+    ip.paramProblem = (pkt, pointer) => this.sendError(pkt, ICMP_PARAM_PROBLEM, 0, { pointer });
+    this.globalStamp = now();
+  }
+
+  /**
+   * Sends an ICMP error about `orig`, a received datagram (`orig.l3` at its IP
+   * header). Follows RFC 1122 §3.2.2: never about an ICMP error, a datagram sent
+   * to a broadcast or multicast address (or link broadcast), a non-first
+   * fragment, or one whose source isn't a unicast host; rate-limited like Linux.
+   * Returns true if an error went out.
+   */
+  sendError(orig: Packet, type: number, code: number, extra: ErrorExtra = {}): boolean {
+    const b = orig.buf;
+    const o = orig.l3;
+    if (o < 0 || orig.end - o < 20) return false;
+    const hl = (b[o] & 0x0f) * 4;
+    const src = readU32(b, o + 12);
+    const dst = readU32(b, o + 16);
+    if (orig.linkBroadcast) return false;
+    if (dst === 0xffffffff || dst >>> 28 === 0xe || !this.ip.isLocal(dst) && this.ip.isBroadcastAddr(dst)) return false;
+    if (src === 0 || src === 0xffffffff || src >>> 28 >= 0xe || src >>> 24 === 127) return false;
+    // Not about a non-first fragment.
+    if ((((b[o + 6] & 0x1f) << 8) | b[o + 7]) !== 0) return false;
+    // Not about an ICMP error (informational messages may get one).
+    if (b[o + 9] === IPPROTO_ICMP) {
+      if (orig.end - o < hl + 1) return false;
+      if (isErrorType(b[o + hl])) return false;
+    }
+    if (!this.allow(type, src)) return false;
+    const quoteLen = Math.min(orig.end - o, ERROR_MAX_LEN - 20 - 8);
+    const pkt = Packet.alloc(8 + quoteLen);
+    const pb = pkt.buf;
+    const po = pkt.start;
+    pb[po] = type;
+    pb[po + 1] = code;
+    pb[po + 2] = 0;
+    pb[po + 3] = 0;
+    pb[po + 4] = 0;
+    pb[po + 5] = 0;
+    pb[po + 6] = 0;
+    pb[po + 7] = 0;
+    if (type === ICMP_PARAM_PROBLEM && extra.pointer !== undefined) pb[po + 4] = extra.pointer;
+    if (type === ICMP_DEST_UNREACH && extra.mtu !== undefined) {
+      pb[po + 6] = extra.mtu >> 8;
+      pb[po + 7] = extra.mtu & 0xff;
+    }
+    pb.set(b.subarray(o, o + quoteLen), po + 8);
+    const c = checksum(pb, po, 8 + quoteLen);
+    pb[po + 2] = c >> 8;
+    pb[po + 3] = c & 0xff;
+    // RFC 1812 §4.3.2.5: errors go with precedence 6 (internetwork control).
+    const tos = (b[o + 1] & 0x1e) | 0xc0;
+    // Reply from the address the datagram was sent to when it is ours.
+    const from = this.ip.isLocal(dst) ? dst : 0;
+    const err = this.ip.output(pkt, src, IPPROTO_ICMP, { src: from, tos });
+    if (err !== null) {
+      this.mib.IcmpOutErrors++;
+      return false;
+    }
+    this.countOut(type);
+    return true;
+  }
+
+  /** Linux's icmpv4_xrlim_allow and icmp_global_allow, in that order. */
+  private allow(type: number, dst: number): boolean {
+    const now = this.now();
+    // Global: a token bucket of msgs_per_sec, at most msgs_burst deep.
+    if (this.msgsPerSec > 0) {
+      const refill = ((now - this.globalStamp) * this.msgsPerSec) / 1000;
+      if (refill > 0) {
+        this.globalTokens = Math.min(this.msgsBurst, this.globalTokens + refill);
+        this.globalStamp = now;
+      }
+      if (this.globalTokens < 1) {
+        this.mib.IcmpOutRateLimitGlobal++;
+        return false;
+      }
+    }
+    // Per destination, for the types in the mask: one per ratelimit, bursts of 6.
+    if (this.ratelimitMs > 0 && type < 32 && (this.ratemask & (1 << type)) !== 0) {
+      const burst = 6 * this.ratelimitMs;
+      let p = this.peers.get(dst);
+      if (p === undefined) {
+        if (this.peers.size >= Icmp.PEER_LIMIT) this.peers.delete(this.peers.keys().next().value as number);
+        p = { tokens: burst, stamp: now };
+        this.peers.set(dst, p);
+      }
+      p.tokens = Math.min(burst, p.tokens + (now - p.stamp));
+      p.stamp = now;
+      if (p.tokens < this.ratelimitMs) {
+        this.mib.IcmpOutRateLimitHost++;
+        return false;
+      }
+      p.tokens -= this.ratelimitMs;
+    }
+    if (this.msgsPerSec > 0) this.globalTokens -= 1;
+    return true;
   }
 
   /** Receives echo replies with identifier `ident`; returns the function that stops it. */
@@ -182,10 +312,14 @@ export class Icmp {
   }
 
   private countOut(type: number): void {
-    this.mib.IcmpOutMsgs++;
+    const mib = this.mib;
+    mib.IcmpOutMsgs++;
     this.msg.out[type]++;
-    if (type === ICMP_ECHO_REPLY) this.mib.IcmpOutEchoReps++;
-    else if (type === ICMP_ECHO_REQUEST) this.mib.IcmpOutEchos++;
+    if (type === ICMP_ECHO_REPLY) mib.IcmpOutEchoReps++;
+    else if (type === ICMP_ECHO_REQUEST) mib.IcmpOutEchos++;
+    else if (type === ICMP_DEST_UNREACH) mib.IcmpOutDestUnreachs++;
+    else if (type === ICMP_TIME_EXCEEDED) mib.IcmpOutTimeExcds++;
+    else if (type === ICMP_PARAM_PROBLEM) mib.IcmpOutParmProbs++;
   }
 
   /** Hands an arriving error to whoever sent the datagram it quotes. */

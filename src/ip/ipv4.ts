@@ -6,6 +6,7 @@ import { Hooks, VERDICT_ACCEPT } from './hooks.js';
 import { RouteTable, type Route } from './route.js';
 import { Ipv4View, IPPROTO_ICMP } from '../wire/ipv4.js';
 import { checksum } from '../wire/checksum.js';
+import { badOptionOffset } from './options.js';
 
 /**
  * A transport protocol's receive function. `pkt.start` is at the transport
@@ -38,6 +39,8 @@ export class Ipv4 {
   readonly local = new Map<number, Interface>();
   private readonly handlers: (ProtoHandler | undefined)[] = new Array(256);
   unknownProto: UnknownProtoHandler | null = null;
+  /** Called with a datagram whose options are malformed, and the offset at fault. */
+  paramProblem: ((pkt: Packet, pointer: number) => void) | null = null;
   /** net.ipv4.ip_default_ttl */
   defaultTtl = DEFAULT_TTL;
   private ident = 0;
@@ -58,6 +61,12 @@ export class Ipv4 {
 
   isLocal(ip: number): boolean {
     return this.local.has(ip);
+  }
+
+  /** True for the directed broadcast address of one of our subnets. */
+  isBroadcastAddr(ip: number): boolean {
+    for (const iface of this.local.values()) if (iface.isBroadcast(ip)) return true;
+    return false;
   }
 
   // ---- receive: RFC 1122 §3.2.1, in the order Linux's ip_rcv checks ----
@@ -81,6 +90,17 @@ export class Ipv4 {
     }
     const total = v.totalLength;
     pkt.trim(total); // drop Ethernet padding
+    pkt.l3 = pkt.start;
+    const hlen = v.headerLen;
+    if (hlen > 20) {
+      const bad = badOptionOffset(pkt.buf, pkt.start, hlen);
+      if (bad >= 0) {
+        // RFC 1122 §3.2.1.8: a bad option is reported with a Parameter Problem.
+        mib.IpInHdrErrors++;
+        if (this.paramProblem !== null) this.paramProblem(pkt, bad);
+        return;
+      }
+    }
     mib.IpExtInOctets += total;
     const dst = v.dst;
     const src = v.src;
@@ -129,7 +149,6 @@ export class Ipv4 {
       return;
     }
     if (!this.hooks.input.empty && this.hooks.input.run(pkt, iface, null) !== VERDICT_ACCEPT) return;
-    pkt.l3 = pkt.start;
     const h = this.handlers[proto];
     if (h === undefined) {
       mib.IpInUnknownProtos++;
