@@ -159,7 +159,7 @@ void CloseDev(Dev* d) {
     if (d->rxLens) napi_delete_reference(st->env, d->rxLens);
     if (d->id < st->devs.size() && st->devs[d->id] == d) {
       st->devs[d->id] = nullptr;
-      st->freeIds.push_back(d->id);
+      (st->inCallback ? st->heldIds : st->freeIds).push_back(d->id);
     }
   }
   d->rxBuf = d->rxLens = nullptr;

@@ -145,7 +145,11 @@ void OnPoll(uv_poll_t* h, int status, int events) {
     napi_create_uint32(env, nready, &arg);
     // make_callback (not call_function) so nextTicks and promise jobs queued
     // by the receivers run before we return to the event loop.
+    st->inCallback = true;
     napi_status s = napi_make_callback(env, st->actx, recv, cb, 1, &arg, &result);
+    st->inCallback = false;
+    st->freeIds.insert(st->freeIds.end(), st->heldIds.begin(), st->heldIds.end());
+    st->heldIds.clear();
     if (s == napi_pending_exception) {
       // Nothing of ours is on the stack to catch it: hand it to Node's
       // uncaughtException machinery like any other callback's exception.

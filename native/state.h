@@ -38,6 +38,11 @@ struct State {
   uint32_t polled = 0;            // devices in the epoll set
   std::vector<Dev*> devs;         // open devices by id; nullptr = free id
   std::vector<uint32_t> freeIds;
+  // Ids freed while the receive callback runs are held back until it
+  // returns: the ready list it is reading may still name them, and a device
+  // opened meanwhile must not inherit another's entry.
+  std::vector<uint32_t> heldIds;
+  bool inCallback = false;
   napi_ref onRx = nullptr;        // JS function (nready) => void
   napi_ref ready = nullptr;       // Uint32Array of [id, count, errno] triples
   napi_async_context actx = nullptr;

@@ -81,6 +81,77 @@ export interface NativeAddon {
   getIfindex(name: string): number;
 }
 
+/** Gets one device's share of a wakeup: `count` frames in its slots, and the errno that stopped it (0 = none). */
+export type RxSink = (count: number, errno: number) => void;
+
+/**
+ * The receive dispatch: the ready list and the started devices by id. It
+ * lives on the addon's exports object, which is one per JS environment, so
+ * that two copies of this module in one process (src/ and dist/, say) share
+ * it instead of each re-registering the callback and losing the other's
+ * frames.
+ */
+interface RxDispatch {
+  readonly ready: Uint32Array;
+  readonly sinks: (RxSink | undefined)[];
+}
+
+const RX_DISPATCH = Symbol.for('tapstack.native.rxDispatch');
+/** The addon reports at most 64 devices per wakeup; more wait for the next one. */
+const READY_DEVICES = 64;
+
+function rxDispatch(): RxDispatch {
+  const addon = loadNative() as NativeAddon & { [RX_DISPATCH]?: RxDispatch };
+  let d = addon[RX_DISPATCH];
+  if (d === undefined) {
+    const ready = new Uint32Array(3 * READY_DEVICES);
+    const sinks: (RxSink | undefined)[] = [];
+    // Every device gets its frames even if an earlier sink threw; the first
+    // error is rethrown afterwards so it still reaches uncaughtException.
+    const onRx = (nready: number): void => {
+      let failed = false;
+      let firstError: unknown;
+      for (let i = 0; i < nready; i++) {
+        const sink = sinks[ready[3 * i]];
+        if (sink === undefined) continue;
+        try {
+          sink(ready[3 * i + 1], ready[3 * i + 2]);
+        } catch (err) {
+          if (!failed) {
+            failed = true;
+            firstError = err;
+          }
+        }
+      }
+      if (failed) throw firstError;
+    };
+    addon.init(onRx, ready);
+    d = { ready, sinks };
+    addon[RX_DISPATCH] = d;
+  }
+  return d;
+}
+
+/** Puts the device in the receive set; its wakeups go to `sink`. */
+export function startRx(handle: NativeDeviceHandle, sink: RxSink): void {
+  const d = rxDispatch();
+  handle.start();
+  d.sinks[handle.id] = sink;
+}
+
+/** Takes the device out of the receive set (if `sink` is still its sink). */
+export function stopRx(handle: NativeDeviceHandle, sink: RxSink): void {
+  const d = rxDispatch();
+  if (d.sinks[handle.id] === sink) d.sinks[handle.id] = undefined;
+  handle.stop();
+}
+
+/** Forgets `sink` after the addon took the device out of the set itself (read error). */
+export function forgetRx(handle: NativeDeviceHandle, sink: RxSink): void {
+  const d = rxDispatch();
+  if (d.sinks[handle.id] === sink) d.sinks[handle.id] = undefined;
+}
+
 /** From src/link/ (vitest) and from dist/link/ (compiled) this is the repo's build/. */
 const ADDON_PATH = '../../build/Release/tapstack_native.node';
 

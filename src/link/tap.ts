@@ -4,13 +4,13 @@
  * Receiving: the addon keeps every started device of this JS environment in
  * one epoll set. A wakeup reads up to `batch` frames per ready device
  * straight into that device's receive buffer (an ArrayBuffer allocated here,
- * `batch` slots of `maxFrame` bytes) and calls `TapDevice.onRx` once; it
+ * `batch` slots of `maxFrame` bytes) and makes one JS call (native.ts), which
  * hands each device's frames to its receiver as views of those slots. Nothing
  * is copied and the buffers are reused, which is why a receiver must copy a
  * frame it keeps past `batchEnd()` (see device.ts).
  */
 import type { Device, DeviceReceiver, LinkType } from './device.js';
-import { loadNative, type NativeDeviceHandle, type NativeError } from './native.js';
+import { forgetRx, loadNative, startRx, stopRx, type NativeDeviceHandle, type NativeError, type RxSink } from './native.js';
 
 export interface TapOptions {
   /**
@@ -31,13 +31,6 @@ const DEFAULT_BATCH = 64;
 const MAX_BATCH = 1024;
 /** Smallest slot that holds a minimum-MTU IPv4 packet (RFC 791: 68) plus an Ethernet header. */
 const MIN_FRAME = 68 + ETH_HLEN;
-/** Devices the addon can report per wakeup (it caps at 64 too); more wait for the next one. */
-const READY_DEVICES = 64;
-
-let ready: Uint32Array | null = null;
-/** Started devices by native id: the one place a wakeup looks them up. */
-const started: (TapDevice | undefined)[] = [];
-
 function positiveInt(value: number | undefined, fallback: number, min: number, max: number, what: string): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -68,6 +61,9 @@ export class TapDevice implements Device {
   private readonly rxLengths: Uint32Array;
   private rx: DeviceReceiver | null = null;
   private isClosed = false;
+  private receiving = false;
+  /** This device's share of each wakeup; one closure per device, not per frame. */
+  private readonly sink: RxSink = (count, errno) => this.deliver(count, errno);
 
   /** Use openTap() / openTun(). */
   constructor(linkType: LinkType, name: string, opts: TapOptions = {}) {
@@ -126,20 +122,15 @@ export class TapDevice implements Device {
   start(rx: DeviceReceiver): void {
     if (this.isClosed) throw new Error(`device ${this.name} is closed`);
     this.rx = rx;
-    if (started[this.handle.id] === this) return;
-    if (ready === null) {
-      const list = new Uint32Array(3 * READY_DEVICES);
-      loadNative().init(TapDevice.onRx, list);
-      ready = list;
-    }
-    this.handle.start();
-    started[this.handle.id] = this;
+    if (this.receiving) return;
+    startRx(this.handle, this.sink);
+    this.receiving = true;
   }
 
   /** Stops receiving; frames queue in the kernel (and are dropped there when it is full). */
   stop(): void {
-    if (started[this.handle.id] === this) started[this.handle.id] = undefined;
-    this.handle.stop();
+    if (this.receiving) stopRx(this.handle, this.sink);
+    this.receiving = false;
     this.rx = null;
   }
 
@@ -154,34 +145,10 @@ export class TapDevice implements Device {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    if (started[this.handle.id] === this) started[this.handle.id] = undefined;
+    if (this.receiving) forgetRx(this.handle, this.sink);
+    this.receiving = false;
     this.handle.close();
     this.rx = null;
-  }
-
-  /**
-   * The addon's one callback per wakeup. Every device gets its frames even
-   * if an earlier receiver threw; the first error is rethrown afterwards so
-   * it still reaches uncaughtException.
-   */
-  private static onRx(this: void, nready: number): void {
-    const list = ready;
-    if (list === null) return;
-    let failed = false;
-    let firstError: unknown;
-    for (let i = 0; i < nready; i++) {
-      const dev = started[list[3 * i]];
-      if (dev === undefined) continue;
-      try {
-        dev.deliver(list[3 * i + 1], list[3 * i + 2]);
-      } catch (err) {
-        if (!failed) {
-          failed = true;
-          firstError = err;
-        }
-      }
-    }
-    if (failed) throw firstError;
   }
 
   private deliver(count: number, errno: number): void {
@@ -203,7 +170,8 @@ export class TapDevice implements Device {
 
   private failed(errno: number): void {
     // The addon has already taken the device out of the epoll set.
-    if (started[this.handle.id] === this) started[this.handle.id] = undefined;
+    forgetRx(this.handle, this.sink);
+    this.receiving = false;
     const err = loadNative().errnoError(errno, 'read', this.name);
     if (this.onError !== null) this.onError(err);
     else process.emitWarning(err);
