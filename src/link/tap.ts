@@ -55,6 +55,8 @@ export class TapDevice implements Device {
   onError: ((err: NativeError) => void) | null = null;
   rxFrames = 0;
   txFrames = 0;
+  /** Frames dropped on send because the kernel side was down (EIO). */
+  txLinkDown = 0;
 
   private readonly handle: NativeDeviceHandle;
   private readonly rxBuffer: ArrayBuffer;
@@ -134,10 +136,25 @@ export class TapDevice implements Device {
     this.rx = null;
   }
 
+  /**
+   * Writes frames[0..count); returns how many the kernel took. The rest are
+   * dropped: the kernel's queue was full (EAGAIN), or its side of the device
+   * is down (EIO, counted in txLinkDown). Other errors throw.
+   */
   sendBatch(frames: readonly Uint8Array[], count: number): number {
     // A send racing with close (a timer firing late) drops rather than throws.
     if (this.isClosed) return 0;
-    const n = this.handle.writeBatch(frames, count);
+    let n: number;
+    try {
+      n = this.handle.writeBatch(frames, count);
+    } catch (err) {
+      // `ip link set NAME down` on the kernel side is an administrative
+      // state, not a fault of ours: drop like a cable that is unplugged.
+      const e = err as NativeError;
+      if (e.code !== 'EIO' || e.written === undefined) throw err;
+      n = e.written;
+      this.txLinkDown += count - n;
+    }
     this.txFrames += n;
     return n;
   }

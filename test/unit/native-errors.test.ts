@@ -107,6 +107,30 @@ describe('native TAP/TUN errors', () => {
     expect(tap.sendBatch([new Uint8Array(60)], 1)).toBe(0);
   });
 
+  it('writeBatch throws EIO while the kernel side is down; sendBatch counts those as drops', () => {
+    const frame = new Uint8Array(60).fill(0xff, 0, 6);
+    frame[12] = 0x88;
+    frame[13] = 0xb5;
+    const handle = loadNative().open(`${PREFIX}d%d`, true, false, new ArrayBuffer(2048), 1, 2048, new Uint32Array(1));
+    try {
+      const err = caught(() => handle.writeBatch([frame, frame], 2));
+      expectErrno(err, 'EIO', 'write');
+      expect(err.written).toBe(0);
+    } finally {
+      handle.close();
+    }
+    const tap = openTap(`${PREFIX}d%d`, { batch: 1, maxFrame: 2048 });
+    try {
+      expect(tap.sendBatch([frame, frame], 2)).toBe(0);
+      expect(tap.txLinkDown).toBe(2);
+      // A malformed frame (shorter than an Ethernet header) still throws.
+      tap.setUp();
+      expectErrno(caught(() => tap.sendBatch([new Uint8Array(5)], 1)), 'EINVAL', 'write');
+    } finally {
+      tap.close();
+    }
+  });
+
   it('says root or CAP_NET_ADMIN is needed when run as an unprivileged user', () => {
     const r = openAs(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
     // EACCES where /dev/net/tun is mode 0600 (open fails), EPERM where it is
