@@ -18,6 +18,8 @@ const USAGE = `Usage:
         ip [-j] [-s] link|addr|route|neigh [show [dev NAME]]
         ip route get ADDRESS
         nstat [-j] [-z]
+        ping ADDRESS [-c N] [-s SIZE] [-i SECONDS] [-M do|dont] [-W SECONDS] [-t TTL] [-q]
+        sysctl [-w] NAME=VALUE | sysctl [-n] NAME... | sysctl -a
         link add NAME type tap|tun [mac MAC] [mtu N] [vnet_hdr]
         link del NAME | link set NAME up|down|mtu N
         addr add|del A.B.C.D/LEN dev NAME

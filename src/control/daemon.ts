@@ -5,6 +5,7 @@ import { Controller, type DeviceFactory } from './exec.js';
 import { isConfigCommand, parseCommand, parseConfig } from './commands.js';
 import { CommandError } from './words.js';
 import { ControlServer } from './server.js';
+import { parsePing, runPing } from './ping.js';
 import type { CommandOutput } from './protocol.js';
 import { PcapWriter } from '../link/pcap.js';
 import type { Logger } from '../log.js';
@@ -84,10 +85,21 @@ export class Daemon {
   }
 
   /** One control-socket command. */
-  handle(argv: string[], out: CommandOutput): number {
+  handle(argv: string[], out: CommandOutput): number | Promise<number> {
     if (argv.length === 0) {
       out.err('expected a command\n');
       return 2;
+    }
+    if (argv[0] === 'ping') {
+      try {
+        return runPing(this.stack, parsePing(argv.slice(1)), out);
+      } catch (e) {
+        if (e instanceof CommandError) {
+          out.err(`ping: ${e.message}\n`);
+          return 2;
+        }
+        throw e;
+      }
     }
     let cmd;
     try {

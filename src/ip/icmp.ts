@@ -200,8 +200,17 @@ export class Icmp {
     return () => this.echoListeners.delete(ident);
   }
 
+  echoInUse(ident: number): boolean {
+    return this.echoListeners.has(ident);
+  }
+
   onError(fn: IcmpErrorListener): void {
     this.errorListeners.push(fn);
+  }
+
+  offError(fn: IcmpErrorListener): void {
+    const i = this.errorListeners.indexOf(fn);
+    if (i >= 0) this.errorListeners.splice(i, 1);
   }
 
   private input(pkt: Packet, src: number, dst: number, iface: Interface): void {
