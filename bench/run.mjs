@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+// npm run bench: tapstack against references measured in the same run.
+//
+// Ping flood (ping -f -c N, one request outstanding at a time, so it measures
+// per-packet latency through each responder):
+//   stack   tapstack's daemon on a TAP device
+//   c       bench/c-responder.c: epoll, one frame per read/write (the floor for a
+//           userspace responder over TAP)
+//   kernel  the kernel answering over a veth pair
+// Each target's kernel side sits in a namespace of its own. Rounds interleave the
+// targets; the medians of the rounds are printed with the ratios.
+//
+// Environment: BENCH_ROUNDS (default 5), BENCH_COUNT (pings per run, default 20000).
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const COUNT = Number(process.env.BENCH_COUNT ?? 20000);
+const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-bench-'));
+const children = [];
+const namespaces = [];
+const links = [];
+
+if (process.getuid() !== 0) {
+  console.error('bench: needs root (TAP devices and network namespaces): sudo npm run bench');
+  process.exit(1);
+}
+
+function sh(cmd, opts = {}) {
+  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000 });
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`failed: ${cmd}\n${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+function cleanup() {
+  for (const c of children) {
+    try {
+      c.kill('SIGTERM');
+    } catch {}
+  }
+  for (const ns of namespaces) sh(`ip netns del ${ns}`, { allowFail: true });
+  for (const l of links) sh(`ip link del ${l} 2>/dev/null`, { allowFail: true });
+  fs.rmSync(WORK, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+function netns(name) {
+  sh(`ip netns del ${name} 2>/dev/null`, { allowFail: true });
+  sh(`ip netns add ${name}`);
+  namespaces.push(name);
+  sh(`ip -n ${name} link set lo up`);
+  return name;
+}
+
+async function waitFor(pred, ms) {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('timed out waiting for a responder');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Moves the kernel side of `dev` into `ns` and gives it `addr`. */
+function peerSide(dev, ns, addr) {
+  sh(`ip link set ${dev} netns ${ns}`);
+  sh(`ip -n ${ns} addr add ${addr}/24 dev ${dev}`);
+  sh(`ip -n ${ns} link set ${dev} up`);
+}
+
+async function setupStack() {
+  const ns = netns('tsb-stack');
+  const dev = 'tsbstk0';
+  links.push(dev);
+  const conf = path.join(WORK, 'stack.conf');
+  fs.writeFileSync(conf, `link add ${dev} type tap mac 02:00:00:00:b1:02\naddr add 10.250.1.2/24 dev ${dev}\n`);
+  const ctl = path.join(WORK, 'ctl.sock');
+  const d = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'daemon', '-c', conf, '--ctl', ctl, '--log-level', 'warn'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  children.push(d);
+  await waitFor(() => fs.existsSync(ctl) && sh(`ip link show ${dev}`, { allowFail: true }).length > 0, 10_000);
+  peerSide(dev, ns, '10.250.1.1');
+  return { name: 'stack', ns, target: '10.250.1.2', pid: d.pid };
+}
+
+async function setupC() {
+  const bin = path.join(WORK, 'c-responder');
+  execFileSync('cc', ['-O2', '-o', bin, path.join(ROOT, 'bench/c-responder.c')]);
+  const ns = netns('tsb-c');
+  const dev = 'tsbc0';
+  links.push(dev);
+  const p = spawn(bin, [dev, '10.250.2.2', '02:00:00:00:b2:02'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(p);
+  await waitFor(() => sh(`ip link show ${dev}`, { allowFail: true }).length > 0, 5000);
+  peerSide(dev, ns, '10.250.2.1');
+  return { name: 'c', ns, target: '10.250.2.2', pid: p.pid };
+}
+
+function setupKernel() {
+  const a = netns('tsb-ka');
+  const b = netns('tsb-kb');
+  sh(`ip link add tsbk0 netns ${a} type veth peer name tsbk1 netns ${b}`);
+  sh(`ip -n ${a} addr add 10.250.3.1/24 dev tsbk0 && ip -n ${a} link set tsbk0 up`);
+  sh(`ip -n ${b} addr add 10.250.3.2/24 dev tsbk1 && ip -n ${b} link set tsbk1 up`);
+  return { name: 'kernel', ns: a, target: '10.250.3.2' };
+}
+
+/** One flood: pings per second and mean RTT (µs), from ping's own summary. */
+function flood(t, count) {
+  const out = sh(`ip netns exec ${t.ns} ping -q -f -c ${count} -W 1 ${t.target}`, { allowFail: true, timeoutMs: 300_000 });
+  const m = /(\d+) packets transmitted, (\d+) received.*time (\d+)ms/s.exec(out);
+  const rtt = /rtt min\/avg\/max\/mdev = [\d.]+\/([\d.]+)\//.exec(out);
+  if (!m || !rtt) throw new Error(`unexpected ping output for ${t.name}:\n${out}`);
+  const [sent, recv, ms] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return { rate: (recv * 1000) / Math.max(ms, 1), rttUs: Number(rtt[1]) * 1000, lost: sent - recv };
+}
+
+/** CPU seconds a process has used (user + system), from /proc. */
+function cpuSeconds(pid) {
+  if (!pid) return 0;
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+const fmt = (x, d = 0) => x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+
+async function main() {
+  const targets = [await setupStack(), await setupC(), setupKernel()];
+  // Warm up (ARP, JIT) before measuring.
+  for (const t of targets) flood(t, 2000);
+  const results = Object.fromEntries(targets.map((t) => [t.name, { rate: [], rtt: [], lost: 0, cpu: [] }]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const t of targets) {
+      const c0 = cpuSeconds(t.pid);
+      const f = flood(t, COUNT);
+      const c1 = cpuSeconds(t.pid);
+      const res = results[t.name];
+      res.rate.push(f.rate);
+      res.rtt.push(f.rttUs);
+      res.lost += f.lost;
+      if (t.pid) res.cpu.push(((c1 - c0) * 1e6) / COUNT);
+    }
+    process.stderr.write(`round ${r + 1}/${ROUNDS} done\n`);
+  }
+  const med = Object.fromEntries(targets.map((t) => [t.name, median(results[t.name].rate)]));
+  console.log(`\nping -f -c ${COUNT}, medians of ${ROUNDS} rounds (${os.cpus().length} cores, Node ${process.version})\n`);
+  console.log('target    pings/s    mean RTT µs   lost   CPU µs/ping   vs c-responder   vs kernel');
+  for (const t of targets) {
+    const r = results[t.name];
+    const cpu = r.cpu.length ? fmt(median(r.cpu), 1) : '-';
+    console.log(
+      `${t.name.padEnd(8)} ${fmt(med[t.name]).padStart(8)}  ${fmt(median(r.rtt), 1).padStart(12)}  ${String(r.lost).padStart(5)}  ${cpu.padStart(12)}  ${(fmt((100 * med[t.name]) / med.c, 1) + '%').padStart(15)}  ${(fmt((100 * med[t.name]) / med.kernel, 1) + '%').padStart(10)}`,
+    );
+  }
+  console.log(`\nstack / c-responder = ${(med.stack / med.c).toFixed(3)}; stack / kernel = ${(med.stack / med.kernel).toFixed(3)}`);
+  console.log(`per-round pings/s: ${targets.map((t) => `${t.name} [${results[t.name].rate.map((x) => fmt(x)).join(', ')}]`).join('; ')}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(`bench: ${e.message}`);
+    process.exit(1);
+  },
+);
