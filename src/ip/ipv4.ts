@@ -7,6 +7,8 @@ import { RouteTable, type Route } from './route.js';
 import { Ipv4View, IPPROTO_ICMP } from '../wire/ipv4.js';
 import { checksum } from '../wire/checksum.js';
 import { badOptionOffset } from './options.js';
+import { Reassembly } from './reassembly.js';
+import { fragmentDatagram } from './fragment.js';
 
 /**
  * A transport protocol's receive function. `pkt.start` is at the transport
@@ -45,12 +47,15 @@ export class Ipv4 {
   defaultTtl = DEFAULT_TTL;
   private ident = 0;
   private readonly view = new Ipv4View(new Uint8Array(0), 0, 0);
+  /** Fragments waiting for the rest of their datagram. */
+  readonly reasm: Reassembly;
 
   constructor(
     private readonly mib: Mib,
     private readonly time: Time,
     random: () => number,
   ) {
+    this.reasm = new Reassembly(mib, time);
     // RFC 6864 §4.1: IDs only need to be unique per flow; start anywhere.
     this.ident = Math.floor(random() * 0x10000);
   }
@@ -143,10 +148,11 @@ export class Ipv4 {
   ): void {
     const mib = this.mib;
     if (fragment) {
-      // Reassembly is not implemented on this path yet: count the fragment as a failure.
-      mib.IpReasmReqds++;
-      mib.IpReasmFails++;
-      return;
+      // RFC 791 §3.2: fragments wait until their datagram is whole, which then goes on.
+      const whole = this.reasm.add(pkt, hlen, iface);
+      if (whole === null) return;
+      pkt = whole;
+      hlen = (pkt.buf[pkt.start] & 0x0f) << 2;
     }
     if (!this.hooks.input.empty && this.hooks.input.run(pkt, iface, null) !== VERDICT_ACCEPT) return;
     const h = this.handlers[proto];
@@ -229,13 +235,11 @@ export class Ipv4 {
       this.mib.IpOutDiscards++;
       return 'EPERM';
     }
-    if (pkt.length > dev.mtu) {
-      // Fragmentation on output is not implemented on this path yet.
-      this.mib.IpFragFails++;
-      return 'EMSGSIZE';
-    }
+    const nextHop = route.gateway !== 0 ? route.gateway : dst;
+    // RFC 791 §3.2: too big for the link, so it goes in fragments.
+    if (pkt.length > dev.mtu) return fragmentDatagram(pkt, dev, nextHop, this.mib);
     this.mib.IpExtOutOctets += pkt.length;
-    dev.outputIp(pkt, route.gateway !== 0 ? route.gateway : dst);
+    dev.outputIp(pkt, nextHop);
     return null;
   }
 
