@@ -10,6 +10,7 @@ import { Random, randomSeed } from './random.js';
 import { silentLogger, type Logger } from './log.js';
 import { Sysctl } from './sysctl.js';
 import { prefixMask, formatIp4 } from './wire/addr.js';
+import { ICMP_TIME_EXCEEDED } from './wire/icmp.js';
 
 export interface StackOptions {
   /** Defaults to real time; tests pass a VirtualTime. */
@@ -62,6 +63,8 @@ export class Stack implements InterfaceHost {
     this.log = opts.log ?? silentLogger;
     this.ip = new Ipv4(this.mib, this.time, () => this.random());
     this.icmp = new Icmp(this.ip, this.mib, this.icmpMsg, () => this.time.now());
+    // RFC 792: time exceeded, code 1 (fragment reassembly time exceeded).
+    this.ip.reasm.onTimeout = (first) => this.icmp.sendError(first, ICMP_TIME_EXCEEDED, 1);
     this.registerSysctls();
   }
 
@@ -74,6 +77,8 @@ export class Stack implements InterfaceHost {
     k.field('net.ipv4.icmp_ratemask', this.icmp, 'ratemask', 0, 2 ** 31 - 1);
     k.field('net.ipv4.icmp_msgs_per_sec', this.icmp, 'msgsPerSec', 0, 2 ** 31 - 1);
     k.field('net.ipv4.icmp_msgs_burst', this.icmp, 'msgsBurst', 0, 2 ** 31 - 1);
+    k.field('net.ipv4.ipfrag_time', this.ip.reasm, 'timeoutSec', 1, 2_147_483);
+    k.field('net.ipv4.ipfrag_high_thresh', this.ip.reasm, 'highThresh', 0, 2 ** 31 - 1);
   }
 
   random(): number {
