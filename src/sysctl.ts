@@ -10,13 +10,32 @@ export interface SysctlKnob {
   max: number;
 }
 
+/**
+ * A knob of several integers, like net.ipv4.ip_local_port_range. Linux reads
+ * them separated by white space and prints them separated by tabs.
+ */
+export interface SysctlVectorKnob {
+  count: number;
+  get(): number[];
+  set(v: number[]): void;
+  min: number;
+  max: number;
+  /** Rejects a combination of values (e.g. low above high), else null. */
+  check?(v: number[]): string | null;
+}
+
 export class SysctlError extends Error {}
 
 export class Sysctl {
   private readonly knobs = new Map<string, SysctlKnob>();
+  private readonly vectors = new Map<string, SysctlVectorKnob>();
 
   register(name: string, knob: SysctlKnob): void {
     this.knobs.set(name, knob);
+  }
+
+  registerVector(name: string, knob: SysctlVectorKnob): void {
+    this.vectors.set(name, knob);
   }
 
   /** A knob backed by a property of `obj`. */
@@ -32,29 +51,59 @@ export class Sysctl {
   }
 
   names(): string[] {
-    return [...this.knobs.keys()].sort();
+    return [...this.knobs.keys(), ...this.vectors.keys()].sort();
   }
 
   has(name: string): boolean {
-    return this.knobs.has(normalise(name));
+    const n = normalise(name);
+    return this.knobs.has(n) || this.vectors.has(n);
   }
 
+  /** A one-integer knob's value. */
   get(name: string): number {
-    const k = this.knobs.get(normalise(name));
-    if (!k) throw new SysctlError(`sysctl: cannot stat /proc/sys/${normalise(name).replace(/\./g, '/')}: No such file or directory`);
+    const n = normalise(name);
+    const k = this.knobs.get(n);
+    if (!k) {
+      if (this.vectors.has(n)) throw new SysctlError(`sysctl: ${n} holds ${this.vectors.get(n)!.count} integers`);
+      throw notFound(n);
+    }
     return k.get();
   }
 
-  set(name: string, value: string): number {
+  /** The value as sysctl(8) prints it (several integers separated by tabs). */
+  text(name: string): string {
     const n = normalise(name);
+    const v = this.vectors.get(n);
+    return v ? v.get().join('\t') : String(this.get(n));
+  }
+
+  /** Sets a knob from its text and returns the new value as `text` prints it. */
+  set(name: string, value: string): string {
+    const n = normalise(name);
+    const vec = this.vectors.get(n);
+    if (vec) {
+      const parts = value.trim().split(/\s+/);
+      const nums = parts.map(Number);
+      const bad = `sysctl: setting key "${n}": Invalid argument (expected ${vec.count} integers from ${vec.min} to ${vec.max})`;
+      if (parts.length !== vec.count || parts.some((p) => !/^-?\d+$/.test(p)) || nums.some((x) => x < vec.min || x > vec.max))
+        throw new SysctlError(bad);
+      const why = vec.check?.(nums) ?? null;
+      if (why !== null) throw new SysctlError(`sysctl: setting key "${n}": Invalid argument (${why})`);
+      vec.set(nums);
+      return this.text(n);
+    }
     const k = this.knobs.get(n);
-    if (!k) throw new SysctlError(`sysctl: cannot stat /proc/sys/${n.replace(/\./g, '/')}: No such file or directory`);
+    if (!k) throw notFound(n);
     const v = Number(value.trim());
     if (!/^-?\d+$/.test(value.trim()) || v < k.min || v > k.max)
       throw new SysctlError(`sysctl: setting key "${n}": Invalid argument (expected an integer from ${k.min} to ${k.max})`);
     k.set(v);
-    return k.get();
+    return this.text(n);
   }
+}
+
+function notFound(n: string): SysctlError {
+  return new SysctlError(`sysctl: cannot stat /proc/sys/${n.replace(/\./g, '/')}: No such file or directory`);
 }
 
 /** `net/ipv4/ipfrag_time` and `net.ipv4.ipfrag_time` are the same key, as in sysctl(8). */

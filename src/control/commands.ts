@@ -267,8 +267,12 @@ function parseSysctl(w: Words): Command {
   }
   const assigns = rest.filter((r) => r.includes('='));
   if (assigns.length > 0 || write) {
-    if (rest.length !== 1 || assigns.length !== 1) throw w.error('expected one NAME=VALUE', rest[1] ?? rest[0]);
-    const [name, value] = splitOnce(assigns[0]);
+    // A value of several integers may come as more words: `NAME=32768 60999`.
+    const more = rest.slice(1);
+    const stray = rest[0]?.includes('=') ? more.find((x) => !/^-?\d+$/.test(x)) : rest[0];
+    if (rest.length === 0 || stray !== undefined) throw w.error('expected one NAME=VALUE', stray);
+    const [name, first] = splitOnce(assigns[0]);
+    const value = [first, ...more].join(' ').trim();
     if (!/^[a-z0-9_./-]+$/i.test(name) || value === '') throw w.error('expected NAME=VALUE', assigns[0]);
     return { kind: 'sysctl-set', name, value, quiet };
   }

@@ -118,7 +118,7 @@ export class Controller {
       }
       case 'sysctl-get': {
         const names = cmd.all ? s.sysctl.names() : cmd.names;
-        return names.map((n) => (cmd.valueOnly ? `${s.sysctl.get(n)}` : `${n.replace(/\//g, '.')} = ${s.sysctl.get(n)}`)).join('\n');
+        return names.map((n) => (cmd.valueOnly ? s.sysctl.text(n) : `${n.replace(/\//g, '.')} = ${s.sysctl.text(n)}`)).join('\n');
       }
     }
     return '';
