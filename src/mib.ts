@@ -50,6 +50,15 @@ export const MIB_NAMES = [
   'IcmpOutParmProbs',
   'IcmpOutEchos',
   'IcmpOutEchoReps',
+  // UDP-MIB (RFC 4113) with Linux's additions.
+  'UdpInDatagrams',
+  'UdpNoPorts',
+  'UdpInErrors',
+  'UdpOutDatagrams',
+  'UdpRcvbufErrors',
+  'UdpSndbufErrors',
+  'UdpInCsumErrors',
+  'UdpIgnoredMulti',
   // ARP (Linux keeps these per neighbour table; nstat has no names for them).
   'ArpInRequests',
   'ArpInReplies',
