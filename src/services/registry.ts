@@ -1,0 +1,62 @@
+import type { Udp } from '../udp/udp.js';
+import { formatIp4 } from '../wire/addr.js';
+import { UdpDiscardService } from './discard.js';
+import { UdpEchoService } from './echo.js';
+import { ServiceError, type RunningService } from './service.js';
+
+export { ServiceError } from './service.js';
+
+export const SERVICE_NAMES = ['echo', 'discard'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+export const SERVICE_PROTOS = ['udp'] as const;
+export type ServiceProto = (typeof SERVICE_PROTOS)[number];
+
+/** `service add echo udp :7`: a service, its transport, and where it listens (addr 0: any). */
+export interface ServiceSpec {
+  name: ServiceName;
+  proto: ServiceProto;
+  addr: number;
+  port: number;
+}
+
+export function formatService(s: ServiceSpec): string {
+  return `${s.name} ${s.proto} ${formatIp4(s.addr)}:${s.port}`;
+}
+
+/** The built-in services a Stack runs. */
+export class Services {
+  private readonly running: { spec: ServiceSpec; svc: RunningService }[] = [];
+
+  constructor(private readonly udp: Udp) {}
+
+  add(spec: ServiceSpec): void {
+    const label = `service ${formatService(spec)}`;
+    let svc: RunningService;
+    switch (spec.name) {
+      case 'echo':
+        svc = new UdpEchoService(this.udp, spec.addr, spec.port, label);
+        break;
+      case 'discard':
+        svc = new UdpDiscardService(this.udp, spec.addr, spec.port, label);
+        break;
+    }
+    this.running.push({ spec: { ...spec }, svc });
+  }
+
+  del(spec: ServiceSpec): void {
+    const i = this.running.findIndex(
+      (r) => r.spec.name === spec.name && r.spec.proto === spec.proto && r.spec.addr === spec.addr && r.spec.port === spec.port,
+    );
+    if (i < 0) throw new ServiceError(`service ${formatService(spec)}: No such service`, 'ENOENT');
+    const [r] = this.running.splice(i, 1);
+    r.svc.close();
+  }
+
+  list(): ServiceSpec[] {
+    return this.running.map((r) => ({ ...r.spec }));
+  }
+
+  closeAll(): void {
+    for (const r of this.running.splice(0)) r.svc.close();
+  }
+}
