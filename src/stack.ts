@@ -11,6 +11,9 @@ import { silentLogger, type Logger } from './log.js';
 import { Sysctl } from './sysctl.js';
 import { prefixMask, formatIp4 } from './wire/addr.js';
 import { ICMP_TIME_EXCEEDED } from './wire/icmp.js';
+import { LocalPortRange } from './ip/port-range.js';
+import { Udp } from './udp/udp.js';
+import { Services } from './services/registry.js';
 
 export interface StackOptions {
   /** Defaults to real time; tests pass a VirtualTime. */
@@ -47,6 +50,11 @@ export class Stack implements InterfaceHost {
   readonly icmpMsg = new IcmpMsgCounters();
   readonly ip: Ipv4;
   readonly icmp: Icmp;
+  readonly udp: Udp;
+  /** Built-in services (echo, discard) started by `service add`. */
+  readonly services: Services;
+  /** net.ipv4.ip_local_port_range */
+  readonly localPorts = new LocalPortRange();
   readonly log: Logger;
   readonly sysctl = new Sysctl();
   private readonly rng: Random;
@@ -65,6 +73,8 @@ export class Stack implements InterfaceHost {
     this.icmp = new Icmp(this.ip, this.mib, this.icmpMsg, () => this.time.now());
     // RFC 792: time exceeded, code 1 (fragment reassembly time exceeded).
     this.ip.reasm.onTimeout = (first) => this.icmp.sendError(first, ICMP_TIME_EXCEEDED, 1);
+    this.udp = new Udp(this.ip, this.icmp, this.mib, this.time, () => this.random(), this.localPorts);
+    this.services = new Services(this.udp);
     this.registerSysctls();
   }
 
@@ -79,6 +89,19 @@ export class Stack implements InterfaceHost {
     k.field('net.ipv4.icmp_msgs_burst', this.icmp, 'msgsBurst', 0, 2 ** 31 - 1);
     k.field('net.ipv4.ipfrag_time', this.ip.reasm, 'timeoutSec', 1, 2_147_483);
     k.field('net.ipv4.ipfrag_high_thresh', this.ip.reasm, 'highThresh', 0, 2 ** 31 - 1);
+    const ports = this.localPorts;
+    k.registerVector('net.ipv4.ip_local_port_range', {
+      count: 2,
+      get: () => [ports.low, ports.high],
+      set: ([low, high]) => {
+        ports.low = low;
+        ports.high = high;
+      },
+      // Linux ipv4_local_port_range: 1..65535, and the low end not above the high one.
+      min: 1,
+      max: 65535,
+      check: ([low, high]) => (low > high ? 'the first port must not be above the second' : null),
+    });
   }
 
   random(): number {
@@ -256,6 +279,7 @@ export class Stack implements InterfaceHost {
   }
 
   close(): void {
+    this.services.closeAll();
     for (const i of [...this.ifaces]) {
       try {
         i.close();
