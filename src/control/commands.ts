@@ -1,5 +1,6 @@
 import { CommandError, Words, splitWords } from './words.js';
 import { parseIp4, parseMac } from '../wire/addr.js';
+import { SERVICE_NAMES, SERVICE_PROTOS, type ServiceName, type ServiceProto } from '../services/registry.js';
 
 /**
  * The command language: the lines of a config file and the commands the control
@@ -27,11 +28,13 @@ export type Command =
   | { kind: 'route-get'; dst: number; json: boolean }
   | { kind: 'nstat'; json: boolean; zeros: boolean }
   | { kind: 'sysctl-set'; name: string; value: string; quiet: boolean }
-  | { kind: 'sysctl-get'; names: string[]; valueOnly: boolean; all: boolean };
+  | { kind: 'sysctl-get'; names: string[]; valueOnly: boolean; all: boolean }
+  | { kind: 'service-add' | 'service-del'; name: ServiceName; proto: ServiceProto; addr: number; port: number }
+  | { kind: 'service-list' };
 
 /** Commands that change state (allowed in a config file). */
 export function isConfigCommand(c: Command): boolean {
-  return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'nstat' && c.kind !== 'sysctl-get';
+  return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'nstat' && c.kind !== 'sysctl-get' && c.kind !== 'service-list';
 }
 
 const OBJECTS = ['link', 'address', 'route', 'neighbour', 'neighbor'] as const;
@@ -43,6 +46,7 @@ export function parseCommand(argv: readonly string[]): Command {
   let stats = false;
   if (words[0] === 'nstat') return parseNstat(new Words(words.slice(1)));
   if (words[0] === 'sysctl') return parseSysctl(new Words(words.slice(1)));
+  if (words[0] === 'service') return parseService(new Words(words.slice(1)));
   if (words[0] === 'ip') {
     words = words.slice(1);
     // iproute2's global options come before the object.
@@ -55,7 +59,7 @@ export function parseCommand(argv: readonly string[]): Command {
     }
   }
   const w = new Words(words);
-  if (w.done) throw new CommandError('expected a command (link, addr, route, neigh, nstat, sysctl)');
+  if (w.done) throw new CommandError('expected a command (link, addr, route, neigh, nstat, sysctl, service)');
   const obj = w.choose(OBJECTS, 'an object');
   switch (obj) {
     case 'link':
@@ -278,6 +282,32 @@ function parseSysctl(w: Words): Command {
   }
   if (!all && rest.length === 0) throw w.error('expected a key, NAME=VALUE or -a');
   return { kind: 'sysctl-get', names: rest, valueOnly, all };
+}
+
+/** `service [list]` and `service add|del NAME PROTO [ADDR]:PORT`, e.g. `service add echo udp :7`. */
+function parseService(w: Words): Command {
+  if (w.done) return { kind: 'service-list' };
+  const verb = w.choose(['add', 'delete', 'list', 'show'] as const, 'a service command');
+  if (verb === 'list' || verb === 'show') {
+    w.end();
+    return { kind: 'service-list' };
+  }
+  const name = w.choose(SERVICE_NAMES, 'a service');
+  const proto = w.choose(SERVICE_PROTOS, 'a protocol');
+  const s = w.next('ADDR:PORT or :PORT');
+  const colon = s.lastIndexOf(':');
+  if (colon < 0) throw w.error('expected ADDR:PORT or :PORT', s);
+  const a = s.slice(0, colon);
+  const p = s.slice(colon + 1);
+  let addr = 0;
+  if (a !== '') {
+    const v = parseIp4(a);
+    if (v === null) throw w.error('expected an IPv4 address before ":" (or nothing, for any address)', s);
+    addr = v;
+  }
+  if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw w.error('expected a port from 1 to 65535 after ":"', s);
+  w.end();
+  return { kind: verb === 'add' ? 'service-add' : 'service-del', name, proto, addr, port: Number(p) };
 }
 
 function splitOnce(s: string): [string, string] {

@@ -3,6 +3,7 @@ import type { Device } from '../link/device.js';
 import type { Stack } from '../stack.js';
 import { formatAddrs, formatLinks, formatNeigh, formatNstat, formatRouteGet, formatRoutes } from './format.js';
 import { CommandError } from './words.js';
+import { formatService } from '../services/registry.js';
 
 /** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */
 export interface DeviceFactory {
@@ -120,6 +121,15 @@ export class Controller {
         const names = cmd.all ? s.sysctl.names() : cmd.names;
         return names.map((n) => (cmd.valueOnly ? s.sysctl.text(n) : `${n.replace(/\//g, '.')} = ${s.sysctl.text(n)}`)).join('\n');
       }
+      case 'service-add':
+      case 'service-del': {
+        const spec = { name: cmd.name, proto: cmd.proto, addr: cmd.addr, port: cmd.port };
+        if (cmd.kind === 'service-add') s.services.add(spec);
+        else s.services.del(spec);
+        return '';
+      }
+      case 'service-list':
+        return s.services.list().map(formatService).join('\n');
     }
     return '';
   }
