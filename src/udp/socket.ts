@@ -33,6 +33,8 @@ export interface BindOptions {
 
 export interface UdpSocketOptions {
   type?: 'udp4';
+  /** SO_REUSEADDR: several sockets that all set it may bind one port. */
+  reuseAddr?: boolean;
   recvBufferSize?: number;
 }
 
@@ -82,6 +84,7 @@ export class UdpSocket extends EventEmitter implements UdpReceiver {
   ) {
     super();
     this.ep = udp.open(this);
+    this.ep.reuseAddr = opts.reuseAddr === true;
     this.timer = udp.time.timer(() => this.run());
     this.rcvbuf = opts.recvBufferSize ?? DEFAULT_RCVBUF;
   }

@@ -48,6 +48,8 @@ export class UdpEndpoint {
   dontFrag = false;
   /** SO_BROADCAST */
   broadcast = false;
+  /** SO_REUSEADDR: may share its port with others that set it too. */
+  reuseAddr = false;
   /** IP_TTL; 0 means net.ipv4.ip_default_ttl. */
   ttl = 0;
   closed = false;
@@ -128,31 +130,38 @@ export class Udp {
 
   // ---- binding ----
 
-  /** True if binding (addr, port) would clash with a bound endpoint (no SO_REUSEADDR here). */
-  portInUse(addr: number, port: number): boolean {
+  /**
+   * True if binding (addr, port) would clash with a bound endpoint: the same
+   * address, or either is any address, unless both set SO_REUSEADDR.
+   */
+  portInUse(addr: number, port: number, reuse = false): boolean {
     const list = this.ports.get(port);
     if (list === undefined) return false;
-    for (const ep of list) if (ep.localAddr === 0 || addr === 0 || ep.localAddr === addr) return true;
+    for (const ep of list) {
+      if (reuse && ep.reuseAddr) continue;
+      if (ep.localAddr === 0 || addr === 0 || ep.localAddr === addr) return true;
+    }
     return false;
   }
 
   /** The errno binding (addr, port) would fail with now, or null. */
-  bindError(addr: number, port: number): Errno | null {
+  bindError(addr: number, port: number, reuse = false): Errno | null {
     // Linux inet_bind: the address must be ours, a broadcast or multicast one, or any.
     if (addr !== 0 && !this.ip.isLocal(addr) && addr !== 0xffffffff && !isMulticastIp4(addr) && !this.ip.isBroadcastAddr(addr))
       return 'EADDRNOTAVAIL';
-    if (port !== 0 && this.portInUse(addr, port)) return 'EADDRINUSE';
+    if (port !== 0 && this.portInUse(addr, port, reuse)) return 'EADDRINUSE';
     return null;
   }
 
   /** bind(2): port 0 picks one from net.ipv4.ip_local_port_range. */
   bind(ep: UdpEndpoint, addr: number, port: number): Errno | null {
     if (ep.closed || ep.bound) return 'EINVAL';
-    const err = this.bindError(addr, port);
+    const err = this.bindError(addr, port, ep.reuseAddr);
     if (err !== null) return err;
     let p = port;
     if (p === 0) {
-      p = this.portRange.pick(this.random, (x) => this.portInUse(addr, x));
+      // A port of its own even with SO_REUSEADDR, as Linux's udp_lib_get_port gives.
+      p = this.portRange.pick(this.random, (x) => this.ports.has(x));
       if (p < 0) return 'EADDRINUSE';
     }
     ep.localAddr = addr;
@@ -349,7 +358,9 @@ export class Udp {
 
   /**
    * The endpoint for a datagram to laddr:lport from raddr:rport: a connected one
-   * beats one bound to the address, which beats one bound to any address.
+   * beats one bound to the address, which beats one bound to any address. Among
+   * equals (SO_REUSEADDR) the last bound wins, as in Linux, which adds new
+   * sockets at the head of the port's chain.
    */
   private lookup(laddr: number, lport: number, raddr: number, rport: number): UdpEndpoint | null {
     const list = this.ports.get(lport);
@@ -367,7 +378,7 @@ export class Udp {
         if (ep.remoteAddr !== raddr || ep.remotePort !== rport) continue;
         score += 2;
       }
-      if (score > bestScore) {
+      if (score >= bestScore) {
         best = ep;
         bestScore = score;
       }
