@@ -141,9 +141,15 @@ export abstract class Time {
   }
 }
 
-/** Real time: one Node timeout armed for the earliest deadline. */
+/**
+ * Real time: one Node timeout armed for the earliest deadline. A timer that is
+ * already due (delay 0: a socket's queued events, looped-back datagrams) runs
+ * from setImmediate, right after the current I/O callbacks, because a Node
+ * timeout of 0 waits a whole millisecond.
+ */
 export class RealTime extends Time {
   private handle: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private armedFor = Infinity;
 
   constructor() {
@@ -153,27 +159,39 @@ export class RealTime extends Time {
   protected earliestChanged(): void {
     const next = this.nextDeadline();
     if (next === this.armedFor) return;
-    if (this.handle) clearTimeout(this.handle);
-    this.handle = null;
+    this.disarm();
     this.armedFor = next;
     if (next === Infinity) return;
-    const delay = Math.max(0, next - this.clock.now());
+    const delay = next - this.clock.now();
+    if (delay <= 0) {
+      // Left ref'd: an unref'd immediate lets the loop block in poll and run late.
+      // It is due now, so it never holds the process open for long.
+      this.immediate = setImmediate(() => this.fire());
+      return;
+    }
     this.handle = setTimeout(() => this.fire(), Math.ceil(delay));
     // Timers alone never keep the process alive: devices and sockets do.
     this.handle.unref();
   }
 
+  private disarm(): void {
+    if (this.handle) clearTimeout(this.handle);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.handle = null;
+    this.immediate = null;
+  }
+
   private fire(): void {
     this.handle = null;
+    this.immediate = null;
     this.armedFor = Infinity;
     this.runDue(this.clock.now());
     this.earliestChanged();
   }
 
-  /** Stops the underlying Node timeout (timers stay registered but won't fire). */
+  /** Stops the underlying Node timer (timers stay registered but won't fire). */
   stop(): void {
-    if (this.handle) clearTimeout(this.handle);
-    this.handle = null;
+    this.disarm();
     this.armedFor = Infinity;
   }
 }
