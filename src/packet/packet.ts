@@ -29,11 +29,30 @@ export class Packet {
   linkBroadcast = false;
   /** Connection tracking entry, set by conntrack. */
   ct: unknown = null;
+  /** The pool this packet goes back to once a device has sent it, or null. */
+  pool: PacketPool | null = null;
 
   constructor(buf: Uint8Array, start: number, end: number) {
     this.buf = buf;
     this.start = start;
     this.end = end;
+  }
+
+  /** Back to the state of a new packet, keeping `buf` (for PacketPool; keep in step with the fields above). */
+  reinit(start: number, end: number): void {
+    this.start = start;
+    this.end = end;
+    this.ifindex = 0;
+    this.mark = 0;
+    this.l3 = -1;
+    this.l4 = -1;
+    this.linkBroadcast = false;
+    this.ct = null;
+  }
+
+  /** The packet's frame has left through a device: a pooled packet can be reused now. */
+  sent(): void {
+    if (this.pool !== null) this.pool.put(this);
   }
 
   /** A packet with `len` data bytes (uninitialised) after `headroom` bytes. */
@@ -99,5 +118,51 @@ export class Packet {
     this.end += extra;
     if (this.l3 >= 0) this.l3 += extra;
     if (this.l4 >= 0) this.l4 += extra;
+  }
+}
+
+/**
+ * Packets for the stack's own replies (echo replies), recycled instead of
+ * allocated per reply: a new buffer costs more than building the reply. A
+ * device is done with a frame when sendBatch returns (link/device.ts), so
+ * the Interface gives a pooled packet back then (`sent()`), and the next
+ * `alloc` reuses it.
+ *
+ * Only code that hands its packet to output and keeps no reference may take
+ * one from a pool. Whatever holds on to a packet on the way (a neighbour
+ * queue, a fragment queue, a hook that steals it) keeps its own copy or the
+ * packet itself, which then simply never comes back; the pool makes a new
+ * one. A hook that lets a packet go on must not keep it.
+ */
+export class PacketPool {
+  private readonly free: Packet[] = [];
+
+  constructor(
+    /** Buffer size of pooled packets; larger requests get a plain Packet.alloc. */
+    readonly bufferSize = 2048,
+    /** Most packets kept for reuse. */
+    readonly maxFree = 256,
+  ) {}
+
+  /** Like Packet.alloc, but the data bytes are left as they were (callers write them all). */
+  alloc(len: number, headroom = DEFAULT_HEADROOM): Packet {
+    if (headroom + len > this.bufferSize) return Packet.alloc(len, headroom);
+    let p = this.free.pop();
+    if (p === undefined) {
+      p = new Packet(new Uint8Array(this.bufferSize), headroom, headroom + len);
+      p.pool = this;
+    } else {
+      p.reinit(headroom, headroom + len);
+    }
+    return p;
+  }
+
+  /** Takes `p` back (Packet.sent); a packet whose buffer was replaced (grown) is left to the GC. */
+  put(p: Packet): void {
+    if (p.buf.length === this.bufferSize && this.free.length < this.maxFree) this.free.push(p);
+  }
+
+  get available(): number {
+    return this.free.length;
   }
 }
