@@ -82,8 +82,10 @@ export class Interface implements DeviceReceiver {
   readonly stats = new LinkStats();
   readonly drops: Record<LinkDropReason, number>;
   readonly neigh: NeighbourTable | null;
-  /** Frames waiting for the end of the receive batch (the egress queue). */
-  private txq: Uint8Array[] = [];
+  /** Packets waiting for the end of the receive batch (the egress queue), frame at `start`. */
+  private readonly txq: Packet[] = [];
+  /** The frames of txq, handed to the device in one batch. */
+  private readonly txFrames: Uint8Array[] = [];
   readonly txQueueLen: number;
   private inBatch = false;
   private readonly arpView = new ArpView(new Uint8Array(0), 0, 0);
@@ -272,7 +274,7 @@ export class Interface implements DeviceReceiver {
   /** Sends an IPv4 datagram (`pkt.start` at the IP header) towards `nextHop`. */
   outputIp(pkt: Packet, nextHop: number): void {
     if (!this.up) return this.txDrop('link-down');
-    if (this.linkType === 'ip') return this.queueTx(pkt.data());
+    if (this.linkType === 'ip') return this.queueTx(pkt);
     let mac: Uint8Array | null;
     if (this.isBroadcast(nextHop)) mac = BROADCAST_MAC;
     else if ((nextHop >>> 28) === 0xe) mac = multicastMac(nextHop);
@@ -287,7 +289,7 @@ export class Interface implements DeviceReceiver {
     b.set(this.mac, o + 6);
     b[o + 12] = etherType >> 8;
     b[o + 13] = etherType & 0xff;
-    this.queueTx(pkt.data());
+    this.queueTx(pkt);
   }
 
   /** Gratuitous ARP (RFC 5227 §3 announcement) for an address we just took. */
@@ -309,9 +311,12 @@ export class Interface implements DeviceReceiver {
     this.sendEther(pkt, ethDst, ETHERTYPE_ARP);
   }
 
-  private queueTx(frame: Uint8Array): void {
-    if (this.txq.length >= this.txQueueLen) return this.txDrop('txqueue-full');
-    this.txq.push(frame);
+  private queueTx(pkt: Packet): void {
+    if (this.txq.length >= this.txQueueLen) {
+      pkt.sent();
+      return this.txDrop('txqueue-full');
+    }
+    this.txq.push(pkt);
     if (this.txq.length === 1) this.host.txPending(this);
   }
 
@@ -320,19 +325,24 @@ export class Interface implements DeviceReceiver {
     const q = this.txq;
     const n = q.length;
     if (n === 0) return;
+    const frames = this.txFrames;
+    for (let i = 0; i < n; i++) frames[i] = q[i].data();
     const capture = this.host.capture;
-    const sent = this.device.sendBatch(q, n);
+    const sent = this.device.sendBatch(frames, n);
     const st = this.stats;
     for (let i = 0; i < n; i++) {
       if (i < sent) {
         st.txPackets++;
-        st.txBytes += q[i].length;
-        if (capture !== null) capture(this, q[i]);
+        st.txBytes += frames[i].length;
+        if (capture !== null) capture(this, frames[i]);
       } else {
         this.txDrop('device-busy');
       }
+      // The device is done with the frame (device.ts): pooled packets can be reused.
+      q[i].sent();
     }
     q.length = 0;
+    frames.length = 0;
   }
 
   close(): void {
