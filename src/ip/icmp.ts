@@ -1,4 +1,4 @@
-import { Packet } from '../packet/packet.js';
+import { Packet, PacketPool } from '../packet/packet.js';
 import type { Interface } from '../link/interface.js';
 import type { IcmpMsgCounters, Mib } from '../mib.js';
 import type { Ipv4 } from './ipv4.js';
@@ -91,6 +91,8 @@ export class Icmp {
     private readonly mib: Mib,
     private readonly msg: IcmpMsgCounters,
     private readonly now: () => number,
+    /** Where echo replies come from: they are sent at once and never kept. */
+    private readonly pool: PacketPool = new PacketPool(),
   ) {
     ip.register(IPPROTO_ICMP, (pkt, src, dst, iface) => this.input(pkt, src, dst, iface));
     ip.unknownProto = (pkt) => this.sendError(pkt, ICMP_DEST_UNREACH, 2);
@@ -274,7 +276,7 @@ export class Icmp {
     const local = this.ip.isLocal(dst);
     if (!local && this.echoIgnoreBroadcasts) return;
     const len = req.end - req.start;
-    const reply = Packet.alloc(len);
+    const reply = this.pool.alloc(len);
     const rb = reply.buf;
     const ro = reply.start;
     rb.set(req.buf.subarray(req.start, req.end), ro);
