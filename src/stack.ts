@@ -1,6 +1,6 @@
 import type { Device } from './link/device.js';
 import { Interface, type InterfaceHost, type InterfaceOptions } from './link/interface.js';
-import { Packet } from './packet/packet.js';
+import { Packet, PacketPool } from './packet/packet.js';
 import { Time, RealTime } from './time/timers.js';
 import { IcmpMsgCounters, newMib, type Mib } from './mib.js';
 import { Ipv4 } from './ip/ipv4.js';
@@ -50,6 +50,8 @@ export class Stack implements InterfaceHost {
   readonly icmpMsg = new IcmpMsgCounters();
   readonly ip: Ipv4;
   readonly icmp: Icmp;
+  /** Recycled packets for replies the stack sends at once. */
+  readonly packets = new PacketPool();
   readonly udp: Udp;
   /** Built-in services (echo, discard) started by `service add`. */
   readonly services: Services;
@@ -70,7 +72,7 @@ export class Stack implements InterfaceHost {
     this.rng = new Random(opts.seed ?? randomSeed());
     this.log = opts.log ?? silentLogger;
     this.ip = new Ipv4(this.mib, this.time, () => this.random());
-    this.icmp = new Icmp(this.ip, this.mib, this.icmpMsg, () => this.time.now());
+    this.icmp = new Icmp(this.ip, this.mib, this.icmpMsg, () => this.time.now(), this.packets);
     // RFC 792: time exceeded, code 1 (fragment reassembly time exceeded).
     this.ip.reasm.onTimeout = (first) => this.icmp.sendError(first, ICMP_TIME_EXCEEDED, 1);
     this.udp = new Udp(this.ip, this.icmp, this.mib, this.time, () => this.random(), this.localPorts);
