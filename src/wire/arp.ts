@@ -2,8 +2,11 @@
  * ARP for IPv4 over Ethernet (RFC 826). Other hardware/protocol pairs are
  * reported as 'unsupported'.
  */
-import { copyBytes } from './bytes.js';
+import * as bytes from './bytes.js';
 import { WireError } from './error.js';
+
+// Module constants, not imported bindings: see bytes.ts.
+const { copyBytes, getU16, getU32, setU16, setU32 } = bytes;
 
 export const ARP_REQUEST = 1;
 export const ARP_REPLY = 2;
@@ -49,21 +52,19 @@ export class ArpView {
   }
 
   get htype(): number {
-    return (this.buf[this.off] << 8) | this.buf[this.off + 1];
+    return getU16(this.buf, this.off);
   }
 
   set htype(v: number) {
-    this.buf[this.off] = v >>> 8;
-    this.buf[this.off + 1] = v & 0xff;
+    setU16(this.buf, this.off, v);
   }
 
   get ptype(): number {
-    return (this.buf[this.off + 2] << 8) | this.buf[this.off + 3];
+    return getU16(this.buf, this.off + 2);
   }
 
   set ptype(v: number) {
-    this.buf[this.off + 2] = v >>> 8;
-    this.buf[this.off + 3] = v & 0xff;
+    setU16(this.buf, this.off + 2, v);
   }
 
   get hlen(): number {
@@ -83,12 +84,11 @@ export class ArpView {
   }
 
   get op(): number {
-    return (this.buf[this.off + 6] << 8) | this.buf[this.off + 7];
+    return getU16(this.buf, this.off + 6);
   }
 
   set op(v: number) {
-    this.buf[this.off + 6] = v >>> 8;
-    this.buf[this.off + 7] = v & 0xff;
+    setU16(this.buf, this.off + 6, v);
   }
 
   /** Sender hardware address: a copy, or written into `out` at `outOff`. */
@@ -106,11 +106,11 @@ export class ArpView {
   }
 
   get senderIp(): number {
-    return this.u32At(14);
+    return getU32(this.buf, this.off + 14);
   }
 
   set senderIp(v: number) {
-    this.setU32At(14, v);
+    setU32(this.buf, this.off + 14, v);
   }
 
   targetMac(out?: Uint8Array, outOff = 0): Uint8Array {
@@ -126,11 +126,11 @@ export class ArpView {
   }
 
   get targetIp(): number {
-    return this.u32At(24);
+    return getU32(this.buf, this.off + 24);
   }
 
   set targetIp(v: number) {
-    this.setU32At(24, v);
+    setU32(this.buf, this.off + 24, v);
   }
 
   private macAt(rel: number, out: Uint8Array | undefined, outOff: number): Uint8Array {
@@ -143,21 +143,6 @@ export class ArpView {
   private setMacAt(rel: number, mac: Uint8Array, macOff: number): void {
     const p = this.off + rel;
     for (let i = 0; i < 6; i++) this.buf[p + i] = mac[macOff + i];
-  }
-
-  private u32At(rel: number): number {
-    const b = this.buf;
-    const p = this.off + rel;
-    return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
-  }
-
-  private setU32At(rel: number, v: number): void {
-    const b = this.buf;
-    const p = this.off + rel;
-    b[p] = v >>> 24;
-    b[p + 1] = (v >>> 16) & 0xff;
-    b[p + 2] = (v >>> 8) & 0xff;
-    b[p + 3] = v & 0xff;
   }
 }
 

@@ -8,3 +8,34 @@ export function copyBytes(buf: Uint8Array, start: number, end: number): Uint8Arr
   out.set(buf.subarray(start, end));
   return out;
 }
+
+// Big-endian (network order) fields. Plain functions over (bytes, absolute offset):
+// small enough that V8 inlines them, and nothing is allocated. A setter keeps the low
+// 16 or 32 bits of `v`, as a store into a Uint8Array keeps the low 8.
+//
+// Hot code (the header views) binds them as module constants,
+//   import * as bytes from './bytes.js';
+//   const { getU16, setU16 } = bytes;
+// because V8 folds a module's own `const` into optimized code, but loads an imported
+// binding afresh and checks it at every call (1 ns a call, doubling a small setter).
+
+export function getU16(buf: Uint8Array, off: number): number {
+  return (buf[off] << 8) | buf[off + 1];
+}
+
+export function setU16(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = (v >>> 8) & 0xff;
+  buf[off + 1] = v & 0xff;
+}
+
+/** Unsigned: 0 to 2^32 - 1 (IPv4 addresses compare as numbers). */
+export function getU32(buf: Uint8Array, off: number): number {
+  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
+}
+
+export function setU32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v >>> 24;
+  buf[off + 1] = (v >>> 16) & 0xff;
+  buf[off + 2] = (v >>> 8) & 0xff;
+  buf[off + 3] = v & 0xff;
+}

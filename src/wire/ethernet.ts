@@ -2,8 +2,11 @@
  * Ethernet II header (IEEE 802.3 with an EtherType) with any number of stacked
  * 802.1Q / 802.1ad tags between the source address and the EtherType.
  */
-import { copyBytes } from './bytes.js';
+import * as bytes from './bytes.js';
 import { WireError } from './error.js';
+
+// Module constants, not imported bindings: see bytes.ts.
+const { copyBytes, getU16, setU16 } = bytes;
 
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_ARP = 0x0806;
@@ -67,7 +70,7 @@ export class EthernetView {
     const end = this.off + this.len;
     let p = this.off + 12;
     let n = 0;
-    while (p + 2 <= end && isTagTpid((b[p] << 8) | b[p + 1])) {
+    while (p + 2 <= end && isTagTpid(getU16(b, p))) {
       n++;
       p += VLAN_TAG_LEN;
     }
@@ -111,26 +114,21 @@ export class EthernetView {
 
   /** The EtherType after any tags. */
   get etherType(): number {
-    const p = this.off + 12 + VLAN_TAG_LEN * this.vlanCount;
-    return (this.buf[p] << 8) | this.buf[p + 1];
+    return getU16(this.buf, this.off + 12 + VLAN_TAG_LEN * this.vlanCount);
   }
 
   set etherType(v: number) {
-    const p = this.off + 12 + VLAN_TAG_LEN * this.vlanCount;
-    this.buf[p] = v >>> 8;
-    this.buf[p + 1] = v & 0xff;
+    setU16(this.buf, this.off + 12 + VLAN_TAG_LEN * this.vlanCount, v);
   }
 
   /** TPID of tag `i` (0 = outermost). */
   vlanTpid(i: number): number {
-    const p = this.off + 12 + VLAN_TAG_LEN * i;
-    return (this.buf[p] << 8) | this.buf[p + 1];
+    return getU16(this.buf, this.off + 12 + VLAN_TAG_LEN * i);
   }
 
   /** Whole tag control information of tag `i`: PCP(3) DEI(1) VID(12). */
   vlanTci(i: number): number {
-    const p = this.off + 14 + VLAN_TAG_LEN * i;
-    return (this.buf[p] << 8) | this.buf[p + 1];
+    return getU16(this.buf, this.off + 14 + VLAN_TAG_LEN * i);
   }
 
   vlanId(i: number): number {
@@ -146,9 +144,7 @@ export class EthernetView {
   }
 
   setVlanTci(i: number, tci: number): void {
-    const p = this.off + 14 + VLAN_TAG_LEN * i;
-    this.buf[p] = (tci >>> 8) & 0xff;
-    this.buf[p + 1] = tci & 0xff;
+    setU16(this.buf, this.off + 14 + VLAN_TAG_LEN * i, tci);
   }
 
   /** The bytes after the header (a view, not a copy). */
@@ -189,13 +185,10 @@ export function emitEthernet(repr: EthernetRepr, buf: Uint8Array, off: number): 
   let p = off + 12;
   for (const t of repr.vlans) {
     const tci = ((t.pcp & 7) << 13) | (t.dei ? 0x1000 : 0) | (t.vid & 0x0fff);
-    buf[p] = t.tpid >>> 8;
-    buf[p + 1] = t.tpid & 0xff;
-    buf[p + 2] = tci >>> 8;
-    buf[p + 3] = tci & 0xff;
+    setU16(buf, p, t.tpid);
+    setU16(buf, p + 2, tci);
     p += VLAN_TAG_LEN;
   }
-  buf[p] = repr.etherType >>> 8;
-  buf[p + 1] = repr.etherType & 0xff;
+  setU16(buf, p, repr.etherType);
   return p + 2 - off;
 }

@@ -2,9 +2,12 @@
  * ICMP for IPv4 (RFC 792): the 8-byte header and its payload. The view covers
  * the whole ICMP message (the IP payload), since the checksum covers all of it.
  */
-import { copyBytes } from './bytes.js';
+import * as bytes from './bytes.js';
 import { checksum, fold, sum16 } from './checksum.js';
 import { WireError } from './error.js';
+
+// Module constants, not imported bindings: see bytes.ts.
+const { copyBytes, getU16, getU32, setU16, setU32 } = bytes;
 
 export const ICMP_HEADER_LEN = 8;
 
@@ -97,48 +100,38 @@ export class IcmpView {
   }
 
   get checksum(): number {
-    return (this.buf[this.off + 2] << 8) | this.buf[this.off + 3];
+    return getU16(this.buf, this.off + 2);
   }
 
   set checksum(v: number) {
-    this.buf[this.off + 2] = v >>> 8;
-    this.buf[this.off + 3] = v & 0xff;
+    setU16(this.buf, this.off + 2, v);
   }
 
   /** Echo identifier (bytes 4-5). */
   get ident(): number {
-    return (this.buf[this.off + 4] << 8) | this.buf[this.off + 5];
+    return getU16(this.buf, this.off + 4);
   }
 
   set ident(v: number) {
-    this.buf[this.off + 4] = (v >>> 8) & 0xff;
-    this.buf[this.off + 5] = v & 0xff;
+    setU16(this.buf, this.off + 4, v);
   }
 
   /** Echo sequence number (bytes 6-7). */
   get seq(): number {
-    return (this.buf[this.off + 6] << 8) | this.buf[this.off + 7];
+    return getU16(this.buf, this.off + 6);
   }
 
   set seq(v: number) {
-    this.buf[this.off + 6] = (v >>> 8) & 0xff;
-    this.buf[this.off + 7] = v & 0xff;
+    setU16(this.buf, this.off + 6, v);
   }
 
   /** Bytes 4-7 as one unsigned number ("rest of header"). */
   get rest(): number {
-    const b = this.buf;
-    const p = this.off + 4;
-    return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+    return getU32(this.buf, this.off + 4);
   }
 
   set rest(v: number) {
-    const b = this.buf;
-    const p = this.off + 4;
-    b[p] = v >>> 24;
-    b[p + 1] = (v >>> 16) & 0xff;
-    b[p + 2] = (v >>> 8) & 0xff;
-    b[p + 3] = v & 0xff;
+    setU32(this.buf, this.off + 4, v);
   }
 
   /** Parameter problem pointer (byte 4). */
@@ -152,12 +145,11 @@ export class IcmpView {
 
   /** Next-hop MTU of a fragmentation-needed message (bytes 6-7, RFC 1191 §4). */
   get mtu(): number {
-    return (this.buf[this.off + 6] << 8) | this.buf[this.off + 7];
+    return getU16(this.buf, this.off + 6);
   }
 
   set mtu(v: number) {
-    this.buf[this.off + 6] = (v >>> 8) & 0xff;
-    this.buf[this.off + 7] = v & 0xff;
+    setU16(this.buf, this.off + 6, v);
   }
 
   /** Absolute offset of the data after the 8-byte header. */
@@ -180,11 +172,8 @@ export class IcmpView {
   }
 
   fillChecksum(): void {
-    this.buf[this.off + 2] = 0;
-    this.buf[this.off + 3] = 0;
-    const c = checksum(this.buf, this.off, this.len);
-    this.buf[this.off + 2] = c >>> 8;
-    this.buf[this.off + 3] = c & 0xff;
+    setU16(this.buf, this.off + 2, 0);
+    setU16(this.buf, this.off + 2, checksum(this.buf, this.off, this.len));
   }
 }
 

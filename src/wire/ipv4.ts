@@ -1,9 +1,12 @@
 /**
  * IPv4 header (RFC 791 §3.1), with options.
  */
-import { copyBytes } from './bytes.js';
+import * as bytes from './bytes.js';
 import { checksum, fold, sum16 } from './checksum.js';
 import { WireError } from './error.js';
+
+// Module constants, not imported bindings: see bytes.ts.
+const { copyBytes, getU16, getU32, setU16, setU32 } = bytes;
 
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
@@ -122,21 +125,19 @@ export class Ipv4View {
   }
 
   get totalLength(): number {
-    return (this.buf[this.off + 2] << 8) | this.buf[this.off + 3];
+    return getU16(this.buf, this.off + 2);
   }
 
   set totalLength(v: number) {
-    this.buf[this.off + 2] = v >>> 8;
-    this.buf[this.off + 3] = v & 0xff;
+    setU16(this.buf, this.off + 2, v);
   }
 
   get ident(): number {
-    return (this.buf[this.off + 4] << 8) | this.buf[this.off + 5];
+    return getU16(this.buf, this.off + 4);
   }
 
   set ident(v: number) {
-    this.buf[this.off + 4] = (v >>> 8) & 0xff;
-    this.buf[this.off + 5] = v & 0xff;
+    setU16(this.buf, this.off + 4, v);
   }
 
   /** The reserved flag bit (must be zero, RFC 791). */
@@ -164,7 +165,7 @@ export class Ipv4View {
 
   /** Fragment offset in bytes (the field counts 8-byte units). */
   get fragOffset(): number {
-    return (((this.buf[this.off + 6] & 0x1f) << 8) | this.buf[this.off + 7]) << 3;
+    return (getU16(this.buf, this.off + 6) & 0x1fff) << 3;
   }
 
   /** Takes bytes; must be a multiple of 8 below 65536 (low 3 bits are dropped). */
@@ -192,32 +193,27 @@ export class Ipv4View {
   }
 
   get headerChecksum(): number {
-    return (this.buf[this.off + 10] << 8) | this.buf[this.off + 11];
+    return getU16(this.buf, this.off + 10);
   }
 
   set headerChecksum(v: number) {
-    this.buf[this.off + 10] = v >>> 8;
-    this.buf[this.off + 11] = v & 0xff;
+    setU16(this.buf, this.off + 10, v);
   }
 
   get src(): number {
-    const b = this.buf;
-    const p = this.off + 12;
-    return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+    return getU32(this.buf, this.off + 12);
   }
 
   set src(v: number) {
-    writeU32(this.buf, this.off + 12, v);
+    setU32(this.buf, this.off + 12, v);
   }
 
   get dst(): number {
-    const b = this.buf;
-    const p = this.off + 16;
-    return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+    return getU32(this.buf, this.off + 16);
   }
 
   set dst(v: number) {
-    writeU32(this.buf, this.off + 16, v);
+    setU32(this.buf, this.off + 16, v);
   }
 
   /** Absolute offset of the options (right after the fixed 20 bytes). */
@@ -246,19 +242,9 @@ export class Ipv4View {
   }
 
   fillChecksum(): void {
-    this.buf[this.off + 10] = 0;
-    this.buf[this.off + 11] = 0;
-    const c = checksum(this.buf, this.off, this.headerLen);
-    this.buf[this.off + 10] = c >>> 8;
-    this.buf[this.off + 11] = c & 0xff;
+    setU16(this.buf, this.off + 10, 0);
+    setU16(this.buf, this.off + 10, checksum(this.buf, this.off, this.headerLen));
   }
-}
-
-function writeU32(b: Uint8Array, p: number, v: number): void {
-  b[p] = v >>> 24;
-  b[p + 1] = (v >>> 16) & 0xff;
-  b[p + 2] = (v >>> 8) & 0xff;
-  b[p + 3] = v & 0xff;
 }
 
 export function ipv4HeaderLen(repr: Ipv4Repr): number {
@@ -297,28 +283,23 @@ export function emitIpv4(repr: Ipv4Repr, buf: Uint8Array, off: number): number {
   if (total > 0xffff) throw new WireError('ipv4', 'datagram too long');
   buf[off] = 0x40 | (hl >>> 2);
   buf[off + 1] = repr.tos ?? 0;
-  buf[off + 2] = total >>> 8;
-  buf[off + 3] = total & 0xff;
-  buf[off + 4] = (repr.ident >>> 8) & 0xff;
-  buf[off + 5] = repr.ident & 0xff;
+  setU16(buf, off + 2, total);
+  setU16(buf, off + 4, repr.ident);
   const units = repr.fragOffset >>> 3;
   buf[off + 6] = (repr.dontFrag ? 0x40 : 0) | (repr.moreFrags ? 0x20 : 0) | ((units >>> 8) & 0x1f);
   buf[off + 7] = units & 0xff;
   buf[off + 8] = repr.ttl;
   buf[off + 9] = repr.protocol;
-  buf[off + 10] = 0;
-  buf[off + 11] = 0;
-  writeU32(buf, off + 12, repr.src);
-  writeU32(buf, off + 16, repr.dst);
+  setU16(buf, off + 10, 0);
+  setU32(buf, off + 12, repr.src);
+  setU32(buf, off + 16, repr.dst);
   if (repr.options !== undefined) {
     const o = repr.options;
     buf.set(o, off + IPV4_MIN_HEADER_LEN);
     // RFC 791 §3.1: the header is padded with zeros to a 32-bit boundary.
     buf.fill(0, off + IPV4_MIN_HEADER_LEN + o.length, off + hl);
   }
-  const c = checksum(buf, off, hl);
-  buf[off + 10] = c >>> 8;
-  buf[off + 11] = c & 0xff;
+  setU16(buf, off + 10, checksum(buf, off, hl));
   return hl;
 }
 

@@ -2,8 +2,12 @@
  * UDP header (RFC 768). The view covers the IP payload; the datagram is the
  * first `length` bytes of it.
  */
+import * as bytes from './bytes.js';
 import { checksum, fold, pseudoHeaderSum, sum16 } from './checksum.js';
 import { WireError } from './error.js';
+
+// Module constants, not imported bindings: see bytes.ts.
+const { getU16, setU16 } = bytes;
 
 export const UDP_HEADER_LEN = 8;
 const IPPROTO_UDP = 17;
@@ -41,40 +45,36 @@ export class UdpView {
   }
 
   get srcPort(): number {
-    return (this.buf[this.off] << 8) | this.buf[this.off + 1];
+    return getU16(this.buf, this.off);
   }
 
   set srcPort(v: number) {
-    this.buf[this.off] = v >>> 8;
-    this.buf[this.off + 1] = v & 0xff;
+    setU16(this.buf, this.off, v);
   }
 
   get dstPort(): number {
-    return (this.buf[this.off + 2] << 8) | this.buf[this.off + 3];
+    return getU16(this.buf, this.off + 2);
   }
 
   set dstPort(v: number) {
-    this.buf[this.off + 2] = v >>> 8;
-    this.buf[this.off + 3] = v & 0xff;
+    setU16(this.buf, this.off + 2, v);
   }
 
   /** Header plus data, in bytes. */
   get length(): number {
-    return (this.buf[this.off + 4] << 8) | this.buf[this.off + 5];
+    return getU16(this.buf, this.off + 4);
   }
 
   set length(v: number) {
-    this.buf[this.off + 4] = v >>> 8;
-    this.buf[this.off + 5] = v & 0xff;
+    setU16(this.buf, this.off + 4, v);
   }
 
   get checksum(): number {
-    return (this.buf[this.off + 6] << 8) | this.buf[this.off + 7];
+    return getU16(this.buf, this.off + 6);
   }
 
   set checksum(v: number) {
-    this.buf[this.off + 6] = v >>> 8;
-    this.buf[this.off + 7] = v & 0xff;
+    setU16(this.buf, this.off + 6, v);
   }
 
   get payloadOff(): number {
