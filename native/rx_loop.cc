@@ -118,9 +118,18 @@ void OnPoll(uv_poll_t* h, int status, int events) {
 
   epoll_event evs[kMaxEvents];
   int n;
-  do {
-    n = epoll_wait(st->epfd, evs, maxEv, 0);
-  } while (n < 0 && errno == EINTR);
+  if (st->sole != nullptr) {
+    // One device in the set: the wakeup says it is the ready one, so spare
+    // the epoll_wait (a syscall per wakeup). Should the wakeup be stale, the
+    // read finds nothing and no JS call is made.
+    evs[0].data.u64 = 0;
+    evs[0].data.u32 = st->sole->id;
+    n = 1;
+  } else {
+    do {
+      n = epoll_wait(st->epfd, evs, maxEv, 0);
+    } while (n < 0 && errno == EINTR);
+  }
   uint32_t nready = 0;
   for (int i = 0; i < n; i++) {
     uint32_t id = evs[i].data.u32;
@@ -161,6 +170,14 @@ void OnPoll(uv_poll_t* h, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
+// Keeps State::sole in step with the set after a device joined or left it.
+void UpdateSole(State* st) {
+  st->sole = nullptr;
+  if (st->polled != 1) return;
+  for (Dev* d : st->devs)
+    if (d != nullptr && d->polling) st->sole = d;
+}
+
 }  // namespace
 
 void StartPolling(Dev* d) {
@@ -183,6 +200,7 @@ void StartPolling(Dev* d) {
   }
   d->polling = true;
   st->polled++;
+  UpdateSole(st);
   if (st->poll == nullptr) {
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(st->env, &loop);
@@ -208,6 +226,7 @@ void StopPolling(Dev* d) {
   epoll_ctl(st->epfd, EPOLL_CTL_DEL, d->fd, nullptr);
   d->polling = false;
   st->polled--;
+  UpdateSole(st);
   ReleaseLoop(st);
 }
 

@@ -36,6 +36,9 @@ struct State {
   int epfd = -1;
   uv_poll_t* poll = nullptr;
   uint32_t polled = 0;            // devices in the epoll set
+  // The set's only member while polled == 1, else nullptr: a wakeup then
+  // needs no epoll_wait to learn which device is ready.
+  Dev* sole = nullptr;
   std::vector<Dev*> devs;         // open devices by id; nullptr = free id
   std::vector<uint32_t> freeIds;
   // Ids freed while the receive callback runs are held back until it
