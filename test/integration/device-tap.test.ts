@@ -5,13 +5,15 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerSide } from '../helpers/peer.js';
 import { openTap, type TapDevice } from '../../src/link/tap.js';
 
 const TAG = process.pid.toString(36);
 const NS = `tsdevtap${TAG}`;
-// TEST-NET-1 (RFC 5737), only ever inside our namespace.
-const KERNEL_IP = [192, 0, 2, 1];
-const OUR_IP = [192, 0, 2, 2];
+const peer = peerSide(NS);
+// Private addresses, only ever on the test's own devices.
+const KERNEL_IP = [10, 232, 1, 1];
+const OUR_IP = [10, 232, 1, 2];
 const OUR_MAC = [0x02, 0x00, 0x5e, 0x00, 0x53, 0x02];
 const ADDON = resolve(import.meta.dirname, '../../build/Release/tapstack_native.node');
 
@@ -20,7 +22,7 @@ function run(cmd: string, ...args: string[]): string {
 }
 
 function inNs(...args: string[]): string {
-  return run('ip', 'netns', 'exec', NS, ...args);
+  return peer.run(...args);
 }
 
 /** Runs a command to completion without blocking the event loop (our device answers meanwhile). */
@@ -113,8 +115,7 @@ describe('TAP device with a kernel peer in a namespace', () => {
   const persistent: string[] = [];
 
   beforeAll(() => {
-    run('ip', 'netns', 'add', NS);
-    run('ip', '-n', NS, 'link', 'set', 'lo', 'up');
+    peer.create();
   });
 
   afterAll(() => {
@@ -127,7 +128,7 @@ describe('TAP device with a kernel peer in a namespace', () => {
       }
     }
     try {
-      run('ip', 'netns', 'del', NS);
+      peer.destroy();
     } catch {
       // never created
     }
@@ -136,9 +137,9 @@ describe('TAP device with a kernel peer in a namespace', () => {
   function openInNs(suffix: string, vnetHdr: boolean): TapDevice {
     const dev = openTap(`tt${TAG}${suffix}%d`, { vnetHdr, batch: 16, maxFrame: 2048 });
     opened.push(dev);
-    run('ip', 'link', 'set', dev.name, 'netns', NS);
-    run('ip', '-n', NS, 'addr', 'add', `${KERNEL_IP.join('.')}/24`, 'dev', dev.name);
-    run('ip', '-n', NS, 'link', 'set', dev.name, 'up');
+    peer.moveIn(dev.name);
+    peer.ip('addr', 'add', `${KERNEL_IP.join('.')}/24`, 'dev', dev.name);
+    peer.ip('link', 'set', dev.name, 'up');
     return dev;
   }
 
@@ -149,7 +150,7 @@ describe('TAP device with a kernel peer in a namespace', () => {
       expect(dev.maxFrameSize).toBe(2048);
       const responder = new Responder(dev);
       dev.start(responder);
-      const ping = await runAsync('ip', ['netns', 'exec', NS, 'ping', '-c', '3', '-i', '0.2', '-W', '2', OUR_IP.join('.')]);
+      const ping = await runAsync(...peer.command(['ping', '-c', '3', '-i', '0.2', '-W', '2', OUR_IP.join('.')]));
       expect(ping.out).toMatch(/3 received/);
       expect(ping.code).toBe(0);
       expect(responder.arpRequests).toBeGreaterThanOrEqual(1);
@@ -172,9 +173,8 @@ describe('TAP device with a kernel peer in a namespace', () => {
   }
 
   it('serves two devices flooded at once', async () => {
-    // Two TAPs on their own subnets, 192.0.2.128/26 and 192.0.2.192/26 (the
-    // other tests use 192.0.2.0/24 only while their device exists, and the
-    // more specific routes win anyway); .130 and .194 are answered from JS.
+    // Two TAPs on their own subnets, 10.232.2.128/26 and 10.232.2.192/26;
+    // .130 and .194 are answered from JS.
     const a = openTap(`tt${TAG}a%d`, { batch: 8, maxFrame: 2048 });
     const b = openTap(`tt${TAG}b%d`, { batch: 8, maxFrame: 2048 });
     opened.push(a, b);
@@ -184,10 +184,10 @@ describe('TAP device with a kernel peer in a namespace', () => {
     ];
     const replies = [0, 0];
     subnets.forEach(([dev, base], i) => {
-      run('ip', 'link', 'set', dev.name, 'netns', NS);
-      run('ip', '-n', NS, 'addr', 'add', `192.0.2.${base + 1}/26`, 'dev', dev.name);
-      run('ip', '-n', NS, 'link', 'set', dev.name, 'up');
-      const me = [192, 0, 2, base + 2];
+      peer.moveIn(dev.name);
+      peer.ip('addr', 'add', `10.232.2.${base + 1}/26`, 'dev', dev.name);
+      peer.ip('link', 'set', dev.name, 'up');
+      const me = [10, 232, 2, base + 2];
       const out: Uint8Array[] = [];
       dev.start({
         frame(f) {
@@ -225,7 +225,7 @@ describe('TAP device with a kernel peer in a namespace', () => {
     });
     const pings = await Promise.all(
       subnets.map(([, base]) =>
-        runAsync('ip', ['netns', 'exec', NS, 'ping', '-q', '-f', '-c', '500', '-w', '10', `192.0.2.${base + 2}`]),
+        runAsync(...peer.command(['ping', '-q', '-f', '-c', '500', '-w', '10', `10.232.2.${base + 2}`])),
       ),
     );
     for (const p of pings) {
@@ -255,13 +255,13 @@ describe('TAP device with a kernel peer in a namespace', () => {
       },
     });
     // A static neighbour so the kernel sends UDP at once, no ARP.
-    run('ip', '-n', NS, 'neigh', 'replace', OUR_IP.join('.'), 'lladdr', OUR_MAC.map((b) => b.toString(16).padStart(2, '0')).join(':'), 'dev', dev.name);
+    peer.ip('neigh', 'replace', OUR_IP.join('.'), 'lladdr', OUR_MAC.map((b) => b.toString(16).padStart(2, '0')).join(':'), 'dev', dev.name);
     // 200 datagrams in one burst from a process in the namespace.
     const sender = `import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(200):
     s.sendto(b"x" * 100, ("${OUR_IP.join('.')}", 9))`;
-    const r = await runAsync('ip', ['netns', 'exec', NS, 'python3', '-c', sender]);
+    const r = await runAsync(...peer.command(['/usr/bin/python3', '-c', sender]));
     expect(r.code).toBe(0);
     for (let i = 0; i < 50 && frames < 200; i++) await new Promise((done) => setTimeout(done, 20));
     expect(frames).toBe(200);
@@ -307,7 +307,7 @@ for i in range(200):
         s.send('x', 9, '203.0.113.9');
       }, 30);
     `;
-    const r = await runAsync('ip', ['netns', 'exec', NS, process.execPath, '-e', script]);
+    const r = await runAsync(...peer.command([process.execPath, '-e', script]));
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)).toEqual([
       'frame1', 'uncaught:boom', 'tick1', 'micro1',

@@ -3,13 +3,15 @@
 // test answers for in JS. Needs root.
 import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerSide } from '../helpers/peer.js';
 import { openTun, type TunDevice } from '../../src/link/tap.js';
 
 const TAG = process.pid.toString(36);
 const NS = `tsdevtun${TAG}`;
-// TEST-NET-2 (RFC 5737), only ever inside our namespace.
-const KERNEL_IP = [198, 51, 100, 1];
-const OUR_IP = [198, 51, 100, 2];
+const peer = peerSide(NS);
+// Private addresses, only ever on the test's own devices.
+const KERNEL_IP = [10, 232, 3, 1];
+const OUR_IP = [10, 232, 3, 2];
 
 function run(cmd: string, ...args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -76,14 +78,13 @@ describe('TUN device with a kernel peer in a namespace', () => {
   const opened: TunDevice[] = [];
 
   beforeAll(() => {
-    run('ip', 'netns', 'add', NS);
-    run('ip', '-n', NS, 'link', 'set', 'lo', 'up');
+    peer.create();
   });
 
   afterAll(() => {
     for (const dev of opened) dev.close();
     try {
-      run('ip', 'netns', 'del', NS);
+      peer.destroy();
     } catch {
       // never created
     }
@@ -95,12 +96,12 @@ describe('TUN device with a kernel peer in a namespace', () => {
       opened.push(dev);
       expect(dev.linkType).toBe('ip');
       expect(dev.maxFrameSize).toBe(65535);
-      run('ip', 'link', 'set', dev.name, 'netns', NS);
-      run('ip', '-n', NS, 'addr', 'add', KERNEL_IP.join('.'), 'peer', OUR_IP.join('.'), 'dev', dev.name);
-      run('ip', '-n', NS, 'link', 'set', dev.name, 'up');
+      peer.moveIn(dev.name);
+      peer.ip('addr', 'add', KERNEL_IP.join('.'), 'peer', OUR_IP.join('.'), 'dev', dev.name);
+      peer.ip('link', 'set', dev.name, 'up');
       const responder = new EchoResponder(dev);
       dev.start(responder);
-      const ping = await runAsync('ip', ['netns', 'exec', NS, 'ping', '-c', '3', '-i', '0.2', '-W', '2', OUR_IP.join('.')]);
+      const ping = await runAsync(...peer.command(['ping', '-c', '3', '-i', '0.2', '-W', '2', OUR_IP.join('.')]));
       expect(ping.out).toMatch(/3 received/);
       expect(ping.code).toBe(0);
       expect(responder.echoRequests).toBe(3);
@@ -108,7 +109,7 @@ describe('TUN device with a kernel peer in a namespace', () => {
 
       // JS -> kernel: an IPv4 packet written to the TUN is received by the
       // kernel side (counted even though nothing listens for it).
-      const before = Number(run('ip', 'netns', 'exec', NS, 'cat', `/sys/class/net/${dev.name}/statistics/rx_packets`));
+      const before = Number(peer.run('cat', `/sys/class/net/${dev.name}/statistics/rx_packets`));
       const udp = new Uint8Array(28);
       udp.set([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, ...OUR_IP, ...KERNEL_IP]);
       const c = checksum(udp, 0, 20);
@@ -116,7 +117,7 @@ describe('TUN device with a kernel peer in a namespace', () => {
       udp[11] = c & 0xff;
       udp.set([0x30, 0x39, 0, 9, 0, 8, 0, 0], 20); // UDP to the discard port, no checksum
       expect(dev.sendBatch([udp, udp, udp], 3)).toBe(3);
-      const after = Number(run('ip', 'netns', 'exec', NS, 'cat', `/sys/class/net/${dev.name}/statistics/rx_packets`));
+      const after = Number(peer.run('cat', `/sys/class/net/${dev.name}/statistics/rx_packets`));
       expect(after - before).toBe(3);
       dev.close();
     });
@@ -125,17 +126,17 @@ describe('TUN device with a kernel peer in a namespace', () => {
   it('drops and counts packets larger than maxFrame, and keeps going', async () => {
     const dev = openTun(`tn${TAG}o%d`, { batch: 4, maxFrame: 1000 });
     opened.push(dev);
-    run('ip', 'link', 'set', dev.name, 'netns', NS);
-    run('ip', '-n', NS, 'addr', 'add', KERNEL_IP.join('.'), 'peer', OUR_IP.join('.'), 'dev', dev.name);
-    run('ip', '-n', NS, 'link', 'set', dev.name, 'up');
+    peer.moveIn(dev.name);
+    peer.ip('addr', 'add', KERNEL_IP.join('.'), 'peer', OUR_IP.join('.'), 'dev', dev.name);
+    peer.ip('link', 'set', dev.name, 'up');
     const responder = new EchoResponder(dev);
     dev.start(responder);
     // 1200 bytes of payload: a 1228-byte packet, within the MTU but not the slot.
-    const big = await runAsync('ip', ['netns', 'exec', NS, 'ping', '-c', '1', '-W', '1', '-s', '1200', OUR_IP.join('.')]);
+    const big = await runAsync(...peer.command(['ping', '-c', '1', '-W', '1', '-s', '1200', OUR_IP.join('.')]));
     expect(big.code).not.toBe(0);
     expect(dev.rxOversize).toBe(1);
     expect(responder.echoRequests).toBe(0);
-    const small = await runAsync('ip', ['netns', 'exec', NS, 'ping', '-c', '1', '-W', '2', '-s', '900', OUR_IP.join('.')]);
+    const small = await runAsync(...peer.command(['ping', '-c', '1', '-W', '2', '-s', '900', OUR_IP.join('.')]));
     expect(small.code).toBe(0);
     expect(responder.echoRequests).toBe(1);
     dev.close();
