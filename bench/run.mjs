@@ -7,10 +7,16 @@
 //   c       bench/c-responder.c: epoll, one frame per read/write (the floor for a
 //           userspace responder over TAP)
 //   kernel  the kernel answering over a veth pair
+// UDP (bench/udp-tool.c as the client for both):
+//   echo     round trips per second, one 64-byte datagram outstanding, to the stack's
+//            echo service and to a kernel echo server over veth
+//   discard  1472-byte datagrams per second received by the stack's discard service
+//            and by a kernel discard server (UdpInDatagrams before and after)
 // Each target's kernel side sits in a namespace of its own. Rounds interleave the
 // targets; the medians of the rounds are printed with the ratios.
 //
-// Environment: BENCH_ROUNDS (default 5), BENCH_COUNT (pings per run, default 20000).
+// Environment: BENCH_ROUNDS (default 5), BENCH_COUNT (pings per run, default 20000),
+// BENCH_UDP_SECONDS (length of each UDP run, default 3).
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const COUNT = Number(process.env.BENCH_COUNT ?? 20000);
+const UDP_SECONDS = Number(process.env.BENCH_UDP_SECONDS ?? 3);
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-bench-'));
 const children = [];
 const namespaces = [];
@@ -77,7 +84,10 @@ async function setupStack() {
   const dev = 'tsbstk0';
   links.push(dev);
   const conf = path.join(WORK, 'stack.conf');
-  fs.writeFileSync(conf, `link add ${dev} type tap mac 02:00:00:00:b1:02\naddr add 10.250.1.2/24 dev ${dev}\n`);
+  fs.writeFileSync(
+    conf,
+    [`link add ${dev} type tap mac 02:00:00:00:b1:02`, `addr add 10.250.1.2/24 dev ${dev}`, 'service add echo udp :7', 'service add discard udp :9', ''].join('\n'),
+  );
   const ctl = path.join(WORK, 'ctl.sock');
   const d = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'daemon', '-c', conf, '--ctl', ctl, '--log-level', 'warn'], {
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -85,7 +95,11 @@ async function setupStack() {
   children.push(d);
   await waitFor(() => fs.existsSync(ctl) && sh(`ip link show ${dev}`, { allowFail: true }).length > 0, 10_000);
   peerSide(dev, ns, '10.250.1.1');
-  return { name: 'stack', ns, target: '10.250.1.2', pid: d.pid };
+  const udpIn = () => {
+    const out = sh(`${process.execPath} ${path.join(ROOT, 'dist/cli.js')} --ctl ${ctl} nstat -j -z`);
+    return JSON.parse(out).kernel.UdpInDatagrams;
+  };
+  return { name: 'stack', ns, target: '10.250.1.2', pid: d.pid, udpIn };
 }
 
 async function setupC() {
@@ -107,7 +121,39 @@ function setupKernel() {
   sh(`ip link add tsbk0 netns ${a} type veth peer name tsbk1 netns ${b}`);
   sh(`ip -n ${a} addr add 10.250.3.1/24 dev tsbk0 && ip -n ${a} link set tsbk0 up`);
   sh(`ip -n ${b} addr add 10.250.3.2/24 dev tsbk1 && ip -n ${b} link set tsbk1 up`);
-  return { name: 'kernel', ns: a, target: '10.250.3.2' };
+  for (const [mode, port] of [['echo', 7], ['discard', 9]]) {
+    const p = spawn('ip', ['netns', 'exec', b, UDP_TOOL, mode, String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(p);
+  }
+  const udpIn = () => {
+    const snmp = sh(`ip netns exec ${b} cat /proc/net/snmp`).split('\n').filter((l) => l.startsWith('Udp:'));
+    const names = snmp[0].split(/\s+/);
+    const vals = snmp[1].split(/\s+/);
+    return Number(vals[names.indexOf('InDatagrams')]);
+  };
+  return { name: 'kernel', ns: a, target: '10.250.3.2', udpIn };
+}
+
+const UDP_TOOL = path.join(WORK, 'udp-tool');
+
+/** UDP echo round trips per second through `t`'s echo service. */
+function udpEcho(t) {
+  const out = sh(`ip netns exec ${t.ns} ${UDP_TOOL} rr ${t.target} 7 64 ${UDP_SECONDS}`, { timeoutMs: (UDP_SECONDS + 30) * 1000 });
+  const m = /round_trips (\d+) seconds ([\d.]+) timeouts (\d+)/.exec(out);
+  if (!m) throw new Error(`unexpected udp-tool output for ${t.name}: ${out}`);
+  return { rate: Number(m[1]) / Number(m[2]), timeouts: Number(m[3]) };
+}
+
+/** 1472-byte datagrams per second that `t`'s discard service received. */
+async function udpDiscard(t) {
+  const before = t.udpIn();
+  const out = sh(`ip netns exec ${t.ns} ${UDP_TOOL} blast ${t.target} 9 1472 ${UDP_SECONDS}`, { timeoutMs: (UDP_SECONDS + 30) * 1000 });
+  const m = /sent (\d+) seconds ([\d.]+)/.exec(out);
+  if (!m) throw new Error(`unexpected udp-tool output for ${t.name}: ${out}`);
+  // Let what is still queued arrive before counting.
+  await new Promise((r) => setTimeout(r, 300));
+  const got = t.udpIn() - before;
+  return { rate: got / Number(m[2]), sent: Number(m[1]), got };
 }
 
 /** One flood: pings per second and mean RTT (µs), from ping's own summary. */
@@ -136,6 +182,7 @@ function median(xs) {
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 
 async function main() {
+  execFileSync('cc', ['-O2', '-o', UDP_TOOL, path.join(ROOT, 'bench/udp-tool.c')]);
   const targets = [await setupStack(), await setupC(), setupKernel()];
   // Warm up (ARP, JIT) before measuring.
   for (const t of targets) flood(t, 2000);
@@ -165,6 +212,34 @@ async function main() {
   }
   console.log(`\nstack / c-responder = ${(med.stack / med.c).toFixed(3)}; stack / kernel = ${(med.stack / med.kernel).toFixed(3)}`);
   console.log(`per-round pings/s: ${targets.map((t) => `${t.name} [${results[t.name].rate.map((x) => fmt(x)).join(', ')}]`).join('; ')}`);
+
+  // UDP: the stack's services against the kernel's servers.
+  const udpTargets = targets.filter((t) => t.udpIn);
+  udpEcho(udpTargets[0]);
+  const udp = Object.fromEntries(udpTargets.map((t) => [t.name, { echo: [], discard: [], sent: [], timeouts: 0 }]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const t of udpTargets) {
+      const e = udpEcho(t);
+      udp[t.name].echo.push(e.rate);
+      udp[t.name].timeouts += e.timeouts;
+      const d = await udpDiscard(t);
+      udp[t.name].discard.push(d.rate);
+      udp[t.name].sent.push(d.sent / UDP_SECONDS);
+    }
+    process.stderr.write(`udp round ${r + 1}/${ROUNDS} done\n`);
+  }
+  const echoK = median(udp.kernel.echo);
+  const discK = median(udp.kernel.discard);
+  console.log(`\nUDP, ${UDP_SECONDS} s runs, medians of ${ROUNDS} rounds\n`);
+  console.log('target    echo round trips/s   timeouts   discard 1472 B dgrams/s   (offered/s)   echo vs kernel   discard vs kernel');
+  for (const t of udpTargets) {
+    const u = udp[t.name];
+    const e = median(u.echo);
+    const d = median(u.discard);
+    console.log(
+      `${t.name.padEnd(8)} ${fmt(e).padStart(19)}  ${String(u.timeouts).padStart(9)}  ${fmt(d).padStart(24)}  ${fmt(median(u.sent)).padStart(12)}  ${(fmt((100 * e) / echoK, 1) + '%').padStart(15)}  ${(fmt((100 * d) / discK, 1) + '%').padStart(18)}`,
+    );
+  }
 }
 
 main().then(
