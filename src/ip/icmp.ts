@@ -2,8 +2,8 @@ import { Packet, PacketPool } from '../packet/packet.js';
 import type { Interface } from '../link/interface.js';
 import type { IcmpMsgCounters, Mib } from '../mib.js';
 import type { Ipv4 } from './ipv4.js';
-import { readU32 } from './ipv4.js';
 import { checksum, updateChecksum16 } from '../wire/checksum.js';
+import { getU32 } from '../wire/bytes.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REPLY,
@@ -112,8 +112,8 @@ export class Icmp {
     const o = orig.l3;
     if (o < 0 || orig.end - o < 20) return false;
     const hl = (b[o] & 0x0f) * 4;
-    const src = readU32(b, o + 12);
-    const dst = readU32(b, o + 16);
+    const src = getU32(b, o + 12);
+    const dst = getU32(b, o + 16);
     if (orig.linkBroadcast) return false;
     if (dst === 0xffffffff || dst >>> 28 === 0xe || !this.ip.isLocal(dst) && this.ip.isBroadcastAddr(dst)) return false;
     if (src === 0 || src === 0xffffffff || src >>> 28 >= 0xe || src >>> 24 === 127) return false;
@@ -353,8 +353,8 @@ export class Icmp {
       type: b[o],
       code: b[o + 1],
       reporter,
-      origSrc: readU32(b, qo + 12),
-      origDst: readU32(b, qo + 16),
+      origSrc: getU32(b, qo + 12),
+      origDst: getU32(b, qo + 16),
       origProto: b[qo + 9],
       origPayload: b.slice(qo + qhl, pkt.end),
       mtu: b[o] === ICMP_DEST_UNREACH && b[o + 1] === 4 ? (b[o + 6] << 8) | b[o + 7] : 0,

@@ -6,6 +6,7 @@ import { Hooks, VERDICT_ACCEPT } from './hooks.js';
 import { RouteTable, type Route } from './route.js';
 import { Ipv4View, IPPROTO_ICMP } from '../wire/ipv4.js';
 import { checksum } from '../wire/checksum.js';
+import { setU32 } from '../wire/bytes.js';
 import { badOptionOffset } from './options.js';
 import { Reassembly } from './reassembly.js';
 import { fragmentDatagram } from './fragment.js';
@@ -212,8 +213,8 @@ export class Ipv4 {
     b[o + 9] = proto;
     b[o + 10] = 0;
     b[o + 11] = 0;
-    writeU32(b, o + 12, src);
-    writeU32(b, o + 16, dst);
+    setU32(b, o + 12, src);
+    setU32(b, o + 16, dst);
     const c = checksum(b, o, 20);
     b[o + 10] = c >> 8;
     b[o + 11] = c & 0xff;
@@ -248,17 +249,6 @@ export class Ipv4 {
     const copy = pkt.clone();
     this.time.after(0, () => this.input(copy, iface));
   }
-}
-
-export function writeU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
-}
-
-export function readU32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 
 export { IPPROTO_ICMP };

@@ -4,6 +4,7 @@ import type { Interface } from '../link/interface.js';
 import type { Mib } from '../mib.js';
 import type { Time, Timer } from '../time/timers.js';
 import { checksum } from '../wire/checksum.js';
+import { getU32 } from '../wire/bytes.js';
 
 /** RFC 791 §3.2 suggests 15 s as a lower bound; Linux waits 30 s (net.ipv4.ipfrag_time). */
 export const DEFAULT_IPFRAG_TIME_S = 30;
@@ -127,8 +128,8 @@ export class Reassembly {
     mib.IpReasmReqds++;
     const b = pkt.buf;
     const o = pkt.start;
-    const src = readU32(b, o + 12);
-    const dst = readU32(b, o + 16);
+    const src = getU32(b, o + 12);
+    const dst = getU32(b, o + 16);
     const proto = b[o + 9];
     const ident = (b[o + 4] << 8) | b[o + 5];
     const more = (b[o + 6] & 0x20) !== 0;
@@ -342,8 +343,4 @@ function sameBytes(q: FragQueue, off: number, end: number, b: Uint8Array, at: nu
     for (let k = s; k < e; k++) if (d[k - p.off] !== b[at + k - off]) return false;
   }
   return true;
-}
-
-function readU32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
