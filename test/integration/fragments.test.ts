@@ -94,11 +94,13 @@ describe('IP fragments between the kernel and the stack', () => {
     }
   });
 
-  it('tapstack ping -s 30000 reaches the kernel, and -M do refuses to fragment', async () => {
-    const r = await tb.ctlRun('ping', tb.peerIp, '-c', '3', '-i', '0.3', '-s', '30000');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('3 packets transmitted, 3 received, 0% packet loss');
-    expect(r.stdout).toContain(`30008 bytes from ${tb.peerIp}: icmp_seq=1 ttl=64`);
+  it('tapstack ping -s 4000, 30000 and 65000 reach the kernel, and -M do refuses to fragment', async () => {
+    for (const size of [4000, 30000, 65000]) {
+      const r = await tb.ctlRun('ping', tb.peerIp, '-c', '3', '-i', '0.3', '-s', String(size));
+      expect(r.code, `tapstack ping -s ${size}`).toBe(0);
+      expect(r.stdout).toContain('3 packets transmitted, 3 received, 0% packet loss');
+      expect(r.stdout).toContain(`${size + 8} bytes from ${tb.peerIp}: icmp_seq=1 ttl=64`);
+    }
     const df = await tb.ctlRun('ping', tb.peerIp, '-c', '1', '-s', '1473', '-M', 'do');
     expect(df.stdout).toContain('ping: local error: message too long, mtu=1500');
     expect(df.code).not.toBe(0);
