@@ -4,6 +4,7 @@
  */
 import * as bytes from './bytes.js';
 import { WireError } from './error.js';
+import { ByteView } from './view.js';
 
 // Module constants, not imported bindings: see bytes.ts.
 const { copyBytes, getU16, getU32, setU16, setU32 } = bytes;
@@ -24,20 +25,7 @@ export interface ArpRepr {
   targetIp: number;
 }
 
-export class ArpView {
-  constructor(
-    public buf: Uint8Array,
-    public off: number,
-    public len: number,
-  ) {}
-
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class ArpView extends ByteView {
   /**
    * 'truncated' if the fixed part or the addresses don't fit; 'unsupported' unless
    * Ethernet/IPv4 with 6- and 4-byte addresses (the only lengths the accessors know).

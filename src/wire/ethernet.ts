@@ -4,6 +4,7 @@
  */
 import * as bytes from './bytes.js';
 import { WireError } from './error.js';
+import { ByteView } from './view.js';
 
 // Module constants, not imported bindings: see bytes.ts.
 const { copyBytes, getU16, setU16 } = bytes;
@@ -43,20 +44,7 @@ export interface EthernetRepr {
   etherType: number;
 }
 
-export class EthernetView {
-  constructor(
-    public buf: Uint8Array,
-    public off: number,
-    public len: number,
-  ) {}
-
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class EthernetView extends ByteView {
   /** 'runt' if the header, tags included, does not fit in the bytes given. */
   check(): string | null {
     if (this.len < ETH_HEADER_LEN) return 'runt';

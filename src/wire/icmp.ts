@@ -5,6 +5,7 @@
 import * as bytes from './bytes.js';
 import { checksum, fold, sum16 } from './checksum.js';
 import { WireError } from './error.js';
+import { ByteView } from './view.js';
 
 // Module constants, not imported bindings: see bytes.ts.
 const { copyBytes, getU16, getU32, setU16, setU32 } = bytes;
@@ -64,20 +65,7 @@ export interface IcmpOtherRepr {
 
 export type IcmpRepr = IcmpEchoRepr | IcmpErrorRepr | IcmpOtherRepr;
 
-export class IcmpView {
-  constructor(
-    public buf: Uint8Array,
-    public off: number,
-    public len: number,
-  ) {}
-
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class IcmpView extends ByteView {
   /** 'truncated' below the 8-byte header (RFC 792: every message has one). */
   check(): string | null {
     return this.len < ICMP_HEADER_LEN ? 'truncated' : null;

@@ -7,3 +7,4 @@ export * from './ethernet.js';
 export * from './icmp.js';
 export * from './ipv4.js';
 export * from './udp.js';
+export * from './view.js';

@@ -4,6 +4,7 @@
 import * as bytes from './bytes.js';
 import { checksum, fold, sum16 } from './checksum.js';
 import { WireError } from './error.js';
+import { ByteView } from './view.js';
 
 // Module constants, not imported bindings: see bytes.ts.
 const { copyBytes, getU16, getU32, setU16, setU32 } = bytes;
@@ -46,20 +47,7 @@ export interface Ipv4Repr {
   options?: Uint8Array;
 }
 
-export class Ipv4View {
-  constructor(
-    public buf: Uint8Array,
-    public off: number,
-    public len: number,
-  ) {}
-
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Ipv4View extends ByteView {
   /**
    * Length and sanity checks, in the order of RFC 1122 §3.2.1.1-2 / Linux ip_rcv:
    * 'truncated' (< 20 bytes), 'version' (not 4), 'ihl' (IHL < 5 or header longer

@@ -5,6 +5,7 @@
 import * as bytes from './bytes.js';
 import { checksum, fold, pseudoHeaderSum, sum16 } from './checksum.js';
 import { WireError } from './error.js';
+import { ByteView } from './view.js';
 
 // Module constants, not imported bindings: see bytes.ts.
 const { getU16, setU16 } = bytes;
@@ -19,20 +20,7 @@ export interface UdpRepr {
   payloadLen: number;
 }
 
-export class UdpView {
-  constructor(
-    public buf: Uint8Array,
-    public off: number,
-    public len: number,
-  ) {}
-
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class UdpView extends ByteView {
   /**
    * 'truncated' below 8 bytes; 'length' if the length field is below the header
    * size or beyond the bytes (RFC 1122 §4.1.3.4 says to discard such datagrams).
