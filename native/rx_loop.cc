@@ -1,12 +1,10 @@
-// The receive path: every started device fd sits in one epoll set per Node
-// environment, and one uv_poll watches that set. A wakeup reads up to `slots`
-// frames from each ready device straight into the receive buffer JS gave at
-// open, then makes a single JS call saying which devices got how many frames.
-#include <sys/epoll.h>
+// The receive path: every started device fd has its own uv_poll, so libuv's
+// epoll watches the TAP/TUN fds directly. A wakeup reads up to `slots` frames
+// from the device straight into the receive buffer JS gave at open, then
+// makes one JS call saying how many frames it got.
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 
 #include "errors.h"
@@ -16,10 +14,8 @@ namespace tapstack {
 
 namespace {
 
-// Devices served per wakeup at most; the rest stay ready (level-triggered)
-// and are served on the next one.
-constexpr int kMaxEvents = 64;
-
+// A device's uv_poll is freed here, once libuv is done with it; its data was
+// switched to the State at uv_close, as the device may be gone by now.
 void OnClosed(uv_handle_t* h) {
   State* st = static_cast<State*>(h->data);
   delete reinterpret_cast<uv_poll_t*>(h);
@@ -88,9 +84,10 @@ uint32_t ReadBurst(napi_env env, Dev* d, int* err) {
 }
 
 void OnPoll(uv_poll_t* h, int status, int events) {
-  State* st = static_cast<State*>(h->data);
+  Dev* d = static_cast<Dev*>(h->data);
+  State* st = d->st;
+  if (st == nullptr || !d->polling) return;
   napi_env env = st->env;
-  if (st->epfd < 0) return;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
 
@@ -101,13 +98,11 @@ void OnPoll(uv_poll_t* h, int status, int events) {
   if (napi_get_reference_value(env, st->ready, &readyVal) != napi_ok ||
       napi_get_typedarray_info(env, readyVal, &type, &readyLen, &readyData, nullptr, nullptr) != napi_ok)
     readyLen = 0;
-  uint32_t* ready = static_cast<uint32_t*>(readyData);
-  int maxEv = static_cast<int>(std::min<size_t>(kMaxEvents, readyLen / 3));
-  if (maxEv == 0) {
+  if (readyLen < 3) {
     // The ready list was detached: nothing can be reported, and leaving the
-    // devices in the set would spin. Stop them all and say why.
-    for (Dev* d : st->devs)
-      if (d) StopPolling(d);
+    // devices polled would spin. Stop them all and say why.
+    for (Dev* o : st->devs)
+      if (o) StopPolling(o);
     napi_value msg, err;
     napi_create_string_utf8(env, "tapstack: receive ready list is gone (detached ArrayBuffer)", NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, nullptr, msg, &err);
@@ -116,66 +111,42 @@ void OnPoll(uv_poll_t* h, int status, int events) {
     return;
   }
 
-  epoll_event evs[kMaxEvents];
-  int n;
-  if (st->sole != nullptr) {
-    // One device in the set: the wakeup says it is the ready one, so spare
-    // the epoll_wait (a syscall per wakeup). Should the wakeup be stale, the
-    // read finds nothing and no JS call is made.
-    evs[0].data.u64 = 0;
-    evs[0].data.u32 = st->sole->id;
-    n = 1;
-  } else {
-    do {
-      n = epoll_wait(st->epfd, evs, maxEv, 0);
-    } while (n < 0 && errno == EINTR);
+  int err = 0;
+  uint32_t count = ReadBurst(env, d, &err);
+  // libuv saw an error condition on the fd that a read did not report.
+  if (count == 0 && err == 0 && status < 0) err = -status;
+  if (count == 0 && err == 0) {
+    napi_close_handle_scope(env, scope);
+    return;
   }
-  uint32_t nready = 0;
-  for (int i = 0; i < n; i++) {
-    uint32_t id = evs[i].data.u32;
-    Dev* d = id < st->devs.size() ? st->devs[id] : nullptr;
-    if (d == nullptr || !d->polling) continue;
-    int err = 0;
-    uint32_t count = ReadBurst(env, d, &err);
-    if (count == 0 && err == 0) continue;
-    ready[3 * nready] = id;
-    ready[3 * nready + 1] = count;
-    ready[3 * nready + 2] = static_cast<uint32_t>(err);
-    nready++;
-    // A broken fd (device deleted: EBADFD) stays readable forever under
-    // level-triggered epoll; take it out and let JS decide.
-    if (err) StopPolling(d);
-  }
+  uint32_t* ready = static_cast<uint32_t*>(readyData);
+  ready[0] = d->id;
+  ready[1] = count;
+  ready[2] = static_cast<uint32_t>(err);
+  // A broken fd (device deleted: EBADFD) stays readable forever under
+  // level-triggered polling; stop it and let JS decide.
+  if (err) StopPolling(d);
 
-  if (nready > 0) {
-    napi_value cb, recv, arg, result;
-    napi_get_reference_value(env, st->onRx, &cb);
-    napi_get_global(env, &recv);  // node::MakeCallback wants an object receiver
-    napi_create_uint32(env, nready, &arg);
-    // make_callback (not call_function) so nextTicks and promise jobs queued
-    // by the receivers run before we return to the event loop.
-    st->inCallback = true;
-    napi_status s = napi_make_callback(env, st->actx, recv, cb, 1, &arg, &result);
-    st->inCallback = false;
-    st->freeIds.insert(st->freeIds.end(), st->heldIds.begin(), st->heldIds.end());
-    st->heldIds.clear();
-    if (s == napi_pending_exception) {
-      // Nothing of ours is on the stack to catch it: hand it to Node's
-      // uncaughtException machinery like any other callback's exception.
-      napi_value exc;
-      napi_get_and_clear_last_exception(env, &exc);
-      napi_fatal_exception(env, exc);
-    }
+  napi_value cb, recv, arg, result;
+  napi_get_reference_value(env, st->onRx, &cb);
+  napi_get_global(env, &recv);  // node::MakeCallback wants an object receiver
+  napi_create_uint32(env, 1, &arg);
+  // make_callback (not call_function) so nextTicks and promise jobs queued
+  // by the receivers run before we return to the event loop. The device may
+  // be closed, even collected, by the time it returns: `d` is not used again.
+  st->inCallback = true;
+  napi_status s = napi_make_callback(env, st->actx, recv, cb, 1, &arg, &result);
+  st->inCallback = false;
+  st->freeIds.insert(st->freeIds.end(), st->heldIds.begin(), st->heldIds.end());
+  st->heldIds.clear();
+  if (s == napi_pending_exception) {
+    // Nothing of ours is on the stack to catch it: hand it to Node's
+    // uncaughtException machinery like any other callback's exception.
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
   }
   napi_close_handle_scope(env, scope);
-}
-
-// Keeps State::sole in step with the set after a device joined or left it.
-void UpdateSole(State* st) {
-  st->sole = nullptr;
-  if (st->polled != 1) return;
-  for (Dev* d : st->devs)
-    if (d != nullptr && d->polling) st->sole = d;
 }
 
 }  // namespace
@@ -185,70 +156,46 @@ void StartPolling(Dev* d) {
   if (d->polling || st == nullptr) return;
   Napi::Env env(st->env);
   if (st->onRx == nullptr) throw Napi::Error::New(env, "tapstack native: init() must be called before start()");
-  if (st->epfd < 0) {
-    st->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (st->epfd < 0) throw ErrnoError(env, errno, "epoll_create1", "");
-  }
-  epoll_event ev;
-  ev.events = EPOLLIN;
-  ev.data.u64 = 0;
-  ev.data.u32 = d->id;
-  if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, d->fd, &ev) < 0) {
-    int e = errno;
-    ReleaseLoop(st);
-    throw ErrnoError(env, e, "epoll_ctl", d->name);
-  }
-  d->polling = true;
-  st->polled++;
-  UpdateSole(st);
-  if (st->poll == nullptr) {
+  if (d->poll == nullptr) {
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(st->env, &loop);
     uv_poll_t* h = new uv_poll_t;
-    int r = uv_poll_init(loop, h, st->epfd);
-    if (r == 0) {
-      h->data = st;
-      r = uv_poll_start(h, UV_READABLE, OnPoll);
-      st->poll = h;
-    } else {
-      delete h;
-    }
+    int r = uv_poll_init(loop, h, d->fd);
     if (r != 0) {
-      StopPolling(d);
-      throw ErrnoError(env, -r, "uv_poll_start", d->name);
+      delete h;
+      throw ErrnoError(env, -r, "uv_poll_init", d->name);
     }
+    h->data = d;
+    d->poll = h;
   }
+  int r = uv_poll_start(d->poll, UV_READABLE, OnPoll);
+  if (r != 0) throw ErrnoError(env, -r, "uv_poll_start", d->name);
+  d->polling = true;
 }
 
+// An inactive uv_poll no longer keeps the process alive; the handle is kept
+// for the next start and closed with the device.
 void StopPolling(Dev* d) {
-  State* st = d->st;
-  if (!d->polling || st == nullptr) return;
-  epoll_ctl(st->epfd, EPOLL_CTL_DEL, d->fd, nullptr);
+  if (!d->polling) return;
+  uv_poll_stop(d->poll);
   d->polling = false;
-  st->polled--;
-  UpdateSole(st);
-  ReleaseLoop(st);
 }
 
-// With no device left to watch, close the uv_poll (so it no longer keeps the
-// process alive) and the epoll fd. libuv drops the fd from its own set inside
-// uv_close, so the epoll fd can be closed right after.
-void ReleaseLoop(State* st) {
-  if (st->polled > 0) return;
-  if (st->poll) {
-    st->closingHandles++;
-    uv_close(reinterpret_cast<uv_handle_t*>(st->poll), OnClosed);
-    st->poll = nullptr;
-  }
-  if (st->epfd >= 0) {
-    close(st->epfd);
-    st->epfd = -1;
-  }
+// Before the fd is closed: libuv takes it out of its epoll set inside uv_close.
+void ClosePoll(Dev* d) {
+  StopPolling(d);
+  if (d->poll == nullptr) return;
+  State* st = d->st;
+  d->poll->data = st;
+  st->closingHandles++;
+  uv_close(reinterpret_cast<uv_handle_t*>(d->poll), OnClosed);
+  d->poll = nullptr;
 }
 
 // init(onRx: (nready) => void, ready: Uint32Array): the one receive callback
 // and the list it reads: ready[3i] = device id, ready[3i+1] = frames in that
 // device's slots, ready[3i+2] = errno that stopped the device (0 = none).
+// Each wakeup of a device makes one call, with nready = 1.
 Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* st = env.GetInstanceData<State>();

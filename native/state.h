@@ -11,15 +11,16 @@ namespace tapstack {
 struct State;
 
 // One open TAP/TUN file descriptor. It belongs to its JS handle object
-// (DeviceHandle); State only indexes the open ones by id so the wakeup can
-// find them from an epoll event.
+// (DeviceHandle); State indexes the open ones by id, the number that names
+// a device in the ready list.
 struct Dev {
   State* st = nullptr;
   uint32_t id = 0;
   int fd = -1;               // -1 once closed
   bool tap = true;
   uint32_t vnetLen = 0;      // virtio_net_hdr bytes in front of each frame; 0 = off
-  bool polling = false;      // member of the epoll set
+  bool polling = false;      // its uv_poll is started
+  uv_poll_t* poll = nullptr; // created at the first start, closed with the device
   uint32_t slots = 0;        // frames read per device per wakeup, at most
   uint32_t slotSize = 0;     // bytes per receive slot = largest frame delivered
   napi_ref rxBuf = nullptr;  // ArrayBuffer of slots * slotSize bytes, owned by JS
@@ -28,17 +29,10 @@ struct Dev {
   char name[IFNAMSIZ] = {0}; // name the kernel gave at open
 };
 
-// Per Node environment (the main thread, or one worker): one epoll set for all
-// of its devices and one uv_poll watching it, so a wakeup is one JS callback
-// whatever the number of devices.
+// Per Node environment (the main thread, or one worker): its open devices,
+// the receive callback and the list it reads.
 struct State {
   napi_env env = nullptr;
-  int epfd = -1;
-  uv_poll_t* poll = nullptr;
-  uint32_t polled = 0;            // devices in the epoll set
-  // The set's only member while polled == 1, else nullptr: a wakeup then
-  // needs no epoll_wait to learn which device is ready.
-  Dev* sole = nullptr;
   std::vector<Dev*> devs;         // open devices by id; nullptr = free id
   std::vector<uint32_t> freeIds;
   // Ids freed while the receive callback runs are held back until it
@@ -58,7 +52,7 @@ struct State {
 // rx_loop.cc
 void StartPolling(Dev* d);  // throws Napi::Error
 void StopPolling(Dev* d);
-void ReleaseLoop(State* st);  // stop and close the uv_poll and epoll fd if unused
+void ClosePoll(Dev* d);  // stop and close the device's uv_poll, before its fd is closed
 Napi::Value Init(const Napi::CallbackInfo& info);
 
 // device.cc

@@ -29,11 +29,11 @@ export interface NativeDeviceHandle {
   /** Frames dropped because they were larger than a receive slot. */
   readonly rxOversize: number;
   readonly closed: boolean;
-  /** Join the receive epoll set (requires init()). */
+  /** Start polling the fd for frames (requires init()). */
   start(): void;
-  /** Leave the epoll set; the fd stays open. */
+  /** Stop polling; the fd stays open. */
   stop(): void;
-  /** Leave the epoll set and close the fd. Idempotent. */
+  /** Stop polling and close the fd. Idempotent. */
   close(): void;
   /**
    * One write() per frame for frames[0..count). Returns how many were
@@ -46,11 +46,11 @@ export interface NativeDeviceHandle {
 
 export interface NativeAddon {
   /**
-   * Registers the single receive callback of this JS environment. On each
-   * wakeup it is called once with `nready`; for i < nready,
-   * ready[3i] = device id, ready[3i+1] = frames now in that device's slots
-   * (lengths in its rxLengths), ready[3i+2] = errno that stopped the device
-   * (0 = none). At most ready.length / 3 (and 64) devices per wakeup.
+   * Registers the single receive callback of this JS environment. libuv
+   * polls each started device's fd; a wakeup of a device reads its frames
+   * and makes one call with `nready` (1): for i < nready, ready[3i] = device
+   * id, ready[3i+1] = frames now in that device's slots (lengths in its
+   * rxLengths), ready[3i+2] = errno that stopped the device (0 = none).
    */
   init(onRx: (nready: number) => void, ready: Uint32Array): void;
   /**
@@ -97,8 +97,8 @@ interface RxDispatch {
 }
 
 const RX_DISPATCH = Symbol.for('tapstack.native.rxDispatch');
-/** The addon reports at most 64 devices per wakeup; more wait for the next one. */
-const READY_DEVICES = 64;
+/** Devices the addon reports per call (it makes one call per device wakeup). */
+const READY_DEVICES = 1;
 
 function rxDispatch(): RxDispatch {
   const addon = loadNative() as NativeAddon & { [RX_DISPATCH]?: RxDispatch };
@@ -132,21 +132,21 @@ function rxDispatch(): RxDispatch {
   return d;
 }
 
-/** Puts the device in the receive set; its wakeups go to `sink`. */
+/** Starts polling the device; its wakeups go to `sink`. */
 export function startRx(handle: NativeDeviceHandle, sink: RxSink): void {
   const d = rxDispatch();
   handle.start();
   d.sinks[handle.id] = sink;
 }
 
-/** Takes the device out of the receive set (if `sink` is still its sink). */
+/** Stops polling the device (and forgets `sink` if it is still its sink). */
 export function stopRx(handle: NativeDeviceHandle, sink: RxSink): void {
   const d = rxDispatch();
   if (d.sinks[handle.id] === sink) d.sinks[handle.id] = undefined;
   handle.stop();
 }
 
-/** Forgets `sink` after the addon took the device out of the set itself (read error). */
+/** Forgets `sink` after the addon stopped polling the device itself (read error). */
 export function forgetRx(handle: NativeDeviceHandle, sink: RxSink): void {
   const d = rxDispatch();
   if (d.sinks[handle.id] === sink) d.sinks[handle.id] = undefined;

@@ -1,11 +1,11 @@
 /**
  * TAP (Ethernet) and TUN (raw IP) devices from the native addon.
  *
- * Receiving: the addon keeps every started device of this JS environment in
- * one epoll set. A wakeup reads up to `batch` frames per ready device
- * straight into that device's receive buffer (an ArrayBuffer allocated here,
- * `batch` slots of `maxFrame` bytes) and makes one JS call (native.ts), which
- * hands each device's frames to its receiver as views of those slots. Nothing
+ * Receiving: libuv polls the fd of every started device. A wakeup reads up
+ * to `batch` frames straight into the device's receive buffer (an
+ * ArrayBuffer allocated here, `batch` slots of `maxFrame` bytes) and makes
+ * one JS call (native.ts), which hands the frames to the device's receiver
+ * as views of those slots. Nothing
  * is copied and the buffers are reused, which is why a receiver must copy a
  * frame it keeps past `batchEnd()` (see device.ts).
  */
@@ -186,7 +186,7 @@ export class TapDevice implements Device {
   }
 
   private failed(errno: number): void {
-    // The addon has already taken the device out of the epoll set.
+    // The addon has already stopped polling the device.
     forgetRx(this.handle, this.sink);
     this.receiving = false;
     const err = loadNative().errnoError(errno, 'read', this.name);

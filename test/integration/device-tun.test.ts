@@ -46,14 +46,17 @@ class EchoResponder {
   badChecksums = 0;
   private out: Uint8Array[] = [];
 
-  constructor(private readonly dev: TunDevice) {}
+  constructor(
+    private readonly dev: TunDevice,
+    private readonly ourIp: number[] = OUR_IP,
+  ) {}
 
   frame(p: Uint8Array): void {
     if (p.length < 20 || p[0] >> 4 !== 4) return; // IPv6 router solicitations etc.
     this.ipv4++;
     const ihl = (p[0] & 0x0f) * 4;
     if (checksum(p, 0, ihl) !== 0) this.badChecksums++;
-    if (p[9] !== 1 || !equalAt(p, 16, OUR_IP) || p.length < ihl + 8 || p[ihl] !== 8) return;
+    if (p[9] !== 1 || !equalAt(p, 16, this.ourIp) || p.length < ihl + 8 || p[ihl] !== 8) return;
     this.echoRequests++;
     const r = p.slice(); // the receive slot is reused after batchEnd
     r.set(p.subarray(16, 20), 12);
@@ -122,6 +125,36 @@ describe('TUN device with a kernel peer in a namespace', () => {
       dev.close();
     });
   }
+
+  it('serves several devices at once, each on its own, through stop and start', async () => {
+    // Each device is polled by itself: stopping one must not stall the other.
+    const devs = [0, 1].map((i) => {
+      const dev = openTun(`tn${TAG}m${i}%d`, { batch: 4 });
+      opened.push(dev);
+      peer.moveIn(dev.name);
+      peer.ip('addr', 'add', `10.232.${4 + i}.1`, 'peer', `10.232.${4 + i}.2`, 'dev', dev.name);
+      peer.ip('link', 'set', dev.name, 'up');
+      const responder = new EchoResponder(dev, [10, 232, 4 + i, 2]);
+      dev.start(responder);
+      return { dev, responder };
+    });
+    const ping = (i: number, count: number) =>
+      runAsync(...peer.command(['ping', '-c', String(count), '-i', '0.01', '-W', '1', `10.232.${4 + i}.2`]));
+    const both = await Promise.all([ping(0, 20), ping(1, 20)]);
+    expect(both.map((r) => r.code)).toEqual([0, 0]);
+    expect(devs.map((d) => d.responder.echoRequests)).toEqual([20, 20]);
+    devs[0].dev.stop();
+    const [stopped, going] = await Promise.all([ping(0, 1), ping(1, 5)]);
+    expect(stopped.code).not.toBe(0);
+    expect(going.code).toBe(0);
+    expect(devs.map((d) => d.responder.echoRequests)).toEqual([20, 25]);
+    // Started again, it answers (the kernel may still hold the unanswered request).
+    devs[0].dev.start(devs[0].responder);
+    const again = await ping(0, 3);
+    expect(again.code).toBe(0);
+    expect(devs[0].responder.echoRequests).toBeGreaterThanOrEqual(23);
+    for (const d of devs) d.dev.close();
+  });
 
   it('drops and counts packets larger than maxFrame, and keeps going', async () => {
     const dev = openTun(`tn${TAG}o%d`, { batch: 4, maxFrame: 1000 });
