@@ -21,8 +21,7 @@ void Teardown(napi_async_cleanup_hook_handle hook, void* arg) {
   for (Dev* d : std::vector<Dev*>(st->devs))
     if (d) CloseDev(d);
   if (st->onRx) napi_delete_reference(st->env, st->onRx);
-  if (st->ready) napi_delete_reference(st->env, st->ready);
-  st->onRx = st->ready = nullptr;
+  st->onRx = nullptr;
   if (st->actx) napi_async_destroy(st->env, st->actx);
   st->actx = nullptr;
   st->deviceCtor.Reset();
@@ -36,7 +35,7 @@ void Teardown(napi_async_cleanup_hook_handle hook, void* arg) {
 void KeepState(Napi::Env, State*) {}
 
 // errnoError(errno, syscall, subject): the same Error shape the addon throws,
-// for errors JS learns about as numbers (the ready list's errno column).
+// for errors JS learns about as numbers (the receive callback's errno).
 Napi::Value MakeErrnoError(const Napi::CallbackInfo& info) {
   int err = info[0].ToNumber().Int32Value();
   if (err < 0) err = -err;

@@ -91,26 +91,6 @@ void OnPoll(uv_poll_t* h, int status, int events) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
 
-  napi_value readyVal;
-  napi_typedarray_type type;
-  size_t readyLen = 0;
-  void* readyData = nullptr;
-  if (napi_get_reference_value(env, st->ready, &readyVal) != napi_ok ||
-      napi_get_typedarray_info(env, readyVal, &type, &readyLen, &readyData, nullptr, nullptr) != napi_ok)
-    readyLen = 0;
-  if (readyLen < 3) {
-    // The ready list was detached: nothing can be reported, and leaving the
-    // devices polled would spin. Stop them all and say why.
-    for (Dev* o : st->devs)
-      if (o) StopPolling(o);
-    napi_value msg, err;
-    napi_create_string_utf8(env, "tapstack: receive ready list is gone (detached ArrayBuffer)", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, nullptr, msg, &err);
-    napi_fatal_exception(env, err);
-    napi_close_handle_scope(env, scope);
-    return;
-  }
-
   int err = 0;
   uint32_t count = ReadBurst(env, d, &err);
   // libuv saw an error condition on the fd that a read did not report.
@@ -119,23 +99,22 @@ void OnPoll(uv_poll_t* h, int status, int events) {
     napi_close_handle_scope(env, scope);
     return;
   }
-  uint32_t* ready = static_cast<uint32_t*>(readyData);
-  ready[0] = d->id;
-  ready[1] = count;
-  ready[2] = static_cast<uint32_t>(err);
+  const uint32_t id = d->id;
   // A broken fd (device deleted: EBADFD) stays readable forever under
   // level-triggered polling; stop it and let JS decide.
   if (err) StopPolling(d);
 
-  napi_value cb, recv, arg, result;
+  napi_value cb, recv, args[3], result;
   napi_get_reference_value(env, st->onRx, &cb);
   napi_get_global(env, &recv);  // node::MakeCallback wants an object receiver
-  napi_create_uint32(env, 1, &arg);
+  napi_create_uint32(env, id, &args[0]);
+  napi_create_uint32(env, count, &args[1]);
+  napi_create_uint32(env, static_cast<uint32_t>(err), &args[2]);
   // make_callback (not call_function) so nextTicks and promise jobs queued
   // by the receivers run before we return to the event loop. The device may
   // be closed, even collected, by the time it returns: `d` is not used again.
   st->inCallback = true;
-  napi_status s = napi_make_callback(env, st->actx, recv, cb, 1, &arg, &result);
+  napi_status s = napi_make_callback(env, st->actx, recv, cb, 3, args, &result);
   st->inCallback = false;
   st->freeIds.insert(st->freeIds.end(), st->heldIds.begin(), st->heldIds.end());
   st->heldIds.clear();
@@ -192,21 +171,15 @@ void ClosePoll(Dev* d) {
   d->poll = nullptr;
 }
 
-// init(onRx: (nready) => void, ready: Uint32Array): the one receive callback
-// and the list it reads: ready[3i] = device id, ready[3i+1] = frames in that
-// device's slots, ready[3i+2] = errno that stopped the device (0 = none).
-// Each wakeup of a device makes one call, with nready = 1.
+// init(onRx: (id, count, errno) => void): the one receive callback. Each
+// wakeup of a device calls it with the device's id, the frames now in its
+// slots and the errno that stopped it (0 = none).
 Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* st = env.GetInstanceData<State>();
   if (!info[0].IsFunction()) throw Napi::TypeError::New(env, "onRx must be a function");
-  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
-      info[1].As<Napi::Uint32Array>().ElementLength() < 3)
-    throw Napi::TypeError::New(env, "ready must be a Uint32Array of at least 3 entries");
   if (st->onRx) napi_delete_reference(env, st->onRx);
-  if (st->ready) napi_delete_reference(env, st->ready);
   napi_create_reference(env, info[0], 1, &st->onRx);
-  napi_create_reference(env, info[1], 1, &st->ready);
   if (st->actx == nullptr) {
     napi_value resource = Napi::Object::New(env);
     napi_value name = Napi::String::New(env, "tapstack:rx");

@@ -12,7 +12,7 @@ struct State;
 
 // One open TAP/TUN file descriptor. It belongs to its JS handle object
 // (DeviceHandle); State indexes the open ones by id, the number that names
-// a device in the ready list.
+// a device to the receive callback.
 struct Dev {
   State* st = nullptr;
   uint32_t id = 0;
@@ -36,12 +36,11 @@ struct State {
   std::vector<Dev*> devs;         // open devices by id; nullptr = free id
   std::vector<uint32_t> freeIds;
   // Ids freed while the receive callback runs are held back until it
-  // returns: the ready list it is reading may still name them, and a device
-  // opened meanwhile must not inherit another's entry.
+  // returns, so a device opened meanwhile never takes the id of the one
+  // being served.
   std::vector<uint32_t> heldIds;
   bool inCallback = false;
-  napi_ref onRx = nullptr;        // JS function (nready) => void
-  napi_ref ready = nullptr;       // Uint32Array of [id, count, errno] triples
+  napi_ref onRx = nullptr;        // JS function (id, count, errno) => void
   napi_async_context actx = nullptr;
   Napi::FunctionReference deviceCtor;
   uint32_t closingHandles = 0;    // uv_close calls whose callback is pending

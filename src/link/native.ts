@@ -18,7 +18,7 @@ export interface NativeError extends Error {
 
 /** One open TAP/TUN file descriptor. */
 export interface NativeDeviceHandle {
-  /** Small integer naming this device in the ready list; reused after close. */
+  /** Small integer naming this device to the receive callback; reused after close. */
   readonly id: number;
   /** -1 once closed. */
   readonly fd: number;
@@ -48,11 +48,10 @@ export interface NativeAddon {
   /**
    * Registers the single receive callback of this JS environment. libuv
    * polls each started device's fd; a wakeup of a device reads its frames
-   * and makes one call with `nready` (1): for i < nready, ready[3i] = device
-   * id, ready[3i+1] = frames now in that device's slots (lengths in its
-   * rxLengths), ready[3i+2] = errno that stopped the device (0 = none).
+   * and makes one call: the device's id, the frames now in its slots
+   * (lengths in its rxLengths) and the errno that stopped it (0 = none).
    */
-  init(onRx: (nready: number) => void, ready: Uint32Array): void;
+  init(onRx: (id: number, count: number, errno: number) => void): void;
   /**
    * Creates, or attaches to the existing (persistent) device `name`
    * ("tap%d" style and "" let the kernel pick). Frame i of a wakeup lands at
@@ -67,7 +66,7 @@ export interface NativeAddon {
     slotSize: number,
     rxLengths: Uint32Array,
   ): NativeDeviceHandle;
-  /** Builds the addon's Error shape for an errno the ready list reported. */
+  /** Builds the addon's Error shape for an errno the receive callback reported. */
   errnoError(errno: number, syscall: string, subject: string): NativeError;
   /** SIOCSIFFLAGS: set or clear IFF_UP on `name` in this namespace. */
   setLinkUp(name: string, up: boolean): void;
@@ -85,48 +84,29 @@ export interface NativeAddon {
 export type RxSink = (count: number, errno: number) => void;
 
 /**
- * The receive dispatch: the ready list and the started devices by id. It
- * lives on the addon's exports object, which is one per JS environment, so
- * that two copies of this module in one process (src/ and dist/, say) share
- * it instead of each re-registering the callback and losing the other's
- * frames.
+ * The receive dispatch: the started devices by id. It lives on the addon's
+ * exports object, which is one per JS environment, so that two copies of
+ * this module in one process (src/ and dist/, say) share it instead of each
+ * re-registering the callback and losing the other's frames.
  */
 interface RxDispatch {
-  readonly ready: Uint32Array;
   readonly sinks: (RxSink | undefined)[];
 }
 
 const RX_DISPATCH = Symbol.for('tapstack.native.rxDispatch');
-/** Devices the addon reports per call (it makes one call per device wakeup). */
-const READY_DEVICES = 1;
 
 function rxDispatch(): RxDispatch {
   const addon = loadNative() as NativeAddon & { [RX_DISPATCH]?: RxDispatch };
   let d = addon[RX_DISPATCH];
   if (d === undefined) {
-    const ready = new Uint32Array(3 * READY_DEVICES);
     const sinks: (RxSink | undefined)[] = [];
-    // Every device gets its frames even if an earlier sink threw; the first
-    // error is rethrown afterwards so it still reaches uncaughtException.
-    const onRx = (nready: number): void => {
-      let failed = false;
-      let firstError: unknown;
-      for (let i = 0; i < nready; i++) {
-        const sink = sinks[ready[3 * i]];
-        if (sink === undefined) continue;
-        try {
-          sink(ready[3 * i + 1], ready[3 * i + 2]);
-        } catch (err) {
-          if (!failed) {
-            failed = true;
-            firstError = err;
-          }
-        }
-      }
-      if (failed) throw firstError;
+    // A sink's exception goes on to uncaughtException (the addon raises it).
+    const onRx = (id: number, count: number, errno: number): void => {
+      const sink = sinks[id];
+      if (sink !== undefined) sink(count, errno);
     };
-    addon.init(onRx, ready);
-    d = { ready, sinks };
+    addon.init(onRx);
+    d = { sinks };
     addon[RX_DISPATCH] = d;
   }
   return d;

@@ -49,7 +49,7 @@ describe('native TAP/TUN lifecycle', () => {
     it(`opens, starts and closes a ${kind.toUpperCase()} 1000 times without leaking fds or netdevs`, async () => {
       const prefix = `${PREFIX}${kind[1]}`;
       const open = kind === 'tap' ? openTap : openTun;
-      // Warm up once so lazily created things (the ready list) are not counted as leaks.
+      // Warm up once so lazily created things (the receive dispatch) are not counted as leaks.
       open(`${prefix}%d`, { batch: 2, maxFrame: 2048 }).close();
       await turn();
       const before = openFds();
@@ -88,8 +88,7 @@ describe('native TAP/TUN lifecycle', () => {
     const r = runChild(`
       import { createRequire } from 'node:module';
       const a = createRequire(import.meta.url)(process.argv[2]);
-      const ready = new Uint32Array(192);
-      a.init(() => {}, ready);
+      a.init(() => {});
       const open = () => a.open('${PREFIX}x%d', true, false, new ArrayBuffer(4096), 2, 2048, new Uint32Array(2));
       for (let i = 0; i < 100; i++) {
         const d = open();
@@ -112,7 +111,7 @@ describe('native TAP/TUN lifecycle', () => {
     const r = runChild(`
       import { createRequire } from 'node:module';
       const a = createRequire(import.meta.url)(process.argv[2]);
-      a.init(() => {}, new Uint32Array(3));
+      a.init(() => {});
       const d = a.open('${PREFIX}k%d', true, false, new ArrayBuffer(2048), 1, 2048, new Uint32Array(1));
       d.start();
       let exited = false;
@@ -129,7 +128,7 @@ describe('native TAP/TUN lifecycle', () => {
       import { createRequire } from 'node:module';
       import { readdirSync } from 'node:fs';
       const a = createRequire(import.meta.url)(process.argv[2]);
-      a.init(() => {}, new Uint32Array(3));
+      a.init(() => {});
       const fds = () => readdirSync('/proc/self/fd').length;
       const before = fds();
       (function () {
@@ -171,7 +170,7 @@ describe('native TAP/TUN lifecycle', () => {
       const src = \`
         const a = require(process.argv[2]);
         const { parentPort } = require('node:worker_threads');
-        a.init(() => {}, new Uint32Array(3));
+        a.init(() => {});
         const keep = [];
         for (let i = 0; i < 5; i++) {
           const d = a.open('${PREFIX}w%d', true, false, new ArrayBuffer(2048), 1, 2048, new Uint32Array(1));
