@@ -156,17 +156,18 @@ void CloseDev(Dev* d) {
   d->fd = -1;
   if (st) {
     if (d->rxBuf) napi_delete_reference(st->env, d->rxBuf);
-    if (d->rxLens) napi_delete_reference(st->env, d->rxLens);
     if (d->id < st->devs.size() && st->devs[d->id] == d) {
       st->devs[d->id] = nullptr;
       (st->inCallback ? st->heldIds : st->freeIds).push_back(d->id);
     }
   }
-  d->rxBuf = d->rxLens = nullptr;
+  d->rxBuf = nullptr;
   d->st = nullptr;
 }
 
-// open(name, tap, vnetHdr, rxBuffer, slots, slotSize, rxLengths) -> DeviceHandle
+// open(name, tap, vnetHdr, rxBuffer, slots, slotSize) -> DeviceHandle. The
+// receive buffer holds the frame lengths first (`slots` host-order uint32s),
+// then the slots: frame i at 4 * slots + i * slotSize.
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* st = env.GetInstanceData<State>();
@@ -178,13 +179,9 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::ArrayBuffer rxBuf = info[3].As<Napi::ArrayBuffer>();
   uint32_t slots = ArgU32(info, 4, "slots");
   uint32_t slotSize = ArgU32(info, 5, "slotSize");
-  if (!info[6].IsTypedArray() || info[6].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-    throw Napi::TypeError::New(env, "rxLengths must be a Uint32Array");
-  Napi::Uint32Array lens = info[6].As<Napi::Uint32Array>();
   if (slots == 0 || slotSize == 0) throw Napi::RangeError::New(env, "slots and slotSize must be positive");
-  if (rxBuf.ByteLength() / slotSize < slots)
-    throw Napi::RangeError::New(env, "rxBuffer is smaller than slots * slotSize");
-  if (lens.ElementLength() < slots) throw Napi::RangeError::New(env, "rxLengths has fewer entries than slots");
+  if (rxBuf.ByteLength() < RxBufferBytes(slots, slotSize))
+    throw Napi::RangeError::New(env, "rxBuffer is smaller than slots * (4 + slotSize)");
   // IFNAMSIZ counts the terminating NUL; the kernel would silently see a
   // truncated name, so refuse it here.
   if (name.size() >= IFNAMSIZ) throw ErrnoError(env, ENAMETOOLONG, "TUNSETIFF", name, "interface names have at most 15 bytes");
@@ -232,7 +229,6 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   memcpy(d->name, ifr.ifr_name, IFNAMSIZ);
   d->name[IFNAMSIZ - 1] = 0;
   napi_create_reference(env, rxBuf, 1, &d->rxBuf);
-  napi_create_reference(env, lens, 1, &d->rxLens);
   if (!st->freeIds.empty()) {
     d->id = st->freeIds.back();
     st->freeIds.pop_back();

@@ -28,26 +28,22 @@ void OnClosed(uv_handle_t* h) {
 }
 
 // Reads frames until the device has none left, its slots are full, or an
-// error. The buffers are looked up through their references on every wakeup
+// error. The buffer is looked up through its reference on every wakeup
 // rather than cached, so a detached (transferred) ArrayBuffer is noticed
 // instead of written through a stale pointer.
 uint32_t ReadBurst(napi_env env, Dev* d, int* err) {
   napi_value v;
   void* base = nullptr;
   size_t bufLen = 0;
-  void* lensData = nullptr;
-  size_t lensLen = 0;
-  napi_typedarray_type type;
   if (napi_get_reference_value(env, d->rxBuf, &v) != napi_ok ||
-      napi_get_arraybuffer_info(env, v, &base, &bufLen) != napi_ok ||
-      napi_get_reference_value(env, d->rxLens, &v) != napi_ok ||
-      napi_get_typedarray_info(env, v, &type, &lensLen, &lensData, nullptr, nullptr) != napi_ok ||
-      bufLen / d->slotSize < d->slots || lensLen < d->slots || base == nullptr) {
+      napi_get_arraybuffer_info(env, v, &base, &bufLen) != napi_ok || base == nullptr ||
+      bufLen < RxBufferBytes(d->slots, d->slotSize)) {
     *err = EFAULT;
     return 0;
   }
-  uint8_t* slots = static_cast<uint8_t*>(base);
-  uint32_t* lens = static_cast<uint32_t*>(lensData);
+  // ArrayBuffer memory is aligned for any typed array.
+  uint32_t* lens = static_cast<uint32_t*>(base);
+  uint8_t* slots = static_cast<uint8_t*>(base) + 4 * static_cast<size_t>(d->slots);
   const size_t slotSize = d->slotSize;
   uint8_t hdr[16];
   // One byte past the slot: a frame that reaches it did not fit. Kernels

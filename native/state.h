@@ -23,8 +23,7 @@ struct Dev {
   uv_poll_t* poll = nullptr; // created at the first start, closed with the device
   uint32_t slots = 0;        // frames read per device per wakeup, at most
   uint32_t slotSize = 0;     // bytes per receive slot = largest frame delivered
-  napi_ref rxBuf = nullptr;  // ArrayBuffer of slots * slotSize bytes, owned by JS
-  napi_ref rxLens = nullptr; // Uint32Array of >= slots lengths, owned by JS
+  napi_ref rxBuf = nullptr;  // ArrayBuffer of RxBufferBytes(slots, slotSize), owned by JS
   uint64_t rxOversize = 0;   // frames dropped because they did not fit a slot
   char name[IFNAMSIZ] = {0}; // name the kernel gave at open
 };
@@ -47,6 +46,12 @@ struct State {
   napi_async_cleanup_hook_handle cleanupHook = nullptr;
   bool tearingDown = false;
 };
+
+// Bytes of a receive buffer: the frame lengths (one uint32 per slot), then
+// the slots.
+inline uint64_t RxBufferBytes(uint32_t slots, uint32_t slotSize) {
+  return static_cast<uint64_t>(slots) * (4 + static_cast<uint64_t>(slotSize));
+}
 
 // rx_loop.cc
 void StartPolling(Dev* d);  // throws Napi::Error

@@ -49,23 +49,18 @@ export interface NativeAddon {
    * Registers the single receive callback of this JS environment. libuv
    * polls each started device's fd; a wakeup of a device reads its frames
    * and makes one call: the device's id, the frames now in its slots
-   * (lengths in its rxLengths) and the errno that stopped it (0 = none).
+   * (lengths at the front of its receive buffer) and the errno that stopped
+   * it (0 = none).
    */
   init(onRx: (id: number, count: number, errno: number) => void): void;
   /**
    * Creates, or attaches to the existing (persistent) device `name`
-   * ("tap%d" style and "" let the kernel pick). Frame i of a wakeup lands at
-   * rxBuffer[i * slotSize ..] with its length in rxLengths[i].
+   * ("tap%d" style and "" let the kernel pick). `rxBuffer` (at least
+   * slots * (4 + slotSize) bytes) starts with one host-order uint32 length
+   * per slot, then the slots: frame i of a wakeup lands at
+   * rxBuffer[4 * slots + i * slotSize ..] with its length in the i-th uint32.
    */
-  open(
-    name: string,
-    tap: boolean,
-    vnetHdr: boolean,
-    rxBuffer: ArrayBuffer,
-    slots: number,
-    slotSize: number,
-    rxLengths: Uint32Array,
-  ): NativeDeviceHandle;
+  open(name: string, tap: boolean, vnetHdr: boolean, rxBuffer: ArrayBuffer, slots: number, slotSize: number): NativeDeviceHandle;
   /** Builds the addon's Error shape for an errno the receive callback reported. */
   errnoError(errno: number, syscall: string, subject: string): NativeError;
   /** SIOCSIFFLAGS: set or clear IFF_UP on `name` in this namespace. */

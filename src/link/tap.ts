@@ -3,7 +3,8 @@
  *
  * Receiving: libuv polls the fd of every started device. A wakeup reads up
  * to `batch` frames straight into the device's receive buffer (an
- * ArrayBuffer allocated here, `batch` slots of `maxFrame` bytes) and makes
+ * ArrayBuffer allocated here: `batch` frame lengths, then `batch` slots of
+ * `maxFrame` bytes) and makes
  * one JS call (native.ts), which hands the frames to the device's receiver
  * as views of those slots. Nothing
  * is copied and the buffers are reused, which is why a receiver must copy a
@@ -59,8 +60,11 @@ export class TapDevice implements Device {
   txLinkDown = 0;
 
   private readonly handle: NativeDeviceHandle;
+  /** Frame lengths, then the slots (native.ts `open`). */
   private readonly rxBuffer: ArrayBuffer;
   private readonly rxLengths: Uint32Array;
+  /** Where slot 0 starts in rxBuffer. */
+  private readonly rxSlots: number;
   private rx: DeviceReceiver | null = null;
   private isClosed = false;
   private receiving = false;
@@ -80,9 +84,10 @@ export class TapDevice implements Device {
       1 << 20,
       'maxFrame',
     );
-    this.rxBuffer = new ArrayBuffer(this.batch * this.maxFrameSize);
-    this.rxLengths = new Uint32Array(this.batch);
-    this.handle = loadNative().open(name, tap, this.vnetHdr, this.rxBuffer, this.batch, this.maxFrameSize, this.rxLengths);
+    this.rxSlots = 4 * this.batch;
+    this.rxBuffer = new ArrayBuffer(this.rxSlots + this.batch * this.maxFrameSize);
+    this.rxLengths = new Uint32Array(this.rxBuffer, 0, this.batch);
+    this.handle = loadNative().open(name, tap, this.vnetHdr, this.rxBuffer, this.batch, this.maxFrameSize);
     this.name = this.handle.name;
   }
 
@@ -173,9 +178,10 @@ export class TapDevice implements Device {
     if (count > 0 && rx !== null) {
       const lengths = this.rxLengths;
       const slot = this.maxFrameSize;
+      const first = this.rxSlots;
       try {
         for (let i = 0; i < count && !this.isClosed; i++) {
-          rx.frame(new Uint8Array(this.rxBuffer, i * slot, lengths[i]));
+          rx.frame(new Uint8Array(this.rxBuffer, first + i * slot, lengths[i]));
         }
         this.rxFrames += count;
       } finally {

@@ -38,7 +38,7 @@ function openAs(wrapper: string[]): { code?: string; syscall?: string; message?:
   const script = `
     const a = require(${JSON.stringify(ADDON)});
     try {
-      const d = a.open('${PREFIX}p%d', true, false, new ArrayBuffer(2048), 1, 2048, new Uint32Array(1));
+      const d = a.open('${PREFIX}p%d', true, false, new ArrayBuffer(4 + 2048), 1, 2048);
       d.close();
       console.log(JSON.stringify({ ok: true }));
     } catch (e) {
@@ -100,6 +100,12 @@ describe('native TAP/TUN errors', () => {
     expect(err.message).toBe("EBADFD: file descriptor in bad state, read 'tap9'");
   });
 
+  it('refuses a receive buffer without room for the lengths and every slot', () => {
+    const open = (bytes: number) => loadNative().open(`${PREFIX}r%d`, true, false, new ArrayBuffer(bytes), 2, 2048);
+    expect(() => open(2 * 2048)).toThrow(/rxBuffer is smaller than slots \* \(4 \+ slotSize\)/);
+    open(2 * (4 + 2048)).close();
+  });
+
   it('throws from writeBatch for a non-Uint8Array and after close drops instead', () => {
     const tap = openTap(`${PREFIX}w%d`, { batch: 1, maxFrame: 2048 });
     expect(() => tap.sendBatch([new Uint16Array(30) as unknown as Uint8Array], 1)).toThrow(TypeError);
@@ -111,7 +117,7 @@ describe('native TAP/TUN errors', () => {
     const frame = new Uint8Array(60).fill(0xff, 0, 6);
     frame[12] = 0x88;
     frame[13] = 0xb5;
-    const handle = loadNative().open(`${PREFIX}d%d`, true, false, new ArrayBuffer(2048), 1, 2048, new Uint32Array(1));
+    const handle = loadNative().open(`${PREFIX}d%d`, true, false, new ArrayBuffer(4 + 2048), 1, 2048);
     try {
       const err = caught(() => handle.writeBatch([frame, frame], 2));
       expectErrno(err, 'EIO', 'write');

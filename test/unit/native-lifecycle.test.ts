@@ -89,7 +89,7 @@ describe('native TAP/TUN lifecycle', () => {
       import { createRequire } from 'node:module';
       const a = createRequire(import.meta.url)(process.argv[2]);
       a.init(() => {});
-      const open = () => a.open('${PREFIX}x%d', true, false, new ArrayBuffer(4096), 2, 2048, new Uint32Array(2));
+      const open = () => a.open('${PREFIX}x%d', true, false, new ArrayBuffer(2 * (4 + 2048)), 2, 2048);
       for (let i = 0; i < 100; i++) {
         const d = open();
         d.start();
@@ -112,7 +112,7 @@ describe('native TAP/TUN lifecycle', () => {
       import { createRequire } from 'node:module';
       const a = createRequire(import.meta.url)(process.argv[2]);
       a.init(() => {});
-      const d = a.open('${PREFIX}k%d', true, false, new ArrayBuffer(2048), 1, 2048, new Uint32Array(1));
+      const d = a.open('${PREFIX}k%d', true, false, new ArrayBuffer(4 + 2048), 1, 2048);
       d.start();
       let exited = false;
       process.on('beforeExit', () => { exited = true; });
@@ -133,7 +133,7 @@ describe('native TAP/TUN lifecycle', () => {
       const before = fds();
       (function () {
         for (let i = 0; i < 200; i++) {
-          const d = a.open('${PREFIX}g%d', i % 2 === 0, false, new ArrayBuffer(2048), 1, 2048, new Uint32Array(1));
+          const d = a.open('${PREFIX}g%d', i % 2 === 0, false, new ArrayBuffer(4 + 2048), 1, 2048);
           // Started devices are collected too when nothing refers to them.
           if (i % 4 === 0) d.start();
         }
@@ -173,7 +173,7 @@ describe('native TAP/TUN lifecycle', () => {
         a.init(() => {});
         const keep = [];
         for (let i = 0; i < 5; i++) {
-          const d = a.open('${PREFIX}w%d', true, false, new ArrayBuffer(2048), 1, 2048, new Uint32Array(1));
+          const d = a.open('${PREFIX}w%d', true, false, new ArrayBuffer(4 + 2048), 1, 2048);
           if (i < 3) d.start();
           keep.push(d);
         }
