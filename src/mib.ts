@@ -72,9 +72,9 @@ export type MibName = (typeof MIB_NAMES)[number];
 export type Mib = Record<MibName, number>;
 
 export function newMib(): Mib {
-  const m = {} as Mib;
-  for (const n of MIB_NAMES) m[n] = 0;
-  return m;
+  // Built in one go: adding ~60 properties one keyed store at a time leaves V8
+  // with a dictionary-mode object, and every counter bump a hash lookup.
+  return Object.fromEntries(MIB_NAMES.map((n) => [n, 0])) as Mib;
 }
 
 /**
