@@ -49,6 +49,7 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
             InstanceMethod<&DeviceHandle::Stop>("stop"),
             InstanceMethod<&DeviceHandle::Close>("close"),
             InstanceMethod<&DeviceHandle::WriteBatch>("writeBatch"),
+            InstanceMethod<&DeviceHandle::Write>("write"),
             InstanceMethod<&DeviceHandle::KernelName>("kernelName"),
             InstanceAccessor<&DeviceHandle::GetId>("id"),
             InstanceAccessor<&DeviceHandle::GetFd>("fd"),
@@ -106,23 +107,49 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
           napi_get_typedarray_info(env, el, &type, &len, &data, nullptr, nullptr) != napi_ok ||
           type != napi_uint8_array)
         throw Napi::TypeError::New(env, "frames[" + std::to_string(written) + "] is not a Uint8Array");
-      ssize_t r;
-      do {
-        if (dev_.vnetLen) {
-          iovec iov[2] = {{const_cast<uint8_t*>(kZeroVnetHdr), dev_.vnetLen}, {data, len}};
-          r = writev(dev_.fd, iov, 2);
-        } else {
-          r = write(dev_.fd, data, len);
-        }
-      } while (r < 0 && errno == EINTR);
-      if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        Napi::Error e = ErrnoError(info.Env(), errno, "write", dev_.name);
-        e.Value().Set("written", Napi::Number::New(env, written));
-        throw e;
-      }
+      int err = WriteFrame(data, len);
+      if (err == EAGAIN) break;
+      if (err != 0) throw WriteError(env, err, written);
     }
     return Napi::Number::New(env, written);
+  }
+
+  // write(frame: Uint8Array): writeBatch of one frame without the array, the
+  // common case of a receive batch answered by one reply. Returns 1, or 0 on
+  // EAGAIN.
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    napi_env env = info.Env();
+    if (dev_.fd < 0) throw ErrnoError(info.Env(), EBADF, "write", dev_.name);
+    napi_typedarray_type type;
+    size_t len;
+    void* data;
+    if (info.Length() < 1 || napi_get_typedarray_info(env, info[0], &type, &len, &data, nullptr, nullptr) != napi_ok ||
+        type != napi_uint8_array)
+      throw Napi::TypeError::New(env, "frame is not a Uint8Array");
+    int err = WriteFrame(data, len);
+    if (err != 0 && err != EAGAIN) throw WriteError(env, err, 0);
+    return Napi::Number::New(env, err == 0 ? 1 : 0);
+  }
+
+  // One frame, one write(): 0, EAGAIN (also for EWOULDBLOCK) or the errno.
+  int WriteFrame(void* data, size_t len) {
+    ssize_t r;
+    do {
+      if (dev_.vnetLen) {
+        iovec iov[2] = {{const_cast<uint8_t*>(kZeroVnetHdr), dev_.vnetLen}, {data, len}};
+        r = writev(dev_.fd, iov, 2);
+      } else {
+        r = write(dev_.fd, data, len);
+      }
+    } while (r < 0 && errno == EINTR);
+    if (r >= 0) return 0;
+    return errno == EWOULDBLOCK ? EAGAIN : errno;
+  }
+
+  Napi::Error WriteError(Napi::Env env, int err, uint32_t written) {
+    Napi::Error e = ErrnoError(env, err, "write", dev_.name);
+    e.Value().Set("written", Napi::Number::New(env, written));
+    return e;
   }
 
   // The name the kernel uses now (it follows `ip link set NAME name NEW`).

@@ -40,6 +40,8 @@ export interface NativeDeviceHandle {
    * written: stops early on EAGAIN; other errors throw (with `.written`).
    */
   writeBatch(frames: readonly Uint8Array[], count: number): number;
+  /** writeBatch([frame], 1) without the array: 1, or 0 on EAGAIN. */
+  write(frame: Uint8Array): number;
   /** The kernel's current name for the device (follows renames). */
   kernelName(): string;
 }

@@ -151,7 +151,8 @@ export class TapDevice implements Device {
     if (this.isClosed) return 0;
     let n: number;
     try {
-      n = this.handle.writeBatch(frames, count);
+      // One frame (a reply to a one-frame batch) is the common case: no array for the addon to walk.
+      n = count === 1 ? this.handle.write(frames[0]) : this.handle.writeBatch(frames, count);
     } catch (err) {
       // `ip link set NAME down` on the kernel side is an administrative
       // state, not a fault of ours: drop like a cable that is unplugged.

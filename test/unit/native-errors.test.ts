@@ -122,13 +122,19 @@ describe('native TAP/TUN errors', () => {
       const err = caught(() => handle.writeBatch([frame, frame], 2));
       expectErrno(err, 'EIO', 'write');
       expect(err.written).toBe(0);
+      // The one-frame path says the same.
+      const one = caught(() => handle.write(frame));
+      expectErrno(one, 'EIO', 'write');
+      expect(one.written).toBe(0);
+      expect(() => handle.write(new Uint16Array(30) as unknown as Uint8Array)).toThrow(TypeError);
     } finally {
       handle.close();
     }
     const tap = openTap(`${PREFIX}d%d`, { batch: 1, maxFrame: 2048 });
     try {
       expect(tap.sendBatch([frame, frame], 2)).toBe(0);
-      expect(tap.txLinkDown).toBe(2);
+      expect(tap.sendBatch([frame], 1)).toBe(0);
+      expect(tap.txLinkDown).toBe(3);
       // A malformed frame (shorter than an Ethernet header) still throws.
       tap.setUp();
       expectErrno(caught(() => tap.sendBatch([new Uint8Array(5)], 1)), 'EINVAL', 'write');
