@@ -278,15 +278,15 @@ for i in range(200):
       const a = require(${JSON.stringify(ADDON)});
       const { execFileSync } = require('node:child_process');
       const dgram = require('node:dgram');
-      const ready = new Uint32Array(192);
       const slots = 8, size = 2048;
-      const buf = new ArrayBuffer(slots * size), lens = new Uint32Array(slots);
+      // The frame lengths first, then the slots.
+      const buf = new ArrayBuffer(slots * (4 + size)), lens = new Uint32Array(buf, 0, slots);
       const order = [];
       let frames = 0;
       process.on('uncaughtException', (e) => order.push('uncaught:' + e.message));
-      a.init((n) => {
-        for (let i = 0; i < n; i++) for (let j = 0; j < ready[3 * i + 1]; j++) {
-          const f = new Uint8Array(buf, j * size, lens[j]);
+      a.init((id, count) => {
+        for (let j = 0; j < count; j++) {
+          const f = new Uint8Array(buf, 4 * slots + j * size, lens[j]);
           if (f[12] !== 8 || f[13] !== 0 || f[23] !== 17) continue;
           const k = ++frames;
           order.push('frame' + k);
@@ -294,8 +294,8 @@ for i in range(200):
           process.nextTick(() => order.push('tick' + k));
           if (k === 1) throw new Error('boom');
         }
-      }, ready);
-      const d = a.open('ue${TAG}%d', true, false, buf, slots, size, lens);
+      });
+      const d = a.open('ue${TAG}%d', true, false, buf, slots, size);
       execFileSync('ip', ['addr', 'add', '203.0.113.1/24', 'dev', d.name]);
       a.setLinkUp(d.name, true);
       execFileSync('ip', ['neigh', 'replace', '203.0.113.9', 'lladdr', '02:00:5e:00:53:09', 'dev', d.name]);
