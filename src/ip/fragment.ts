@@ -1,7 +1,6 @@
 import { Packet } from '../packet/packet.js';
 import type { Mib } from '../mib.js';
-import { checksum } from '../wire/checksum.js';
-import { copiedOptions } from '../wire/ipv4.js';
+import { copiedOptions, fillIpv4Checksum } from '../wire/ipv4.js';
 
 /** Where fragments go: an Interface, or a test's stand-in. */
 export interface FragmentSink {
@@ -72,11 +71,7 @@ export function fragmentDatagram(pkt: Packet, dev: FragmentSink, nextHop: number
     const more = !last || lastMore;
     fb[fo + 6] = (flags & 0x80) | (more ? 0x20 : 0) | ((units >> 8) & 0x1f);
     fb[fo + 7] = units & 0xff;
-    fb[fo + 10] = 0;
-    fb[fo + 11] = 0;
-    const c = checksum(fb, fo, h);
-    fb[fo + 10] = c >> 8;
-    fb[fo + 11] = c & 0xff;
+    fillIpv4Checksum(fb, fo, h);
     frag.l3 = fo;
     frag.mark = pkt.mark;
     frag.ct = pkt.ct;

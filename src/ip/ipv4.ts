@@ -4,8 +4,7 @@ import type { Mib } from '../mib.js';
 import type { Time } from '../time/timers.js';
 import { Hooks, VERDICT_ACCEPT } from './hooks.js';
 import { RouteTable, type Route } from './route.js';
-import { Ipv4View, IPPROTO_ICMP } from '../wire/ipv4.js';
-import { checksum } from '../wire/checksum.js';
+import { Ipv4View, IPPROTO_ICMP, fillIpv4Checksum } from '../wire/ipv4.js';
 import { setU32 } from '../wire/bytes.js';
 import { badOptionOffset } from './options.js';
 import { Reassembly } from './reassembly.js';
@@ -211,13 +210,9 @@ export class Ipv4 {
     b[o + 7] = 0;
     b[o + 8] = opts.ttl ?? this.defaultTtl;
     b[o + 9] = proto;
-    b[o + 10] = 0;
-    b[o + 11] = 0;
     setU32(b, o + 12, src);
     setU32(b, o + 16, dst);
-    const c = checksum(b, o, 20);
-    b[o + 10] = c >> 8;
-    b[o + 11] = c & 0xff;
+    fillIpv4Checksum(b, o, 20);
     pkt.l3 = o;
     if (!this.hooks.output.empty && this.hooks.output.run(pkt, null, dev) !== VERDICT_ACCEPT) {
       mib.IpOutDiscards++;

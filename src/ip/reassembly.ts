@@ -3,7 +3,7 @@ import { Intervals } from '../packet/intervals.js';
 import type { Interface } from '../link/interface.js';
 import type { Mib } from '../mib.js';
 import type { Time, Timer } from '../time/timers.js';
-import { checksum } from '../wire/checksum.js';
+import { fillIpv4Checksum } from '../wire/ipv4.js';
 import { getU32 } from '../wire/bytes.js';
 
 /** RFC 791 §3.2 suggests 15 s as a lower bound; Linux waits 30 s (net.ipv4.ipfrag_time). */
@@ -306,11 +306,7 @@ export class Reassembly {
     wb[wo + 3] = total & 0xff;
     wb[wo + 6] &= 0xc0;
     wb[wo + 7] = 0;
-    wb[wo + 10] = 0;
-    wb[wo + 11] = 0;
-    const c = checksum(wb, wo, hlen);
-    wb[wo + 10] = c >> 8;
-    wb[wo + 11] = c & 0xff;
+    fillIpv4Checksum(wb, wo, hlen);
     whole.l3 = wo;
     whole.ifindex = iface.index;
     whole.mark = first.mark;

@@ -230,9 +230,14 @@ export class Ipv4View extends ByteView {
   }
 
   fillChecksum(): void {
-    setU16(this.buf, this.off + 10, 0);
-    setU16(this.buf, this.off + 10, checksum(this.buf, this.off, this.headerLen));
+    fillIpv4Checksum(this.buf, this.off, this.headerLen);
   }
+}
+
+/** Computes and stores the header checksum of the `headerLen`-byte IPv4 header at `off`. */
+export function fillIpv4Checksum(buf: Uint8Array, off: number, headerLen: number): void {
+  setU16(buf, off + 10, 0);
+  setU16(buf, off + 10, checksum(buf, off, headerLen));
 }
 
 export function ipv4HeaderLen(repr: Ipv4Repr): number {
