@@ -11,17 +11,19 @@ namespace tapstack {
 namespace {
 
 // Environment teardown (process end, worker exit): close every device still
-// open (and with it its uv_poll) and drop our references while the env can
-// still take them. Node waits for the hook to be removed, which happens once
-// the last handle's close callback has run (OnClosed in rx_loop.cc), so the
-// State is freed there and not by napi's instance-data finalizer.
+// open, drop our references while the env can still take them, and close
+// the uv_poll. Node waits for the hook to be removed, which happens once the
+// handle's close callback has run (OnClosed in rx_loop.cc), so the State is
+// freed there and not by napi's instance-data finalizer.
 void Teardown(napi_async_cleanup_hook_handle hook, void* arg) {
   State* st = static_cast<State*>(arg);
   st->cleanupHook = hook;
   for (Dev* d : std::vector<Dev*>(st->devs))
     if (d) CloseDev(d);
+  ReleaseLoop(st);
   if (st->onRx) napi_delete_reference(st->env, st->onRx);
-  st->onRx = nullptr;
+  if (st->ready) napi_delete_reference(st->env, st->ready);
+  st->onRx = st->ready = nullptr;
   if (st->actx) napi_async_destroy(st->env, st->actx);
   st->actx = nullptr;
   st->deviceCtor.Reset();

@@ -65,14 +65,14 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
   explicit DeviceHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceHandle>(info) {}
 
   // Garbage collection or environment teardown without close(): release the
-  // fd and its uv_poll here so nothing leaks.
+  // fd and the epoll membership here so nothing leaks.
   ~DeviceHandle() override { CloseDev(&dev_); }
 
   Dev* dev() { return &dev_; }
 
  private:
   Napi::Value Start(const Napi::CallbackInfo& info) {
-    if (dev_.fd < 0) throw ErrnoError(info.Env(), EBADF, "uv_poll_start", dev_.name);
+    if (dev_.fd < 0) throw ErrnoError(info.Env(), EBADF, "epoll_ctl", dev_.name);
     StartPolling(&dev_);
     return info.Env().Undefined();
   }
@@ -178,7 +178,7 @@ Napi::Function DefineDeviceHandle(Napi::Env env, State* st) { return DeviceHandl
 void CloseDev(Dev* d) {
   if (d->fd < 0) return;
   State* st = d->st;
-  if (st) ClosePoll(d);
+  StopPolling(d);
   close(d->fd);
   d->fd = -1;
   if (st) {

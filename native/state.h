@@ -12,15 +12,14 @@ struct State;
 
 // One open TAP/TUN file descriptor. It belongs to its JS handle object
 // (DeviceHandle); State indexes the open ones by id, the number that names
-// a device to the receive callback.
+// a device in epoll events and to the receive callback.
 struct Dev {
   State* st = nullptr;
   uint32_t id = 0;
   int fd = -1;               // -1 once closed
   bool tap = true;
   uint32_t vnetLen = 0;      // virtio_net_hdr bytes in front of each frame; 0 = off
-  bool polling = false;      // its uv_poll is started
-  uv_poll_t* poll = nullptr; // created at the first start, closed with the device
+  bool polling = false;      // member of the epoll set
   uint32_t slots = 0;        // frames read per device per wakeup, at most
   uint32_t slotSize = 0;     // bytes per receive slot = largest frame delivered
   napi_ref rxBuf = nullptr;  // ArrayBuffer of RxBufferBytes(slots, slotSize), owned by JS
@@ -28,18 +27,26 @@ struct Dev {
   char name[IFNAMSIZ] = {0}; // name the kernel gave at open
 };
 
-// Per Node environment (the main thread, or one worker): its open devices,
-// the receive callback and the list it reads.
+// Per Node environment (the main thread, or one worker): one epoll set for all
+// of its devices and one uv_poll watching it, so a wakeup is one JS callback
+// whatever the number of devices.
 struct State {
   napi_env env = nullptr;
+  int epfd = -1;                  // created at the first start, closed when empty
+  uv_poll_t* poll = nullptr;      // watches epfd while it has members
+  uint32_t polled = 0;            // devices in the epoll set
+  // The set's only member while polled == 1, else nullptr: a wakeup then
+  // needs no epoll_wait to learn which device is ready.
+  Dev* sole = nullptr;
   std::vector<Dev*> devs;         // open devices by id; nullptr = free id
   std::vector<uint32_t> freeIds;
   // Ids freed while the receive callback runs are held back until it
-  // returns, so a device opened meanwhile never takes the id of the one
-  // being served.
+  // returns: the ready list it is reading may still name them, and a device
+  // opened meanwhile must not take the id of one being served.
   std::vector<uint32_t> heldIds;
   bool inCallback = false;
   napi_ref onRx = nullptr;        // JS function (id, count, errno) => void
+  napi_ref ready = nullptr;       // Uint32Array of [id, count, errno] triples
   napi_async_context actx = nullptr;
   Napi::FunctionReference deviceCtor;
   uint32_t closingHandles = 0;    // uv_close calls whose callback is pending
@@ -55,8 +62,8 @@ inline uint64_t RxBufferBytes(uint32_t slots, uint32_t slotSize) {
 
 // rx_loop.cc
 void StartPolling(Dev* d);  // throws Napi::Error
-void StopPolling(Dev* d);
-void ClosePoll(Dev* d);  // stop and close the device's uv_poll, before its fd is closed
+void StopPolling(Dev* d);  // leave the epoll set; the last one out releases it
+void ReleaseLoop(State* st);  // close the uv_poll and epoll fd if no device is in the set
 Napi::Value Init(const Napi::CallbackInfo& info);
 
 // device.cc

@@ -29,11 +29,11 @@ export interface NativeDeviceHandle {
   /** Frames dropped because they were larger than a receive slot. */
   readonly rxOversize: number;
   readonly closed: boolean;
-  /** Start polling the fd for frames (requires init()). */
+  /** Join the receive epoll set (requires init()). */
   start(): void;
-  /** Stop polling; the fd stays open. */
+  /** Leave the epoll set; the fd stays open. */
   stop(): void;
-  /** Stop polling and close the fd. Idempotent. */
+  /** Leave the epoll set and close the fd. Idempotent. */
   close(): void;
   /**
    * One write() per frame for frames[0..count). Returns how many were
@@ -48,13 +48,17 @@ export interface NativeDeviceHandle {
 
 export interface NativeAddon {
   /**
-   * Registers the single receive callback of this JS environment. libuv
-   * polls each started device's fd; a wakeup of a device reads its frames
-   * and makes one call: the device's id, the frames now in its slots
-   * (lengths at the front of its receive buffer) and the errno that stopped
-   * it (0 = none).
+   * Registers the single receive callback of this JS environment and the
+   * ready list it reads. Started devices share one epoll set, watched by
+   * libuv; each wakeup reads every ready device and makes one call. One
+   * device served: (id, frames now in its slots (lengths at the front of its
+   * receive buffer), errno that stopped it (0 = none)). Several:
+   * (-1, nready, 0), and for i < nready ready[3i] = id, ready[3i+1] = frames,
+   * ready[3i+2] = errno. At most ready.length / 3 (and 64) devices per
+   * wakeup; the rest stay ready for the next. Without `ready` the addon makes
+   * one; the list in use is returned.
    */
-  init(onRx: (id: number, count: number, errno: number) => void): void;
+  init(onRx: (id: number, count: number, errno: number) => void, ready?: Uint32Array): Uint32Array;
   /**
    * Creates, or attaches to the existing (persistent) device `name`
    * ("tap%d" style and "" let the kernel pick). `rxBuffer` (at least
@@ -91,39 +95,63 @@ interface RxDispatch {
 }
 
 const RX_DISPATCH = Symbol.for('tapstack.native.rxDispatch');
+/** The addon reports at most 64 devices per wakeup; more wait for the next one. */
+const READY_DEVICES = 64;
 
 function rxDispatch(): RxDispatch {
   const addon = loadNative() as NativeAddon & { [RX_DISPATCH]?: RxDispatch };
   let d = addon[RX_DISPATCH];
   if (d === undefined) {
+    const ready = new Uint32Array(3 * READY_DEVICES);
     const sinks: (RxSink | undefined)[] = [];
-    // A sink's exception goes on to uncaughtException (the addon raises it).
+    // One device (the common case) comes as arguments; a sink's exception
+    // goes on to uncaughtException (the addon raises it). Several come in
+    // `ready`: every device gets its frames even if an earlier sink threw,
+    // and the first error is rethrown afterwards.
     const onRx = (id: number, count: number, errno: number): void => {
-      const sink = sinks[id];
-      if (sink !== undefined) sink(count, errno);
+      if (id >= 0) {
+        const sink = sinks[id];
+        if (sink !== undefined) sink(count, errno);
+        return;
+      }
+      let failed = false;
+      let firstError: unknown;
+      for (let i = 0; i < count; i++) {
+        const sink = sinks[ready[3 * i]];
+        if (sink === undefined) continue;
+        try {
+          sink(ready[3 * i + 1], ready[3 * i + 2]);
+        } catch (err) {
+          if (!failed) {
+            failed = true;
+            firstError = err;
+          }
+        }
+      }
+      if (failed) throw firstError;
     };
-    addon.init(onRx);
+    addon.init(onRx, ready);
     d = { sinks };
     addon[RX_DISPATCH] = d;
   }
   return d;
 }
 
-/** Starts polling the device; its wakeups go to `sink`. */
+/** Puts the device in the receive epoll set; its wakeups go to `sink`. */
 export function startRx(handle: NativeDeviceHandle, sink: RxSink): void {
   const d = rxDispatch();
   handle.start();
   d.sinks[handle.id] = sink;
 }
 
-/** Stops polling the device (and forgets `sink` if it is still its sink). */
+/** Takes the device out of the receive set (and forgets `sink` if it is still its sink). */
 export function stopRx(handle: NativeDeviceHandle, sink: RxSink): void {
   const d = rxDispatch();
   if (d.sinks[handle.id] === sink) d.sinks[handle.id] = undefined;
   handle.stop();
 }
 
-/** Forgets `sink` after the addon stopped polling the device itself (read error). */
+/** Forgets `sink` after the addon took the device out of the set itself (read error). */
 export function forgetRx(handle: NativeDeviceHandle, sink: RxSink): void {
   const d = rxDispatch();
   if (d.sinks[handle.id] === sink) d.sinks[handle.id] = undefined;

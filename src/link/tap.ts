@@ -1,14 +1,14 @@
 /**
  * TAP (Ethernet) and TUN (raw IP) devices from the native addon.
  *
- * Receiving: libuv polls the fd of every started device. A wakeup reads up
- * to `batch` frames straight into the device's receive buffer (an
- * ArrayBuffer allocated here: `batch` frame lengths, then `batch` slots of
- * `maxFrame` bytes) and makes
- * one JS call (native.ts), which hands the frames to the device's receiver
- * as views of those slots. Nothing
- * is copied and the buffers are reused, which is why a receiver must copy a
- * frame it keeps past `batchEnd()` (see device.ts).
+ * Receiving: the addon keeps every started device of this JS environment in
+ * one epoll set, watched by libuv. A wakeup reads up to `batch` frames per
+ * ready device straight into that device's receive buffer (an ArrayBuffer
+ * allocated here: `batch` frame lengths, then `batch` slots of `maxFrame`
+ * bytes) and makes one JS call (native.ts) for all of them, which hands each
+ * device's frames to its receiver as views of those slots. Nothing is copied
+ * and the buffers are reused, which is why a receiver must copy a frame it
+ * keeps past `batchEnd()` (see device.ts).
  */
 import type { Device, DeviceReceiver, LinkType } from './device.js';
 import { forgetRx, loadNative, startRx, stopRx, type NativeDeviceHandle, type NativeError, type RxSink } from './native.js';
@@ -193,7 +193,7 @@ export class TapDevice implements Device {
   }
 
   private failed(errno: number): void {
-    // The addon has already stopped polling the device.
+    // The addon has already taken the device out of the epoll set.
     forgetRx(this.handle, this.sink);
     this.receiving = false;
     const err = loadNative().errnoError(errno, 'read', this.name);
