@@ -69,3 +69,8 @@ export function fixIpChecksum(ipDatagram: Uint8Array): void {
   ipDatagram[10] = c >> 8;
   ipDatagram[11] = c & 0xff;
 }
+
+/** True when `b` holds `bytes` at `off`. */
+export function equalAt(b: Uint8Array, off: number, bytes: number[]): boolean {
+  return bytes.every((v, i) => b[off + i] === v);
+}

@@ -4,7 +4,23 @@
  * namespaces), the current namespace. Tests that drive devices directly use
  * this; tests of the daemon use harness.ts, which follows the same switch.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+
+/** Runs a command and returns its stdout; throws when it fails. */
+export function run(cmd: string, ...args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs a command to completion without blocking the event loop (a device in this process answers meanwhile). */
+export function runAsync(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((done) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('close', (code) => done({ code, out }));
+  });
+}
 
 export const PEER_LOCAL = process.env.TAPSTACK_TEST_PEER === 'local';
 

@@ -2,10 +2,12 @@
 // namespace of our own (the fd keeps working across the move), the kernel
 // pings an address that this test answers for in JS (ARP and ICMP echo), and
 // frames sent from JS show up in the kernel's counters. Needs root.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peerSide } from '../helpers/peer.js';
+import { peerSide, run, runAsync } from '../helpers/peer.js';
+import { equalAt } from '../helpers/frames.js';
+import { checksum } from '../../src/wire/checksum.js';
 import { openTap, type TapDevice } from '../../src/link/tap.js';
 
 const TAG = process.pid.toString(36);
@@ -17,39 +19,8 @@ const OUR_IP = [10, 232, 1, 2];
 const OUR_MAC = [0x02, 0x00, 0x5e, 0x00, 0x53, 0x02];
 const ADDON = resolve(import.meta.dirname, '../../build/Release/tapstack_native.node');
 
-function run(cmd: string, ...args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
 function inNs(...args: string[]): string {
   return peer.run(...args);
-}
-
-/** Runs a command to completion without blocking the event loop (our device answers meanwhile). */
-function runAsync(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((done) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    child.on('close', (code) => done({ code, out }));
-  });
-}
-
-function sum16(b: Uint8Array, start: number, end: number): number {
-  let s = 0;
-  for (let i = start; i + 1 < end; i += 2) s += (b[i] << 8) | b[i + 1];
-  if ((end - start) & 1) s += b[end - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
-
-function checksum(b: Uint8Array, start: number, end: number): number {
-  return ~sum16(b, start, end) & 0xffff;
-}
-
-function equalAt(b: Uint8Array, off: number, bytes: number[]): boolean {
-  return bytes.every((v, i) => b[off + i] === v);
 }
 
 /** Answers ARP for OUR_IP and ICMP echo requests to it; records what it saw. */
@@ -81,7 +52,7 @@ class Responder {
       const ihl = (f[14] & 0x0f) * 4;
       const icmp = 14 + ihl;
       if (f[14] >> 4 !== 4 || f[23] !== 1 || !equalAt(f, 30, OUR_IP) || f.length < icmp + 8 || f[icmp] !== 8) return;
-      if (checksum(f, 14, icmp) !== 0) this.badFrames++;
+      if (checksum(f, 14, icmp - 14) !== 0) this.badFrames++;
       this.echoRequests++;
       const r = f.slice(); // the receive slot is reused after batchEnd
       r.set(f.subarray(6, 12), 0);
@@ -90,7 +61,7 @@ class Responder {
       r.set(f.subarray(26, 30), 30);
       r[icmp] = 0;
       r[icmp + 2] = r[icmp + 3] = 0;
-      const c = checksum(r, icmp, 14 + ((f[16] << 8) | f[17]));
+      const c = checksum(r, icmp, 14 + ((f[16] << 8) | f[17]) - icmp);
       r[icmp + 2] = c >> 8;
       r[icmp + 3] = c & 0xff;
       this.out.push(r);

@@ -1,10 +1,12 @@
 // TUN devices against a kernel peer: bare IPv4 packets, no link header. The
 // kernel side is moved into a namespace of our own and pings an address this
 // test answers for in JS. Needs root.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peerSide } from '../helpers/peer.js';
+import { peerSide, run, runAsync } from '../helpers/peer.js';
+import { equalAt } from '../helpers/frames.js';
+import { checksum } from '../../src/wire/checksum.js';
 import { openTun, type TunDevice } from '../../src/link/tap.js';
 
 const TAG = process.pid.toString(36);
@@ -14,32 +16,6 @@ const peer = peerSide(NS);
 const KERNEL_IP = [10, 232, 3, 1];
 const OUR_IP = [10, 232, 3, 2];
 const ADDON = resolve(import.meta.dirname, '../../build/Release/tapstack_native.node');
-
-function run(cmd: string, ...args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function runAsync(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((done) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    child.on('close', (code) => done({ code, out }));
-  });
-}
-
-function checksum(b: Uint8Array, start: number, end: number): number {
-  let s = 0;
-  for (let i = start; i + 1 < end; i += 2) s += (b[i] << 8) | b[i + 1];
-  if ((end - start) & 1) s += b[end - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}
-
-function equalAt(b: Uint8Array, off: number, bytes: number[]): boolean {
-  return bytes.every((v, i) => b[off + i] === v);
-}
 
 /** Answers ICMP echo requests to OUR_IP; counts what arrives. */
 class EchoResponder {
@@ -65,7 +41,7 @@ class EchoResponder {
     r.set(p.subarray(12, 16), 16);
     r[ihl] = 0;
     r[ihl + 2] = r[ihl + 3] = 0;
-    const c = checksum(r, ihl, (p[2] << 8) | p[3]);
+    const c = checksum(r, ihl, ((p[2] << 8) | p[3]) - ihl);
     r[ihl + 2] = c >> 8;
     r[ihl + 3] = c & 0xff;
     this.out.push(r);
