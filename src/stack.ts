@@ -180,6 +180,7 @@ export class Stack implements InterfaceHost {
       throw new StackError(`mtu ${opts.mtu} is out of range for ${name} (68..${device.maxFrameSize - (device.linkType === 'ether' ? 14 : 0)})`, 'EINVAL');
     const iface = new Interface(this.nextIndex++, name, device, this, opts);
     this.ifaces.push(iface);
+    device.onError = (err) => this.deviceFailed(iface, err);
     iface.start();
     return iface;
   }
@@ -190,6 +191,15 @@ export class Stack implements InterfaceHost {
     this.ip.routes.flushDev(iface);
     this.ifaces.splice(this.ifaces.indexOf(iface), 1);
     iface.close();
+  }
+
+  /** The device stopped working: the link loses its carrier and its routes go unused. */
+  private deviceFailed(iface: Interface, err: Error): void {
+    iface.carrier = false;
+    iface.stats.rxErrors++;
+    iface.neigh?.flushAll();
+    this.ip.routes.changed();
+    this.log.error({ dev: iface.name, err: err.message }, 'device failed: link has no carrier');
   }
 
   setUp(iface: Interface, up: boolean): void {
@@ -242,10 +252,16 @@ export class Stack implements InterfaceHost {
     this.ip.local.delete(addr);
     const mask = prefixMask(a.prefixLen);
     const net = (a.addr & mask) >>> 0;
-    // The connected route goes with its address; routes using it as source too.
-    this.ip.routes.removeWhere(
-      (r) => (r.proto === 'kernel' && r.dev === iface && r.dst === net && r.prefixLen === a.prefixLen) || r.src === addr,
-    );
+    const isConnected = (r: Route): boolean => r.proto === 'kernel' && r.dev === iface && r.dst === net && r.prefixLen === a.prefixLen;
+    // Another address on the same subnet keeps the connected route (as a secondary
+    // address does in Linux), now with that address as its source.
+    const heir = iface.addrs.find((b) => b.prefixLen === a.prefixLen && ((b.addr & mask) >>> 0) === net);
+    if (heir !== undefined) {
+      for (const r of this.ip.routes.list()) if (isConnected(r) && r.src === addr) r.src = heir.addr;
+      this.ip.routes.changed();
+    }
+    // Otherwise the connected route goes with its address; routes using it as source too.
+    this.ip.routes.removeWhere((r) => (heir === undefined && isConnected(r)) || r.src === addr);
   }
 
   // ---- routes ----

@@ -12,12 +12,15 @@ import { formatIp4, formatMac } from '../wire/addr.js';
 
 function flags(i: Interface): string[] {
   const f = i.linkType === 'ether' ? ['BROADCAST', 'MULTICAST'] : ['POINTOPOINT', 'MULTICAST', 'NOARP'];
-  if (i.up) f.push('UP', 'LOWER_UP');
+  // As iproute2 prints a link that is up without a carrier: <NO-CARRIER,...,UP>.
+  if (i.up && !i.carrier) f.unshift('NO-CARRIER');
+  if (i.up) f.push('UP');
+  if (i.running) f.push('LOWER_UP');
   return f;
 }
 
 function linkHeader(i: Interface, withMode: boolean): string {
-  const state = i.up ? 'UP' : 'DOWN';
+  const state = i.running ? 'UP' : 'DOWN';
   const mode = withMode ? ' mode DEFAULT' : '';
   return `${i.index}: ${i.name}: <${flags(i).join(',')}> mtu ${i.mtu} qdisc pfifo_fast state ${state}${mode} group default qlen ${i.txQueueLen}`;
 }
@@ -33,7 +36,7 @@ function linkJson(i: Interface): Record<string, unknown> {
     flags: flags(i),
     mtu: i.mtu,
     qdisc: 'pfifo_fast',
-    operstate: i.up ? 'UP' : 'DOWN',
+    operstate: i.running ? 'UP' : 'DOWN',
     group: 'default',
     txqlen: i.txQueueLen,
     link_type: i.linkType === 'ether' ? 'ether' : 'none',
@@ -142,7 +145,7 @@ export function formatRoutes(routes: readonly Route[], json: boolean): string {
         ...(r.scope !== 'global' ? { scope: r.scope } : {}),
         ...(r.src ? { prefsrc: formatIp4(r.src) } : {}),
         ...(r.metric ? { metric: r.metric } : {}),
-        flags: r.dev.up ? [] : ['linkdown'],
+        flags: r.dev.running ? [] : ['linkdown'],
       })),
     );
   }
@@ -155,7 +158,7 @@ export function formatRoutes(routes: readonly Route[], json: boolean): string {
       if (r.scope !== 'global') s += ` scope ${r.scope}`;
       if (r.src) s += ` src ${formatIp4(r.src)}`;
       if (r.metric) s += ` metric ${r.metric}`;
-      if (!r.dev.up) s += ' linkdown';
+      if (!r.dev.running) s += ' linkdown';
       return s;
     })
     .join('\n');

@@ -47,7 +47,7 @@ export class RouteTable {
     if (dst === this.cacheDst) return this.cacheRoute;
     let found: Route | null = null;
     for (const r of this.routes) {
-      if (!r.dev.up) continue;
+      if (!r.dev.running) continue;
       if (((dst & prefixMask(r.prefixLen)) >>> 0) === r.dst) {
         found = r;
         break;

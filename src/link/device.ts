@@ -29,4 +29,9 @@ export interface Device {
   start(rx: DeviceReceiver): void;
   sendBatch(frames: readonly Uint8Array[], count: number): number;
   close(): void;
+  /**
+   * Set by the owner: called when the device fails for good (its kernel side was
+   * deleted, say) and has stopped delivering frames.
+   */
+  onError?: ((err: Error) => void) | null;
 }

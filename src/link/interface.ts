@@ -77,7 +77,10 @@ export class Interface implements DeviceReceiver {
   readonly linkType: LinkType;
   readonly mac: Uint8Array;
   mtu: number;
+  /** Administratively up (`ip link set up`). */
   up = false;
+  /** The device works; false once it has failed (Linux's NO-CARRIER). */
+  carrier = true;
   readonly addrs: InterfaceAddr[] = [];
   readonly stats = new LinkStats();
   readonly drops: Record<LinkDropReason, number>;
@@ -122,6 +125,11 @@ export class Interface implements DeviceReceiver {
 
   start(): void {
     this.device.start(this);
+  }
+
+  /** Up and with a working device: what Linux calls operationally up. */
+  get running(): boolean {
+    return this.up && this.carrier;
   }
 
   /** The address used as source when nothing else decides: the first one. */
@@ -171,7 +179,7 @@ export class Interface implements DeviceReceiver {
     st.rxPackets++;
     st.rxBytes += f.length;
     if (this.host.capture !== null) this.host.capture(this, f);
-    if (!this.up) return this.rxDrop('link-down');
+    if (!this.up || !this.carrier) return this.rxDrop('link-down');
     if (this.linkType === 'ip') return this.rxIp(f);
     if (f.length < ETH_HEADER_LEN) return this.rxDrop('runt');
     let bcast = false;
@@ -273,7 +281,7 @@ export class Interface implements DeviceReceiver {
 
   /** Sends an IPv4 datagram (`pkt.start` at the IP header) towards `nextHop`. */
   outputIp(pkt: Packet, nextHop: number): void {
-    if (!this.up) return this.txDrop('link-down');
+    if (!this.running) return this.txDrop('link-down');
     if (this.linkType === 'ip') return this.queueTx(pkt);
     let mac: Uint8Array | null;
     if (this.isBroadcast(nextHop)) mac = BROADCAST_MAC;
@@ -294,7 +302,7 @@ export class Interface implements DeviceReceiver {
 
   /** Gratuitous ARP (RFC 5227 §3 announcement) for an address we just took. */
   announce(ip: number): void {
-    if (this.linkType !== 'ether' || !this.up) return;
+    if (this.linkType !== 'ether' || !this.running) return;
     this.sendArp(ARP_REQUEST, BROADCAST_MAC, ip, ZERO_MAC, ip);
     this.host.mib.ArpOutRequests++;
   }
@@ -305,7 +313,7 @@ export class Interface implements DeviceReceiver {
   }
 
   private sendArp(op: number, ethDst: Uint8Array, sip: number, tha: Uint8Array, tip: number): void {
-    if (!this.up) return;
+    if (!this.running) return;
     const pkt = Packet.alloc(ARP_LEN, ETH_HEADER_LEN);
     emitArp({ op, senderMac: this.mac, senderIp: sip, targetMac: tha, targetIp: tip }, pkt.buf, pkt.start);
     this.sendEther(pkt, ethDst, ETHERTYPE_ARP);

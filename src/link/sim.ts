@@ -39,6 +39,7 @@ export class SimDevice implements Device {
   /** When the wire is free again (rate limiting). */
   private busyUntil = 0;
   private closed = false;
+  onError: ((err: Error) => void) | null = null;
 
   constructor(
     readonly name: string,

@@ -49,11 +49,11 @@ export class TapDevice implements Device {
   readonly batch: number;
   readonly vnetHdr: boolean;
   /**
-   * Called when the device fails on receive (e.g. EBADFD after its netdev
-   * was deleted); the device has then left the receive set. Without a
-   * handler the error is emitted as a process warning.
+   * Called with a NativeError when the device fails on receive (e.g. EBADFD
+   * after its netdev was deleted); the device has then left the receive set.
+   * Without a handler the error is emitted as a process warning.
    */
-  onError: ((err: NativeError) => void) | null = null;
+  onError: ((err: Error) => void) | null = null;
   rxFrames = 0;
   txFrames = 0;
   /** Frames dropped on send because the kernel side was down (EIO). */

@@ -103,9 +103,30 @@ describe('a running daemon', () => {
     expect((await tb.ctlRun('route', 'del', '192.0.2.0/24')).code).toBe(0);
     expect((await tb.ctlRun('addr', 'del', '10.231.14.3/24', 'dev', tb.dev)).code).toBe(0);
     expect(tb.peer('ping -c 1 -W 1 10.231.14.3').code).not.toBe(0);
+    // The primary address and its subnet route are untouched.
+    expect(tb.peer(`ping -c 1 -W 2 ${tb.stackIp}`).code).toBe(0);
+    expect((await tb.ctlRun('ip', 'route')).stdout).toBe(`10.231.14.0/24 dev ${tb.dev} proto kernel scope link src ${tb.stackIp}\n`);
     const bad = await tb.ctlRun('addr', 'add', 'nonsense', 'dev', tb.dev);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('word "nonsense"');
+  });
+
+  it('keeps running when the kernel side of its device is deleted, showing NO-CARRIER', async () => {
+    expect(tb.peer(`ip link del ${tb.dev}`).code).toBe(0);
+    let links: { ifname: string; flags: string[]; operstate: string }[] = [];
+    for (let i = 0; i < 50; i++) {
+      links = await tb.ctlJson('ip', '-j', 'link');
+      if (links[0]?.flags.includes('NO-CARRIER')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(links[0]).toMatchObject({ ifname: tb.dev, operstate: 'DOWN' });
+    expect(links[0].flags).toContain('NO-CARRIER');
+    const route = await tb.ctlRun('ip', 'route');
+    expect(route.stdout).toContain('linkdown');
+    // Logged through the daemon's logger, not thrown or printed as a Node warning.
+    expect(tb.daemonLog).toContain('device failed: link has no carrier');
+    expect(tb.daemonLog).not.toContain('Warning');
+    expect(tb.exitCode).toBeNull();
   });
 
   it('closes its devices and removes its socket on SIGTERM', async () => {

@@ -319,7 +319,7 @@ for i in range(200):
     const dev = openTap(name, { batch: 4, maxFrame: 2048 });
     opened.push(dev);
     const errors: string[] = [];
-    dev.onError = (err) => errors.push(err.code);
+    dev.onError = (err) => errors.push((err as NodeJS.ErrnoException).code ?? '');
     dev.start({ frame() {}, batchEnd() {} });
     run('ip', 'link', 'del', name);
     for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((done) => setTimeout(done, 10));

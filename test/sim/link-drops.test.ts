@@ -3,6 +3,7 @@ import { ip, simPair, simPing } from '../helpers/sim.js';
 import { concat, echoRequest, ethHeader, fixIpChecksum } from '../helpers/frames.js';
 import { formatMac } from '../../src/wire/addr.js';
 import type { Interface } from '../../src/link/interface.js';
+import { formatLinks } from '../../src/control/format.js';
 
 /** Delivers raw frames to `iface` as if they came off its wire. */
 function deliver(iface: Interface, ...frames: Uint8Array[]): void {
@@ -75,5 +76,22 @@ describe('link-layer input', () => {
     const r = simPing(time, a, ip('10.0.0.2'), 2);
     expect(r.replies.length).toBe(0);
     expect(ib.drops['link-down']).toBeGreaterThan(0);
+  });
+});
+
+describe('a device that fails', () => {
+  it('leaves its link without a carrier: routes unused, NO-CARRIER shown, the rest works', () => {
+    const { time, a, ia, da } = simPair();
+    const before = simPing(time, a, ip('10.0.0.2'), 1);
+    expect(before.replies.length).toBe(1);
+    da.onError!(new Error('gone'));
+    expect(ia.carrier).toBe(false);
+    expect(ia.running).toBe(false);
+    expect(a.ip.routes.lookup(ip('10.0.0.2'))).toBeNull();
+    expect(a.icmp.sendEcho(ip('10.0.0.2'), 1, 1, new Uint8Array(8))).toBe('ENETUNREACH');
+    expect(ia.stats.rxErrors).toBe(1);
+    const links = JSON.parse(formatLinks([ia], false, true)) as { flags: string[]; operstate: string }[];
+    expect(links[0].flags).toEqual(['NO-CARRIER', 'BROADCAST', 'MULTICAST', 'UP']);
+    expect(links[0].operstate).toBe('DOWN');
   });
 });

@@ -61,3 +61,20 @@ describe('routing table', () => {
     expect(s.ip.isLocal(ip('10.1.0.2'))).toBe(false);
   });
 });
+
+describe('addresses and their connected routes', () => {
+  it('keeps the subnet route while another address on the subnet remains', () => {
+    const { s, e0 } = host();
+    s.addAddress(e0, ip('10.0.0.3'), 24);
+    s.delAddress(e0, ip('10.0.0.3'), 24);
+    expect(s.ip.routes.lookup(ip('10.0.0.9'))?.src).toBe(ip('10.0.0.2'));
+    // Deleting the first one hands the route to the one that is left.
+    s.addAddress(e0, ip('10.0.0.4'), 24);
+    s.delAddress(e0, ip('10.0.0.2'), 24);
+    const r = s.ip.routes.lookup(ip('10.0.0.9'));
+    expect(r?.dev).toBe(e0);
+    expect(r?.src).toBe(ip('10.0.0.4'));
+    s.delAddress(e0, ip('10.0.0.4'), 24);
+    expect(s.ip.routes.lookup(ip('10.0.0.9'))).toBeNull();
+  });
+});
