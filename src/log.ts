@@ -7,8 +7,7 @@ export interface Logger {
   info(obj: object | string, msg?: string): void;
   warn(obj: object | string, msg?: string): void;
   error(obj: object | string, msg?: string): void;
-  isLevelEnabled?(level: string): boolean;
 }
 
 const noop = (): void => {};
-export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop, isLevelEnabled: () => false };
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };

@@ -1,5 +1,5 @@
 import type { Interface } from '../link/interface.js';
-import { formatIp4, prefixMask } from '../wire/addr.js';
+import { prefixMask } from '../wire/addr.js';
 
 export type RouteProto = 'kernel' | 'boot' | 'static';
 export type RouteScope = 'global' | 'link' | 'host';
@@ -115,8 +115,4 @@ export class RouteTable {
   private find(dst: number, prefixLen: number, metric: number): Route | undefined {
     return this.routes.find((r) => r.dst === dst && r.prefixLen === prefixLen && r.metric === metric);
   }
-}
-
-export function routeKey(r: Route): string {
-  return r.prefixLen === 0 && r.dst === 0 ? 'default' : `${formatIp4(r.dst)}/${r.prefixLen}`;
 }

@@ -60,11 +60,6 @@ export class Packet {
     return new Packet(new Uint8Array(headroom + len), headroom, headroom + len);
   }
 
-  /** Wraps received bytes without copying them. */
-  static wrap(frame: Uint8Array): Packet {
-    return new Packet(frame, 0, frame.length);
-  }
-
   /** Copies `data` into a new packet with headroom. */
   static copyOf(data: Uint8Array, headroom = DEFAULT_HEADROOM): Packet {
     const p = Packet.alloc(data.length, headroom);
