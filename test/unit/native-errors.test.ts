@@ -2,8 +2,9 @@
 // and a privilege hint when not allowed. Needs root (it drops privileges in
 // child processes to test the refusals).
 import { spawnSync } from 'node:child_process';
-import { constants } from 'node:os';
-import { resolve } from 'node:path';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { openTap, openTun } from '../../src/link/tap.js';
@@ -33,10 +34,31 @@ function expectErrno(err: NativeError, code: string, syscall: string): void {
   expect(err.message.startsWith(`${code}: `)).toBe(true);
 }
 
+/**
+ * Runs `fn` with a copy of the addon that any user can load, removed afterwards.
+ * The checkout itself may not be readable by others (a clone under `mktemp -d`
+ * is mode 0700), and an unprivileged user must get as far as the open.
+ */
+function withReadableAddon<T>(fn: (addon: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), 'tapstack-addon-'));
+  try {
+    chmodSync(dir, 0o755);
+    const copy = join(dir, 'tapstack_native.node');
+    copyFileSync(ADDON, copy);
+    chmodSync(copy, 0o644);
+    return fn(copy);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Opens a TAP in a child node process started with `wrapper` (setpriv ...). */
-function openAs(wrapper: string[]): { code?: string; syscall?: string; message?: string; ok?: boolean } {
+function openAs(
+  wrapper: string[],
+  addon = ADDON,
+): { code?: string; syscall?: string; message?: string; ok?: boolean } {
   const script = `
-    const a = require(${JSON.stringify(ADDON)});
+    const a = require(${JSON.stringify(addon)});
     try {
       const d = a.open('${PREFIX}p%d', true, false, new ArrayBuffer(4 + 2048), 1, 2048);
       d.close();
@@ -144,7 +166,9 @@ describe('native TAP/TUN errors', () => {
   });
 
   it('says root or CAP_NET_ADMIN is needed when run as an unprivileged user', () => {
-    const r = openAs(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    const r = withReadableAddon((addon) =>
+      openAs(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], addon),
+    );
     // EACCES where /dev/net/tun is mode 0600 (open fails), EPERM where it is
     // 0666 (TUNSETIFF fails).
     expect(r.ok).toBeUndefined();
