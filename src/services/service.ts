@@ -1,5 +1,5 @@
 import type { Udp, UdpEndpoint } from '../udp/udp.js';
-import type { Errno } from '../udp/errors.js';
+import type { Errno } from '../errors.js';
 
 /** A built-in service that is running. */
 export interface RunningService {

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import type { IcmpErrorInfo } from '../ip/icmp.js';
 import type { Timer } from '../time/timers.js';
 import { formatIp4, parseIp4 } from '../wire/addr.js';
-import { lookupError, nodeError, systemError, type Errno } from './errors.js';
+import { lookupError, nodeError, systemError, type Errno } from '../errors.js';
 import type { Udp, UdpEndpoint, UdpReceiver } from './udp.js';
 
 export interface RemoteInfo {

@@ -13,7 +13,7 @@ import { LocalPortRange } from '../ip/port-range.js';
 import { UDP_HEADER_LEN, UdpView, fillUdpChecksum, verifyUdpChecksum } from '../wire/udp.js';
 import { isMulticastIp4 } from '../wire/addr.js';
 import { ICMP_DEST_UNREACH, ICMP_PARAM_PROBLEM, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
-import type { Errno } from './errors.js';
+import { unreachErrno, type Errno } from '../errors.js';
 import { UdpSocket, type UdpSocketOptions } from './socket.js';
 
 export const IPPROTO_UDP = 17;
@@ -65,28 +65,6 @@ export class UdpEndpoint {
   }
 }
 
-/**
- * Linux's icmp_err_convert (net/ipv4/icmp.c): the errno for each Destination
- * Unreachable code; codes beyond the table are host unreachable.
- */
-const UNREACH_ERRNO: readonly Errno[] = [
-  'ENETUNREACH', // 0 net unreachable
-  'EHOSTUNREACH', // 1 host unreachable
-  'ENOPROTOOPT', // 2 protocol unreachable
-  'ECONNREFUSED', // 3 port unreachable
-  'EMSGSIZE', // 4 fragmentation needed and DF set
-  'EOPNOTSUPP', // 5 source route failed
-  'ENETUNREACH', // 6 destination network unknown
-  'EHOSTDOWN', // 7 destination host unknown
-  'ENONET', // 8 source host isolated
-  'ENETUNREACH', // 9 network administratively prohibited
-  'EHOSTUNREACH', // 10 host administratively prohibited
-  'ENETUNREACH', // 11 network unreachable for TOS
-  'EHOSTUNREACH', // 12 host unreachable for TOS
-  'EHOSTUNREACH', // 13 communication administratively prohibited (RFC 1812)
-  'EHOSTUNREACH', // 14 host precedence violation
-  'EHOSTUNREACH', // 15 precedence cutoff in effect
-];
 
 export class Udp {
   /** Bound endpoints by local port. A port holds few endpoints, so a scan picks the best. */
@@ -402,7 +380,7 @@ export class Udp {
     if (e.type === ICMP_DEST_UNREACH) {
       // Fragmentation needed only matters when we asked for DF; otherwise the IP layer fragments.
       if (e.code === 4 && !ep.dontFrag) return;
-      code = UNREACH_ERRNO[e.code] ?? 'EHOSTUNREACH';
+      code = unreachErrno(e.code);
     } else if (e.type === ICMP_TIME_EXCEEDED) code = 'EHOSTUNREACH';
     else if (e.type === ICMP_PARAM_PROBLEM) code = 'EPROTO';
     else return;

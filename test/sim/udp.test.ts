@@ -4,7 +4,7 @@ import { concat, ethHeader, ipHeader } from '../helpers/frames.js';
 import { formatMac } from '../../src/wire/addr.js';
 import { checksum, pseudoHeaderSum } from '../../src/wire/checksum.js';
 import type { RemoteInfo, UdpSocket } from '../../src/udp/socket.js';
-import type { SystemError } from '../../src/udp/errors.js';
+import type { SystemError } from '../../src/errors.js';
 
 interface Got {
   msg: Buffer;

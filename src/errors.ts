@@ -7,6 +7,8 @@
 /** Linux errno values (asm-generic/errno.h), negated as libuv reports them. */
 const ERRNO = {
   EPERM: 1,
+  EIO: 5,
+  EPIPE: 32,
   EBADF: 9,
   EAGAIN: 11,
   EACCES: 13,
@@ -20,6 +22,11 @@ const ERRNO = {
   EADDRNOTAVAIL: 99,
   ENETUNREACH: 101,
   ENOBUFS: 105,
+  ENOTCONN: 107,
+  ETIMEDOUT: 110,
+  ECONNABORTED: 103,
+  ECONNRESET: 104,
+  EISCONN: 106,
   ECONNREFUSED: 111,
   EHOSTDOWN: 112,
   EHOSTUNREACH: 113,
@@ -65,4 +72,32 @@ export function nodeError(code: string, message: string, kind: ErrorConstructor 
   const e = new kind(message) as CodedError;
   e.code = code;
   return e;
+}
+
+/**
+ * Linux's icmp_err_convert (net/ipv4/icmp.c): the errno for each Destination
+ * Unreachable code; codes beyond the table are host unreachable.
+ */
+const UNREACH_ERRNO: readonly Errno[] = [
+  'ENETUNREACH', // 0 net unreachable
+  'EHOSTUNREACH', // 1 host unreachable
+  'ENOPROTOOPT', // 2 protocol unreachable
+  'ECONNREFUSED', // 3 port unreachable
+  'EMSGSIZE', // 4 fragmentation needed and DF set
+  'EOPNOTSUPP', // 5 source route failed
+  'ENETUNREACH', // 6 destination network unknown
+  'EHOSTDOWN', // 7 destination host unknown
+  'ENONET', // 8 source host isolated
+  'ENETUNREACH', // 9 network administratively prohibited
+  'EHOSTUNREACH', // 10 host administratively prohibited
+  'ENETUNREACH', // 11 network unreachable for TOS
+  'EHOSTUNREACH', // 12 host unreachable for TOS
+  'EHOSTUNREACH', // 13 communication administratively prohibited (RFC 1812)
+  'EHOSTUNREACH', // 14 host precedence violation
+  'EHOSTUNREACH', // 15 precedence cutoff in effect
+];
+
+/** The errno for an ICMP Destination Unreachable code. */
+export function unreachErrno(code: number): Errno {
+  return UNREACH_ERRNO[code] ?? 'EHOSTUNREACH';
 }
