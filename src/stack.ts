@@ -14,6 +14,8 @@ import { ICMP_TIME_EXCEEDED } from './wire/icmp.js';
 import { LocalPortRange } from './ip/port-range.js';
 import { Udp } from './udp/udp.js';
 import { Services } from './services/registry.js';
+import { Tcp } from './tcp/tcp.js';
+import { registerTcpSysctls } from './tcp/sysctl.js';
 
 export interface StackOptions {
   /** Defaults to real time; tests pass a VirtualTime. */
@@ -53,6 +55,7 @@ export class Stack implements InterfaceHost {
   /** Recycled packets for replies the stack sends at once. */
   readonly packets = new PacketPool();
   readonly udp: Udp;
+  readonly tcp: Tcp;
   /** Built-in services (echo, discard) started by `service add`. */
   readonly services: Services;
   /** net.ipv4.ip_local_port_range */
@@ -76,7 +79,15 @@ export class Stack implements InterfaceHost {
     // RFC 792: time exceeded, code 1 (fragment reassembly time exceeded).
     this.ip.reasm.onTimeout = (first) => this.icmp.sendError(first, ICMP_TIME_EXCEEDED, 1);
     this.udp = new Udp(this.ip, this.icmp, this.mib, this.time, () => this.random(), this.localPorts);
-    this.services = new Services(this.udp);
+    const stack = this;
+    this.tcp = new Tcp(this.ip, this.icmp, this.mib, this.time, () => this.random(), this.localPorts, this.packets, {
+      begin: () => this.batchBegin(),
+      end: () => this.batchEnd(),
+      get active() {
+        return stack.batchDepth > 0;
+      },
+    });
+    this.services = new Services(this.udp, this.tcp);
     this.registerSysctls();
   }
 
@@ -104,6 +115,7 @@ export class Stack implements InterfaceHost {
       max: 65535,
       check: ([low, high]) => (low > high ? 'the first port must not be above the second' : null),
     });
+    registerTcpSysctls(k, this.tcp.settings);
   }
 
   random(): number {
@@ -131,6 +143,8 @@ export class Stack implements InterfaceHost {
   }
 
   batchEnd(): void {
+    // TCP's ACKs and output for the batch go out first, so they join its write.
+    if (this.batchDepth === 1) this.tcp.flushDeferred();
     if (this.batchDepth > 0) this.batchDepth--;
     if (this.batchDepth === 0) this.flushPending();
   }
@@ -298,6 +312,7 @@ export class Stack implements InterfaceHost {
 
   close(): void {
     this.services.closeAll();
+    this.tcp.closeAll();
     for (const i of [...this.ifaces]) {
       try {
         i.close();

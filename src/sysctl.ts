@@ -24,11 +24,21 @@ export interface SysctlVectorKnob {
   check?(v: number[]): string | null;
 }
 
+/** A knob that holds a word, like net.ipv4.tcp_congestion_control. */
+export interface SysctlTextKnob {
+  get(): string;
+  /** Returns an error message for a value it refuses, else null. */
+  set(v: string): string | null;
+  /** Read-only knobs (tcp_available_congestion_control) refuse every write. */
+  readOnly?: boolean;
+}
+
 export class SysctlError extends Error {}
 
 export class Sysctl {
   private readonly knobs = new Map<string, SysctlKnob>();
   private readonly vectors = new Map<string, SysctlVectorKnob>();
+  private readonly texts = new Map<string, SysctlTextKnob>();
 
   register(name: string, knob: SysctlKnob): void {
     this.knobs.set(name, knob);
@@ -36,6 +46,22 @@ export class Sysctl {
 
   registerVector(name: string, knob: SysctlVectorKnob): void {
     this.vectors.set(name, knob);
+  }
+
+  registerText(name: string, knob: SysctlTextKnob): void {
+    this.texts.set(name, knob);
+  }
+
+  /** A yes/no knob (0 or 1) backed by a boolean property. */
+  flag<T extends object, K extends keyof T & string>(name: string, obj: T, key: K): void {
+    this.register(name, {
+      get: () => ((obj[key] as unknown as boolean) ? 1 : 0),
+      set: (v) => {
+        (obj[key] as unknown as boolean) = v !== 0;
+      },
+      min: 0,
+      max: 1,
+    });
   }
 
   /** A knob backed by a property of `obj`. */
@@ -51,12 +77,12 @@ export class Sysctl {
   }
 
   names(): string[] {
-    return [...this.knobs.keys(), ...this.vectors.keys()].sort();
+    return [...this.knobs.keys(), ...this.vectors.keys(), ...this.texts.keys()].sort();
   }
 
   has(name: string): boolean {
     const n = normalise(name);
-    return this.knobs.has(n) || this.vectors.has(n);
+    return this.knobs.has(n) || this.vectors.has(n) || this.texts.has(n);
   }
 
   /** A one-integer knob's value. */
@@ -73,6 +99,8 @@ export class Sysctl {
   /** The value as sysctl(8) prints it (several integers separated by tabs). */
   text(name: string): string {
     const n = normalise(name);
+    const t = this.texts.get(n);
+    if (t) return t.get();
     const v = this.vectors.get(n);
     return v ? v.get().join('\t') : String(this.get(n));
   }
@@ -80,6 +108,13 @@ export class Sysctl {
   /** Sets a knob from its text and returns the new value as `text` prints it. */
   set(name: string, value: string): string {
     const n = normalise(name);
+    const txt = this.texts.get(n);
+    if (txt) {
+      if (txt.readOnly) throw new SysctlError(`sysctl: permission denied on key "${n}"`);
+      const why = txt.set(value.trim());
+      if (why !== null) throw new SysctlError(`sysctl: setting key "${n}": ${why}`);
+      return this.text(n);
+    }
     const vec = this.vectors.get(n);
     if (vec) {
       const parts = value.trim().split(/\s+/);

@@ -1,4 +1,6 @@
 import type { Udp } from '../udp/udp.js';
+import type { Tcp } from '../tcp/tcp.js';
+import { TcpService } from './tcp-basic.js';
 import { formatIp4 } from '../wire/addr.js';
 import { UdpDiscardService } from './discard.js';
 import { UdpEchoService } from './echo.js';
@@ -6,9 +8,9 @@ import { ServiceError, type RunningService } from './service.js';
 
 export { ServiceError } from './service.js';
 
-export const SERVICE_NAMES = ['echo', 'discard'] as const;
+export const SERVICE_NAMES = ['echo', 'discard', 'chargen'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
-export const SERVICE_PROTOS = ['udp'] as const;
+export const SERVICE_PROTOS = ['udp', 'tcp'] as const;
 export type ServiceProto = (typeof SERVICE_PROTOS)[number];
 
 /** `service add echo udp :7`: a service, its transport, and where it listens (addr 0: any). */
@@ -27,18 +29,25 @@ export function formatService(s: ServiceSpec): string {
 export class Services {
   private readonly running: { spec: ServiceSpec; svc: RunningService }[] = [];
 
-  constructor(private readonly udp: Udp) {}
+  constructor(
+    private readonly udp: Udp,
+    private readonly tcp: Tcp,
+  ) {}
 
   add(spec: ServiceSpec): void {
     const label = `service ${formatService(spec)}`;
     let svc: RunningService;
-    switch (spec.name) {
+    if (spec.proto === 'tcp') svc = new TcpService(this.tcp, spec.name, spec.addr, spec.port, label);
+    else
+      switch (spec.name) {
       case 'echo':
         svc = new UdpEchoService(this.udp, spec.addr, spec.port, label);
         break;
       case 'discard':
         svc = new UdpDiscardService(this.udp, spec.addr, spec.port, label);
         break;
+      case 'chargen':
+        throw new ServiceError(`${label}: chargen is served over tcp only`, 'EPROTONOSUPPORT');
     }
     this.running.push({ spec: { ...spec }, svc });
   }

@@ -1,0 +1,158 @@
+/**
+ * Echo (RFC 862), discard (RFC 863) and character generator (RFC 864) over
+ * TCP, served inside the stack: each connection's user works on the
+ * connection directly, without a stream in between.
+ */
+import type { Tcp } from '../tcp/tcp.js';
+import type { TcpConnection, TcpUser } from '../tcp/connection.js';
+import { TcpListener, type ListenUser } from '../tcp/listen.js';
+import { ServiceError, type RunningService } from './service.js';
+import type { Errno } from '../errors.js';
+
+const STRERROR: Partial<Record<Errno, string>> = {
+  EADDRINUSE: 'Address already in use',
+  EADDRNOTAVAIL: 'Cannot assign requested address',
+};
+
+export type TcpServiceKind = 'echo' | 'discard' | 'chargen';
+
+/** RFC 864: lines of 72 printable characters, each starting one further along the 95 of them. */
+const CHARGEN_LINE = 72;
+const CHARGEN_PATTERN = ((): Uint8Array => {
+  const out = new Uint8Array(95 * (CHARGEN_LINE + 2));
+  let o = 0;
+  for (let i = 0; i < 95; i++) {
+    for (let j = 0; j < CHARGEN_LINE; j++) out[o++] = 32 + ((i + j) % 95);
+    out[o++] = 13;
+    out[o++] = 10;
+  }
+  return out;
+})();
+
+abstract class ServiceUser implements TcpUser {
+  constructor(
+    protected readonly tcp: Tcp,
+    protected readonly c: TcpConnection,
+    private readonly owner: TcpService,
+  ) {}
+  onConnected(): void {}
+  abstract onData(data: Uint8Array): void;
+  onEof(): void {
+    // The client is done: so are we, once what we owe it has gone.
+    this.c.shutdownWrite();
+  }
+  onRoom(): void {}
+  onClosed(): void {
+    this.owner.conns.delete(this.c);
+  }
+  rcvQueued(): number {
+    return 0;
+  }
+}
+
+class DiscardUser extends ServiceUser {
+  onData(): void {}
+}
+
+/** Echoes what arrives; what the send buffer can't take yet holds receive window. */
+class EchoUser extends ServiceUser {
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private eofSeen = false;
+  onData(data: Uint8Array): void {
+    const copy = new Uint8Array(data.length);
+    copy.set(data);
+    if (this.pendingBytes === 0 && this.c.sendRoom >= copy.length) {
+      this.c.write(copy);
+      return;
+    }
+    this.pending.push(copy);
+    this.pendingBytes += copy.length;
+  }
+  override onEof(): void {
+    this.eofSeen = true;
+    if (this.pendingBytes === 0) this.c.shutdownWrite();
+  }
+  override onRoom(): void {
+    const c = this.c;
+    while (this.pending.length > 0 && c.sendRoom >= this.pending[0].length) {
+      const d = this.pending.shift()!;
+      this.pendingBytes -= d.length;
+      c.write(d);
+    }
+    if (this.pendingBytes === 0 && this.eofSeen) c.shutdownWrite();
+    c.consumed();
+    this.tcp.defer(c);
+  }
+  override rcvQueued(): number {
+    return this.pendingBytes;
+  }
+}
+
+/** Sends the RFC 864 pattern for as long as the client reads; what it sends is ignored. */
+class ChargenUser extends ServiceUser {
+  private pos = 0;
+  onData(): void {}
+  override onConnected(): void {
+    this.fill();
+  }
+  override onEof(): void {
+    this.c.shutdownWrite();
+  }
+  override onRoom(): void {
+    this.fill();
+    this.tcp.defer(this.c);
+  }
+  fill(): void {
+    const c = this.c;
+    if (c.finQueued) return;
+    while (c.sendRoom > 0) {
+      const n = Math.min(c.sendRoom, CHARGEN_PATTERN.length - this.pos, 16384);
+      c.write(CHARGEN_PATTERN.subarray(this.pos, this.pos + n));
+      this.pos = (this.pos + n) % CHARGEN_PATTERN.length;
+    }
+  }
+}
+
+export class TcpService implements RunningService, ListenUser {
+  private readonly listener: TcpListener;
+  readonly conns = new Set<TcpConnection>();
+
+  constructor(
+    private readonly tcp: Tcp,
+    private readonly kind: TcpServiceKind,
+    addr: number,
+    port: number,
+    label: string,
+  ) {
+    this.listener = new TcpListener(tcp, addr, port, 511, this);
+    const err = tcp.addListener(this.listener);
+    if (err !== null) throw new ServiceError(`${label}: ${STRERROR[err] ?? err}`, err);
+  }
+
+  incoming(c: TcpConnection): boolean {
+    let u: ServiceUser;
+    switch (this.kind) {
+      case 'echo':
+        u = new EchoUser(this.tcp, c, this);
+        break;
+      case 'discard':
+        u = new DiscardUser(this.tcp, c, this);
+        break;
+      case 'chargen':
+        u = new ChargenUser(this.tcp, c, this);
+        break;
+    }
+    c.user = u;
+    this.conns.add(c);
+    u.onConnected();
+    this.tcp.defer(c);
+    return true;
+  }
+
+  close(): void {
+    this.listener.close();
+    for (const c of this.conns) c.abort();
+    this.conns.clear();
+  }
+}

@@ -1,0 +1,1538 @@
+/**
+ * One TCP connection: RFC 9293's transmission control block and its event
+ * processing (§3.10), with the send side (output.ts builds the segments),
+ * retransmission (RFC 6298), NewReno fast recovery (RFC 6582), flow control
+ * with window scaling and timestamps (RFC 7323), SACK blocks for what arrives
+ * out of order (RFC 2018, RFC 2883), delayed ACKs like Linux's, and the
+ * challenge ACKs of RFC 5961. Its timers run on the stack's clock.
+ */
+import type { Timer } from '../time/timers.js';
+import type { CcState, CongestionControl } from './cc/types.js';
+import { SendBuffer } from './send-buffer.js';
+import { RttEstimator, RTO_INITIAL_US, RTO_MAX_US } from './rtt.js';
+import { TcpState, synchronized } from './state.js';
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, TcpOptions } from '../wire/tcp.js';
+import type { TcpHost } from './host.js';
+import type { Errno } from '../errors.js';
+
+/** What the owner of a connection (a socket, a built-in service) hears. */
+export interface TcpUser {
+  /** The handshake finished. */
+  onConnected(): void;
+  /** In-order bytes; `data` is a view valid only during the call. */
+  onData(data: Uint8Array): void;
+  /** The peer's FIN: no more data will come. */
+  onEof(): void;
+  /** Room was made in the send buffer. */
+  onRoom(): void;
+  /** The connection is gone: null when it closed cleanly, else why. */
+  onClosed(err: Errno | null): void;
+  /** Bytes handed to the user but not yet consumed: they hold receive-buffer space. */
+  rcvQueued(): number;
+}
+
+/** A segment as input sees it (one object reused for every segment). */
+export class Segment {
+  seq = 0;
+  ack = 0;
+  flags = 0;
+  wnd = 0;
+  urg = 0;
+  buf: Uint8Array = new Uint8Array(0);
+  dataOff = 0;
+  dataLen = 0;
+  readonly opts = new TcpOptions();
+  /** seq + data + SYN + FIN: the sequence space it takes. */
+  get len(): number {
+    return this.dataLen + (this.flags & TCP_SYN ? 1 : 0) + (this.flags & TCP_FIN ? 1 : 0);
+  }
+}
+
+/** Data that arrived ahead of a hole, at its stream offset. */
+interface OooSegment {
+  off: number;
+  data: Uint8Array;
+}
+
+/** Linux TCP_DELACK_MIN / TCP_ATO_MIN: 40 ms. */
+const DELACK_MS = 40;
+/** Linux TCP_DELACK_MAX: 200 ms. */
+const DELACK_MAX_MS = 200;
+/** Linux TCP_MAX_QUICKACKS. */
+const MAX_QUICKACKS = 16;
+/** RFC 9293 §3.4.2 / Linux TCP_TIMEWAIT_LEN: 60 s. */
+export const TIME_WAIT_MS = 60_000;
+/** RFC 7323 §5.5: a timestamp older than 24 days is no guard (PAWS_24DAYS). */
+const PAWS_24DAYS_MS = 24 * 24 * 3600 * 1000;
+/** RFC 9293 §3.7.1: the MSS assumed when the peer sends none. */
+export const DEFAULT_MSS = 536;
+/** Linux TCP_MIN_MSS... lowest MSS PMTU discovery may take us to. */
+const MIN_MSS = 88;
+/** The initial window, in segments (RFC 6928). */
+export const INITIAL_CWND = 10;
+/** Zero-window probe and keepalive probes send one old byte's worth of sequence space. */
+const MAX_WINDOW = 0xffff;
+
+export class TcpConnection implements CcState {
+  // ---- identity ----
+  localAddr = 0;
+  localPort = 0;
+  remoteAddr = 0;
+  remotePort = 0;
+  /** Chained in the protocol's connection hash. */
+  hashNext: TcpConnection | null = null;
+  hashed = false;
+  state = TcpState.CLOSED;
+  user: TcpUser | null = null;
+  /** The listener that made this connection (passive open), until it is accepted. */
+  listener: { established(c: TcpConnection): void; dropped(c: TcpConnection): void } | null = null;
+  /** No user holds it any more (closed by the application); Linux's orphan. */
+  orphan = false;
+
+  // ---- send sequence space (RFC 9293 §3.3.1) ----
+  iss = 0;
+  sndUna = 0;
+  sndNxt = 0;
+  /** Highest sequence sent (snd_nxt before a go-back-N rewind). */
+  sndMax = 0;
+  sndWnd = 0;
+  sndWl1 = 0;
+  sndWl2 = 0;
+  /** Largest window the peer has offered (RFC 9293 §3.8.6.2.1, RFC 5961 §5.2). */
+  maxSndWnd = 0;
+  sndWscale = 0;
+  readonly sendBuf = new SendBuffer();
+  /** The send buffer's size (SO_SNDBUF). */
+  sndBufSize: number;
+  /** The application asked to close its sending side; FIN goes after the data. */
+  finQueued = false;
+  /** FIN's sequence number once it has been sent. */
+  finSent = false;
+  finSeq = 0;
+
+  // ---- receive sequence space ----
+  irs = 0;
+  rcvNxt = 0;
+  /** rcv_nxt when the last window was advertised (Linux rcv_wup). */
+  rcvWup = 0;
+  /** Right edge of the last window advertised. */
+  rcvAdvEdge = 0;
+  rcvWscale = 0;
+  /** The receive buffer's size (SO_RCVBUF), grown by autotuning. */
+  rcvBufSize: number;
+  rcvBufLocked = false;
+  /** In-order bytes received since the connection began (stream offset of rcv_nxt, past the SYN). */
+  rcvOff = 0;
+  /** Out-of-order data sorted by offset, and its bytes. */
+  ooo: OooSegment[] = [];
+  oooBytes = 0;
+  /** Offset of a FIN that arrived out of order, or -1. */
+  oooFinOff = -1;
+  /** The first SACK block to report (RFC 2018 §4: the most recent), and a D-SACK (RFC 2883). */
+  lastSackOff = -1;
+  dsackStart = 0;
+  dsackEnd = 0;
+  dsackPending = false;
+  /** Sequence number of the byte the urgent pointer marks, while it has not been passed. */
+  urgSeq = 0;
+  urgPending = false;
+
+  // ---- options ----
+  /** The MSS we send with (after options are taken off it per segment) and the peer's. */
+  mss = DEFAULT_MSS;
+  peerMss = DEFAULT_MSS;
+  advMss = DEFAULT_MSS;
+  /** Largest segment we have received (Linux rcv_mss, for delayed ACKs). */
+  rcvMss = DEFAULT_MSS;
+  pmtu = 1500;
+  tsOk = false;
+  tsRecent = 0;
+  tsRecentStamp = 0;
+  tsOffset = 0;
+  wscaleOk = false;
+  sackOk = false;
+
+  // ---- congestion control (CcState) ----
+  cwnd = INITIAL_CWND;
+  ssthresh = 0x7fffffff;
+  cwndCnt = 0;
+  cwndClamp = 0x7fffffff;
+  packetsOut = 0;
+  isCwndLimited = false;
+  cc: CongestionControl;
+  /** Bytes acknowledged short of a whole segment, carried to the next ACK. */
+  private ackedRem = 0;
+  /** Fast recovery (RFC 6582): when it ends and how many duplicate ACKs came. */
+  inRecovery = false;
+  recover = 0;
+  dupAcks = 0;
+  /** After an RTO, until everything sent before it is acknowledged (Linux CA_Loss). */
+  inLoss = false;
+  priorCwnd = 0;
+  lastSendMs = 0;
+  lastRecvMs = 0;
+  lastAckRecvMs = 0;
+
+  // ---- RTT and retransmission ----
+  readonly rtt: RttEstimator;
+  /** Times the current segment has been retransmitted (Linux icsk_retransmits), and the backoff shift. */
+  retransmits = 0;
+  backoff = 0;
+  /** Karn's algorithm: a segment being timed when timestamps are off. */
+  rttSeq = 0;
+  rttTimeMs = -1;
+  /** When the first retransmission of the current episode was sent (for tcp_retries2's time budget). */
+  retransStartMs = 0;
+  /** The zero-window probe timer is running instead of the retransmission timer. */
+  probing = false;
+  probesOut = 0;
+
+  // ---- ACK state ----
+  /** Segments to ACK at once before delayed ACKs begin (Linux quickack). */
+  quickAcks = MAX_QUICKACKS;
+  /** An ACK is owed; `ackNow` asks for it at the end of this batch. */
+  ackPending = false;
+  ackNow = false;
+  /** Bytes received since the last ACK we sent. */
+  unackedBytes = 0;
+  /** The window grew enough that the peer should hear of it. */
+  /** Queued on the protocol's list of connections to serve at the batch's end. */
+  deferred = false;
+  /** RFC 5961 / tcp_invalid_ratelimit: when the last challenge or out-of-window ACK was sent. */
+  lastOowAckMs = -Infinity;
+
+  // ---- user options ----
+  noDelay = false;
+  keepAlive = false;
+  keepIdleS = 0;
+  keepIntvlS = 0;
+  keepCnt = 0;
+  keepProbes = 0;
+  /** SO_LINGER with a zero timeout: close sends RST. */
+  lingerZero = false;
+
+  // ---- counters for ss -i ----
+  bytesSent = 0;
+  bytesRetrans = 0;
+  bytesAcked = 0;
+  bytesReceived = 0;
+  segsOut = 0;
+  segsIn = 0;
+  dataSegsOut = 0;
+  dataSegsIn = 0;
+  totalRetrans = 0;
+  /** rcv_space for autotuning (Linux DRS): bytes consumed in the current measurement. */
+  rcvSpace = 0;
+  rcvSpaceSeqOff = 0;
+  rcvSpaceTimeMs = 0;
+  /** Error to report on close, set when the connection fails. */
+  softError: Errno | null = null;
+
+  get srttUs(): number {
+    return this.rtt.srttUs;
+  }
+
+  get minRttUs(): number {
+    return this.rtt.minRttUs;
+  }
+
+  get lastSendUs(): number {
+    return this.lastSendMs * 1000;
+  }
+
+  readonly rtxTimer: Timer;
+  readonly delackTimer: Timer;
+  /** Keepalive while open; FIN_WAIT_2 and TIME_WAIT lifetimes when closing. */
+  readonly keepTimer: Timer;
+
+  constructor(
+    readonly host: TcpHost,
+    cc: CongestionControl,
+  ) {
+    const s = host.settings;
+    this.cc = cc;
+    this.rtt = new RttEstimator(s.rtoMinUs);
+    this.sndBufSize = s.wmem[1];
+    this.rcvBufSize = s.rmem[1];
+    this.rtxTimer = host.time.timer(() => this.onRtxTimer());
+    this.delackTimer = host.time.timer(() => this.onDelackTimer());
+    this.keepTimer = host.time.timer(() => this.onKeepTimer());
+  }
+
+  // =====================================================================
+  // Opening
+  // =====================================================================
+
+  /** Active open (RFC 9293 §3.10.1): send SYN and wait in SYN-SENT. */
+  openActive(): void {
+    const now = this.host.time.now();
+    this.iss = this.host.isn(this);
+    this.tsOffset = this.host.tsOffset(this);
+    this.sndUna = this.iss;
+    this.sndNxt = seqAdd(this.iss, 1);
+    this.sndMax = this.sndNxt;
+    this.rcvWscale = this.host.settings.offeredWscale();
+    this.advMss = this.host.advMss(this.remoteAddr);
+    this.state = TcpState.SYN_SENT;
+    this.retransStartMs = now;
+    this.host.mib.TcpActiveOpens++;
+    this.host.sendSyn(this, false);
+    this.armRtx(RTO_INITIAL_US / 1000);
+  }
+
+  /**
+   * Passive open from a listener (RFC 9293 §3.10.7.2): the SYN's options are
+   * taken, a SYN-ACK goes back and the connection waits in SYN-RECEIVED.
+   */
+  openPassive(seg: Segment, synAckOnly = false): void {
+    const s = this.host.settings;
+    const o = seg.opts;
+    this.irs = seg.seq;
+    this.rcvNxt = seqAdd(seg.seq, 1);
+    this.rcvWup = this.rcvNxt;
+    this.rcvAdvEdge = seqAdd(this.rcvNxt, Math.min(MAX_WINDOW, this.rcvBufSize));
+    this.iss = this.host.isn(this);
+    this.tsOffset = this.host.tsOffset(this);
+    this.sndUna = this.iss;
+    this.sndNxt = seqAdd(this.iss, 1);
+    this.sndMax = this.sndNxt;
+    this.takeSynOptions(seg);
+    // RFC 7323 §2.2: the window field of a SYN is never scaled.
+    this.sndWnd = seg.wnd;
+    this.maxSndWnd = seg.wnd;
+    this.sndWl1 = seg.seq;
+    this.sndWl2 = this.iss;
+    this.wscaleOk = s.windowScaling && o.wscale >= 0;
+    this.rcvWscale = this.wscaleOk ? s.offeredWscale() : 0;
+    this.state = TcpState.SYN_RECEIVED;
+    this.lastRecvMs = this.host.time.now();
+    if (!synAckOnly) {
+      this.host.sendSyn(this, true);
+      this.armRtx(RTO_INITIAL_US / 1000);
+    }
+  }
+
+  /** RFC 9293 §3.7.1, RFC 7323, RFC 2018: what the peer's SYN offered. */
+  takeSynOptions(seg: Segment): void {
+    const s = this.host.settings;
+    const o = seg.opts;
+    this.peerMss = o.mss > 0 ? o.mss : DEFAULT_MSS;
+    if (this.advMss === DEFAULT_MSS) this.advMss = this.host.advMss(this.remoteAddr);
+    this.tsOk = s.timestamps && o.tsPresent;
+    if (this.tsOk) {
+      this.tsRecent = o.tsVal;
+      this.tsRecentStamp = this.host.time.now();
+    }
+    this.sackOk = s.sack && o.sackPermitted;
+    if (s.windowScaling && o.wscale >= 0) {
+      // RFC 7323 §2.3: a shift above 14 is taken as 14.
+      this.sndWscale = Math.min(o.wscale, 14);
+    } else {
+      this.sndWscale = 0;
+    }
+    this.updateMss();
+  }
+
+  /** The send MSS: the peer's, cut to our path MTU, less the options every segment carries. */
+  updateMss(): void {
+    const pathMss = this.pmtu - 40;
+    let m = Math.min(this.peerMss, pathMss);
+    if (this.tsOk) m -= 12; // RFC 7323 timestamps in every segment
+    if (m < MIN_MSS) m = MIN_MSS;
+    this.mss = m;
+    const advAfterTs = this.advMss - (this.tsOk ? 12 : 0);
+    if (this.rcvMss > advAfterTs || this.state <= TcpState.SYN_RECEIVED) this.rcvMss = Math.min(advAfterTs, this.mss);
+  }
+
+  private establish(): void {
+    const now = this.host.time.now();
+    this.state = TcpState.ESTABLISHED;
+    this.host.mib.TcpCurrEstab++;
+    this.retransmits = 0;
+    this.backoff = 0;
+    this.cwnd = INITIAL_CWND;
+    this.cc.init(this, now * 1000);
+    this.lastRecvMs = now;
+    this.lastSendMs = now;
+    this.rcvSpace = Math.min(this.rcvBufSize, 10 * this.advMss);
+    this.rcvSpaceSeqOff = this.rcvOff;
+    this.rcvSpaceTimeMs = now;
+    // Linux tcp_init_buffer_space / tcp_sndbuf_expand: room for two windows of data.
+    this.expandSndBuf();
+    this.armKeepalive();
+  }
+
+  // =====================================================================
+  // Input: RFC 9293 §3.10.7
+  // =====================================================================
+
+  input(seg: Segment): void {
+    const now = this.host.time.now();
+    this.segsIn++;
+    if (seg.dataLen > 0) this.dataSegsIn++;
+    switch (this.state) {
+      case TcpState.SYN_SENT:
+        this.inputSynSent(seg, now);
+        return;
+      case TcpState.CLOSED:
+        return;
+      default:
+        this.inputSynchronized(seg, now);
+    }
+  }
+
+  /** RFC 9293 §3.10.7.3 */
+  private inputSynSent(seg: Segment, now: number): void {
+    const f = seg.flags;
+    const host = this.host;
+    // First: the ACK must acknowledge our SYN.
+    if (f & TCP_ACK) {
+      if (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax)) {
+        if (!(f & TCP_RST)) host.sendReset(this.localAddr, this.localPort, this.remoteAddr, this.remotePort, seg.ack, 0, false);
+        return;
+      }
+    }
+    // Second: RST.
+    if (f & TCP_RST) {
+      // RFC 5961 §3.2 leaves SYN-SENT as RFC 793 had it: an acceptable ACK makes the RST valid.
+      if (f & TCP_ACK) this.fail('ECONNREFUSED');
+      return;
+    }
+    // Fourth: SYN.
+    if (!(f & TCP_SYN)) return;
+    this.irs = seg.seq;
+    this.rcvNxt = seqAdd(seg.seq, 1);
+    this.rcvWup = this.rcvNxt;
+    this.takeSynOptions(seg);
+    this.wscaleOk = this.host.settings.windowScaling && seg.opts.wscale >= 0;
+    if (!this.wscaleOk) {
+      this.sndWscale = 0;
+      this.rcvWscale = 0;
+    }
+    this.lastRecvMs = now;
+    if (f & TCP_ACK) {
+      this.rttFromSyn(seg, now);
+      this.sndUna = seg.ack;
+      // RFC 7323 §2.2: the window of a SYN is not scaled.
+      this.sndWnd = seg.wnd;
+      this.maxSndWnd = seg.wnd;
+      this.sndWl1 = seg.seq;
+      this.sndWl2 = seg.ack;
+      this.cancelRtx();
+      this.establish();
+      this.sendAck();
+      this.user?.onConnected();
+      // Data or a FIN in the SYN-ACK: RFC 9293 §3.10.7.3, "continue processing at the sixth step".
+      if (seg.dataLen > 0 || seg.flags & TCP_FIN) {
+        seg.seq = seqAdd(seg.seq, 1);
+        seg.flags &= ~TCP_SYN;
+        this.processText(seg, now);
+      }
+      this.output();
+    } else {
+      // Simultaneous open (RFC 9293 §3.5, figure 8): SYN-RECEIVED, SYN-ACK with our ISS.
+      this.sndWnd = seg.wnd;
+      this.maxSndWnd = seg.wnd;
+      this.sndWl1 = seg.seq;
+      this.state = TcpState.SYN_RECEIVED;
+      this.host.sendSyn(this, true);
+      this.armRtx(this.rtoMs());
+    }
+  }
+
+  private rttFromSyn(seg: Segment, now: number): void {
+    if (this.tsOk && seg.opts.tsPresent && seg.opts.tsEcr !== 0) {
+      const r = this.tsNow(now) - seg.opts.tsEcr;
+      if (r >= 0 && r < 0x7fffffff) this.rtt.sample(r * 1000 || 1);
+    } else if (this.retransmits === 0) {
+      this.rtt.sample((now - this.retransStartMs) * 1000);
+    }
+  }
+
+  /** RFC 9293 §3.10.7.4: every state from SYN-RECEIVED on. */
+  private inputSynchronized(seg: Segment, now: number): void {
+    const f = seg.flags;
+    const host = this.host;
+    const mib = host.mib;
+    const o = seg.opts;
+
+    // RFC 7323 §5.3: PAWS, before the sequence check.
+    if (this.tsOk && o.tsPresent && !(f & TCP_RST) && seqLt(o.tsVal, this.tsRecent) && now - this.tsRecentStamp < PAWS_24DAYS_MS) {
+      mib.TcpExtPAWSEstab++;
+      this.oowAck(now);
+      return;
+    }
+
+    // First: is the segment acceptable? (Linux tcp_sequence: it must end at or after
+    // what we last acknowledged and start no later than the window's right edge.)
+    const segLen = seg.len;
+    const wnd = this.rcvWndNow();
+    const endSeq = seqAdd(seg.seq, segLen);
+    if (this.state === TcpState.SYN_RECEIVED && seqLt(seg.seq, this.rcvNxt) && f & TCP_SYN && seg.seq === this.irs) {
+      // The peer's SYN again: our SYN-ACK was lost (Linux tcp_check_req resends it).
+      host.sendSyn(this, true);
+      return;
+    }
+    if (seqLt(endSeq, this.rcvWup) || seqGt(seg.seq, seqAdd(this.rcvNxt, wnd))) {
+      if (!(f & TCP_RST)) {
+        // A duplicate of data we have: report it as a D-SACK (RFC 2883 §4).
+        if (seg.dataLen > 0 && seqLt(seg.seq, this.rcvNxt)) this.noteDsack(seg.seq, endSeq);
+        this.oowAck(now);
+      }
+      return;
+    }
+
+    // Second: RST (RFC 5961 §3.2).
+    if (f & TCP_RST) {
+      if (seg.seq === this.rcvNxt) this.resetReceived();
+      else {
+        this.challengeAck(now);
+      }
+      return;
+    }
+
+    // Fourth: SYN in a synchronized state (RFC 5961 §4.2): challenge ACK.
+    if (f & TCP_SYN) {
+      if (this.state === TcpState.SYN_RECEIVED && this.listener !== null) {
+        // RFC 9293 §3.10.7.4: a passive open goes back to LISTEN.
+        this.drop();
+        return;
+      }
+      this.challengeAck(now);
+      return;
+    }
+
+    // Fifth: ACK.
+    if (!(f & TCP_ACK)) return;
+    this.lastRecvMs = now;
+    if (this.state === TcpState.SYN_RECEIVED) {
+      if (seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax)) {
+        this.rttFromSyn(seg, now);
+        this.sndWnd = seg.wnd << this.sndWscale;
+        this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
+        this.sndWl1 = seg.seq;
+        this.sndWl2 = seg.ack;
+        this.sndUna = seg.ack;
+        this.cancelRtx();
+        this.establish();
+        if (this.listener !== null) {
+          const l = this.listener;
+          this.listener = null;
+          l.established(this);
+        } else this.user?.onConnected();
+      } else {
+        host.sendReset(this.localAddr, this.localPort, this.remoteAddr, this.remotePort, seg.ack, 0, false);
+        return;
+      }
+    }
+    // RFC 7323 §4.3: keep the timestamp of a segment at the left edge.
+    if (this.tsOk && o.tsPresent && seqLe(seg.seq, this.rcvWup)) {
+      this.tsRecent = o.tsVal;
+      this.tsRecentStamp = now;
+    }
+    if (!this.processAck(seg, now)) return;
+
+    // Sixth and seventh: urgent pointer and data; eighth: FIN.
+    this.processText(seg, now);
+    this.output();
+  }
+
+  /** RFC 9293 §3.10.7.4, fifth step, for synchronized states; false drops the segment. */
+  private processAck(seg: Segment, now: number): boolean {
+    const ack = seg.ack;
+    // RFC 5961 §5.2: acceptable ACKs lie in [snd_una - max_snd_wnd, snd_nxt].
+    if (seqGt(ack, this.sndMax)) {
+      this.oowAck(now);
+      return false;
+    }
+    if (seqLt(ack, seqAdd(this.sndUna, -Math.max(this.maxSndWnd, 1)))) {
+      this.challengeAck(now);
+      return false;
+    }
+    this.lastAckRecvMs = now;
+    const f = seg.flags;
+    const wndRaw = seg.wnd << this.sndWscale;
+    if (seqGt(ack, this.sndUna)) {
+      this.ackAdvance(seg, ack, now);
+    } else if (ack === this.sndUna) {
+      // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, the same window, with data outstanding.
+      if (seg.dataLen === 0 && !(f & (TCP_SYN | TCP_FIN)) && wndRaw === this.sndWnd && this.sndMax !== this.sndUna) {
+        this.dupAck(seg);
+      }
+    }
+    // RFC 9293 §3.10.7.4: the send window is updated from the newest segment.
+    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
+      const opened = this.sndWnd === 0 && wndRaw > 0;
+      this.sndWnd = wndRaw;
+      if (wndRaw > this.maxSndWnd) this.maxSndWnd = wndRaw;
+      this.sndWl1 = seg.seq;
+      this.sndWl2 = ack;
+      if (opened && this.probing) {
+        this.probing = false;
+        this.probesOut = 0;
+        this.host.time.cancel(this.rtxTimer);
+        if (this.sndMax !== this.sndUna) this.armRtx(this.rtoMs());
+      }
+    }
+    this.probesOut = 0;
+    // State changes that hang on our FIN being acknowledged.
+    if (this.finSent && seqGt(ack, this.finSeq)) {
+      switch (this.state) {
+        case TcpState.FIN_WAIT_1:
+          this.state = TcpState.FIN_WAIT_2;
+          if (this.orphan) this.armFinWait2();
+          break;
+        case TcpState.CLOSING:
+          this.enterTimeWait();
+          return false;
+        case TcpState.LAST_ACK:
+          this.finish(null);
+          return false;
+        default:
+          break;
+      }
+    }
+    return true;
+  }
+
+  private ackAdvance(seg: Segment, ack: number, now: number): void {
+    const host = this.host;
+    let acked = seqDiff(ack, this.sndUna);
+    this.bytesAcked += acked;
+    // FIN takes one sequence number but no byte of the buffer.
+    let dataAcked = acked;
+    if (this.finSent && seqGt(ack, this.finSeq)) dataAcked--;
+    // A SYN in the acknowledged range (SYN-RECEIVED) is not in the buffer either.
+    if (seqLe(this.sndUna, this.iss) && seqGt(ack, this.iss)) dataAcked--;
+    if (dataAcked > this.sendBuf.length) dataAcked = this.sendBuf.length;
+    this.sendBuf.consume(dataAcked);
+    const prevUna = this.sndUna;
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    this.dupAcks = 0;
+
+    // RTT: RFC 7323 §4.1 from the echoed timestamp, else Karn's timed segment (RFC 6298 §3).
+    let rttUs = -1;
+    const o = seg.opts;
+    if (this.tsOk && o.tsPresent && o.tsEcr !== 0) {
+      const r = this.tsNow(now) - o.tsEcr;
+      if (r >= 0 && r < 0x7fffffff) rttUs = r === 0 ? Math.max(1, (now - this.lastSendMs) * 1000) : r * 1000;
+    } else if (this.rttTimeMs >= 0 && seqGt(ack, this.rttSeq)) {
+      rttUs = (now - this.rttTimeMs) * 1000;
+      this.rttTimeMs = -1;
+    }
+    if (rttUs > 0 && this.retransmits === 0) this.rtt.sample(rttUs);
+    else if (rttUs > 0 && this.tsOk) this.rtt.sample(rttUs);
+    this.retransmits = 0;
+    this.backoff = 0;
+
+    const mss = this.mss;
+    const segs = Math.floor((acked + this.ackedRem) / mss);
+    this.ackedRem = (acked + this.ackedRem) % mss;
+    const ackedSegs = segs > 0 ? segs : 0;
+    this.packetsOut = Math.ceil(seqDiff(this.sndNxt, this.sndUna) / mss);
+    this.cc.pktsAcked(this, ackedSegs, rttUs, now * 1000);
+
+    if (this.inRecovery) {
+      if (seqGe(ack, this.recover)) {
+        // RFC 6582 §3.2 step 3: full acknowledgment ends recovery; the window deflates to ssthresh.
+        this.inRecovery = false;
+        this.cwnd = Math.max(2, Math.min(this.ssthresh, this.packetsOut + 1));
+        this.cwndCnt = 0;
+        this.cc.setState(this, 'open');
+      } else {
+        // RFC 6582 §3.2 step 4: a partial ACK: resend the next hole, deflate by what was acknowledged.
+        this.retransmitHead();
+        this.cwnd = Math.max(1, this.cwnd - ackedSegs + 1);
+      }
+    } else if (this.inLoss) {
+      if (seqGe(ack, this.recover)) {
+        this.inLoss = false;
+        this.cc.setState(this, 'open');
+      }
+      this.cc.congAvoid(this, ack, ackedSegs, now * 1000);
+    } else {
+      this.cc.congAvoid(this, ack, ackedSegs, now * 1000);
+    }
+    if (this.cwnd > this.cwndClamp) this.cwnd = this.cwndClamp;
+
+    // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
+    if (this.sndUna === this.sndMax) {
+      if (!this.probing) this.host.time.cancel(this.rtxTimer);
+      this.retransStartMs = 0;
+    } else if (!this.probing) this.armRtx(this.rtoMs());
+
+    if (dataAcked > 0 && prevUna !== ack) {
+      this.expandSndBuf();
+      this.user?.onRoom();
+    }
+  }
+
+  /** RFC 5681 §3.2 with RFC 6582: the third duplicate ACK starts fast retransmit. */
+  private dupAck(seg: Segment): void {
+    this.dupAcks++;
+    const thresh = this.host.settings.reordering;
+    if (this.inRecovery) {
+      // RFC 6582 §3.2 step 3 of RFC 5681: each further duplicate inflates the window.
+      this.cwnd++;
+      return;
+    }
+    if (this.dupAcks === thresh && !this.inLoss) {
+      // RFC 6582 §3.2 step 2: only if the ACK covers more than `recover`.
+      if (seqLe(this.sndUna, this.recover) && this.recover !== this.iss && this.totalRetrans > 0 && seqGt(this.recover, this.sndUna)) return;
+      this.enterRecovery();
+    }
+    void seg;
+  }
+
+  private enterRecovery(): void {
+    const mib = this.host.mib;
+    this.priorCwnd = this.cwnd;
+    this.ssthresh = this.cc.ssthresh(this);
+    this.recover = this.sndMax;
+    this.inRecovery = true;
+    this.cc.setState(this, 'recovery');
+    mib.TcpExtTCPRenoRecovery++;
+    this.retransmitHead();
+    // RFC 5681 §3.2 step 4: ssthresh plus the three segments that left the network.
+    this.cwnd = this.ssthresh + 3;
+    this.cwndCnt = 0;
+  }
+
+  /** Resends the first unacknowledged segment (fast retransmit and partial ACKs). */
+  private retransmitHead(): void {
+    const dataLeft = this.sendBuf.length;
+    const len = Math.min(this.mss, dataLeft);
+    let fin = false;
+    if (len === dataLeft && this.finSent) fin = true;
+    if (len === 0 && !fin) return;
+    this.rttTimeMs = -1;
+    this.host.sendData(this, this.sndUna, 0, len, fin, true);
+    this.noteRetrans(len);
+    this.armRtx(this.rtoMs());
+  }
+
+  private noteRetrans(len: number): void {
+    this.totalRetrans++;
+    this.bytesRetrans += len;
+    this.host.mib.TcpRetransSegs++;
+  }
+
+  /** Steps six to eight: urgent data, the text, the FIN. */
+  private processText(seg: Segment, now: number): void {
+    const f = seg.flags;
+    const st = this.state;
+    // Sixth: the urgent pointer (RFC 9293 §3.8.5; RFC 6093: Linux's default drops the urgent byte from the stream).
+    if (f & TCP_URG && seg.urg > 0 && (st === TcpState.ESTABLISHED || st === TcpState.FIN_WAIT_1 || st === TcpState.FIN_WAIT_2)) {
+      const ptr = seqAdd(seg.seq, seg.urg - (this.host.settings.stdurg ? 0 : 1));
+      if (seqGe(ptr, this.rcvNxt) && (!this.urgPending || seqGt(ptr, this.urgSeq))) {
+        this.urgSeq = ptr;
+        this.urgPending = true;
+      }
+    }
+    const canReceive = st === TcpState.ESTABLISHED || st === TcpState.FIN_WAIT_1 || st === TcpState.FIN_WAIT_2;
+    if (seg.dataLen > 0) {
+      if (canReceive) this.receiveData(seg, now);
+      // Data after our peer's FIN, or after a close: nothing to give it to.
+      else if (st === TcpState.CLOSE_WAIT || st === TcpState.CLOSING || st === TcpState.LAST_ACK || st === TcpState.TIME_WAIT) {
+        this.queueAck(true);
+      }
+    }
+    if (f & TCP_FIN) {
+      const finSeq = seqAdd(seg.seq, seg.dataLen);
+      if (finSeq === this.rcvNxt) this.finReceived(now);
+      else if (seqGt(finSeq, this.rcvNxt) && canReceive) {
+        this.oooFinOff = this.rcvOff + seqDiff(finSeq, this.rcvNxt);
+        this.queueAck(true);
+      } else if (st === TcpState.TIME_WAIT) {
+        // RFC 9293 §3.10.7.4, eighth: a retransmitted FIN restarts the 2 MSL wait.
+        this.queueAck(true);
+        this.host.time.arm(this.keepTimer, TIME_WAIT_MS);
+      }
+    }
+  }
+
+  private receiveData(seg: Segment, now: number): void {
+    let seq = seg.seq;
+    let off = seg.dataOff;
+    let len = seg.dataLen;
+    const buf = seg.buf;
+    if (len > this.rcvMss) this.rcvMss = Math.min(len, this.advMss);
+    // Trim what we already have.
+    const before = seqDiff(this.rcvNxt, seq);
+    if (before > 0) {
+      if (before >= len) {
+        this.noteDsack(seq, seqAdd(seq, len));
+        this.queueAck(true);
+        return;
+      }
+      this.noteDsack(seq, this.rcvNxt);
+      seq = this.rcvNxt;
+      off += before;
+      len -= before;
+    }
+    // Trim what lies beyond the space we have (RFC 9293 §3.10.7.4 keeps only what fits the window).
+    const free = this.rcvFree();
+    const room = free - seqDiff(seq, this.rcvNxt);
+    if (room <= 0) {
+      this.host.mib.TcpExtTCPRcvQDrop++;
+      this.queueAck(true);
+      return;
+    }
+    if (len > room) len = room;
+    this.bytesReceived += len;
+    if (seq === this.rcvNxt) {
+      this.deliver(buf, off, len);
+      if (this.ooo.length > 0) this.drainOoo();
+      // Linux: data that fills a hole is acknowledged at once.
+      if (this.quickAcks > 0) {
+        this.quickAcks--;
+        this.queueAck(true);
+      } else this.queueAck(this.unackedBytes >= 2 * this.rcvMss || this.ooo.length > 0);
+      this.rcvSpaceAdjust(now);
+    } else {
+      this.oooInsert(this.rcvOff + seqDiff(seq, this.rcvNxt), buf, off, len);
+      // RFC 5681 §4.2: an out-of-order segment is acknowledged at once (with SACK blocks).
+      this.queueAck(true);
+    }
+  }
+
+  /** Hands in-order bytes to the user, leaving out an urgent byte (RFC 6093 §2, Linux without SO_OOBINLINE). */
+  private deliver(buf: Uint8Array, off: number, len: number): void {
+    const start = this.rcvNxt;
+    this.rcvNxt = seqAdd(start, len);
+    this.rcvOff += len;
+    this.unackedBytes += len;
+    if (this.urgPending && seqGe(this.urgSeq, start) && seqLt(this.urgSeq, this.rcvNxt)) {
+      this.urgPending = false;
+      const k = seqDiff(this.urgSeq, start);
+      if (k > 0) this.user?.onData(buf.subarray(off, off + k));
+      if (k + 1 < len) this.user?.onData(buf.subarray(off + k + 1, off + len));
+      return;
+    }
+    this.user?.onData(buf.subarray(off, off + len));
+  }
+
+  private oooInsert(segOff: number, buf: Uint8Array, off: number, len: number): void {
+    const q = this.ooo;
+    const end = segOff + len;
+    // Find the place; keep only bytes no queued segment has (they never overlap in the queue).
+    let i = 0;
+    while (i < q.length && q[i].off + q[i].data.length <= segOff) i++;
+    let s = segOff;
+    const pieces: OooSegment[] = [];
+    let dupStart = -1;
+    let dupEnd = -1;
+    while (s < end) {
+      if (i < q.length && q[i].off <= s) {
+        const qe = q[i].off + q[i].data.length;
+        const de = Math.min(qe, end);
+        if (dupStart < 0) dupStart = s;
+        dupEnd = de;
+        s = de;
+        i++;
+        continue;
+      }
+      const next = i < q.length ? Math.min(q[i].off, end) : end;
+      const piece = new Uint8Array(next - s);
+      piece.set(buf.subarray(off + (s - segOff), off + (next - segOff)));
+      pieces.push({ off: s, data: piece });
+      this.oooBytes += piece.length;
+      s = next;
+    }
+    if (dupStart >= 0) this.noteDsackOff(dupStart, dupEnd);
+    if (pieces.length > 0) {
+      let j = 0;
+      while (j < q.length && q[j].off < pieces[0].off) j++;
+      q.splice(j, 0, ...pieces);
+      // Keep pieces in order when they interleave queued ones.
+      q.sort((a, b) => a.off - b.off);
+      this.lastSackOff = segOff;
+    }
+  }
+
+  private drainOoo(): void {
+    const q = this.ooo;
+    let n = 0;
+    while (n < q.length && q[n].off <= this.rcvOff) {
+      const e = q[n];
+      const skip = this.rcvOff - e.off;
+      this.oooBytes -= e.data.length;
+      if (skip < e.data.length) this.deliver(e.data, skip, e.data.length - skip);
+      n++;
+    }
+    if (n > 0) q.splice(0, n);
+    if (this.oooFinOff >= 0 && this.oooFinOff === this.rcvOff) {
+      this.oooFinOff = -1;
+      this.finReceived(this.host.time.now());
+    }
+    if (q.length === 0) this.lastSackOff = -1;
+  }
+
+  private finReceived(now: number): void {
+    void now;
+    this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.queueAck(true);
+    switch (this.state) {
+      case TcpState.SYN_RECEIVED:
+      case TcpState.ESTABLISHED:
+        this.state = TcpState.CLOSE_WAIT;
+        this.user?.onEof();
+        break;
+      case TcpState.FIN_WAIT_1:
+        if (this.finSent && seqGt(this.sndUna, this.finSeq)) this.enterTimeWait();
+        else this.state = TcpState.CLOSING;
+        this.user?.onEof();
+        break;
+      case TcpState.FIN_WAIT_2:
+        this.user?.onEof();
+        this.enterTimeWait();
+        break;
+      default:
+        break;
+    }
+  }
+
+  private noteDsack(start: number, end: number): void {
+    if (!this.sackOk || !this.host.settings.dsack) return;
+    this.dsackStart = start;
+    this.dsackEnd = end;
+    this.dsackPending = true;
+    this.host.mib.TcpExtTCPDSACKOldSent++;
+  }
+
+  private noteDsackOff(startOff: number, endOff: number): void {
+    if (!this.sackOk || !this.host.settings.dsack) return;
+    this.dsackStart = seqAdd(this.rcvNxt, startOff - this.rcvOff);
+    this.dsackEnd = seqAdd(this.rcvNxt, endOff - this.rcvOff);
+    this.dsackPending = true;
+    this.host.mib.TcpExtTCPDSACKOfoSent++;
+  }
+
+  /**
+   * SACK blocks for the next ACK (RFC 2018 §4): a D-SACK first, then the block
+   * holding the latest arrival, then the others; at most `max`. Returns the count.
+   */
+  sackBlocks(out: Uint32Array, max: number): number {
+    let n = 0;
+    if (this.dsackPending) {
+      out[0] = this.dsackStart;
+      out[1] = this.dsackEnd;
+      n = 1;
+      this.dsackPending = false;
+    }
+    const q = this.ooo;
+    if (q.length === 0) return n;
+    // Merge queued pieces into blocks; the one with the newest arrival goes first.
+    let first = -1;
+    const blocks: number[] = [];
+    let i = 0;
+    while (i < q.length) {
+      const s = q[i].off;
+      let e = s + q[i].data.length;
+      let j = i + 1;
+      while (j < q.length && q[j].off === e) {
+        e += q[j].data.length;
+        j++;
+      }
+      if (this.lastSackOff >= s && this.lastSackOff < e) first = blocks.length;
+      blocks.push(s, e);
+      i = j;
+    }
+    const emit = (k: number): void => {
+      out[2 * n] = seqAdd(this.rcvNxt, blocks[2 * k] - this.rcvOff);
+      out[2 * n + 1] = seqAdd(this.rcvNxt, blocks[2 * k + 1] - this.rcvOff);
+      n++;
+    };
+    if (first >= 0) emit(first);
+    for (let k = 0; k < blocks.length / 2 && n < max; k++) if (k !== first) emit(k);
+    return n;
+  }
+
+  // =====================================================================
+  // Receive window
+  // =====================================================================
+
+  /** Free receive space in bytes. */
+  rcvFree(): number {
+    const used = (this.user?.rcvQueued() ?? 0) + this.oooBytes;
+    return Math.max(0, this.rcvBufSize - used);
+  }
+
+  /** The window still open on the last advertisement, from rcv_nxt. */
+  rcvWndNow(): number {
+    const w = seqDiff(this.rcvAdvEdge, this.rcvNxt);
+    return w > 0 ? w : 0;
+  }
+
+  /**
+   * The window to advertise (RFC 9293 §3.8.6.2.2, receiver-side SWS avoidance):
+   * the right edge moves only by a whole MSS or half the buffer, and never back.
+   * Returns the field value (scaled down) and records the new edge.
+   */
+  selectWindow(): number {
+    const free = this.rcvFree();
+    const cur = this.rcvWndNow();
+    let wnd = free;
+    const step = Math.min(this.rcvBufSize >>> 1, this.rcvMss);
+    if (wnd < cur + step && wnd > cur) wnd = cur;
+    if (wnd < cur) wnd = cur; // never shrink (RFC 9293 §3.8.6.2.2)
+    const scale = this.rcvWscale;
+    const max = MAX_WINDOW << scale;
+    if (wnd > max) wnd = max;
+    const field = wnd >>> scale;
+    this.rcvWup = this.rcvNxt;
+    this.rcvAdvEdge = seqAdd(this.rcvNxt, field << scale);
+    return field;
+  }
+
+  /**
+   * The application consumed data: if the window would open by enough, tell the
+   * peer (Linux tcp_cleanup_rbuf: when the new window is at least twice the old one).
+   */
+  consumed(): void {
+    if (!synchronized(this.state) || this.state >= TcpState.CLOSE_WAIT) return;
+    const cur = this.rcvWndNow();
+    const free = this.rcvFree();
+    if (free >= 2 * cur && free - cur >= this.rcvMss) {
+      this.queueAck(true);
+      this.host.defer(this);
+    }
+    this.rcvSpaceAdjust(this.host.time.now());
+  }
+
+  /** Receive-buffer autotuning (Linux tcp_rcv_space_adjust): grow with what the application reads per RTT. */
+  private rcvSpaceAdjust(now: number): void {
+    if (!this.host.settings.moderateRcvbuf || this.rcvBufLocked) return;
+    const rtt = this.rtt.srttUs / 1000;
+    if (rtt === 0 || now - this.rcvSpaceTimeMs < rtt) return;
+    const copied = this.rcvOff - this.rcvSpaceSeqOff - (this.user?.rcvQueued() ?? 0);
+    if (copied > this.rcvSpace) {
+      const max = this.host.settings.rmem[2];
+      const want = Math.min(max, 4 * copied);
+      if (want > this.rcvBufSize) this.rcvBufSize = want;
+      this.rcvSpace = copied;
+    }
+    this.rcvSpaceSeqOff = this.rcvOff - (this.user?.rcvQueued() ?? 0);
+    this.rcvSpaceTimeMs = now;
+  }
+
+  /** Linux tcp_sndbuf_expand: room for twice the congestion window. */
+  private expandSndBuf(): void {
+    const want = Math.min(this.host.settings.wmem[2], 2 * Math.max(this.cwnd, INITIAL_CWND) * (this.mss + 60) * 2);
+    if (want > this.sndBufSize) this.sndBufSize = want;
+  }
+
+  // =====================================================================
+  // ACKs
+  // =====================================================================
+
+  /** An ACK is owed: at once (at the end of the current batch) or after the delayed-ACK timeout. */
+  queueAck(now: boolean): void {
+    this.ackPending = true;
+    if (now) {
+      this.ackNow = true;
+      this.host.defer(this);
+    } else if (!this.delackTimer.armed) {
+      this.host.time.arm(this.delackTimer, DELACK_MS);
+    }
+  }
+
+  /** Sends a bare ACK now. */
+  sendAck(): void {
+    this.host.sendData(this, this.sndNxt, 0, 0, false, false);
+  }
+
+  /** An ACK went out (bare or on data): nothing is owed any more. */
+  ackSent(): void {
+    this.ackPending = false;
+    this.ackNow = false;
+    this.unackedBytes = 0;
+    if (this.delackTimer.armed) this.host.time.cancel(this.delackTimer);
+  }
+
+  /** RFC 5961 §7 and Linux tcp_invalid_ratelimit: at most one such ACK per interval. */
+  private oowAck(now: number): void {
+    if (now - this.lastOowAckMs < this.host.settings.invalidRatelimit) {
+      this.host.mib.TcpExtTCPACKSkippedSeq++;
+      return;
+    }
+    this.lastOowAckMs = now;
+    this.queueAck(true);
+  }
+
+  private challengeAck(now: number): void {
+    if (now - this.lastOowAckMs < this.host.settings.invalidRatelimit) {
+      this.host.mib.TcpExtTCPACKSkippedChallenge++;
+      return;
+    }
+    this.lastOowAckMs = now;
+    this.host.mib.TcpExtTCPChallengeACK++;
+    this.sendAck();
+  }
+
+  /** Called by the protocol at the end of a receive batch (or right away outside one). */
+  flushDeferred(): void {
+    this.deferred = false;
+    if (this.state === TcpState.CLOSED) return;
+    this.output();
+    if (this.ackNow && this.ackPending) this.sendAck();
+  }
+
+  // =====================================================================
+  // Output
+  // =====================================================================
+
+  /** Data queued by the application. */
+  write(data: Uint8Array): void {
+    this.sendBuf.push(data);
+  }
+
+  /** True while the send buffer has room (below SO_SNDBUF). */
+  get sendRoom(): number {
+    return this.sndBufSize - this.sendBuf.length;
+  }
+
+  /** Sends what the windows and Nagle allow (RFC 9293 §3.8.6.2.1, RFC 896, RFC 5681). */
+  output(): void {
+    const st = this.state;
+    if (st !== TcpState.ESTABLISHED && st !== TcpState.CLOSE_WAIT && st !== TcpState.FIN_WAIT_1 && st !== TcpState.CLOSING && st !== TcpState.LAST_ACK) return;
+    const host = this.host;
+    const now = host.time.now();
+    // RFC 5681 §4.1 / RFC 7661: after an idle period longer than the RTO, restart from the initial window.
+    if (this.sndUna === this.sndMax && host.settings.slowStartAfterIdle && this.lastSendMs > 0 && now - this.lastSendMs > this.rtoMs() && this.sendBuf.length > 0) {
+      const restart = Math.min(this.cwnd, INITIAL_CWND);
+      if (this.cwnd > restart) {
+        this.ssthresh = Math.max(this.ssthresh, (3 * this.cwnd) >> 2);
+        this.cwnd = restart;
+      }
+      this.cc.cwndEvent(this, 'tx-start', now * 1000);
+    } else if (this.sndUna === this.sndMax && this.sendBuf.length > 0) {
+      this.cc.cwndEvent(this, 'tx-start', now * 1000);
+    }
+    const mss = this.mss;
+    let sentAny = false;
+    for (;;) {
+      const inflight = seqDiff(this.sndNxt, this.sndUna);
+      const sentData = Math.min(inflight, this.sendBuf.length); // bytes of the buffer already sent
+      const unsent = this.sendBuf.length - sentData;
+      const finToSend = this.finQueued && (!this.finSent || seqLe(this.sndNxt, this.finSeq)) && unsent === 0;
+      if (unsent === 0 && !finToSend) break;
+      const cwndBytes = this.cwnd * mss;
+      const wndLeft = this.sndWnd - inflight;
+      const cwndLeft = cwndBytes - inflight;
+      let len = Math.min(unsent, mss);
+      if (len > 0) {
+        if (wndLeft < len) {
+          // RFC 9293 §3.8.6.2.1: send a smaller segment only if it is at least half the largest window offered.
+          if (wndLeft <= 0 || (wndLeft < mss && wndLeft < this.maxSndWnd / 2 && inflight > 0)) {
+            if (this.sndWnd === 0 && inflight === 0) this.startProbing();
+            break;
+          }
+          len = wndLeft;
+          if (len > unsent) len = unsent;
+        }
+        if (cwndLeft < len) {
+          if (cwndLeft <= 0) {
+            this.isCwndLimited = true;
+            break;
+          }
+          if (cwndLeft < mss && len === mss) {
+            this.isCwndLimited = true;
+            break;
+          }
+          len = Math.min(len, cwndLeft);
+        }
+        // RFC 896 (Nagle): a short segment waits while data is unacknowledged.
+        if (len < mss && len === unsent && inflight > 0 && !this.noDelay && !this.finQueued) break;
+      }
+      const fin = finToSend || (this.finQueued && len === unsent && (!this.finSent || seqLe(this.sndNxt, this.finSeq)));
+      const seq = this.sndNxt;
+      const retrans = seqLt(seq, this.sndMax);
+      if (!retrans && this.rttTimeMs < 0 && !this.tsOk && len > 0) {
+        this.rttSeq = seq;
+        this.rttTimeMs = now;
+      }
+      host.sendData(this, seq, sentData, len, fin, retrans);
+      if (retrans) this.noteRetrans(len);
+      sentAny = true;
+      this.sndNxt = seqAdd(seq, len + (fin ? 1 : 0));
+      if (fin) {
+        this.finSent = true;
+        this.finSeq = seqAdd(seq, len);
+        if (this.state === TcpState.ESTABLISHED) this.state = TcpState.FIN_WAIT_1;
+        else if (this.state === TcpState.CLOSE_WAIT) this.state = TcpState.LAST_ACK;
+      }
+      if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
+      if (fin) break;
+    }
+    if (sentAny) {
+      this.lastSendMs = now;
+      this.packetsOut = Math.ceil(seqDiff(this.sndNxt, this.sndUna) / mss);
+      this.isCwndLimited = this.isCwndLimited || this.packetsOut >= this.cwnd;
+      if (!this.rtxTimer.armed) this.armRtx(this.rtoMs());
+    }
+  }
+
+  /** Counts a data segment (or bare ACK) that left. */
+  segmentSent(dataLen: number): void {
+    this.segsOut++;
+    if (dataLen > 0) {
+      this.dataSegsOut++;
+      this.bytesSent += dataLen;
+    }
+  }
+
+  // =====================================================================
+  // Timers
+  // =====================================================================
+
+  rtoMs(): number {
+    return Math.min(RTO_MAX_US, this.rtt.rtoUs * 2 ** this.backoff) / 1000;
+  }
+
+  private armRtx(ms: number): void {
+    this.host.time.arm(this.rtxTimer, ms);
+  }
+
+  private cancelRtx(): void {
+    this.host.time.cancel(this.rtxTimer);
+  }
+
+  private startProbing(): void {
+    if (this.rtxTimer.armed) return;
+    this.probing = true;
+    this.armRtx(this.rtoMs());
+  }
+
+  /** Linux tcp_model_timeout: the time `boundary` retransmissions take from an RTO of rtoBase (ms). */
+  private modelTimeout(boundary: number, rtoBaseMs: number): number {
+    const thresh = Math.floor(Math.log2(RTO_MAX_US / 1000 / rtoBaseMs));
+    if (boundary <= thresh) return ((2 << boundary) - 1) * rtoBaseMs;
+    return ((2 << thresh) - 1) * rtoBaseMs + (boundary - thresh) * (RTO_MAX_US / 1000);
+  }
+
+  private onRtxTimer(): void {
+    const host = this.host;
+    const s = host.settings;
+    const mib = host.mib;
+    const now = host.time.now();
+    switch (this.state) {
+      case TcpState.SYN_SENT: {
+        // tcp_syn_retries, with the first tcp_syn_linear_timeouts waits kept at the initial RTO.
+        const limit = s.synRetries + s.synLinearTimeouts;
+        if (this.retransmits >= limit) {
+          this.fail('ETIMEDOUT');
+          return;
+        }
+        this.retransmits++;
+        this.backoff = this.retransmits > s.synLinearTimeouts ? this.retransmits - s.synLinearTimeouts : 0;
+        mib.TcpExtTCPTimeouts++;
+        mib.TcpRetransSegs++;
+        this.totalRetrans++;
+        host.sendSyn(this, false);
+        this.armRtx(Math.min(RTO_MAX_US / 1000, (RTO_INITIAL_US / 1000) * 2 ** this.backoff));
+        return;
+      }
+      case TcpState.SYN_RECEIVED: {
+        if (this.retransmits >= s.synackRetries) {
+          this.drop();
+          return;
+        }
+        this.retransmits++;
+        mib.TcpExtTCPTimeouts++;
+        mib.TcpRetransSegs++;
+        this.totalRetrans++;
+        host.sendSyn(this, true);
+        this.armRtx(Math.min(RTO_MAX_US / 1000, (RTO_INITIAL_US / 1000) * 2 ** this.retransmits));
+        return;
+      }
+      case TcpState.CLOSED:
+      case TcpState.LISTEN:
+      case TcpState.TIME_WAIT:
+      case TcpState.FIN_WAIT_2:
+        return;
+      default:
+        break;
+    }
+    if (this.probing) {
+      this.zeroWindowProbe(now);
+      return;
+    }
+    if (this.sndUna === this.sndMax) return;
+    // tcp_retries2 (or tcp_orphan_retries when nobody holds the socket), counted as time (Linux retransmits_timed_out).
+    const boundary = this.orphan ? s.orphanRetries || 8 : s.retries2;
+    if (this.retransmits === 0) this.retransStartMs = now;
+    if (this.retransmits > 0 && now - this.retransStartMs >= this.modelTimeout(boundary, s.rtoMinUs / 1000)) {
+      mib.TcpExtTCPAbortOnTimeout++;
+      this.fail(this.softError ?? 'ETIMEDOUT');
+      return;
+    }
+    mib.TcpExtTCPTimeouts++;
+    // RFC 5681 §3.1: after a timeout, ssthresh halves (once per episode) and cwnd is one segment.
+    if (!this.inLoss || this.retransmits === 0) {
+      if (this.retransmits === 0) {
+        this.priorCwnd = this.cwnd;
+        this.ssthresh = this.cc.ssthresh(this);
+      }
+    }
+    this.cwnd = 1;
+    this.cwndCnt = 0;
+    this.inRecovery = false;
+    this.inLoss = true;
+    this.recover = this.sndMax;
+    this.dupAcks = 0;
+    this.cc.setState(this, 'loss');
+    // Go back N: everything unacknowledged is sent again as the window allows.
+    this.sndNxt = this.sndUna;
+    this.rttTimeMs = -1;
+    this.retransmits++;
+    this.backoff++;
+    this.output();
+    // output() armed nothing if the window is closed; the timer must still run.
+    this.armRtx(this.rtoMs());
+  }
+
+  /** RFC 9293 §3.8.6.1: the persist timer probes a zero window. */
+  private zeroWindowProbe(now: number): void {
+    const s = this.host.settings;
+    if (this.sndWnd > 0 || this.sendBuf.length === 0) {
+      this.probing = false;
+      this.probesOut = 0;
+      this.output();
+      return;
+    }
+    const boundary = this.orphan ? s.orphanRetries || 8 : s.retries2;
+    if (this.probesOut >= boundary) {
+      this.host.mib.TcpExtTCPAbortOnTimeout++;
+      this.fail('ETIMEDOUT');
+      return;
+    }
+    this.probesOut++;
+    this.backoff = Math.min(this.backoff + 1, 16);
+    // Linux tcp_xmit_probe_skb: a segment with an old sequence number draws an ACK with the window.
+    this.host.sendProbe(this);
+    void now;
+    this.armRtx(this.rtoMs());
+  }
+
+  private onDelackTimer(): void {
+    if (this.ackPending && this.state !== TcpState.CLOSED) {
+      this.host.mib.TcpExtDelayedACKs++;
+      this.sendAck();
+    }
+  }
+
+  armKeepalive(): void {
+    if (!this.keepAlive || this.state < TcpState.ESTABLISHED || this.state > TcpState.CLOSE_WAIT) return;
+    this.keepProbes = 0;
+    this.host.time.arm(this.keepTimer, this.keepIdle() * 1000);
+  }
+
+  private keepIdle(): number {
+    return this.keepIdleS || this.host.settings.keepaliveTime;
+  }
+
+  private armFinWait2(): void {
+    this.host.time.arm(this.keepTimer, this.host.settings.finTimeout * 1000);
+  }
+
+  private onKeepTimer(): void {
+    const host = this.host;
+    const s = host.settings;
+    const now = host.time.now();
+    switch (this.state) {
+      case TcpState.TIME_WAIT:
+        this.finish(null);
+        return;
+      case TcpState.FIN_WAIT_2:
+        if (this.orphan) {
+          // tcp_fin_timeout: an orphan waits no longer for the peer's FIN (Linux sends a RST).
+          host.sendReset(this.localAddr, this.localPort, this.remoteAddr, this.remotePort, this.sndNxt, this.rcvNxt, true);
+          this.finish(null);
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+    if (!this.keepAlive || this.state < TcpState.ESTABLISHED || this.state > TcpState.CLOSE_WAIT) return;
+    const idleMs = now - this.lastRecvMs;
+    const intvl = (this.keepIntvlS || s.keepaliveIntvl) * 1000;
+    const probesMax = this.keepCnt || s.keepaliveProbes;
+    if (idleMs < this.keepIdle() * 1000 && this.keepProbes === 0) {
+      host.time.arm(this.keepTimer, this.keepIdle() * 1000 - idleMs);
+      return;
+    }
+    if (this.keepProbes > 0 && idleMs < this.keepIdle() * 1000 + intvl * (this.keepProbes - 1)) {
+      // An answer came: start over.
+      this.keepProbes = 0;
+      host.time.arm(this.keepTimer, this.keepIdle() * 1000 - (now - this.lastRecvMs));
+      return;
+    }
+    if (this.keepProbes >= probesMax) {
+      host.mib.TcpExtTCPAbortOnTimeout++;
+      this.fail('ETIMEDOUT');
+      return;
+    }
+    this.keepProbes++;
+    host.sendProbe(this);
+    host.time.arm(this.keepTimer, intvl);
+  }
+
+  // =====================================================================
+  // Closing
+  // =====================================================================
+
+  /** The application has no more to send: FIN after the queued data (RFC 9293 §3.10.4). */
+  shutdownWrite(): void {
+    if (this.finQueued) return;
+    switch (this.state) {
+      case TcpState.SYN_SENT:
+        this.finish(null);
+        return;
+      case TcpState.SYN_RECEIVED:
+      case TcpState.ESTABLISHED:
+      case TcpState.CLOSE_WAIT:
+        this.finQueued = true;
+        if (this.state === TcpState.SYN_RECEIVED) return; // FIN follows once established
+        this.output();
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * The application is gone (close(2)): unread data means RST (RFC 9293
+   * §3.10.4, RFC 2525 §2.17), else FIN and the connection lives on as an orphan.
+   */
+  close(unread: boolean): void {
+    this.orphan = true;
+    this.user = null;
+    if (this.state === TcpState.CLOSED) return;
+    if (unread || this.lingerZero) {
+      if (unread) this.host.mib.TcpExtTCPAbortOnClose++;
+      else this.host.mib.TcpExtTCPAbortOnLinger++;
+      this.abort();
+      return;
+    }
+    if (this.state === TcpState.SYN_SENT || this.state === TcpState.LISTEN) {
+      this.finish(null);
+      return;
+    }
+    this.shutdownWrite();
+    if (this.state === TcpState.FIN_WAIT_2) this.armFinWait2();
+  }
+
+  /** Sends RST and drops the connection (RFC 9293 §3.10.5 ABORT). */
+  abort(): void {
+    const st = this.state;
+    if (st === TcpState.ESTABLISHED || st === TcpState.FIN_WAIT_1 || st === TcpState.FIN_WAIT_2 || st === TcpState.CLOSE_WAIT || st === TcpState.SYN_RECEIVED) {
+      this.host.sendReset(this.localAddr, this.localPort, this.remoteAddr, this.remotePort, this.sndNxt, this.rcvNxt, true);
+    }
+    this.finish(null);
+  }
+
+  private resetReceived(): void {
+    const st = this.state;
+    const mib = this.host.mib;
+    if (st === TcpState.SYN_RECEIVED && this.listener !== null) {
+      this.drop();
+      return;
+    }
+    if (st === TcpState.TIME_WAIT || st === TcpState.CLOSING || st === TcpState.LAST_ACK) {
+      if (st === TcpState.TIME_WAIT && this.host.settings.rfc1337) return;
+      this.finish(null);
+      return;
+    }
+    if (st === TcpState.ESTABLISHED || st === TcpState.CLOSE_WAIT) mib.TcpEstabResets++;
+    this.fail(st === TcpState.SYN_RECEIVED ? 'ECONNREFUSED' : st === TcpState.CLOSE_WAIT ? 'EPIPE' : 'ECONNRESET');
+  }
+
+  /** An error ends the connection. */
+  fail(err: Errno): void {
+    const st = this.state;
+    if (st === TcpState.SYN_SENT || st === TcpState.SYN_RECEIVED) this.host.mib.TcpAttemptFails++;
+    this.finish(err);
+  }
+
+  /** A half-open connection from a listener goes away silently. */
+  drop(): void {
+    const l = this.listener;
+    this.listener = null;
+    this.host.mib.TcpAttemptFails++;
+    this.finish(null);
+    l?.dropped(this);
+  }
+
+  private enterTimeWait(): void {
+    if (this.state === TcpState.ESTABLISHED || this.state === TcpState.CLOSE_WAIT) this.host.mib.TcpCurrEstab--;
+    this.state = TcpState.TIME_WAIT;
+    this.host.time.cancel(this.rtxTimer);
+    this.host.time.cancel(this.delackTimer);
+    this.sendBuf.clear();
+    if (!this.host.enterTimeWait(this)) {
+      // tcp_max_tw_buckets reached: the connection closes at once (Linux's TCPTimeWaitOverflow).
+      this.finish(null);
+      return;
+    }
+    this.host.mib.TcpExtTW++;
+    this.host.time.arm(this.keepTimer, TIME_WAIT_MS);
+    const u = this.user;
+    if (u !== null) u.onClosed(null);
+  }
+
+  /** The connection is over: timers stop, it leaves the tables, the user hears. */
+  finish(err: Errno | null): void {
+    const prev = this.state;
+    if (prev === TcpState.CLOSED) return;
+    if (prev === TcpState.ESTABLISHED || prev === TcpState.CLOSE_WAIT) this.host.mib.TcpCurrEstab--;
+    this.state = TcpState.CLOSED;
+    const t = this.host.time;
+    t.cancel(this.rtxTimer);
+    t.cancel(this.delackTimer);
+    t.cancel(this.keepTimer);
+    this.sendBuf.clear();
+    this.ooo = [];
+    this.oooBytes = 0;
+    this.host.unhash(this, prev === TcpState.TIME_WAIT);
+    const u = this.user;
+    this.user = null;
+    if (u !== null && prev !== TcpState.TIME_WAIT) u.onClosed(err);
+    else if (u !== null) u.onClosed(err);
+  }
+
+  // =====================================================================
+  // Timestamps and ICMP
+  // =====================================================================
+
+  /** Our TSval clock: milliseconds plus a per-connection offset (RFC 7323 §5.4). */
+  tsNow(nowMs: number): number {
+    return (Math.floor(nowMs) + this.tsOffset) >>> 0;
+  }
+
+  /** RFC 1191: a smaller path MTU from ICMP fragmentation needed. */
+  pmtuChanged(mtu: number): void {
+    if (mtu >= this.pmtu || mtu < 68) return;
+    this.pmtu = Math.max(mtu, 68);
+    this.updateMss();
+    // Linux tcp_simple_retransmit: what was sent at the old size is sent again.
+    if (this.sndUna !== this.sndMax && synchronized(this.state)) {
+      this.sndNxt = this.sndUna;
+      this.output();
+    }
+  }
+
+  /** RFC 5927 / RFC 1122 §4.2.3.9: hard errors abort a connection being opened; soft ones are remembered. */
+  icmpError(err: Errno, hard: boolean): void {
+    if (this.state === TcpState.SYN_SENT || this.state === TcpState.SYN_RECEIVED) {
+      if (hard && this.state === TcpState.SYN_SENT) {
+        this.fail(err);
+        return;
+      }
+    }
+    this.softError = err;
+  }
+}

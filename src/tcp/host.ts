@@ -1,0 +1,33 @@
+import type { Mib } from '../mib.js';
+import type { Time } from '../time/timers.js';
+import type { TcpSettings } from './settings.js';
+import type { TcpConnection } from './connection.js';
+
+/** What a connection needs from its protocol: settings, counters, time, and the wire. */
+export interface TcpHost {
+  readonly settings: TcpSettings;
+  readonly mib: Mib;
+  readonly time: Time;
+  /** RFC 6528 initial sequence number for the connection's 4-tuple. */
+  isn(c: TcpConnection): number;
+  /** RFC 7323 §5.4: a per-connection offset for TSval. */
+  tsOffset(c: TcpConnection): number;
+  /** The MSS we announce towards `remote`: the route's MTU less 40. */
+  advMss(remote: number): number;
+  /** SYN (active open) or SYN-ACK. */
+  sendSyn(c: TcpConnection, synAck: boolean): void;
+  /**
+   * A segment at `seq` carrying `len` bytes taken `bufOff` bytes after snd_una
+   * in the send buffer (0 for a bare ACK), with FIN if asked.
+   */
+  sendData(c: TcpConnection, seq: number, bufOff: number, len: number, fin: boolean, retrans: boolean): void;
+  /** A zero-window or keepalive probe: an ACK with sequence number snd_una - 1. */
+  sendProbe(c: TcpConnection): void;
+  sendReset(laddr: number, lport: number, raddr: number, rport: number, seq: number, ack: number, withAck: boolean): void;
+  /** Serve the connection at the end of the current receive batch. */
+  defer(c: TcpConnection): void;
+  /** The connection entered TIME_WAIT; false when tcp_max_tw_buckets is reached. */
+  enterTimeWait(c: TcpConnection): boolean;
+  /** The connection is closed: out of the tables. */
+  unhash(c: TcpConnection, wasTimeWait: boolean): void;
+}

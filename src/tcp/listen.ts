@@ -1,0 +1,135 @@
+/**
+ * A listening endpoint (RFC 9293 §3.10.7.2): SYNs become connections in
+ * SYN-RECEIVED (the SYN queue, bounded by the backlog and
+ * net.ipv4.tcp_max_syn_backlog); handshakes that complete wait in the accept
+ * queue until the user takes them. When the SYN queue is full, SYN cookies
+ * (RFC 4987, syncookies.ts) answer instead, as Linux does with tcp_syncookies = 1.
+ */
+import type { Tcp } from './tcp.js';
+import type { Segment, TcpConnection } from './connection.js';
+import { TCP_ACK, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { TcpState } from './state.js';
+import { SynCookies } from './syncookies.js';
+
+export interface ListenUser {
+  /** A connection finished its handshake; false leaves it in the accept queue. */
+  incoming(c: TcpConnection): boolean;
+}
+
+export class TcpListener {
+  /** Handshakes under way (SYN-RECEIVED). */
+  synQueue = 0;
+  /** Established connections the user has not taken yet. */
+  readonly acceptQueue: TcpConnection[] = [];
+  private readonly pending = new Set<TcpConnection>();
+  closed = false;
+
+  constructor(
+    private readonly tcp: Tcp,
+    public addr: number,
+    public port: number,
+    /** listen(2)'s backlog, capped by net.core.somaxconn. */
+    public backlog: number,
+    public user: ListenUser | null,
+  ) {
+    this.backlog = Math.min(Math.max(backlog, 0), tcp.settings.somaxconn);
+  }
+
+  /** Linux sk_acceptq_is_full: more than `backlog` connections wait. */
+  private acceptQueueFull(): boolean {
+    return this.acceptQueue.length > this.backlog;
+  }
+
+  input(seg: Segment, laddr: number, lport: number, raddr: number, rport: number): void {
+    const tcp = this.tcp;
+    const mib = tcp.mib;
+    const f = seg.flags;
+    // RFC 9293 §3.10.7.2: first an RST is ignored, then an ACK gets a RST (or completes a cookie).
+    if (f & TCP_RST) return;
+    if (f & TCP_ACK) {
+      if (!(f & TCP_SYN) && tcp.settings.syncookies > 0) {
+        const c = SynCookies.complete(tcp, this, seg, laddr, lport, raddr, rport);
+        if (c !== null) return;
+      }
+      tcp.closedInput(seg, laddr, lport, raddr, rport);
+      return;
+    }
+    if (!(f & TCP_SYN)) return;
+    if (this.acceptQueueFull()) {
+      // Linux tcp_conn_request: with the accept queue full, the SYN is dropped.
+      mib.TcpExtListenOverflows++;
+      mib.TcpExtListenDrops++;
+      return;
+    }
+    const s = tcp.settings;
+    const synFull = this.synQueue >= Math.max(this.backlog, 1) || this.synQueue >= s.maxSynBacklog;
+    if (synFull || s.syncookies === 2) {
+      if (s.syncookies > 0) {
+        SynCookies.send(tcp, seg, laddr, lport, raddr, rport);
+        return;
+      }
+      mib.TcpExtListenDrops++;
+      return;
+    }
+    const c = tcp.newConnection();
+    c.localAddr = laddr;
+    c.localPort = lport;
+    c.remoteAddr = raddr;
+    c.remotePort = rport;
+    c.pmtu = tcp.advMss(raddr) + 40;
+    c.advMss = tcp.advMss(raddr);
+    c.listener = this;
+    tcp.hash(c);
+    this.synQueue++;
+    this.pending.add(c);
+    c.openPassive(seg);
+  }
+
+  /** A handshake finished (connection.ts calls this from SYN-RECEIVED). */
+  established(c: TcpConnection): void {
+    if (this.pending.delete(c)) this.synQueue--;
+    this.adopt(c);
+  }
+
+  /** An established connection joins the accept queue or goes straight to the user. */
+  adopt(c: TcpConnection): void {
+    this.tcp.mib.TcpPassiveOpens++;
+    if (this.closed) {
+      c.abort();
+      return;
+    }
+    if (this.acceptQueue.length === 0 && this.user !== null && this.user.incoming(c)) return;
+    this.acceptQueue.push(c);
+  }
+
+  /** The user can take connections again (e.g. below maxConnections). */
+  drain(): void {
+    while (this.acceptQueue.length > 0 && this.user !== null) {
+      const c = this.acceptQueue[0];
+      if (c.state === TcpState.CLOSED) {
+        this.acceptQueue.shift();
+        continue;
+      }
+      if (!this.user.incoming(c)) return;
+      this.acceptQueue.shift();
+    }
+  }
+
+  dropped(c: TcpConnection): void {
+    if (this.pending.delete(c)) this.synQueue--;
+  }
+
+  /** close(2) on the listener: connections not yet accepted are reset. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.tcp.removeListener(this);
+    for (const c of this.pending) {
+      c.listener = null;
+      c.abort();
+    }
+    this.pending.clear();
+    this.synQueue = 0;
+    for (const c of this.acceptQueue.splice(0)) c.abort();
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * TCP's tunables with Linux's names (net.ipv4.tcp_*) and this kernel's defaults.
+ * Times are in milliseconds unless the name says otherwise.
+ */
+export class TcpSettings {
+  /** net.ipv4.tcp_rmem: min, default, max receive buffer. */
+  rmem: [number, number, number] = [4096, 131072, 33554432];
+  /** net.ipv4.tcp_wmem: min, default, max send buffer. */
+  wmem: [number, number, number] = [4096, 16384, 4194304];
+  /** net.core.rmem_max: with tcp_rmem[2], sets the window scale we offer. */
+  rmemMax = 4194304;
+  /** net.ipv4.tcp_moderate_rcvbuf: receive buffer autotuning. */
+  moderateRcvbuf = true;
+  /** net.ipv4.tcp_timestamps (RFC 7323). */
+  timestamps = true;
+  /** net.ipv4.tcp_window_scaling (RFC 7323). */
+  windowScaling = true;
+  /** net.ipv4.tcp_sack (RFC 2018). */
+  sack = true;
+  /** net.ipv4.tcp_dsack (RFC 2883). */
+  dsack = true;
+  /** net.ipv4.tcp_syn_retries */
+  synRetries = 6;
+  /** net.ipv4.tcp_syn_linear_timeouts: the first retries keep the initial timeout. */
+  synLinearTimeouts = 4;
+  /** net.ipv4.tcp_synack_retries */
+  synackRetries = 5;
+  /** net.ipv4.tcp_retries1 */
+  retries1 = 3;
+  /** net.ipv4.tcp_retries2 */
+  retries2 = 15;
+  /** net.ipv4.tcp_orphan_retries (0 means 8, as in Linux). */
+  orphanRetries = 0;
+  /** net.ipv4.tcp_rto_min_us (RFC 6298 §2.4 lets a host pick its minimum; Linux's is 200 ms). */
+  rtoMinUs = 200000;
+  /** net.ipv4.tcp_fin_timeout, in seconds. */
+  finTimeout = 60;
+  /** net.ipv4.tcp_max_tw_buckets */
+  maxTwBuckets = 131072;
+  /** net.ipv4.tcp_keepalive_time, _intvl (seconds) and _probes. */
+  keepaliveTime = 7200;
+  keepaliveIntvl = 75;
+  keepaliveProbes = 9;
+  /** net.ipv4.tcp_syncookies: 1 = only when the SYN queue overflows. */
+  syncookies = 1;
+  /** net.ipv4.tcp_max_syn_backlog */
+  maxSynBacklog = 2048;
+  /** net.core.somaxconn */
+  somaxconn = 4096;
+  /** net.ipv4.tcp_slow_start_after_idle (RFC 5681 §4.1 / RFC 7661). */
+  slowStartAfterIdle = true;
+  /** net.ipv4.tcp_invalid_ratelimit (ms): challenge and duplicate ACKs per socket. */
+  invalidRatelimit = 500;
+  /** net.ipv4.tcp_challenge_ack_limit: per second, stack-wide (RFC 5961 §7). */
+  challengeAckLimit = 2147483647;
+  /** net.ipv4.tcp_base_mss and tcp_mtu_probing are not modelled; PMTU comes from ICMP. */
+  /** net.ipv4.tcp_stdurg: 0 = the urgent pointer points after the urgent byte (BSD, Linux default). */
+  stdurg = false;
+  /** net.ipv4.tcp_abort_on_overflow */
+  abortOnOverflow = false;
+  /** net.ipv4.tcp_congestion_control */
+  congestionControl = 'cubic';
+  /** net.ipv4.tcp_no_metrics_save is implied: nothing is cached between connections. */
+  /** net.ipv4.tcp_rfc1337: 0 = an RST in TIME_WAIT ends it early (Linux default). */
+  rfc1337 = false;
+  /** net.ipv4.tcp_tw_reuse: 2 = only for loopback (Linux default). */
+  twReuse = 2;
+  /** net.ipv4.tcp_autocorking: small writes wait while data is in flight. */
+  autocorking = true;
+  /** net.ipv4.tcp_reordering */
+  reordering = 3;
+  /** net.ipv4.tcp_notsent_lowat */
+  notsentLowat = 0xffffffff;
+  /** net.ipv4.tcp_adv_win_scale is not used: the full free buffer is offered. */
+
+  /** The window scale we offer (Linux tcp_select_initial_window: the largest receive space). */
+  offeredWscale(): number {
+    if (!this.windowScaling) return 0;
+    const space = Math.max(this.rmem[2], this.rmemMax);
+    let ws = 0;
+    // RFC 7323 §2.3: at most 14.
+    while (ws < 14 && space >>> (ws + 16) > 0) ws++;
+    return ws;
+  }
+}

@@ -1,0 +1,420 @@
+/**
+ * A TCP socket shaped like Node's net.Socket: a stream.Duplex over one
+ * TcpConnection, with Node's events, properties and error codes, so that
+ * Node's http, https and tls run over it unchanged. Backpressure comes from
+ * the connection's send buffer; the receive window from what the stream holds.
+ */
+import { Duplex } from 'node:stream';
+import type { Timer } from '../time/timers.js';
+import { formatIp4, parseIp4 } from '../wire/addr.js';
+import { lookupError, nodeError, systemError, type Errno } from '../errors.js';
+import type { TcpConnection, TcpUser } from './connection.js';
+import type { Tcp } from './tcp.js';
+import { TcpState } from './state.js';
+
+export interface TcpSocketOptions {
+  /** Keep the writable side open after the peer's FIN (Node's allowHalfOpen). */
+  allowHalfOpen?: boolean;
+  noDelay?: boolean;
+  keepAlive?: boolean;
+  keepAliveInitialDelay?: number;
+  /** Congestion control for this socket (TCP_CONGESTION); default net.ipv4.tcp_congestion_control. */
+  congestion?: string;
+  readableHighWaterMark?: number;
+  writableHighWaterMark?: number;
+}
+
+export interface TcpConnectOptions extends TcpSocketOptions {
+  port: number;
+  host?: string;
+  localAddress?: string;
+  localPort?: number;
+  timeout?: number;
+}
+
+export interface AddressInfo {
+  address: string;
+  family: 'IPv4';
+  port: number;
+}
+
+type Pending = { chunk: Uint8Array; cb: (err?: Error | null) => void };
+
+export class TcpSocket extends Duplex implements TcpUser {
+  conn: TcpConnection | null = null;
+  connecting = false;
+  /** Bytes handed to write() that reached the connection (Node's bytesWritten counts them). */
+  private written = 0;
+  private received = 0;
+  /** Writes waiting for the connection (connecting) or for send-buffer room. */
+  private waiting: Pending[] = [];
+  private finalCb: ((err?: Error | null) => void) | null = null;
+  private idleMs = 0;
+  private idleTimer: Timer | null = null;
+  private remote: { addr: number; port: number } | null = null;
+  private local: { addr: number; port: number } | null = null;
+  private ccName: string | undefined;
+  private noDelayOpt = false;
+  private keepAliveOpt: { enable: boolean; delay: number } | null = null;
+  /** The connection ended with an error that has not been reported yet. */
+  private failed: Errno | null = null;
+  server: unknown = null;
+
+  constructor(
+    readonly tcp: Tcp,
+    opts: TcpSocketOptions = {},
+  ) {
+    super({
+      allowHalfOpen: opts.allowHalfOpen ?? false,
+      readableHighWaterMark: opts.readableHighWaterMark,
+      writableHighWaterMark: opts.writableHighWaterMark,
+      // Node's net.Socket: end() and destroy() are ours to order; close follows destroy.
+      emitClose: true,
+      autoDestroy: true,
+    });
+    this.ccName = opts.congestion;
+    if (opts.noDelay) this.noDelayOpt = true;
+    if (opts.keepAlive) this.keepAliveOpt = { enable: true, delay: opts.keepAliveInitialDelay ?? 0 };
+  }
+
+  /** Wraps an accepted connection (the server side). */
+  attach(c: TcpConnection): void {
+    this.conn = c;
+    c.user = this;
+    this.remote = { addr: c.remoteAddr, port: c.remotePort };
+    this.local = { addr: c.localAddr, port: c.localPort };
+    this.applyOptions();
+    // Data that arrived before the socket existed is already in the connection's window.
+    if (c.state === TcpState.CLOSE_WAIT) this.onEof();
+  }
+
+  private applyOptions(): void {
+    const c = this.conn;
+    if (c === null) return;
+    c.noDelay = this.noDelayOpt;
+    if (this.keepAliveOpt !== null) this.applyKeepAlive(this.keepAliveOpt.enable, this.keepAliveOpt.delay);
+  }
+
+  // ---- connect ----
+
+  connect(options: TcpConnectOptions, listener?: () => void): this;
+  connect(port: number, host?: string, listener?: () => void): this;
+  connect(port: number, listener?: () => void): this;
+  connect(a: number | TcpConnectOptions, b?: string | (() => void), c?: () => void): this {
+    let opts: TcpConnectOptions;
+    let cb: (() => void) | undefined;
+    if (typeof a === 'object') {
+      opts = a;
+      cb = typeof b === 'function' ? b : undefined;
+    } else {
+      opts = { port: a, host: typeof b === 'string' ? b : undefined };
+      cb = typeof b === 'function' ? b : c;
+    }
+    const port = Number(opts.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw nodeError('ERR_SOCKET_BAD_PORT', `Port should be >= 0 and < 65536. Received ${String(opts.port)}.`, RangeError);
+    if (this.conn !== null || this.connecting) throw nodeError('ERR_SOCKET_CONNECTION_TIMEOUT', 'Socket is already connecting or connected');
+    if (cb) this.once('connect', cb);
+    if (opts.timeout) this.setTimeout(opts.timeout);
+    const host = opts.host ?? '127.0.0.1';
+    const addr = host === 'localhost' ? 0x7f000001 : parseIp4(host);
+    this.connecting = true;
+    if (addr === null) {
+      process.nextTick(() => this.destroy(lookupError(host)));
+      return this;
+    }
+    let laddr = 0;
+    if (opts.localAddress !== undefined) {
+      const l = parseIp4(opts.localAddress);
+      if (l === null) throw nodeError('ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${opts.localAddress}`, TypeError);
+      laddr = l;
+    }
+    const conn = this.tcp.newConnection();
+    if (this.ccName !== undefined) this.tcp.setCongestion(conn, this.ccName);
+    conn.user = this;
+    this.conn = conn;
+    this.remote = { addr, port };
+    this.applyOptions();
+    const err = this.tcp.activeOpen(conn, addr, port, laddr, opts.localPort ?? 0);
+    if (err !== null) {
+      this.conn = null;
+      conn.user = null;
+      process.nextTick(() => this.destroy(systemError(err, 'connect', formatIp4(addr), port)));
+      return this;
+    }
+    this.local = { addr: conn.localAddr, port: conn.localPort };
+    return this;
+  }
+
+  // ---- TcpUser ----
+
+  onConnected(): void {
+    this.connecting = false;
+    const c = this.conn!;
+    this.local = { addr: c.localAddr, port: c.localPort };
+    this.touch();
+    // Writes made while connecting go out now.
+    this.pump();
+    this.emit('connect');
+    this.emit('ready');
+  }
+
+  onData(d: Uint8Array): void {
+    this.received += d.length;
+    this.touch();
+    this.push(Buffer.from(d));
+  }
+
+  onEof(): void {
+    this.push(null);
+  }
+
+  rcvQueued(): number {
+    return this.readableLength;
+  }
+
+  onClosed(err: Errno | null): void {
+    const wasConnecting = this.connecting;
+    this.connecting = false;
+    this.cancelIdle();
+    if (err !== null) {
+      this.failed = err;
+      const syscall = wasConnecting ? 'connect' : 'read';
+      const e = wasConnecting && this.remote !== null ? systemError(err, syscall, formatIp4(this.remote.addr), this.remote.port) : systemError(err, syscall);
+      this.conn = null;
+      this.destroy(e);
+      return;
+    }
+    // A clean end: whatever waits to be written can no longer go.
+    for (const p of this.waiting.splice(0)) p.cb(systemError('EPIPE', 'write'));
+    if (this.finalCb !== null) {
+      const cb = this.finalCb;
+      this.finalCb = null;
+      cb();
+    }
+  }
+
+  // ---- stream plumbing ----
+
+  override _read(): void {
+    this.conn?.consumed();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.waiting.push({ chunk, cb });
+    this.pump();
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    const n = chunks.length;
+    for (let i = 0; i < n - 1; i++) this.waiting.push({ chunk: chunks[i].chunk, cb: noop });
+    this.waiting.push({ chunk: chunks[n - 1].chunk, cb });
+    this.pump();
+  }
+
+  /** Moves waiting writes into the connection while its send buffer has room. */
+  private pump(): void {
+    const c = this.conn;
+    if (c === null || this.connecting) return;
+    const st = c.state;
+    if (st !== TcpState.ESTABLISHED && st !== TcpState.CLOSE_WAIT) {
+      if (st === TcpState.SYN_SENT || st === TcpState.SYN_RECEIVED) return;
+      for (const p of this.waiting.splice(0)) p.cb(systemError('EPIPE', 'write'));
+      return;
+    }
+    if (this.waiting.length === 0) return;
+    const done: Pending[] = [];
+    while (this.waiting.length > 0 && c.sendRoom > 0) {
+      const p = this.waiting.shift()!;
+      c.write(p.chunk);
+      this.written += p.chunk.length;
+      done.push(p);
+    }
+    this.tcp.batched(() => c.output());
+    this.touch();
+    for (const p of done) p.cb();
+    if (this.finalCb !== null && this.waiting.length === 0) this.shutdown();
+  }
+
+  /** The connection freed send-buffer room: waiting writes go on. */
+  onRoom(): void {
+    if (this.waiting.length > 0) this.pump();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.finalCb = cb;
+    if (this.connecting) return;
+    if (this.waiting.length === 0) this.shutdown();
+  }
+
+  private shutdown(): void {
+    const cb = this.finalCb;
+    this.finalCb = null;
+    const c = this.conn;
+    if (c !== null) this.tcp.batched(() => c.shutdownWrite());
+    cb?.();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.cancelIdle();
+    this.connecting = false;
+    const c = this.conn;
+    this.conn = null;
+    if (c !== null && c.state !== TcpState.CLOSED) {
+      // close(2): data nobody read means RST (RFC 9293 §3.10.4, Linux tcp_close).
+      const unread = this.readableLength > 0 && !this.readableEnded;
+      this.tcp.batched(() => c.close(unread));
+    }
+    for (const p of this.waiting.splice(0)) p.cb(err ?? systemError('EPIPE', 'write'));
+    cb(err);
+  }
+
+  /** Node's socket.resetAndDestroy(): close with a RST. */
+  resetAndDestroy(): this {
+    const c = this.conn;
+    if (c !== null && c.state !== TcpState.CLOSED) {
+      this.conn = null;
+      c.user = null;
+      c.orphan = true;
+      this.tcp.batched(() => c.abort());
+    }
+    this.destroy();
+    return this;
+  }
+
+  /** Node's socket.destroySoon(): end, then destroy once written. */
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', () => this.destroy());
+  }
+
+  // ---- options ----
+
+  setNoDelay(noDelay = true): this {
+    this.noDelayOpt = noDelay;
+    if (this.conn !== null) {
+      this.conn.noDelay = noDelay;
+      // TCP_NODELAY also pushes out what Nagle was holding.
+      if (noDelay) this.tcp.batched(() => this.conn?.output());
+    }
+    return this;
+  }
+
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    this.keepAliveOpt = { enable, delay: initialDelay };
+    this.applyKeepAlive(enable, initialDelay);
+    return this;
+  }
+
+  private applyKeepAlive(enable: boolean, initialDelayMs: number): void {
+    const c = this.conn;
+    if (c === null) return;
+    c.keepAlive = enable;
+    if (enable && initialDelayMs > 0) {
+      // libuv's uv_tcp_keepalive: TCP_KEEPIDLE from the delay, with a 1 s interval and 10 probes.
+      c.keepIdleS = Math.max(1, Math.floor(initialDelayMs / 1000));
+      c.keepIntvlS = 1;
+      c.keepCnt = 10;
+    }
+    if (enable) c.armKeepalive();
+    else this.tcp.time.cancel(c.keepTimer);
+  }
+
+  setTimeout(ms: number, cb?: () => void): this {
+    this.idleMs = ms;
+    if (cb) {
+      if (ms === 0) this.removeListener('timeout', cb);
+      else this.once('timeout', cb);
+    }
+    if (ms === 0) this.cancelIdle();
+    else this.touch();
+    return this;
+  }
+
+  get timeout(): number | undefined {
+    return this.idleMs || undefined;
+  }
+
+  private touch(): void {
+    if (this.idleMs === 0) return;
+    if (this.idleTimer === null) this.idleTimer = this.tcp.time.timer(() => this.emit('timeout'));
+    this.tcp.time.arm(this.idleTimer, this.idleMs);
+  }
+
+  private cancelIdle(): void {
+    if (this.idleTimer !== null) this.tcp.time.cancel(this.idleTimer);
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  // ---- properties ----
+
+  get remoteAddress(): string | undefined {
+    return this.remote !== null && !this.connecting ? formatIp4(this.remote.addr) : this.remote !== null ? formatIp4(this.remote.addr) : undefined;
+  }
+
+  get remotePort(): number | undefined {
+    return this.remote?.port;
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.remote !== null ? 'IPv4' : undefined;
+  }
+
+  get localAddress(): string | undefined {
+    return this.local !== null ? formatIp4(this.local.addr) : undefined;
+  }
+
+  get localPort(): number | undefined {
+    return this.local?.port;
+  }
+
+  get localFamily(): string | undefined {
+    return this.local !== null ? 'IPv4' : undefined;
+  }
+
+  address(): AddressInfo | Record<string, never> {
+    return this.local !== null ? { address: formatIp4(this.local.addr), family: 'IPv4', port: this.local.port } : {};
+  }
+
+  get bytesRead(): number {
+    return this.received;
+  }
+
+  get bytesWritten(): number {
+    let pending = 0;
+    for (const p of this.waiting) pending += p.chunk.length;
+    return this.written + pending + this.writableLength;
+  }
+
+  get pending(): boolean {
+    return this.conn === null || this.connecting;
+  }
+
+  /** Node's readyState: opening, open, readOnly, writeOnly or closed. */
+  get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.connecting) return 'opening';
+    const r = this.readable;
+    const w = this.writable;
+    if (r && w) return 'open';
+    if (r && !w) return 'readOnly';
+    if (!r && w) return 'writeOnly';
+    return 'closed';
+  }
+
+  /** The connection's error, if it failed. */
+  get lastError(): Errno | null {
+    return this.failed;
+  }
+}
+
+function noop(): void {
+  /* intermediate chunks of a writev complete with the last */
+}

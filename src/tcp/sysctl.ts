@@ -1,0 +1,68 @@
+/** TCP's knobs under their Linux sysctl names (net.ipv4.tcp_*, net.core.somaxconn). */
+import type { Sysctl } from '../sysctl.js';
+import type { TcpSettings } from './settings.js';
+import { availableCongestionControl } from './cc/index.js';
+
+const INT_MAX = 2 ** 31 - 1;
+
+export function registerTcpSysctls(k: Sysctl, s: TcpSettings): void {
+  const mem = (name: string, key: 'rmem' | 'wmem'): void =>
+    k.registerVector(name, {
+      count: 3,
+      get: () => [...s[key]],
+      set: (v) => {
+        s[key] = [v[0], v[1], v[2]];
+      },
+      min: 1,
+      max: INT_MAX,
+    });
+  mem('net.ipv4.tcp_rmem', 'rmem');
+  mem('net.ipv4.tcp_wmem', 'wmem');
+  k.field('net.core.rmem_max', s, 'rmemMax', 0, INT_MAX);
+  k.flag('net.ipv4.tcp_moderate_rcvbuf', s, 'moderateRcvbuf');
+  k.flag('net.ipv4.tcp_timestamps', s, 'timestamps');
+  k.flag('net.ipv4.tcp_window_scaling', s, 'windowScaling');
+  k.flag('net.ipv4.tcp_sack', s, 'sack');
+  k.flag('net.ipv4.tcp_dsack', s, 'dsack');
+  // Linux's ranges (net/ipv4/sysctl_net_ipv4.c): syn retries 1..127, linear timeouts 0..MAX_TCP_SYNCNT.
+  k.field('net.ipv4.tcp_syn_retries', s, 'synRetries', 1, 127);
+  k.field('net.ipv4.tcp_syn_linear_timeouts', s, 'synLinearTimeouts', 0, 127);
+  k.field('net.ipv4.tcp_synack_retries', s, 'synackRetries', 0, 255);
+  k.field('net.ipv4.tcp_retries1', s, 'retries1', 0, 255);
+  k.field('net.ipv4.tcp_retries2', s, 'retries2', 0, 255);
+  k.field('net.ipv4.tcp_orphan_retries', s, 'orphanRetries', 0, 255);
+  k.field('net.ipv4.tcp_rto_min_us', s, 'rtoMinUs', 1, INT_MAX);
+  k.field('net.ipv4.tcp_fin_timeout', s, 'finTimeout', 1, INT_MAX);
+  k.field('net.ipv4.tcp_max_tw_buckets', s, 'maxTwBuckets', 0, INT_MAX);
+  k.field('net.ipv4.tcp_keepalive_time', s, 'keepaliveTime', 1, 32767);
+  k.field('net.ipv4.tcp_keepalive_intvl', s, 'keepaliveIntvl', 1, 32767);
+  k.field('net.ipv4.tcp_keepalive_probes', s, 'keepaliveProbes', 1, 127);
+  k.field('net.ipv4.tcp_syncookies', s, 'syncookies', 0, 2);
+  k.field('net.ipv4.tcp_max_syn_backlog', s, 'maxSynBacklog', 0, INT_MAX);
+  k.field('net.core.somaxconn', s, 'somaxconn', 0, INT_MAX);
+  k.flag('net.ipv4.tcp_slow_start_after_idle', s, 'slowStartAfterIdle');
+  k.field('net.ipv4.tcp_invalid_ratelimit', s, 'invalidRatelimit', 0, INT_MAX);
+  k.field('net.ipv4.tcp_challenge_ack_limit', s, 'challengeAckLimit', 0, INT_MAX);
+  k.flag('net.ipv4.tcp_stdurg', s, 'stdurg');
+  k.flag('net.ipv4.tcp_abort_on_overflow', s, 'abortOnOverflow');
+  k.flag('net.ipv4.tcp_rfc1337', s, 'rfc1337');
+  k.field('net.ipv4.tcp_reordering', s, 'reordering', 1, INT_MAX);
+  k.registerText('net.ipv4.tcp_congestion_control', {
+    get: () => s.congestionControl,
+    set: (v) => {
+      if (!availableCongestionControl().includes(v)) return 'No such file or directory';
+      s.congestionControl = v;
+      return null;
+    },
+  });
+  k.registerText('net.ipv4.tcp_available_congestion_control', {
+    get: () => availableCongestionControl().join(' '),
+    set: () => 'Permission denied',
+    readOnly: true,
+  });
+  k.registerText('net.ipv4.tcp_allowed_congestion_control', {
+    get: () => availableCongestionControl().join(' '),
+    set: () => 'Permission denied',
+    readOnly: true,
+  });
+}

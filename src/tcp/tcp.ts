@@ -1,0 +1,570 @@
+/**
+ * TCP over IPv4 (RFC 9293): segment input and demultiplexing (connections by
+ * their 4-tuple, listeners by address and port), segment output, RSTs for
+ * segments to nothing (§3.10.7.1), ISNs (RFC 6528), ICMP errors (RFC 5927),
+ * ports, and the sockets' entry points.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Packet, type PacketPool } from '../packet/packet.js';
+import type { Ipv4 } from '../ip/ipv4.js';
+import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
+import type { Mib } from '../mib.js';
+import type { Time, Timer } from '../time/timers.js';
+import { LocalPortRange } from '../ip/port-range.js';
+import { unreachErrno, type Errno } from '../errors.js';
+import { getU16, getU32 } from '../wire/bytes.js';
+import { ICMP_DEST_UNREACH, ICMP_PARAM_PROBLEM, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
+import {
+  TCP_ACK,
+  TCP_FIN,
+  TCP_HEADER_LEN,
+  TCP_PSH,
+  TCP_RST,
+  TCP_SYN,
+  TcpView,
+  emitTcpOptions,
+  fillTcpChecksum,
+  parseTcpOptions,
+  verifyTcpChecksum,
+  type TcpOptionsSpec,
+} from '../wire/tcp.js';
+import { TcpConnection, Segment } from './connection.js';
+import type { TcpHost } from './host.js';
+import { TcpSettings } from './settings.js';
+import { TcpState } from './state.js';
+import { seqAdd, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+import { createCongestionControl } from './cc/index.js';
+import { TcpListener } from './listen.js';
+import { TcpSocket, type TcpConnectOptions } from './socket.js';
+import { TcpServer, type TcpServerOptions } from './server.js';
+
+export const IPPROTO_TCP = 6;
+
+/** Hooks into the stack's receive batches, so output waits for the batch's end. */
+export interface BatchControl {
+  begin(): void;
+  end(): void;
+  readonly active: boolean;
+}
+
+function tupleHash(laddr: number, lport: number, raddr: number, rport: number): number {
+  let h = Math.imul(raddr ^ 0x5bd1e995, 0x9e3779b1);
+  h ^= Math.imul((rport << 16) | lport, 0x85ebca6b);
+  h ^= Math.imul(laddr, 0xc2b2ae35);
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+export class Tcp implements TcpHost {
+  readonly settings = new TcpSettings();
+  /** Connections by 4-tuple hash, chained through hashNext. */
+  private readonly table = new Map<number, TcpConnection>();
+  /** Listeners by port. */
+  private readonly listeners = new Map<number, TcpListener[]>();
+  /** Local ports held by connections (count per port). */
+  private readonly portUse = new Map<number, number>();
+  private readonly deferredList: TcpConnection[] = [];
+  private readonly flushTimer: Timer;
+  /** Every connection not yet closed, for listings (ss). */
+  readonly connections = new Set<TcpConnection>();
+  timeWaitCount = 0;
+  private readonly view = new TcpView(new Uint8Array(0), 0, 0);
+  private readonly seg = new Segment();
+  private readonly isnSecret = randomBytes(16);
+  private readonly tsSecret = randomBytes(16);
+  private readonly spec: TcpOptionsSpec & { ts: { val: number; ecr: number } | null } = { ts: null };
+  private readonly tsSpec = { val: 0, ecr: 0 };
+  private readonly sackOut = new Uint32Array(8);
+
+  constructor(
+    private readonly ip: Ipv4,
+    private readonly icmp: Icmp,
+    readonly mib: Mib,
+    readonly time: Time,
+    private readonly random: () => number,
+    readonly portRange: LocalPortRange,
+    private readonly pool: PacketPool,
+    readonly batch: BatchControl,
+  ) {
+    ip.register(IPPROTO_TCP, (pkt, src, dst) => this.input(pkt, src, dst));
+    icmp.onError((e) => this.icmpError(e));
+    this.flushTimer = time.timer(() => this.flushDeferred());
+  }
+
+  // =====================================================================
+  // Tables
+  // =====================================================================
+
+  lookup(laddr: number, lport: number, raddr: number, rport: number): TcpConnection | null {
+    let c = this.table.get(tupleHash(laddr, lport, raddr, rport)) ?? null;
+    while (c !== null) {
+      if (c.remotePort === rport && c.localPort === lport && c.remoteAddr === raddr && c.localAddr === laddr) return c;
+      c = c.hashNext;
+    }
+    return null;
+  }
+
+  hash(c: TcpConnection): void {
+    const h = tupleHash(c.localAddr, c.localPort, c.remoteAddr, c.remotePort);
+    c.hashNext = this.table.get(h) ?? null;
+    this.table.set(h, c);
+    c.hashed = true;
+    this.portUse.set(c.localPort, (this.portUse.get(c.localPort) ?? 0) + 1);
+    this.connections.add(c);
+  }
+
+  unhash(c: TcpConnection, wasTimeWait: boolean): void {
+    if (wasTimeWait) this.timeWaitCount--;
+    this.connections.delete(c);
+    if (!c.hashed) return;
+    c.hashed = false;
+    const h = tupleHash(c.localAddr, c.localPort, c.remoteAddr, c.remotePort);
+    let p = this.table.get(h) ?? null;
+    if (p === c) {
+      if (c.hashNext === null) this.table.delete(h);
+      else this.table.set(h, c.hashNext);
+    } else {
+      while (p !== null && p.hashNext !== c) p = p.hashNext;
+      if (p !== null) p.hashNext = c.hashNext;
+    }
+    c.hashNext = null;
+    const n = (this.portUse.get(c.localPort) ?? 1) - 1;
+    if (n <= 0) this.portUse.delete(c.localPort);
+    else this.portUse.set(c.localPort, n);
+  }
+
+  enterTimeWait(c: TcpConnection): boolean {
+    void c;
+    if (this.timeWaitCount >= this.settings.maxTwBuckets) {
+      this.mib.TcpExtTCPTimeWaitOverflow++;
+      return false;
+    }
+    this.timeWaitCount++;
+    return true;
+  }
+
+  /** The listener for a segment to addr:port: one bound to the address beats one bound to any. */
+  findListener(addr: number, port: number): TcpListener | null {
+    const list = this.listeners.get(port);
+    if (list === undefined) return null;
+    let any: TcpListener | null = null;
+    for (let i = 0; i < list.length; i++) {
+      const l = list[i];
+      if (l.addr === addr) return l;
+      if (l.addr === 0) any = l;
+    }
+    return any;
+  }
+
+  listenerList(): TcpListener[] {
+    const r: TcpListener[] = [];
+    for (const l of this.listeners.values()) r.push(...l);
+    return r;
+  }
+
+  /**
+   * Linux inet_csk_get_port with SO_REUSEADDR (Node always sets it for servers):
+   * a port is taken by another listener on an overlapping address.
+   */
+  listenError(addr: number, port: number): Errno | null {
+    if (addr !== 0 && !this.ip.isLocal(addr)) return 'EADDRNOTAVAIL';
+    if (port === 0) return null;
+    const list = this.listeners.get(port);
+    if (list !== undefined) for (const l of list) if (l.addr === 0 || addr === 0 || l.addr === addr) return 'EADDRINUSE';
+    return null;
+  }
+
+  addListener(l: TcpListener): Errno | null {
+    const err = this.listenError(l.addr, l.port);
+    if (err !== null) return err;
+    if (l.port === 0) {
+      const p = this.portRange.pick(this.random, (x) => this.listeners.has(x) || this.portUse.has(x));
+      if (p < 0) return 'EADDRINUSE';
+      l.port = p;
+    }
+    const list = this.listeners.get(l.port);
+    if (list === undefined) this.listeners.set(l.port, [l]);
+    else list.push(l);
+    return null;
+  }
+
+  removeListener(l: TcpListener): void {
+    const list = this.listeners.get(l.port);
+    if (list === undefined) return;
+    const i = list.indexOf(l);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.listeners.delete(l.port);
+  }
+
+  // =====================================================================
+  // Connections
+  // =====================================================================
+
+  newConnection(): TcpConnection {
+    return new TcpConnection(this, createCongestionControl(this.settings.congestionControl));
+  }
+
+  /** TCP_CONGESTION: another module for one connection (before it is established). */
+  setCongestion(c: TcpConnection, name: string): void {
+    c.cc = createCongestionControl(name);
+  }
+
+  /** A net.Socket-shaped client: `connect(port, host)` or `connect({ port, host, ... })`. */
+  createConnection(options: TcpConnectOptions, listener?: () => void): TcpSocket;
+  createConnection(port: number, host?: string, listener?: () => void): TcpSocket;
+  createConnection(a: number | TcpConnectOptions, b?: string | (() => void), cb?: () => void): TcpSocket {
+    const s = new TcpSocket(this, typeof a === 'object' ? a : {});
+    if (typeof a === 'object') s.connect(a, typeof b === 'function' ? b : undefined);
+    else s.connect(a, typeof b === 'string' ? b : undefined, typeof b === 'function' ? b : cb);
+    return s;
+  }
+
+  connect(options: TcpConnectOptions, listener?: () => void): TcpSocket;
+  connect(port: number, host?: string, listener?: () => void): TcpSocket;
+  connect(a: number | TcpConnectOptions, b?: string | (() => void), cb?: () => void): TcpSocket {
+    return typeof a === 'object' ? this.createConnection(a, b as (() => void) | undefined) : this.createConnection(a, b as string | undefined, cb);
+  }
+
+  /** A net.Server-shaped server. */
+  createServer(options?: TcpServerOptions | ((s: TcpSocket) => void), listener?: (s: TcpSocket) => void): TcpServer {
+    if (typeof options === 'function') return new TcpServer(this, {}, options);
+    return new TcpServer(this, options ?? {}, listener);
+  }
+
+  /**
+   * connect(2): route, source address and an ephemeral port, then SYN.
+   * Returns the connection or the errno.
+   */
+  activeOpen(c: TcpConnection, raddr: number, rport: number, laddr = 0, lport = 0): Errno | null {
+    if (raddr === 0 || raddr === 0xffffffff || raddr >>> 28 >= 0xe || this.ip.isBroadcastAddr(raddr)) return 'ENETUNREACH';
+    let src = laddr;
+    if (src === 0) {
+      const local = this.ip.local.get(raddr);
+      if (local !== undefined) src = raddr;
+      else {
+        const r = this.ip.routes.lookup(raddr);
+        if (r === null) {
+          this.mib.IpOutNoRoutes++;
+          return 'ENETUNREACH';
+        }
+        src = r.src || r.dev.sourceFor(raddr);
+        if (src === 0) return 'EADDRNOTAVAIL';
+      }
+    } else if (!this.ip.isLocal(src)) return 'EADDRNOTAVAIL';
+    let port = lport;
+    if (port === 0) {
+      // Linux __inet_hash_connect: any port whose 4-tuple is free (listeners excluded here).
+      port = this.portRange.pick(this.random, (p) => this.listeners.has(p) || this.lookup(src, p, raddr, rport) !== null);
+      if (port < 0) return 'EADDRNOTAVAIL';
+    } else if (this.lookup(src, port, raddr, rport) !== null) return 'EADDRINUSE';
+    c.localAddr = src;
+    c.localPort = port;
+    c.remoteAddr = raddr;
+    c.remotePort = rport;
+    c.pmtu = this.pathMtu(raddr);
+    this.hash(c);
+    this.batch.begin();
+    try {
+      c.openActive();
+    } finally {
+      this.batch.end();
+    }
+    return null;
+  }
+
+  private pathMtu(raddr: number): number {
+    const local = this.ip.local.get(raddr);
+    if (local !== undefined) return Math.max(local.mtu, 1500);
+    const r = this.ip.routes.lookup(raddr);
+    return r !== null ? r.dev.mtu : 1500;
+  }
+
+  advMss(remote: number): number {
+    return this.pathMtu(remote) - 40;
+  }
+
+  isn(c: TcpConnection): number {
+    // RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs timer.
+    const h = createHash('sha256');
+    h.update(this.isnSecret);
+    const b = Buffer.allocUnsafe(12);
+    b.writeUInt32BE(c.localAddr, 0);
+    b.writeUInt32BE(c.remoteAddr, 4);
+    b.writeUInt16BE(c.localPort, 8);
+    b.writeUInt16BE(c.remotePort, 10);
+    h.update(b);
+    const f = h.digest().readUInt32BE(0);
+    const m = Math.floor((performance.timeOrigin + this.time.now()) * 250);
+    return (f + m) >>> 0;
+  }
+
+  tsOffset(c: TcpConnection): number {
+    // RFC 7323 §5.4 / RFC 9293: randomised per connection so timestamps reveal no uptime.
+    const h = createHash('sha256');
+    h.update(this.tsSecret);
+    const b = Buffer.allocUnsafe(8);
+    b.writeUInt32BE(c.localAddr, 0);
+    b.writeUInt32BE(c.remoteAddr, 4);
+    h.update(b);
+    return h.digest().readUInt32BE(0);
+  }
+
+  // =====================================================================
+  // Deferred work: output and ACKs at the end of a receive batch
+  // =====================================================================
+
+  defer(c: TcpConnection): void {
+    if (c.deferred) return;
+    c.deferred = true;
+    this.deferredList.push(c);
+    if (!this.batch.active && !this.flushTimer.armed) this.time.arm(this.flushTimer, 0);
+  }
+
+  /** Serves every deferred connection; the stack calls it at the end of each receive batch. */
+  flushDeferred(): void {
+    const list = this.deferredList;
+    if (list.length === 0) return;
+    const own = !this.batch.active;
+    if (own) this.batch.begin();
+    try {
+      for (let i = 0; i < list.length; i++) list[i].flushDeferred();
+      list.length = 0;
+    } finally {
+      if (own) this.batch.end();
+    }
+  }
+
+  /** Runs `fn` as one batch: the segments it sends leave together. */
+  batched(fn: () => void): void {
+    this.batch.begin();
+    try {
+      fn();
+    } finally {
+      this.batch.end();
+    }
+  }
+
+  // =====================================================================
+  // Input
+  // =====================================================================
+
+  private input(pkt: Packet, src: number, dst: number): void {
+    const mib = this.mib;
+    mib.TcpInSegs++;
+    const v = this.view.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
+    if (v.check() !== null) {
+      mib.TcpInErrs++;
+      return;
+    }
+    if (!verifyTcpChecksum(v, src, dst)) {
+      mib.TcpInCsumErrors++;
+      mib.TcpInErrs++;
+      return;
+    }
+    // RFC 9293 §3.9.1: TCP is unicast; segments to broadcast or multicast addresses are dropped.
+    if (!this.ip.isLocal(dst)) return;
+    const seg = this.seg;
+    seg.seq = v.seq;
+    seg.ack = v.ack;
+    seg.flags = v.flags;
+    seg.wnd = v.window;
+    seg.urg = v.urgent;
+    seg.buf = pkt.buf;
+    seg.dataOff = v.payloadOff;
+    seg.dataLen = v.payloadLen;
+    const hl = v.headerLen;
+    // Linux tcp_parse_options: a malformed option ends parsing; what came before it counts.
+    if (hl > TCP_HEADER_LEN) parseTcpOptions(pkt.buf, v.optionsOff, v.optionsLen, seg.opts);
+    else seg.opts.clear();
+    const sport = v.srcPort;
+    const dport = v.dstPort;
+    const f = seg.flags;
+    // SYN with FIN (or RST) is nonsense; Linux drops it (tcp_rcv_state_process / th->fin checks).
+    if (f & TCP_SYN && f & (TCP_FIN | TCP_RST)) {
+      mib.TcpInErrs++;
+      return;
+    }
+    const c = this.lookup(dst, dport, src, sport);
+    if (c !== null) {
+      if (c.state === TcpState.TIME_WAIT && f & TCP_SYN && !(f & TCP_ACK) && this.timeWaitReopen(c, seg)) {
+        // Linux tcp_timewait_state_process: a new SYN beyond the old connection ends TIME_WAIT.
+        c.finish(null);
+      } else {
+        c.input(seg);
+        return;
+      }
+    }
+    const l = this.findListener(dst, dport);
+    if (l !== null) {
+      l.input(seg, dst, dport, src, sport);
+      return;
+    }
+    this.closedInput(seg, dst, dport, src, sport);
+  }
+
+  private timeWaitReopen(c: TcpConnection, seg: Segment): boolean {
+    // RFC 6191: a SYN whose timestamp is newer, or (without timestamps) whose ISN lies above rcv_nxt.
+    if (c.tsOk && seg.opts.tsPresent) return seqGt(seg.opts.tsVal, c.tsRecent);
+    return seqGt(seg.seq, c.rcvNxt);
+  }
+
+  /** RFC 9293 §3.10.7.1: a segment to no connection draws a RST, unless it is one. */
+  closedInput(seg: Segment, laddr: number, lport: number, raddr: number, rport: number): void {
+    const f = seg.flags;
+    if (f & TCP_RST) return;
+    if (f & TCP_ACK) this.sendReset(laddr, lport, raddr, rport, seg.ack, 0, false);
+    else this.sendReset(laddr, lport, raddr, rport, 0, seqAdd(seg.seq, seg.len), true);
+  }
+
+  // =====================================================================
+  // Output
+  // =====================================================================
+
+  private xmit(pkt: Packet, src: number, dst: number): void {
+    this.mib.TcpOutSegs++;
+    // Linux's default IP_PMTUDISC_WANT: TCP segments carry DF (RFC 1191).
+    const err = this.ip.output(pkt, dst, IPPROTO_TCP, { src, dontFrag: true });
+    void err;
+  }
+
+  /** Builds the header into pkt at pkt.start and checksums header + data. */
+  private finish(pkt: Packet, c: { localAddr: number; remoteAddr: number }, sport: number, dport: number, seq: number, ack: number, flags: number, wnd: number, optLen: number): void {
+    const v = this.view.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
+    v.srcPort = sport;
+    v.dstPort = dport;
+    v.seq = seq >>> 0;
+    v.ack = ack >>> 0;
+    v.headerLen = TCP_HEADER_LEN + optLen;
+    v.flags = flags;
+    v.window = wnd;
+    v.urgent = 0;
+    fillTcpChecksum(v, c.localAddr, c.remoteAddr);
+  }
+
+  sendSyn(c: TcpConnection, synAck: boolean): void {
+    const s = this.settings;
+    const now = this.time.now();
+    const spec = this.spec;
+    spec.mss = c.advMss;
+    // In the SYN-ACK only what the SYN offered (RFC 7323 §1.3, RFC 2018 §2).
+    spec.sackPermitted = synAck ? c.sackOk : s.sack;
+    const ts = synAck ? c.tsOk : s.timestamps;
+    if (ts) {
+      this.tsSpec.val = c.tsNow(now);
+      this.tsSpec.ecr = synAck ? c.tsRecent : 0;
+      spec.ts = this.tsSpec;
+    } else spec.ts = null;
+    spec.wscale = (synAck ? c.wscaleOk : s.windowScaling) ? c.rcvWscale : -1;
+    spec.sack = undefined;
+    spec.sackCount = 0;
+    const pkt = this.pool.alloc(TCP_HEADER_LEN + 40);
+    const optLen = emitTcpOptions(spec, pkt.buf, pkt.start + TCP_HEADER_LEN);
+    pkt.end = pkt.start + TCP_HEADER_LEN + optLen;
+    // RFC 7323 §2.2: a SYN's window is not scaled; Linux offers the buffer rounded down to whole segments.
+    const effMss = c.advMss - (synAck && c.tsOk ? 12 : 0);
+    let wnd = Math.min(0xffff, c.rcvBufSize);
+    if (wnd > effMss) wnd -= wnd % effMss;
+    c.rcvAdvEdge = seqAdd(c.rcvNxt, wnd);
+    c.rcvWup = c.rcvNxt;
+    this.finish(pkt, c, c.localPort, c.remotePort, c.iss, synAck ? c.rcvNxt : 0, synAck ? TCP_SYN | TCP_ACK : TCP_SYN, wnd, optLen);
+    c.segmentSent(0);
+    if (synAck) c.ackSent();
+    this.xmit(pkt, c.localAddr, c.remoteAddr);
+  }
+
+  sendData(c: TcpConnection, seq: number, bufOff: number, len: number, fin: boolean, retrans: boolean): void {
+    void retrans;
+    const spec = this.spec;
+    spec.mss = 0;
+    spec.wscale = -1;
+    spec.sackPermitted = false;
+    if (c.tsOk) {
+      this.tsSpec.val = c.tsNow(this.time.now());
+      this.tsSpec.ecr = c.tsRecent;
+      spec.ts = this.tsSpec;
+    } else spec.ts = null;
+    let n = 0;
+    if (c.sackOk && (c.ooo.length > 0 || c.dsackPending)) n = c.sackBlocks(this.sackOut, c.tsOk ? 3 : 4);
+    spec.sack = this.sackOut;
+    spec.sackCount = n;
+    const optMax = 40;
+    const pkt = len + TCP_HEADER_LEN + optMax + 128 <= this.pool.bufferSize ? this.pool.alloc(TCP_HEADER_LEN + optMax + len) : Packet.alloc(TCP_HEADER_LEN + optMax + len);
+    const optLen = emitTcpOptions(spec, pkt.buf, pkt.start + TCP_HEADER_LEN);
+    const hl = TCP_HEADER_LEN + optLen;
+    if (len > 0) c.sendBuf.copyOut(bufOff, len, pkt.buf, pkt.start + hl);
+    pkt.end = pkt.start + hl + len;
+    let flags = TCP_ACK;
+    // PSH on the segment that empties what the application gave (RFC 9293 §3.9.1.2).
+    if (len > 0 && bufOff + len === c.sendBuf.length) flags |= TCP_PSH;
+    if (fin) flags |= TCP_FIN;
+    const wnd = c.selectWindow();
+    this.finish(pkt, c, c.localPort, c.remotePort, seq, c.rcvNxt, flags, wnd, optLen);
+    c.ackSent();
+    c.segmentSent(len);
+    if (len > 0 && !retrans) this.mib.TcpExtTCPOrigDataSent++;
+    this.xmit(pkt, c.localAddr, c.remoteAddr);
+  }
+
+  sendProbe(c: TcpConnection): void {
+    const spec = this.spec;
+    spec.mss = 0;
+    spec.wscale = -1;
+    spec.sackPermitted = false;
+    spec.sackCount = 0;
+    if (c.tsOk) {
+      this.tsSpec.val = c.tsNow(this.time.now());
+      this.tsSpec.ecr = c.tsRecent;
+      spec.ts = this.tsSpec;
+    } else spec.ts = null;
+    const pkt = this.pool.alloc(TCP_HEADER_LEN + 40);
+    const optLen = emitTcpOptions(spec, pkt.buf, pkt.start + TCP_HEADER_LEN);
+    pkt.end = pkt.start + TCP_HEADER_LEN + optLen;
+    const wnd = c.selectWindow();
+    this.finish(pkt, c, c.localPort, c.remotePort, seqAdd(c.sndUna, -1), c.rcvNxt, TCP_ACK, wnd, optLen);
+    c.segmentSent(0);
+    this.xmit(pkt, c.localAddr, c.remoteAddr);
+  }
+
+  sendReset(laddr: number, lport: number, raddr: number, rport: number, seq: number, ack: number, withAck: boolean): void {
+    const pkt = this.pool.alloc(TCP_HEADER_LEN);
+    this.mib.TcpOutRsts++;
+    this.finish(pkt, { localAddr: laddr, remoteAddr: raddr }, lport, rport, seq, withAck ? ack : 0, withAck ? TCP_RST | TCP_ACK : TCP_RST, 0, 0);
+    this.xmit(pkt, laddr, raddr);
+  }
+
+  // =====================================================================
+  // ICMP errors (RFC 5927, RFC 1122 §4.2.3.9, RFC 1191)
+  // =====================================================================
+
+  private icmpError(e: IcmpErrorInfo): void {
+    if (e.origProto !== IPPROTO_TCP || e.origPayload.length < 8) return;
+    const p = e.origPayload;
+    const sport = getU16(p, 0);
+    const dport = getU16(p, 2);
+    const seq = getU32(p, 4);
+    const c = this.lookup(e.origSrc, sport, e.origDst, dport);
+    if (c === null) return;
+    // RFC 5927 §4.1: the quoted sequence number must be one we have sent and not had acknowledged.
+    if (c.state !== TcpState.SYN_SENT && (seqLt(seq, c.sndUna) || seqGe(seq, seqAdd(c.sndMax, 1)))) return;
+    if (c.state === TcpState.SYN_SENT && !seqLe(seq, c.sndMax)) return;
+    if (e.type === ICMP_DEST_UNREACH) {
+      if (e.code === 4) {
+        // RFC 1191: fragmentation needed: a smaller path MTU.
+        if (e.mtu > 0) this.batched(() => c.pmtuChanged(e.mtu));
+        return;
+      }
+      c.icmpError(unreachErrno(e.code), true);
+    } else if (e.type === ICMP_TIME_EXCEEDED) c.icmpError('EHOSTUNREACH', false);
+    else if (e.type === ICMP_PARAM_PROBLEM) c.icmpError('EPROTO', false);
+  }
+
+  /** For ss: true when `c` holds a port. */
+  portInUse(port: number): boolean {
+    return this.portUse.has(port) || this.listeners.has(port);
+  }
+
+  /** The closing of everything (stack shutdown). */
+  closeAll(): void {
+    for (const c of [...this.connections]) c.finish(null);
+    for (const l of this.listenerList()) l.close();
+  }
+}
