@@ -1,0 +1,33 @@
+/**
+ * The congestion control modules by name, as net.ipv4.tcp_congestion_control
+ * and net.ipv4.tcp_available_congestion_control name them. Each connection
+ * gets an instance of its own.
+ */
+import { Cubic } from './cubic.js';
+import { Reno } from './reno.js';
+import type { CongestionControl } from './types.js';
+
+export type { CaEvent, CaState, CcState, CongestionControl } from './types.js';
+
+/** Asking for a module that does not exist (Linux answers ENOENT). */
+export class CongestionControlError extends Error {
+  readonly code = 'ENOENT';
+}
+
+// Registration order, which is the order Linux lists them in: reno is built in, cubic follows.
+const NAMES = ['reno', 'cubic'] as const;
+
+export function createCongestionControl(name: string): CongestionControl {
+  switch (name) {
+    case 'reno':
+      return new Reno();
+    case 'cubic':
+      return new Cubic();
+    default:
+      throw new CongestionControlError(`unknown congestion control "${name}" (available: ${NAMES.join(', ')})`);
+  }
+}
+
+export function availableCongestionControl(): string[] {
+  return [...NAMES];
+}
