@@ -1,0 +1,268 @@
+/**
+ * Node's own http, https and tls modules over the stack's TCP sockets,
+ * unchanged: the servers are fed the stack server's 'connection' events and the
+ * clients get their sockets from `createConnection`.
+ *
+ * Two Stacks over the sim link in virtual time. Node's modules arm only a few
+ * timers of their own (the http server's connection check every 30 s of real
+ * time, nothing a test of a few hundred milliseconds meets); the timeouts they
+ * set on sockets (keepAliveTimeout, headersTimeout's socket.setTimeout) run on
+ * the stack's clock, so they follow virtual time like TCP's own timers. TLS
+ * does its crypto synchronously. `drive` therefore advances virtual time a
+ * millisecond at a time and lets Node's callbacks run between steps, until
+ * the exchange is over.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import type { Duplex } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simPair, type SimPair } from '../helpers/sim.js';
+import { pattern, runFor, sha256 } from '../helpers/tcp-sim.js';
+import type { TcpSocket } from '../../src/tcp/socket.js';
+import type { TcpServer } from '../../src/tcp/server.js';
+
+const PORT = 8080;
+const SERVER = '10.0.0.2';
+
+/** Runs virtual time until `p` settles (or `ms` of virtual time pass). */
+async function drive<T>(pair: SimPair, p: Promise<T>, ms = 60_000): Promise<T> {
+  let settled = false;
+  p.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await runFor(pair.time, ms, { until: () => settled });
+  if (!settled) throw new Error(`not done after ${ms} ms of virtual time`);
+  return p;
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  reused: boolean;
+  socket: Duplex;
+}
+
+function request(opts: http.RequestOptions, body: Buffer | null, mod: typeof http | typeof https = http): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = mod.request(opts, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts), reused: req.reusedSocket, socket: req.socket! }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body ?? undefined);
+  });
+}
+
+/** Answers with the method, the path, the body's length and its SHA-256; `/big` sends 1 MB back. */
+function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const parts: Buffer[] = [];
+  req.on('data', (d: Buffer) => parts.push(d));
+  req.on('end', () => {
+    const body = Buffer.concat(parts);
+    if (req.url === '/big') {
+      res.setHeader('content-type', 'application/octet-stream');
+      res.end(pattern(1 << 20, 9));
+      return;
+    }
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ method: req.method, url: req.url, length: body.length, sha: sha256(body), remote: req.socket.remoteAddress }));
+  });
+}
+
+/** Feeds the stack server's connections to a Node server, counting them. */
+function feed(tcpServer: TcpServer, nodeServer: http.Server | https.Server): { connections: number } {
+  const count = { connections: 0 };
+  tcpServer.on('connection', (s: TcpSocket) => {
+    count.connections++;
+    nodeServer.emit('connection', s);
+  });
+  return count;
+}
+
+describe('node:http over the stack', () => {
+  let pair: SimPair;
+  let count: { connections: number };
+  let tcpServer: TcpServer;
+  let httpServer: http.Server;
+
+  beforeAll(() => {
+    pair = simPair();
+    httpServer = http.createServer(handler);
+    tcpServer = pair.b.tcp.createServer();
+    count = feed(tcpServer, httpServer);
+    tcpServer.listen(PORT);
+  });
+  afterAll(() => {
+    tcpServer.close();
+    httpServer.close();
+  });
+
+  const connect = (): Duplex => pair.a.tcp.connect(PORT, SERVER);
+
+  it('GET', async () => {
+    const r = await drive(pair, request({ host: SERVER, port: PORT, path: '/hello?x=1', createConnection: connect }, null));
+    expect(r.status).toBe(200);
+    const j = JSON.parse(r.body.toString()) as Record<string, unknown>;
+    expect(j).toMatchObject({ method: 'GET', url: '/hello?x=1', length: 0, remote: '10.0.0.1' });
+  });
+
+  it('POST of 1 MB, and 1 MB back', async () => {
+    const body = pattern(1 << 20, 5);
+    const r = await drive(
+      pair,
+      request({ host: SERVER, port: PORT, method: 'POST', path: '/upload', headers: { 'content-type': 'application/octet-stream' }, createConnection: connect }, body),
+    );
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body.toString())).toMatchObject({ method: 'POST', length: 1 << 20, sha: sha256(body) });
+    const big = await drive(pair, request({ host: SERVER, port: PORT, path: '/big', createConnection: connect }, null));
+    expect(big.body.length).toBe(1 << 20);
+    expect(sha256(big.body)).toBe(sha256(pattern(1 << 20, 9)));
+  });
+
+  it('keep-alive: several requests (GET and 1 MB POSTs) on one connection through an http.Agent', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    // The Agent makes its sockets with createConnection: the stack's, here.
+    agent.createConnection = (() => connect()) as typeof agent.createConnection;
+    const before = count.connections;
+    const sockets = new Set<Duplex>();
+    const body = pattern(1 << 20, 6);
+    for (let i = 0; i < 6; i++) {
+      const post = i % 2 === 1;
+      const r = await drive(
+        pair,
+        request({ host: SERVER, port: PORT, path: `/k${i}`, method: post ? 'POST' : 'GET', agent }, post ? body : null),
+      );
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.body.toString())).toMatchObject({ url: `/k${i}`, length: post ? body.length : 0 });
+      expect(r.headers.connection).toBe('keep-alive');
+      expect(r.reused).toBe(i > 0);
+      sockets.add(r.socket);
+    }
+    expect(sockets.size).toBe(1);
+    expect(count.connections - before).toBe(1);
+    agent.destroy();
+    await runFor(pair.time, 100);
+  });
+
+  it('a request to a port nobody listens on fails with ECONNREFUSED', async () => {
+    const r = request({ host: SERVER, port: 8081, path: '/', createConnection: () => pair.a.tcp.connect(8081, SERVER) }, null);
+    await expect(drive(pair, r)).rejects.toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect', address: SERVER, port: 8081 });
+  });
+
+  it('pipelined requests on one raw socket are answered in order', async () => {
+    const s = connect();
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    const ended = new Promise<void>((r) => s.on('end', () => r()));
+    s.write(`GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\nGET /p3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    await drive(pair, ended);
+    const text = Buffer.concat(got).toString();
+    const urls = [...text.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1]);
+    expect(urls).toEqual(['/p1', '/p2', '/p3']);
+    expect(text.match(/HTTP\/1\.1 200 OK/g)).toHaveLength(3);
+    s.destroy();
+  });
+
+  it('the server keepAliveTimeout closes an idle connection (a socket timeout on the stack clock)', async () => {
+    httpServer.keepAliveTimeout = 2000;
+    const s = connect();
+    const closed = new Promise<void>((r) => s.on('close', () => r()));
+    s.on('data', () => {});
+    s.write('GET /idle HTTP/1.1\r\nHost: x\r\n\r\n');
+    const t0 = pair.time.now();
+    await drive(pair, closed, 10_000);
+    const t = pair.time.now() - t0;
+    // Node's server arms the socket with keepAliveTimeout plus a second of grace (Node 20.20: 3000 here).
+    expect(t).toBeGreaterThanOrEqual(2000);
+    expect(t).toBeLessThanOrEqual(3100);
+  });
+});
+
+describe('node:https and node:tls over the stack', () => {
+  let pair: SimPair;
+  let dir: string;
+  let key: Buffer;
+  let cert: Buffer;
+  let tcpServer: TcpServer;
+  let httpsServer: https.Server;
+  let count: { connections: number };
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-tls-'));
+    // A self-signed certificate; node:crypto makes keys but not certificates.
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=test', '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')],
+      { stdio: 'ignore' },
+    );
+    key = fs.readFileSync(path.join(dir, 'key.pem'));
+    cert = fs.readFileSync(path.join(dir, 'cert.pem'));
+    pair = simPair();
+    httpsServer = https.createServer({ key, cert }, handler);
+    tcpServer = pair.b.tcp.createServer();
+    count = feed(tcpServer, httpsServer);
+    tcpServer.listen(443);
+  });
+  afterAll(() => {
+    tcpServer?.close();
+    httpsServer?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const tlsConnect = (): tls.TLSSocket => tls.connect({ socket: pair.a.tcp.connect(443, SERVER), rejectUnauthorized: false, servername: 'test' });
+
+  it('tls.connect over a stack socket: handshake, the certificate, and HTTP/1.1 by hand', async () => {
+    const t = tlsConnect();
+    const got: Buffer[] = [];
+    const secure = new Promise<void>((r) => t.on('secureConnect', () => r()));
+    await drive(pair, secure);
+    expect(t.authorized).toBe(false); // self-signed
+    expect(t.getPeerCertificate().subject.CN).toBe('test');
+    expect(t.getProtocol()).toMatch(/^TLSv1\.[23]$/);
+    t.on('data', (d: Buffer) => got.push(d));
+    const ended = new Promise<void>((r) => t.on('end', () => r()));
+    t.write('GET /tls HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n');
+    await drive(pair, ended);
+    const text = Buffer.concat(got).toString();
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(text).toContain('"url":"/tls"');
+    t.destroy();
+  });
+
+  it('https.request: GET and a 1 MB POST', async () => {
+    const r = await drive(pair, request({ host: SERVER, port: 443, path: '/s', createConnection: tlsConnect }, null, https));
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body.toString())).toMatchObject({ method: 'GET', url: '/s', length: 0 });
+    const body = pattern(1 << 20, 7);
+    const p = await drive(pair, request({ host: SERVER, port: 443, method: 'POST', path: '/up', createConnection: tlsConnect }, body, https));
+    expect(JSON.parse(p.body.toString())).toMatchObject({ method: 'POST', length: 1 << 20, sha: sha256(body) });
+    const big = await drive(pair, request({ host: SERVER, port: 443, path: '/big', createConnection: tlsConnect }, null, https));
+    expect(sha256(big.body)).toBe(sha256(pattern(1 << 20, 9)));
+  });
+
+  it('https keep-alive: several requests on one TLS connection', async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    agent.createConnection = (() => tlsConnect()) as typeof agent.createConnection;
+    const before = count.connections;
+    const body = pattern(200_000, 8);
+    for (let i = 0; i < 5; i++) {
+      const r = await drive(pair, request({ host: SERVER, port: 443, path: `/t${i}`, method: 'POST', agent }, body, https));
+      expect(JSON.parse(r.body.toString())).toMatchObject({ url: `/t${i}`, sha: sha256(body) });
+      expect(r.reused).toBe(i > 0);
+    }
+    expect(count.connections - before).toBe(1);
+    agent.destroy();
+    await runFor(pair.time, 100);
+  });
+});
