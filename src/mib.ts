@@ -81,6 +81,7 @@ export const MIB_NAMES = [
   'TcpExtListenOverflows',
   'TcpExtListenDrops',
   'TcpExtTCPRenoRecovery',
+  'TcpExtTCPSackRecovery',
   'TcpExtTCPTimeouts',
   'TcpExtTCPDSACKOldSent',
   'TcpExtTCPDSACKOfoSent',

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Device } from './link/device.js';
 import { Interface, type InterfaceHost, type InterfaceOptions } from './link/interface.js';
 import { Packet, PacketPool } from './packet/packet.js';
@@ -86,7 +87,7 @@ export class Stack implements InterfaceHost {
       get active() {
         return stack.batchDepth > 0;
       },
-    });
+    }, (n) => (opts.seed !== undefined ? this.seededBytes(n) : new Uint8Array(randomBytes(n))));
     this.services = new Services(this.udp, this.tcp);
     this.registerSysctls();
   }
@@ -120,6 +121,13 @@ export class Stack implements InterfaceHost {
 
   random(): number {
     return this.rng.next();
+  }
+
+  /** Bytes from the seeded generator: keys that must repeat from run to run in tests. */
+  private seededBytes(n: number): Uint8Array {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = Math.floor(this.rng.next() * 256);
+    return b;
   }
 
   // ---- InterfaceHost ----

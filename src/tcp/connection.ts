@@ -9,6 +9,7 @@
 import type { Timer } from '../time/timers.js';
 import type { CcState, CongestionControl } from './cc/types.js';
 import { SendBuffer } from './send-buffer.js';
+import { SackScoreboard } from './recovery/sack.js';
 import { RttEstimator, RTO_INITIAL_US, RTO_MAX_US } from './rtt.js';
 import { TcpState, synchronized } from './state.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
@@ -170,6 +171,10 @@ export class TcpConnection implements CcState {
   /** After an RTO, until everything sent before it is acknowledged (Linux CA_Loss). */
   inLoss = false;
   priorCwnd = 0;
+  /** What the peer has SACKed (RFC 6675), and how far holes have been resent this episode (offset from snd_una). */
+  readonly sb = new SackScoreboard();
+  rexmitOff = 0;
+  private readonly hole = new Int32Array(2);
   lastSendMs = 0;
   lastRecvMs = 0;
   lastAckRecvMs = 0;
@@ -555,10 +560,14 @@ export class TcpConnection implements CcState {
     const wndRaw = seg.wnd << this.sndWscale;
     if (seqGt(ack, this.sndUna)) {
       this.ackAdvance(seg, ack, now);
+      if (this.sackOk && seg.opts.sackCount > 0) this.sb.update(seg.opts.sack, seg.opts.sackCount, this.sndUna, this.sndMax);
+      this.detectLoss();
     } else if (ack === this.sndUna) {
-      // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, the same window, with data outstanding.
-      if (seg.dataLen === 0 && !(f & (TCP_SYN | TCP_FIN)) && wndRaw === this.sndWnd && this.sndMax !== this.sndUna) {
-        this.dupAck(seg);
+      const newlySacked = this.sackOk && seg.opts.sackCount > 0 ? this.sb.update(seg.opts.sack, seg.opts.sackCount, this.sndUna, this.sndMax) : 0;
+      // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, the same window, with data
+      // outstanding; RFC 6675 §2 counts one that brings new SACK information too.
+      if (this.sndMax !== this.sndUna && ((seg.dataLen === 0 && !(f & (TCP_SYN | TCP_FIN)) && wndRaw === this.sndWnd) || newlySacked > 0)) {
+        this.dupAck();
       }
     }
     // RFC 9293 §3.10.7.4: the send window is updated from the newest segment.
@@ -611,6 +620,8 @@ export class TcpConnection implements CcState {
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     this.dupAcks = 0;
+    this.sb.advance(acked);
+    this.rexmitOff = this.rexmitOff > acked ? this.rexmitOff - acked : 0;
 
     // RTT: RFC 7323 §4.1 from the echoed timestamp, else Karn's timed segment (RFC 6298 §3).
     let rttUs = -1;
@@ -636,11 +647,13 @@ export class TcpConnection implements CcState {
 
     if (this.inRecovery) {
       if (seqGe(ack, this.recover)) {
-        // RFC 6582 §3.2 step 3: full acknowledgment ends recovery; the window deflates to ssthresh.
+        // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery; cwnd is ssthresh.
         this.inRecovery = false;
-        this.cwnd = Math.max(2, Math.min(this.ssthresh, this.packetsOut + 1));
+        this.cwnd = this.sackOk ? Math.max(2, this.ssthresh) : Math.max(2, Math.min(this.ssthresh, this.packetsOut + 1));
         this.cwndCnt = 0;
         this.cc.setState(this, 'open');
+      } else if (this.sackOk) {
+        // RFC 6675: holes are resent from the scoreboard as pipe allows; cwnd stays.
       } else {
         // RFC 6582 §3.2 step 4: a partial ACK: resend the next hole, deflate by what was acknowledged.
         this.retransmitHead();
@@ -670,20 +683,29 @@ export class TcpConnection implements CcState {
   }
 
   /** RFC 5681 §3.2 with RFC 6582: the third duplicate ACK starts fast retransmit. */
-  private dupAck(seg: Segment): void {
+  private dupAck(): void {
     this.dupAcks++;
-    const thresh = this.host.settings.reordering;
     if (this.inRecovery) {
-      // RFC 6582 §3.2 step 3 of RFC 5681: each further duplicate inflates the window.
-      this.cwnd++;
+      // RFC 5681 §3.2 step 4 (NewReno): each further duplicate inflates the window.
+      if (!this.sackOk) this.cwnd++;
       return;
     }
-    if (this.dupAcks === thresh && !this.inLoss) {
-      // RFC 6582 §3.2 step 2: only if the ACK covers more than `recover`.
-      if (seqLe(this.sndUna, this.recover) && this.recover !== this.iss && this.totalRetrans > 0 && seqGt(this.recover, this.sndUna)) return;
-      this.enterRecovery();
-    }
-    void seg;
+    this.detectLoss();
+  }
+
+  /**
+   * Fast retransmit starts at the third duplicate ACK (RFC 5681 §3.2) or, with
+   * SACK, once more than (DupThresh - 1) * SMSS bytes above snd_una are SACKed
+   * (RFC 6675 §4, IsLost(snd_una)).
+   */
+  private detectLoss(): void {
+    if (this.inRecovery || this.inLoss || this.sndUna === this.sndMax) return;
+    const thresh = this.host.settings.reordering;
+    const bySack = this.sackOk && this.sb.sacked > (thresh - 1) * this.mss;
+    if (this.dupAcks < thresh && !bySack) return;
+    // RFC 6582 §3.2 step 2: not again for losses of the window already recovered.
+    if (!this.sackOk && this.totalRetrans > 0 && seqLt(this.sndUna, this.recover)) return;
+    this.enterRecovery();
   }
 
   private enterRecovery(): void {
@@ -693,11 +715,82 @@ export class TcpConnection implements CcState {
     this.recover = this.sndMax;
     this.inRecovery = true;
     this.cc.setState(this, 'recovery');
+    this.cwndCnt = 0;
+    if (this.sackOk) {
+      // RFC 6675 §5 steps 4.2-4.4: cwnd = ssthresh; holes go out as pipe allows.
+      mib.TcpExtTCPSackRecovery++;
+      this.cwnd = Math.max(2, this.ssthresh);
+      this.rexmitOff = 0;
+      this.host.defer(this);
+      return;
+    }
     mib.TcpExtTCPRenoRecovery++;
     this.retransmitHead();
     // RFC 5681 §3.2 step 4: ssthresh plus the three segments that left the network.
     this.cwnd = this.ssthresh + 3;
-    this.cwndCnt = 0;
+  }
+
+  /**
+   * RFC 6675 §4 SetPipe: bytes believed in flight: what is outstanding and not
+   * SACKed, less what is deemed lost and not yet resent.
+   */
+  private pipe(lostLimit: number): number {
+    const outstanding = seqDiff(this.sndNxt, this.sndUna);
+    let p = outstanding - this.sb.sacked;
+    if (lostLimit > this.rexmitOff) p -= lostLimit - this.rexmitOff - this.sb.sackedIn(this.rexmitOff, lostLimit);
+    return p > 0 ? p : 0;
+  }
+
+  /** Up to where holes count as lost: below the highest SACK in recovery, everything after an RTO. */
+  private lostLimit(): number {
+    if (this.inLoss) return seqDiff(this.recover, this.sndUna);
+    return this.sb.highOff;
+  }
+
+  /**
+   * The payload a segment may carry now: the MSS less the SACK blocks that will
+   * ride on it (Linux tcp_current_mss), so header and options stay within the path MTU.
+   */
+  sendMss(): number {
+    if (!this.sackOk || (this.ooo.length === 0 && !this.dsackPending)) return this.mss;
+    const q = this.ooo;
+    let blocks = this.dsackPending ? 1 : 0;
+    for (let i = 0; i < q.length; i++) if (i === 0 || q[i - 1].off + q[i - 1].data.length !== q[i].off) blocks++;
+    const n = Math.min(blocks, this.tsOk ? 3 : 4);
+    return this.mss - (n > 0 ? 4 + 8 * n : 0);
+  }
+
+  /** RFC 6675 §5 NextSeg rule 1: resend lost holes while cwnd - pipe allows a segment. */
+  private retransmitHoles(): void {
+    const mss = this.sendMss();
+    const limit = this.lostLimit();
+    const hole = this.hole;
+    const dataLen = this.sendBuf.length;
+    let sent = false;
+    for (;;) {
+      if (this.pipe(limit) + mss > this.cwnd * mss) {
+        this.isCwndLimited = true;
+        break;
+      }
+      if (!this.sb.nextHole(this.rexmitOff, limit, hole)) break;
+      const start = hole[0];
+      let len = Math.min(mss, hole[1] - start);
+      let fin = false;
+      if (start + len > dataLen) {
+        // The hole reaches our FIN.
+        len = Math.max(0, dataLen - start);
+        fin = this.finSent;
+        if (len === 0 && !fin) {
+          this.rexmitOff = hole[1];
+          continue;
+        }
+      }
+      this.host.sendData(this, seqAdd(this.sndUna, start), start, len, fin, true);
+      this.noteRetrans(len);
+      this.rexmitOff = start + len + (fin ? 1 : 0);
+      sent = true;
+    }
+    if (sent) this.rttTimeMs = -1;
   }
 
   /** Resends the first unacknowledged segment (fast retransmit and partial ACKs). */
@@ -1111,23 +1204,32 @@ export class TcpConnection implements CcState {
     } else if (this.sndUna === this.sndMax && this.sendBuf.length > 0) {
       this.cc.cwndEvent(this, 'tx-start', now * 1000);
     }
-    const mss = this.mss;
+    const mss = this.sendMss();
     let sentAny = false;
+    const sackRecovery = this.sackOk && (this.inRecovery || this.inLoss);
+    if (sackRecovery) {
+      const before = this.segsOut;
+      this.retransmitHoles();
+      if (this.segsOut !== before) sentAny = true;
+    }
+    // RFC 3042 limited transmit: the first two duplicate ACKs may each release a new segment.
+    const limited = !this.inRecovery && !this.inLoss && this.dupAcks > 0 ? Math.min(this.dupAcks, 2) : 0;
     for (;;) {
-      const inflight = seqDiff(this.sndNxt, this.sndUna);
-      const sentData = Math.min(inflight, this.sendBuf.length); // bytes of the buffer already sent
+      const outstanding = seqDiff(this.sndNxt, this.sndUna);
+      const inflight = sackRecovery ? this.pipe(this.lostLimit()) : outstanding;
+      const sentData = Math.min(outstanding, this.sendBuf.length); // bytes of the buffer already sent
       const unsent = this.sendBuf.length - sentData;
       const finToSend = this.finQueued && (!this.finSent || seqLe(this.sndNxt, this.finSeq)) && unsent === 0;
       if (unsent === 0 && !finToSend) break;
-      const cwndBytes = this.cwnd * mss;
-      const wndLeft = this.sndWnd - inflight;
+      const cwndBytes = (this.cwnd + limited) * mss;
+      const wndLeft = this.sndWnd - outstanding;
       const cwndLeft = cwndBytes - inflight;
       let len = Math.min(unsent, mss);
       if (len > 0) {
         if (wndLeft < len) {
           // RFC 9293 §3.8.6.2.1: send a smaller segment only if it is at least half the largest window offered.
-          if (wndLeft <= 0 || (wndLeft < mss && wndLeft < this.maxSndWnd / 2 && inflight > 0)) {
-            if (this.sndWnd === 0 && inflight === 0) this.startProbing();
+          if (wndLeft <= 0 || (wndLeft < mss && wndLeft < this.maxSndWnd / 2 && outstanding > 0)) {
+            if (this.sndWnd === 0 && outstanding === 0) this.startProbing();
             break;
           }
           len = wndLeft;
@@ -1145,7 +1247,7 @@ export class TcpConnection implements CcState {
           len = Math.min(len, cwndLeft);
         }
         // RFC 896 (Nagle): a short segment waits while data is unacknowledged.
-        if (len < mss && len === unsent && inflight > 0 && !this.noDelay && !this.finQueued) break;
+        if (len < mss && len === unsent && outstanding > 0 && !this.noDelay && !this.finQueued) break;
       }
       const fin = finToSend || (this.finQueued && len === unsent && (!this.finSent || seqLe(this.sndNxt, this.finSeq)));
       const seq = this.sndNxt;
@@ -1284,8 +1386,10 @@ export class TcpConnection implements CcState {
     this.recover = this.sndMax;
     this.dupAcks = 0;
     this.cc.setState(this, 'loss');
-    // Go back N: everything unacknowledged is sent again as the window allows.
-    this.sndNxt = this.sndUna;
+    this.rexmitOff = 0;
+    // RFC 6675 §5.1: with SACK, what the scoreboard shows missing is resent from snd_una
+    // in slow start; without it, go back N: everything unacknowledged is sent again.
+    if (!this.sackOk) this.sndNxt = this.sndUna;
     this.rttTimeMs = -1;
     this.retransmits++;
     this.backoff++;

@@ -7,7 +7,7 @@
  * Nothing is kept per SYN, so a flood cannot fill memory; the ACK that
  * completes the handshake rebuilds the connection.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { Tcp } from './tcp.js';
 import type { TcpListener } from './listen.js';
 import { Segment, type TcpConnection } from './connection.js';
@@ -22,9 +22,7 @@ const MSS_TABLE = [536, 1300, 1440, 1460];
 const TS_OPT_MASK = 0x3f;
 const WSCALE_NONE = 0xf;
 
-const secrets = [randomBytes(16), randomBytes(16)];
-
-function hash(which: number, saddr: number, daddr: number, sport: number, dport: number, count: number): number {
+function hash(secrets: readonly Uint8Array[], which: number, saddr: number, daddr: number, sport: number, dport: number, count: number): number {
   const b = Buffer.allocUnsafe(16);
   b.writeUInt32BE(saddr, 0);
   b.writeUInt32BE(daddr, 4);
@@ -36,19 +34,19 @@ function hash(which: number, saddr: number, daddr: number, sport: number, dport:
 
 /** Linux tcp_cookie_time: minutes. */
 function cookieTime(tcp: Tcp): number {
-  return Math.floor((performance.timeOrigin + tcp.time.now()) / 60000) >>> 0;
+  return Math.floor(tcp.time.now() / 60000) >>> 0;
 }
 
-function makeCookie(saddr: number, daddr: number, sport: number, dport: number, sseq: number, count: number, data: number): number {
-  return (hash(0, saddr, daddr, sport, dport, 0) + sseq + ((count << COOKIEBITS) >>> 0) + ((hash(1, saddr, daddr, sport, dport, count) + data) & COOKIEMASK)) >>> 0;
+function makeCookie(k: readonly Uint8Array[], saddr: number, daddr: number, sport: number, dport: number, sseq: number, count: number, data: number): number {
+  return (hash(k, 0, saddr, daddr, sport, dport, 0) + sseq + ((count << COOKIEBITS) >>> 0) + ((hash(k, 1, saddr, daddr, sport, dport, count) + data) & COOKIEMASK)) >>> 0;
 }
 
 /** The MSS index, or -1 when the cookie is bad or too old. */
-function checkCookie(cookie: number, saddr: number, daddr: number, sport: number, dport: number, sseq: number, count: number): number {
-  let c = (cookie - hash(0, saddr, daddr, sport, dport, 0) - sseq) >>> 0;
+function checkCookie(k: readonly Uint8Array[], cookie: number, saddr: number, daddr: number, sport: number, dport: number, sseq: number, count: number): number {
+  let c = (cookie - hash(k, 0, saddr, daddr, sport, dport, 0) - sseq) >>> 0;
   const diff = (count - (c >>> COOKIEBITS)) & 0xff;
   if (diff >= MAX_AGE) return -1;
-  c = (c - hash(1, saddr, daddr, sport, dport, (count - diff) >>> 0)) & COOKIEMASK;
+  c = (c - hash(k, 1, saddr, daddr, sport, dport, (count - diff) >>> 0)) & COOKIEMASK;
   return c < MSS_TABLE.length ? c : -1;
 }
 
@@ -68,7 +66,7 @@ export const SynCookies = {
     c.advMss = tcp.advMss(raddr);
     c.pmtu = c.advMss + 40;
     c.openPassive(seg, true);
-    c.iss = makeCookie(raddr, laddr, rport, lport, seg.seq, cookieTime(tcp), idx);
+    c.iss = makeCookie(tcp.cookieSecrets, raddr, laddr, rport, lport, seg.seq, cookieTime(tcp), idx);
     c.sndUna = c.iss;
     c.sndNxt = seqAdd(c.iss, 1);
     if (c.tsOk) {
@@ -91,7 +89,7 @@ export const SynCookies = {
     if (seg.flags & 0x02) return null;
     const iss = seqAdd(seg.ack, -1);
     const peerIsn = seqAdd(seg.seq, -1);
-    const idx = checkCookie(iss, raddr, laddr, rport, lport, peerIsn, cookieTime(tcp));
+    const idx = checkCookie(tcp.cookieSecrets, iss, raddr, laddr, rport, lport, peerIsn, cookieTime(tcp));
     if (idx < 0) {
       tcp.mib.TcpExtSyncookiesFailed++;
       return null;

@@ -4,7 +4,7 @@
  * segments to nothing (§3.10.7.1), ISNs (RFC 6528), ICMP errors (RFC 5927),
  * ports, and the sockets' entry points.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Packet, type PacketPool } from '../packet/packet.js';
 import type { Ipv4 } from '../ip/ipv4.js';
 import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
@@ -69,8 +69,10 @@ export class Tcp implements TcpHost {
   timeWaitCount = 0;
   private readonly view = new TcpView(new Uint8Array(0), 0, 0);
   private readonly seg = new Segment();
-  private readonly isnSecret = randomBytes(16);
-  private readonly tsSecret = randomBytes(16);
+  private readonly isnSecret: Uint8Array;
+  private readonly tsSecret: Uint8Array;
+  /** Keys for SYN cookies (syncookies.ts). */
+  readonly cookieSecrets: [Uint8Array, Uint8Array];
   private readonly spec: TcpOptionsSpec & { ts: { val: number; ecr: number } | null } = { ts: null };
   private readonly tsSpec = { val: 0, ecr: 0 };
   private readonly sackOut = new Uint32Array(8);
@@ -84,7 +86,12 @@ export class Tcp implements TcpHost {
     readonly portRange: LocalPortRange,
     private readonly pool: PacketPool,
     readonly batch: BatchControl,
+    /** Secret keys for ISNs, timestamps and cookies: crypto-random in production, seeded in tests. */
+    secret: (n: number) => Uint8Array,
   ) {
+    this.isnSecret = secret(16);
+    this.tsSecret = secret(16);
+    this.cookieSecrets = [secret(16), secret(16)];
     ip.register(IPPROTO_TCP, (pkt, src, dst) => this.input(pkt, src, dst));
     icmp.onError((e) => this.icmpError(e));
     this.flushTimer = time.timer(() => this.flushDeferred());
@@ -293,7 +300,7 @@ export class Tcp implements TcpHost {
     b.writeUInt16BE(c.remotePort, 10);
     h.update(b);
     const f = h.digest().readUInt32BE(0);
-    const m = Math.floor((performance.timeOrigin + this.time.now()) * 250);
+    const m = Math.floor(this.time.now() * 250);
     return (f + m) >>> 0;
   }
 
@@ -422,8 +429,8 @@ export class Tcp implements TcpHost {
   private xmit(pkt: Packet, src: number, dst: number): void {
     this.mib.TcpOutSegs++;
     // Linux's default IP_PMTUDISC_WANT: TCP segments carry DF (RFC 1191).
-    const err = this.ip.output(pkt, dst, IPPROTO_TCP, { src, dontFrag: true });
-    void err;
+    // A failure (no route, a full queue) counts where IP counts it; retransmission recovers.
+    this.ip.output(pkt, dst, IPPROTO_TCP, { src, dontFrag: true });
   }
 
   /** Builds the header into pkt at pkt.start and checksums header + data. */
@@ -483,7 +490,12 @@ export class Tcp implements TcpHost {
       spec.ts = this.tsSpec;
     } else spec.ts = null;
     let n = 0;
-    if (c.sackOk && (c.ooo.length > 0 || c.dsackPending)) n = c.sackBlocks(this.sackOut, c.tsOk ? 3 : 4);
+    if (c.sackOk && (c.ooo.length > 0 || c.dsackPending)) {
+      // RFC 2018 §3: blocks only as the 40 option bytes and the path MTU leave room for.
+      const room = c.pmtu - 40 - len - (c.tsOk ? 12 : 0);
+      const max = Math.min(c.tsOk ? 3 : 4, room >= 12 ? (room - 4) >> 3 : 0);
+      if (max > 0) n = c.sackBlocks(this.sackOut, max);
+    }
     spec.sack = this.sackOut;
     spec.sackCount = n;
     const optMax = 40;
