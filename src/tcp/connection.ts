@@ -1193,15 +1193,22 @@ export class TcpConnection implements CcState {
     if (st !== TcpState.ESTABLISHED && st !== TcpState.CLOSE_WAIT && st !== TcpState.FIN_WAIT_1 && st !== TcpState.CLOSING && st !== TcpState.LAST_ACK) return;
     const host = this.host;
     const now = host.time.now();
-    // RFC 5681 §4.1 / RFC 7661: after an idle period longer than the RTO, restart from the initial window.
-    if (this.sndUna === this.sndMax && host.settings.slowStartAfterIdle && this.lastSendMs > 0 && now - this.lastSendMs > this.rtoMs() && this.sendBuf.length > 0) {
-      const restart = Math.min(this.cwnd, INITIAL_CWND);
-      if (this.cwnd > restart) {
+    if (this.sndUna === this.sndMax && this.sendBuf.length > seqDiff(this.sndNxt, this.sndUna)) {
+      // RFC 5681 §4.1, as Linux's tcp_cwnd_restart does it: after an idle period longer
+      // than the RTO, cwnd halves once per RTO idle, down to the initial window.
+      const rto = this.rtoMs();
+      if (host.settings.slowStartAfterIdle && this.lastSendMs > 0 && now - this.lastSendMs > rto) {
+        this.cc.cwndEvent(this, 'cwnd-restart', now * 1000);
         this.ssthresh = Math.max(this.ssthresh, (3 * this.cwnd) >> 2);
-        this.cwnd = restart;
+        const restart = Math.min(this.cwnd, INITIAL_CWND);
+        let idle = now - this.lastSendMs;
+        let cwnd = this.cwnd;
+        while (idle > rto && cwnd > restart) {
+          cwnd >>= 1;
+          idle -= rto;
+        }
+        this.cwnd = Math.max(cwnd, restart);
       }
-      this.cc.cwndEvent(this, 'tx-start', now * 1000);
-    } else if (this.sndUna === this.sndMax && this.sendBuf.length > 0) {
       this.cc.cwndEvent(this, 'tx-start', now * 1000);
     }
     const mss = this.sendMss();
