@@ -26,7 +26,7 @@ const USAGE = `Usage:
         route add|del|replace default|A.B.C.D/LEN [via GW] [dev NAME] [src A] [metric N]
         neigh add|replace|del A.B.C.D lladdr MAC dev NAME [nud permanent|reachable|stale]
         neigh flush [dev NAME]
-        service [list] | service add|del echo|discard udp [ADDR]:PORT
+        service [list] | service add|del echo|discard|chargen|http udp|tcp [ADDR]:PORT
       ("ip" in front of link/addr/route/neigh is optional.)
 
 Config file: one command a line, as above; "#" starts a comment.

@@ -1,4 +1,4 @@
-import type { Command } from './commands.js';
+import { isConfigCommand, parseCommand, type Command } from './commands.js';
 import type { Device } from '../link/device.js';
 import type { Stack } from '../stack.js';
 import { formatAddrs, formatLinks, formatNeigh, formatNstat, formatRouteGet, formatRoutes } from './format.js';
@@ -124,7 +124,7 @@ export class Controller {
       case 'service-add':
       case 'service-del': {
         const spec = { name: cmd.name, proto: cmd.proto, addr: cmd.addr, port: cmd.port };
-        if (cmd.kind === 'service-add') s.services.add(spec);
+        if (cmd.kind === 'service-add') s.services.add(spec, (argv) => this.show(argv));
         else s.services.del(spec);
         return '';
       }
@@ -132,6 +132,13 @@ export class Controller {
         return s.services.list().map(formatService).join('\n');
     }
     return '';
+  }
+
+  /** Runs a show command given as words; refuses commands that change state. */
+  show(argv: readonly string[]): string {
+    const cmd = parseCommand(argv);
+    if (isConfigCommand(cmd)) throw new CommandError('not a show command');
+    return this.run(cmd);
   }
 
   private neighTable(dev: string) {

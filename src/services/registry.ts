@@ -5,10 +5,11 @@ import { formatIp4 } from '../wire/addr.js';
 import { UdpDiscardService } from './discard.js';
 import { UdpEchoService } from './echo.js';
 import { ServiceError, type RunningService } from './service.js';
+import { HttpStatusService, type ShowFn } from './http.js';
 
 export { ServiceError } from './service.js';
 
-export const SERVICE_NAMES = ['echo', 'discard', 'chargen'] as const;
+export const SERVICE_NAMES = ['echo', 'discard', 'chargen', 'http'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 export const SERVICE_PROTOS = ['udp', 'tcp'] as const;
 export type ServiceProto = (typeof SERVICE_PROTOS)[number];
@@ -34,10 +35,15 @@ export class Services {
     private readonly tcp: Tcp,
   ) {}
 
-  add(spec: ServiceSpec): void {
+  /** `show` runs a show command: the http status page needs it (the control layer has them). */
+  add(spec: ServiceSpec, show?: ShowFn): void {
     const label = `service ${formatService(spec)}`;
     let svc: RunningService;
-    if (spec.proto === 'tcp') svc = new TcpService(this.tcp, spec.name, spec.addr, spec.port, label);
+    if (spec.name === 'http') {
+      if (spec.proto !== 'tcp') throw new ServiceError(`${label}: http is served over tcp only`, 'EPROTONOSUPPORT');
+      if (show === undefined) throw new ServiceError(`${label}: the status page needs the show commands (add it with a command line)`, 'EINVAL');
+      svc = new HttpStatusService(this.tcp, spec.addr, spec.port, label, show);
+    } else if (spec.proto === 'tcp') svc = new TcpService(this.tcp, spec.name, spec.addr, spec.port, label);
     else
       switch (spec.name) {
       case 'echo':
