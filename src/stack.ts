@@ -11,7 +11,7 @@ import { Random, randomSeed } from './random.js';
 import { silentLogger, type Logger } from './log.js';
 import { Sysctl } from './sysctl.js';
 import { prefixMask, formatIp4 } from './wire/addr.js';
-import { ICMP_TIME_EXCEEDED } from './wire/icmp.js';
+import { ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED } from './wire/icmp.js';
 import { LocalPortRange } from './ip/port-range.js';
 import { Udp } from './udp/udp.js';
 import { Services } from './services/registry.js';
@@ -134,6 +134,14 @@ export class Stack implements InterfaceHost {
 
   ipInput(pkt: Packet, iface: Interface): void {
     this.ip.input(pkt, iface);
+  }
+
+  /**
+   * Linux arp_error_report: a datagram whose next hop never answered gets an ICMP
+   * host unreachable to its source, so a local sender (a connect) learns EHOSTUNREACH.
+   */
+  neighbourUnreachable(pkt: Packet): void {
+    this.icmp.sendError(pkt, ICMP_DEST_UNREACH, 1);
   }
 
   private lastInternalLog = -Infinity;

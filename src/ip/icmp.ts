@@ -124,7 +124,8 @@ export class Icmp {
       if (orig.end - o < hl + 1) return false;
       if (isErrorType(b[o + hl])) return false;
     }
-    if (!this.allow(type, src)) return false;
+    // Linux icmpv4_xrlim_allow: errors to ourselves (over loopback) are not rate-limited.
+    if (!this.ip.isLocal(src) && !this.allow(type, src)) return false;
     const quoteLen = Math.min(orig.end - o, ERROR_MAX_LEN - 20 - 8);
     const pkt = Packet.alloc(8 + quoteLen);
     const pb = pkt.buf;

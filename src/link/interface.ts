@@ -30,6 +30,8 @@ export interface InterfaceHost {
   internalError(iface: Interface, err: unknown): void;
   /** Capture hook (pcap), or null. */
   capture: ((iface: Interface, frame: Uint8Array) => void) | null;
+  /** A datagram was dropped because its next hop never answered ARP (`pkt.l3` at its IP header). */
+  neighbourUnreachable?(pkt: Packet): void;
 }
 
 /** Link statistics, shaped like Linux's rtnl_link_stats64. */
@@ -115,6 +117,7 @@ export class Interface implements DeviceReceiver {
               dropUnresolved: (_pkt, why) => {
                 this.txDrop(why === 'failed' ? 'neigh-failed' : 'neigh-overflow');
                 if (why === 'overflow') this.host.mib.ArpUnresolvedDiscards++;
+                else this.host.neighbourUnreachable?.(_pkt);
               },
             },
             opts.neigh,

@@ -1638,11 +1638,15 @@ export class TcpConnection implements CcState {
 
   /** RFC 5927 / RFC 1122 §4.2.3.9: hard errors abort a connection being opened; soft ones are remembered. */
   icmpError(err: Errno, hard: boolean): void {
-    if (this.state === TcpState.SYN_SENT || this.state === TcpState.SYN_RECEIVED) {
-      if (hard && this.state === TcpState.SYN_SENT) {
-        this.fail(err);
-        return;
-      }
+    // Linux tcp_v4_err: while the connection is being opened, any error ends it;
+    // once synchronized, errors are only remembered (reported if it then times out).
+    if (this.state === TcpState.SYN_SENT) {
+      this.fail(err);
+      return;
+    }
+    if (this.state === TcpState.SYN_RECEIVED && hard && this.listener !== null) {
+      this.drop();
+      return;
     }
     this.softError = err;
   }
