@@ -331,6 +331,14 @@ export class UdpSocket extends EventEmitter implements UdpReceiver {
     return true;
   }
 
+  rcvQueued(): number {
+    return this.queued;
+  }
+
+  rcvBufSize(): number {
+    return this.rcvbuf;
+  }
+
   icmpError(code: Errno, _info: IcmpErrorInfo): void {
     if (!this.isConnected) return;
     // Node reports a pending socket error through its next receive.

@@ -30,6 +30,9 @@ export interface UdpReceiver {
   datagram(data: Uint8Array, src: number, srcPort: number, dst: number): boolean;
   /** An ICMP error about a datagram this connected endpoint sent. */
   icmpError(code: Errno, info: IcmpErrorInfo): void;
+  /** For ss: bytes charged to the receive buffer (Recv-Q), and its size. */
+  rcvQueued?(): number;
+  rcvBufSize?(): number;
 }
 
 /** One UDP endpoint, like the kernel's sock: local and (when connected) remote address and port. */
