@@ -25,6 +25,8 @@ import { simPair, type SimPair } from '../helpers/sim.js';
 import { pattern, runFor, sha256 } from '../helpers/tcp-sim.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 import type { TcpServer } from '../../src/tcp/server.js';
+import { TcpState } from '../../src/tcp/state.js';
+import type { Stack } from '../../src/stack.js';
 
 const PORT = 8080;
 const SERVER = '10.0.0.2';
@@ -174,6 +176,26 @@ describe('node:http over the stack', () => {
     s.destroy();
   });
 
+  it('a client that gives up halfway through a 1 MB upload: the server request sees it, both stacks let go', async () => {
+    const aborted = new Promise<string>((resolve) => {
+      httpServer.once('request', (req: http.IncomingMessage) => {
+        req.on('aborted', () => resolve('aborted'));
+        req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      });
+    });
+    const req = http.request({ host: SERVER, port: PORT, method: 'POST', path: '/partial', headers: { 'content-length': String(1 << 20) }, createConnection: connect });
+    req.on('error', () => {});
+    req.write(pattern(300_000, 3));
+    await runFor(pair.time, 50);
+    req.destroy();
+    expect(await drive(pair, aborted)).toMatch(/aborted|ECONNRESET/);
+    await runFor(pair.time, 1000);
+    // Whoever closed first waits in TIME-WAIT; nothing else is left.
+    const live = (st: Stack, port: number): number => [...st.tcp.connections].filter((c) => (c.localPort === port || c.remotePort === port) && c.state !== TcpState.TIME_WAIT).length;
+    expect(live(pair.a, PORT)).toBe(0);
+    expect(live(pair.b, PORT)).toBe(0);
+  });
+
   it('the server keepAliveTimeout closes an idle connection (a socket timeout on the stack clock)', async () => {
     httpServer.keepAliveTimeout = 2000;
     const s = connect();
@@ -238,6 +260,15 @@ describe('node:https and node:tls over the stack', () => {
     expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     expect(text).toContain('"url":"/tls"');
     t.destroy();
+  });
+
+  it('a client that checks the certificate refuses the self-signed one', async () => {
+    const t = tls.connect({ socket: pair.a.tcp.connect(443, SERVER), servername: 'test' });
+    const failed = new Promise<NodeJS.ErrnoException>((resolve) => t.on('error', resolve));
+    const closed = new Promise<void>((r) => t.on('close', () => r()));
+    const err = await drive(pair, failed);
+    expect(err.code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+    await drive(pair, closed);
   });
 
   it('https.request: GET and a 1 MB POST', async () => {
