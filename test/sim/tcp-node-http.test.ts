@@ -23,7 +23,7 @@ import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simPair, type SimPair } from '../helpers/sim.js';
 import { pattern, runFor, sha256 } from '../helpers/tcp-sim.js';
-import type { TcpSocket } from '../../src/tcp/socket.js';
+import type { TcpConnectOptions, TcpSocket } from '../../src/tcp/socket.js';
 import type { TcpServer } from '../../src/tcp/server.js';
 import { TcpState } from '../../src/tcp/state.js';
 import type { Stack } from '../../src/stack.js';
@@ -160,6 +160,26 @@ describe('node:http over the stack', () => {
   it('a request to a port nobody listens on fails with ECONNREFUSED', async () => {
     const r = request({ host: SERVER, port: 8081, path: '/', createConnection: () => pair.a.tcp.connect(8081, SERVER) }, null);
     await expect(drive(pair, r)).rejects.toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect', address: SERVER, port: 8081 });
+  });
+
+  it('the request timeout option fires on the stack clock while the SYN goes unanswered', async () => {
+    const t0 = pair.time.now();
+    const timedOut = new Promise<number>((resolve, reject) => {
+      // Node hands createConnection its options, timeout included, as it would net.createConnection.
+      const createConnection = (opts: http.ClientRequestArgs): Duplex => pair.a.tcp.connect(opts as TcpConnectOptions);
+      const req = http.request({ host: '10.0.0.9', port: PORT, path: '/', timeout: 1500, createConnection });
+      req.on('timeout', () => {
+        resolve(pair.time.now() - t0);
+        req.destroy();
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ECONNRESET') reject(e);
+      });
+      req.end();
+    });
+    const t = await drive(pair, timedOut);
+    expect(t).toBeGreaterThanOrEqual(1500);
+    expect(t).toBeLessThan(1600);
   });
 
   it('pipelined requests on one raw socket are answered in order', async () => {
