@@ -27,6 +27,8 @@ const USAGE = `Usage:
         neigh add|replace|del A.B.C.D lladdr MAC dev NAME [nud permanent|reachable|stale]
         neigh flush [dev NAME]
         service [list] | service add|del echo|discard|chargen|http udp|tcp [ADDR]:PORT
+        ss [-tuanlioemsHO46] [state STATE] [FILTER]
+        nc [-v] HOST PORT | nc -l [-v] [ADDR] PORT
       ("ip" in front of link/addr/route/neigh is optional.)
 
 Config file: one command a line, as above; "#" starts a comment.
@@ -114,7 +116,11 @@ async function main(argv: string[]): Promise<void> {
   if (first === 'daemon') return daemonMain(args.slice(1));
   if (first === 'check') return checkMain(args.slice(1));
   try {
-    const code = await runRemote(ctl, args);
+    // nc streams stdin to the daemon; ss fits its columns to a terminal.
+    const code = await runRemote(ctl, args, undefined, undefined, {
+      stdin: first === 'nc' ? process.stdin : undefined,
+      columns: process.stdout.isTTY ? process.stdout.columns : undefined,
+    });
     process.exitCode = code;
   } catch (e) {
     if (e instanceof ControlClientError) fail(e.message, 1);

@@ -1,7 +1,16 @@
 import net from 'node:net';
-import type { ControlMessage } from './protocol.js';
+import { INPUT_CHUNK, INPUT_WINDOW, type ControlInput, type ControlMessage, type ControlRequest } from './protocol.js';
 
 export class ControlClientError extends Error {}
+
+export interface RemoteOptions {
+  /** Sent along to the command as its standard input (nc), paced by the server's acks. */
+  stdin?: NodeJS.ReadableStream;
+  /** Where binary output goes (default process.stdout); the socket waits while it is full. */
+  stdout?: NodeJS.WritableStream;
+  /** The terminal width, when stdout is a terminal. */
+  columns?: number;
+}
 
 /**
  * Runs one command on the daemon at `path`, passing its output on as it comes.
@@ -12,13 +21,65 @@ export function runRemote(
   argv: string[],
   onOut: (s: string) => void = (s) => process.stdout.write(s),
   onErr: (s: string) => void = (s) => process.stderr.write(s),
+  opts: RemoteOptions = {},
 ): Promise<number> {
   return new Promise((resolve, reject) => {
     const c = net.connect(path);
+    const stdout = opts.stdout ?? process.stdout;
+    const stdin = opts.stdin;
     let buf = '';
     let code: number | null = null;
+    // Input sent and not yet acknowledged, and why stdin is paused.
+    let inFlight = 0;
+    let socketFull = false;
+    let inputDone = false;
+    const sendIn = (m: ControlInput): void => {
+      if (!c.write(JSON.stringify(m) + '\n')) socketFull = true;
+    };
+    const pace = (): void => {
+      if (stdin === undefined || inputDone) return;
+      if (inFlight >= INPUT_WINDOW || socketFull) stdin.pause();
+      else stdin.resume();
+    };
+    const onStdinData = (chunk: Buffer | string): void => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      for (let off = 0; off < b.length; off += INPUT_CHUNK) {
+        const part = b.subarray(off, off + INPUT_CHUNK);
+        inFlight += part.length;
+        sendIn({ type: 'in', data: part.toString('base64') });
+      }
+      pace();
+    };
+    const onStdinEnd = (): void => {
+      if (inputDone) return;
+      inputDone = true;
+      sendIn({ type: 'in-end' });
+    };
+    const stopInput = (): void => {
+      if (stdin === undefined) return;
+      inputDone = true;
+      stdin.removeListener('data', onStdinData);
+      stdin.removeListener('end', onStdinEnd);
+      stdin.pause();
+      const d = stdin as NodeJS.ReadableStream & { destroy?: () => void };
+      d.destroy?.();
+    };
     c.setEncoding('utf8');
-    c.once('connect', () => c.write(JSON.stringify({ argv }) + '\n'));
+    c.once('connect', () => {
+      const req: ControlRequest = { argv };
+      if (opts.columns !== undefined) req.columns = opts.columns;
+      c.write(JSON.stringify(req) + '\n');
+      if (stdin !== undefined) {
+        stdin.on('data', onStdinData);
+        stdin.once('end', onStdinEnd);
+        stdin.once('error', onStdinEnd);
+        stdin.resume();
+      }
+    });
+    c.on('drain', () => {
+      socketFull = false;
+      pace();
+    });
     c.on('data', (chunk: string) => {
       buf += chunk;
       let nl: number;
@@ -28,16 +89,30 @@ export function runRemote(
         const m = JSON.parse(line) as ControlMessage;
         if (m.type === 'out') onOut(m.data);
         else if (m.type === 'err') onErr(m.data);
-        else code = m.code;
+        else if (m.type === 'data') {
+          if (!stdout.write(Buffer.from(m.data, 'base64'))) {
+            // Our reader is behind: stop reading the socket, so the daemon stops too.
+            c.pause();
+            stdout.once('drain', () => c.resume());
+          }
+        } else if (m.type === 'ack') {
+          inFlight -= m.bytes;
+          pace();
+        } else {
+          code = m.code;
+          stopInput();
+        }
       }
     });
     c.on('error', (e: NodeJS.ErrnoException) => {
+      stopInput();
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
         reject(new ControlClientError(`no tapstack daemon is listening on ${path} (${e.code}); start one with "tapstack daemon -c FILE"`));
       else if (e.code === 'EACCES') reject(new ControlClientError(`permission denied on ${path}: run as root`));
       else reject(new ControlClientError(`control socket ${path}: ${e.message}`));
     });
     c.on('close', () => {
+      stopInput();
       if (code === null) reject(new ControlClientError('the daemon closed the connection without an answer'));
       else resolve(code);
     });
