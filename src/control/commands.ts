@@ -1,6 +1,6 @@
 import { CommandError, Words, splitWords } from './words.js';
 import { parseIp4, parseMac } from '../wire/addr.js';
-import { SERVICE_NAMES, SERVICE_PROTOS, type ServiceName, type ServiceProto } from '../services/registry.js';
+import { SERVICE_NAMES, serviceProtos, type ServiceName, type ServiceProto } from '../services/registry.js';
 
 /**
  * The command language: the lines of a config file and the commands the control
@@ -293,7 +293,7 @@ function parseService(w: Words): Command {
     return { kind: 'service-list' };
   }
   const name = w.choose(SERVICE_NAMES, 'a service');
-  const proto = w.choose(SERVICE_PROTOS, 'a protocol');
+  const proto = w.choose(serviceProtos(name), `a protocol ${name} is served over`);
   const s = w.next('ADDR:PORT or :PORT');
   const colon = s.lastIndexOf(':');
   if (colon < 0) throw w.error('expected ADDR:PORT or :PORT', s);

@@ -14,6 +14,11 @@ export type ServiceName = (typeof SERVICE_NAMES)[number];
 export const SERVICE_PROTOS = ['udp', 'tcp'] as const;
 export type ServiceProto = (typeof SERVICE_PROTOS)[number];
 
+/** The transports each service is offered over. */
+export function serviceProtos(name: ServiceName): readonly ServiceProto[] {
+  return name === 'echo' || name === 'discard' ? SERVICE_PROTOS : ['tcp'];
+}
+
 /** `service add echo udp :7`: a service, its transport, and where it listens (addr 0: any). */
 export interface ServiceSpec {
   name: ServiceName;

@@ -50,10 +50,9 @@ describe('the service command', () => {
   });
 
   it('names the word and what was expected', () => {
-    expect(message(() => parseCommand(words('service add chargen udp :19')))).toBe(
-      'word "chargen": expected a service (echo, discard)',
-    );
-    expect(message(() => parseCommand(words('service add echo sctp :7')))).toBe('word "sctp": expected a protocol (udp)');
+    expect(message(() => parseCommand(words('service add daytime udp :13')))).toMatch(/^word "daytime": expected a service \(echo, discard, chargen/);
+    expect(message(() => parseCommand(words('service add chargen udp :19')))).toBe('word "udp": expected a protocol chargen is served over (tcp)');
+    expect(message(() => parseCommand(words('service add echo sctp :7')))).toBe('word "sctp": expected a protocol echo is served over (udp, tcp)');
     expect(message(() => parseCommand(words('service add echo udp 7')))).toBe('word "7": expected ADDR:PORT or :PORT');
     expect(message(() => parseCommand(words('service add echo udp :0')))).toBe('word ":0": expected a port from 1 to 65535 after ":"');
     expect(message(() => parseCommand(words('service add echo udp :70000')))).toMatch(/expected a port from 1 to 65535/);
