@@ -265,6 +265,19 @@ export class TcpConnection implements CcState {
     this.keepTimer = host.time.timer(() => this.onKeepTimer());
   }
 
+  /**
+   * Every state change goes through here for tcpCurrEstab, which counts ESTABLISHED
+   * and CLOSE-WAIT (RFC 4022, as Linux counts it since 6.10).
+   */
+  setState(next: TcpState): void {
+    const prev = this.state;
+    const was = prev === TcpState.ESTABLISHED || prev === TcpState.CLOSE_WAIT;
+    const is = next === TcpState.ESTABLISHED || next === TcpState.CLOSE_WAIT;
+    if (is && !was) this.host.mib.TcpCurrEstab++;
+    else if (was && !is) this.host.mib.TcpCurrEstab--;
+    this.state = next;
+  }
+
   // =====================================================================
   // Opening
   // =====================================================================
@@ -279,7 +292,7 @@ export class TcpConnection implements CcState {
     this.sndMax = this.sndNxt;
     this.rcvWscale = this.host.settings.offeredWscale();
     this.advMss = this.host.advMss(this.remoteAddr);
-    this.state = TcpState.SYN_SENT;
+    this.setState(TcpState.SYN_SENT);
     this.retransStartMs = now;
     this.host.mib.TcpActiveOpens++;
     this.host.sendSyn(this, false);
@@ -310,7 +323,7 @@ export class TcpConnection implements CcState {
     this.sndWl2 = this.iss;
     this.wscaleOk = s.windowScaling && o.wscale >= 0;
     this.rcvWscale = this.wscaleOk ? s.offeredWscale() : 0;
-    this.state = TcpState.SYN_RECEIVED;
+    this.setState(TcpState.SYN_RECEIVED);
     this.lastRecvMs = this.host.time.now();
     if (!synAckOnly) {
       this.host.sendSyn(this, true);
@@ -352,8 +365,7 @@ export class TcpConnection implements CcState {
 
   private establish(): void {
     const now = this.host.time.now();
-    this.state = TcpState.ESTABLISHED;
-    this.host.mib.TcpCurrEstab++;
+    this.setState(TcpState.ESTABLISHED);
     this.retransmits = 0;
     this.backoff = 0;
     this.cwnd = INITIAL_CWND;
@@ -440,7 +452,7 @@ export class TcpConnection implements CcState {
       this.sndWnd = seg.wnd;
       this.maxSndWnd = seg.wnd;
       this.sndWl1 = seg.seq;
-      this.state = TcpState.SYN_RECEIVED;
+      this.setState(TcpState.SYN_RECEIVED);
       this.host.sendSyn(this, true);
       this.armRtx(this.rtoMs());
     }
@@ -589,7 +601,7 @@ export class TcpConnection implements CcState {
     if (this.finSent && seqGt(ack, this.finSeq)) {
       switch (this.state) {
         case TcpState.FIN_WAIT_1:
-          this.state = TcpState.FIN_WAIT_2;
+          this.setState(TcpState.FIN_WAIT_2);
           if (this.orphan) this.armFinWait2();
           break;
         case TcpState.CLOSING:
@@ -970,12 +982,12 @@ export class TcpConnection implements CcState {
     switch (this.state) {
       case TcpState.SYN_RECEIVED:
       case TcpState.ESTABLISHED:
-        this.state = TcpState.CLOSE_WAIT;
+        this.setState(TcpState.CLOSE_WAIT);
         this.user?.onEof();
         break;
       case TcpState.FIN_WAIT_1:
         if (this.finSent && seqGt(this.sndUna, this.finSeq)) this.enterTimeWait();
-        else this.state = TcpState.CLOSING;
+        else this.setState(TcpState.CLOSING);
         this.user?.onEof();
         break;
       case TcpState.FIN_WAIT_2:
@@ -1270,8 +1282,8 @@ export class TcpConnection implements CcState {
       if (fin) {
         this.finSent = true;
         this.finSeq = seqAdd(seq, len);
-        if (this.state === TcpState.ESTABLISHED) this.state = TcpState.FIN_WAIT_1;
-        else if (this.state === TcpState.CLOSE_WAIT) this.state = TcpState.LAST_ACK;
+        if (this.state === TcpState.ESTABLISHED) this.setState(TcpState.FIN_WAIT_1);
+        else if (this.state === TcpState.CLOSE_WAIT) this.setState(TcpState.LAST_ACK);
       }
       if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
       if (fin) break;
@@ -1455,6 +1467,8 @@ export class TcpConnection implements CcState {
     const now = host.time.now();
     switch (this.state) {
       case TcpState.TIME_WAIT:
+        // Linux counts TIME_WAIT sockets as their wait ends (LINUX_MIB_TIMEWAITED, nstat TcpExtTW).
+        host.mib.TcpExtTW++;
         this.finish(null);
         return;
       case TcpState.FIN_WAIT_2:
@@ -1579,8 +1593,7 @@ export class TcpConnection implements CcState {
   }
 
   private enterTimeWait(): void {
-    if (this.state === TcpState.ESTABLISHED || this.state === TcpState.CLOSE_WAIT) this.host.mib.TcpCurrEstab--;
-    this.state = TcpState.TIME_WAIT;
+    this.setState(TcpState.TIME_WAIT);
     this.host.time.cancel(this.rtxTimer);
     this.host.time.cancel(this.delackTimer);
     this.sendBuf.clear();
@@ -1589,7 +1602,6 @@ export class TcpConnection implements CcState {
       this.finish(null);
       return;
     }
-    this.host.mib.TcpExtTW++;
     this.host.time.arm(this.keepTimer, TIME_WAIT_MS);
     const u = this.user;
     if (u !== null) u.onClosed(null);
@@ -1599,8 +1611,7 @@ export class TcpConnection implements CcState {
   finish(err: Errno | null): void {
     const prev = this.state;
     if (prev === TcpState.CLOSED) return;
-    if (prev === TcpState.ESTABLISHED || prev === TcpState.CLOSE_WAIT) this.host.mib.TcpCurrEstab--;
-    this.state = TcpState.CLOSED;
+    this.setState(TcpState.CLOSED);
     const t = this.host.time;
     t.cancel(this.rtxTimer);
     t.cancel(this.delackTimer);

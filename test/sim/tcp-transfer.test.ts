@@ -79,3 +79,37 @@ describe('TCP bulk transfer between two stacks on a sim wire', () => {
     expect(second).toEqual(first);
   }, 300_000);
 });
+
+describe('TCP connection counters after a clean close', () => {
+  it('TcpCurrEstab counts ESTABLISHED and CLOSE-WAIT and is back to 0 once both ends have closed; TIME_WAIT ends after 60 s', async () => {
+    const p = simPair({ impair: { delayMs: 1 } });
+    let serverSide: TcpSocket | null = null;
+    // allowHalfOpen: the server keeps its side open after the client's FIN, as a kernel socket does.
+    p.b.tcp
+      .createServer({ allowHalfOpen: true }, (s: TcpSocket) => {
+        serverSide = s;
+        s.resume();
+      })
+      .listen(5002);
+    const c = p.a.tcp.connect(5002, '10.0.0.2');
+    c.resume();
+    await runFor(p.time, 100, { until: () => serverSide !== null });
+    expect([p.a.mib.TcpCurrEstab, p.b.mib.TcpCurrEstab]).toEqual([1, 1]);
+    // The client closes first: the server sits in CLOSE-WAIT, still counted.
+    c.end();
+    await runFor(p.time, 50);
+    expect([p.a.mib.TcpCurrEstab, p.b.mib.TcpCurrEstab]).toEqual([0, 1]);
+    serverSide!.end();
+    await runFor(p.time, 50);
+    expect([p.a.mib.TcpCurrEstab, p.b.mib.TcpCurrEstab]).toEqual([0, 0]);
+    // The client, which closed first, holds TIME_WAIT for 60 s (RFC 9293 §3.4.2, Linux TCP_TIMEWAIT_LEN).
+    expect(p.a.tcp.connections.size).toBe(1);
+    expect(p.b.tcp.connections.size).toBe(0);
+    expect(p.a.mib.TcpExtTW).toBe(0);
+    await runFor(p.time, 59_800, { stepMs: 100 });
+    expect(p.a.tcp.connections.size).toBe(1);
+    await runFor(p.time, 400, { stepMs: 100 });
+    expect(p.a.tcp.connections.size).toBe(0);
+    expect(p.a.mib.TcpExtTW).toBe(1);
+  });
+});
