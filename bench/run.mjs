@@ -22,11 +22,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tcpBench } from './tcp.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const COUNT = Number(process.env.BENCH_COUNT ?? 20000);
 const UDP_SECONDS = Number(process.env.BENCH_UDP_SECONDS ?? 3);
+// BENCH_SECTIONS: which parts to run, from ping,udp,tcp (default all).
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp').split(','));
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-bench-'));
 const children = [];
 const namespaces = [];
@@ -182,8 +185,14 @@ function median(xs) {
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 
 async function main() {
+  if (SECTIONS.has('ping') || SECTIONS.has('udp')) await pingAndUdp();
+  if (SECTIONS.has('tcp')) await tcpBench({ sh, netns, peerSide, waitFor, children, links, WORK, ROOT, ROUNDS, median, fmt });
+}
+
+async function pingAndUdp() {
   execFileSync('cc', ['-O2', '-o', UDP_TOOL, path.join(ROOT, 'bench/udp-tool.c')]);
   const targets = [await setupStack(), await setupC(), setupKernel()];
+  if (!SECTIONS.has('ping')) return udpSection(targets);
   // Warm up (ARP, JIT) before measuring.
   for (const t of targets) flood(t, 2000);
   const results = Object.fromEntries(targets.map((t) => [t.name, { rate: [], rtt: [], lost: 0, cpu: [] }]));
@@ -213,7 +222,11 @@ async function main() {
   console.log(`\nstack / c-responder = ${(med.stack / med.c).toFixed(3)}; stack / kernel = ${(med.stack / med.kernel).toFixed(3)}`);
   console.log(`per-round pings/s: ${targets.map((t) => `${t.name} [${results[t.name].rate.map((x) => fmt(x)).join(', ')}]`).join('; ')}`);
 
-  // UDP: the stack's services against the kernel's servers.
+  if (SECTIONS.has('udp')) await udpSection(targets);
+}
+
+/** UDP: the stack's services against the kernel's servers. */
+async function udpSection(targets) {
   const udpTargets = targets.filter((t) => t.udpIn);
   udpEcho(udpTargets[0]);
   const udp = Object.fromEntries(udpTargets.map((t) => [t.name, { echo: [], discard: [], sent: [], timeouts: 0 }]));
