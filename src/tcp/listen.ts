@@ -7,7 +7,7 @@
  */
 import type { Tcp } from './tcp.js';
 import type { Segment, TcpConnection } from './connection.js';
-import { TCP_ACK, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { TcpState } from './state.js';
 import { SynCookies } from './syncookies.js';
 
@@ -55,6 +55,8 @@ export class TcpListener {
       return;
     }
     if (!(f & TCP_SYN)) return;
+    // Linux tcp_rcv_state_process (LISTEN): a SYN with FIN is dropped, uncounted.
+    if (f & TCP_FIN) return;
     if (this.acceptQueueFull()) {
       // Linux tcp_conn_request: with the accept queue full, the SYN is dropped.
       mib.TcpExtListenOverflows++;

@@ -385,8 +385,10 @@ export class Tcp implements TcpHost {
     const sport = v.srcPort;
     const dport = v.dstPort;
     const f = seg.flags;
-    // SYN with FIN (or RST) is nonsense; Linux drops it (tcp_rcv_state_process / th->fin checks).
-    if (f & TCP_SYN && f & (TCP_FIN | TCP_RST)) {
+    // SYN with RST is nonsense: dropped. SYN with FIN goes on, as in Linux's tcp_v4_rcv:
+    // a closed port answers it with RST (RFC 9293 §3.10.7.1), a listener drops it
+    // (listen.ts), a connection challenges it like any SYN (RFC 5961 §4.2).
+    if (f & TCP_SYN && f & TCP_RST) {
       mib.TcpInErrs++;
       return;
     }
