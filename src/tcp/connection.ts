@@ -476,6 +476,11 @@ export class TcpConnection implements CcState {
 
     // RFC 7323 §5.3: PAWS, before the sequence check.
     if (this.tsOk && o.tsPresent && !(f & TCP_RST) && seqLt(o.tsVal, this.tsRecent) && now - this.tsRecentStamp < PAWS_24DAYS_MS) {
+      // Linux tcp_validate_incoming: a SYN is challenged whatever its timestamp (RFC 5961 §4.2).
+      if (f & TCP_SYN) {
+        this.synChallenge(now);
+        return;
+      }
       mib.TcpExtPAWSEstab++;
       this.oowAck(now);
       return;
@@ -492,6 +497,11 @@ export class TcpConnection implements CcState {
       return;
     }
     if (seqLt(endSeq, this.rcvWup) || seqGt(seg.seq, seqAdd(this.rcvNxt, wnd))) {
+      // RFC 5961 §4.2 (and Linux): a SYN is challenged wherever its sequence number lies.
+      if (f & TCP_SYN && !(f & TCP_RST)) {
+        this.synChallenge(now);
+        return;
+      }
       if (!(f & TCP_RST)) {
         // A duplicate of data we have: report it as a D-SACK (RFC 2883 §4).
         if (seg.dataLen > 0 && seqLt(seg.seq, this.rcvNxt)) this.noteDsack(seg.seq, endSeq);
@@ -516,7 +526,7 @@ export class TcpConnection implements CcState {
         this.drop();
         return;
       }
-      this.challengeAck(now);
+      this.synChallenge(now);
       return;
     }
 
@@ -560,7 +570,8 @@ export class TcpConnection implements CcState {
     const ack = seg.ack;
     // RFC 5961 §5.2: acceptable ACKs lie in [snd_una - max_snd_wnd, snd_nxt].
     if (seqGt(ack, this.sndMax)) {
-      this.oowAck(now);
+      // RFC 9293 §3.10.7.4: send an ACK and drop; Linux's tcp_ack sends it as a challenge ACK.
+      this.challengeAck(now);
       return false;
     }
     if (seqLt(ack, seqAdd(this.sndUna, -Math.max(this.maxSndWnd, 1)))) {
@@ -1165,6 +1176,14 @@ export class TcpConnection implements CcState {
     }
     this.lastOowAckMs = now;
     this.queueAck(true);
+  }
+
+  /** RFC 5961 §4.2: a SYN in a synchronized state; counted as Linux's tcp_validate_incoming does. */
+  private synChallenge(now: number): void {
+    const mib = this.host.mib;
+    if (this.state === TcpState.ESTABLISHED) mib.TcpInErrs++;
+    mib.TcpExtTCPSYNChallenge++;
+    this.challengeAck(now);
   }
 
   private challengeAck(now: number): void {
