@@ -474,6 +474,11 @@ export class TcpConnection implements CcState {
     const mib = host.mib;
     const o = seg.opts;
 
+    // Linux tcp_rcv_established / tcp_rcv_state_process: a segment with none of ACK,
+    // RST and SYN is dropped before any check, so it draws no ACK even out of the window.
+    // (SYN-RECEIVED from a listener is Linux's request socket, which does acknowledge it.)
+    if (!(f & (TCP_ACK | TCP_RST | TCP_SYN)) && this.state !== TcpState.SYN_RECEIVED) return;
+
     // RFC 7323 §5.3: PAWS, before the sequence check.
     if (this.tsOk && o.tsPresent && !(f & TCP_RST) && seqLt(o.tsVal, this.tsRecent) && now - this.tsRecentStamp < PAWS_24DAYS_MS) {
       // Linux tcp_validate_incoming: a SYN is challenged whatever its timestamp (RFC 5961 §4.2).
@@ -964,8 +969,10 @@ export class TcpConnection implements CcState {
       q.splice(j, 0, ...pieces);
       // Keep pieces in order when they interleave queued ones.
       q.sort((a, b) => a.off - b.off);
-      this.lastSackOff = segOff;
     }
+    // RFC 2018 §4: the block holding the latest segment goes first; RFC 2883 §4: after a
+    // D-SACK, the block that holds the duplicate (Linux tcp_sack_new_ofo_skb does both).
+    this.lastSackOff = segOff;
   }
 
   private drainOoo(): void {
@@ -1052,7 +1059,7 @@ export class TcpConnection implements CcState {
         e += q[j].data.length;
         j++;
       }
-      if (this.lastSackOff >= s && this.lastSackOff < e) first = blocks.length;
+      if (this.lastSackOff >= s && this.lastSackOff < e) first = blocks.length >> 1;
       blocks.push(s, e);
       i = j;
     }
