@@ -359,7 +359,9 @@ export class Tcp implements TcpHost {
     mib.TcpInSegs++;
     const v = this.view.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
     if (v.check() !== null) {
-      mib.TcpInErrs++;
+      // Linux tcp_v4_rcv counts only a data offset below 5 words (bad_packet); a segment
+      // shorter than 20 bytes or than its header is discarded uncounted (discard_it).
+      if (v.len >= TCP_HEADER_LEN && v.headerLen < TCP_HEADER_LEN) mib.TcpInErrs++;
       return;
     }
     if (!verifyTcpChecksum(v, src, dst)) {
