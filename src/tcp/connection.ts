@@ -469,7 +469,7 @@ export class TcpConnection implements CcState {
 
   /** RFC 9293 §3.10.7.4: every state from SYN-RECEIVED on. */
   private inputSynchronized(seg: Segment, now: number): void {
-    const f = seg.flags;
+    let f = seg.flags;
     const host = this.host;
     const mib = host.mib;
     const o = seg.opts;
@@ -489,6 +489,23 @@ export class TcpConnection implements CcState {
       mib.TcpExtPAWSEstab++;
       this.oowAck(now);
       return;
+    }
+
+    // Simultaneous open (RFC 9293 §3.5 figure 8): the peer's SYN-ACK acknowledges our SYN;
+    // its SYN is one we already have. Linux tcp_validate_incoming lets it through to the ACK
+    // step, then acknowledges the old sequence number.
+    if (
+      this.state === TcpState.SYN_RECEIVED &&
+      this.listener === null &&
+      (f & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === (TCP_SYN | TCP_ACK) &&
+      seg.dataLen === 0 &&
+      seqAdd(seg.seq, 1) === this.rcvNxt &&
+      seg.ack === this.sndNxt
+    ) {
+      f &= ~TCP_SYN;
+      seg.flags = f;
+      seg.seq = this.rcvNxt;
+      this.queueAck(true);
     }
 
     // First: is the segment acceptable? (Linux tcp_sequence: it must end at or after
