@@ -487,7 +487,7 @@ export class TcpConnection implements CcState {
         return;
       }
       mib.TcpExtPAWSEstab++;
-      this.oowAck(now);
+      this.oowAck(seg, now);
       return;
     }
 
@@ -527,7 +527,7 @@ export class TcpConnection implements CcState {
       if (!(f & TCP_RST)) {
         // A duplicate of data we have: report it as a D-SACK (RFC 2883 §4).
         if (seg.dataLen > 0 && seqLt(seg.seq, this.rcvNxt)) this.noteDsack(seg.seq, endSeq);
-        this.oowAck(now);
+        this.oowAck(seg, now);
       }
       return;
     }
@@ -1192,8 +1192,16 @@ export class TcpConnection implements CcState {
     if (this.delackTimer.armed) this.host.time.cancel(this.delackTimer);
   }
 
-  /** RFC 5961 §7 and Linux tcp_invalid_ratelimit: at most one such ACK per interval. */
-  private oowAck(now: number): void {
+  /**
+   * RFC 5961 §7 and Linux tcp_invalid_ratelimit: at most one such ACK per interval, for
+   * segments that could be part of an ACK loop. Data or a FIN without SYN is always
+   * answered (Linux tcp_oow_rate_limited): a duplicate must be reported (RFC 2883).
+   */
+  private oowAck(seg: Segment, now: number): void {
+    if (seg.len > 0 && !(seg.flags & TCP_SYN)) {
+      this.queueAck(true);
+      return;
+    }
     if (now - this.lastOowAckMs < this.host.settings.invalidRatelimit) {
       this.host.mib.TcpExtTCPACKSkippedSeq++;
       return;
