@@ -1524,8 +1524,8 @@ export class TcpConnection implements CcState {
         return;
       case TcpState.FIN_WAIT_2:
         if (this.orphan) {
-          // tcp_fin_timeout: an orphan waits no longer for the peer's FIN (Linux sends a RST).
-          host.sendReset(this.localAddr, this.localPort, this.remoteAddr, this.remotePort, this.sndNxt, this.rcvNxt, true);
+          // tcp_fin_timeout: an orphan waits no longer for the peer's FIN. Linux has moved it to
+          // a FIN_WAIT_2 timewait socket (tcp_time_wait), which expires without a RST.
           this.finish(null);
           return;
         }
