@@ -1548,6 +1548,8 @@ export class TcpConnection implements CcState {
       return;
     }
     if (this.keepProbes >= probesMax) {
+      // Linux tcp_keepalive_timer: tcp_send_active_reset, then tcp_write_err.
+      host.sendReset(this.localAddr, this.localPort, this.remoteAddr, this.remotePort, this.sndNxt, this.rcvNxt, true);
       host.mib.TcpExtTCPAbortOnTimeout++;
       this.fail('ETIMEDOUT');
       return;
