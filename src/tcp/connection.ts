@@ -582,6 +582,15 @@ export class TcpConnection implements CcState {
     }
     if (!this.processAck(seg, now)) return;
 
+    // RFC 1122 §4.2.2.13: new data after close(2) is lost; say so with a RST (Linux
+    // tcp_rcv_state_process in FIN_WAIT_1/2 after RCV_SHUTDOWN: TcpExtTCPAbortOnData).
+    if (this.orphan && (this.state === TcpState.FIN_WAIT_1 || this.state === TcpState.FIN_WAIT_2) && seg.dataLen > 0 && seqGt(seqAdd(seg.seq, seg.dataLen), this.rcvNxt)) {
+      mib.TcpExtTCPAbortOnData++;
+      host.sendReset(this.localAddr, this.localPort, this.remoteAddr, this.remotePort, seg.ack, 0, false);
+      this.finish(null);
+      return;
+    }
+
     // Sixth and seventh: urgent pointer and data; eighth: FIN.
     this.processText(seg, now);
     this.output();
