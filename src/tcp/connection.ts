@@ -632,8 +632,10 @@ export class TcpConnection implements CcState {
       this.sndWl1 = seg.seq;
       this.sndWl2 = ack;
       if (opened && this.probing) {
+        // Linux tcp_ack_probe: the backoff timed the probes, not the path.
         this.probing = false;
         this.probesOut = 0;
+        this.backoff = 0;
         this.host.time.cancel(this.rtxTimer);
         if (this.sndMax !== this.sndUna) this.armRtx(this.rtoMs());
       }
@@ -687,10 +689,13 @@ export class TcpConnection implements CcState {
       rttUs = (now - this.rttTimeMs) * 1000;
       this.rttTimeMs = -1;
     }
-    if (rttUs > 0 && this.retransmits === 0) this.rtt.sample(rttUs);
-    else if (rttUs > 0 && this.tsOk) this.rtt.sample(rttUs);
+    // RFC 6298 §5 (Karn): the backed-off RTO stays until a valid RTT sample collapses it
+    // (Linux tcp_ack_update_rtt resets icsk_backoff only then).
+    if (rttUs > 0 && (this.retransmits === 0 || this.tsOk)) {
+      this.rtt.sample(rttUs);
+      this.backoff = 0;
+    }
     this.retransmits = 0;
-    this.backoff = 0;
 
     const mss = this.mss;
     const segs = Math.floor((acked + this.ackedRem) / mss);
