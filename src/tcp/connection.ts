@@ -246,6 +246,17 @@ export class TcpConnection implements CcState {
     return this.lastSendMs * 1000;
   }
 
+  hystartExit(how: 'train' | 'delay', cwnd: number): void {
+    const mib = this.host.mib;
+    if (how === 'train') {
+      mib.TcpExtTCPHystartTrainDetect++;
+      mib.TcpExtTCPHystartTrainCwnd += cwnd;
+    } else {
+      mib.TcpExtTCPHystartDelayDetect++;
+      mib.TcpExtTCPHystartDelayCwnd += cwnd;
+    }
+  }
+
   readonly rtxTimer: Timer;
   readonly delackTimer: Timer;
   /** Keepalive while open; FIN_WAIT_2 and TIME_WAIT lifetimes when closing. */

@@ -296,6 +296,7 @@ export class Cubic implements CongestionControl {
         const threshold = this.delayMin >>> 1;
         if (nowUs - this.roundStart > threshold) {
           this.found = true;
+          s.hystartExit?.('train', s.cwnd);
           s.ssthresh = s.cwnd;
         }
       }
@@ -312,6 +313,7 @@ export class Cubic implements CongestionControl {
         const thresh = eighth < HYSTART_DELAY_MIN_US ? HYSTART_DELAY_MIN_US : eighth > HYSTART_DELAY_MAX_US ? HYSTART_DELAY_MAX_US : eighth;
         if (this.currRtt > this.delayMin + thresh) {
           this.found = true;
+          s.hystartExit?.('delay', s.cwnd);
           s.ssthresh = s.cwnd;
         }
       }

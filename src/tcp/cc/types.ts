@@ -34,6 +34,11 @@ export interface CcState {
    * it; without it, cubic measures from the last ACK it was shown.
    */
   lastSendUs?: number;
+  /**
+   * HyStart ended slow start, by the ACK train or the delay increase, with ssthresh set
+   * to this cwnd: the connection counts it (Linux TcpExtTCPHystart{Train,Delay}{Detect,Cwnd}).
+   */
+  hystartExit?(how: 'train' | 'delay', cwnd: number): void;
 }
 
 export type CaEvent = 'tx-start' | 'cwnd-restart' | 'complete-cwr' | 'loss';
