@@ -11,6 +11,9 @@ import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { TcpState } from './state.js';
 import { SynCookies } from './syncookies.js';
 
+/** Linux TCP_SYNCOOKIE_VALID: two minutes. */
+const COOKIE_VALID_MS = 120_000;
+
 export interface ListenUser {
   /** A connection finished its handshake; false leaves it in the accept queue. */
   incoming(c: TcpConnection): boolean;
@@ -23,6 +26,8 @@ export class TcpListener {
   readonly acceptQueue: TcpConnection[] = [];
   private readonly pending = new Set<TcpConnection>();
   closed = false;
+  /** When this listener last answered with a SYN cookie (Linux last_overflow). */
+  private lastCookieMs = -Infinity;
 
   constructor(
     private readonly tcp: Tcp,
@@ -47,7 +52,9 @@ export class TcpListener {
     // RFC 9293 §3.10.7.2: first an RST is ignored, then an ACK gets a RST (or completes a cookie).
     if (f & TCP_RST) return;
     if (f & TCP_ACK) {
-      if (!(f & TCP_SYN) && tcp.settings.syncookies > 0) {
+      // Linux tcp_synq_no_recent_overflow: an ACK is taken for a cookie only within two
+      // minutes (TCP_SYNCOOKIE_VALID) of the last cookie sent.
+      if (!(f & TCP_SYN) && tcp.settings.syncookies > 0 && tcp.time.now() - this.lastCookieMs <= COOKIE_VALID_MS) {
         const c = SynCookies.complete(tcp, this, seg, laddr, lport, raddr, rport);
         if (c !== null) return;
       }
@@ -67,6 +74,7 @@ export class TcpListener {
     const synFull = this.synQueue >= Math.max(this.backlog, 1) || this.synQueue >= s.maxSynBacklog;
     if (synFull || s.syncookies === 2) {
       if (s.syncookies > 0) {
+        this.lastCookieMs = tcp.time.now();
         SynCookies.send(tcp, seg, laddr, lport, raddr, rport);
         return;
       }
