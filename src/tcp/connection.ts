@@ -586,11 +586,6 @@ export class TcpConnection implements CcState {
         return;
       }
     }
-    // RFC 7323 §4.3: keep the timestamp of a segment at the left edge.
-    if (this.tsOk && o.tsPresent && seqLe(seg.seq, this.rcvWup)) {
-      this.tsRecent = o.tsVal;
-      this.tsRecentStamp = now;
-    }
     if (!this.processAck(seg, now)) return;
 
     // RFC 1122 §4.2.2.13: new data after close(2) is lost; say so with a RST (Linux
@@ -619,6 +614,15 @@ export class TcpConnection implements CcState {
     if (seqLt(ack, seqAdd(this.sndUna, -Math.max(this.maxSndWnd, 1)))) {
       this.challengeAck(now);
       return false;
+    }
+    // RFC 7323 §4.3: keep the timestamp of a segment at the left edge, but only once its
+    // ACK is acceptable and not old (Linux tcp_ack, FLAG_UPDATE_TS_RECENT): a segment with
+    // a bogus ACK must not move TS.Recent, or one blind segment could make PAWS drop all
+    // of the peer's real ones.
+    const o = seg.opts;
+    if (this.tsOk && o.tsPresent && seqLe(seg.seq, this.rcvWup) && !seqLt(ack, this.sndUna)) {
+      this.tsRecent = o.tsVal;
+      this.tsRecentStamp = now;
     }
     this.lastAckRecvMs = now;
     const f = seg.flags;
