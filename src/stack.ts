@@ -88,7 +88,7 @@ export class Stack implements InterfaceHost {
         return stack.batchDepth > 0;
       },
     }, (n) => (opts.seed !== undefined ? this.seededBytes(n) : new Uint8Array(randomBytes(n))));
-    this.services = new Services(this.udp, this.tcp);
+    this.services = new Services(this.udp, this.tcp, this.log);
     this.registerSysctls();
   }
 

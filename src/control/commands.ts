@@ -1,6 +1,6 @@
 import { CommandError, Words, splitWords } from './words.js';
 import { parseIp4, parseMac } from '../wire/addr.js';
-import { SERVICE_NAMES, serviceProtos, type ServiceName, type ServiceProto } from '../services/registry.js';
+import { SERVICE_DEFAULT_PORTS, SERVICE_NAMES, serviceProtos, type ServiceName, type ServiceProto } from '../services/registry.js';
 
 /**
  * The command language: the lines of a config file and the commands the control
@@ -294,7 +294,8 @@ function parseService(w: Words): Command {
   }
   const name = w.choose(SERVICE_NAMES, 'a service');
   const proto = w.choose(serviceProtos(name), `a protocol ${name} is served over`);
-  const s = w.next('ADDR:PORT or :PORT');
+  const dflt = SERVICE_DEFAULT_PORTS[name];
+  const s = w.done && dflt !== undefined ? `:${dflt}` : w.next('ADDR:PORT or :PORT');
   const colon = s.lastIndexOf(':');
   if (colon < 0) throw w.error('expected ADDR:PORT or :PORT', s);
   const a = s.slice(0, colon);

@@ -6,13 +6,19 @@ import { UdpDiscardService } from './discard.js';
 import { UdpEchoService } from './echo.js';
 import { ServiceError, type RunningService } from './service.js';
 import { HttpStatusService, type ShowFn } from './http.js';
+import { Iperf3Service } from './iperf3/server.js';
+import { DEFAULT_PORT as IPERF3_PORT } from './iperf3/protocol.js';
+import { silentLogger, type Logger } from '../log.js';
 
 export { ServiceError } from './service.js';
 
-export const SERVICE_NAMES = ['echo', 'discard', 'chargen', 'http'] as const;
+export const SERVICE_NAMES = ['echo', 'discard', 'chargen', 'http', 'iperf3'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 export const SERVICE_PROTOS = ['udp', 'tcp'] as const;
 export type ServiceProto = (typeof SERVICE_PROTOS)[number];
+
+/** Where a service listens when `service add` names no port. */
+export const SERVICE_DEFAULT_PORTS: Partial<Record<ServiceName, number>> = { iperf3: IPERF3_PORT };
 
 /** The transports each service is offered over. */
 export function serviceProtos(name: ServiceName): readonly ServiceProto[] {
@@ -38,6 +44,7 @@ export class Services {
   constructor(
     private readonly udp: Udp,
     private readonly tcp: Tcp,
+    private readonly log: Logger = silentLogger,
   ) {}
 
   /** `show` runs a show command: the http status page needs it (the control layer has them). */
@@ -48,6 +55,9 @@ export class Services {
       if (spec.proto !== 'tcp') throw new ServiceError(`${label}: http is served over tcp only`, 'EPROTONOSUPPORT');
       if (show === undefined) throw new ServiceError(`${label}: the status page needs the show commands (add it with a command line)`, 'EINVAL');
       svc = new HttpStatusService(this.tcp, spec.addr, spec.port, label, show);
+    } else if (spec.name === 'iperf3') {
+      if (spec.proto !== 'tcp') throw new ServiceError(`${label}: iperf3 is served over tcp only`, 'EPROTONOSUPPORT');
+      svc = new Iperf3Service(this.tcp, spec.addr, spec.port, label, this.log);
     } else if (spec.proto === 'tcp') svc = new TcpService(this.tcp, spec.name, spec.addr, spec.port, label);
     else
       switch (spec.name) {
