@@ -524,7 +524,7 @@ export class TcpConnection implements CcState {
     const segLen = seg.len;
     const wnd = this.rcvWndNow();
     const endSeq = seqAdd(seg.seq, segLen);
-    if (this.state === TcpState.SYN_RECEIVED && seqLt(seg.seq, this.rcvNxt) && f & TCP_SYN && seg.seq === this.irs) {
+    if (this.state === TcpState.SYN_RECEIVED && seqLt(seg.seq, this.rcvNxt) && f & TCP_SYN && !(f & TCP_RST) && seg.seq === this.irs) {
       // The peer's SYN again: our SYN-ACK was lost (Linux tcp_check_req resends it).
       host.sendSyn(this, true);
       return;

@@ -387,16 +387,12 @@ export class Tcp implements TcpHost {
     const sport = v.srcPort;
     const dport = v.dstPort;
     const f = seg.flags;
-    // SYN with RST is nonsense: dropped. SYN with FIN goes on, as in Linux's tcp_v4_rcv:
-    // a closed port answers it with RST (RFC 9293 §3.10.7.1), a listener drops it
-    // (listen.ts), a connection challenges it like any SYN (RFC 5961 §4.2).
-    if (f & TCP_SYN && f & TCP_RST) {
-      mib.TcpInErrs++;
-      return;
-    }
+    // SYN with FIN or RST is not dropped here (Linux's tcp_v4_rcv has no such check): a
+    // closed port answers SYN+FIN with RST (RFC 9293 §3.10.7.1), a listener drops both
+    // (listen.ts), a connection takes SYN+RST as a RST and challenges SYN+FIN (RFC 5961).
     const c = this.lookup(dst, dport, src, sport);
     if (c !== null) {
-      if (c.state === TcpState.TIME_WAIT && f & TCP_SYN && !(f & TCP_ACK) && this.timeWaitReopen(c, seg)) {
+      if (c.state === TcpState.TIME_WAIT && (f & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN && this.timeWaitReopen(c, seg)) {
         // Linux tcp_timewait_state_process: a new SYN beyond the old connection ends TIME_WAIT.
         c.finish(null);
       } else {
