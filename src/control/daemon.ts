@@ -6,7 +6,9 @@ import { isConfigCommand, parseCommand, parseConfig } from './commands.js';
 import { CommandError } from './words.js';
 import { ControlServer } from './server.js';
 import { parsePing, runPing } from './ping.js';
-import type { CommandOutput } from './protocol.js';
+import { Iperf3ArgError, parseIperf3, runIperf3 } from './iperf3.js';
+import { runSs } from './ss.js';
+import type { CommandStream } from './protocol.js';
 import { PcapWriter } from '../link/pcap.js';
 import type { Logger } from '../log.js';
 
@@ -85,10 +87,16 @@ export class Daemon {
   }
 
   /** One control-socket command. */
-  handle(argv: string[], out: CommandOutput): number | Promise<number> {
+  handle(argv: string[], out: CommandStream): number | Promise<number> {
     if (argv.length === 0) {
       out.err('expected a command\n');
       return 2;
+    }
+    if (argv[0] === 'ss') {
+      const r = runSs(this.stack, argv.slice(1), out.columns ?? null);
+      if (r.stdout.length > 0) out.out(r.stdout);
+      if (r.stderr.length > 0) out.err(r.stderr);
+      return r.code;
     }
     if (argv[0] === 'ping') {
       try {
@@ -97,6 +105,17 @@ export class Daemon {
         if (e instanceof CommandError) {
           out.err(`ping: ${e.message}\n`);
           return 2;
+        }
+        throw e;
+      }
+    }
+    if (argv[0] === 'iperf3') {
+      try {
+        return runIperf3(this.stack, parseIperf3(argv.slice(1)), out);
+      } catch (e) {
+        if (e instanceof Iperf3ArgError) {
+          out.err(`iperf3: ${e.message}\n`);
+          return 1;
         }
         throw e;
       }
