@@ -6,9 +6,13 @@
  *
  *   node examples/http-server.mjs --dev tap0 --addr 10.0.0.2/24 --port 8080 [--gateway 10.0.0.1]
  *
+ * With --cert FILE --key FILE (PEM) it serves HTTPS instead, with Node's own https.
+ *
  * then, from the host: ip addr add 10.0.0.1/24 dev tap0; curl http://10.0.0.2:8080/
  */
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { parseArgs } from 'node:util';
 import { Stack, configure, openTap } from 'tapstack';
 
@@ -19,6 +23,8 @@ const { values: opt } = parseArgs({
     port: { type: 'string', default: '8080' },
     gateway: { type: 'string' },
     mac: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
   },
 });
 
@@ -29,14 +35,19 @@ configure(stack, [
   ...(opt.gateway ? [`route add default via ${opt.gateway}`] : []),
 ]);
 
-const web = http.createServer((req, res) => {
+const tls = opt.cert && opt.key ? { cert: fs.readFileSync(opt.cert), key: fs.readFileSync(opt.key) } : null;
+const handler = (req, res) => {
   let received = 0;
   req.on('data', (chunk) => (received += chunk.length));
   req.on('end', () => {
     res.setHeader('content-type', 'text/plain; charset=utf-8');
-    res.end(`Hello from tapstack: ${req.method} ${req.url}, ${received} bytes from ${req.socket.remoteAddress}\n`);
+    // Node's TLS over a stream that is not a kernel socket leaves remoteAddress unset on
+    // the TLS socket; the stack's socket it wraps has it (reached through Node's wrapper).
+    const peer = req.socket.remoteAddress ?? req.socket._handle?._parentWrap?.stream?.remoteAddress;
+    res.end(`Hello from tapstack: ${req.method} ${req.url}, ${received} bytes from ${peer}\n`);
   });
-});
+};
+const web = tls ? https.createServer(tls, handler) : http.createServer(handler);
 
 // The stack's server is shaped like net.Server: each connection goes to Node's http server.
 const server = stack.tcp.createServer((socket) => web.emit('connection', socket));
@@ -45,7 +56,8 @@ server.on('error', (err) => {
   process.exit(1);
 });
 const host = opt.addr.split('/')[0];
-server.listen(Number(opt.port), () => console.log(`listening on http://${host}:${server.address().port}/`));
+const scheme = tls ? 'https' : 'http';
+server.listen(Number(opt.port), () => console.log(`listening on ${scheme}://${host}:${server.address().port}/`));
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {

@@ -12,6 +12,21 @@ import { PEER_MODE, ROOT, sh, shAsync, shOk, uniqueName, waitFor } from '../help
  * with command lines and serves Node's http.createServer over the stack. Its
  * kernel side moves into a namespace and curl talks to it from there.
  */
+/** Starts the example with `args`, waiting for its "listening" line; returns the handle. */
+async function startExample(args: string[]): Promise<{ child: ChildProcess; out: () => string; exitCode: () => number | null }> {
+  let out = '';
+  let exitCode: number | null = null;
+  const child = spawn(process.execPath, [path.join(ROOT, 'examples/http-server.mjs'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  child.on('exit', (code, signal) => (exitCode = code ?? (signal ? 128 : -1)));
+  await waitFor(() => {
+    if (exitCode !== null) throw new Error(`the example exited with ${exitCode}: ${out}`);
+    return out.includes('listening on');
+  }, 10_000);
+  return { child, out: () => out, exitCode: () => exitCode };
+}
+
 describe('the library example serves HTTP over a TAP device', () => {
   const dev = uniqueName('tlx');
   const ns = PEER_MODE === 'netns' ? uniqueName('tlxns') : null;
@@ -87,5 +102,59 @@ describe('the library example serves HTTP over a TAP device', () => {
     await waitFor(() => exitCode !== null, 5000);
     expect(exitCode).toBe(0);
     expect(sh(peerCmd(`ip link show ${dev}`)).code).not.toBe(0);
+  });
+});
+
+/**
+ * The same example with --cert/--key: Node's https.createServer over the stack's
+ * TCP, and curl from the kernel side doing TLS with it.
+ */
+describe('the library example serves HTTPS over a TAP device', () => {
+  const dev = uniqueName('tlh');
+  const ns = PEER_MODE === 'netns' ? uniqueName('tlhns') : null;
+  const stackIp = '10.231.49.2';
+  const peerIp = '10.231.49.1';
+  const port = 8443;
+  let dir: string;
+  let ex: Awaited<ReturnType<typeof startExample>> | null = null;
+  const peerCmd = (cmd: string): string => (ns ? `ip netns exec ${ns} sh -c '${cmd.replace(/'/g, `'\\''`)}'` : cmd);
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-tls-'));
+    shOk(`openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=${stackIp} -days 1 -keyout ${dir}/key.pem -out ${dir}/cert.pem 2>/dev/null`);
+    ex = await startExample(['--dev', dev, '--addr', `${stackIp}/24`, '--port', String(port), '--cert', `${dir}/cert.pem`, '--key', `${dir}/key.pem`]);
+    if (ns) {
+      shOk(`ip netns add ${ns}`);
+      shOk(`ip link set ${dev} netns ${ns}`);
+      shOk(peerCmd('ip link set lo up'));
+    }
+    shOk(peerCmd(`ip addr add ${peerIp}/24 dev ${dev}`));
+    shOk(peerCmd(`ip link set ${dev} up`));
+  });
+
+  afterAll(async () => {
+    if (ex && ex.exitCode() === null) {
+      ex.child.kill('SIGTERM');
+      await waitFor(() => ex!.exitCode() !== null, 5000).catch(() => ex?.child.kill('SIGKILL'));
+    }
+    if (ns) sh(`ip netns del ${ns}`);
+    sh(`ip link del ${dev} 2>/dev/null`);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers curl over TLS with the certificate it was given', async () => {
+    expect(ex!.out()).toContain(`listening on https://${stackIp}:${port}/`);
+    const r = await shAsync(peerCmd(`curl -sS -m 10 --cacert ${dir}/cert.pem -w '\\n%{http_code} %{ssl_verify_result}' https://${stackIp}:${port}/secure`), 20_000);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.split('\n');
+    expect(lines.pop()).toBe('200 0');
+    expect(lines.join('\n')).toBe(`Hello from tapstack: GET /secure, 0 bytes from ${peerIp}\n`);
+  });
+
+  it('takes a 1 MB POST over TLS', async () => {
+    const file = path.join(dir, 'body');
+    fs.writeFileSync(file, crypto.randomBytes(1 << 20));
+    const r = await shAsync(peerCmd(`curl -sS -m 20 --cacert ${dir}/cert.pem --data-binary @${file} -w '%{http_code}' https://${stackIp}:${port}/up`), 30_000);
+    expect(r.stdout).toBe(`Hello from tapstack: POST /up, ${1 << 20} bytes from ${peerIp}\n200`);
   });
 });
