@@ -19,6 +19,7 @@ const USAGE = `Usage:
         ip route get ADDRESS
         nstat [-j] [-z]
         ping ADDRESS [-c N] [-s SIZE] [-i SECONDS] [-M do|dont] [-W SECONDS] [-t TTL] [-q]
+        iperf3 -c ADDRESS [-p PORT] [-t SECONDS] [-R|--bidir] [-P N] [-l LEN] [-J]
         sysctl [-w] NAME=VALUE | sysctl [-n] NAME... | sysctl -a
         link add NAME type tap|tun [mac MAC] [mtu N] [vnet_hdr]
         link del NAME | link set NAME up|down|mtu N
