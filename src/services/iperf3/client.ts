@@ -434,11 +434,14 @@ export class Iperf3Client implements ControlOwner, StreamOwner {
     else this.tcp.time.arm(this.idleTimer, NO_MSG_RCVD_TIMEOUT_MS - idle);
   }
 
-  /** The user gave up (^C): the server hears CLIENT_TERMINATE (iperf_got_sigend). */
+  /**
+   * The user gave up (^C): the server hears CLIENT_TERMINATE (iperf_got_sigend),
+   * then the streams close as the kernel closes an exiting iperf3's sockets.
+   */
   terminate(): void {
     if (this.phase === 'over') return;
     this.ctrl?.send(Uint8Array.of(CLIENT_TERMINATE));
-    this.finish('interrupt - the client has terminated', true);
+    this.finish('interrupt - the client has terminated');
   }
 
   /** cleanup_and_fail: streams closed, IPERF_DONE unless the server refused us. */
