@@ -8,6 +8,7 @@ import { ControlServer } from './server.js';
 import { parsePing, runPing } from './ping.js';
 import { Iperf3ArgError, parseIperf3, runIperf3 } from './iperf3.js';
 import { runSs } from './ss.js';
+import { parseNc, runNc } from './nc.js';
 import type { CommandStream } from './protocol.js';
 import { PcapWriter } from '../link/pcap.js';
 import type { Logger } from '../log.js';
@@ -97,6 +98,19 @@ export class Daemon {
       if (r.stdout.length > 0) out.out(r.stdout);
       if (r.stderr.length > 0) out.err(r.stderr);
       return r.code;
+    }
+    if (argv[0] === 'nc') {
+      let o;
+      try {
+        o = parseNc(argv.slice(1));
+      } catch (e) {
+        if (e instanceof CommandError) {
+          out.err(`nc: ${e.message}\n`);
+          return 1;
+        }
+        throw e;
+      }
+      return runNc(this.stack, o, out);
     }
     if (argv[0] === 'ping') {
       try {
