@@ -322,6 +322,11 @@ export class Interface implements DeviceReceiver {
     this.sendEther(pkt, ethDst, ETHERTYPE_ARP);
   }
 
+  /** Frames waiting for the device, and how many more fit (TCP paces itself by it). */
+  get txRoom(): number {
+    return this.txQueueLen - this.txq.length;
+  }
+
   private queueTx(pkt: Packet): void {
     if (this.txq.length >= this.txQueueLen) {
       pkt.sent();

@@ -204,6 +204,8 @@ export class TcpConnection implements CcState {
   /** The window grew enough that the peer should hear of it. */
   /** Queued on the protocol's list of connections to serve at the batch's end. */
   deferred = false;
+  /** Waiting for room in the interface's queue (Tcp.resumeLater). */
+  throttled = false;
   /** RFC 5961 / tcp_invalid_ratelimit: when the last challenge or out-of-window ACK was sent. */
   lastOowAckMs = -Infinity;
 
@@ -377,6 +379,8 @@ export class TcpConnection implements CcState {
   private establish(): void {
     const now = this.host.time.now();
     this.setState(TcpState.ESTABLISHED);
+    // Our SYN is acknowledged: it counts in bytes_acked, as in Linux (ss shows bytes_acked:1).
+    this.bytesAcked = 1;
     this.retransmits = 0;
     this.backoff = 0;
     this.cwnd = INITIAL_CWND;
@@ -490,8 +494,9 @@ export class TcpConnection implements CcState {
     // (SYN-RECEIVED from a listener is Linux's request socket, which does acknowledge it.)
     if (!(f & (TCP_ACK | TCP_RST | TCP_SYN)) && this.state !== TcpState.SYN_RECEIVED) return;
 
-    // RFC 7323 §5.3: PAWS, before the sequence check.
-    if (this.tsOk && o.tsPresent && !(f & TCP_RST) && seqLt(o.tsVal, this.tsRecent) && now - this.tsRecentStamp < PAWS_24DAYS_MS) {
+    // RFC 7323 §5.3: PAWS, before the sequence check; like Linux (tcp_paws_check,
+    // TCP_PAWS_WINDOW) a TSval one tick behind TS.Recent still passes.
+    if (this.tsOk && o.tsPresent && !(f & TCP_RST) && seqLt(o.tsVal, (this.tsRecent - 1) >>> 0) && now - this.tsRecentStamp < PAWS_24DAYS_MS) {
       // Linux tcp_validate_incoming: a SYN is challenged whatever its timestamp (RFC 5961 §4.2).
       if (f & TCP_SYN) {
         this.synChallenge(now);
@@ -611,7 +616,9 @@ export class TcpConnection implements CcState {
       this.challengeAck(now);
       return false;
     }
-    if (seqLt(ack, seqAdd(this.sndUna, -Math.max(this.maxSndWnd, 1)))) {
+    // Linux tcp_ack bounds the old side by what was ever acknowledged too:
+    // min(MAX.SND.WND, bytes_acked), so no ACK for bytes never sent passes.
+    if (seqLt(ack, seqAdd(this.sndUna, -Math.min(this.maxSndWnd, this.bytesAcked)))) {
       this.challengeAck(now);
       return false;
     }
@@ -939,9 +946,10 @@ export class TcpConnection implements CcState {
       off += before;
       len -= before;
     }
-    // Trim what lies beyond the space we have (RFC 9293 §3.10.7.4 keeps only what fits the window).
-    const free = this.rcvFree();
-    const room = free - seqDiff(seq, this.rcvNxt);
+    // Trim what lies beyond the space we have (RFC 9293 §3.10.7.4 keeps only what fits the
+    // window): from rcv_nxt, the buffer less what the user has not read yet. Queued
+    // out-of-order bytes lie inside that span already, so they are not subtracted again.
+    const room = this.rcvBufSize - (this.user?.rcvQueued() ?? 0) - seqDiff(seq, this.rcvNxt);
     if (room <= 0) {
       this.host.mib.TcpExtTCPRcvQDrop++;
       this.queueAck(true);
@@ -1313,6 +1321,7 @@ export class TcpConnection implements CcState {
     }
     // RFC 3042 limited transmit: the first two duplicate ACKs may each release a new segment.
     const limited = !this.inRecovery && !this.inLoss && this.dupAcks > 0 ? Math.min(this.dupAcks, 2) : 0;
+    let budget = host.txBudget(this);
     for (;;) {
       const outstanding = seqDiff(this.sndNxt, this.sndUna);
       const inflight = sackRecovery ? this.pipe(this.lostLimit()) : outstanding;
@@ -1348,6 +1357,12 @@ export class TcpConnection implements CcState {
         // RFC 896 (Nagle): a short segment waits while data is unacknowledged.
         if (len < mss && len === unsent && outstanding > 0 && !this.noDelay && !this.finQueued) break;
       }
+      if (budget <= 0) {
+        // The interface's queue is full: go on once the device has written (TCP small queues).
+        host.resumeLater(this);
+        break;
+      }
+      budget--;
       const fin = finToSend || (this.finQueued && len === unsent && (!this.finSent || seqLe(this.sndNxt, this.finSeq)));
       const seq = this.sndNxt;
       const retrans = seqLt(seq, this.sndMax);

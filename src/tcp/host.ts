@@ -26,6 +26,12 @@ export interface TcpHost {
   sendReset(laddr: number, lport: number, raddr: number, rport: number, seq: number, ack: number, withAck: boolean): void;
   /** Serve the connection at the end of the current receive batch. */
   defer(c: TcpConnection): void;
+  /**
+   * How many more segments the connection may queue on its interface now; when it
+   * has used them up it calls `resumeLater` and goes on once the device has written.
+   */
+  txBudget(c: TcpConnection): number;
+  resumeLater(c: TcpConnection): void;
   /** The connection entered TIME_WAIT; false when tcp_max_tw_buckets is reached. */
   enterTimeWait(c: TcpConnection): boolean;
   /** The connection is closed: out of the tables. */

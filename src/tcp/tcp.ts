@@ -40,6 +40,9 @@ import { TcpServer, type TcpServerOptions } from './server.js';
 
 export const IPPROTO_TCP = 6;
 
+/** Interface queue slots kept free of bulk data: ACKs and other connections get through. */
+const TX_RESERVE = 64;
+
 /** Hooks into the stack's receive batches, so output waits for the batch's end. */
 export interface BatchControl {
   begin(): void;
@@ -64,6 +67,9 @@ export class Tcp implements TcpHost {
   private readonly portUse = new Map<number, number>();
   private readonly deferredList: TcpConnection[] = [];
   private readonly flushTimer: Timer;
+  /** Connections that stopped sending because their interface's queue was full. */
+  private readonly throttled: TcpConnection[] = [];
+  private readonly resumeTimer: Timer;
   /** Every connection not yet closed, for listings (ss). */
   readonly connections = new Set<TcpConnection>();
   timeWaitCount = 0;
@@ -95,6 +101,7 @@ export class Tcp implements TcpHost {
     ip.register(IPPROTO_TCP, (pkt, src, dst) => this.input(pkt, src, dst));
     icmp.onError((e) => this.icmpError(e));
     this.flushTimer = time.timer(() => this.flushDeferred());
+    this.resumeTimer = time.timer(() => this.resume());
   }
 
   // =====================================================================
@@ -338,6 +345,36 @@ export class Tcp implements TcpHost {
     } finally {
       if (own) this.batch.end();
     }
+  }
+
+  /**
+   * Segments a connection may still queue on its interface: what the queue has room
+   * for, less a reserve for ACKs and other connections. Like Linux's TCP small queues,
+   * a sender stops rather than have its own bursts dropped at the device queue.
+   */
+  txBudget(c: TcpConnection): number {
+    if (this.ip.local.has(c.remoteAddr)) return 0x7fffffff;
+    const r = this.ip.routes.lookup(c.remoteAddr);
+    if (r === null) return 0x7fffffff;
+    return r.dev.txRoom - TX_RESERVE;
+  }
+
+  resumeLater(c: TcpConnection): void {
+    if (c.throttled) return;
+    c.throttled = true;
+    this.throttled.push(c);
+    if (!this.resumeTimer.armed) this.time.arm(this.resumeTimer, 0);
+  }
+
+  /** After the devices have written: throttled connections send on. */
+  private resume(): void {
+    const list = this.throttled.splice(0);
+    this.batched(() => {
+      for (const c of list) {
+        c.throttled = false;
+        c.output();
+      }
+    });
   }
 
   /** Runs `fn` as one batch: the segments it sends leave together. */

@@ -377,7 +377,7 @@ describe('ESTABLISHED: the acceptability test and RFC 5961', () => {
     expect(c.sndUna).toBe(S);
   });
 
-  it('RFC 5961 §5.2: an ACK below SND.UNA - MAX.SND.WND draws a challenge ACK and the data is dropped', () => {
+  it('RFC 5961 §5.2 as Linux bounds it: an ACK below SND.UNA - min(MAX.SND.WND, bytes acknowledged) draws a challenge ACK and the data is dropped', () => {
     const p = tcpPeer();
     // The peer offers no window scaling: MAX.SND.WND is 65535.
     const { user, S, P } = established(p, { opts: { mss: 1460, sackPermitted: true, ts: 'auto' } });
@@ -385,9 +385,14 @@ describe('ESTABLISHED: the acceptability test and RFC 5961', () => {
     expect(p.take().map((s) => [s.flags, s.seq, s.ack])).toEqual([['A', S, P]]);
     expect(p.stack.mib.TcpExtTCPChallengeACK).toBe(1);
     expect(user.text()).toBe('');
-    // An old ACK within the window is fine: the data is taken.
+    // Within the window but older than anything acknowledged (only our SYN was): challenged too.
     p.advance(1000);
-    p.send({ seq: P, ack: seq(S, -60_000), flags: 'PA', data: 'good' });
+    p.send({ seq: P, ack: seq(S, -60_000), flags: 'PA', data: 'evil' });
+    expect(p.take().map((s) => [s.flags, s.seq, s.ack])).toEqual([['A', S, P]]);
+    expect(p.stack.mib.TcpExtTCPChallengeACK).toBe(2);
+    expect(user.text()).toBe('');
+    // An old ACK within what was acknowledged (the SYN) is fine: the data is taken.
+    p.send({ seq: P, ack: seq(S, -1), flags: 'PA', data: 'good' });
     expect(user.text()).toBe('good');
   });
 
@@ -395,14 +400,16 @@ describe('ESTABLISHED: the acceptability test and RFC 5961', () => {
     const p = tcpPeer();
     const { c, user, S, P } = established(p);
     const recent = c.tsRecent;
-    p.send({ seq: P, ack: S, flags: 'PA', data: 'old', opts: { ts: { val: recent - 1, ecr: p.lastTsVal } } });
+    p.send({ seq: P, ack: S, flags: 'PA', data: 'old', opts: { ts: { val: recent - 2, ecr: p.lastTsVal } } });
     expect(p.stack.mib.TcpExtPAWSEstab).toBe(1);
     expect(user.text()).toBe('');
     expect(p.take().map((s) => [s.flags, s.ack])).toEqual([['A', P]]);
-    // The same TSval is not older: accepted.
+    // One tick behind passes, as Linux's TCP_PAWS_WINDOW allows; the same TSval too.
     p.advance(600);
-    p.send({ seq: P, ack: S, flags: 'PA', data: 'new', opts: { ts: { val: recent, ecr: p.lastTsVal } } });
+    p.send({ seq: P, ack: S, flags: 'PA', data: 'new', opts: { ts: { val: recent - 1, ecr: p.lastTsVal } } });
     expect(user.text()).toBe('new');
+    p.send({ seq: seq(P, 3), ack: S, flags: 'PA', data: '!', opts: { ts: { val: recent, ecr: p.lastTsVal } } });
+    expect(user.text()).toBe('new!');
   });
 });
 
@@ -416,6 +423,28 @@ describe('ESTABLISHED: data', () => {
     // Later data is not touched.
     p.send({ seq: seq(P, 11), ack: S, flags: 'PA', data: 'more' });
     expect(user.text()).toBe('hell!worldmore');
+  });
+
+  it('RFC 9293 §3.8.6.2: out-of-order data is kept as far as the receive buffer reaches from RCV.NXT, its queued bytes counted once', () => {
+    const p = tcpPeer();
+    const { c, user, S, P } = established(p);
+    c.rcvBufSize = 20_000;
+    const d = (off: number, n: number) => ({ seq: seq(P, off), ack: S, flags: 'A', data: bytes(n, 0x30 + (off / 1000) % 10) });
+    // A hole of 1000 bytes, then 18 segments behind it: 19000 bytes from RCV.NXT fit in 20000.
+    for (let off = 1000; off < 19_000; off += 1000) p.send(d(off, 1000));
+    p.take();
+    expect(p.stack.mib.TcpExtTCPRcvQDrop).toBe(0);
+    expect(c.oooBytes).toBe(18_000);
+    // Beyond the buffer: trimmed to what fits, then refused.
+    p.send(d(19_000, 1000));
+    expect(c.oooBytes).toBe(19_000);
+    p.send(d(20_000, 1000));
+    expect(p.stack.mib.TcpExtTCPRcvQDrop).toBe(1);
+    p.take();
+    // The hole fills: everything is delivered in order.
+    p.send(d(0, 1000));
+    expect(user.bytes).toBe(20_000);
+    expect(c.oooBytes).toBe(0);
   });
 
   it('RFC 5681 §4.2, RFC 2018 §4, RFC 2883: out-of-order data is acknowledged at once with SACK blocks, the newest first, and duplicates as D-SACK', () => {
