@@ -47,6 +47,27 @@ function summaryShape(s: string): string {
   return s.replace(/\d+ */g, (m) => (m.length >= 9 ? 'N'.padEnd(m.length) : 'N' + m.replace(/\d+/, '').replace(/^/, '')));
 }
 
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/** The RSS of the `tapstack nc` client talking to `ctl` (0 if it is gone). */
+function clientRssMb(ctl: string): number {
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let cmd = '';
+    try {
+      cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    const argv = cmd.split('\0');
+    if (argv.includes(ctl) && argv.includes('nc')) return rssMb(Number(d));
+  }
+  return 0;
+}
+
 describe('tapstack ss and nc next to the kernel', () => {
   let tb: Testbed;
   let kernelSockets: ChildProcess | null = null;
@@ -328,5 +349,65 @@ describe('tapstack ss and nc next to the kernel', () => {
       expect(kr.stdout).toBe('hello echo');
       expect(kr.stderr).toBe(`Connection to ${tb.stackIp} 7 port [tcp/echo] succeeded!\n`);
     }, 30_000);
+
+    it('50 MB to a peer that stalls: stdin waits, neither process holds the data', async () => {
+      const py = path.join(tb.dir, 'slow-reader.py');
+      fs.writeFileSync(
+        py,
+        [
+          'import socket, time',
+          's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 5006)); s.listen(1)',
+          'c, _ = s.accept(); time.sleep(4); n = 0',
+          'while True:',
+          '    b = c.recv(1 << 20)',
+          '    if not b: break',
+          '    n += len(b)',
+          'print(n)',
+        ].join('\n'),
+      );
+      const k = tb.peerAsync(`timeout 60 python3 ${py}`, 70_000);
+      await kernelListening(5006);
+      const before = rssMb(tb.daemon!.pid!);
+      const ours = shAsync(`head -c ${50 * 1024 * 1024} /dev/zero | ${process.execPath} ${CLI} --ctl ${tb.ctl} nc ${tb.peerIp} 5006`, 70_000);
+      await new Promise((r) => setTimeout(r, 2500));
+      const during = rssMb(tb.daemon!.pid!);
+      const client = clientRssMb(tb.ctl);
+      const r = await ours;
+      expect(r.code).toBe(0);
+      expect((await k).stdout.trim()).toBe(String(50 * 1024 * 1024));
+      expect(during - before, `daemon RSS ${before} -> ${during} MB`).toBeLessThan(40);
+      expect(client, 'client RSS MB').toBeLessThan(150);
+    }, 90_000);
+
+    it('50 MB from a peer while our reader stalls: the connection waits, neither process holds the data', async () => {
+      const py = path.join(tb.dir, 'fast-writer.py');
+      fs.writeFileSync(
+        py,
+        [
+          'import socket',
+          's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 5007)); s.listen(1)',
+          'c, _ = s.accept(); c.sendall(bytes(50 << 20)); c.shutdown(socket.SHUT_WR)',
+          'while c.recv(65536): pass',
+        ].join('\n'),
+      );
+      const k = tb.peerAsync(`timeout 60 python3 ${py}`, 70_000);
+      await kernelListening(5007);
+      const before = rssMb(tb.daemon!.pid!);
+      const ours = shAsync(`${process.execPath} ${CLI} --ctl ${tb.ctl} nc ${tb.peerIp} 5007 < /dev/null | (sleep 4; wc -c)`, 70_000);
+      await new Promise((r) => setTimeout(r, 2500));
+      const during = rssMb(tb.daemon!.pid!);
+      const client = clientRssMb(tb.ctl);
+      const r = await ours;
+      expect(r.stdout.trim()).toBe(String(50 * 1024 * 1024));
+      expect((await k).code).toBe(0);
+      expect(during - before, `daemon RSS ${before} -> ${during} MB`).toBeLessThan(40);
+      expect(client, 'client RSS MB').toBeLessThan(150);
+    }, 90_000);
+
+    it('afterwards the stack holds only its listeners and TIME-WAITs', async () => {
+      await new Promise((r) => setTimeout(r, 500));
+      const left = (await ss('-tanoH')).trim().split('\n');
+      for (const l of left) expect(l, l).toMatch(/^(LISTEN|TIME-WAIT) /);
+    });
   });
 });
