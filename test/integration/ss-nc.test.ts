@@ -34,6 +34,20 @@ function infoFields(line: string): { name: string; value: string }[] {
   return out;
 }
 
+/** The order of tcp_stats_print (iproute2 misc/ss.c), the congestion control as CC. */
+const SS_INFO_ORDER = ['ts', 'sack', 'ecn', 'ecnseen', 'fastopen', 'CC', 'wscale', 'rto', 'backoff', 'rtt', 'ato', 'qack', 'bidir', 'mss', 'pmtu', 'rcvmss', 'advmss', 'cwnd', 'ssthresh', 'bytes_sent', 'bytes_retrans', 'bytes_acked', 'bytes_received', 'segs_out', 'segs_in', 'data_segs_out', 'data_segs_in', 'dctcp', 'bbr', 'send', 'lastsnd', 'lastrcv', 'lastack', 'pacing_rate', 'delivery_rate', 'delivered', 'delivered_ce', 'app_limited', 'busy', 'rwnd_limited', 'sndbuf_limited', 'unacked', 'retrans', 'lost', 'sacked', 'dsack_dups', 'fackets', 'reordering', 'reord_seen', 'rcv_rtt', 'rcv_space', 'rcv_ssthresh', 'notsent', 'minrtt', 'rcv_ooopack', 'snd_wnd'];
+
+/** True when the names come in ss's order, each at most once. */
+function inSsOrder(names: string[]): boolean {
+  let at = -1;
+  for (const n of names) {
+    const i = SS_INFO_ORDER.indexOf(n);
+    if (i <= at) return false;
+    at = i;
+  }
+  return true;
+}
+
 /** What each -i value looks like, whoever prints it. */
 function valueForm(v: string): string {
   return v
@@ -166,7 +180,9 @@ describe('tapstack ss and nc next to the kernel', () => {
           const kf = infoFields(k[2]);
           const ourNames = of.map((f) => f.name);
           const kernelNames = kf.map((f) => f.name);
-          // Every field we print, the kernel prints, in the same order and the same form.
+          // Every field we print, the kernel prints, in ss's order and the same form.
+          expect(inSsOrder(kernelNames), k[2]).toBe(true);
+          expect(inSsOrder(ourNames), o[2]).toBe(true);
           expect(kernelNames.filter((n) => ourNames.includes(n)), opts).toEqual(ourNames);
           for (const f of of) {
             const kv = kf.find((x) => x.name === f.name)!;
@@ -239,6 +255,25 @@ describe('tapstack ss and nc next to the kernel', () => {
       expect(oi[2].replace(/ +$/, '')).toBe('\t');
       expect(kss('-tani state time-wait').split('\n')[2].replace(/ +$/, '')).toBe('\t');
     }, 30_000);
+
+    it('SYN-SENT towards an address nobody answers: Send-Q 1, the retransmission timer, -i fields as the kernel has them', async () => {
+      const k = tb.peerAsync(`timeout 4 nc 10.231.44.99 80`, 10_000);
+      const ours = tapstack(`nc 10.231.44.98 80 < /dev/null & sleep 4; kill $!`, 10_000);
+      await new Promise((r) => setTimeout(r, 1500));
+      const o = (await ss('-tnoi', 'state', 'syn-sent')).split('\n');
+      const kk = kss('-tnoi state syn-sent').split('\n');
+      const row = /^0 +1 +10\.231\.44\.\d+:\d+ +10\.231\.44\.9\d:80 +timer:\(on,(\d+ms|\d+\.\d+ms|\d+sec),\d+\)$/;
+      expect(kk[1]).toMatch(row);
+      expect(o[1]).toMatch(row);
+      const names = (l: string): string[] => infoFields(l).map((f) => f.name);
+      const kn = names(kk[2]);
+      const on = names(o[2]);
+      expect(inSsOrder(kn), kk[2]).toBe(true);
+      expect(inSsOrder(on), o[2]).toBe(true);
+      // (The kernel's SYN is still waiting for ARP, so it counts no retransmission; the stack's went out.)
+      for (const n of ['CC', 'rto', 'mss', 'pmtu', 'rcvmss', 'advmss', 'cwnd', 'segs_out', 'unacked']) expect(on, n).toContain(n);
+      await Promise.all([k, ours]);
+    }, 20_000);
 
     it('errors as ss gives them', async () => {
       let r = await tb.ctlRun('ss', '-t', 'state', 'nosuch');
