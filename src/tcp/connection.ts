@@ -627,7 +627,9 @@ export class TcpConnection implements CcState {
     // a bogus ACK must not move TS.Recent, or one blind segment could make PAWS drop all
     // of the peer's real ones.
     const o = seg.opts;
-    if (this.tsOk && o.tsPresent && seqLe(seg.seq, this.rcvWup) && !seqLt(ack, this.sndUna)) {
+    // RFC 7323 §4.3 step 1: only a TSval not older than TS.Recent replaces it (one that
+    // passed PAWS by Linux's one-tick tolerance does not; Linux tcp_replace_ts_recent).
+    if (this.tsOk && o.tsPresent && seqLe(seg.seq, this.rcvWup) && !seqLt(ack, this.sndUna) && seqGe(o.tsVal, this.tsRecent)) {
       this.tsRecent = o.tsVal;
       this.tsRecentStamp = now;
     }

@@ -287,6 +287,26 @@ describe('TCP probes: the stack answers as the Linux kernel does', () => {
       expect(r.after).toEqual(ECHOED);
     });
 
+    it('Linux tcp_ack: an ACK older than anything ever acknowledged (below SND.UNA - min(MAX.SND.WND, bytes acked)) draws a challenge ACK, its data dropped', async () => {
+      // Only 5 bytes were acknowledged so far: 100 below SND.UNA is inside MAX.SND.WND, yet older than any ACK could be.
+      const r = await connProbe({ flags: 'PA', seq: 0, ack: -100, data: 'evil', options: TS }, ['TcpExtTCPChallengeACK']);
+      expect(r.answers).toEqual(same([ACK_NOW]));
+      expect(r.counters).toEqual(same({ TcpExtTCPChallengeACK: 1 }));
+      expect(r.after).toEqual(ECHOED);
+    });
+
+    it("RFC 7323 §5.3 with Linux's TCP_PAWS_WINDOW: a TSval one tick behind TS.Recent passes, and the data is taken", async () => {
+      const r = await connProbe({ flags: 'PA', seq: 0, data: 'PAWS1', options: [['nop'], ['nop'], ['ts', -1]] }, ['TcpExtPAWSEstab']);
+      expect(r.counters).toEqual(same({ TcpExtPAWSEstab: 0 }));
+      // Taken by both: the injected bytes are acknowledged (and echoed back), TS.Recent
+      // stays where it was (RFC 7323 §4.3: an older TSval never replaces it), and both answer
+      // the same way. (How often each then resends the echo is left out: no rule fixes it.)
+      const firstTwo = (a: object[]) => a.slice(0, 2);
+      expect(firstTwo(r.answers.stack)).toEqual(firstTwo(r.answers.kernel));
+      expect(r.answers.stack[0]).toMatchObject({ ackRel: 5, tsEcrRel: 0 });
+      expect(r.after.stack).toEqual(r.after.kernel);
+    });
+
     it('a segment with none of ACK, RST and SYN is dropped unanswered, in the window or not (Linux tcp_rcv_established)', async () => {
       for (const p of [
         { flags: 'F', seq: 1 << 30 },
