@@ -46,4 +46,6 @@ ENV TAPSTACK_TEST_PEER=local CI=true
 # tini as PID 1 passes on SIGTERM (docker stop, Ctrl-C) and reaps the kernel-side tools
 # the tests leave behind.
 ENTRYPOINT ["tini", "--"]
-CMD ["npx", "vitest", "run", "test/integration"]
+# Files named *.netns.test.ts need network namespaces of their own (a second kernel as
+# the oracle) that a container with only NET_ADMIN can't make; they run in `npm test`.
+CMD ["npx", "vitest", "run", "test/integration", "--exclude", "**/*.netns.test.ts"]
