@@ -29,35 +29,46 @@ export function runRemote(
     const stdin = opts.stdin;
     let buf = '';
     let code: number | null = null;
-    // Input sent and not yet acknowledged, and why stdin is paused.
+    // Input read from stdin and not sent yet; input sent and not yet acknowledged.
+    const pendingIn: Buffer[] = [];
     let inFlight = 0;
     let socketFull = false;
+    let endPending = false;
     let inputDone = false;
     const sendIn = (m: ControlInput): void => {
       if (!c.write(JSON.stringify(m) + '\n')) socketFull = true;
     };
-    const pace = (): void => {
+    /** Sends what the credit allows, and reads stdin only while nothing waits. */
+    const flushIn = (): void => {
       if (stdin === undefined || inputDone) return;
-      if (inFlight >= INPUT_WINDOW || socketFull) stdin.pause();
-      else stdin.resume();
-    };
-    const onStdinData = (chunk: Buffer | string): void => {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      for (let off = 0; off < b.length; off += INPUT_CHUNK) {
-        const part = b.subarray(off, off + INPUT_CHUNK);
+      while (pendingIn.length > 0 && inFlight < INPUT_WINDOW && !socketFull) {
+        const b = pendingIn[0];
+        const part = b.subarray(0, INPUT_CHUNK);
+        if (part.length === b.length) pendingIn.shift();
+        else pendingIn[0] = b.subarray(INPUT_CHUNK);
         inFlight += part.length;
         sendIn({ type: 'in', data: part.toString('base64') });
       }
-      pace();
+      if (pendingIn.length === 0 && endPending) {
+        inputDone = true;
+        sendIn({ type: 'in-end' });
+        return;
+      }
+      if (pendingIn.length > 0 || inFlight >= INPUT_WINDOW || socketFull) stdin.pause();
+      else stdin.resume();
+    };
+    const onStdinData = (chunk: Buffer | string): void => {
+      pendingIn.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      flushIn();
     };
     const onStdinEnd = (): void => {
-      if (inputDone) return;
-      inputDone = true;
-      sendIn({ type: 'in-end' });
+      endPending = true;
+      flushIn();
     };
     const stopInput = (): void => {
       if (stdin === undefined) return;
       inputDone = true;
+      pendingIn.length = 0;
       stdin.removeListener('data', onStdinData);
       stdin.removeListener('end', onStdinEnd);
       stdin.pause();
@@ -78,7 +89,7 @@ export function runRemote(
     });
     c.on('drain', () => {
       socketFull = false;
-      pace();
+      flushIn();
     });
     c.on('data', (chunk: string) => {
       buf += chunk;
@@ -97,7 +108,7 @@ export function runRemote(
           }
         } else if (m.type === 'ack') {
           inFlight -= m.bytes;
-          pace();
+          flushIn();
         } else {
           code = m.code;
           stopInput();
