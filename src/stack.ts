@@ -54,7 +54,7 @@ export class Stack implements InterfaceHost {
   readonly ip: Ipv4;
   readonly icmp: Icmp;
   /** Recycled packets for replies the stack sends at once. */
-  readonly packets = new PacketPool();
+  readonly packets = new PacketPool(2048, 1024);
   readonly udp: Udp;
   readonly tcp: Tcp;
   /** Built-in services (echo, discard) started by `service add`. */
