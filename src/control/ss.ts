@@ -740,8 +740,12 @@ function tcpInfo(c: TcpConnection, now: number, o: SsOptions): string {
   if (unacked) s += ` unacked:${unacked}`;
   // retrans: segments retransmitted and still in flight / all retransmissions.
   let retransOut = 0;
-  if (c.inLoss && c.mss > 0) retransOut = Math.ceil(Math.max(0, seqDiff(seqLeast(c.sndNxt, c.recover), c.sndUna)) / c.mss);
-  else if (c.inRecovery) retransOut = 1;
+  if ((c.inLoss || c.inRecovery) && c.mss > 0) {
+    // With SACK, holes are resent up to rexmitOff; without it, after an RTO, snd_nxt went back to snd_una.
+    if (c.sackOk) retransOut = Math.ceil(c.rexmitOff / c.mss);
+    else if (c.inLoss) retransOut = Math.ceil(Math.max(0, seqDiff(seqLeast(c.sndNxt, c.recover), c.sndUna)) / c.mss);
+    else retransOut = 1;
+  }
   if (retransOut || c.totalRetrans) s += ` retrans:${retransOut}/${c.totalRetrans}`;
   if (c.rcvSpace) s += ` rcv_space:${c.rcvSpace}`;
   const sentData = Math.min(Math.max(0, seqDiff(c.sndNxt, c.sndUna)), c.sendBuf.length);
