@@ -85,7 +85,11 @@ export class TcpConnection implements CcState {
   hashNext: TcpConnection | null = null;
   hashed = false;
   state = TcpState.CLOSED;
-  user: TcpUser | null = null;
+  private owner: TcpUser | null = null;
+  /** In-order data and a FIN that arrived while no user held the connection (in the accept queue). */
+  private early: Uint8Array[] | null = null;
+  private earlyBytes = 0;
+  private eofPending = false;
   /** The listener that made this connection (passive open), until it is accepted. */
   listener: { established(c: TcpConnection): void; dropped(c: TcpConnection): void } | null = null;
   /** No user holds it any more (closed by the application); Linux's orphan. */
@@ -117,8 +121,9 @@ export class TcpConnection implements CcState {
   rcvNxt = 0;
   /** rcv_nxt when the last window was advertised (Linux rcv_wup). */
   rcvWup = 0;
-  /** Right edge of the last window advertised. */
+  /** Right edge of the last window advertised, and the furthest one ever advertised. */
   rcvAdvEdge = 0;
+  rcvAdvMax = 0;
   rcvWscale = 0;
   /** The receive buffer's size (SO_RCVBUF), grown by autotuning. */
   rcvBufSize: number;
@@ -175,6 +180,8 @@ export class TcpConnection implements CcState {
   readonly sb = new SackScoreboard();
   rexmitOff = 0;
   private readonly hole = new Int32Array(2);
+  /** Acknowledged data made room in the send buffer: the user hears at the end of processAck. */
+  private roomFreed = false;
   lastSendMs = 0;
   lastRecvMs = 0;
   lastAckRecvMs = 0;
@@ -235,6 +242,16 @@ export class TcpConnection implements CcState {
   rcvSpaceTimeMs = 0;
   /** Error to report on close, set when the connection fails. */
   softError: Errno | null = null;
+
+  get user(): TcpUser | null {
+    return this.owner;
+  }
+
+  /** A new user gets what arrived before it, at the end of the current batch. */
+  set user(u: TcpUser | null) {
+    this.owner = u;
+    if (u !== null && (this.early !== null || this.eofPending)) this.host.defer(this);
+  }
 
   get srttUs(): number {
     return this.rtt.srttUs;
@@ -323,6 +340,7 @@ export class TcpConnection implements CcState {
     this.rcvNxt = seqAdd(seg.seq, 1);
     this.rcvWup = this.rcvNxt;
     this.rcvAdvEdge = seqAdd(this.rcvNxt, Math.min(MAX_WINDOW, this.rcvBufSize));
+    this.rcvAdvMax = this.rcvAdvEdge;
     this.iss = this.host.isn(this);
     this.tsOffset = this.host.tsOffset(this);
     this.sndUna = this.iss;
@@ -665,6 +683,11 @@ export class TcpConnection implements CcState {
       }
     }
     this.probesOut = 0;
+    if (this.roomFreed) {
+      this.roomFreed = false;
+      this.owner?.onRoom();
+      if (this.state === TcpState.CLOSED) return false;
+    }
     // State changes that hang on our FIN being acknowledged.
     if (this.finSent && seqGt(ack, this.finSeq)) {
       switch (this.state) {
@@ -761,7 +784,9 @@ export class TcpConnection implements CcState {
 
     if (dataAcked > 0 && prevUna !== ack) {
       this.expandSndBuf();
-      this.user?.onRoom();
+      // The user hears of the room once this ACK's window is in (processAck), so what it
+      // writes then goes out against the window this ACK offers, not the one before.
+      this.roomFreed = true;
     }
   }
 
@@ -951,7 +976,9 @@ export class TcpConnection implements CcState {
     // Trim what lies beyond the space we have (RFC 9293 §3.10.7.4 keeps only what fits the
     // window): from rcv_nxt, the buffer less what the user has not read yet. Queued
     // out-of-order bytes lie inside that span already, so they are not subtracted again.
-    const room = this.rcvBufSize - (this.user?.rcvQueued() ?? 0) - seqDiff(seq, this.rcvNxt);
+    // Whatever lies within a window we offered is taken even past the buffer (by less than
+    // one window-scale unit): the peer was allowed to send it.
+    const room = Math.max(this.rcvBufSize - (this.owner?.rcvQueued() ?? 0) - this.earlyBytes - seqDiff(seq, this.rcvNxt), seqDiff(this.rcvAdvMax, seq));
     if (room <= 0) {
       this.host.mib.TcpExtTCPRcvQDrop++;
       this.queueAck(true);
@@ -984,11 +1011,36 @@ export class TcpConnection implements CcState {
     if (this.urgPending && seqGe(this.urgSeq, start) && seqLt(this.urgSeq, this.rcvNxt)) {
       this.urgPending = false;
       const k = seqDiff(this.urgSeq, start);
-      if (k > 0) this.user?.onData(buf.subarray(off, off + k));
-      if (k + 1 < len) this.user?.onData(buf.subarray(off + k + 1, off + len));
+      if (k > 0) this.hand(buf, off, k);
+      if (k + 1 < len) this.hand(buf, off + k + 1, len - k - 1);
       return;
     }
-    this.user?.onData(buf.subarray(off, off + len));
+    this.hand(buf, off, len);
+  }
+
+  /** To the user, or kept (copied) until one takes the connection. */
+  private hand(buf: Uint8Array, off: number, len: number): void {
+    const u = this.owner;
+    if (u !== null && this.early === null) {
+      u.onData(buf.subarray(off, off + len));
+      return;
+    }
+    const copy = new Uint8Array(len);
+    copy.set(buf.subarray(off, off + len));
+    (this.early ??= []).push(copy);
+    this.earlyBytes += len;
+  }
+
+  /** What arrived before the user came, now handed over, then the FIN if there was one. */
+  private deliverEarly(): void {
+    const chunks = this.early;
+    this.early = null;
+    this.earlyBytes = 0;
+    if (chunks !== null) for (const d of chunks) this.owner?.onData(d);
+    if (this.eofPending && this.owner !== null) {
+      this.eofPending = false;
+      this.owner.onEof();
+    }
   }
 
   private oooInsert(segOff: number, buf: Uint8Array, off: number, len: number): void {
@@ -1049,6 +1101,11 @@ export class TcpConnection implements CcState {
     if (q.length === 0) this.lastSackOff = -1;
   }
 
+  private eof(): void {
+    if (this.owner !== null && this.early === null) this.owner.onEof();
+    else this.eofPending = true;
+  }
+
   private finReceived(now: number): void {
     void now;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
@@ -1057,15 +1114,15 @@ export class TcpConnection implements CcState {
       case TcpState.SYN_RECEIVED:
       case TcpState.ESTABLISHED:
         this.setState(TcpState.CLOSE_WAIT);
-        this.user?.onEof();
+        this.eof();
         break;
       case TcpState.FIN_WAIT_1:
         if (this.finSent && seqGt(this.sndUna, this.finSeq)) this.enterTimeWait();
         else this.setState(TcpState.CLOSING);
-        this.user?.onEof();
+        this.eof();
         break;
       case TcpState.FIN_WAIT_2:
-        this.user?.onEof();
+        this.eof();
         this.enterTimeWait();
         break;
       default:
@@ -1135,7 +1192,7 @@ export class TcpConnection implements CcState {
 
   /** Free receive space in bytes. */
   rcvFree(): number {
-    const used = (this.user?.rcvQueued() ?? 0) + this.oooBytes;
+    const used = (this.owner?.rcvQueued() ?? 0) + this.earlyBytes + this.oooBytes;
     return Math.max(0, this.rcvBufSize - used);
   }
 
@@ -1160,9 +1217,18 @@ export class TcpConnection implements CcState {
     const scale = this.rcvWscale;
     const max = MAX_WINDOW << scale;
     if (wnd > max) wnd = max;
-    const field = wnd >>> scale;
+    let field = wnd >>> scale;
+    // Keeping the current edge when its distance is no whole unit of the scale: rounding
+    // up would move the edge a little further on every ACK while the buffer stays full
+    // (RFC 7323 Appendix F), so it rounds down unless the buffer has the room, and the edge
+    // recedes by less than one unit. What was offered before is still taken (receiveData).
+    if (field << scale < cur) {
+      const up = Math.min(MAX_WINDOW, (cur + (1 << scale) - 1) >>> scale);
+      if (up << scale <= free) field = up;
+    }
     this.rcvWup = this.rcvNxt;
     this.rcvAdvEdge = seqAdd(this.rcvNxt, field << scale);
+    if (seqGt(this.rcvAdvEdge, this.rcvAdvMax)) this.rcvAdvMax = this.rcvAdvEdge;
     return field;
   }
 
@@ -1270,6 +1336,7 @@ export class TcpConnection implements CcState {
   /** Called by the protocol at the end of a receive batch (or right away outside one). */
   flushDeferred(): void {
     this.deferred = false;
+    if (this.owner !== null && (this.early !== null || this.eofPending)) this.deliverEarly();
     if (this.state === TcpState.CLOSED) return;
     this.output();
     if (this.ackNow && this.ackPending) this.sendAck();

@@ -84,8 +84,7 @@ export class TcpSocket extends Duplex implements TcpUser {
     this.remote = { addr: c.remoteAddr, port: c.remotePort };
     this.local = { addr: c.localAddr, port: c.localPort };
     this.applyOptions();
-    // Data that arrived before the socket existed is already in the connection's window.
-    if (c.state === TcpState.CLOSE_WAIT) this.onEof();
+    // Data (and a FIN) that arrived before the socket existed come from the connection next.
   }
 
   private applyOptions(): void {

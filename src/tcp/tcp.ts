@@ -508,6 +508,7 @@ export class Tcp implements TcpHost {
     let wnd = Math.min(0xffff, c.rcvBufSize);
     if (wnd > effMss) wnd -= wnd % effMss;
     c.rcvAdvEdge = seqAdd(c.rcvNxt, wnd);
+    c.rcvAdvMax = c.rcvAdvEdge;
     c.rcvWup = c.rcvNxt;
     this.finish(pkt, c, c.localPort, c.remotePort, c.iss, synAck ? c.rcvNxt : 0, synAck ? TCP_SYN | TCP_ACK : TCP_SYN, wnd, optLen);
     c.segmentSent(0);
