@@ -96,7 +96,25 @@ describe('TCP through 3% loss each way (nft on the kernel side)', () => {
     const outFile = path.join(tb.dir, 'loss-out');
     fs.writeFileSync(inFile, crypto.randomBytes(20 * 1024 * 1024));
     const before = await tb.nstat();
-    const r = await tb.peerAsync(`socat -t 60 -T 120 - TCP4:${tb.stackIp}:7 < ${inFile} > ${outFile}`, 300_000);
+    const run = tb.peerAsync(`socat -t 60 -T 120 - TCP4:${tb.stackIp}:7 < ${inFile} > ${outFile}`, 300_000);
+    // While it runs, `ss -ti` shows the connection's retransmissions as the kernel's ss would.
+    let done = false;
+    void run.then(() => (done = true));
+    let ssRetrans = 0;
+    let ssLine = '';
+    while (!done) {
+      const ss = await tb.ctlRun('ss', '-tin', 'sport', '=', ':7');
+      const m = /bytes_retrans:(\d+)/.exec(ss.stdout);
+      if (m && Number(m[1]) > ssRetrans && /^ESTAB/m.test(ss.stdout)) {
+        ssRetrans = Number(m[1]);
+        ssLine = ss.stdout;
+      }
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const r = await run;
+    expect(ssRetrans).toBeGreaterThan(0);
+    expect(ssLine).toMatch(/ESTAB/);
+    expect(ssLine).toMatch(/ retrans:\d+\/\d+ /);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const sha = (f: string): string => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
