@@ -1631,8 +1631,6 @@ export class TcpConnection implements CcState {
     const now = host.time.now();
     switch (this.state) {
       case TcpState.TIME_WAIT:
-        // Linux counts TIME_WAIT sockets as their wait ends (LINUX_MIB_TIMEWAITED, nstat TcpExtTW).
-        host.mib.TcpExtTW++;
         this.finish(null);
         return;
       case TcpState.FIN_WAIT_2:
@@ -1768,6 +1766,8 @@ export class TcpConnection implements CcState {
       this.finish(null);
       return;
     }
+    // Linux counts a TIME_WAIT as its timer is first set (__inet_twsk_schedule: TcpExtTW).
+    this.host.mib.TcpExtTW++;
     this.host.time.arm(this.keepTimer, TIME_WAIT_MS);
     const u = this.user;
     if (u !== null) u.onClosed(null);
