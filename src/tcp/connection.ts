@@ -1250,12 +1250,18 @@ export class TcpConnection implements CcState {
   /** Receive-buffer autotuning (Linux tcp_rcv_space_adjust): grow with what the application reads per RTT. */
   private rcvSpaceAdjust(now: number): void {
     if (!this.host.settings.moderateRcvbuf || this.rcvBufLocked) return;
-    const rtt = this.rtt.srttUs / 1000;
-    if (rtt === 0 || now - this.rcvSpaceTimeMs < rtt) return;
+    // Once per round trip, measured as Linux's receiver measures it from timestamps:
+    // no finer than its 1 ms clock.
+    const rtt = Math.max(this.rtt.srttUs / 1000, 1);
+    if (this.rtt.srttUs === 0 || now - this.rcvSpaceTimeMs < rtt) return;
     const copied = this.rcvOff - this.rcvSpaceSeqOff - (this.user?.rcvQueued() ?? 0);
-    if (copied > this.rcvSpace) {
-      const max = this.host.settings.rmem[2];
-      const want = Math.min(max, 4 * copied);
+    const space = Math.max(this.rcvSpace, 1);
+    if (copied > space) {
+      // Linux tcp_rcv_space_adjust: room for twice what the application read in the last
+      // round trip plus 16 segments, more again as fast as that amount grows.
+      let rcvwin = 2 * copied + 16 * this.advMss;
+      rcvwin += 2 * Math.floor((rcvwin * (copied - space)) / space);
+      const want = Math.min(this.host.settings.rmem[2], rcvwin);
       if (want > this.rcvBufSize) this.rcvBufSize = want;
       this.rcvSpace = copied;
     }
