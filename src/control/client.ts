@@ -91,6 +91,7 @@ export function runRemote(
       socketFull = false;
       flushIn();
     });
+    let waitingForStdout = false;
     c.on('data', (chunk: string) => {
       buf += chunk;
       let nl: number;
@@ -101,10 +102,15 @@ export function runRemote(
         if (m.type === 'out') onOut(m.data);
         else if (m.type === 'err') onErr(m.data);
         else if (m.type === 'data') {
-          if (!stdout.write(Buffer.from(m.data, 'base64'))) {
-            // Our reader is behind: stop reading the socket, so the daemon stops too.
+          if (!stdout.write(Buffer.from(m.data, 'base64')) && !waitingForStdout) {
+            // Our reader is behind: stop reading the socket, so the daemon stops too (the
+            // rest of this chunk's lines are already here and still go to stdout's buffer).
+            waitingForStdout = true;
             c.pause();
-            stdout.once('drain', () => c.resume());
+            stdout.once('drain', () => {
+              waitingForStdout = false;
+              c.resume();
+            });
           }
         } else if (m.type === 'ack') {
           inFlight -= m.bytes;
