@@ -315,11 +315,8 @@ export class TcpConnection implements CcState {
   /** Active open (RFC 9293 §3.10.1): send SYN and wait in SYN-SENT. */
   openActive(): void {
     const now = this.host.time.now();
-    this.iss = this.host.isn(this);
+    this.setIss(this.host.isn(this));
     this.tsOffset = this.host.tsOffset(this);
-    this.sndUna = this.iss;
-    this.sndNxt = seqAdd(this.iss, 1);
-    this.sndMax = this.sndNxt;
     this.rcvWscale = this.host.settings.offeredWscale();
     this.advMss = this.host.advMss(this.remoteAddr);
     this.setState(TcpState.SYN_SENT);
@@ -341,11 +338,8 @@ export class TcpConnection implements CcState {
     this.rcvWup = this.rcvNxt;
     this.rcvAdvEdge = seqAdd(this.rcvNxt, Math.min(MAX_WINDOW, this.rcvBufSize));
     this.rcvAdvMax = this.rcvAdvEdge;
-    this.iss = this.host.isn(this);
+    this.setIss(this.host.isn(this));
     this.tsOffset = this.host.tsOffset(this);
-    this.sndUna = this.iss;
-    this.sndNxt = seqAdd(this.iss, 1);
-    this.sndMax = this.sndNxt;
     this.takeSynOptions(seg);
     // RFC 7323 §2.2: the window field of a SYN is never scaled.
     this.sndWnd = seg.wnd;
@@ -360,6 +354,14 @@ export class TcpConnection implements CcState {
       this.host.sendSyn(this, true);
       this.armRtx(RTO_INITIAL_US / 1000);
     }
+  }
+
+  /** Our initial sequence number, and the send sequence space that starts from it. */
+  setIss(iss: number): void {
+    this.iss = iss;
+    this.sndUna = iss;
+    this.sndNxt = seqAdd(iss, 1);
+    this.sndMax = this.sndNxt;
   }
 
   /** RFC 9293 §3.7.1, RFC 7323, RFC 2018: what the peer's SYN offered. */

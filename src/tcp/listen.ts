@@ -81,13 +81,7 @@ export class TcpListener {
       mib.TcpExtListenDrops++;
       return;
     }
-    const c = tcp.newConnection();
-    c.localAddr = laddr;
-    c.localPort = lport;
-    c.remoteAddr = raddr;
-    c.remotePort = rport;
-    c.pmtu = tcp.advMss(raddr) + 40;
-    c.advMss = tcp.advMss(raddr);
+    const c = tcp.passiveConnection(laddr, lport, raddr, rport);
     c.listener = this;
     tcp.hash(c);
     this.synQueue++;

@@ -58,17 +58,9 @@ export const SynCookies = {
     const peerMss = o.mss > 0 ? o.mss : 536;
     let idx = MSS_TABLE.length - 1;
     while (idx > 0 && MSS_TABLE[idx] > peerMss) idx--;
-    const c = tcp.newConnection();
-    c.localAddr = laddr;
-    c.localPort = lport;
-    c.remoteAddr = raddr;
-    c.remotePort = rport;
-    c.advMss = tcp.advMss(raddr);
-    c.pmtu = c.advMss + 40;
+    const c = tcp.passiveConnection(laddr, lport, raddr, rport);
     c.openPassive(seg, true);
-    c.iss = makeCookie(tcp.cookieSecrets, raddr, laddr, rport, lport, seg.seq, cookieTime(tcp), idx);
-    c.sndUna = c.iss;
-    c.sndNxt = seqAdd(c.iss, 1);
+    c.setIss(makeCookie(tcp.cookieSecrets, raddr, laddr, rport, lport, seg.seq, cookieTime(tcp), idx));
     if (c.tsOk) {
       // Linux cookie_init_timestamp: the options ride in TSval's low bits.
       const opts = (c.wscaleOk ? Math.min(o.wscale, 14) : WSCALE_NONE) | (c.sackOk ? 0x10 : 0);
@@ -110,18 +102,9 @@ export const SynCookies = {
       syn.opts.wscale = ws === WSCALE_NONE ? -1 : ws;
       syn.opts.sackPermitted = (bits & 0x10) !== 0;
     }
-    const c = tcp.newConnection();
-    c.localAddr = laddr;
-    c.localPort = lport;
-    c.remoteAddr = raddr;
-    c.remotePort = rport;
-    c.advMss = tcp.advMss(raddr);
-    c.pmtu = c.advMss + 40;
+    const c = tcp.passiveConnection(laddr, lport, raddr, rport);
     c.openPassive(syn, true);
-    c.iss = iss;
-    c.sndUna = iss;
-    c.sndNxt = seqAdd(iss, 1);
-    c.sndMax = c.sndNxt;
+    c.setIss(iss);
     if (c.tsOk) c.tsOffset = (o.tsEcr - Math.floor(tcp.time.now())) >>> 0;
     c.listener = l;
     tcp.hash(c);

@@ -217,6 +217,18 @@ export class Tcp implements TcpHost {
     return new TcpConnection(this, createCongestionControl(this.settings.congestionControl));
   }
 
+  /** A connection for a SYN that reached a listener: its 4-tuple and what its route allows. */
+  passiveConnection(laddr: number, lport: number, raddr: number, rport: number): TcpConnection {
+    const c = this.newConnection();
+    c.localAddr = laddr;
+    c.localPort = lport;
+    c.remoteAddr = raddr;
+    c.remotePort = rport;
+    c.advMss = this.advMss(raddr);
+    c.pmtu = c.advMss + 40;
+    return c;
+  }
+
   /** TCP_CONGESTION: another module for one connection (before it is established). */
   setCongestion(c: TcpConnection, name: string): void {
     c.cc = createCongestionControl(name);

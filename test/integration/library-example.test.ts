@@ -12,42 +12,43 @@ import { PEER_MODE, ROOT, sh, shAsync, shOk, uniqueName, waitFor } from '../help
  * with command lines and serves Node's http.createServer over the stack. Its
  * kernel side moves into a namespace and curl talks to it from there.
  */
-/** Starts the example with `args`, waiting for its "listening" line; returns the handle. */
-async function startExample(args: string[]): Promise<{ child: ChildProcess; out: () => string; exitCode: () => number | null }> {
+interface Example {
+  child: ChildProcess;
+  out: () => string;
+  exitCode: () => number | null;
+  /** Wraps a shell command to run on the kernel side (its namespace, or here). */
+  peerCmd: (cmd: string) => string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts the example on a TAP device `dev` with `args`, waits for its "listening"
+ * line, then moves the device's kernel side into namespace `ns` (when there is one)
+ * and gives it `peerIp`.
+ */
+async function startExample(dev: string, ns: string | null, peerIp: string, args: string[]): Promise<Example> {
   let out = '';
   let exitCode: number | null = null;
-  const child = spawn(process.execPath, [path.join(ROOT, 'examples/http-server.mjs'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(ROOT, 'examples/http-server.mjs'), '--dev', dev, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
   child.on('exit', (code, signal) => (exitCode = code ?? (signal ? 128 : -1)));
-  await waitFor(() => {
-    if (exitCode !== null) throw new Error(`the example exited with ${exitCode}: ${out}`);
-    return out.includes('listening on');
-  }, 10_000);
-  return { child, out: () => out, exitCode: () => exitCode };
-}
-
-describe('the library example serves HTTP over a TAP device', () => {
-  const dev = uniqueName('tlx');
-  const ns = PEER_MODE === 'netns' ? uniqueName('tlxns') : null;
-  const stackIp = '10.231.45.2';
-  const peerIp = '10.231.45.1';
-  const port = 8045;
-  let dir: string;
-  let child: ChildProcess | null = null;
-  let out = '';
-  let exitCode: number | null = null;
-
   const peerCmd = (cmd: string): string => (ns ? `ip netns exec ${ns} sh -c '${cmd.replace(/'/g, `'\\''`)}'` : cmd);
-
-  beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-lib-'));
-    child = spawn(process.execPath, [path.join(ROOT, 'examples/http-server.mjs'), '--dev', dev, '--addr', `${stackIp}/24`, '--port', String(port)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    child.on('exit', (code, signal) => (exitCode = code ?? (signal ? 128 : -1)));
+  const ex: Example = {
+    child,
+    out: () => out,
+    exitCode: () => exitCode,
+    peerCmd,
+    stop: async () => {
+      if (exitCode === null) {
+        child.kill('SIGTERM');
+        await waitFor(() => exitCode !== null, 5000).catch(() => child.kill('SIGKILL'));
+      }
+      if (ns) sh(`ip netns del ${ns}`);
+      sh(`ip link del ${dev} 2>/dev/null`);
+    },
+  };
+  try {
     await waitFor(() => {
       if (exitCode !== null) throw new Error(`the example exited with ${exitCode}: ${out}`);
       return out.includes('listening on');
@@ -59,20 +60,35 @@ describe('the library example serves HTTP over a TAP device', () => {
     }
     shOk(peerCmd(`ip addr add ${peerIp}/24 dev ${dev}`));
     shOk(peerCmd(`ip link set ${dev} up`));
+  } catch (e) {
+    await ex.stop();
+    throw e;
+  }
+  return ex;
+}
+
+describe('the library example serves HTTP over a TAP device', () => {
+  const dev = uniqueName('tlx');
+  const ns = PEER_MODE === 'netns' ? uniqueName('tlxns') : null;
+  const stackIp = '10.231.45.2';
+  const peerIp = '10.231.45.1';
+  const port = 8045;
+  let dir: string;
+  let ex: Example | null = null;
+  const peerCmd = (cmd: string): string => ex!.peerCmd(cmd);
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-lib-'));
+    ex = await startExample(dev, ns, peerIp, ['--addr', `${stackIp}/24`, '--port', String(port)]);
   });
 
   afterAll(async () => {
-    if (child && exitCode === null) {
-      child.kill('SIGTERM');
-      await waitFor(() => exitCode !== null, 5000).catch(() => child?.kill('SIGKILL'));
-    }
-    if (ns) sh(`ip netns del ${ns}`);
-    sh(`ip link del ${dev} 2>/dev/null`);
+    await ex?.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('prints where it listens', () => {
-    expect(out).toContain(`listening on http://${stackIp}:${port}/`);
+    expect(ex!.out()).toContain(`listening on http://${stackIp}:${port}/`);
   });
 
   it('answers curl from the namespace: status 200 and the body', async () => {
@@ -98,9 +114,9 @@ describe('the library example serves HTTP over a TAP device', () => {
   });
 
   it('stops on SIGTERM with exit code 0 and removes its device', async () => {
-    child!.kill('SIGTERM');
-    await waitFor(() => exitCode !== null, 5000);
-    expect(exitCode).toBe(0);
+    ex!.child.kill('SIGTERM');
+    await waitFor(() => ex!.exitCode() !== null, 5000);
+    expect(ex!.exitCode()).toBe(0);
     expect(sh(peerCmd(`ip link show ${dev}`)).code).not.toBe(0);
   });
 });
@@ -116,29 +132,17 @@ describe('the library example serves HTTPS over a TAP device', () => {
   const peerIp = '10.231.49.1';
   const port = 8443;
   let dir: string;
-  let ex: Awaited<ReturnType<typeof startExample>> | null = null;
-  const peerCmd = (cmd: string): string => (ns ? `ip netns exec ${ns} sh -c '${cmd.replace(/'/g, `'\\''`)}'` : cmd);
+  let ex: Example | null = null;
+  const peerCmd = (cmd: string): string => ex!.peerCmd(cmd);
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-tls-'));
     shOk(`openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=${stackIp} -days 1 -keyout ${dir}/key.pem -out ${dir}/cert.pem 2>/dev/null`);
-    ex = await startExample(['--dev', dev, '--addr', `${stackIp}/24`, '--port', String(port), '--cert', `${dir}/cert.pem`, '--key', `${dir}/key.pem`]);
-    if (ns) {
-      shOk(`ip netns add ${ns}`);
-      shOk(`ip link set ${dev} netns ${ns}`);
-      shOk(peerCmd('ip link set lo up'));
-    }
-    shOk(peerCmd(`ip addr add ${peerIp}/24 dev ${dev}`));
-    shOk(peerCmd(`ip link set ${dev} up`));
+    ex = await startExample(dev, ns, peerIp, ['--addr', `${stackIp}/24`, '--port', String(port), '--cert', `${dir}/cert.pem`, '--key', `${dir}/key.pem`]);
   });
 
   afterAll(async () => {
-    if (ex && ex.exitCode() === null) {
-      ex.child.kill('SIGTERM');
-      await waitFor(() => ex!.exitCode() !== null, 5000).catch(() => ex?.child.kill('SIGKILL'));
-    }
-    if (ns) sh(`ip netns del ${ns}`);
-    sh(`ip link del ${dev} 2>/dev/null`);
+    await ex?.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
