@@ -1052,7 +1052,6 @@ export class TcpConnection implements CcState {
     let i = 0;
     while (i < q.length && q[i].off + q[i].data.length <= segOff) i++;
     let s = segOff;
-    const pieces: OooSegment[] = [];
     let dupStart = -1;
     let dupEnd = -1;
     while (s < end) {
@@ -1065,21 +1064,16 @@ export class TcpConnection implements CcState {
         i++;
         continue;
       }
+      // New bytes up to the next queued piece: a copy goes in at its place, keeping the order.
       const next = i < q.length ? Math.min(q[i].off, end) : end;
       const piece = new Uint8Array(next - s);
       piece.set(buf.subarray(off + (s - segOff), off + (next - segOff)));
-      pieces.push({ off: s, data: piece });
+      q.splice(i, 0, { off: s, data: piece });
+      i++;
       this.oooBytes += piece.length;
       s = next;
     }
     if (dupStart >= 0) this.noteDsackOff(dupStart, dupEnd);
-    if (pieces.length > 0) {
-      let j = 0;
-      while (j < q.length && q[j].off < pieces[0].off) j++;
-      q.splice(j, 0, ...pieces);
-      // Keep pieces in order when they interleave queued ones.
-      q.sort((a, b) => a.off - b.off);
-    }
     // RFC 2018 §4: the block holding the latest segment goes first; RFC 2883 §4: after a
     // D-SACK, the block that holds the duplicate (Linux tcp_sack_new_ofo_skb does both).
     this.lastSackOff = segOff;
@@ -1162,29 +1156,35 @@ export class TcpConnection implements CcState {
     }
     const q = this.ooo;
     if (q.length === 0) return n;
-    // Merge queued pieces into blocks; the one with the newest arrival goes first.
-    let first = -1;
-    const blocks: number[] = [];
-    let i = 0;
-    while (i < q.length) {
+    // Queued pieces merge into blocks; the block with the newest arrival goes first, then
+    // the others in order. Two passes over the queue, nothing allocated.
+    const rcvNxt = this.rcvNxt;
+    const base = this.rcvOff;
+    const last = this.lastSackOff;
+    let firstStart = -1;
+    for (let i = 0; i < q.length; ) {
       const s = q[i].off;
       let e = s + q[i].data.length;
-      let j = i + 1;
-      while (j < q.length && q[j].off === e) {
-        e += q[j].data.length;
-        j++;
+      i++;
+      while (i < q.length && q[i].off === e) e += q[i++].data.length;
+      if (last >= s && last < e) {
+        firstStart = s;
+        out[2 * n] = seqAdd(rcvNxt, s - base);
+        out[2 * n + 1] = seqAdd(rcvNxt, e - base);
+        n++;
+        break;
       }
-      if (this.lastSackOff >= s && this.lastSackOff < e) first = blocks.length >> 1;
-      blocks.push(s, e);
-      i = j;
     }
-    const emit = (k: number): void => {
-      out[2 * n] = seqAdd(this.rcvNxt, blocks[2 * k] - this.rcvOff);
-      out[2 * n + 1] = seqAdd(this.rcvNxt, blocks[2 * k + 1] - this.rcvOff);
+    for (let i = 0; i < q.length && n < max; ) {
+      const s = q[i].off;
+      let e = s + q[i].data.length;
+      i++;
+      while (i < q.length && q[i].off === e) e += q[i++].data.length;
+      if (s === firstStart) continue;
+      out[2 * n] = seqAdd(rcvNxt, s - base);
+      out[2 * n + 1] = seqAdd(rcvNxt, e - base);
       n++;
-    };
-    if (first >= 0) emit(first);
-    for (let k = 0; k < blocks.length / 2 && n < max; k++) if (k !== first) emit(k);
+    }
     return n;
   }
 
