@@ -82,6 +82,8 @@ export class Tcp implements TcpHost {
   private readonly spec: TcpOptionsSpec & { ts: { val: number; ecr: number } | null } = { ts: null };
   private readonly tsSpec = { val: 0, ecr: 0 };
   private readonly sackOut = new Uint32Array(8);
+  /** IP output options, one object for every segment (nothing allocated per segment). */
+  private readonly outOpts = { src: 0, dontFrag: true };
 
   constructor(
     private readonly ip: Ipv4,
@@ -479,11 +481,13 @@ export class Tcp implements TcpHost {
     this.mib.TcpOutSegs++;
     // Linux's default IP_PMTUDISC_WANT: TCP segments carry DF (RFC 1191).
     // A failure (no route, a full queue) counts where IP counts it; retransmission recovers.
-    this.ip.output(pkt, dst, IPPROTO_TCP, { src, dontFrag: true });
+    const o = this.outOpts;
+    o.src = src;
+    this.ip.output(pkt, dst, IPPROTO_TCP, o);
   }
 
   /** Builds the header into pkt at pkt.start and checksums header + data. */
-  private finish(pkt: Packet, c: { localAddr: number; remoteAddr: number }, sport: number, dport: number, seq: number, ack: number, flags: number, wnd: number, optLen: number): void {
+  private finish(pkt: Packet, src: number, dst: number, sport: number, dport: number, seq: number, ack: number, flags: number, wnd: number, optLen: number): void {
     const v = this.view.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
     v.srcPort = sport;
     v.dstPort = dport;
@@ -493,7 +497,7 @@ export class Tcp implements TcpHost {
     v.flags = flags;
     v.window = wnd;
     v.urgent = 0;
-    fillTcpChecksum(v, c.localAddr, c.remoteAddr);
+    fillTcpChecksum(v, src, dst);
   }
 
   sendSyn(c: TcpConnection, synAck: boolean): void {
@@ -522,7 +526,7 @@ export class Tcp implements TcpHost {
     c.rcvAdvEdge = seqAdd(c.rcvNxt, wnd);
     c.rcvAdvMax = c.rcvAdvEdge;
     c.rcvWup = c.rcvNxt;
-    this.finish(pkt, c, c.localPort, c.remotePort, c.iss, synAck ? c.rcvNxt : 0, synAck ? TCP_SYN | TCP_ACK : TCP_SYN, wnd, optLen);
+    this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, c.iss, synAck ? c.rcvNxt : 0, synAck ? TCP_SYN | TCP_ACK : TCP_SYN, wnd, optLen);
     c.segmentSent(0);
     if (synAck) c.ackSent();
     this.xmit(pkt, c.localAddr, c.remoteAddr);
@@ -559,7 +563,7 @@ export class Tcp implements TcpHost {
     if (len > 0 && bufOff + len === c.sendBuf.length) flags |= TCP_PSH;
     if (fin) flags |= TCP_FIN;
     const wnd = c.selectWindow();
-    this.finish(pkt, c, c.localPort, c.remotePort, seq, c.rcvNxt, flags, wnd, optLen);
+    this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, seq, c.rcvNxt, flags, wnd, optLen);
     c.ackSent();
     c.segmentSent(len);
     if (len > 0 && !retrans) this.mib.TcpExtTCPOrigDataSent++;
@@ -581,7 +585,7 @@ export class Tcp implements TcpHost {
     const optLen = emitTcpOptions(spec, pkt.buf, pkt.start + TCP_HEADER_LEN);
     pkt.end = pkt.start + TCP_HEADER_LEN + optLen;
     const wnd = c.selectWindow();
-    this.finish(pkt, c, c.localPort, c.remotePort, seqAdd(c.sndUna, -1), c.rcvNxt, TCP_ACK, wnd, optLen);
+    this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, seqAdd(c.sndUna, -1), c.rcvNxt, TCP_ACK, wnd, optLen);
     c.segmentSent(0);
     this.xmit(pkt, c.localAddr, c.remoteAddr);
   }
@@ -589,7 +593,7 @@ export class Tcp implements TcpHost {
   sendReset(laddr: number, lport: number, raddr: number, rport: number, seq: number, ack: number, withAck: boolean): void {
     const pkt = this.pool.alloc(TCP_HEADER_LEN);
     this.mib.TcpOutRsts++;
-    this.finish(pkt, { localAddr: laddr, remoteAddr: raddr }, lport, rport, seq, withAck ? ack : 0, withAck ? TCP_RST | TCP_ACK : TCP_RST, 0, 0);
+    this.finish(pkt, laddr, raddr, lport, rport, seq, withAck ? ack : 0, withAck ? TCP_RST | TCP_ACK : TCP_RST, 0, 0);
     this.xmit(pkt, laddr, raddr);
   }
 
