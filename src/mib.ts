@@ -48,6 +48,7 @@ export const MIB_NAMES = [
   'IcmpOutDestUnreachs',
   'IcmpOutTimeExcds',
   'IcmpOutParmProbs',
+  'IcmpOutRedirects',
   'IcmpOutEchos',
   'IcmpOutEchoReps',
   // UDP-MIB (RFC 4113) with Linux's additions.
@@ -103,6 +104,7 @@ export const MIB_NAMES = [
   'TcpExtTCPHystartDelayDetect',
   'TcpExtTCPHystartTrainCwnd',
   'TcpExtTCPHystartDelayCwnd',
+  'TcpExtIPReversePathFilter',
   // ARP (Linux keeps these per neighbour table; nstat has no names for them).
   'ArpInRequests',
   'ArpInReplies',

@@ -52,6 +52,13 @@ export class Sysctl {
     this.texts.set(name, knob);
   }
 
+  /** Removes a knob (its device went away, as /proc/sys/net/ipv4/conf/DEV does). */
+  unregister(name: string): void {
+    this.knobs.delete(name);
+    this.vectors.delete(name);
+    this.texts.delete(name);
+  }
+
   /** A yes/no knob (0 or 1) backed by a boolean property. */
   flag<T extends object, K extends keyof T & string>(name: string, obj: T, key: K): void {
     this.register(name, {
