@@ -6,6 +6,8 @@ import { Time, RealTime } from './time/timers.js';
 import { IcmpMsgCounters, newMib, type Mib } from './mib.js';
 import { Ipv4 } from './ip/ipv4.js';
 import { Icmp } from './ip/icmp.js';
+import { Forwarder } from './ip/forward.js';
+import { Ipv4DevConf } from './ip/devconf.js';
 import { RouteError, type Route } from './ip/route.js';
 import { Random, randomSeed } from './random.js';
 import { silentLogger, type Logger } from './log.js';
@@ -53,6 +55,10 @@ export class Stack implements InterfaceHost {
   readonly icmpMsg = new IcmpMsgCounters();
   readonly ip: Ipv4;
   readonly icmp: Icmp;
+  /** net.ipv4.conf.{all,default,DEV}.* */
+  readonly ipConf: Ipv4DevConf;
+  /** RFC 1812 forwarding of datagrams not for us (off until ip_forward is set). */
+  readonly forwarder: Forwarder;
   /** Recycled packets for replies the stack sends at once. */
   readonly packets = new PacketPool(2048, 1024);
   readonly udp: Udp;
@@ -89,6 +95,10 @@ export class Stack implements InterfaceHost {
       },
     }, (n) => (opts.seed !== undefined ? this.seededBytes(n) : new Uint8Array(randomBytes(n))));
     this.services = new Services(this.udp, this.tcp, this.log);
+    this.ipConf = new Ipv4DevConf(this.sysctl);
+    this.forwarder = new Forwarder(this.ip, this.ipConf, this.mib, this.icmp, () => this.time.now());
+    this.forwarder.onMartian = (what, src, dst, iface) => this.logMartian(what, src, dst, iface);
+    this.ip.forwarder = (pkt, iface, src, dst) => this.forwarder.input(pkt, iface, src, dst);
     this.registerSysctls();
   }
 
@@ -145,6 +155,15 @@ export class Stack implements InterfaceHost {
   }
 
   private lastInternalLog = -Infinity;
+  private lastMartianLog = -Infinity;
+
+  /** log_martians: like Linux's net_ratelimit'ed "martian source/destination" lines. */
+  private logMartian(what: 'source' | 'destination', src: number, dst: number, iface: Interface): void {
+    const now = this.time.now();
+    if (now - this.lastMartianLog < 1000) return;
+    this.lastMartianLog = now;
+    this.log.warn({ dev: iface.name, src: formatIp4(src), dst: formatIp4(dst) }, `martian ${what}`);
+  }
 
   internalError(iface: Interface, err: unknown): void {
     // At most one report a second: a frame that trips a bug may come in floods.
@@ -210,6 +229,7 @@ export class Stack implements InterfaceHost {
       throw new StackError(`mtu ${opts.mtu} is out of range for ${name} (68..${device.maxFrameSize - (device.linkType === 'ether' ? 14 : 0)})`, 'EINVAL');
     const iface = new Interface(this.nextIndex++, name, device, this, opts);
     this.ifaces.push(iface);
+    this.ipConf.add(iface);
     device.onError = (err) => this.deviceFailed(iface, err);
     iface.start();
     return iface;
@@ -220,6 +240,7 @@ export class Stack implements InterfaceHost {
     for (const a of [...iface.addrs]) this.delAddress(iface, a.addr, a.prefixLen);
     this.ip.routes.flushDev(iface);
     this.ifaces.splice(this.ifaces.indexOf(iface), 1);
+    this.ipConf.remove(iface);
     iface.close();
   }
 

@@ -3,7 +3,7 @@ import type { Interface } from '../link/interface.js';
 import type { IcmpMsgCounters, Mib } from '../mib.js';
 import type { Ipv4 } from './ipv4.js';
 import { checksum, updateChecksum16 } from '../wire/checksum.js';
-import { getU32 } from '../wire/bytes.js';
+import { getU32, setU32 } from '../wire/bytes.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REPLY,
@@ -11,6 +11,8 @@ import {
   ICMP_PARAM_PROBLEM,
   ICMP_TIME_EXCEEDED,
 } from '../wire/icmp.js';
+
+const ICMP_REDIRECT = 5;
 import { IPPROTO_ICMP } from '../wire/ipv4.js';
 
 /** An echo reply that arrived for an identifier someone listens on. */
@@ -63,6 +65,8 @@ export interface ErrorExtra {
   pointer?: number;
   /** Fragmentation needed: next-hop MTU (RFC 1191). */
   mtu?: number;
+  /** Redirect: the gateway to use instead (RFC 792). */
+  gateway?: number;
 }
 
 /** RFC 792 and RFC 1122 §3.2.2: ICMP for a host. */
@@ -143,6 +147,7 @@ export class Icmp {
       pb[po + 6] = extra.mtu >> 8;
       pb[po + 7] = extra.mtu & 0xff;
     }
+    if (type === ICMP_REDIRECT && extra.gateway !== undefined) setU32(pb, po + 4, extra.gateway);
     pb.set(b.subarray(o, o + quoteLen), po + 8);
     const c = checksum(pb, po, 8 + quoteLen);
     pb[po + 2] = c >> 8;
@@ -332,6 +337,7 @@ export class Icmp {
     else if (type === ICMP_DEST_UNREACH) mib.IcmpOutDestUnreachs++;
     else if (type === ICMP_TIME_EXCEEDED) mib.IcmpOutTimeExcds++;
     else if (type === ICMP_PARAM_PROBLEM) mib.IcmpOutParmProbs++;
+    else if (type === ICMP_REDIRECT) mib.IcmpOutRedirects++;
   }
 
   /** Hands an arriving error to whoever sent the datagram it quotes. */

@@ -43,6 +43,11 @@ export class Ipv4 {
   unknownProto: UnknownProtoHandler | null = null;
   /** Called with a datagram whose options are malformed, and the offset at fault. */
   paramProblem: ((pkt: Packet, pointer: number) => void) | null = null;
+  /**
+   * Takes a datagram not for us (RFC 1812 forwarding); returns false when
+   * forwarding is off on the interface it came in on.
+   */
+  forwarder: ((pkt: Packet, iface: Interface, src: number, dst: number) => boolean) | null = null;
   /** net.ipv4.ip_default_ttl */
   defaultTtl = DEFAULT_TTL;
   private ident = 0;
@@ -130,6 +135,7 @@ export class Ipv4 {
       }
     }
     if (!forUs) {
+      if (this.forwarder !== null && this.forwarder(pkt, iface, src, dst)) return;
       // Not ours and we don't forward: Linux counts these as address errors.
       mib.IpInAddrErrors++;
       return;
@@ -225,7 +231,8 @@ export class Ipv4 {
     return this.finishOutput(pkt, route!, dst);
   }
 
-  private finishOutput(pkt: Packet, route: Route, dst: number): OutputError | null {
+  /** POSTROUTING, then fragments or the datagram to the route's next hop (also for forwarded datagrams). */
+  finishOutput(pkt: Packet, route: Route, dst: number): OutputError | null {
     const dev = route.dev;
     if (!this.hooks.postrouting.empty && this.hooks.postrouting.run(pkt, null, dev) !== VERDICT_ACCEPT) {
       this.mib.IpOutDiscards++;
