@@ -141,16 +141,40 @@ describe('IPv4 forwarding (RFC 1812)', () => {
 
   it('sends a redirect when the datagram leaves the way it came to a next hop on the source subnet', () => {
     const t = routed();
-    t.a.icmp.sendEcho(ip('10.0.1.77'), 7, 1, new Uint8Array(8), { route: t.a.ip.routes.lookup(ip('8.8.8.8'))! });
+    // a sends through r what it could have sent straight to 10.0.1.77.
+    t.a.addRoute({ dst: ip('10.0.1.77'), prefixLen: 32, gateway: ip('10.0.1.1') });
+    t.a.icmp.sendEcho(ip('10.0.1.77'), 7, 1, new Uint8Array(8));
     t.time.advance(100);
     expect(t.r.mib.IcmpOutRedirects).toBe(1);
     expect(t.a.icmpMsg.in[5]).toBe(1);
     t.r.sysctl.set('net.ipv4.conf.all.send_redirects', '0');
     t.r.sysctl.set('net.ipv4.conf.r0.send_redirects', '0');
     t.time.advance(30_000);
-    t.a.icmp.sendEcho(ip('10.0.1.77'), 7, 2, new Uint8Array(8), { route: t.a.ip.routes.lookup(ip('8.8.8.8'))! });
+    t.a.icmp.sendEcho(ip('10.0.1.77'), 7, 2, new Uint8Array(8));
     t.time.advance(100);
     expect(t.r.mib.IcmpOutRedirects).toBe(1);
+  });
+
+  it('sends the frame on from the receive buffer it arrived in, without a copy', () => {
+    const t = routed();
+    const received: ArrayBufferLike[] = [];
+    const rx = t.r0.frame.bind(t.r0);
+    t.r0.frame = (f: Uint8Array) => {
+      received.push(f.buffer);
+      rx(f);
+    };
+    const sent: ArrayBufferLike[] = [];
+    const dev = t.r1.device;
+    const tx = dev.sendBatch.bind(dev);
+    dev.sendBatch = (frames: readonly Uint8Array[], n: number) => {
+      for (let i = 0; i < n; i++) if (frames[i][12] === 8 && frames[i][13] === 0) sent.push(frames[i].buffer);
+      return tx(frames, n);
+    };
+    // The first datagram waits for ARP (as a copy); the second goes straight on.
+    simPing(t.time, t.a, ip('10.0.2.2'), 2);
+    expect(sent).toHaveLength(2);
+    expect(received).not.toContain(sent[0]);
+    expect(received).toContain(sent[1]);
   });
 
   it('runs the FORWARD hook with both interfaces', () => {
