@@ -1,0 +1,221 @@
+/**
+ * The typed rule AST of the chain engine, shaped like nftables' model: a ruleset
+ * holds tables; a table holds chains, named sets/maps and named counters; a chain
+ * holds rules; a rule is a list of expressions, matches first and statements after,
+ * evaluated left to right (a failing match ends the rule).
+ *
+ * The nft and iptables front ends build this AST; compile.ts turns it into
+ * closures. Handles are per table, shared by chains, rules, sets and counters
+ * (as nft's are); a handle of 0 means "not assigned yet" and the Ruleset
+ * assigns one at commit.
+ */
+
+export type Family = 'ip' | 'inet';
+export type HookName = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
+export type ChainType = 'filter' | 'nat' | 'route';
+
+/** Linux's standard priorities (NF_IP_PRI_*), by the names nft uses. */
+export const PRIORITY = {
+  raw: -300,
+  mangle: -150,
+  dstnat: -100,
+  filter: 0,
+  security: 50,
+  srcnat: 100,
+} as const;
+
+export interface RulesetState {
+  tables: Table[];
+}
+
+export interface Table {
+  family: Family;
+  name: string;
+  handle: number;
+  chains: Chain[];
+  sets: NamedSet[];
+  counters: NamedCounter[];
+}
+
+export interface BaseChainSpec {
+  type: ChainType;
+  hook: HookName;
+  priority: number;
+  policy: 'accept' | 'drop';
+}
+
+export interface Chain {
+  name: string;
+  handle: number;
+  /** Present on a base chain (one attached to a hook). */
+  base?: BaseChainSpec;
+  rules: Rule[];
+}
+
+export interface Rule {
+  handle: number;
+  /** Matches, then statements. */
+  exprs: Expr[];
+  comment?: string;
+}
+
+// ---------------------------------------------------------------- values read from a packet
+
+export type IpField = 'saddr' | 'daddr' | 'protocol' | 'length' | 'ttl' | 'dscp' | 'ecn' | 'id' | 'version' | 'hdrlength';
+export type TcpField = 'sport' | 'dport' | 'flags' | 'sequence' | 'ackseq' | 'window';
+export type UdpField = 'sport' | 'dport' | 'length';
+export type IcmpField = 'type' | 'code' | 'id' | 'sequence';
+export type MetaKey =
+  | 'l4proto'
+  | 'protocol'
+  | 'nfproto'
+  | 'mark'
+  | 'length'
+  | 'pkttype'
+  | 'iif'
+  | 'oif'
+  | 'iifname'
+  | 'oifname';
+export type CtKey = 'state' | 'status' | 'mark' | 'direction';
+
+/**
+ * Something read from the packet or its metadata, as an unsigned number.
+ * Transport fields (tcp/udp/th/icmp) carry nft's implicit dependency: they
+ * only match packets of that protocol that are first fragments.
+ */
+export type Field =
+  | { kind: 'payload'; proto: 'ip'; field: IpField }
+  | { kind: 'payload'; proto: 'tcp'; field: TcpField }
+  | { kind: 'payload'; proto: 'udp'; field: UdpField }
+  /** Transport header ports of TCP or UDP (nft's `th`). */
+  | { kind: 'payload'; proto: 'th'; field: 'sport' | 'dport' }
+  | { kind: 'payload'; proto: 'icmp'; field: IcmpField }
+  | { kind: 'meta'; key: Exclude<MetaKey, 'iifname' | 'oifname'> }
+  | { kind: 'ct'; key: CtKey }
+  | { kind: 'numgen'; mode: 'random' | 'inc'; mod: number; offset?: number };
+
+/** A key made of one field or a concatenation (`ip saddr . tcp dport`). */
+export type KeyExpr = Field | { kind: 'concat'; fields: Field[] };
+
+// ---------------------------------------------------------------- right-hand sides
+
+export type CmpOp = 'eq' | 'ne' | 'lt' | 'gt' | 'le' | 'ge';
+
+/** One key of a set element: a number, or one number per field of a concatenation. */
+export type ElemKey = number | number[];
+
+export interface SetElement {
+  key: ElemKey;
+  /** Inclusive end of a range element (interval sets). A prefix a/n is key a, end a|~mask. */
+  end?: ElemKey;
+  /** Per-element timeout (sets with the timeout flag). */
+  timeoutMs?: number;
+  /** Map data: a verdict (verdict maps) or a number (data maps). */
+  data?: VerdictAst | number;
+  comment?: string;
+}
+
+export type Rhs =
+  | { kind: 'value'; value: number }
+  | { kind: 'range'; lo: number; hi: number }
+  | { kind: 'prefix'; addr: number; len: number }
+  /** An anonymous set `{ 22, 80, 1000-2000 }`. */
+  | { kind: 'set'; elements: SetElement[] }
+  /** A named set `@name`. */
+  | { kind: 'setref'; name: string };
+
+// ---------------------------------------------------------------- verdicts
+
+export type VerdictAst =
+  | { kind: 'accept' }
+  | { kind: 'drop' }
+  | { kind: 'continue' }
+  | { kind: 'return' }
+  | { kind: 'jump'; chain: string }
+  | { kind: 'goto'; chain: string };
+
+// ---------------------------------------------------------------- expressions
+
+export type SizeUnit = 'bytes' | 'kbytes' | 'mbytes';
+export type TimeUnit = 'second' | 'minute' | 'hour' | 'day' | 'week';
+export type LogLevel = 'emerg' | 'alert' | 'crit' | 'err' | 'warn' | 'notice' | 'info' | 'debug';
+
+export type Expr =
+  /**
+   * `left [& mask] op right`. With a set, range or prefix on the right, `eq`
+   * means "is in" and `ne` "is not in"; the ordering ops take a value.
+   */
+  | { kind: 'match'; left: KeyExpr; mask?: number; op: CmpOp; right: Rhs }
+  /** `iifname "eth*"`: a trailing `*` matches any name with that prefix. */
+  | { kind: 'ifname'; dir: 'iifname' | 'oifname'; op: 'eq' | 'ne'; names: string[] }
+  /** `limit rate [over] N/unit [burst M packets|bytes]`. A bytes rate is in bytes per unit. */
+  | { kind: 'limit'; rate: number; unit: TimeUnit; per: 'packets' | 'bytes'; burst?: number; over?: boolean }
+  | { kind: 'verdict'; verdict: VerdictAst }
+  /** `reject` (ICMP port unreachable), `reject with icmp type X`, `reject with tcp reset`. */
+  | { kind: 'reject'; with?: { type: 'icmp'; code: number } | { type: 'tcp-reset' } }
+  /** Anonymous counter (the rule's own), or a named one with `name`. */
+  | { kind: 'counter'; name?: string }
+  | { kind: 'log'; prefix?: string; level?: LogLevel }
+  | { kind: 'meta-set'; key: 'mark'; value: number }
+  | { kind: 'payload-set'; proto: 'ip'; field: 'dscp' | 'ttl'; value: number }
+  | { kind: 'notrack' }
+  /** `key vmap { k : verdict, ... }` or `key vmap @map`. */
+  | { kind: 'vmap'; key: KeyExpr; map: { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } }
+  /** `add @set { key [timeout T] }` / `update @set { ... }`. */
+  | { kind: 'set-add'; op: 'add' | 'update'; set: string; key: KeyExpr; timeoutMs?: number };
+
+// ---------------------------------------------------------------- sets, maps, counters
+
+export type SetKeyType = 'ipv4_addr' | 'inet_service' | 'inet_proto' | 'mark' | 'ifindex' | 'integer' | 'ct_state';
+
+/** Bits of each key type (for packing concatenations into one numeric key). */
+export const KEY_BITS: Record<SetKeyType, number> = {
+  ipv4_addr: 32,
+  inet_service: 16,
+  inet_proto: 8,
+  mark: 32,
+  ifindex: 32,
+  integer: 32,
+  ct_state: 32,
+};
+
+export interface NamedSet {
+  name: string;
+  handle: number;
+  /** One type, or several for a concatenation (`ipv4_addr . inet_service`). */
+  type: SetKeyType[];
+  /** A map: elements carry data of this type. */
+  map?: 'verdict' | 'mark' | 'ipv4_addr' | 'inet_service' | 'integer';
+  flags?: { interval?: boolean; timeout?: boolean; constant?: boolean; dynamic?: boolean };
+  /** Default timeout of elements (timeout flag). */
+  timeoutMs?: number;
+  /** Most elements (nft's `size`); adds from rules beyond it fail. */
+  size?: number;
+  elements: SetElement[];
+}
+
+export interface NamedCounter {
+  name: string;
+  handle: number;
+  packets: number;
+  bytes: number;
+}
+
+// ---------------------------------------------------------------- ct values (as nft numbers them)
+
+export const CT_STATE_INVALID = 1;
+export const CT_STATE_ESTABLISHED = 2;
+export const CT_STATE_RELATED = 4;
+export const CT_STATE_NEW = 8;
+export const CT_STATE_UNTRACKED = 64;
+export const CT_DIR_ORIGINAL = 0;
+export const CT_DIR_REPLY = 1;
+
+/** nft's `meta pkttype` values. */
+export const PKTTYPE_HOST = 0;
+export const PKTTYPE_BROADCAST = 1;
+export const PKTTYPE_MULTICAST = 2;
+export const PKTTYPE_OTHERHOST = 3;
+
+/** `meta nfproto ipv4`. */
+export const NFPROTO_IPV4 = 2;

@@ -1,0 +1,791 @@
+import type { Packet } from '../packet/packet.js';
+import type { Interface } from '../link/interface.js';
+import { getU16, getU32 } from '../wire/bytes.js';
+import { fillIpv4Checksum } from '../wire/ipv4.js';
+import {
+  CT_DIR_ORIGINAL,
+  CT_STATE_NEW,
+  CT_STATE_UNTRACKED,
+  KEY_BITS,
+  NFPROTO_IPV4,
+  PKTTYPE_BROADCAST,
+  PKTTYPE_HOST,
+  PKTTYPE_MULTICAST,
+  type Chain,
+  type CmpOp,
+  type Expr,
+  type Field,
+  type KeyExpr,
+  type LogLevel,
+  type NamedSet,
+  type Rhs,
+  type SetElement,
+  type Table,
+  type TimeUnit,
+  type VerdictAst,
+} from './ast.js';
+import { SetError, SetStore } from './sets.js';
+
+/**
+ * Compiles a table's chains to closures, once per ruleset change. Each rule is a
+ * list of ops; an op reads the packet straight from `pkt.buf` at the offsets
+ * the evaluation context holds and returns a code: go on, the rule is done
+ * (a match failed), or a verdict. Nothing here allocates per packet.
+ */
+
+// ---- op results
+/** Go on with the next expression of the rule. */
+export const CONT = 0;
+/** A match failed: on with the next rule. */
+export const BREAK = 1;
+export const V_ACCEPT = 2;
+export const V_DROP = 3;
+export const V_RETURN = 4;
+/** Jumps: JUMP_BASE + 2 * chain index (+1 for goto). */
+export const JUMP_BASE = 16;
+/** nft's NFT_JUMP_STACK_SIZE. */
+export const JUMP_STACK = 16;
+
+/** What conntrack will provide; each returns -1 for a packet without an entry. */
+export interface CtProvider {
+  state(pkt: Packet): number;
+  status(pkt: Packet): number;
+  mark(pkt: Packet): number;
+  direction(pkt: Packet): number;
+}
+
+/** `pkt.ct` of a packet a `notrack` statement marked. */
+export const UNTRACKED: { readonly untracked: true } = { untracked: true };
+
+/** The stack's side of the actions that need it. */
+export interface NfEnv {
+  now(): number;
+  /** Uniform in [0, 1). */
+  random(): number;
+  rejectIcmp(pkt: Packet, type: number, code: number): void;
+  rejectTcpReset(pkt: Packet, inIf: Interface | null): void;
+  log(prefix: string, level: LogLevel, pkt: Packet, inIf: Interface | null, outIf: Interface | null): void;
+  /**
+   * Conntrack, once it exists. Until then (null) every tracked packet is seen
+   * as the first of its flow: `ct state` new, `ct status` 0, `ct mark` 0,
+   * `ct direction` original; a `notrack`ed packet's state is untracked.
+   */
+  ct: CtProvider | null;
+}
+
+/** Per-evaluation state; one per nesting depth (a reject's reply is evaluated inside). */
+export class Ctx {
+  inIf: Interface | null = null;
+  outIf: Interface | null = null;
+  l3 = 0;
+  /** Transport header offset, or -1 (not a first fragment, or truncated). */
+  l4 = -1;
+  proto = 0;
+  /** IP datagram length as the buffer holds it. */
+  len = 0;
+  now = 0;
+  readonly stack = new Int32Array(2 * JUMP_STACK);
+
+  setup(pkt: Packet, inIf: Interface | null, outIf: Interface | null, now: number): void {
+    const b = pkt.buf;
+    const l3 = pkt.l3 >= 0 ? pkt.l3 : pkt.start;
+    this.inIf = inIf;
+    this.outIf = outIf;
+    this.l3 = l3;
+    this.now = now;
+    this.len = pkt.end - l3;
+    this.proto = b[l3 + 9];
+    const hl = (b[l3] & 0x0f) << 2;
+    const frag = ((b[l3 + 6] & 0x1f) << 8) | b[l3 + 7];
+    this.l4 = frag === 0 && l3 + hl < pkt.end ? l3 + hl : -1;
+  }
+}
+
+export type Op = (p: Packet, c: Ctx) => number;
+type Loader = (p: Packet, c: Ctx) => number;
+
+export class CompileError extends Error {}
+
+export interface CompiledBase {
+  chain: number;
+  name: string;
+  policy: number;
+}
+
+export interface CompiledTable {
+  /** Rules of each chain, by chain index (the table's chain order). */
+  readonly chains: Op[][];
+  readonly chainNames: string[];
+  readonly bases: CompiledBase[];
+  /** Anonymous (rule) counters: [packets, bytes] per slot. */
+  readonly counters: Float64Array;
+  /** `${ruleHandle}.${exprIndex}` -> slot. */
+  readonly counterSlots: Map<string, number>;
+  readonly named: Float64Array;
+  readonly namedSlots: Map<string, number>;
+  readonly stores: Map<string, SetStore>;
+}
+
+// ---------------------------------------------------------------- fields
+
+function fieldBits(f: Field): number {
+  switch (f.kind) {
+    case 'payload':
+      switch (f.proto) {
+        case 'ip':
+          return f.field === 'saddr' || f.field === 'daddr' ? 32 : f.field === 'length' || f.field === 'id' ? 16 : 8;
+        case 'tcp':
+          return f.field === 'sequence' || f.field === 'ackseq' ? 32 : f.field === 'flags' ? 8 : 16;
+        case 'udp':
+        case 'th':
+          return 16;
+        case 'icmp':
+          return f.field === 'type' || f.field === 'code' ? 8 : 16;
+      }
+      break;
+    case 'meta':
+      return f.key === 'l4proto' || f.key === 'nfproto' || f.key === 'pkttype' ? 8 : f.key === 'protocol' ? 16 : 32;
+    case 'ct':
+      return f.key === 'direction' ? 8 : 32;
+    case 'numgen':
+      return 32;
+  }
+}
+
+function transport(proto: number, off: number, size: number, read: (b: Uint8Array, o: number) => number): Loader {
+  return (p, c) => (c.proto === proto && c.l4 >= 0 && c.l4 + off + size <= p.end ? read(p.buf, c.l4 + off) : -1);
+}
+
+const u8 = (b: Uint8Array, o: number): number => b[o];
+
+function loader(f: Field, env: NfEnv): Loader {
+  switch (f.kind) {
+    case 'payload':
+      switch (f.proto) {
+        case 'ip':
+          switch (f.field) {
+            case 'saddr':
+              return (p, c) => getU32(p.buf, c.l3 + 12);
+            case 'daddr':
+              return (p, c) => getU32(p.buf, c.l3 + 16);
+            case 'protocol':
+              return (p, c) => p.buf[c.l3 + 9];
+            case 'length':
+              return (p, c) => getU16(p.buf, c.l3 + 2);
+            case 'ttl':
+              return (p, c) => p.buf[c.l3 + 8];
+            case 'dscp':
+              return (p, c) => p.buf[c.l3 + 1] >>> 2;
+            case 'ecn':
+              return (p, c) => p.buf[c.l3 + 1] & 3;
+            case 'id':
+              return (p, c) => getU16(p.buf, c.l3 + 4);
+            case 'version':
+              return (p, c) => p.buf[c.l3] >>> 4;
+            case 'hdrlength':
+              return (p, c) => p.buf[c.l3] & 0x0f;
+          }
+          break;
+        case 'tcp':
+          switch (f.field) {
+            case 'sport':
+              return transport(6, 0, 2, getU16);
+            case 'dport':
+              return transport(6, 2, 2, getU16);
+            case 'sequence':
+              return transport(6, 4, 4, getU32);
+            case 'ackseq':
+              return transport(6, 8, 4, getU32);
+            case 'flags':
+              return transport(6, 13, 1, u8);
+            case 'window':
+              return transport(6, 14, 2, getU16);
+          }
+          break;
+        case 'udp':
+          return transport(17, f.field === 'sport' ? 0 : f.field === 'dport' ? 2 : 4, 2, getU16);
+        case 'th': {
+          const off = f.field === 'sport' ? 0 : 2;
+          return (p, c) => ((c.proto === 6 || c.proto === 17) && c.l4 >= 0 && c.l4 + off + 2 <= p.end ? getU16(p.buf, c.l4 + off) : -1);
+        }
+        case 'icmp':
+          switch (f.field) {
+            case 'type':
+              return transport(1, 0, 1, u8);
+            case 'code':
+              return transport(1, 1, 1, u8);
+            case 'id':
+              return transport(1, 4, 2, getU16);
+            case 'sequence':
+              return transport(1, 6, 2, getU16);
+          }
+      }
+      break;
+    case 'meta':
+      switch (f.key) {
+        case 'l4proto':
+          return (p, c) => c.proto;
+        case 'protocol':
+          return () => 0x0800;
+        case 'nfproto':
+          return () => NFPROTO_IPV4;
+        case 'mark':
+          return (p) => p.mark >>> 0;
+        case 'length':
+          return (p, c) => c.len;
+        case 'pkttype':
+          return (p, c) => {
+            if (!p.linkBroadcast) return PKTTYPE_HOST;
+            return p.buf[c.l3 + 16] >>> 4 === 0xe ? PKTTYPE_MULTICAST : PKTTYPE_BROADCAST;
+          };
+        case 'iif':
+          return (p, c) => (c.inIf === null ? 0 : c.inIf.index);
+        case 'oif':
+          return (p, c) => (c.outIf === null ? 0 : c.outIf.index);
+      }
+      break;
+    case 'ct': {
+      const key = f.key;
+      return (p) => {
+        if (p.ct === UNTRACKED) return key === 'state' ? CT_STATE_UNTRACKED : -1;
+        const ct = env.ct;
+        if (ct === null) return key === 'state' ? CT_STATE_NEW : key === 'direction' ? CT_DIR_ORIGINAL : 0;
+        return key === 'state' ? ct.state(p) : key === 'status' ? ct.status(p) : key === 'mark' ? ct.mark(p) : ct.direction(p);
+      };
+    }
+    case 'numgen': {
+      const mod = f.mod;
+      const offset = f.offset ?? 0;
+      if (!Number.isInteger(mod) || mod < 1) throw new CompileError(`numgen mod must be a positive integer, not ${mod}`);
+      if (f.mode === 'random') return () => Math.floor(env.random() * mod) + offset;
+      let n = 0;
+      return () => {
+        const v = n;
+        n = n + 1 === mod ? 0 : n + 1;
+        return v + offset;
+      };
+    }
+  }
+  throw new CompileError(`unknown field ${JSON.stringify(f)}`);
+}
+
+function keyFields(k: KeyExpr): Field[] {
+  return k.kind === 'concat' ? k.fields : [k];
+}
+
+/**
+ * A loader for a key packed as `store` packs it: one number per group of fields.
+ * One group: returns the packed key. Several: fills `scratch` and returns 0.
+ * Returns -1 when a field is absent.
+ */
+function keyLoader(k: KeyExpr, store: SetStore, env: NfEnv, scratch: Float64Array): Loader {
+  const fields = keyFields(k);
+  if (fields.length !== store.widths.length) throw new CompileError(`key has ${fields.length} fields, the set ${store.widths.length}`);
+  const lds = fields.map((f, i) => {
+    if (fieldBits(f) > store.widths[i]) throw new CompileError(`key field ${i + 1} is wider than the set's type`);
+    return loader(f, env);
+  });
+  if (lds.length === 1) return lds[0];
+  const groups = store.groups;
+  const mults = store.widths.map((w) => 2 ** w);
+  const pack = (p: Packet, c: Ctx, g: number): number => {
+    const from = groups[g];
+    const to = g + 1 < groups.length ? groups[g + 1] : lds.length;
+    let v = 0;
+    for (let i = from; i < to; i++) {
+      const x = lds[i](p, c);
+      if (x < 0) return -1;
+      v = v * mults[i] + x;
+    }
+    return v;
+  };
+  if (groups.length === 1) return (p, c) => pack(p, c, 0);
+  return (p, c) => {
+    for (let g = 0; g < groups.length; g++) {
+      const v = pack(p, c, g);
+      if (v < 0) return -1;
+      scratch[g] = v;
+    }
+    return 0;
+  };
+}
+
+function lookupFn(store: SetStore, ld: Loader, scratch: Float64Array): (p: Packet, c: Ctx) => import('./sets.js').SetEntry | null {
+  if (store.groupCount === 1) {
+    return (p, c) => {
+      const k = ld(p, c);
+      return k < 0 ? null : store.lookup(k, c.now);
+    };
+  }
+  return (p, c) => (ld(p, c) < 0 ? null : store.lookupGroups(scratch, c.now));
+}
+
+// ---------------------------------------------------------------- compile a table
+
+const UNIT_MS: Record<TimeUnit, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000, week: 604_800_000 };
+
+export function verdictCode(v: VerdictAst, chainIndex: (name: string) => number): number {
+  switch (v.kind) {
+    case 'accept':
+      return V_ACCEPT;
+    case 'drop':
+      return V_DROP;
+    case 'continue':
+      return CONT;
+    case 'return':
+      return V_RETURN;
+    case 'jump':
+      return JUMP_BASE + 2 * chainIndex(v.chain);
+    case 'goto':
+      return JUMP_BASE + 2 * chainIndex(v.chain) + 1;
+  }
+}
+
+/** Builds a set's store from its declaration and elements. */
+export function buildStore(s: NamedSet, now: number, chainIndex: (name: string) => number): SetStore {
+  if (s.type.length === 0) throw new CompileError(`set ${s.name} has no type`);
+  const widths = s.type.map((t) => KEY_BITS[t]);
+  const mapData = (d: VerdictAst | number | undefined): number => {
+    if (s.map === undefined) return 0;
+    if (d === undefined) throw new CompileError(`map ${s.name}: element without data`);
+    if (s.map === 'verdict') {
+      if (typeof d === 'number') throw new CompileError(`map ${s.name}: data must be a verdict`);
+      return verdictCode(d, chainIndex);
+    }
+    if (typeof d !== 'number') throw new CompileError(`map ${s.name}: data must be a number`);
+    return d;
+  };
+  try {
+    const store = new SetStore(widths, s.flags?.interval === true, s.timeoutMs ?? 0, s.size ?? 65536, mapData);
+    for (const e of s.elements) {
+      if (e.timeoutMs !== undefined && s.flags?.timeout !== true && s.timeoutMs === undefined)
+        throw new CompileError(`set ${s.name}: element timeout needs the timeout flag`);
+      store.add(e, now, false);
+    }
+    return store;
+  } catch (err) {
+    if (err instanceof SetError) throw new CompileError(`set ${s.name}: ${err.message}`);
+    throw err;
+  }
+}
+
+function cmpOp(ld: Loader, op: CmpOp, k: number): Op {
+  switch (op) {
+    case 'eq':
+      return (p, c) => (ld(p, c) === k ? CONT : BREAK);
+    case 'ne':
+      return (p, c) => {
+        const v = ld(p, c);
+        return v >= 0 && v !== k ? CONT : BREAK;
+      };
+    case 'lt':
+      return (p, c) => {
+        const v = ld(p, c);
+        return v >= 0 && v < k ? CONT : BREAK;
+      };
+    case 'gt':
+      return (p, c) => (ld(p, c) > k ? CONT : BREAK);
+    case 'le':
+      return (p, c) => {
+        const v = ld(p, c);
+        return v >= 0 && v <= k ? CONT : BREAK;
+      };
+    case 'ge':
+      return (p, c) => (ld(p, c) >= k ? CONT : BREAK);
+  }
+}
+
+function rangeOp(ld: Loader, neg: boolean, lo: number, hi: number): Op {
+  if (neg)
+    return (p, c) => {
+      const v = ld(p, c);
+      return v >= 0 && (v < lo || v > hi) ? CONT : BREAK;
+    };
+  return (p, c) => {
+    const v = ld(p, c);
+    return v >= lo && v <= hi ? CONT : BREAK;
+  };
+}
+
+function prefixRange(addr: number, len: number): [number, number] {
+  if (!Number.isInteger(len) || len < 0 || len > 32) throw new CompileError(`bad prefix length ${len}`);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const lo = (addr & mask) >>> 0;
+  return [lo, (lo | ~mask) >>> 0];
+}
+
+/** An anonymous set's declaration, from the key it is matched against. */
+function anonSet(key: KeyExpr, elements: SetElement[], map: NamedSet['map']): NamedSet {
+  const fields = keyFields(key);
+  const interval = elements.some((e) => e.end !== undefined);
+  const type = fields.map((f) => (fieldBits(f) === 32 ? 'ipv4_addr' : fieldBits(f) === 16 ? 'inet_service' : 'inet_proto') as NamedSet['type'][number]);
+  return { name: '<anonymous>', handle: 0, type, map, flags: { interval }, elements };
+}
+
+export interface CompileInput {
+  table: Table;
+  env: NfEnv;
+  now: number;
+  /** The table as compiled before: its counters and set contents carry over. */
+  old?: CompiledTable;
+}
+
+export function compileTable({ table, env, now, old }: CompileInput): CompiledTable {
+  const where = `table ${table.family} ${table.name}`;
+  const chainIdx = new Map<string, number>();
+  table.chains.forEach((ch, i) => {
+    if (chainIdx.has(ch.name)) throw new CompileError(`${where}: chain ${ch.name} defined twice`);
+    chainIdx.set(ch.name, i);
+  });
+  const edges: number[][] = table.chains.map(() => []);
+  let current = 0;
+  const chainIndex = (name: string): number => {
+    const i = chainIdx.get(name);
+    if (i === undefined) throw new CompileError(`${where}: no chain ${name}`);
+    if (table.chains[i].base !== undefined) throw new CompileError(`${where}: cannot jump to base chain ${name}`);
+    edges[current].push(i);
+    return i;
+  };
+
+  const plainIndex = (name: string): number => {
+    const i = chainIdx.get(name);
+    if (i === undefined) throw new CompileError(`${where}: no chain ${name}`);
+    if (table.chains[i].base !== undefined) throw new CompileError(`${where}: cannot jump to base chain ${name}`);
+    return i;
+  };
+  const stores = new Map<string, SetStore>();
+  for (const s of table.sets) {
+    if (stores.has(s.name)) throw new CompileError(`${where}: set ${s.name} defined twice`);
+    const store = buildStore(s, now, plainIndex);
+    const prev = old?.stores.get(s.name);
+    if (prev !== undefined && store.sameShape(prev)) store.carryOver(prev, now);
+    stores.set(s.name, store);
+  }
+
+  const counterSlots = new Map<string, number>();
+  const namedSlots = new Map<string, number>();
+  table.counters.forEach((c, i) => {
+    if (namedSlots.has(c.name)) throw new CompileError(`${where}: counter ${c.name} defined twice`);
+    namedSlots.set(c.name, i);
+  });
+  const named = new Float64Array(2 * table.counters.length);
+  table.counters.forEach((c, i) => {
+    named[2 * i] = c.packets;
+    named[2 * i + 1] = c.bytes;
+  });
+  let nCounters = 0;
+  // Counters are created as rules are compiled; the array is filled in after, so ops index a holder.
+  const counterHolder: { a: Float64Array } = { a: new Float64Array(0) };
+
+  const setRef = (name: string): SetStore => {
+    const s = stores.get(name);
+    if (s === undefined) throw new CompileError(`${where}: no set ${name}`);
+    return s;
+  };
+  const declOf = (name: string): NamedSet => table.sets.find((s) => s.name === name)!;
+
+  const compileExpr = (e: Expr, rule: number, idx: number): Op => {
+    switch (e.kind) {
+      case 'match': {
+        const r: Rhs = e.right;
+        if (r.kind === 'set' || r.kind === 'setref') {
+          if (e.op !== 'eq' && e.op !== 'ne') throw new CompileError(`${where}: a set takes == or !=`);
+          if (r.kind === 'setref' && declOf(r.name)?.map !== undefined) throw new CompileError(`${where}: @${r.name} is a map`);
+          const store = r.kind === 'set' ? buildStore(anonSet(e.left, r.elements, undefined), now, chainIndex) : setRef(r.name);
+          const scratch = new Float64Array(store.groupCount);
+          let ld = keyLoader(e.left, store, env, scratch);
+          if (e.mask !== undefined) {
+            if (e.left.kind === 'concat') throw new CompileError(`${where}: a mask on a concatenation`);
+            const inner = ld;
+            const mask = e.mask;
+            ld = (p, c) => {
+              const v = inner(p, c);
+              return v < 0 ? -1 : (v & mask) >>> 0;
+            };
+          }
+          const look = lookupFn(store, ld, scratch);
+          if (e.op === 'eq') return (p, c) => (look(p, c) !== null ? CONT : BREAK);
+          return (p, c) => (ld(p, c) >= 0 && look(p, c) === null ? CONT : BREAK);
+        }
+        if (e.left.kind === 'concat') throw new CompileError(`${where}: a concatenation is matched against a set`);
+        let ld = loader(e.left, env);
+        if (e.mask !== undefined) {
+          const inner = ld;
+          const mask = e.mask;
+          ld = (p, c) => {
+            const v = inner(p, c);
+            return v < 0 ? -1 : (v & mask) >>> 0;
+          };
+        }
+        if (r.kind === 'value') return cmpOp(ld, e.op, r.value >>> 0 === r.value ? r.value : r.value >>> 0);
+        if (e.op !== 'eq' && e.op !== 'ne') throw new CompileError(`${where}: a range or prefix takes == or !=`);
+        const [lo, hi] = r.kind === 'range' ? [r.lo, r.hi] : prefixRange(r.addr, r.len);
+        if (hi < lo) throw new CompileError(`${where}: range ${lo}-${hi} is empty`);
+        return rangeOp(ld, e.op === 'ne', lo, hi);
+      }
+      case 'ifname': {
+        const exact = new Set<string>();
+        const prefixes: string[] = [];
+        for (const n of e.names) {
+          if (n.endsWith('*')) prefixes.push(n.slice(0, -1));
+          else exact.add(n);
+        }
+        const inDir = e.dir === 'iifname';
+        const hit = e.op === 'eq' ? CONT : BREAK;
+        const miss = e.op === 'eq' ? BREAK : CONT;
+        return (p, c) => {
+          const i = inDir ? c.inIf : c.outIf;
+          const name = i === null ? '' : i.name;
+          if (exact.has(name)) return hit;
+          for (let k = 0; k < prefixes.length; k++) if (name.startsWith(prefixes[k])) return hit;
+          return miss;
+        };
+      }
+      case 'limit': {
+        if (!(e.rate > 0)) throw new CompileError(`${where}: limit rate must be positive`);
+        const unitMs = UNIT_MS[e.unit];
+        const bytes = e.per === 'bytes';
+        const burst = e.burst ?? (bytes ? 0 : 5);
+        // As nft_limit: a bucket of (rate + burst) packets' worth of time, refilled by elapsed time.
+        const max = (unitMs * (e.rate + burst)) / e.rate;
+        const pktCost = unitMs / e.rate;
+        const byteCost = unitMs / e.rate;
+        const over = e.over === true;
+        const st = { tokens: max, last: now };
+        return (p, c) => {
+          let t = st.tokens + (c.now - st.last);
+          if (t > max) t = max;
+          st.last = c.now;
+          const cost = bytes ? byteCost * c.len : pktCost;
+          if (t >= cost) {
+            st.tokens = t - cost;
+            return over ? BREAK : CONT;
+          }
+          st.tokens = t;
+          return over ? CONT : BREAK;
+        };
+      }
+      case 'verdict': {
+        const v = verdictCode(e.verdict, chainIndex);
+        return () => v;
+      }
+      case 'reject': {
+        const w = e.with;
+        if (w !== undefined && w.type === 'tcp-reset')
+          return (p, c) => {
+            if (c.proto === 6 && c.l4 >= 0) env.rejectTcpReset(p, c.inIf);
+            return V_DROP;
+          };
+        const code = w === undefined ? 3 : w.code;
+        return (p) => {
+          env.rejectIcmp(p, 3, code);
+          return V_DROP;
+        };
+      }
+      case 'counter': {
+        if (e.name !== undefined) {
+          const slot = namedSlots.get(e.name);
+          if (slot === undefined) throw new CompileError(`${where}: no counter ${e.name}`);
+          return (p, c) => {
+            named[2 * slot]++;
+            named[2 * slot + 1] += c.len;
+            return CONT;
+          };
+        }
+        const slot = nCounters++;
+        counterSlots.set(`${rule}.${idx}`, slot);
+        const h = counterHolder;
+        return (p, c) => {
+          const a = h.a;
+          a[2 * slot]++;
+          a[2 * slot + 1] += c.len;
+          return CONT;
+        };
+      }
+      case 'log': {
+        const prefix = e.prefix ?? '';
+        const level = e.level ?? 'warn';
+        return (p, c) => {
+          env.log(prefix, level, p, c.inIf, c.outIf);
+          return CONT;
+        };
+      }
+      case 'meta-set': {
+        const v = e.value >>> 0;
+        return (p) => {
+          p.mark = v;
+          return CONT;
+        };
+      }
+      case 'payload-set': {
+        const v = e.value;
+        if (e.field === 'ttl') {
+          if (!(v >= 0 && v <= 255)) throw new CompileError(`${where}: ttl ${v} out of range`);
+          return (p, c) => {
+            p.buf[c.l3 + 8] = v;
+            fillIpv4Checksum(p.buf, c.l3, (p.buf[c.l3] & 0x0f) << 2);
+            return CONT;
+          };
+        }
+        if (!(v >= 0 && v <= 63)) throw new CompileError(`${where}: dscp ${v} out of range`);
+        return (p, c) => {
+          p.buf[c.l3 + 1] = (v << 2) | (p.buf[c.l3 + 1] & 3);
+          fillIpv4Checksum(p.buf, c.l3, (p.buf[c.l3] & 0x0f) << 2);
+          return CONT;
+        };
+      }
+      case 'notrack':
+        return (p) => {
+          p.ct = UNTRACKED;
+          return CONT;
+        };
+      case 'vmap': {
+        let store: SetStore;
+        if (e.map.kind === 'set') store = buildStore(anonSet(e.key, e.map.elements, 'verdict'), now, chainIndex);
+        else {
+          if (declOf(e.map.name)?.map !== 'verdict') throw new CompileError(`${where}: @${e.map.name} is not a verdict map`);
+          store = setRef(e.map.name);
+          // Record the map's jump targets for the loop check.
+          for (const el of declOf(e.map.name).elements) if (typeof el.data === 'object') verdictCode(el.data, chainIndex);
+        }
+        const scratch = new Float64Array(store.groupCount);
+        const look = lookupFn(store, keyLoader(e.key, store, env, scratch), scratch);
+        return (p, c) => {
+          const en = look(p, c);
+          return en === null ? CONT : en.data;
+        };
+      }
+      case 'set-add': {
+        const store = setRef(e.set);
+        const decl = declOf(e.set);
+        if (decl.map !== undefined) throw new CompileError(`${where}: cannot add to map @${e.set} from a rule`);
+        if (decl.flags?.constant === true) throw new CompileError(`${where}: @${e.set} is constant`);
+        const fields = keyFields(e.key);
+        const lds = fields.map((f) => loader(f, env));
+        const scratch = new Float64Array(store.groupCount);
+        const look = lookupFn(store, keyLoader(e.key, store, env, scratch), scratch);
+        const timeout = e.timeoutMs ?? store.defaultTimeoutMs;
+        const update = e.op === 'update';
+        return (p, c) => {
+          const en = look(p, c);
+          if (en !== null) {
+            if (update && timeout > 0) en.expires = c.now + timeout;
+            return CONT;
+          }
+          // A new element: the one place a packet allocates (the element itself).
+          const key: number[] = [];
+          for (let i = 0; i < lds.length; i++) {
+            const v = lds[i](p, c);
+            if (v < 0) return BREAK;
+            key.push(v);
+          }
+          try {
+            store.add({ key: key.length === 1 ? key[0] : key }, c.now, true, timeout);
+          } catch {
+            return BREAK;
+          }
+          return CONT;
+        };
+      }
+    }
+  };
+
+  const chains: Op[][] = table.chains.map((ch: Chain, ci) => {
+    current = ci;
+    return ch.rules.map((rule) => {
+      const ops = rule.exprs.map((e, i) => compileExpr(e, rule.handle, i));
+      if (ops.length === 0) return () => CONT;
+      if (ops.length === 1) return ops[0];
+      if (ops.length === 2) {
+        const [a, b] = ops;
+        return (p: Packet, c: Ctx) => {
+          const r = a(p, c);
+          return r !== CONT ? r : b(p, c);
+        };
+      }
+      return (p: Packet, c: Ctx) => {
+        for (let i = 0; i < ops.length; i++) {
+          const r = ops[i](p, c);
+          if (r !== CONT) return r;
+        }
+        return CONT;
+      };
+    });
+  });
+  counterHolder.a = new Float64Array(2 * nCounters);
+  if (old !== undefined) {
+    for (const [k, slot] of counterSlots) {
+      const o = old.counterSlots.get(k);
+      if (o === undefined) continue;
+      counterHolder.a[2 * slot] = old.counters[2 * o];
+      counterHolder.a[2 * slot + 1] = old.counters[2 * o + 1];
+    }
+    for (const [k, slot] of namedSlots) {
+      const o = old.namedSlots.get(k);
+      if (o === undefined) continue;
+      named[2 * slot] = old.named[2 * o];
+      named[2 * slot + 1] = old.named[2 * o + 1];
+    }
+  }
+
+  // nft refuses rulesets whose jumps loop.
+  const state = new Uint8Array(table.chains.length);
+  const visit = (i: number): void => {
+    if (state[i] === 1) throw new CompileError(`${where}: chain ${table.chains[i].name} jumps back into itself`);
+    if (state[i] === 2) return;
+    state[i] = 1;
+    for (const j of edges[i]) visit(j);
+    state[i] = 2;
+  };
+  table.chains.forEach((_, i) => visit(i));
+
+  const bases: CompiledBase[] = [];
+  table.chains.forEach((ch, i) => {
+    if (ch.base !== undefined) bases.push({ chain: i, name: ch.name, policy: ch.base.policy === 'drop' ? V_DROP : V_ACCEPT });
+  });
+  return {
+    chains,
+    chainNames: table.chains.map((c) => c.name),
+    bases,
+    counters: counterHolder.a,
+    counterSlots,
+    named,
+    namedSlots,
+    stores,
+  };
+}
+
+/**
+ * Runs base chain `base` of `t` over a packet (the context already set up);
+ * returns V_ACCEPT or V_DROP, following nft's jump/goto/return semantics.
+ */
+export function runChain(t: CompiledTable, base: number, policy: number, p: Packet, c: Ctx): number {
+  const chains = t.chains;
+  const st = c.stack;
+  let chain = base;
+  let ri = 0;
+  let sp = 0;
+  for (;;) {
+    let rules = chains[chain];
+    while (ri < rules.length) {
+      const v = rules[ri++](p, c);
+      if (v <= BREAK) continue;
+      if (v === V_RETURN) break;
+      if (v >= JUMP_BASE) {
+        if ((v & 1) === 0) {
+          if (sp >= st.length) return V_DROP;
+          st[sp++] = chain;
+          st[sp++] = ri;
+        }
+        chain = (v - JUMP_BASE) >> 1;
+        ri = 0;
+        rules = chains[chain];
+        continue;
+      }
+      return v;
+    }
+    if (sp === 0) return policy;
+    ri = st[--sp];
+    chain = st[--sp];
+  }
+}
