@@ -7,7 +7,9 @@ import type { ErrorExtra } from './icmp.js';
 import { VERDICT_ACCEPT } from './hooks.js';
 import { prefixMask } from '../wire/addr.js';
 import { updateChecksum16 } from '../wire/checksum.js';
-import { ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
+import { ICMP_DEST_UNREACH, ICMP_PARAM_PROBLEM, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
+import { IPOPT_END, IPOPT_LSRR, IPOPT_NOOP, IPOPT_RR, IPOPT_SSRR, fillIpv4Checksum } from '../wire/ipv4.js';
+import { setU32 } from '../wire/bytes.js';
 
 const ICMP_REDIRECT = 5;
 
@@ -91,6 +93,16 @@ export class Forwarder {
     if (pkt.linkBroadcast) return true;
     const b = pkt.buf;
     const o = pkt.l3;
+    const hlen = (b[o] & 0x0f) << 2;
+    if (hlen > 20) {
+      const bad = checkOptions(b, o, hlen);
+      if (bad === SOURCE_ROUTED) return true;
+      if (bad >= 0) {
+        mib.IpInHdrErrors++;
+        this.icmp.sendError(pkt, ICMP_PARAM_PROBLEM, 0, { pointer: bad });
+        return true;
+      }
+    }
     const ttl = b[o + 8];
     if (ttl <= 1) {
       // RFC 1812 §5.3.1: a datagram whose TTL would reach 0 is dropped with time exceeded, code 0.
@@ -112,6 +124,9 @@ export class Forwarder {
     b[o + 10] = c >> 8;
     b[o + 11] = c & 0xff;
     const nextHop = route.gateway !== 0 ? route.gateway : dst;
+    // RFC 791 and RFC 1812 §5.3.13.3 (Linux ip_forward_options): record the
+    // address we send it on with, then the header's checksum is computed anew.
+    if (hlen > 20 && recordRoute(b, o, hlen, route.src || out.sourceFor(nextHop))) fillIpv4Checksum(b, o, hlen);
     // RFC 1812 §5.2.7.2: going back out the way it came, to a next hop on the
     // source's own subnet, the source is told of the better first hop (Linux
     // __mkroute_input sets IPSKB_DOREDIRECT; ip_rt_send_redirect rate-limits).
@@ -145,6 +160,61 @@ export class Forwarder {
       p.count++;
     }
   }
+}
+
+const SOURCE_ROUTED = -2;
+
+/**
+ * The options' part in forwarding (Linux ip_rcv_options and ip_options_compile):
+ * SOURCE_ROUTED for a loose or strict source route, which Linux drops while
+ * accept_source_route is 0 (its default; RFC 1812 §5.3.13.4 allows the switch);
+ * the offset of the octet at fault for a record route option with no room
+ * left that still claims some; else -1.
+ */
+function checkOptions(b: Uint8Array, o: number, hlen: number): number {
+  let p = 20;
+  while (p < hlen) {
+    const type = b[o + p];
+    if (type === IPOPT_END) break;
+    if (type === IPOPT_NOOP) {
+      p++;
+      continue;
+    }
+    const len = b[o + p + 1];
+    if (type === IPOPT_LSRR || type === IPOPT_SSRR) return SOURCE_ROUTED;
+    if (type === IPOPT_RR) {
+      const ptr = b[o + p + 2];
+      if (ptr <= len && ptr + 3 > len) return p + 2;
+    }
+    p += len;
+  }
+  return -1;
+}
+
+/** RFC 791 record route: our address in the next free slot. Returns true if the header changed. */
+function recordRoute(b: Uint8Array, o: number, hlen: number, addr: number): boolean {
+  let p = 20;
+  let changed = false;
+  while (p < hlen) {
+    const type = b[o + p];
+    if (type === IPOPT_END) break;
+    if (type === IPOPT_NOOP) {
+      p++;
+      continue;
+    }
+    const len = b[o + p + 1];
+    if (type === IPOPT_RR) {
+      const ptr = b[o + p + 2];
+      // A full option (pointer past its end) travels on unchanged.
+      if (ptr + 3 <= len) {
+        setU32(b, o + p + ptr - 1, addr);
+        b[o + p + 2] = ptr + 4;
+        changed = true;
+      }
+    }
+    p += len;
+  }
+  return changed;
 }
 
 /** inet_addr_onlink: `src` (and `gw`, when not 0) lie in a subnet of one of `iface`'s addresses. */

@@ -6,6 +6,9 @@ import type { Interface } from '../../src/link/interface.js';
 import type { IcmpErrorInfo } from '../../src/ip/icmp.js';
 import { VERDICT_ACCEPT } from '../../src/ip/hooks.js';
 import { ip, simPing } from '../helpers/sim.js';
+import { concat, echoRequest, ethHeader, fixIpChecksum } from '../helpers/frames.js';
+import { checksum } from '../../src/wire/checksum.js';
+import { formatMac } from '../../src/wire/addr.js';
 
 interface Routed {
   time: VirtualTime;
@@ -175,6 +178,47 @@ describe('IPv4 forwarding (RFC 1812)', () => {
     expect(sent).toHaveLength(2);
     expect(received).not.toContain(sent[0]);
     expect(received).toContain(sent[1]);
+  });
+
+  /** An echo request from a to b with `options` (a multiple of 4 bytes) in its header, sent into r0. */
+  function sendWithOptions(t: Routed, options: number[]): Uint8Array[] {
+    const plain = echoRequest('10.0.1.2', '10.0.2.2');
+    const d = concat(plain.slice(0, 20), new Uint8Array(options), plain.slice(20));
+    d[0] = 0x40 | ((20 + options.length) >> 2);
+    d[3] += options.length;
+    fixIpChecksum(d);
+    const atB: Uint8Array[] = [];
+    const ib = t.b.interfaces()[0];
+    const rx = ib.frame.bind(ib);
+    ib.frame = (f: Uint8Array) => {
+      if (f[12] === 8 && f[13] === 0 && f[23] === 1 && f[14 + (f[14] & 15) * 4] === 8) atB.push(f.slice(14));
+      rx(f);
+    };
+    const ia = t.a.interfaces()[0];
+    t.r0.frame(concat(ethHeader(formatMac(t.r0.mac), formatMac(ia.mac), 0x0800), d));
+    t.r0.batchEnd();
+    t.time.advance(2000);
+    return atB;
+  }
+
+  it('records its outgoing address in a record route option (RFC 791)', () => {
+    const t = routed();
+    // RR with room for two addresses, then END padding.
+    const got = sendWithOptions(t, [7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(got).toHaveLength(1);
+    const h = got[0];
+    expect(h[22]).toBe(8);
+    expect([...h.slice(23, 27)]).toEqual([10, 0, 2, 1]);
+    expect(checksum(h, 0, 32)).toBe(0);
+    expect(t.b.mib.IcmpInEchos).toBe(1);
+  });
+
+  it('drops a source-routed datagram, as Linux with accept_source_route 0', () => {
+    const t = routed();
+    // LSRR naming one more hop.
+    const got = sendWithOptions(t, [131, 7, 4, 10, 0, 2, 2, 0]);
+    expect(got).toHaveLength(0);
+    expect(t.r.mib.IpForwDatagrams).toBe(0);
   });
 
   it('runs the FORWARD hook with both interfaces', () => {
