@@ -9,6 +9,8 @@ import { ip, simPing } from '../helpers/sim.js';
 import { concat, echoRequest, ethHeader, fixIpChecksum } from '../helpers/frames.js';
 import { checksum } from '../../src/wire/checksum.js';
 import { formatMac } from '../../src/wire/addr.js';
+import { Controller } from '../../src/control/exec.js';
+import { parseCommand } from '../../src/control/commands.js';
 
 interface Routed {
   time: VirtualTime;
@@ -254,5 +256,26 @@ describe('IPv4 forwarding (RFC 1812)', () => {
     expect(() => k.set('net.ipv4.conf.r2.rp_filter', '3')).toThrow();
     t.r.removeInterface('r2');
     expect(k.has('net.ipv4.conf.r2.rp_filter')).toBe(false);
+  });
+
+  it('is set and listed through the sysctl command, per device too', () => {
+    const t = routed({ forward: false });
+    const ctl = new Controller(t.r, { open: () => { throw new Error('no devices here'); } });
+    const run = (line: string): string => ctl.run(parseCommand(line.split(' ')));
+    expect(run('sysctl -w net.ipv4.conf.all.forwarding=1')).toBe('net.ipv4.conf.all.forwarding = 1');
+    const all = run('sysctl -a').split('\n');
+    for (const l of [
+      'net.ipv4.ip_forward = 1',
+      'net.ipv4.conf.all.forwarding = 1',
+      'net.ipv4.conf.default.forwarding = 1',
+      'net.ipv4.conf.r0.forwarding = 1',
+      'net.ipv4.conf.r1.rp_filter = 0',
+      'net.ipv4.conf.r1.send_redirects = 1',
+      'net.ipv4.conf.default.accept_redirects = 1',
+      'net.ipv4.conf.all.log_martians = 0',
+    ])
+      expect(all).toContain(l);
+    expect(run('sysctl -n net/ipv4/conf/r1/forwarding')).toBe('1');
+    expect(simPing(t.time, t.a, ip('10.0.2.2'), 1).replies).toHaveLength(1);
   });
 });
