@@ -65,4 +65,16 @@ describe('the stack forwards between two namespaces (RFC 1812)', () => {
     const text = await tb.ctlRun('nstat', '-a');
     expect(text.stdout).toMatch(/IpForwDatagrams\s+\d+/);
   });
+
+  it('stops forwarding with sysctl -w net.ipv4.ip_forward=0 and counts the drops', async () => {
+    expect((await tb.ctlRun('sysctl', '-w', 'net.ipv4.ip_forward=0')).stdout.trim()).toBe('net.ipv4.ip_forward = 0');
+    const before = await tb.nstat();
+    const r = tb.a.run(`ping -c 2 -i 0.2 -W 1 ${tb.b.peerIp}`);
+    expect(r.stdout).toContain('2 packets transmitted, 0 received');
+    const after = await tb.nstat();
+    expect(after.IpInAddrErrors - before.IpInAddrErrors).toBe(2);
+    expect(after.IpForwDatagrams).toBe(before.IpForwDatagrams);
+    await tb.ctlRun('sysctl', '-w', 'net.ipv4.conf.all.forwarding=1');
+    expect(tb.a.run(`ping -c 1 -W 2 ${tb.b.peerIp}`).stdout).toContain('1 received');
+  });
 });
