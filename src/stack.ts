@@ -19,6 +19,9 @@ import { Udp } from './udp/udp.js';
 import { Services } from './services/registry.js';
 import { Tcp } from './tcp/tcp.js';
 import { registerTcpSysctls } from './tcp/sysctl.js';
+import { Ruleset } from './netfilter/ruleset.js';
+import { NfLogger } from './netfilter/env.js';
+import { getU16, getU32 } from './wire/bytes.js';
 
 export interface StackOptions {
   /** Defaults to real time; tests pass a VirtualTime. */
@@ -69,6 +72,8 @@ export class Stack implements InterfaceHost {
   readonly localPorts = new LocalPortRange();
   readonly log: Logger;
   readonly sysctl = new Sysctl();
+  /** The netfilter ruleset (nft tables); its base chains sit on `ip.hooks`. */
+  readonly nft: Ruleset;
   private readonly rng: Random;
   private readonly ifaces: Interface[] = [];
   private nextIndex = 1;
@@ -99,6 +104,17 @@ export class Stack implements InterfaceHost {
     this.forwarder = new Forwarder(this.ip, this.ipConf, this.mib, this.icmp, () => this.time.now());
     this.forwarder.onMartian = (what, src, dst, iface) => this.logMartian(what, src, dst, iface);
     this.ip.forwarder = (pkt, iface, src, dst) => this.forwarder.input(pkt, iface, src, dst);
+    const nfLog = new NfLogger(this.log, () => this.time.now());
+    this.nft = new Ruleset(this.ip.hooks, {
+      now: () => this.time.now(),
+      random: () => this.random(),
+      rejectIcmp: (pkt, type, code) => {
+        this.icmp.sendError(pkt, type, code);
+      },
+      rejectTcpReset: (pkt) => this.rejectTcpReset(pkt),
+      log: (prefix, level, pkt, inIf, outIf) => nfLog.log(prefix, level, pkt, inIf, outIf),
+      ct: null,
+    });
     this.registerSysctls();
   }
 
@@ -127,6 +143,27 @@ export class Stack implements InterfaceHost {
       check: ([low, high]) => (low > high ? 'the first port must not be above the second' : null),
     });
     registerTcpSysctls(k, this.tcp.settings);
+  }
+
+  /** Linux nf_send_reset: a RST for `pkt` (IP header at l3), from its destination. */
+  private rejectTcpReset(pkt: Packet): void {
+    const b = pkt.buf;
+    const o = pkt.l3 >= 0 ? pkt.l3 : pkt.start;
+    const hl = (b[o] & 0x0f) << 2;
+    const t = o + hl;
+    if (pkt.end - t < 20) return;
+    const flags = b[t + 13];
+    if (flags & 0x04) return;
+    const src = getU32(b, o + 12);
+    const dst = getU32(b, o + 16);
+    const sport = getU16(b, t);
+    const dport = getU16(b, t + 2);
+    if (flags & 0x10) {
+      this.tcp.sendReset(dst, dport, src, sport, getU32(b, t + 8), 0, false);
+    } else {
+      const len = getU16(b, o + 2) - hl - ((b[t + 12] >>> 4) << 2) + (flags & 0x02 ? 1 : 0) + (flags & 0x01 ? 1 : 0);
+      this.tcp.sendReset(dst, dport, src, sport, 0, (getU32(b, t + 4) + len) >>> 0, true);
+    }
   }
 
   random(): number {
