@@ -244,15 +244,18 @@ function loader(f: Field, env: NfEnv): Loader {
           return (p, c) => (c.outIf === null ? 0 : c.outIf.index);
       }
       break;
-    case 'ct': {
-      const key = f.key;
-      return (p) => {
-        if (p.ct === UNTRACKED) return key === 'state' ? CT_STATE_UNTRACKED : -1;
-        const ct = env.ct;
-        if (ct === null) return key === 'state' ? CT_STATE_NEW : key === 'direction' ? CT_DIR_ORIGINAL : 0;
-        return key === 'state' ? ct.state(p) : key === 'status' ? ct.status(p) : key === 'mark' ? ct.mark(p) : ct.direction(p);
-      };
-    }
+    case 'ct':
+      switch (f.key) {
+        case 'state':
+          return (p) => (p.ct === UNTRACKED ? CT_STATE_UNTRACKED : env.ct === null ? CT_STATE_NEW : env.ct.state(p));
+        case 'status':
+          return (p) => (p.ct === UNTRACKED ? -1 : env.ct === null ? 0 : env.ct.status(p));
+        case 'mark':
+          return (p) => (p.ct === UNTRACKED ? -1 : env.ct === null ? 0 : env.ct.mark(p));
+        case 'direction':
+          return (p) => (p.ct === UNTRACKED ? -1 : env.ct === null ? CT_DIR_ORIGINAL : env.ct.direction(p));
+      }
+      break;
     case 'numgen': {
       const mod = f.mod;
       const offset = f.offset ?? 0;

@@ -93,7 +93,13 @@ export class SetStore {
     const entry = new SetEntry(timeoutMs > 0 ? now + timeoutMs : 0, this.mapData(e.data), dynamic, e.key, e.end);
     if (this.interval) {
       const lo = this.packGroup(k, 0);
-      const hi = e.end === undefined ? lo : this.packGroup(this.keyArray(e.end), 0);
+      let hi = lo;
+      if (e.end !== undefined) {
+        const ke = this.keyArray(e.end);
+        // Packed concatenations order lexicographically: only the last field may be a range.
+        for (let i = 0; i < k.length - 1; i++) if (ke[i] !== k[i]) throw new SetError('only the last field of a concatenation may be a range');
+        hi = this.packGroup(ke, 0);
+      }
       if (hi < lo) throw new SetError('range end before its start');
       this.insertInterval(lo, hi, entry);
     } else {

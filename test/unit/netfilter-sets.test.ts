@@ -72,6 +72,21 @@ describe('netfilter named sets and maps', () => {
     expect(runInput(hooks, tcpDatagram('10.0.0.1', '10.0.0.2', 1, 80))).toBe(VERDICT_ACCEPT);
   });
 
+  it('interval concatenation: an address with a port range', () => {
+    const { rs, hooks } = table();
+    rs.addSet('ip', 't', {
+      name: 'svc',
+      type: ['ipv4_addr', 'inet_service'],
+      flags: { interval: true },
+      elements: [{ key: [ip('10.0.0.2'), 6000], end: [ip('10.0.0.2'), 6063] }],
+    });
+    rs.addRule('ip', 't', 'in', [inSet({ kind: 'concat', fields: [f.ip('daddr'), f.tcp('dport')] }, 'svc'), drop]);
+    expect(runInput(hooks, tcpDatagram('1.2.3.4', '10.0.0.2', 1, 6010))).toBe(VERDICT_DROP);
+    expect(runInput(hooks, tcpDatagram('1.2.3.4', '10.0.0.2', 1, 6064))).toBe(VERDICT_ACCEPT);
+    expect(runInput(hooks, tcpDatagram('1.2.3.4', '10.0.0.3', 1, 6010))).toBe(VERDICT_ACCEPT);
+    expect(() => rs.addElements('ip', 't', 'svc', [{ key: [ip('10.0.1.0'), 1], end: [ip('10.0.1.9'), 1] }])).toThrow(/last field/);
+  });
+
   it('verdict maps, anonymous and named, with jumps', () => {
     const { rs, hooks } = table();
     rs.addChain('ip', 't', 'ssh');
