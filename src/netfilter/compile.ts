@@ -124,6 +124,14 @@ export interface CompiledTable {
   readonly named: Float64Array;
   readonly namedSlots: Map<string, number>;
   readonly stores: Map<string, SetStore>;
+  /** Token buckets of `limit` expressions, by `${ruleHandle}.${exprIndex}`. */
+  readonly limits: Map<string, LimitState>;
+}
+
+export interface LimitState {
+  tokens: number;
+  last: number;
+  max: number;
 }
 
 // ---------------------------------------------------------------- fields
@@ -466,6 +474,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
   }
 
   const counterSlots = new Map<string, number>();
+  const limits = new Map<string, LimitState>();
   const namedSlots = new Map<string, number>();
   table.counters.forEach((c, i) => {
     if (namedSlots.has(c.name)) throw new CompileError(`${where}: counter ${c.name} defined twice`);
@@ -554,7 +563,11 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
         const pktCost = unitMs / e.rate;
         const byteCost = unitMs / e.rate;
         const over = e.over === true;
-        const st = { tokens: max, last: now };
+        const key = `${rule}.${idx}`;
+        // The bucket carries over a commit that keeps the rule (and its limit).
+        const prev = old?.limits.get(key);
+        const st = prev !== undefined && prev.max === max ? prev : { tokens: max, last: now, max };
+        limits.set(key, st);
         return (p, c) => {
           let t = st.tokens + (c.now - st.last);
           if (t > max) t = max;
@@ -755,6 +768,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
     named,
     namedSlots,
     stores,
+    limits,
   };
 }
 

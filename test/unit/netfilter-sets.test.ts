@@ -209,6 +209,15 @@ describe('netfilter limit and numgen', () => {
     expect(passed).toBe(25);
   });
 
+  it('a limit keeps its bucket across a commit that keeps its rule', () => {
+    const { rs, hooks } = table();
+    rs.addRule('ip', 't', 'in', [{ kind: 'limit', rate: 1, unit: 'minute', per: 'packets', burst: 1, over: true }, drop]);
+    const ping = echoRequest('10.0.0.1', '10.0.0.2');
+    expect([0, 1, 2].map(() => runInput(hooks, ping))).toEqual([VERDICT_ACCEPT, VERDICT_ACCEPT, VERDICT_DROP]);
+    rs.addRule('ip', 't', 'in', [eq(f.udp('dport'), 9)]);
+    expect(runInput(hooks, ping)).toBe(VERDICT_DROP);
+  });
+
   it('limit in bytes', () => {
     const { rs, hooks } = table();
     // 1000 bytes/second, burst 500 bytes: 1500 bytes pass at once.
