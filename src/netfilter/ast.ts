@@ -156,13 +156,23 @@ export type Expr =
   /** Anonymous counter (the rule's own), or a named one with `name`. */
   | { kind: 'counter'; name?: string }
   | { kind: 'log'; prefix?: string; level?: LogLevel }
-  | { kind: 'meta-set'; key: 'mark'; value: number }
+  /**
+   * `meta mark set VALUE`: a number, or a value computed per packet: a field
+   * with nft's bitwise `(x & mask) ^ xor` (`meta mark set meta mark or 0x10`
+   * is mask ~0x10, xor 0x10), or a data map lookup (`ip saddr map @marks`;
+   * no element: the rule ends there, as nft's lookup breaks).
+   */
+  | { kind: 'meta-set'; key: 'mark'; value: number | MarkValue }
   | { kind: 'payload-set'; proto: 'ip'; field: 'dscp' | 'ttl'; value: number }
   | { kind: 'notrack' }
   /** `key vmap { k : verdict, ... }` or `key vmap @map`. */
   | { kind: 'vmap'; key: KeyExpr; map: { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } }
   /** `add @set { key [timeout T] }` / `update @set { ... }`. */
   | { kind: 'set-add'; op: 'add' | 'update'; set: string; key: KeyExpr; timeoutMs?: number };
+
+export type MarkValue =
+  | { kind: 'field'; field: Field; mask?: number; xor?: number }
+  | { kind: 'map'; key: KeyExpr; map: { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } };
 
 // ---------------------------------------------------------------- sets, maps, counters
 

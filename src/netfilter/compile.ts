@@ -627,9 +627,38 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
         };
       }
       case 'meta-set': {
-        const v = e.value >>> 0;
-        return (p) => {
-          p.mark = v;
+        const val = e.value;
+        if (typeof val === 'number') {
+          const v = val >>> 0;
+          return (p) => {
+            p.mark = v;
+            return CONT;
+          };
+        }
+        if (val.kind === 'field') {
+          const ld = loader(val.field, env);
+          const mask = (val.mask ?? 0xffffffff) >>> 0;
+          const xor = (val.xor ?? 0) >>> 0;
+          return (p, c) => {
+            const x = ld(p, c);
+            if (x < 0) return BREAK;
+            p.mark = ((x & mask) ^ xor) >>> 0;
+            return CONT;
+          };
+        }
+        let store: SetStore;
+        if (val.map.kind === 'set') store = buildStore(anonSet(val.key, val.map.elements, 'mark'), now, chainIndex);
+        else {
+          const m = declOf(val.map.name)?.map;
+          if (m === undefined || m === 'verdict') throw new CompileError(`${where}: @${val.map.name} is not a data map`);
+          store = setRef(val.map.name);
+        }
+        const scratch = new Float64Array(store.groupCount);
+        const look = lookupFn(store, keyLoader(val.key, store, env, scratch), scratch);
+        return (p, c) => {
+          const en = look(p, c);
+          if (en === null) return BREAK;
+          p.mark = en.data >>> 0;
           return CONT;
         };
       }

@@ -186,6 +186,28 @@ describe('netfilter matches', () => {
     expect(checksum(p.buf, p.l3, 20)).toBe(0);
   });
 
+  it('meta mark set from a field with a bitwise, and from a data map', () => {
+    const { rs, hooks } = testRuleset();
+    rs.addTable('ip', 't');
+    rs.addChain('ip', 't', 'in', base('input'));
+    rs.addSet('ip', 't', { name: 'marks', type: ['ipv4_addr'], map: 'mark', flags: { interval: true }, elements: [{ key: ip('10.0.0.0'), end: ip('10.0.0.255'), data: 7 }] });
+    // meta mark set meta mark or 0x100
+    rs.addRule('ip', 't', 'in', [eq(f.ip('protocol'), 6), { kind: 'meta-set', key: 'mark', value: { kind: 'field', field: f.meta('mark'), mask: ~0x100 >>> 0, xor: 0x100 } }]);
+    rs.addRule('ip', 't', 'in', [eq(f.ip('protocol'), 17), { kind: 'meta-set', key: 'mark', value: { kind: 'map', key: f.ip('saddr'), map: { kind: 'setref', name: 'marks' } } }, drop]);
+    const t = pkt(syn);
+    t.mark = 0x3;
+    runInput(hooks, t);
+    expect(t.mark).toBe(0x103);
+    const u = pkt(udp53);
+    expect(runInput(hooks, u)).toBe(VERDICT_DROP);
+    expect(u.mark).toBe(7);
+    // No element: the rule ends before its drop.
+    const other = pkt(udpDatagram('10.9.0.1', '10.0.0.2', 1, 2));
+    expect(runInput(hooks, other)).toBe(VERDICT_ACCEPT);
+    expect(other.mark).toBe(0);
+    expect(() => rs.addRule('ip', 't', 'in', [{ kind: 'vmap', key: f.ip('saddr'), map: { kind: 'setref', name: 'marks' } }])).toThrow(/not a verdict map/);
+  });
+
   it('reject: ICMP port unreachable by default, a chosen code, tcp reset', () => {
     const { rs, hooks, env } = testRuleset();
     rs.addTable('ip', 't');
