@@ -34,4 +34,8 @@ export { RouteError } from './ip/route.js';
 export { ServiceError } from './services/service.js';
 export { SysctlError } from './sysctl.js';
 
+export { Ruleset, RulesetError } from './netfilter/ruleset.js';
+export type * from './netfilter/ast.js';
+export { PRIORITY } from './netfilter/ast.js';
+
 export { parseIp4, formatIp4 } from './wire/addr.js';
