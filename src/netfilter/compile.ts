@@ -24,7 +24,7 @@ import {
   type TimeUnit,
   type VerdictAst,
 } from './ast.js';
-import { SetError, SetStore } from './sets.js';
+import { SetError, SetStore, type SetEntry } from './sets.js';
 
 /**
  * Compiles a table's chains to closures, once per ruleset change. Each rule is a
@@ -321,14 +321,15 @@ function keyLoader(k: KeyExpr, store: SetStore, env: NfEnv, scratch: Float64Arra
   };
 }
 
-function lookupFn(store: SetStore, ld: Loader, scratch: Float64Array): (p: Packet, c: Ctx) => import('./sets.js').SetEntry | null {
+/** Looks the packet's key up: the entry, null if not in the set, undefined if the packet has no such key. */
+function lookupFn(store: SetStore, ld: Loader, scratch: Float64Array): (p: Packet, c: Ctx) => SetEntry | null | undefined {
   if (store.groupCount === 1) {
     return (p, c) => {
       const k = ld(p, c);
-      return k < 0 ? null : store.lookup(k, c.now);
+      return k < 0 ? undefined : store.lookup(k, c.now);
     };
   }
-  return (p, c) => (ld(p, c) < 0 ? null : store.lookupGroups(scratch, c.now));
+  return (p, c) => (ld(p, c) < 0 ? undefined : store.lookupGroups(scratch, c.now));
 }
 
 // ---------------------------------------------------------------- compile a table
@@ -450,18 +451,16 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
   });
   const edges: number[][] = table.chains.map(() => []);
   let current = 0;
-  const chainIndex = (name: string): number => {
-    const i = chainIdx.get(name);
-    if (i === undefined) throw new CompileError(`${where}: no chain ${name}`);
-    if (table.chains[i].base !== undefined) throw new CompileError(`${where}: cannot jump to base chain ${name}`);
-    edges[current].push(i);
-    return i;
-  };
-
   const plainIndex = (name: string): number => {
     const i = chainIdx.get(name);
     if (i === undefined) throw new CompileError(`${where}: no chain ${name}`);
     if (table.chains[i].base !== undefined) throw new CompileError(`${where}: cannot jump to base chain ${name}`);
+    return i;
+  };
+  /** As plainIndex, and records the edge for the loop check. */
+  const chainIndex = (name: string): number => {
+    const i = plainIndex(name);
+    edges[current].push(i);
     return i;
   };
   const stores = new Map<string, SetStore>();
@@ -516,8 +515,12 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
             };
           }
           const look = lookupFn(store, ld, scratch);
-          if (e.op === 'eq') return (p, c) => (look(p, c) !== null ? CONT : BREAK);
-          return (p, c) => (ld(p, c) >= 0 && look(p, c) === null ? CONT : BREAK);
+          if (e.op === 'eq')
+            return (p, c) => {
+              const en = look(p, c);
+              return en !== null && en !== undefined ? CONT : BREAK;
+            };
+          return (p, c) => (look(p, c) === null ? CONT : BREAK);
         }
         if (e.left.kind === 'concat') throw new CompileError(`${where}: a concatenation is matched against a set`);
         let ld = loader(e.left, env);
@@ -657,7 +660,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
         const look = lookupFn(store, keyLoader(val.key, store, env, scratch), scratch);
         return (p, c) => {
           const en = look(p, c);
-          if (en === null) return BREAK;
+          if (en === null || en === undefined) return BREAK;
           p.mark = en.data >>> 0;
           return CONT;
         };
@@ -697,7 +700,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
         const look = lookupFn(store, keyLoader(e.key, store, env, scratch), scratch);
         return (p, c) => {
           const en = look(p, c);
-          return en === null ? CONT : en.data;
+          return en === null || en === undefined ? CONT : en.data;
         };
       }
       case 'set-add': {
@@ -713,6 +716,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
         const update = e.op === 'update';
         return (p, c) => {
           const en = look(p, c);
+          if (en === undefined) return BREAK;
           if (en !== null) {
             if (update && timeout > 0) en.expires = c.now + timeout;
             return CONT;

@@ -240,6 +240,12 @@ describe('netfilter limit and numgen', () => {
     ]);
     r.env.rand.push(0.1, 0.9, 0.4, 0.6);
     expect([0, 1, 2, 3].map(() => runInput(r.hooks, d))).toEqual([VERDICT_ACCEPT, VERDICT_DROP, VERDICT_ACCEPT, VERDICT_DROP]);
+    // `!=` a set draws one number per packet.
+    const n = table();
+    n.rs.addRule('ip', 't', 'in', [cmp({ kind: 'numgen', mode: 'random', mod: 2 }, 'ne', { kind: 'set', elements: [{ key: 1 }] }), drop]);
+    n.env.rand.push(0.9, 0.1, 0.9);
+    expect([0, 1, 2].map(() => runInput(n.hooks, d))).toEqual([VERDICT_ACCEPT, VERDICT_DROP, VERDICT_ACCEPT]);
+    expect(n.env.rand).toEqual([]);
     void env;
   });
 });
