@@ -103,7 +103,14 @@ export class Ruleset {
     else this.nextTableHandle = Math.max(this.nextTableHandle, t.handle + 1);
     let max = 0;
     const all: { handle: number }[] = [...t.chains, ...t.sets, ...t.counters, ...t.chains.flatMap((c) => c.rules)];
-    for (const o of all) max = Math.max(max, o.handle);
+    const used = new Set<number>();
+    for (const o of all) {
+      if (o.handle !== 0) {
+        if (used.has(o.handle)) throw new RulesetError(`table ${t.family} ${t.name}: handle ${o.handle} used twice`);
+        used.add(o.handle);
+      }
+      max = Math.max(max, o.handle);
+    }
     for (const o of all) if (o.handle === 0) o.handle = ++max;
   }
 
@@ -343,6 +350,17 @@ export class Ruleset {
       return { packets: l.compiled.counters[2 * slot], bytes: l.compiled.counters[2 * slot + 1] };
     }
     throw new RulesetError(`no rule with handle ${handle}`);
+  }
+
+  /**
+   * The values of the anonymous `counter` statement at `exprs[index]` of the
+   * rule with `handle` (for a printer writing `counter packets N bytes M`).
+   */
+  exprCounter(family: Family, table: string, handle: number, index: number): { packets: number; bytes: number } | null {
+    const l = this.liveTable(family, table);
+    const slot = l.compiled.counterSlots.get(`${handle}.${index}`);
+    if (slot === undefined) return null;
+    return { packets: l.compiled.counters[2 * slot], bytes: l.compiled.counters[2 * slot + 1] };
   }
 
   /** Zeroes every counter (nft reset counters). */

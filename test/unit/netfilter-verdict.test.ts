@@ -104,6 +104,13 @@ describe('netfilter verdicts', () => {
     runInput(hooks, ping);
     expect(rs.ruleCounter('ip', 't', h)).toEqual({ packets: 2, bytes: 2 * ping.length });
     expect(rs.counter('ip', 't', 'pings')).toMatchObject({ packets: 2, bytes: 2 * ping.length });
+    expect(rs.exprCounter('ip', 't', h, 1)).toEqual({ packets: 2, bytes: 2 * ping.length });
+    expect(rs.exprCounter('ip', 't', h, 0)).toBeNull();
+    expect(() =>
+      rs.edit((s) => {
+        s.tables[0].chains[0].rules.push({ handle: h, exprs: [] });
+      }),
+    ).toThrow(/used twice/);
     rs.resetCounters();
     expect(rs.ruleCounter('ip', 't', h)).toEqual({ packets: 0, bytes: 0 });
   });
