@@ -46,7 +46,11 @@ export const JUMP_BASE = 16;
 /** nft's NFT_JUMP_STACK_SIZE. */
 export const JUMP_STACK = 16;
 
-/** What conntrack will provide; each returns -1 for a packet without an entry. */
+/**
+ * What conntrack will provide. `state` gives nft's state bits (CT_STATE_INVALID
+ * for a packet conntrack could not track, as nft_ct reports it); the others
+ * return -1 for a packet without an entry (no match).
+ */
 export interface CtProvider {
   state(pkt: Packet): number;
   status(pkt: Packet): number;

@@ -156,6 +156,18 @@ describe('netfilter matches', () => {
     expect(runInput(hooks, syn)).toBe(VERDICT_DROP);
   });
 
+  it('ct keys come from the conntrack provider once there is one', () => {
+    const { rs, hooks, env } = testRuleset();
+    rs.addTable('ip', 't');
+    rs.addChain('ip', 't', 'in', base('input', 0, 'drop'));
+    rs.addRule('ip', 't', 'in', [cmp(f.ct('state'), 'ne', 0, CT_STATE_ESTABLISHED), cmp(f.ct('mark'), 'eq', 5), { kind: 'verdict', verdict: { kind: 'accept' } }]);
+    expect(runInput(hooks, syn)).toBe(VERDICT_DROP);
+    env.ct = { state: () => CT_STATE_ESTABLISHED, status: () => 0, mark: () => 5, direction: () => 1 };
+    expect(runInput(hooks, syn)).toBe(VERDICT_ACCEPT);
+    env.ct = { state: () => -1, status: () => -1, mark: () => -1, direction: () => -1 };
+    expect(runInput(hooks, syn)).toBe(VERDICT_DROP);
+  });
+
   it('a concatenation against an anonymous set', () => {
     const m = matcher({
       kind: 'match',
