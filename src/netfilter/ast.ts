@@ -8,6 +8,33 @@
  * closures. Handles are per table, shared by chains, rules, sets and counters
  * (as nft's are); a handle of 0 means "not assigned yet" and the Ruleset
  * assigns one at commit.
+ *
+ * How nft syntax maps onto it (for the front ends):
+ *
+ *   ip saddr 10.0.0.0/8             match ip.saddr eq {prefix addr len}
+ *   tcp dport != { 22, 80-90 }      match tcp.dport ne {set [{key 22}, {key 80, end 90}]}
+ *   tcp flags & (syn|ack) == syn    match tcp.flags mask 0x12 eq 0x02
+ *   tcp flags syn                   match tcp.flags mask 0x02 ne 0
+ *   ct state established,related    match ct.state mask 0x06 ne 0
+ *   ip saddr . tcp dport @svc       match {concat [ip.saddr, tcp.dport]} eq {setref svc}
+ *   iifname "eth*"                  ifname iifname eq ["eth*"]
+ *   meta l4proto tcp                match meta.l4proto eq 6
+ *   limit rate over 10/second burst 5 packets    limit {rate 10, unit second, per packets, burst 5, over}
+ *   numgen inc mod 2 vmap { 0 : jump a, 1 : jump b }   vmap {key numgen, map {set ...}}
+ *   counter / counter name "c"      counter / counter {name c}
+ *   log prefix "x " level info      log
+ *   reject with icmp type host-unreachable   reject {type icmp, code 1} (type 3 codes)
+ *   reject with tcp reset           reject {type tcp-reset}
+ *   meta mark set 0x10              meta-set 0x10
+ *   meta mark set meta mark or 0x10 meta-set {field meta.mark, mask ~0x10, xor 0x10}
+ *   meta mark set ip saddr map @m   meta-set {map key ip.saddr, setref m}
+ *   ip dscp set cs1 / ip ttl set 1  payload-set
+ *   add @s { ip saddr timeout 1m }  set-add {op add, set s, key ip.saddr, timeoutMs 60000}
+ *   accept/drop/continue/return/jump c/goto c     verdict
+ *
+ * iptables maps the same way: a table's built-in chains are base chains at the
+ * legacy priorities (PRIORITY), `-j ACCEPT/DROP/RETURN/<chain>` are verdicts
+ * (jump), `-m comment` is Rule.comment, and every iptables rule has a counter.
  */
 
 export type Family = 'ip' | 'inet';
