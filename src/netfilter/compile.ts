@@ -536,9 +536,16 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
             return v < 0 ? -1 : (v & mask) >>> 0;
           };
         }
-        if (r.kind === 'value') return cmpOp(ld, e.op, r.value >>> 0 === r.value ? r.value : r.value >>> 0);
+        const bits = fieldBits(e.left);
+        const fits = (v: number): boolean => Number.isInteger(v) && v >= 0 && v < 2 ** bits;
+        if (r.kind === 'value') {
+          if (!fits(r.value)) throw new CompileError(`${where}: ${r.value} does not fit a ${bits}-bit field`);
+          return cmpOp(ld, e.op, r.value);
+        }
         if (e.op !== 'eq' && e.op !== 'ne') throw new CompileError(`${where}: a range or prefix takes == or !=`);
+        if (r.kind === 'prefix' && bits !== 32) throw new CompileError(`${where}: a prefix needs a 32-bit field`);
         const [lo, hi] = r.kind === 'range' ? [r.lo, r.hi] : prefixRange(r.addr, r.len);
+        if (!fits(lo) || !fits(hi)) throw new CompileError(`${where}: range ${lo}-${hi} does not fit a ${bits}-bit field`);
         if (hi < lo) throw new CompileError(`${where}: range ${lo}-${hi} is empty`);
         return rangeOp(ld, e.op === 'ne', lo, hi);
       }

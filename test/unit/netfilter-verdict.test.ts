@@ -132,6 +132,9 @@ describe('netfilter verdicts', () => {
     expect(rs.state()).toEqual(before);
     expect(runInput(hooks, udp53)).toBe(VERDICT_DROP);
     expect(runInput(hooks, syn)).toBe(VERDICT_ACCEPT);
+    // Values that do not fit their field fail too.
+    expect(() => rs.addRule('ip', 't', 'in', [eq(f.tcp('dport'), 70000)])).toThrow(/16-bit/);
+    expect(() => rs.addRule('ip', 't', 'in', [cmp(f.tcp('dport'), 'eq', { kind: 'prefix', addr: 0, len: 8 })])).toThrow(/prefix/);
     // A chain type on a hook it cannot take fails too.
     expect(() => rs.addChain('ip', 't', 'r', { type: 'route', hook: 'input', priority: 0, policy: 'accept' })).toThrow(/cannot hook/);
     expect(hooks.input.empty).toBe(false);
