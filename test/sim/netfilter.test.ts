@@ -48,6 +48,20 @@ describe('netfilter on a stack', () => {
     expect(simPing(time, a, ip('10.0.0.2'), 2, { ident: 7 }).replies.length).toBe(2);
   });
 
+  it('set timeouts run on the stack\'s virtual clock', () => {
+    const { time, a, b } = simPair();
+    b.nft.addTable('ip', 'f');
+    b.nft.addSet('ip', 'f', { name: 'pingers', type: ['ipv4_addr'], flags: { timeout: true }, timeoutMs: 10_000, elements: [] });
+    b.nft.addChain('ip', 'f', 'in', { type: 'filter', hook: 'input', priority: 0, policy: 'accept' });
+    b.nft.addRule('ip', 'f', 'in', [icmpEcho, { kind: 'set-add', op: 'update', set: 'pingers', key: { kind: 'payload', proto: 'ip', field: 'saddr' } }]);
+    simPing(time, a, ip('10.0.0.2'), 1, { waitMs: 1000 });
+    const [e] = b.nft.elements('ip', 'f', 'pingers');
+    expect(e.key).toBe(ip('10.0.0.1'));
+    expect(e.expires - time.now()).toBeGreaterThan(7000);
+    time.advance(9000);
+    expect(b.nft.elements('ip', 'f', 'pingers')).toEqual([]);
+  });
+
   it('reject with icmp: the pinger hears port unreachable; on output, the stack refuses to send', () => {
     const { time, a, b } = simPair();
     b.nft.addTable('ip', 'f');
