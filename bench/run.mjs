@@ -23,13 +23,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tcpBench } from './tcp.mjs';
+import { forwardBench } from './forward.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const COUNT = Number(process.env.BENCH_COUNT ?? 20000);
 const UDP_SECONDS = Number(process.env.BENCH_UDP_SECONDS ?? 3);
-// BENCH_SECTIONS: which parts to run, from ping,udp,tcp (default all).
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp').split(','));
+// BENCH_SECTIONS: which parts to run, from ping,udp,tcp,forward (default all).
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,forward').split(','));
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-bench-'));
 const children = [];
 const namespaces = [];
@@ -187,6 +188,10 @@ const fmt = (x, d = 0) => x.toLocaleString('en-US', { minimumFractionDigits: d, 
 async function main() {
   if (SECTIONS.has('ping') || SECTIONS.has('udp')) await pingAndUdp();
   if (SECTIONS.has('tcp')) await tcpBench({ sh, netns, peerSide, waitFor, children, links, WORK, ROOT, ROUNDS, median, fmt });
+  if (SECTIONS.has('forward')) {
+    if (!fs.existsSync(UDP_TOOL)) execFileSync('cc', ['-O2', '-o', UDP_TOOL, path.join(ROOT, 'bench/udp-tool.c')]);
+    await forwardBench({ sh, netns, waitFor, children, links, WORK, ROOT, ROUNDS, median, fmt, udpTool: UDP_TOOL });
+  }
 }
 
 async function pingAndUdp() {
