@@ -1,0 +1,445 @@
+import type { Chain, Family, NamedSet, RulesetState, SetElement, Table } from '../netfilter/ast.js';
+import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
+import { NftSyntaxError, formatNftError, type Tok } from './nft-lex.js';
+import { parseNft, resolveElements, type ChainDelCmd, type NftCommand, type RuleAddCmd, type SetDelCmd } from './nft-parse.js';
+import type { NftType } from './nft-names.js';
+import { formatChain, formatCounter, formatSet, formatTable, formatTableWith, type PrintOptions, type PrintSource } from './nft-print.js';
+
+/**
+ * `nft [options] COMMAND...` and `nft -f FILE` on a Ruleset. A batch (a file,
+ * or one command line) is applied to a copy of the state and committed once:
+ * an error anywhere changes nothing.
+ */
+export interface NftOptions extends PrintOptions {
+  /** -c: check only. */
+  check?: boolean;
+  /** -e: echo what was added. */
+  echo?: boolean;
+  /** -j: JSON. */
+  json?: boolean;
+  /** -f FILE: read commands from FILE (`-` for standard input). */
+  file?: string;
+}
+
+export interface NftResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export class NftUsageError extends Error {}
+
+/** Splits nft's options from its command words. */
+export function parseNftArgs(argv: readonly string[]): { opts: NftOptions; words: string[] } {
+  const opts: NftOptions = {};
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('-') || a === '-' || /^-\d/.test(a)) break;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    const long: Record<string, keyof NftOptions> = {
+      '--handle': 'handles',
+      '--stateless': 'stateless',
+      '--numeric': 'numericProto',
+      '--numeric-protocol': 'numericProto',
+      '--numeric-priority': 'numericPriority',
+      '--terse': 'terse',
+      '--check': 'check',
+      '--echo': 'echo',
+      '--json': 'json',
+    };
+    if (a === '-f' || a === '--file') {
+      const f = argv[++i];
+      if (f === undefined) throw new NftUsageError(`option '${a}' requires an argument`);
+      opts.file = f;
+      continue;
+    }
+    if (a.startsWith('--')) {
+      const k = long[a];
+      if (k === undefined) throw new NftUsageError(`unrecognized option '${a}'`);
+      (opts as Record<string, unknown>)[k] = true;
+      continue;
+    }
+    for (let j = 1; j < a.length; j++) {
+      const c = a[j];
+      const short: Record<string, keyof NftOptions> = {
+        a: 'handles',
+        s: 'stateless',
+        n: 'numericProto',
+        p: 'numericProto',
+        y: 'numericPriority',
+        t: 'terse',
+        c: 'check',
+        e: 'echo',
+        j: 'json',
+      };
+      if (c === 'f') {
+        const rest = a.slice(j + 1);
+        const f = rest !== '' ? rest : argv[++i];
+        if (f === undefined) throw new NftUsageError(`option requires an argument -- 'f'`);
+        opts.file = f;
+        break;
+      }
+      const k = short[c];
+      if (k === undefined) {
+        if ('NSuvdIDT'.includes(c)) throw new NftUsageError(`option -${c} is not supported`);
+        throw new NftUsageError(`invalid option -- '${c}'`);
+      }
+      (opts as Record<string, unknown>)[k] = true;
+    }
+  }
+  return { opts, words: argv.slice(i) };
+}
+
+class ApplyError extends Error {
+  constructor(
+    message: string,
+    readonly tok: Tok | null,
+  ) {
+    super(message);
+  }
+}
+
+const ENOENT = 'No such file or directory';
+const EEXIST = 'File exists';
+
+function findTable(s: RulesetState, family: Family, name: string, tok: Tok): Table {
+  const t = s.tables.find((x) => x.family === family && x.name === name);
+  if (t === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, tok);
+  return t;
+}
+
+function findChain(t: Table, name: string, tok: Tok): Chain {
+  const c = t.chains.find((x) => x.name === name);
+  if (c === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, tok);
+  return c;
+}
+
+function findSet(t: Table, name: string, tok: Tok): NamedSet {
+  const s = t.sets.find((x) => x.name === name);
+  if (s === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, tok);
+  return s;
+}
+
+function sameKey(a: SetElement['key'], b: SetElement['key']): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function elementsFor(set: NamedSet, cmd: { raw: { toks: Tok[] } }): SetElement[] {
+  return resolveElements(cmd.raw, set.type as NftType[], set.map ?? null);
+}
+
+/** Applies one changing command to the draft state. */
+function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Ruleset): void {
+  if (cmd.verb === 'list') return;
+  if (cmd.obj === 'ruleset') {
+    s.tables = cmd.family === undefined ? [] : s.tables.filter((t) => t.family !== cmd.family);
+    return;
+  }
+  if (cmd.obj === 'counters') {
+    post.push(() => rs.resetCounters());
+    return;
+  }
+  const existing = s.tables.find((x) => x.family === cmd.family && x.name === cmd.table);
+  if (cmd.obj === 'table') {
+    switch (cmd.verb) {
+      case 'add':
+      case 'create':
+        if (existing !== undefined) {
+          if (cmd.verb === 'create') throw new ApplyError(`Could not process rule: ${EEXIST}`, cmd.tok);
+          return;
+        }
+        s.tables.push({ family: cmd.family, name: cmd.table, handle: 0, chains: [], sets: [], counters: [] });
+        return;
+      case 'delete':
+      case 'destroy':
+        if (existing === undefined) {
+          if (cmd.verb === 'destroy') return;
+          throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+        }
+        s.tables = s.tables.filter((t) => t !== existing);
+        return;
+      case 'flush':
+        for (const c of findTable(s, cmd.family, cmd.table, cmd.tok).chains) c.rules = [];
+        for (const x of findTable(s, cmd.family, cmd.table, cmd.tok).sets) x.elements = [];
+        return;
+    }
+  }
+  if (cmd.verb === 'destroy' && existing === undefined) return;
+  const t = findTable(s, cmd.family, cmd.table, cmd.tok);
+  switch (cmd.obj) {
+    case 'chain': {
+      if (cmd.verb === 'add' || cmd.verb === 'create') {
+        const c = t.chains.find((x) => x.name === cmd.chain);
+        if (c !== undefined) {
+          if (cmd.verb === 'create') throw new ApplyError(`Could not process rule: ${EEXIST}`, cmd.tok);
+          if (cmd.base !== undefined) {
+            if (c.base === undefined) throw new ApplyError('Could not process rule: Operation not supported', cmd.tok);
+            c.base.policy = cmd.base.policy;
+          }
+          return;
+        }
+        t.chains.push({ name: cmd.chain, handle: 0, base: cmd.base, rules: [] });
+        return;
+      }
+      const d = cmd as ChainDelCmd;
+      const c = d.handle !== undefined ? t.chains.find((x) => x.handle === d.handle) : t.chains.find((x) => x.name === d.chain);
+      if (c === undefined) {
+        if (cmd.verb === 'destroy') return;
+        throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+      }
+      if (cmd.verb === 'flush') c.rules = [];
+      else {
+        if (c.rules.length > 0) throw new ApplyError('Could not process rule: Device or resource busy', cmd.tok);
+        t.chains = t.chains.filter((x) => x !== c);
+      }
+      return;
+    }
+    case 'rule': {
+      const c = findChain(t, cmd.chain, cmd.tok);
+      if (cmd.verb === 'delete' || cmd.verb === 'destroy') {
+        const i = c.rules.findIndex((r) => r.handle === cmd.handle);
+        if (i < 0) {
+          if (cmd.verb === 'destroy') return;
+          throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+        }
+        c.rules.splice(i, 1);
+        return;
+      }
+      if (cmd.verb === 'replace') {
+        const r = c.rules.find((x) => x.handle === cmd.handle);
+        if (r === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+        r.exprs = cmd.exprs;
+        r.comment = cmd.comment;
+        return;
+      }
+      const a = cmd as RuleAddCmd;
+      const rule = { handle: 0, exprs: a.exprs, ...(a.comment !== undefined ? { comment: a.comment } : {}) };
+      let at: number;
+      if (a.position !== undefined) {
+        const i = c.rules.findIndex((r) => r.handle === a.position);
+        if (i < 0) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+        at = cmd.verb === 'insert' ? i : i + 1;
+      } else if (a.index !== undefined) {
+        if (a.index >= c.rules.length) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+        at = cmd.verb === 'insert' ? a.index : a.index + 1;
+      } else at = cmd.verb === 'insert' ? 0 : c.rules.length;
+      // New handles must be fresh in the table even before commit assigns them.
+      c.rules.splice(at, 0, rule);
+      return;
+    }
+    case 'set': {
+      if (cmd.verb === 'add' || cmd.verb === 'create') {
+        const x = t.sets.find((y) => y.name === cmd.set.name);
+        const elements = cmd.raw !== undefined ? elementsFor(cmd.set, { raw: cmd.raw }) : [];
+        if (x !== undefined) {
+          if (cmd.verb === 'create') throw new ApplyError(`Could not process rule: ${EEXIST}`, cmd.tok);
+          if (JSON.stringify(x.type) !== JSON.stringify(cmd.set.type) || x.map !== cmd.set.map) throw new ApplyError(`Could not process rule: ${EEXIST}`, cmd.tok);
+          x.elements.push(...elements.filter((e) => !x.elements.some((y) => sameKey(y.key, e.key))));
+          return;
+        }
+        t.sets.push({ ...cmd.set, elements });
+        return;
+      }
+      const name = (cmd as SetDelCmd).name;
+      const x = t.sets.find((y) => y.name === name);
+      if (x === undefined) {
+        if (cmd.verb === 'destroy') return;
+        throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+      }
+      if (cmd.verb === 'flush') x.elements = [];
+      else t.sets = t.sets.filter((y) => y !== x);
+      return;
+    }
+    case 'element': {
+      const x = findSet(t, cmd.set, cmd.tok);
+      const els = elementsFor(x, cmd);
+      if (cmd.verb === 'add' || cmd.verb === 'create') {
+        for (const e of els) {
+          const i = x.elements.findIndex((y) => sameKey(y.key, e.key));
+          if (i >= 0 && cmd.verb === 'create') throw new ApplyError(`Could not process rule: ${EEXIST}`, cmd.tok);
+          if (i < 0) x.elements.push(e);
+        }
+        return;
+      }
+      for (const e of els) {
+        const i = x.elements.findIndex((y) => sameKey(y.key, e.key));
+        if (i < 0) {
+          if (cmd.verb === 'destroy') continue;
+          throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+        }
+        x.elements.splice(i, 1);
+      }
+      return;
+    }
+    case 'counter': {
+      if (cmd.verb === 'add' || cmd.verb === 'create') {
+        if (t.counters.some((c) => c.name === cmd.name)) {
+          if (cmd.verb === 'create') throw new ApplyError(`Could not process rule: ${EEXIST}`, cmd.tok);
+          return;
+        }
+        t.counters.push({ name: cmd.name, handle: 0, packets: cmd.packets, bytes: cmd.bytes });
+        return;
+      }
+      if (cmd.verb === 'reset') throw new ApplyError('reset of one counter is not supported (use reset counters)', cmd.tok);
+      if (!t.counters.some((c) => c.name === cmd.name)) {
+        if (cmd.verb === 'destroy') return;
+        throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+      }
+      t.counters = t.counters.filter((c) => c.name !== cmd.name);
+      return;
+    }
+  }
+}
+
+/** Gives rules added in this batch handles above every handle of their table (commit would too). */
+function assignRuleHandles(s: RulesetState): void {
+  for (const t of s.tables) {
+    let max = 0;
+    for (const c of t.chains) {
+      max = Math.max(max, c.handle);
+      for (const r of c.rules) max = Math.max(max, r.handle);
+    }
+    for (const x of t.sets) max = Math.max(max, x.handle);
+    for (const x of t.counters) max = Math.max(max, x.handle);
+    // Objects first, then rules, in the order nft's batch creates them.
+    for (const x of [...t.counters, ...t.sets, ...t.chains]) if (x.handle === 0) x.handle = ++max;
+    for (const c of t.chains) for (const r of c.rules) if (r.handle === 0) r.handle = ++max;
+  }
+}
+
+export function printSource(rs: Ruleset, now: () => number): PrintSource {
+  return {
+    ruleCounter: (t, rule, i) => rs.exprCounter(t.family, t.name, rule.handle, i),
+    namedCounter: (t, n) => rs.counter(t.family, t.name, n),
+    setElements: (t, set) => {
+      const n = now();
+      return rs.elements(t.family, t.name, set.name).map((e) => {
+        const decl = set.elements.find((x) => sameKey(x.key, e.key));
+        const el: SetElement = { ...(decl ?? {}), key: e.key, ...(e.end !== undefined ? { end: e.end } : {}) };
+        return { el, expiresMs: e.expires > 0 ? Math.max(0, Math.round(e.expires - n)) : 0 };
+      });
+    },
+  };
+}
+
+function list(rs: Ruleset, cmd: Extract<NftCommand, { verb: 'list' }>, o: PrintOptions, now: () => number): string {
+  const s = rs.state();
+  const src = printSource(rs, now);
+  const tables = s.tables.filter((t) => (cmd.family === undefined || t.family === cmd.family) && (cmd.table === undefined || t.name === cmd.table));
+  const one = (): Table => {
+    const t = tables[0];
+    if (t === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+    return t;
+  };
+  switch (cmd.what) {
+    case 'ruleset':
+      return tables.map((t) => formatTable(t, src, o)).join('');
+    case 'tables':
+      return tables.map((t) => `table ${t.family} ${t.name}${o.handles === true ? ` # handle ${t.handle}` : ''}\n`).join('');
+    case 'table':
+      return formatTable(one(), src, o);
+    case 'chains':
+      return tables
+        .filter((t) => t.chains.length > 0)
+        .map((t) => formatTableWith(t, [t.chains.map((c) => formatChain(t, { ...c, rules: [] }, src, o)).join('\n')], o))
+        .join('');
+    case 'chain': {
+      const t = one();
+      return formatTableWith(t, [formatChain(t, findChain(t, cmd.name!, cmd.tok), src, o)], o);
+    }
+    case 'sets':
+    case 'maps': {
+      const want = (x: NamedSet): boolean => (cmd.what === 'maps') === (x.map !== undefined);
+      return tables
+        .filter((t) => t.sets.some(want))
+        .map((t) => formatTableWith(t, [t.sets.filter(want).map((x) => formatSet(t, x, src, { ...o, terse: true })).join('\n')], o))
+        .join('');
+    }
+    case 'set':
+    case 'map': {
+      const t = one();
+      const x = findSet(t, cmd.name!, cmd.tok);
+      return formatTableWith(t, [formatSet(t, x, src, o)], o);
+    }
+    case 'counters':
+      return tables
+        .filter((t) => t.counters.length > 0)
+        .map((t) => formatTableWith(t, [t.counters.map((c) => formatCounter(t, c.name, c.handle, src, o)).join('\n')], o))
+        .join('');
+    case 'counter': {
+      const t = one();
+      const c = t.counters.find((x) => x.name === cmd.name);
+      if (c === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+      return formatTableWith(t, [formatCounter(t, c.name, c.handle, src, o)], o);
+    }
+  }
+}
+
+/**
+ * Runs a batch of nft commands (a file, or words joined by spaces). `file` names
+ * the input in error messages (null for the command line).
+ */
+export function runNftText(rs: Ruleset, text: string, opts: NftOptions, file: string | null, now: () => number): NftResult {
+  if (opts.json === true) return { stdout: '', stderr: 'Error: JSON output (-j) is not supported\n', code: 1 };
+  let cmds: NftCommand[];
+  try {
+    cmds = parseNft(text);
+  } catch (e) {
+    if (e instanceof NftSyntaxError) return { stdout: '', stderr: formatNftError(text, e, file), code: 1 };
+    throw e;
+  }
+  const changes = cmds.filter((c) => c.verb !== 'list');
+  const post: (() => void)[] = [];
+  let out = '';
+  try {
+    if (changes.length > 0) {
+      const draft = rs.state();
+      for (const c of changes) apply(draft, c, post, rs);
+      assignRuleHandles(draft);
+      if (opts.check !== true) {
+        rs.commit(draft);
+        for (const p of post) p();
+      }
+    }
+    if (opts.check !== true) for (const c of cmds) if (c.verb === 'list') out += list(rs, c, opts, now);
+  } catch (e) {
+    if (e instanceof ApplyError && e.tok !== null)
+      return { stdout: '', stderr: formatNftError(text, new NftSyntaxError(e.message, e.tok), file), code: 1 };
+    if (e instanceof NftSyntaxError) return { stdout: '', stderr: formatNftError(text, e, file), code: 1 };
+    if (e instanceof RulesetError || e instanceof ApplyError) return { stdout: '', stderr: `Error: ${e.message}\n`, code: 1 };
+    throw e;
+  }
+  return { stdout: out, stderr: '', code: 0 };
+}
+
+/**
+ * `nft ARGS...`: options, then `-f FILE` (read through `readFile`; `-` is
+ * standard input, given as `stdin`) or command words.
+ */
+export function runNft(rs: Ruleset, argv: readonly string[], io: { readFile(path: string): string; stdin?: string; now: () => number }): NftResult {
+  let parsed;
+  try {
+    parsed = parseNftArgs(argv);
+  } catch (e) {
+    if (e instanceof NftUsageError) return { stdout: '', stderr: `nft: ${e.message}\n`, code: 1 };
+    throw e;
+  }
+  const { opts, words } = parsed;
+  if (opts.file !== undefined) {
+    if (words.length > 0) return { stdout: '', stderr: `Error: syntax error, unexpected ${words[0]}\n`, code: 1 };
+    let text: string;
+    const name = opts.file === '-' ? '/dev/stdin' : opts.file;
+    try {
+      text = opts.file === '-' ? (io.stdin ?? '') : io.readFile(opts.file);
+    } catch (e) {
+      return { stdout: '', stderr: `Error: Could not process rule: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? ENOENT : (e as Error).message}\n${name}\n`, code: 1 };
+    }
+    return runNftText(rs, text, opts, name, io.now);
+  }
+  if (words.length === 0) return { stdout: '', stderr: '', code: 0 };
+  return runNftText(rs, words.join(' '), opts, null, io.now);
+}
