@@ -84,6 +84,11 @@ export interface Rule {
   /** Matches, then statements. */
   exprs: Expr[];
   comment?: string;
+  /**
+   * A rule the iptables front end made: its canonical spec as iptables-save
+   * prints it after `-A CHAIN` (the front end lists the rule from it).
+   */
+  iptables?: string;
 }
 
 // ---------------------------------------------------------------- values read from a packet

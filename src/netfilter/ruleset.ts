@@ -363,6 +363,26 @@ export class Ruleset {
     return { packets: l.compiled.counters[2 * slot], bytes: l.compiled.counters[2 * slot + 1] };
   }
 
+  /**
+   * Sets the counter of a rule (its first anonymous `counter` statement), as
+   * `iptables -Z` (to 0) and `iptables-restore --counters` do. A rule without
+   * one is left alone.
+   */
+  setRuleCounter(family: Family, table: string, handle: number, packets: number, bytes: number): void {
+    const l = this.liveTable(family, table);
+    for (const c of l.table.chains) {
+      const r = c.rules.find((x) => x.handle === handle);
+      if (r === undefined) continue;
+      const i = r.exprs.findIndex((e) => e.kind === 'counter' && e.name === undefined);
+      const slot = i < 0 ? undefined : l.compiled.counterSlots.get(`${handle}.${i}`);
+      if (slot === undefined) return;
+      l.compiled.counters[2 * slot] = packets;
+      l.compiled.counters[2 * slot + 1] = bytes;
+      return;
+    }
+    throw new RulesetError(`no rule with handle ${handle}`);
+  }
+
   /** Zeroes every counter (nft reset counters). */
   resetCounters(): void {
     for (const l of this.live) {

@@ -1,0 +1,986 @@
+/**
+ * One iptables rule: its parsed form, the canonical spec iptables-save prints,
+ * the `-L` columns, and the chain engine's expressions for it.
+ *
+ * Options are parsed getopt-style as iptables does: `!` inverts the option after
+ * it, `-m NAME` loads a match whose options follow, and an option of the
+ * protocol given with `-p` (`--dport`) loads that protocol's match implicitly
+ * (which iptables-save then prints as `-m tcp`).
+ */
+import type { Expr, Field, LogLevel, Rhs, TimeUnit } from '../netfilter/ast.js';
+import { CT_STATE_ESTABLISHED, CT_STATE_INVALID, CT_STATE_NEW, CT_STATE_RELATED, CT_STATE_UNTRACKED } from '../netfilter/ast.js';
+import type { ServicesDb } from './etc-services.js';
+
+export const IPT_VERSION = 'v1.8.9 (nf_tables)';
+
+/** An error as iptables reports it: the text on stderr (without newline) and the exit code. */
+export class IptError extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A parameter problem: iptables' exit 2 with the `Try ...` line. */
+export function paramError(msg: string, prog = 'iptables'): IptError {
+  return new IptError(`${prog} ${IPT_VERSION}: ${msg}\nTry \`${prog} -h' or '${prog} --help' for more information.`, 2);
+}
+
+export interface Addr {
+  neg: boolean;
+  addr: number;
+  mask: number;
+}
+export interface Ports {
+  neg: boolean;
+  lo: number;
+  hi: number;
+}
+
+export type Match =
+  | { m: 'tcp'; sport?: Ports; dport?: Ports; flags?: { neg: boolean; mask: number; comp: number } }
+  | { m: 'udp'; sport?: Ports; dport?: Ports }
+  | { m: 'icmp'; neg: boolean; type: number; codeLo: number; codeHi: number; set: boolean }
+  | { m: 'multiport'; dir: 'sports' | 'dports' | ''; neg: boolean; ports: [number, number][] }
+  | { m: 'state' | 'conntrack'; neg: boolean; states: number }
+  | { m: 'limit'; n: number; unit: 'sec' | 'min' | 'hour' | 'day'; burst: number }
+  | { m: 'mark'; neg: boolean; value: number; mask: number; set: boolean }
+  | { m: 'comment'; text: string };
+
+export type Target =
+  | { t: 'ACCEPT' | 'DROP' | 'RETURN' }
+  | { t: 'chain'; chain: string; goto: boolean }
+  | { t: 'REJECT'; with: string }
+  | { t: 'LOG'; prefix?: string; level: number }
+  | { t: 'MARK'; value: number; mask: number; set: boolean }
+  | { t: 'DSCP'; value: number; set: boolean };
+
+export interface IptRule {
+  src?: Addr;
+  dst?: Addr;
+  iif?: { neg: boolean; name: string };
+  oif?: { neg: boolean; name: string };
+  proto?: { neg: boolean; p: number };
+  matches: Match[];
+  target?: Target;
+}
+
+// ---------------------------------------------------------------- names
+
+const PROTOS: Record<string, number> = {
+  all: 0, icmp: 1, igmp: 2, ipencap: 4, tcp: 6, egp: 8, udp: 17, gre: 47, esp: 50, ah: 51, ipv6: 41,
+  'ipv6-icmp': 58, icmpv6: 58, ospf: 89, pim: 103, vrrp: 112, l2tp: 115, sctp: 132, mh: 135, udplite: 136,
+};
+/** The name iptables prints for a protocol number (its own table, then /etc/protocols). */
+const PROTO_NAMES: Record<number, string> = {
+  1: 'icmp', 2: 'igmp', 4: 'ipencap', 6: 'tcp', 8: 'egp', 17: 'udp', 41: 'ipv6', 47: 'gre', 50: 'esp', 51: 'ah', 58: 'icmpv6',
+  89: 'ospf', 103: 'pim', 112: 'vrrp', 115: 'l2tp', 132: 'sctp', 135: 'mh', 136: 'udplite',
+};
+
+/** iptables' ICMP type names (libipt_icmp), in its order: name, type, code range. */
+const ICMP_TYPES: [string, number, number, number][] = [
+  ['any', 0xff, 0, 0xff],
+  ['echo-reply', 0, 0, 0xff],
+  ['destination-unreachable', 3, 0, 0xff],
+  ['network-unreachable', 3, 0, 0],
+  ['host-unreachable', 3, 1, 1],
+  ['protocol-unreachable', 3, 2, 2],
+  ['port-unreachable', 3, 3, 3],
+  ['fragmentation-needed', 3, 4, 4],
+  ['source-route-failed', 3, 5, 5],
+  ['network-unknown', 3, 6, 6],
+  ['host-unknown', 3, 7, 7],
+  ['network-prohibited', 3, 9, 9],
+  ['host-prohibited', 3, 10, 10],
+  ['TOS-network-unreachable', 3, 11, 11],
+  ['TOS-host-unreachable', 3, 12, 12],
+  ['communication-prohibited', 3, 13, 13],
+  ['host-precedence-violation', 3, 14, 14],
+  ['precedence-cutoff', 3, 15, 15],
+  ['source-quench', 4, 0, 0xff],
+  ['redirect', 5, 0, 0xff],
+  ['network-redirect', 5, 0, 0],
+  ['host-redirect', 5, 1, 1],
+  ['TOS-network-redirect', 5, 2, 2],
+  ['TOS-host-redirect', 5, 3, 3],
+  ['echo-request', 8, 0, 0xff],
+  ['router-advertisement', 9, 0, 0xff],
+  ['router-solicitation', 10, 0, 0xff],
+  ['time-exceeded', 11, 0, 0xff],
+  ['ttl-zero-during-transit', 11, 0, 0],
+  ['ttl-zero-during-reassembly', 11, 1, 1],
+  ['parameter-problem', 12, 0, 0xff],
+  ['ip-header-bad', 12, 0, 0],
+  ['required-option-missing', 12, 1, 1],
+  ['timestamp-request', 13, 0, 0xff],
+  ['timestamp-reply', 14, 0, 0xff],
+  ['address-mask-request', 17, 0, 0xff],
+  ['address-mask-reply', 18, 0, 0xff],
+];
+// Aliases iptables accepts on input.
+const ICMP_ALIASES: Record<string, string> = { pong: 'echo-reply', ping: 'echo-request', 'ttl-exceeded': 'time-exceeded' };
+
+/** REJECT's types: the canonical name, aliases, and the ICMP code (-1: tcp reset). */
+const REJECT_TYPES: [string, string, number][] = [
+  ['icmp-net-unreachable', 'net-unreach', 0],
+  ['icmp-host-unreachable', 'host-unreach', 1],
+  ['icmp-proto-unreachable', 'proto-unreach', 2],
+  ['icmp-port-unreachable', 'port-unreach', 3],
+  ['icmp-net-prohibited', 'net-prohib', 9],
+  ['icmp-host-prohibited', 'host-prohib', 10],
+  ['tcp-reset', 'tcp-rst', -1],
+  ['icmp-admin-prohibited', 'admin-prohib', 13],
+];
+
+const LOG_LEVELS: [string, number][] = [
+  ['alert', 1], ['crit', 2], ['debug', 7], ['emerg', 0], ['error', 3], ['info', 6], ['notice', 5], ['panic', 0], ['warning', 4], ['warn', 4], ['err', 3],
+];
+const LOG_LEVEL_PRINT = ['emerg', 'alert', 'crit', 'error', 'warn', 'notice', 'info', 'debug'];
+const LOG_LEVEL_AST: LogLevel[] = ['emerg', 'alert', 'crit', 'err', 'warn', 'notice', 'info', 'debug'];
+
+/** conntrack states in the order iptables prints them. */
+const STATES: [string, number][] = [
+  ['INVALID', CT_STATE_INVALID],
+  ['NEW', CT_STATE_NEW],
+  ['RELATED', CT_STATE_RELATED],
+  ['ESTABLISHED', CT_STATE_ESTABLISHED],
+  ['UNTRACKED', CT_STATE_UNTRACKED],
+];
+
+const TCP_FLAGS: [string, number][] = [
+  ['FIN', 0x01], ['SYN', 0x02], ['RST', 0x04], ['PSH', 0x08], ['ACK', 0x10], ['URG', 0x20], ['ECE', 0x40], ['CWR', 0x80],
+];
+
+const DSCP_CLASSES: Record<string, number> = {
+  CS0: 0, CS1: 8, CS2: 16, CS3: 24, CS4: 32, CS5: 40, CS6: 48, CS7: 56, BE: 0,
+  AF11: 10, AF12: 12, AF13: 14, AF21: 18, AF22: 20, AF23: 22, AF31: 26, AF32: 28, AF33: 30, AF41: 34, AF42: 36, AF43: 38, EF: 46,
+};
+
+export const BUILTIN_TARGETS = ['ACCEPT', 'DROP', 'RETURN', 'QUEUE', 'REJECT', 'LOG', 'MARK', 'DSCP', 'DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT', 'CONNMARK', 'CT', 'NOTRACK', 'TCPMSS'];
+const NAT_TARGETS = ['DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT'];
+
+// ---------------------------------------------------------------- small parsers
+
+function parseNum(s: string): number | null {
+  if (/^0x[0-9a-f]+$/i.test(s)) return parseInt(s, 16);
+  if (/^0[0-7]*$/.test(s)) return parseInt(s, 8);
+  if (/^[1-9][0-9]*$/.test(s)) return parseInt(s, 10);
+  return null;
+}
+
+function parseU32(s: string, what: string): number {
+  const n = parseNum(s);
+  if (n === null || n > 0xffffffff) throw paramError(`Bad ${what} value "${s}"`);
+  return n;
+}
+
+/** inet_aton's forms: a.b.c.d, a.b.c, a.b, a. */
+function parseAddr(s: string): number | null {
+  const parts = s.split('.');
+  if (parts.length === 0 || parts.length > 4 || parts.some((p) => !/^\d+$/.test(p))) return null;
+  const v = parts.map((p) => parseInt(p, 10));
+  const last = v[v.length - 1];
+  let hi = 0;
+  for (let i = 0; i < v.length - 1; i++) {
+    if (v[i] > 255) return null;
+    hi = hi * 256 + v[i];
+  }
+  const restBits = 8 * (4 - (v.length - 1));
+  if (last >= 2 ** restBits) return null;
+  return (hi * 2 ** restBits + last) >>> 0;
+}
+
+export function fmtAddr(a: number): string {
+  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+}
+
+function maskLen(mask: number): number {
+  for (let l = 0; l <= 32; l++) if (lenMask(l) === mask >>> 0) return l;
+  return -1;
+}
+
+function lenMask(l: number): number {
+  return l === 0 ? 0 : (0xffffffff << (32 - l)) >>> 0;
+}
+
+function parseAddrMask(s: string, opt: string): { addr: number; mask: number } {
+  const slash = s.indexOf('/');
+  const a = parseAddr(slash < 0 ? s : s.slice(0, slash));
+  if (a === null) throw paramError(`host/network \`${slash < 0 ? s : s.slice(0, slash)}' not found`);
+  let mask = 0xffffffff;
+  if (slash >= 0) {
+    const m = s.slice(slash + 1);
+    if (/^\d+$/.test(m) && parseInt(m, 10) <= 32) mask = lenMask(parseInt(m, 10));
+    else {
+      const mm = m.includes('.') ? parseAddr(m) : null;
+      if (mm === null) throw paramError(`invalid mask \`${m}' specified`);
+      mask = mm;
+    }
+  }
+  void opt;
+  return { addr: (a & mask) >>> 0, mask: mask >>> 0 };
+}
+
+function parsePort(s: string, proto: string, services: ServicesDb): number {
+  const n = /^\d+$/.test(s) ? parseInt(s, 10) : services.port(s, proto);
+  if (n === null || n > 65535) throw paramError(`invalid port/service \`${s}' specified`);
+  return n;
+}
+
+function parsePortRange(s: string, proto: string, services: ServicesDb, neg: boolean): Ports {
+  const i = s.indexOf(':');
+  if (i < 0) {
+    const p = parsePort(s, proto, services);
+    return { neg, lo: p, hi: p };
+  }
+  const lo = i === 0 ? 0 : parsePort(s.slice(0, i), proto, services);
+  const hi = i === s.length - 1 ? 65535 : parsePort(s.slice(i + 1), proto, services);
+  if (lo > hi) throw paramError(`invalid portrange (min > max)`);
+  return { neg, lo, hi };
+}
+
+function parseTcpFlags(s: string): number {
+  let v = 0;
+  for (const f of s.split(',')) {
+    const u = f.toUpperCase();
+    if (u === 'ALL') v |= 0x3f;
+    else if (u === 'NONE') continue;
+    else {
+      const x = TCP_FLAGS.find(([n]) => n === u);
+      if (x === undefined) throw paramError(`Unknown TCP flag \`${f}'`);
+      v |= x[1];
+    }
+  }
+  return v;
+}
+
+function parseIcmpType(s: string, neg: boolean): Match {
+  const name = ICMP_ALIASES[s] ?? s;
+  const exact = ICMP_TYPES.filter(([n]) => n === name);
+  const pre = ICMP_TYPES.filter(([n]) => n.startsWith(name));
+  const hit = exact.length > 0 ? exact : pre;
+  if (hit.length > 1) throw paramError(`Ambiguous ICMP type \`${s}': \`${hit[0][0]}' or \`${hit[1][0]}'?`);
+  if (hit.length === 1) {
+    const [, type, lo, hi] = hit[0];
+    return { m: 'icmp', neg, type, codeLo: lo, codeHi: hi, set: true };
+  }
+  const m = /^(\d+)(?:\/(\d+))?$/.exec(s);
+  if (m === null) throw paramError(`Unknown ICMP type \`${s}'`);
+  const type = parseInt(m[1], 10);
+  if (type > 255) throw paramError(`Invalid ICMP type \`${m[1]}'`);
+  if (m[2] === undefined) return { m: 'icmp', neg, type, codeLo: 0, codeHi: 0xff, set: true };
+  const code = parseInt(m[2], 10);
+  if (code > 255) throw paramError(`Invalid ICMP code \`${m[2]}'`);
+  return { m: 'icmp', neg, type, codeLo: code, codeHi: code, set: true };
+}
+
+function parseStates(s: string, what: string): number {
+  let v = 0;
+  for (const w of s.split(',')) {
+    const x = STATES.find(([n]) => n === w.toUpperCase());
+    if (x === undefined) throw paramError(`Bad ${what} "${w}"`);
+    v |= x[1];
+  }
+  return v;
+}
+
+function parseRate(s: string): { n: number; unit: 'sec' | 'min' | 'hour' | 'day' } {
+  const m = /^(\d+)(?:\/([a-z]+))?$/i.exec(s);
+  const bad = paramError(`bad rate "${s}"'`);
+  if (m === null) throw bad;
+  const n = parseInt(m[1], 10);
+  if (n === 0) throw paramError(`Rate too small "${s}"`);
+  if (m[2] === undefined) return { n, unit: 'sec' };
+  const u = m[2].toLowerCase();
+  for (const [full, short] of [['second', 'sec'], ['minute', 'min'], ['hour', 'hour'], ['day', 'day']] as const) {
+    if (full.startsWith(u)) return { n, unit: short };
+  }
+  throw bad;
+}
+
+// ---------------------------------------------------------------- option parsing
+
+/** The options a match module takes. */
+const MATCH_OPTS: Record<string, readonly string[]> = {
+  tcp: ['--sport', '--source-port', '--dport', '--destination-port', '--tcp-flags', '--syn'],
+  udp: ['--sport', '--source-port', '--dport', '--destination-port'],
+  icmp: ['--icmp-type'],
+  multiport: ['--dports', '--destination-ports', '--sports', '--source-ports', '--ports'],
+  state: ['--state'],
+  conntrack: ['--ctstate'],
+  limit: ['--limit', '--limit-burst'],
+  mark: ['--mark'],
+  comment: ['--comment'],
+};
+const TARGET_OPTS: Record<string, readonly string[]> = {
+  REJECT: ['--reject-with'],
+  LOG: ['--log-prefix', '--log-level'],
+  MARK: ['--set-mark', '--set-xmark', '--and-mark', '--or-mark', '--xor-mark'],
+  DSCP: ['--set-dscp', '--set-dscp-class'],
+};
+
+function newMatch(name: string): Match {
+  switch (name) {
+    case 'tcp':
+      return { m: 'tcp' };
+    case 'udp':
+      return { m: 'udp' };
+    case 'icmp':
+      return { m: 'icmp', neg: false, type: 0xff, codeLo: 0, codeHi: 0xff, set: false };
+    case 'multiport':
+      return { m: 'multiport', dir: '', neg: false, ports: [] };
+    case 'state':
+    case 'conntrack':
+      return { m: name, neg: false, states: 0 };
+    case 'limit':
+      return { m: 'limit', n: 3, unit: 'hour', burst: 5 };
+    case 'mark':
+      return { m: 'mark', neg: false, value: 0, mask: 0xffffffff, set: false };
+    case 'comment':
+      return { m: 'comment', text: '' };
+  }
+  throw paramError(`Couldn't load match \`${name}':No such file or directory\n`);
+}
+
+/** The options of the rule part of a command (everything but the command and -t/-n/-v/...). */
+export interface RuleParser {
+  /** Consumes the option at `args[i]` (with `neg` from a preceding `!`); returns the next index, or -1 if it is not a rule option. */
+  option(args: readonly string[], i: number, neg: boolean): number;
+  finish(): IptRule;
+}
+
+export function ruleParser(table: string, services: ServicesDb): RuleParser {
+  const r: IptRule = { matches: [] };
+  let targetName: string | null = null;
+  const seen = new Set<string>();
+  const once = (flag: string): void => {
+    if (seen.has(flag)) throw paramError(`multiple ${flag} flags not allowed`);
+    seen.add(flag);
+  };
+  const protoName = (): string => (r.proto === undefined ? '' : (PROTO_NAMES[r.proto.p] ?? String(r.proto.p)));
+  const arg = (args: readonly string[], i: number): string => {
+    const v = args[i + 1];
+    if (v === undefined) throw paramError(`option "${args[i]}" requires an argument`);
+    return v;
+  };
+
+  const matchOption = (mt: Match, opt: string, v: string | undefined, neg: boolean): void => {
+    const need = (): string => {
+      if (v === undefined) throw paramError(`option "${opt}" requires an argument`);
+      return v;
+    };
+    switch (mt.m) {
+      case 'tcp':
+      case 'udp':
+        if (opt === '--sport' || opt === '--source-port') mt.sport = parsePortRange(need(), mt.m, services, neg);
+        else if (opt === '--dport' || opt === '--destination-port') mt.dport = parsePortRange(need(), mt.m, services, neg);
+        else if (mt.m === 'tcp' && opt === '--syn') mt.flags = { neg, mask: 0x17, comp: 0x02 };
+        return;
+      case 'icmp': {
+        const x = parseIcmpType(need(), neg);
+        Object.assign(mt, x);
+        return;
+      }
+      case 'multiport': {
+        if (mt.dir !== '' || mt.ports.length > 0) throw paramError('multiport can only have one option');
+        mt.dir = opt === '--ports' ? '' : opt.startsWith('--d') ? 'dports' : 'sports';
+        if (opt === '--ports') throw paramError('multiport --ports is not supported by tapstack (use --dports or --sports)');
+        const p = protoName();
+        if (p !== 'tcp' && p !== 'udp') throw paramError('multiport needs `-p tcp\', `-p udp\', `-p udplite\', `-p sctp\' or `-p dccp\'');
+        const list = need().split(',');
+        if (list.length > 15) throw paramError('too many ports specified');
+        mt.neg = neg;
+        mt.ports = list.map((s) => {
+          const x = parsePortRange(s, p, services, false);
+          return [x.lo, x.hi];
+        });
+        return;
+      }
+      case 'state':
+      case 'conntrack':
+        mt.neg = neg;
+        mt.states = parseStates(need(), mt.m === 'state' ? 'state' : 'ctstate');
+        return;
+      case 'limit':
+        if (neg) throw paramError('limit does not support invert');
+        if (opt === '--limit') Object.assign(mt, parseRate(need()));
+        else {
+          const b = parseNum(need());
+          if (b === null || b > 10000) throw paramError(`bad --limit-burst \`${v}'`);
+          mt.burst = b;
+        }
+        return;
+      case 'mark': {
+        const s = need();
+        const [a, b] = s.split('/');
+        mt.neg = neg;
+        mt.value = parseU32(a, 'mark');
+        mt.mask = b === undefined ? 0xffffffff : parseU32(b, 'mark');
+        mt.set = true;
+        return;
+      }
+      case 'comment':
+        if (neg) throw paramError('comment does not support invert');
+        if (need().length > 255) throw paramError('COMMENT must be shorter than 256 characters');
+        mt.text = need();
+        return;
+    }
+  };
+
+  const targetOption = (opt: string, v: string | undefined): void => {
+    const t = r.target!;
+    if (v === undefined) throw paramError(`option "${opt}" requires an argument`);
+    switch (t.t) {
+      case 'REJECT': {
+        const x = REJECT_TYPES.find(([n, a]) => n === v || a === v);
+        if (x === undefined) throw paramError(`unknown reject type "${v}"`);
+        t.with = x[0];
+        return;
+      }
+      case 'LOG':
+        if (opt === '--log-prefix') {
+          if (v.length > 29) throw paramError('Maximum prefix length 29 for --log-prefix');
+          t.prefix = v;
+        } else {
+          const x = LOG_LEVELS.find(([n]) => n === v.toLowerCase());
+          const n = /^[0-7]$/.test(v) ? parseInt(v, 10) : x?.[1];
+          if (n === undefined) throw paramError(`log-level \`${v}' unknown`);
+          t.level = n;
+        }
+        return;
+      case 'MARK': {
+        if (t.set) throw paramError('MARK target: Can\'t specify --set-mark twice');
+        const [a, b] = v.split('/');
+        const val = parseU32(a, 'MARK');
+        const m = b === undefined ? undefined : parseU32(b, 'MARK');
+        if (opt === '--set-xmark') Object.assign(t, { value: val, mask: m ?? 0xffffffff });
+        else if (opt === '--set-mark') Object.assign(t, { value: val, mask: ((m ?? 0xffffffff) | val) >>> 0 });
+        else if (opt === '--and-mark') Object.assign(t, { value: 0, mask: ~val >>> 0 });
+        else if (opt === '--or-mark') Object.assign(t, { value: val, mask: val });
+        else Object.assign(t, { value: val, mask: 0 });
+        t.set = true;
+        return;
+      }
+      case 'DSCP': {
+        if (t.set) throw paramError('DSCP target: Only use --set-dscp ONCE!');
+        let n: number | null | undefined;
+        if (opt === '--set-dscp-class') {
+          n = DSCP_CLASSES[v.toUpperCase()];
+          if (n === undefined) throw paramError(`Invalid DSCP value \`${v}'`);
+        } else n = parseNum(v);
+        if (n === null || n > 63) throw paramError(`DSCP target: Invalid DSCP value \`${v}'`);
+        t.value = n;
+        t.set = true;
+        return;
+      }
+      default:
+        return;
+    }
+  };
+
+  return {
+    option(args, i, neg) {
+      const o = args[i];
+      switch (o) {
+        case '-p':
+        case '--protocol': {
+          once('-p');
+          const v = arg(args, i).toLowerCase();
+          let p: number | undefined = PROTOS[v];
+          if (p === undefined && /^\d+$/.test(v) && parseInt(v, 10) <= 255) p = parseInt(v, 10);
+          if (p === undefined) throw paramError(`unknown protocol "${args[i + 1]}" specified`);
+          if (p === 0 && neg) throw paramError('rule would never match protocol');
+          r.proto = { neg, p };
+          return i + 2;
+        }
+        case '-s':
+        case '--source':
+        case '--src':
+        case '-d':
+        case '--destination':
+        case '--dst': {
+          const src = o === '-s' || o === '--source' || o === '--src';
+          once(src ? '-s' : '-d');
+          const a = parseAddrMask(arg(args, i), o);
+          if (src) r.src = { neg, ...a };
+          else r.dst = { neg, ...a };
+          return i + 2;
+        }
+        case '-i':
+        case '--in-interface':
+        case '-o':
+        case '--out-interface': {
+          const inn = o === '-i' || o === '--in-interface';
+          once(inn ? '-i' : '-o');
+          const name = arg(args, i);
+          if (name.length >= 16) throw paramError(`interface name \`${name}' must be shorter than IFNAMSIZ (15)`);
+          if (inn) r.iif = { neg, name };
+          else r.oif = { neg, name };
+          return i + 2;
+        }
+        case '-m':
+        case '--match': {
+          if (neg) throw paramError('unexpected ! flag before --match');
+          const name = arg(args, i);
+          r.matches.push(newMatch(name));
+          return i + 2;
+        }
+        case '-j':
+        case '--jump':
+        case '-g':
+        case '--goto': {
+          once('-j');
+          if (neg) throw paramError('cannot have ! before -j');
+          const name = arg(args, i);
+          targetName = name;
+          if (NAT_TARGETS.includes(name)) {
+            if (table !== 'nat') throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): ${name} is only valid in the nat table`, 4);
+            throw new IptError(`iptables ${IPT_VERSION}: ${name}: NAT is not available in tapstack yet`, 1);
+          }
+          const goto = o === '-g' || o === '--goto';
+          if (name === 'ACCEPT' || name === 'DROP' || name === 'RETURN') r.target = { t: name };
+          else if (name === 'REJECT') r.target = { t: 'REJECT', with: 'icmp-port-unreachable' };
+          else if (name === 'LOG') r.target = { t: 'LOG', level: 4 };
+          else if (name === 'MARK') r.target = { t: 'MARK', value: 0, mask: 0, set: false };
+          else if (name === 'DSCP') {
+            if (table !== 'mangle') throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): DSCP is only valid in the mangle table`, 4);
+            r.target = { t: 'DSCP', value: 0, set: false };
+          } else if (BUILTIN_TARGETS.includes(name)) throw paramError(`target ${name} is not supported by tapstack`);
+          else r.target = { t: 'chain', chain: name, goto };
+          if (goto && r.target.t !== 'chain') throw paramError(`goto '${name}' is not a chain`);
+          return i + 2;
+        }
+        case '-f':
+        case '--fragment':
+          throw paramError('-f (fragments) is not supported by tapstack');
+      }
+      if (!o.startsWith('--')) return -1;
+      // A target's option?
+      if (targetName !== null && r.target !== undefined && (TARGET_OPTS[targetName] ?? []).includes(o)) {
+        if (neg) throw paramError(`unexpected ! flag before ${o}`);
+        targetOption(o, args[i + 1]);
+        return i + 2;
+      }
+      // The most recent match that takes the option; else the protocol's match, loaded implicitly.
+      let mt: Match | undefined;
+      for (let k = r.matches.length - 1; k >= 0; k--) {
+        if (MATCH_OPTS[r.matches[k].m].includes(o)) {
+          mt = r.matches[k];
+          break;
+        }
+      }
+      if (mt === undefined) {
+        const p = protoName();
+        if (p !== '' && !r.proto!.neg && MATCH_OPTS[p]?.includes(o) === true) {
+          mt = newMatch(p);
+          r.matches.push(mt);
+        }
+      }
+      if (mt === undefined) throw paramError(`unknown option "${o}"`);
+      const takesArg = o !== '--syn';
+      if (o === '--tcp-flags') {
+        if (mt.m !== 'tcp') throw paramError(`unknown option "${o}"`);
+        const a = args[i + 1];
+        const b = args[i + 2];
+        if (a === undefined || b === undefined) throw paramError('--tcp-flags requires two args.');
+        mt.flags = { neg, mask: parseTcpFlags(a), comp: parseTcpFlags(b) };
+        return i + 3;
+      }
+      matchOption(mt, o, takesArg ? args[i + 1] : undefined, neg);
+      return takesArg ? i + 2 : i + 1;
+    },
+    finish() {
+      for (const mt of r.matches) {
+        if ((mt.m === 'tcp' || mt.m === 'udp' || mt.m === 'icmp') && (r.proto === undefined || r.proto.neg || PROTO_NAMES[r.proto.p] !== mt.m))
+          throw paramError(`${mt.m} match: only works with -p ${mt.m}`);
+        if (mt.m === 'multiport' && mt.dir === '') throw paramError('multiport expects an option');
+        if ((mt.m === 'state' || mt.m === 'conntrack') && mt.states === 0) throw paramError(mt.m === 'state' ? 'state match: You must specify "--state"' : 'conntrack: At least one option is required');
+        if (mt.m === 'mark' && !mt.set) throw paramError('mark match: You must specify `--mark\'');
+        if (mt.m === 'comment' && mt.text === '' ) throw paramError('COMMENT match: You must specify `--comment\'');
+        if (mt.m === 'icmp' && !mt.set) throw paramError('icmp match: You must specify `--icmp-type\'');
+      }
+      if (r.target?.t === 'MARK' && !r.target.set) throw paramError('MARK target: Parameter --set-xmark/--set-mark/--and-mark/--or-mark/--xor-mark is required');
+      if (r.target?.t === 'DSCP' && !r.target.set) throw paramError('DSCP target: Parameter --set-dscp is required');
+      return r;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- canonical spec (-S, iptables-save)
+
+/** xtables_save_string: bare when only [A-Za-z0-9_-], else in double quotes with \" \\ \' escaped. */
+export function saveString(s: string): string {
+  if (/^[A-Za-z0-9_-]+$/.test(s)) return s;
+  return `"${s.replace(/["\\']/g, (c) => `\\${c}`)}"`;
+}
+
+function hex(n: number): string {
+  return `0x${(n >>> 0).toString(16)}`;
+}
+
+function savePorts(p: Ports): string {
+  return p.lo === p.hi ? String(p.lo) : `${p.lo}:${p.hi}`;
+}
+
+function tcpFlagNames(v: number): string {
+  if (v === 0) return 'NONE';
+  return TCP_FLAGS.filter(([, b]) => (v & b) !== 0)
+    .map(([n]) => n)
+    .join(',');
+}
+
+function stateNames(v: number): string {
+  return STATES.filter(([, b]) => (v & b) !== 0)
+    .map(([n]) => n)
+    .join(',');
+}
+
+function saveMatch(mt: Match): string {
+  const inv = (neg: boolean): string => (neg ? '! ' : '');
+  switch (mt.m) {
+    case 'tcp':
+    case 'udp': {
+      let s = `-m ${mt.m}`;
+      if (mt.sport !== undefined) s += ` ${inv(mt.sport.neg)}--sport ${savePorts(mt.sport)}`;
+      if (mt.dport !== undefined) s += ` ${inv(mt.dport.neg)}--dport ${savePorts(mt.dport)}`;
+      if (mt.m === 'tcp' && mt.flags !== undefined) s += ` ${inv(mt.flags.neg)}--tcp-flags ${tcpFlagNames(mt.flags.mask)} ${tcpFlagNames(mt.flags.comp)}`;
+      return s;
+    }
+    case 'icmp': {
+      if (mt.type === 0xff) return `-m icmp ${inv(mt.neg)}--icmp-type any`;
+      const code = mt.codeLo === 0 && mt.codeHi === 0xff ? '' : `/${mt.codeLo}`;
+      return `-m icmp ${inv(mt.neg)}--icmp-type ${mt.type}${code}`;
+    }
+    case 'multiport':
+      return `-m multiport ${inv(mt.neg)}--${mt.dir} ${mt.ports.map(([a, b]) => (a === b ? String(a) : `${a}:${b}`)).join(',')}`;
+    case 'state':
+      return `-m state ${inv(mt.neg)}--state ${stateNames(mt.states)}`;
+    case 'conntrack':
+      return `-m conntrack ${inv(mt.neg)}--ctstate ${stateNames(mt.states)}`;
+    case 'limit':
+      return `-m limit --limit ${mt.n}/${mt.unit}${mt.burst !== 5 ? ` --limit-burst ${mt.burst}` : ''}`;
+    case 'mark':
+      return `-m mark ${inv(mt.neg)}--mark ${hex(mt.value)}${mt.mask !== 0xffffffff ? `/${hex(mt.mask)}` : ''}`;
+    case 'comment':
+      return `-m comment --comment ${saveString(mt.text)}`;
+  }
+}
+
+function saveTarget(t: Target): string {
+  switch (t.t) {
+    case 'ACCEPT':
+    case 'DROP':
+    case 'RETURN':
+      return `-j ${t.t}`;
+    case 'chain':
+      return `${t.goto ? '-g' : '-j'} ${t.chain}`;
+    case 'REJECT':
+      return `-j REJECT --reject-with ${t.with}`;
+    case 'LOG':
+      return `-j LOG${t.prefix !== undefined ? ` --log-prefix ${saveString(t.prefix)}` : ''}${t.level !== 4 ? ` --log-level ${t.level}` : ''}`;
+    case 'MARK':
+      return `-j MARK --set-xmark ${hex(t.value)}/${hex(t.mask)}`;
+    case 'DSCP':
+      return `-j DSCP --set-dscp 0x${t.value.toString(16).padStart(2, '0')}`;
+  }
+}
+
+function saveAddr(a: Addr): string {
+  const l = maskLen(a.mask);
+  return `${fmtAddr(a.addr)}/${l >= 0 ? l : fmtAddr(a.mask)}`;
+}
+
+/** The rule as iptables-save prints it after `-A CHAIN` (without a leading space). */
+export function saveRule(r: IptRule): string {
+  const out: string[] = [];
+  const inv = (neg: boolean): string => (neg ? '! ' : '');
+  if (r.src !== undefined) out.push(`${inv(r.src.neg)}-s ${saveAddr(r.src)}`);
+  if (r.dst !== undefined) out.push(`${inv(r.dst.neg)}-d ${saveAddr(r.dst)}`);
+  if (r.iif !== undefined) out.push(`${inv(r.iif.neg)}-i ${r.iif.name}`);
+  if (r.oif !== undefined) out.push(`${inv(r.oif.neg)}-o ${r.oif.name}`);
+  if (r.proto !== undefined && !(r.proto.p === 0 && !r.proto.neg)) out.push(`${inv(r.proto.neg)}-p ${PROTO_NAMES[r.proto.p] ?? r.proto.p}`);
+  for (const mt of r.matches) out.push(saveMatch(mt));
+  if (r.target !== undefined) out.push(saveTarget(r.target));
+  return out.join(' ');
+}
+
+// ---------------------------------------------------------------- -L columns
+
+export interface ListFlags {
+  numeric: boolean;
+}
+
+export function listProto(r: IptRule, numeric: boolean): string {
+  const p = r.proto?.p ?? 0;
+  const name = p === 0 ? 'all' : PROTO_NAMES[p];
+  return `${r.proto?.neg === true ? '!' : ' '}${numeric || name === undefined ? String(p).padEnd(5) : name.padEnd(5)}`;
+}
+
+export function listAddr(a: Addr | undefined, numeric: boolean): string {
+  const neg = a?.neg === true ? '!' : ' ';
+  if (a === undefined || (a.mask === 0 && !numeric)) return `${neg}${(numeric ? '0.0.0.0/0' : 'anywhere').padEnd(19)} `;
+  const l = maskLen(a.mask);
+  const m = l === 32 ? '' : l >= 0 ? `/${l}` : `/${fmtAddr(a.mask)}`;
+  return `${neg}${`${fmtAddr(a.addr)}${m}`.padEnd(19)} `;
+}
+
+export function listIface(i: { neg: boolean; name: string } | undefined, numeric: boolean): string {
+  return `${i?.neg === true ? '!' : ''}${i !== undefined ? i.name : numeric ? '*' : 'any'}`;
+}
+
+/** The match and target summary after the destination column (each part starts with a space). */
+export function listExtra(r: IptRule, numeric: boolean, services: ServicesDb): string {
+  let s = '';
+  const port = (p: number, proto: string): string => (numeric ? String(p) : (services.name(p, proto) ?? String(p)));
+  const ports = (name: string, p: Ports | undefined, proto: string): string => {
+    if (p === undefined) return '';
+    const inv = p.neg ? '!' : '';
+    if (p.lo === p.hi) return ` ${name}:${inv}${port(p.lo, proto)}`;
+    return ` ${name}s:${inv}${port(p.lo, proto)}:${port(p.hi, proto)}`;
+  };
+  for (const mt of r.matches) {
+    switch (mt.m) {
+      case 'tcp':
+      case 'udp':
+        s += ` ${mt.m}${ports('spt', mt.sport, mt.m)}${ports('dpt', mt.dport, mt.m)}`;
+        if (mt.m === 'tcp' && mt.flags !== undefined) {
+          const f = mt.flags;
+          s += ` flags:${f.neg ? '!' : ''}`;
+          s += numeric
+            ? `0x${f.mask.toString(16).toUpperCase().padStart(2, '0')}/0x${f.comp.toString(16).toUpperCase().padStart(2, '0')}`
+            : `${tcpFlagNames(f.mask)}/${tcpFlagNames(f.comp)}`;
+        }
+        break;
+      case 'icmp': {
+        const inv = mt.neg ? '!' : '';
+        const name = ICMP_TYPES.find(([, t, lo, hi]) => t === mt.type && lo === mt.codeLo && hi === mt.codeHi);
+        if (!numeric && name !== undefined) s += ` icmp ${inv}${name[0]}`;
+        else {
+          s += ` icmp${mt.neg ? ' !' : ''}type ${mt.type}`;
+          if (mt.codeLo === mt.codeHi) s += ` code ${mt.codeLo}`;
+          else if (!(mt.codeLo === 0 && mt.codeHi === 0xff)) s += ` codes ${mt.codeLo}-${mt.codeHi}`;
+        }
+        break;
+      }
+      case 'multiport': {
+        const proto = PROTO_NAMES[r.proto?.p ?? 0] ?? '';
+        s += ` multiport ${mt.dir} ${mt.neg ? ' !' : ''}${mt.ports.map(([a, b]) => (a === b ? port(a, proto) : `${port(a, proto)}:${port(b, proto)}`)).join(',')}`;
+        break;
+      }
+      case 'state':
+      case 'conntrack':
+        s += `${mt.neg ? ' !' : ''} ${mt.m === 'state' ? 'state' : 'ctstate'} ${stateNames(mt.states)}`;
+        break;
+      case 'limit':
+        s += ` limit: avg ${mt.n}/${mt.unit} burst ${mt.burst}`;
+        break;
+      case 'mark':
+        s += ` mark match ${mt.neg ? '! ' : ''}${hex(mt.value)}${mt.mask !== 0xffffffff ? `/${hex(mt.mask)}` : ''}`;
+        break;
+      case 'comment':
+        s += ` /* ${mt.text} */`;
+        break;
+    }
+  }
+  const t = r.target;
+  if (t === undefined) return s;
+  switch (t.t) {
+    case 'REJECT':
+      s += ` reject-with ${t.with}`;
+      break;
+    case 'LOG':
+      s += numeric ? ` LOG flags 0 level ${t.level}` : ` LOG level ${LOG_LEVEL_PRINT[t.level]}`;
+      if (t.prefix !== undefined) s += ` prefix "${t.prefix}"`;
+      break;
+    case 'MARK':
+      if (t.mask === 0xffffffff) s += ` MARK set ${hex(t.value)}`;
+      else if (t.value === 0) s += ` MARK and ${hex(~t.mask)}`;
+      else if (t.value === t.mask) s += ` MARK or ${hex(t.value)}`;
+      else if (t.mask === 0) s += ` MARK xor ${hex(t.value)}`;
+      else s += ` MARK xset ${hex(t.value)}/${hex(t.mask)}`;
+      break;
+    case 'DSCP':
+      s += ` DSCP set 0x${t.value.toString(16).padStart(2, '0')}`;
+      break;
+    case 'chain':
+      if (t.goto) s += '[goto] ';
+      break;
+    default:
+      break;
+  }
+  return s;
+}
+
+export function targetName(r: IptRule): string {
+  const t = r.target;
+  if (t === undefined) return '';
+  return t.t === 'chain' ? t.chain : t.t;
+}
+
+// ---------------------------------------------------------------- the engine's expressions
+
+const IP_SADDR: Field = { kind: 'payload', proto: 'ip', field: 'saddr' };
+const IP_DADDR: Field = { kind: 'payload', proto: 'ip', field: 'daddr' };
+
+function addrExpr(f: Field, a: Addr): Expr | null {
+  if (a.mask === 0) return a.neg ? { kind: 'match', left: f, mask: 0, op: 'ne', right: { kind: 'value', value: 0 } } : null;
+  const l = maskLen(a.mask);
+  const op = a.neg ? 'ne' : 'eq';
+  if (l === 32) return { kind: 'match', left: f, op, right: { kind: 'value', value: a.addr } };
+  if (l >= 0) return { kind: 'match', left: f, op, right: { kind: 'prefix', addr: a.addr, len: l } };
+  return { kind: 'match', left: f, mask: a.mask, op, right: { kind: 'value', value: a.addr } };
+}
+
+function portsRhs(p: Ports): Rhs {
+  return p.lo === p.hi ? { kind: 'value', value: p.lo } : { kind: 'range', lo: p.lo, hi: p.hi };
+}
+
+function ifname(dir: 'iifname' | 'oifname', i: { neg: boolean; name: string }): Expr {
+  const name = i.name.endsWith('+') ? `${i.name.slice(0, -1)}*` : i.name;
+  return { kind: 'ifname', dir, op: i.neg ? 'ne' : 'eq', names: [name] };
+}
+
+const UNITS: Record<string, TimeUnit> = { sec: 'second', min: 'minute', hour: 'hour', day: 'day' };
+
+/** The chain engine's expressions for a rule: matches, its counter, then its target. */
+export function ruleExprs(r: IptRule): Expr[] {
+  const e: Expr[] = [];
+  if (r.iif !== undefined) e.push(ifname('iifname', r.iif));
+  if (r.oif !== undefined) e.push(ifname('oifname', r.oif));
+  if (r.src !== undefined) {
+    const x = addrExpr(IP_SADDR, r.src);
+    if (x !== null) e.push(x);
+  }
+  if (r.dst !== undefined) {
+    const x = addrExpr(IP_DADDR, r.dst);
+    if (x !== null) e.push(x);
+  }
+  if (r.proto !== undefined && !(r.proto.p === 0 && !r.proto.neg))
+    e.push({ kind: 'match', left: { kind: 'meta', key: 'l4proto' }, op: r.proto.neg ? 'ne' : 'eq', right: { kind: 'value', value: r.proto.p } });
+  for (const mt of r.matches) {
+    switch (mt.m) {
+      case 'tcp':
+      case 'udp':
+        if (mt.sport !== undefined) e.push({ kind: 'match', left: { kind: 'payload', proto: mt.m, field: 'sport' }, op: mt.sport.neg ? 'ne' : 'eq', right: portsRhs(mt.sport) });
+        if (mt.dport !== undefined) e.push({ kind: 'match', left: { kind: 'payload', proto: mt.m, field: 'dport' }, op: mt.dport.neg ? 'ne' : 'eq', right: portsRhs(mt.dport) });
+        if (mt.m === 'tcp' && mt.flags !== undefined)
+          e.push({ kind: 'match', left: { kind: 'payload', proto: 'tcp', field: 'flags' }, mask: mt.flags.mask, op: mt.flags.neg ? 'ne' : 'eq', right: { kind: 'value', value: mt.flags.comp } });
+        break;
+      case 'icmp': {
+        if (mt.type === 0xff) break;
+        const whole = mt.codeLo === 0 && mt.codeHi === 0xff;
+        if (mt.neg && !whole) throw paramError('! --icmp-type with a code is not supported by tapstack');
+        e.push({ kind: 'match', left: { kind: 'payload', proto: 'icmp', field: 'type' }, op: mt.neg ? 'ne' : 'eq', right: { kind: 'value', value: mt.type } });
+        if (!whole)
+          e.push({
+            kind: 'match',
+            left: { kind: 'payload', proto: 'icmp', field: 'code' },
+            op: 'eq',
+            right: mt.codeLo === mt.codeHi ? { kind: 'value', value: mt.codeLo } : { kind: 'range', lo: mt.codeLo, hi: mt.codeHi },
+          });
+        break;
+      }
+      case 'multiport': {
+        const proto = r.proto?.p === 17 ? 'udp' : 'tcp';
+        e.push({
+          kind: 'match',
+          left: { kind: 'payload', proto, field: mt.dir === 'sports' ? 'sport' : 'dport' },
+          op: mt.neg ? 'ne' : 'eq',
+          right: { kind: 'set', elements: mt.ports.map(([a, b]) => (a === b ? { key: a } : { key: a, end: b })) },
+        });
+        break;
+      }
+      case 'state':
+      case 'conntrack':
+        e.push({ kind: 'match', left: { kind: 'ct', key: 'state' }, mask: mt.states, op: mt.neg ? 'eq' : 'ne', right: { kind: 'value', value: 0 } });
+        break;
+      case 'limit':
+        e.push({ kind: 'limit', rate: mt.n, unit: UNITS[mt.unit], per: 'packets', burst: mt.burst });
+        break;
+      case 'mark':
+        e.push({
+          kind: 'match',
+          left: { kind: 'meta', key: 'mark' },
+          mask: mt.mask === 0xffffffff ? undefined : mt.mask,
+          op: mt.neg ? 'ne' : 'eq',
+          right: { kind: 'value', value: (mt.value & mt.mask) >>> 0 },
+        });
+        break;
+      case 'comment':
+        break;
+    }
+  }
+  e.push({ kind: 'counter' });
+  const t = r.target;
+  if (t !== undefined) {
+    switch (t.t) {
+      case 'ACCEPT':
+        e.push({ kind: 'verdict', verdict: { kind: 'accept' } });
+        break;
+      case 'DROP':
+        e.push({ kind: 'verdict', verdict: { kind: 'drop' } });
+        break;
+      case 'RETURN':
+        e.push({ kind: 'verdict', verdict: { kind: 'return' } });
+        break;
+      case 'chain':
+        e.push({ kind: 'verdict', verdict: { kind: t.goto ? 'goto' : 'jump', chain: t.chain } });
+        break;
+      case 'REJECT': {
+        const code = REJECT_TYPES.find(([n]) => n === t.with)![2];
+        e.push({ kind: 'reject', with: code < 0 ? { type: 'tcp-reset' } : { type: 'icmp', code } });
+        break;
+      }
+      case 'LOG':
+        e.push({ kind: 'log', prefix: t.prefix, level: LOG_LEVEL_AST[t.level] });
+        break;
+      case 'MARK':
+        e.push({
+          kind: 'meta-set',
+          key: 'mark',
+          value: t.mask === 0xffffffff ? t.value : { kind: 'field', field: { kind: 'meta', key: 'mark' }, mask: ~t.mask >>> 0, xor: t.value },
+        });
+        break;
+      case 'DSCP':
+        e.push({ kind: 'payload-set', proto: 'ip', field: 'dscp', value: t.value });
+        break;
+    }
+  }
+  return e;
+}
+
+/** The comment of a rule (`-m comment`), for Rule.comment. */
+export function ruleComment(r: IptRule): string | undefined {
+  const c = r.matches.find((m) => m.m === 'comment');
+  return c?.m === 'comment' ? c.text : undefined;
+}
+
+/** Splits a line as iptables-restore does: words, with "double quotes" and \-escapes inside them. */
+export function splitQuoted(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '\\' && i + 1 < line.length) cur += line[++i];
+      else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"') {
+      quoted = true;
+      inWord = true;
+    } else if (c === ' ' || c === '\t') {
+      if (inWord) out.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (inWord) out.push(cur);
+  return out;
+}
