@@ -8,7 +8,7 @@ import { Ipv4 } from './ip/ipv4.js';
 import { Icmp } from './ip/icmp.js';
 import { Forwarder } from './ip/forward.js';
 import { Ipv4DevConf } from './ip/devconf.js';
-import { RouteError, type Route } from './ip/route.js';
+import { RouteError, TABLE_MAIN, type AnyRoute, type Route, type RouteType } from './ip/route.js';
 import { Random, randomSeed } from './random.js';
 import { silentLogger, type Logger } from './log.js';
 import { Sysctl } from './sysctl.js';
@@ -29,6 +29,21 @@ export interface StackOptions {
   /** Seed for every random choice the stack makes (deterministic tests). */
   seed?: number;
   log?: Logger;
+}
+
+/** What `ip route add|replace` says. */
+export interface RouteSpec {
+  dst: number;
+  prefixLen: number;
+  gateway?: number;
+  dev?: Interface;
+  src?: number;
+  metric?: number;
+  replace?: boolean;
+  table?: number;
+  type?: RouteType;
+  mtu?: number;
+  nexthops?: { gateway?: number; dev?: Interface; weight?: number }[];
 }
 
 export class StackError extends Error {
@@ -142,6 +157,7 @@ export class Stack implements InterfaceHost {
       max: 65535,
       check: ([low, high]) => (low > high ? 'the first port must not be above the second' : null),
     });
+    k.field('net.ipv4.fib_multipath_hash_policy', this.ip.fib, 'hashPolicy', 0, 3);
     registerTcpSysctls(k, this.tcp.settings);
   }
 
@@ -275,7 +291,7 @@ export class Stack implements InterfaceHost {
   removeInterface(name: string): void {
     const iface = this.requireIface(name);
     for (const a of [...iface.addrs]) this.delAddress(iface, a.addr, a.prefixLen);
-    this.ip.routes.flushDev(iface);
+    for (const id of this.ip.fib.tableIds()) this.ip.fib.table(id)!.flushDev(iface);
     this.ifaces.splice(this.ifaces.indexOf(iface), 1);
     this.ipConf.remove(iface);
     iface.close();
@@ -286,14 +302,14 @@ export class Stack implements InterfaceHost {
     iface.carrier = false;
     iface.stats.rxErrors++;
     iface.neigh?.flushAll();
-    this.ip.routes.changed();
+    this.ip.fib.changed();
     this.log.error({ dev: iface.name, err: err.message }, 'device failed: link has no carrier');
   }
 
   setUp(iface: Interface, up: boolean): void {
     if (iface.up === up) return;
     iface.up = up;
-    this.ip.routes.changed();
+    this.ip.fib.changed();
     if (up) for (const a of iface.addrs) iface.announce(a.addr);
     else iface.neigh?.flushAll();
   }
@@ -357,10 +373,43 @@ export class Stack implements InterfaceHost {
   /**
    * `ip route add`: the device can be left out when the gateway is on a
    * connected subnet. Fails like Linux when the gateway isn't reachable.
+   * `table` picks the table (created on first use), `type` a reject or local
+   * route, `nexthops` a multipath route.
    */
-  addRoute(spec: { dst: number; prefixLen: number; gateway?: number; dev?: Interface; src?: number; metric?: number; replace?: boolean }): Route {
-    const gateway = spec.gateway ?? 0;
-    let dev = spec.dev;
+  addRoute(spec: RouteSpec): AnyRoute {
+    const table = this.ip.fib.table(spec.table ?? TABLE_MAIN, true)!;
+    const type = spec.type ?? 'unicast';
+    let route: AnyRoute;
+    if (type === 'blackhole' || type === 'unreachable' || type === 'prohibit') {
+      route = { type, dst: spec.dst, prefixLen: spec.prefixLen, metric: spec.metric ?? 0, proto: 'boot' };
+    } else {
+      const hops = spec.nexthops?.map((n) => ({ ...this.resolveHop(n.gateway ?? 0, n.dev), weight: n.weight ?? 1 }));
+      const first = hops?.[0] ?? this.resolveHop(spec.gateway ?? 0, spec.dev);
+      const r: Route = {
+        dst: spec.dst,
+        prefixLen: spec.prefixLen,
+        gateway: first.gateway,
+        dev: first.dev,
+        src: spec.src ?? 0,
+        proto: 'boot',
+        scope: type === 'local' ? 'host' : first.gateway === 0 ? 'link' : 'global',
+        metric: spec.metric ?? 0,
+      };
+      if (type === 'local') r.type = 'local';
+      if (spec.mtu !== undefined) r.mtu = spec.mtu;
+      if (hops !== undefined && hops.length > 1) {
+        r.nexthops = hops;
+        r.scope = 'global';
+      }
+      route = r;
+    }
+    if (spec.replace) table.replace(route);
+    else table.add(route);
+    return route;
+  }
+
+  /** A next hop's device: the one given, or the one of the connected route its gateway lies on. */
+  private resolveHop(gateway: number, dev: Interface | undefined): { gateway: number; dev: Interface } {
     if (gateway !== 0) {
       const via = this.ip.routes.list().find(
         (r) => r.gateway === 0 && (dev === undefined || r.dev === dev) && ((gateway & prefixMask(r.prefixLen)) >>> 0) === r.dst,
@@ -369,19 +418,7 @@ export class Stack implements InterfaceHost {
       dev = dev ?? via.dev;
     }
     if (dev === undefined) throw new RouteError('Error: either "dev" or "via" is required.', 'EINVAL');
-    const route: Route = {
-      dst: spec.dst,
-      prefixLen: spec.prefixLen,
-      gateway,
-      dev,
-      src: spec.src ?? 0,
-      proto: 'boot',
-      scope: gateway === 0 ? 'link' : 'global',
-      metric: spec.metric ?? 0,
-    };
-    if (spec.replace) this.ip.routes.replace(route);
-    else this.ip.routes.add(route);
-    return route;
+    return { gateway, dev };
   }
 
   close(): void {

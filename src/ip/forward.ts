@@ -9,7 +9,11 @@ import { prefixMask } from '../wire/addr.js';
 import { updateChecksum16 } from '../wire/checksum.js';
 import { ICMP_DEST_UNREACH, ICMP_PARAM_PROBLEM, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
 import { IPOPT_END, IPOPT_LSRR, IPOPT_NOOP, IPOPT_RR, IPOPT_SSRR, fillIpv4Checksum } from '../wire/ipv4.js';
-import { setU32 } from '../wire/bytes.js';
+import { getU16, setU32 } from '../wire/bytes.js';
+import { routeMtu } from './route.js';
+
+/** RFC 1812 §5.2.7.1: communication administratively prohibited. */
+const ICMP_PKT_FILTERED = 13;
 
 const ICMP_REDIRECT = 5;
 
@@ -70,20 +74,42 @@ export class Forwarder {
       if (this.onMartian !== null && conf.logMartians(iface)) this.onMartian('destination', src, dst, iface);
       return true;
     }
-    const route = ip.routes.lookup(dst);
-    if (route === null) {
-      // Linux ip_error: net unreachable, counted as InNoRoutes.
-      mib.IpExtInNoRoutes++;
-      this.icmp.sendError(pkt, ICMP_DEST_UNREACH, 0);
+    const b = pkt.buf;
+    const o = pkt.l3;
+    const hlen = (b[o] & 0x0f) << 2;
+    const proto = b[o + 9];
+    // The 5-tuple for multipath hashing, from a first fragment of TCP or UDP only.
+    const ports = (proto === 6 || proto === 17) && (getU16(b, o + 6) & 0x1fff) === 0 && pkt.end - o >= hlen + 4;
+    const decision = ip.routeFlow({
+      dst,
+      src,
+      iif: iface,
+      mark: pkt.mark,
+      tos: b[o + 1],
+      proto,
+      sport: ports ? getU16(b, o + hlen) : 0,
+      dport: ports ? getU16(b, o + hlen + 2) : 0,
+    });
+    if (decision.type !== 'unicast') {
+      // Linux ip_error: by the route's type; a blackhole drops without a word.
+      if (decision.type === 'blackhole') return true;
+      if (decision.type === 'unreachable') this.icmp.sendError(pkt, ICMP_DEST_UNREACH, 1);
+      else if (decision.type === 'prohibit') this.icmp.sendError(pkt, ICMP_DEST_UNREACH, ICMP_PKT_FILTERED);
+      else {
+        mib.IpExtInNoRoutes++;
+        this.icmp.sendError(pkt, ICMP_DEST_UNREACH, 0);
+      }
       return true;
     }
+    const route = decision.route;
     const out = route.dev;
+    const mtu = routeMtu(route);
     // RFC 3704 §2 reverse path filtering (fib_validate_source): strict wants the
     // route back to the source through `iface`, loose any route back.
     const rp = conf.rpFilter(iface);
     if (rp !== 0) {
-      const back = ip.routes.lookup(src);
-      if (back === null || (rp === 1 && back.dev !== iface)) {
+      const back = ip.routeFlow({ dst: src, src: dst, mark: pkt.mark });
+      if (back.type !== 'unicast' || (rp === 1 && back.route.dev !== iface)) {
         mib.TcpExtIPReversePathFilter++;
         return true;
       }
@@ -91,9 +117,6 @@ export class Forwarder {
     // RFC 1812 §5.3.4: a unicast datagram that came in a link-layer broadcast
     // is not forwarded (ip_forward: pkt_type != PACKET_HOST).
     if (pkt.linkBroadcast) return true;
-    const b = pkt.buf;
-    const o = pkt.l3;
-    const hlen = (b[o] & 0x0f) << 2;
     if (hlen > 20) {
       const bad = checkOptions(b, o, hlen);
       if (bad === SOURCE_ROUTED) return true;
@@ -111,14 +134,13 @@ export class Forwarder {
       return true;
     }
     const len = pkt.end - o;
-    if (len > out.mtu && (b[o + 6] & 0x40) !== 0) {
+    if (len > mtu && (b[o + 6] & 0x40) !== 0) {
       // RFC 1812 §5.2.6 and RFC 1191 §4: DF set and too big: fragmentation needed, with the next-hop MTU.
       mib.IpFragFails++;
-      this.icmp.sendError(pkt, ICMP_DEST_UNREACH, 4, { mtu: out.mtu });
+      this.icmp.sendError(pkt, ICMP_DEST_UNREACH, 4, { mtu });
       return true;
     }
     // RFC 1812 §5.3.1: decrement the TTL; RFC 1624: patch the checksum for the one word that changed.
-    const proto = b[o + 9];
     const c = updateChecksum16((b[o + 10] << 8) | b[o + 11], (ttl << 8) | proto, ((ttl - 1) << 8) | proto);
     b[o + 8] = ttl - 1;
     b[o + 10] = c >> 8;

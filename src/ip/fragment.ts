@@ -20,8 +20,7 @@ export interface FragmentSink {
  * or when the MTU cannot hold a header and 8 bytes of data; else null, with
  * IpFragOKs and IpFragCreates counted.
  */
-export function fragmentDatagram(pkt: Packet, dev: FragmentSink, nextHop: number, mib: Mib): 'EMSGSIZE' | null {
-  const mtu = dev.mtu;
+export function fragmentDatagram(pkt: Packet, dev: FragmentSink, nextHop: number, mib: Mib, mtu = dev.mtu): 'EMSGSIZE' | null {
   const b = pkt.buf;
   const o = pkt.start;
   const hlen = (b[o] & 0x0f) << 2;

@@ -3,7 +3,9 @@ import type { Interface } from '../link/interface.js';
 import type { Mib } from '../mib.js';
 import type { Time } from '../time/timers.js';
 import { Hooks, VERDICT_ACCEPT } from './hooks.js';
-import { RouteTable, type Route } from './route.js';
+import { RouteTable, routeMtu, type Route } from './route.js';
+import { Fib, type FibResult, type Flow } from './fib.js';
+import { getU16 } from '../wire/bytes.js';
 import { Ipv4View, IPPROTO_ICMP, fillIpv4Checksum } from '../wire/ipv4.js';
 import { setU32 } from '../wire/bytes.js';
 import { badOptionOffset } from './options.js';
@@ -27,15 +29,38 @@ export interface OutputOptions {
   dontFrag?: boolean;
   /** A route already looked up by the caller. */
   route?: Route;
+  /** The socket's mark (SO_MARK), for `fwmark` rules. */
+  mark?: number;
+  /** The interface the socket is bound to, for `oif` rules. */
+  oif?: Interface | null;
 }
 
 /** Why output failed, as the errno a socket would see. */
-export type OutputError = 'ENETUNREACH' | 'EMSGSIZE' | 'EPERM' | 'EADDRNOTAVAIL';
+export type OutputError = 'ENETUNREACH' | 'EHOSTUNREACH' | 'EACCES' | 'EINVAL' | 'EMSGSIZE' | 'EPERM' | 'EADDRNOTAVAIL';
+
+/** The errno a local sender gets for a decision without a next hop (Linux fib_props). */
+export function routeErrno(r: FibResult): OutputError | null {
+  switch (r.type) {
+    case 'none':
+      return 'ENETUNREACH';
+    case 'unreachable':
+      return 'EHOSTUNREACH';
+    case 'prohibit':
+      return 'EACCES';
+    case 'blackhole':
+      return 'EINVAL';
+    default:
+      return null;
+  }
+}
 
 export const DEFAULT_TTL = 64;
 
 export class Ipv4 {
+  /** The main table (254). */
   readonly routes = new RouteTable();
+  /** Every table and the rules choosing among them. */
+  readonly fib = new Fib(this.routes);
   readonly hooks = new Hooks();
   /** Our unicast addresses and the interface each is on. */
   readonly local = new Map<number, Interface>();
@@ -61,6 +86,8 @@ export class Ipv4 {
     random: () => number,
   ) {
     this.reasm = new Reassembly(mib, time);
+    this.fib.isLocal = (dst) => this.local.get(dst);
+    this.fib.hashSeed = Math.floor(random() * 0x100000000) | 0;
     // RFC 6864 §4.1: IDs only need to be unique per flow; start anywhere.
     this.ident = Math.floor(random() * 0x10000);
   }
@@ -182,6 +209,20 @@ export class Ipv4 {
     return r;
   }
 
+  /** The routing decision for a flow, through the rules and tables (Linux fib_lookup). */
+  routeFlow(flow: Flow): FibResult {
+    return this.fib.lookup(flow);
+  }
+
+  /** The route with a next hop for a flow, or the errno a local sender sees (counted as OutNoRoutes). */
+  routeOrErrno(flow: Flow): Route | OutputError {
+    const r = this.fib.lookup(flow);
+    if (r.type === 'unicast') return r.route;
+    if (r.type === 'local' && r.dev !== null) return { dst: flow.dst, prefixLen: 32, gateway: 0, dev: r.dev, src: flow.dst, proto: 'kernel', scope: 'host', metric: 0, type: 'local' };
+    this.mib.IpOutNoRoutes++;
+    return routeErrno(r) ?? 'ENETUNREACH';
+  }
+
   /**
    * Sends `pkt` (data = the transport header and payload) to `dst` with protocol
    * `proto`. Returns null on success or the errno a socket would report.
@@ -189,8 +230,29 @@ export class Ipv4 {
   output(pkt: Packet, dst: number, proto: number, opts: OutputOptions = {}): OutputError | null {
     const mib = this.mib;
     mib.IpOutRequests++;
-    const local = this.local.get(dst);
-    const route = opts.route ?? (local === undefined ? this.routes.lookup(dst) : null);
+    let local = this.local.get(dst);
+    let route: Route | null = opts.route ?? null;
+    if (route === null && local === undefined) {
+      const b = pkt.buf;
+      const l4 = pkt.start;
+      const ports = (proto === 6 || proto === 17) && pkt.length >= 4;
+      const r = this.fib.lookup({
+        dst,
+        src: opts.src ?? 0,
+        oif: opts.oif ?? null,
+        mark: opts.mark ?? 0,
+        tos: opts.tos ?? 0,
+        proto,
+        sport: ports ? getU16(b, l4) : 0,
+        dport: ports ? getU16(b, l4 + 2) : 0,
+      });
+      if (r.type === 'local' && r.dev !== null) local = r.dev;
+      else if (r.type !== 'unicast') {
+        mib.IpOutNoRoutes++;
+        return routeErrno(r) ?? 'ENETUNREACH';
+      }
+      else route = r.route;
+    }
     const dev = local ?? route?.dev;
     if (dev === undefined) {
       mib.IpOutNoRoutes++;
@@ -240,7 +302,7 @@ export class Ipv4 {
     }
     const nextHop = route.gateway !== 0 ? route.gateway : dst;
     // RFC 791 §3.2: too big for the link, so it goes in fragments.
-    if (pkt.length > dev.mtu) return fragmentDatagram(pkt, dev, nextHop, this.mib);
+    if (pkt.length > routeMtu(route)) return fragmentDatagram(pkt, dev, nextHop, this.mib, routeMtu(route));
     this.mib.IpExtOutOctets += pkt.length;
     dev.outputIp(pkt, nextHop);
     return null;

@@ -3,6 +3,23 @@ import { prefixMask } from '../wire/addr.js';
 
 export type RouteProto = 'kernel' | 'boot' | 'static';
 export type RouteScope = 'global' | 'link' | 'host';
+/** Route types with a next hop (`local`: delivered here). */
+export type UnicastType = 'unicast' | 'local';
+/** Route types without one: Linux's RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT. */
+export type RejectType = 'blackhole' | 'unreachable' | 'prohibit';
+export type RouteType = UnicastType | RejectType;
+
+/** Linux's table ids (rtnetlink.h RT_TABLE_*). */
+export const TABLE_LOCAL = 255;
+export const TABLE_MAIN = 254;
+export const TABLE_DEFAULT = 253;
+
+/** One path of a multipath route (`nexthop via A dev X weight W`). */
+export interface Nexthop {
+  gateway: number;
+  dev: Interface;
+  weight: number;
+}
 
 export interface Route {
   /** Network address (already masked) and prefix length. */
@@ -16,6 +33,34 @@ export interface Route {
   proto: RouteProto;
   scope: RouteScope;
   metric: number;
+  /** Absent means unicast. */
+  type?: UnicastType;
+  /** Absent means main (254). */
+  table?: number;
+  /** `mtu N`: caps the path MTU below the device's. */
+  mtu?: number;
+  /** Multipath: every path; `gateway` and `dev` are then the first one's. */
+  nexthops?: Nexthop[];
+  /** Multipath: one Route per path, what lookups hand out. */
+  paths?: Route[];
+  /** Multipath: the hash upper bound of each path (Linux fib_rebalance). */
+  bounds?: number[];
+}
+
+/** A route that answers without a next hop. */
+export interface RejectRoute {
+  type: RejectType;
+  dst: number;
+  prefixLen: number;
+  metric: number;
+  proto: RouteProto;
+  table?: number;
+}
+
+export type AnyRoute = Route | RejectRoute;
+
+export function isReject(r: AnyRoute): r is RejectRoute {
+  return r.type === 'blackhole' || r.type === 'unreachable' || r.type === 'prohibit';
 }
 
 export class RouteError extends Error {
@@ -28,26 +73,109 @@ export class RouteError extends Error {
 }
 
 /**
- * The main routing table, searched by longest prefix, then lowest metric.
+ * Linux fib_rebalance: path i takes the hashes up to round(w_0..i * 2^31 / total) - 1,
+ * so paths share the 31-bit hash space by weight.
+ */
+export function multipathBounds(weights: readonly number[]): number[] {
+  const total = weights.reduce((a, b) => a + b, 0);
+  let w = 0;
+  return weights.map((x) => {
+    w += x;
+    return Math.round((w * 2 ** 31) / total) - 1;
+  });
+}
+
+/** Fills a multipath route's per-path routes and bounds from its nexthops. */
+function preparePaths(r: Route): void {
+  const nh = r.nexthops;
+  if (nh === undefined || nh.length === 0) return;
+  r.gateway = nh[0].gateway;
+  r.dev = nh[0].dev;
+  r.paths = nh.map((n) => ({ ...r, gateway: n.gateway, dev: n.dev, nexthops: undefined, paths: undefined, bounds: undefined, scope: n.gateway === 0 ? 'link' : 'global' }));
+  r.bounds = multipathBounds(nh.map((n) => n.weight));
+}
+
+/** A multipath route's path for a flow hash (31 bits); paths whose link is down are skipped. */
+export function selectPath(r: Route, hash: number): Route {
+  const paths = r.paths;
+  const bounds = r.bounds;
+  if (paths === undefined || bounds === undefined) return r;
+  let alive: Route | null = null;
+  for (let i = 0; i < paths.length; i++) {
+    if (!paths[i].dev.running) continue;
+    if (alive === null) alive = paths[i];
+    if (hash <= bounds[i]) return paths[i];
+  }
+  return alive ?? r;
+}
+
+function routeAlive(r: AnyRoute): boolean {
+  if (isReject(r)) return true;
+  if (r.paths !== undefined) return r.paths.some((p) => p.dev.running);
+  return r.dev.running;
+}
+
+/**
+ * One routing table, searched by longest prefix, then lowest metric.
  * Kept sorted so the first match wins; small tables scan faster than a trie
  * and the last lookup is cached for the common same-destination burst.
+ * Reject routes (blackhole, unreachable, prohibit) live beside the routes
+ * with a next hop and take part in the same longest-prefix choice.
  */
 export class RouteTable {
   private routes: Route[] = [];
+  private rejects: RejectRoute[] = [];
   private cacheDst = -1;
-  private cacheRoute: Route | null = null;
+  private cacheRoute: AnyRoute | null = null;
   /** Bumped on every change, so callers caching routes know to look again. */
   generation = 0;
 
+  constructor(readonly id: number = TABLE_MAIN) {}
+
+  /** The routes with a next hop. */
   list(): readonly Route[] {
     return this.routes;
   }
 
+  /** Every route, reject routes too. */
+  listAll(): readonly AnyRoute[] {
+    return [...this.routes, ...this.rejects];
+  }
+
+  get size(): number {
+    return this.routes.length + this.rejects.length;
+  }
+
+  /**
+   * The route with a next hop for `dst`, or null (also when a reject route
+   * covers it). A multipath route gives its first live path.
+   */
   lookup(dst: number): Route | null {
+    const r = this.match(dst);
+    if (r === null || isReject(r)) return null;
+    return r.paths !== undefined ? selectPath(r, 0) : r;
+  }
+
+  /** The best route for `dst` of any type; a multipath route is resolved by `hash`. */
+  lookupAny(dst: number, hash: number): AnyRoute | null {
+    const r = this.match(dst);
+    if (r === null || isReject(r) || r.paths === undefined) return r;
+    return selectPath(r, hash);
+  }
+
+  /** The table's entry for `dst` (a multipath route unresolved). */
+  match(dst: number): AnyRoute | null {
     if (dst === this.cacheDst) return this.cacheRoute;
-    let found: Route | null = null;
+    let found: AnyRoute | null = null;
     for (const r of this.routes) {
-      if (!r.dev.running) continue;
+      if (!routeAlive(r)) continue;
+      if (((dst & prefixMask(r.prefixLen)) >>> 0) === r.dst) {
+        found = r;
+        break;
+      }
+    }
+    for (const r of this.rejects) {
+      if (found !== null && (r.prefixLen < found.prefixLen || (r.prefixLen === found.prefixLen && r.metric >= found.metric))) break;
       if (((dst & prefixMask(r.prefixLen)) >>> 0) === r.dst) {
         found = r;
         break;
@@ -59,42 +187,56 @@ export class RouteTable {
   }
 
   /** `ip route add`: fails like RTNETLINK does when the same route exists. */
-  add(r: Route): void {
+  add(r: AnyRoute): void {
     r.dst = (r.dst & prefixMask(r.prefixLen)) >>> 0;
     if (this.find(r.dst, r.prefixLen, r.metric)) throw new RouteError('RTNETLINK answers: File exists', 'EEXIST');
-    this.routes.push(r);
-    this.changed();
+    this.insert(r);
   }
 
   /** `ip route replace`. */
-  replace(r: Route): void {
+  replace(r: AnyRoute): void {
     r.dst = (r.dst & prefixMask(r.prefixLen)) >>> 0;
     const old = this.find(r.dst, r.prefixLen, r.metric);
-    if (old) this.routes.splice(this.routes.indexOf(old), 1);
-    this.routes.push(r);
+    if (old) this.remove(old);
+    this.insert(r);
+  }
+
+  private insert(r: AnyRoute): void {
+    if (this.id !== TABLE_MAIN) r.table = this.id;
+    if (isReject(r)) this.rejects.push(r);
+    else {
+      preparePaths(r);
+      this.routes.push(r);
+    }
     this.changed();
   }
 
+  private remove(r: AnyRoute): void {
+    if (isReject(r)) this.rejects.splice(this.rejects.indexOf(r), 1);
+    else this.routes.splice(this.routes.indexOf(r), 1);
+  }
+
   /** `ip route del`: the first route matching all given fields. */
-  del(match: { dst: number; prefixLen: number; gateway?: number; dev?: Interface; metric?: number }): Route {
+  del(match: { dst: number; prefixLen: number; gateway?: number; dev?: Interface; metric?: number; type?: RouteType }): AnyRoute {
     const dst = (match.dst & prefixMask(match.prefixLen)) >>> 0;
-    const i = this.routes.findIndex(
+    const r = this.listAll().find(
       (r) =>
         r.dst === dst &&
         r.prefixLen === match.prefixLen &&
-        (match.gateway === undefined || r.gateway === match.gateway) &&
-        (match.dev === undefined || r.dev === match.dev) &&
+        (match.type === undefined || (r.type ?? 'unicast') === match.type) &&
+        (match.gateway === undefined || (!isReject(r) && r.gateway === match.gateway)) &&
+        (match.dev === undefined || (!isReject(r) && r.dev === match.dev)) &&
         (match.metric === undefined || r.metric === match.metric),
     );
-    if (i < 0) throw new RouteError('RTNETLINK answers: No such process', 'ESRCH');
-    const [r] = this.routes.splice(i, 1);
+    if (r === undefined) throw new RouteError('RTNETLINK answers: No such process', 'ESRCH');
+    this.remove(r);
     this.changed();
     return r;
   }
 
   /** Removes every route through `dev` (the interface went away). */
   flushDev(dev: Interface): void {
-    this.routes = this.routes.filter((r) => r.dev !== dev);
+    this.routes = this.routes.filter((r) => r.dev !== dev && !(r.nexthops?.some((n) => n.dev === dev) ?? false));
     this.changed();
   }
 
@@ -104,15 +246,28 @@ export class RouteTable {
     this.changed();
   }
 
+  /** `ip route flush table T`: every route goes. */
+  flush(): void {
+    this.routes = [];
+    this.rejects = [];
+    this.changed();
+  }
+
   /** Invalidates the lookup cache (an interface went up or down). */
   changed(): void {
     this.routes.sort((a, b) => b.prefixLen - a.prefixLen || a.metric - b.metric);
+    this.rejects.sort((a, b) => b.prefixLen - a.prefixLen || a.metric - b.metric);
     this.cacheDst = -1;
     this.cacheRoute = null;
     this.generation++;
   }
 
-  private find(dst: number, prefixLen: number, metric: number): Route | undefined {
-    return this.routes.find((r) => r.dst === dst && r.prefixLen === prefixLen && r.metric === metric);
+  private find(dst: number, prefixLen: number, metric: number): AnyRoute | undefined {
+    return this.listAll().find((r) => r.dst === dst && r.prefixLen === prefixLen && r.metric === metric);
   }
+}
+
+/** The MTU a route allows: its own `mtu` when lower than its device's. */
+export function routeMtu(r: Route): number {
+  return r.mtu !== undefined && r.mtu < r.dev.mtu ? r.mtu : r.dev.mtu;
 }

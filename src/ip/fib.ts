@@ -1,0 +1,196 @@
+import type { Interface } from '../link/interface.js';
+import { prefixMask } from '../wire/addr.js';
+import { RouteTable, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, isReject, type RejectType, type Route } from './route.js';
+
+/** What a routing decision is made on (Linux's struct flowi4). */
+export interface Flow {
+  dst: number;
+  /** Source address, 0 when the sender has none yet. */
+  src?: number;
+  /** The interface a forwarded datagram came in on; null or absent for our own. */
+  iif?: Interface | null;
+  /** The interface a socket is bound to (SO_BINDTODEVICE), if any. */
+  oif?: Interface | null;
+  mark?: number;
+  tos?: number;
+  proto?: number;
+  sport?: number;
+  dport?: number;
+}
+
+export type RuleAction = 'lookup' | RejectType;
+
+/** One `ip rule`: selectors, then a table to look in or a verdict. */
+export interface Rule {
+  pref: number;
+  src: number;
+  srcLen: number;
+  dst: number;
+  dstLen: number;
+  /** Interface names: a rule may name an interface that does not exist yet. */
+  iif?: string;
+  oif?: string;
+  fwmark?: number;
+  fwmask?: number;
+  tos?: number;
+  action: RuleAction;
+  table: number;
+}
+
+/** The decision for a flow. */
+export type FibResult =
+  | { type: 'unicast'; route: Route; table: number }
+  | { type: 'local'; dev: Interface | null; table: number }
+  | { type: RejectType; table: number }
+  | { type: 'none' };
+
+/** Linux's fib4_rules_init and fib_default_rules_init. */
+export function defaultRules(): Rule[] {
+  const r = (pref: number, table: number): Rule => ({ pref, src: 0, srcLen: 0, dst: 0, dstLen: 0, action: 'lookup', table });
+  return [r(0, TABLE_LOCAL), r(32766, TABLE_MAIN), r(32767, TABLE_DEFAULT)];
+}
+
+/** murmur3's finalizer: every input bit moves every output bit. */
+function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  h ^= Math.imul(k, 0x1b873593);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * Linux fib_multipath_hash, 31 bits: policy 0 hashes the addresses (L3), policy 1
+ * the 5-tuple (L4), so one flow always takes one path. Policies 2 and 3 (inner
+ * headers, custom fields) hash like 0 and 1 here, since no tunnels are decapsulated.
+ */
+export function multipathHash(flow: Flow, policy: number, seed: number): number {
+  let h = mix(seed, flow.src ?? 0);
+  h = mix(h, flow.dst);
+  if (policy === 1 || policy === 3) {
+    h = mix(h, flow.proto ?? 0);
+    h = mix(h, (((flow.sport ?? 0) << 16) | (flow.dport ?? 0)) >>> 0);
+  }
+  return fmix(h) >>> 1;
+}
+
+/**
+ * The tables and the rules that choose among them (Linux's fib rules): rules in
+ * order of preference, the first whose selectors match and whose action decides
+ * ends the walk; a lookup in a table without a route goes on to the next rule.
+ */
+export class Fib {
+  private readonly tables = new Map<number, RouteTable>();
+  rules: Rule[] = defaultRules();
+  /** net.ipv4.fib_multipath_hash_policy */
+  hashPolicy = 0;
+  /** The per-boot key of the multipath hash. */
+  hashSeed = 0;
+  /** Our addresses: what table local holds in Linux, besides its own routes. */
+  isLocal: (dst: number) => Interface | undefined = () => undefined;
+
+  constructor(readonly main: RouteTable) {
+    this.tables.set(TABLE_MAIN, main);
+  }
+
+  /** A table by id; created on first use when `create`, as `ip route add ... table N` does. */
+  table(id: number, create = false): RouteTable | undefined {
+    let t = this.tables.get(id);
+    if (t === undefined && create) {
+      t = new RouteTable(id);
+      this.tables.set(id, t);
+    }
+    return t;
+  }
+
+  tableIds(): number[] {
+    return [...this.tables.keys()].sort((a, b) => a - b);
+  }
+
+  /** Any change to any table or rule: cached routes are stale. */
+  get generation(): number {
+    let g = 0;
+    for (const t of this.tables.values()) g += t.generation;
+    return g + this.ruleGeneration;
+  }
+
+  private ruleGeneration = 0;
+
+  /** A link went up or down: every table's cache is stale. */
+  changed(): void {
+    for (const t of this.tables.values()) t.changed();
+  }
+
+  /** `ip rule add`: a rule without a preference goes just before the first rule after pref 0 (fib_default_rule_pref). */
+  addRule(rule: Omit<Rule, 'pref'> & { pref?: number }): Rule {
+    let pref = rule.pref;
+    if (pref === undefined) {
+      const second = this.rules[1] ?? this.rules[0];
+      pref = second !== undefined && second.pref > 0 ? second.pref - 1 : 0;
+    }
+    const r: Rule = { ...rule, pref };
+    // Rules of equal preference keep the order they were added in.
+    let i = this.rules.findIndex((x) => x.pref > pref);
+    if (i < 0) i = this.rules.length;
+    this.rules.splice(i, 0, r);
+    this.ruleGeneration++;
+    return r;
+  }
+
+  /** `ip rule del`: the first rule matching every selector given. */
+  delRule(match: Partial<Rule>): Rule | null {
+    const i = this.rules.findIndex((r) =>
+      (Object.keys(match) as (keyof Rule)[]).every((k) => match[k] === undefined || match[k] === r[k]),
+    );
+    if (i < 0) return null;
+    const [r] = this.rules.splice(i, 1);
+    this.ruleGeneration++;
+    return r;
+  }
+
+  /** `ip rule flush`: every rule but those of preference 0, as Linux's fib_nl_delrule for each. */
+  flushRules(): void {
+    this.rules = this.rules.filter((r) => r.pref === 0);
+    this.ruleGeneration++;
+  }
+
+  /** The routing decision for `flow`, walking the rules. */
+  lookup(flow: Flow): FibResult {
+    const mark = flow.mark ?? 0;
+    const src = flow.src ?? 0;
+    let hash = -1;
+    for (const r of this.rules) {
+      if (r.srcLen > 0 && ((src & prefixMask(r.srcLen)) >>> 0) !== r.src) continue;
+      if (r.dstLen > 0 && ((flow.dst & prefixMask(r.dstLen)) >>> 0) !== r.dst) continue;
+      // fib_rule_match: `iif lo` is what our own datagrams come in on.
+      if (r.iif !== undefined && (flow.iif ? flow.iif.name : 'lo') !== r.iif) continue;
+      if (r.oif !== undefined && (flow.oif?.name ?? '') !== r.oif) continue;
+      if (r.fwmark !== undefined && ((mark ^ r.fwmark) & (r.fwmask ?? 0xffffffff)) !== 0) continue;
+      if (r.tos !== undefined && r.tos !== ((flow.tos ?? 0) & 0x1e)) continue;
+      if (r.action !== 'lookup') return { type: r.action, table: r.table };
+      if (r.table === TABLE_LOCAL) {
+        const dev = this.isLocal(flow.dst);
+        if (dev !== undefined) return { type: 'local', dev, table: TABLE_LOCAL };
+      }
+      const t = this.tables.get(r.table);
+      if (t === undefined) continue;
+      const m = t.match(flow.dst);
+      if (m === null) continue;
+      if (isReject(m)) return { type: m.type, table: r.table };
+      if (m.type === 'local') return { type: 'local', dev: m.dev, table: r.table };
+      if (m.paths !== undefined && hash < 0) hash = multipathHash(flow, this.hashPolicy, this.hashSeed);
+      const route = m.paths !== undefined ? (t.lookupAny(flow.dst, hash) as Route) : m;
+      return { type: 'unicast', route, table: r.table };
+    }
+    return { type: 'none' };
+  }
+}
