@@ -7,6 +7,7 @@ import { parseConfig } from './control/commands.js';
 import { CommandError } from './control/words.js';
 import { kernelDevices } from './control/devices.js';
 import fs from 'node:fs';
+import path from 'node:path';
 
 const USAGE = `Usage:
   tapstack daemon -c FILE [--ctl PATH] [--pcap FILE] [--log-level LEVEL]
@@ -30,6 +31,9 @@ const USAGE = `Usage:
         service [list] | service add|del echo|discard|chargen|http udp|tcp [ADDR]:PORT
         ss [-tuanlioemsHO46] [state STATE] [FILTER]
         nc [-v] HOST PORT | nc -l [-v] [ADDR] PORT
+        iptables [-t TABLE] -A|-I|-D|-R|-F|-Z|-N|-X|-E|-P|-L|-S|-C ... (as iptables)
+        iptables-save [-c] [-t TABLE] | iptables-restore [-n] [-c] [-t] [FILE]
+        nft [-a] [-s] [-n] [-y] [-t] [-c] [-f FILE|-] COMMAND...
       ("ip" in front of link/addr/route/neigh is optional.)
 
 Config file: one command a line, as above; "#" starts a comment.
@@ -116,10 +120,14 @@ async function main(argv: string[]): Promise<void> {
   }
   if (first === 'daemon') return daemonMain(args.slice(1));
   if (first === 'check') return checkMain(args.slice(1));
+  // nft -f FILE: the daemon reads the file, so it gets an absolute path.
+  const fi = first === 'nft' ? args.findIndex((a) => a === '-f' || a === '--file') : -1;
+  const nftStdin = fi >= 0 && args[fi + 1] === '-';
+  if (fi >= 0 && args[fi + 1] !== undefined && !nftStdin) args = [...args.slice(0, fi + 1), path.resolve(args[fi + 1]), ...args.slice(fi + 2)];
   try {
-    // nc streams stdin to the daemon; ss fits its columns to a terminal.
+    // nc (and nft -f -) stream stdin to the daemon; ss fits its columns to a terminal.
     const code = await runRemote(ctl, args, undefined, undefined, {
-      stdin: first === 'nc' ? process.stdin : undefined,
+      stdin: first === 'nc' || nftStdin ? process.stdin : undefined,
       columns: process.stdout.isTTY ? process.stdout.columns : undefined,
     });
     process.exitCode = code;

@@ -30,7 +30,9 @@ export type Command =
   | { kind: 'sysctl-set'; name: string; value: string; quiet: boolean }
   | { kind: 'sysctl-get'; names: string[]; valueOnly: boolean; all: boolean }
   | { kind: 'service-add' | 'service-del'; name: ServiceName; proto: ServiceProto; addr: number; port: number }
-  | { kind: 'service-list' };
+  | { kind: 'service-list' }
+  /** `nft ARGS...`, run by control/nft.ts. */
+  | { kind: 'nft'; argv: string[] };
 
 /** Commands that change state (allowed in a config file). */
 export function isConfigCommand(c: Command): boolean {
@@ -47,6 +49,7 @@ export function parseCommand(argv: readonly string[]): Command {
   if (words[0] === 'nstat') return parseNstat(new Words(words.slice(1)));
   if (words[0] === 'sysctl') return parseSysctl(new Words(words.slice(1)));
   if (words[0] === 'service') return parseService(new Words(words.slice(1)));
+  if (words[0] === 'nft') return { kind: 'nft', argv: words.slice(1) };
   if (words[0] === 'ip') {
     words = words.slice(1);
     // iproute2's global options come before the object.

@@ -9,6 +9,8 @@ import { parsePing, runPing } from './ping.js';
 import { Iperf3ArgError, parseIperf3, runIperf3 } from './iperf3.js';
 import { runSs } from './ss.js';
 import { parseNc, runNc } from './nc.js';
+import { runIptablesCommand } from './iptables.js';
+import { runNft } from './nft.js';
 import type { CommandStream } from './protocol.js';
 import { PcapWriter } from '../link/pcap.js';
 import type { Logger } from '../log.js';
@@ -99,6 +101,9 @@ export class Daemon {
       if (r.stderr.length > 0) out.err(r.stderr);
       return r.code;
     }
+    if (argv[0] === 'iptables' || argv[0] === 'iptables-save' || argv[0] === 'iptables-restore') {
+      return runIptablesCommand(this.stack.nft, argv, out);
+    }
     if (argv[0] === 'nc') {
       let o;
       try {
@@ -112,6 +117,7 @@ export class Daemon {
       }
       return runNc(this.stack, o, out);
     }
+    if (argv[0] === 'nft') return this.nft(argv.slice(1), out);
     if (argv[0] === 'ping') {
       try {
         return runPing(this.stack, parsePing(argv.slice(1)), out);
@@ -153,6 +159,33 @@ export class Daemon {
       out.err(`${(e as Error).message}\n`);
       return 1;
     }
+  }
+
+  /** `nft ...`; `-f -` reads the client's standard input to its end first. */
+  private nft(args: string[], out: CommandStream): number | Promise<number> {
+    const run = (stdin?: string): number => {
+      const r = runNft(this.stack.nft, args, {
+        readFile: (p) => fs.readFileSync(p, 'utf8'),
+        stdin,
+        now: () => this.stack.time.now(),
+      });
+      if (r.stdout.length > 0) out.out(r.stdout);
+      if (r.stderr.length > 0) out.err(r.stderr);
+      if (r.code === 0 && !args.includes('list')) this.log.info({ argv: ['nft', ...args] }, 'command');
+      return r.code;
+    };
+    const i = args.findIndex((a) => a === '-f' || a === '--file');
+    if (i < 0 || args[i + 1] !== '-') return run();
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      out.onInput(
+        (c) => {
+          chunks.push(c);
+          out.ack(c.length);
+        },
+        () => resolve(run(Buffer.concat(chunks).toString('utf8'))),
+      );
+    });
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,8 @@ import type { Stack } from '../stack.js';
 import { formatAddrs, formatLinks, formatNeigh, formatNstat, formatRouteGet, formatRoutes } from './format.js';
 import { CommandError } from './words.js';
 import { formatService } from '../services/registry.js';
+import { runNft } from './nft.js';
+import fs from 'node:fs';
 
 /** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */
 export interface DeviceFactory {
@@ -130,6 +132,11 @@ export class Controller {
       }
       case 'service-list':
         return s.services.list().map(formatService).join('\n');
+      case 'nft': {
+        const r = runNft(s.nft, cmd.argv, { readFile: (p) => fs.readFileSync(p, 'utf8'), now: () => s.time.now() });
+        if (r.code !== 0) throw new CommandError(r.stderr.trimEnd());
+        return r.stdout;
+      }
     }
     return '';
   }
