@@ -5,10 +5,12 @@
  * regular chains, and a counter in every rule. Each rule keeps its canonical
  * spec (Rule.iptables), from which -S, -L and iptables-save print it.
  */
+import fs from 'node:fs';
 import type { BaseChainSpec, Chain, HookName, RulesetState, Table } from '../netfilter/ast.js';
 import { PRIORITY } from '../netfilter/ast.js';
 import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
 import { ServicesDb } from './etc-services.js';
+import type { CommandStream } from './protocol.js';
 import {
   BUILTIN_TARGETS,
   IPT_VERSION,
@@ -779,4 +781,52 @@ export function parseRestoreArgs(argv: readonly string[]): { opts: RestoreOption
     else return { stdout: '', stderr: `${RESTORE} ${IPT_VERSION}: unrecognized option '${a}'\nTry \`${RESTORE} -h' or '${RESTORE} --help' for more information.\n`, code: 2 };
   }
   return { opts, file };
+}
+
+// ---------------------------------------------------------------- the daemon's commands
+
+/**
+ * Runs `iptables ...`, `iptables-save ...` or `iptables-restore ...` (argv
+ * with the program name) for a control-socket client; iptables-restore reads
+ * the client's stdin.
+ */
+export function runIptablesCommand(rs: Ruleset, argv: readonly string[], io: CommandStream): number | Promise<number> {
+  const emit = (r: IptResult): number => {
+    if (r.stdout.length > 0) io.out(r.stdout);
+    if (r.stderr.length > 0) io.err(r.stderr);
+    return r.code;
+  };
+  if (argv[0] === 'iptables') return emit(runIptables(rs, argv.slice(1)));
+  if (argv[0] === 'iptables-save') return emit(runIptablesSave(rs, argv.slice(1)));
+  const parsed = parseRestoreArgs(argv.slice(1));
+  if (!('opts' in parsed)) return emit(parsed);
+  if (parsed.file !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(parsed.file, 'utf8');
+    } catch (e) {
+      return emit({ stdout: '', stderr: `Can't open ${parsed.file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}\n`, code: 1 });
+    }
+    return emit(iptablesRestore(rs, text, parsed.opts));
+  }
+  return new Promise<number>((resolve) => {
+    const chunks: Buffer[] = [];
+    let done = false;
+    io.onInput(
+      (chunk) => {
+        chunks.push(chunk);
+        io.ack(chunk.length);
+      },
+      () => {
+        if (done) return;
+        done = true;
+        resolve(emit(iptablesRestore(rs, Buffer.concat(chunks).toString('utf8'), parsed.opts)));
+      },
+    );
+    io.onClose(() => {
+      if (done) return;
+      done = true;
+      resolve(1);
+    });
+  });
 }
