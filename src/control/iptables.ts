@@ -363,7 +363,7 @@ function makeRule(rule: IptRule): Chain['rules'][number] {
  * Applies a changing command to a draft state. Used by `iptables` (one
  * command, one commit) and by iptables-restore (a table's lines, one commit).
  */
-export function applyCommand(s: RulesetState, p: ParsedCmd): void {
+export function applyCommand(s: RulesetState, p: ParsedCmd, deferTargets = false): void {
   // Like iptables-nft, built-in chains exist once the table does.
   const existed = s.tables.some((x) => x.family === 'ip' && x.name === p.table);
   const t = draftTable(s, p.table);
@@ -374,7 +374,7 @@ export function applyCommand(s: RulesetState, p: ParsedCmd): void {
     case 'R': {
       if (p.cmd === 'R' && !existed) throw noChain();
       const c = chainOf(t, name!);
-      checkTarget(t, p.rule!);
+      if (!deferTargets) checkTarget(t, p.rule!);
       const r = makeRule(p.rule!);
       if (p.cmd === 'A') c.rules.push(r);
       else if (p.cmd === 'I') {
@@ -676,6 +676,14 @@ function restoreError(msg: string, line: number, prefixed = true): IptError {
   );
 }
 
+/** An iptables error as iptables-restore reports it for input line `ln`. */
+function asRestoreError(e: IptError, ln: number): IptError {
+  if (e.message.startsWith('iptables: ')) return new IptError(`${RESTORE}: line ${ln} failed: ${e.message.slice('iptables: '.length)}`, 1);
+  const msg = e.message.replace(/\nTry .*$/s, '');
+  if (msg.startsWith('Bad argument')) return restoreError(msg, ln, false);
+  return restoreError(msg.replace(/^iptables v[^:]*: /, ''), ln);
+}
+
 /**
  * Restores tables from iptables-save text. Each table (from `*name` to
  * `COMMIT`) is committed on its own, whole or not at all; a table after an
@@ -704,6 +712,15 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
         continue;
       }
       if (line === 'COMMIT') {
+        // Like iptables-nft, jumps are resolved when the table is committed.
+        const dt = draftTable(draft, table);
+        for (const c of dt.chains)
+          for (const r of c.rules)
+            for (const e of r.exprs)
+              if (e.kind === 'verdict' && (e.verdict.kind === 'jump' || e.verdict.kind === 'goto')) {
+                const target = e.verdict.chain;
+                if (!dt.chains.some((x) => x.name === target && x.base === undefined)) throw restoreError(`Chain '${target}' does not exist`, ln);
+              }
         if (!o.test) {
           rs.commit(draft);
           for (const pc of pendingCounters) {
@@ -742,16 +759,11 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
       }
       let p: ParsedCmd;
       try {
-        p = parseIptables(['-t', table, ...words.filter((w, i) => !(w === '-c' && i > 0 && false))], services);
+        p = parseIptables(['-t', table, ...words], services);
+        if (p.cmd === 'L' || p.cmd === 'S' || p.cmd === 'C' || p.cmd === 'Z') throw paramError(`-${p.cmd} is not allowed in ${RESTORE} input`);
+        applyCommand(draft, p, true);
       } catch (e) {
-        if (e instanceof IptError) throw restoreError(e.message.replace(/^iptables v[^:]*: /, '').replace(/\nTry .*$/s, ''), ln, !e.message.startsWith('Bad argument') && !e.message.startsWith('iptables: '));
-        throw e;
-      }
-      if (p.cmd === 'L' || p.cmd === 'S' || p.cmd === 'C' || p.cmd === 'Z') throw restoreError(`${RESTORE}: line ${ln}: -${p.cmd} is not allowed here`, ln);
-      try {
-        applyCommand(draft, p);
-      } catch (e) {
-        if (e instanceof IptError) throw restoreError(e.message.replace(/^iptables(?: v[^:]*)?: /, '').replace(/\nTry .*$/s, ''), ln);
+        if (e instanceof IptError) throw asRestoreError(e, ln);
         throw e;
       }
       if (counter !== null && o.counters && p.cmd === 'A') {
