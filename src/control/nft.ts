@@ -1,4 +1,4 @@
-import type { Chain, Family, NamedSet, RulesetState, SetElement, Table } from '../netfilter/ast.js';
+import type { Chain, Family, NamedSet, Rule, RulesetState, SetElement, Table } from '../netfilter/ast.js';
 import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
 import { NftSyntaxError, formatNftError, type Tok } from './nft-lex.js';
 import { parseNft, resolveElements, type ChainDelCmd, type NftCommand, type RuleAddCmd, type SetDelCmd } from './nft-parse.js';
@@ -295,8 +295,22 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
   }
 }
 
-/** Gives rules added in this batch handles above every handle of their table (commit would too). */
-function assignRuleHandles(s: RulesetState): void {
+/** Anonymous sets a rule creates (each takes a handle in nft's numbering). */
+function anonSets(r: Rule): number {
+  let n = 0;
+  for (const e of r.exprs) {
+    if (e.kind === 'match' && e.right.kind === 'set') n++;
+    else if (e.kind === 'vmap' && e.map.kind === 'set') n++;
+    else if (e.kind === 'meta-set' && typeof e.value !== 'number' && e.value.kind === 'map' && e.value.map.kind === 'set') n++;
+  }
+  return n;
+}
+
+/**
+ * Gives new objects handles as nft's batches do: chains, then counters and
+ * sets, then rules in order, each after the anonymous sets it creates.
+ */
+function assignHandles(s: RulesetState): void {
   for (const t of s.tables) {
     let max = 0;
     for (const c of t.chains) {
@@ -305,9 +319,13 @@ function assignRuleHandles(s: RulesetState): void {
     }
     for (const x of t.sets) max = Math.max(max, x.handle);
     for (const x of t.counters) max = Math.max(max, x.handle);
-    // Objects first, then rules, in the order nft's batch creates them.
-    for (const x of [...t.counters, ...t.sets, ...t.chains]) if (x.handle === 0) x.handle = ++max;
-    for (const c of t.chains) for (const r of c.rules) if (r.handle === 0) r.handle = ++max;
+    for (const x of [...t.chains, ...t.counters, ...t.sets]) if (x.handle === 0) x.handle = ++max;
+    for (const c of t.chains)
+      for (const r of c.rules)
+        if (r.handle === 0) {
+          max += anonSets(r);
+          r.handle = ++max;
+        }
   }
 }
 
@@ -356,7 +374,7 @@ function list(rs: Ruleset, cmd: Extract<NftCommand, { verb: 'list' }>, o: PrintO
       const want = (x: NamedSet): boolean => (cmd.what === 'maps') === (x.map !== undefined);
       return tables
         .filter((t) => t.sets.some(want))
-        .map((t) => formatTableWith(t, [t.sets.filter(want).map((x) => formatSet(t, x, src, { ...o, terse: true })).join('\n')], o))
+        .map((t) => formatTableWith(t, [t.sets.filter(want).map((x) => formatSet(t, x, src, o)).join('\n')], o))
         .join('');
     }
     case 'set':
@@ -399,7 +417,7 @@ export function runNftText(rs: Ruleset, text: string, opts: NftOptions, file: st
     if (changes.length > 0) {
       const draft = rs.state();
       for (const c of changes) apply(draft, c, post, rs);
-      assignRuleHandles(draft);
+      assignHandles(draft);
       if (opts.check !== true) {
         rs.commit(draft);
         for (const p of post) p();
