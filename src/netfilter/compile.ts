@@ -572,8 +572,9 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
         const unitMs = UNIT_MS[e.unit];
         const bytes = e.per === 'bytes';
         const burst = e.burst ?? (bytes ? 0 : 5);
-        // As nft_limit: a bucket of (rate + burst) packets' worth of time, refilled by elapsed time.
-        const max = (unitMs * (e.rate + burst)) / e.rate;
+        // As nft_limit_init: a bucket of time refilled by elapsed time, holding
+        // `burst` packets' worth (a packet limit), or (rate + burst) bytes' worth.
+        const max = bytes ? (unitMs * (e.rate + burst)) / e.rate : (unitMs * burst) / e.rate;
         const pktCost = unitMs / e.rate;
         const byteCost = unitMs / e.rate;
         const over = e.over === true;
