@@ -12,6 +12,8 @@ export type NftType =
   | 'integer'
   | 'tcp_flag'
   | 'icmp_type'
+  | 'icmp_code'
+  | 'ecn'
   | 'ct_state'
   | 'ct_status'
   | 'ct_dir'
@@ -59,6 +61,22 @@ export const SYMBOLS: Partial<Record<NftType, [string, number][]>> = {
     ['info-reply', 16],
     ['address-mask-request', 17],
     ['address-mask-reply', 18],
+  ],
+  icmp_code: [
+    ['net-unreachable', 0],
+    ['host-unreachable', 1],
+    ['prot-unreachable', 2],
+    ['port-unreachable', 3],
+    ['frag-needed', 4],
+    ['net-prohibited', 9],
+    ['host-prohibited', 10],
+    ['admin-prohibited', 13],
+  ],
+  ecn: [
+    ['not-ect', 0],
+    ['ect1', 1],
+    ['ect0', 2],
+    ['ce', 3],
   ],
   ct_state: [
     ['invalid', 1],
@@ -156,7 +174,9 @@ export function fieldType(f: Field): NftType {
               ? 'inet_proto'
               : f.field === 'dscp'
                 ? 'dscp'
-                : 'integer';
+                : f.field === 'ecn'
+                  ? 'ecn'
+                  : 'integer';
         case 'tcp':
           return f.field === 'sport' || f.field === 'dport' ? 'inet_service' : f.field === 'flags' ? 'tcp_flag' : 'integer';
         case 'udp':
@@ -164,7 +184,7 @@ export function fieldType(f: Field): NftType {
         case 'th':
           return 'inet_service';
         case 'icmp':
-          return f.field === 'type' ? 'icmp_type' : 'integer';
+          return f.field === 'type' ? 'icmp_type' : f.field === 'code' ? 'icmp_code' : 'integer';
       }
       break;
     case 'meta':

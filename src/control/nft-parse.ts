@@ -138,6 +138,8 @@ export class NftParser {
   // ---------------------------------------------------------------- token helpers
 
   private peek(k = 0): Tok {
+    const t = this.toks[this.pos];
+    if (t !== undefined && t.kind === 'punct' && t.text === '$') this.expand();
     return this.toks[Math.min(this.pos + k, this.toks.length - 1)];
   }
 
@@ -202,7 +204,9 @@ export class NftParser {
 
   /** Expands `$name` (a `define`) in place. */
   private expand(): void {
-    while (this.is('$')) {
+    for (;;) {
+      const t0 = this.toks[this.pos];
+      if (t0 === undefined || t0.kind !== 'punct' || t0.text !== '$') return;
       const d = this.toks[this.pos];
       const name = this.toks[this.pos + 1];
       if (name === undefined || name.kind !== 'word') throw this.unexpected(name ?? d);
@@ -638,6 +642,7 @@ export class NftParser {
         continue;
       }
       exprs.push(...this.expr());
+      mergeRange(exprs);
     }
     return { exprs, comment };
   }
@@ -1034,6 +1039,16 @@ export class NftParser {
   value(type: NftType, t: Tok): number {
     return valueOf(type, t);
   }
+}
+
+/** `x >= a x <= b` is the range `x a-b`, as nft's optimizer makes it. */
+function mergeRange(exprs: Expr[]): void {
+  const b = exprs[exprs.length - 1];
+  const a = exprs[exprs.length - 2];
+  if (a === undefined || a.kind !== 'match' || b.kind !== 'match' || a.mask !== undefined || b.mask !== undefined) return;
+  if (JSON.stringify(a.left) !== JSON.stringify(b.left) || a.op !== 'ge' || b.op !== 'le') return;
+  if (a.right.kind !== 'value' || b.right.kind !== 'value') return;
+  exprs.splice(exprs.length - 2, 2, { kind: 'match', left: a.left, op: 'eq', right: { kind: 'range', lo: a.right.value, hi: b.right.value } });
 }
 
 // ---------------------------------------------------------------- values

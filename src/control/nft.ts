@@ -301,6 +301,7 @@ function anonSets(r: Rule): number {
   for (const e of r.exprs) {
     if (e.kind === 'match' && e.right.kind === 'set') n++;
     else if (e.kind === 'vmap' && e.map.kind === 'set') n++;
+    else if (e.kind === 'ifname' && e.names.length > 1) n++;
     else if (e.kind === 'meta-set' && typeof e.value !== 'number' && e.value.kind === 'map' && e.value.map.kind === 'set') n++;
   }
   return n;
