@@ -275,7 +275,12 @@ export class NftParser {
     if (verb === 'list') return [this.list(o)];
     if (obj === 'ruleset') {
       if (verb !== 'flush') throw this.unexpected(o);
-      const family = this.peek().kind === 'word' ? this.family() : undefined;
+      let family: Family | undefined;
+      const f = this.peek();
+      if (f.kind === 'word' && (FAMILIES as readonly string[]).includes(f.text)) {
+        this.pos++;
+        family = f.text as Family;
+      } else if (f.kind === 'word' && UNSUPPORTED_FAMILIES.includes(f.text)) throw new NftSyntaxError(`family ${f.text} is not supported (ip and inet are)`, f);
       this.endStatement();
       return [{ verb: 'flush', obj: 'ruleset', family, tok: o }];
     }
@@ -606,14 +611,14 @@ export class NftParser {
       this.expect('handle');
       const handle = this.number('a handle');
       this.endStatement();
-      return { verb, obj: 'rule', ...ref, chain: chain.text, handle };
+      return { verb, obj: 'rule', ...ref, chain: chain.text, handle, tok: chain };
     }
     if (verb === 'replace') {
       this.expect('handle');
       const handle = this.number('a handle');
       const r = this.rule();
       this.endStatement();
-      return { verb, obj: 'rule', ...ref, chain: chain.text, handle, ...r };
+      return { verb, obj: 'rule', ...ref, chain: chain.text, handle, ...r, tok: chain };
     }
     if (verb !== 'add' && verb !== 'insert' && verb !== 'create') throw this.unexpected(o);
     let position: number | undefined;
@@ -623,7 +628,7 @@ export class NftParser {
     const r = this.rule();
     this.endStatement();
     const v: 'add' | 'insert' = verb === 'insert' ? 'insert' : 'add';
-    return { verb: v, obj: 'rule', ...ref, chain: chain.text, position, index, ...r };
+    return { verb: v, obj: 'rule', ...ref, chain: chain.text, position, index, ...r, tok: chain };
   }
 
   // ---------------------------------------------------------------- rules
@@ -979,7 +984,7 @@ export class NftParser {
     if (this.accept('vmap')) return { kind: 'vmap', key: left, map: this.mapRef(types, 'verdict') };
     let mask: number | undefined;
     const type = types[0];
-    if (this.accept('&')) {
+    if (this.accept('&') || this.accept('and')) {
       if (left.kind === 'concat') throw this.unexpected(this.toks[this.pos - 1]);
       mask = this.flagOrValue(type);
     }

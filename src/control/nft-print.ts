@@ -356,7 +356,7 @@ export function formatTable(t: Table, src: PrintSource | null, o: PrintOptions):
   return `table ${t.family} ${t.name} {${handle(o, t.handle)}\n${blocks.map((b) => b + '\n').join('\n')}}\n`;
 }
 
-/** A table line with only some of its objects (list chains/sets/counters/chain/set). */
-export function formatTableWith(t: Table, blocks: string[], o: PrintOptions): string {
-  return `table ${t.family} ${t.name} {${handle(o, t.handle)}\n${blocks.map((b) => b + '\n').join('\n')}}\n`;
+/** A table line with only some of its objects (list chains/sets/counters/chain/set): no table handle. */
+export function formatTableWith(t: Table, blocks: string[], _o: PrintOptions): string {
+  return `table ${t.family} ${t.name} {\n${blocks.map((b) => b + '\n').join('\n')}}\n`;
 }
