@@ -1,4 +1,7 @@
 import { CommandError, Words, splitWords } from './words.js';
+import { NftUsageError, parseNftArgs } from './nft.js';
+import { parseNft } from './nft-parse.js';
+import { NftSyntaxError } from './nft-lex.js';
 import { parseIp4, parseMac } from '../wire/addr.js';
 import { SERVICE_DEFAULT_PORTS, SERVICE_NAMES, serviceProtos, type ServiceName, type ServiceProto } from '../services/registry.js';
 
@@ -49,7 +52,7 @@ export function parseCommand(argv: readonly string[]): Command {
   if (words[0] === 'nstat') return parseNstat(new Words(words.slice(1)));
   if (words[0] === 'sysctl') return parseSysctl(new Words(words.slice(1)));
   if (words[0] === 'service') return parseService(new Words(words.slice(1)));
-  if (words[0] === 'nft') return { kind: 'nft', argv: words.slice(1) };
+  if (words[0] === 'nft') return checkNft(words.slice(1));
   if (words[0] === 'ip') {
     words = words.slice(1);
     // iproute2's global options come before the object.
@@ -312,6 +315,28 @@ function parseService(w: Words): Command {
   if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw w.error('expected a port from 1 to 65535 after ":"', s);
   w.end();
   return { kind: verb === 'add' ? 'service-add' : 'service-del', name, proto, addr, port: Number(p) };
+}
+
+/** `nft ...`: syntax checked here (a config file fails before anything runs); carried out by control/nft.ts. */
+function checkNft(argv: string[]): Command {
+  let words: string[];
+  try {
+    ({ words } = parseNftArgs(argv));
+  } catch (e) {
+    if (e instanceof NftUsageError) throw new CommandError(`nft: ${e.message}`);
+    throw e;
+  }
+  try {
+    parseNft(words.join(' '));
+  } catch (e) {
+    if (e instanceof NftSyntaxError) {
+      const text = words.join(' ');
+      const at = text.slice(e.tok.col - 1, e.tok.col - 1 + e.tok.len);
+      throw new CommandError(`nft: ${e.detail}`, null, at === '' ? null : at);
+    }
+    throw e;
+  }
+  return { kind: 'nft', argv };
 }
 
 function splitOnce(s: string): [string, string] {

@@ -248,3 +248,16 @@ describe('nft errors: line, column and carets as nft prints them', () => {
     expect(cmds.map((c) => c.verb)).toEqual(['add', 'add', 'list']);
   });
 });
+
+describe('nft lines in a config file', () => {
+  it('are checked before anything runs, naming the line and word', async () => {
+    const { parseConfig } = await import('../../src/control/commands.js');
+    expect(parseConfig('nft add table t\nnft add chain t c\n').map((l) => l.cmd)).toEqual([
+      { kind: 'nft', argv: ['add', 'table', 't'] },
+      { kind: 'nft', argv: ['add', 'chain', 't', 'c'] },
+    ]);
+    expect(() => parseConfig('nft add table t\nnft add rule t c tcp dport 22 frob\n', 'x.conf')).toThrow(
+      'x.conf: line 2: word "frob": nft: syntax error, unexpected string',
+    );
+  });
+});
