@@ -26,3 +26,20 @@ while IFS= read -r line; do
   if [ "$code" != 0 ]; then printf '(exit %s)\n' "$code" >> "$out"; fi
 done < "$dir/cases.txt"
 rm -f "$dir/.out"
+
+# rules.txt: each rule appended to FORWARD and printed back by -S.
+cleanup
+ip netns add "$ns"
+out="$dir/rules-expected.txt"
+: > "$out"
+while IFS= read -r rule; do
+  case "$rule" in ''|'#'*) continue ;; esac
+  if ip netns exec "$ns" sh -c "iptables -A FORWARD $rule" > /dev/null 2> "$dir/.err"; then
+    printed=$(ip netns exec "$ns" iptables -S FORWARD | tail -n 1)
+    ip netns exec "$ns" iptables -F FORWARD
+    printf '%s\t%s\n' "$rule" "$printed" >> "$out"
+  else
+    printf '%s\t(exit %s) %s\n' "$rule" "$?" "$(head -n 1 "$dir/.err")" >> "$out"
+  fi
+done < "$dir/rules.txt"
+rm -f "$dir/.err"

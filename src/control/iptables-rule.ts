@@ -40,8 +40,8 @@ export interface Ports {
 }
 
 export type Match =
-  | { m: 'tcp'; sport?: Ports; dport?: Ports; flags?: { neg: boolean; mask: number; comp: number } }
-  | { m: 'udp'; sport?: Ports; dport?: Ports }
+  | { m: 'tcp'; sport?: Ports; dport?: Ports; flags?: { neg: boolean; mask: number; comp: number }; none?: boolean }
+  | { m: 'udp'; sport?: Ports; dport?: Ports; none?: boolean }
   | { m: 'icmp'; neg: boolean; type: number; codeLo: number; codeHi: number; set: boolean }
   | { m: 'multiport'; dir: 'sports' | 'dports' | ''; neg: boolean; ports: [number, number][] }
   | { m: 'state' | 'conntrack'; neg: boolean; states: number }
@@ -135,7 +135,7 @@ const REJECT_TYPES: [string, string, number][] = [
 ];
 
 const LOG_LEVELS: [string, number][] = [
-  ['alert', 1], ['crit', 2], ['debug', 7], ['emerg', 0], ['error', 3], ['info', 6], ['notice', 5], ['panic', 0], ['warning', 4], ['warn', 4], ['err', 3],
+  ['alert', 1], ['crit', 2], ['debug', 7], ['emerg', 0], ['error', 3], ['info', 6], ['notice', 5], ['panic', 0], ['warning', 4],
 ];
 const LOG_LEVEL_PRINT = ['emerg', 'alert', 'crit', 'error', 'warn', 'notice', 'info', 'debug'];
 const LOG_LEVEL_AST: LogLevel[] = ['emerg', 'alert', 'crit', 'err', 'warn', 'notice', 'info', 'debug'];
@@ -149,8 +149,9 @@ const STATES: [string, number][] = [
   ['UNTRACKED', CT_STATE_UNTRACKED],
 ];
 
+/** The flags --tcp-flags knows (iptables has no names for ECE and CWR). */
 const TCP_FLAGS: [string, number][] = [
-  ['FIN', 0x01], ['SYN', 0x02], ['RST', 0x04], ['PSH', 0x08], ['ACK', 0x10], ['URG', 0x20], ['ECE', 0x40], ['CWR', 0x80],
+  ['FIN', 0x01], ['SYN', 0x02], ['RST', 0x04], ['PSH', 0x08], ['ACK', 0x10], ['URG', 0x20],
 ];
 
 const DSCP_CLASSES: Record<string, number> = {
@@ -170,26 +171,23 @@ function parseNum(s: string): number | null {
   return null;
 }
 
-function parseU32(s: string, what: string): number {
+function parseU32(s: string, what: string, opt: string): number {
   const n = parseNum(s);
-  if (n === null || n > 0xffffffff) throw paramError(`Bad ${what} value "${s}"`);
+  if (n === null || n > 0xffffffff) throw paramError(`${what}: bad integer value for option "${opt}", or out of range.\n`);
   return n;
 }
 
-/** inet_aton's forms: a.b.c.d, a.b.c, a.b, a. */
+/** xtables' dotted quad: up to four parts, the missing ones 0 (`1.2.3` is 1.2.3.0). */
 function parseAddr(s: string): number | null {
   const parts = s.split('.');
-  if (parts.length === 0 || parts.length > 4 || parts.some((p) => !/^\d+$/.test(p))) return null;
-  const v = parts.map((p) => parseInt(p, 10));
-  const last = v[v.length - 1];
-  let hi = 0;
-  for (let i = 0; i < v.length - 1; i++) {
-    if (v[i] > 255) return null;
-    hi = hi * 256 + v[i];
+  if (parts.length === 0 || parts.length > 4 || parts.some((p) => !/^\d{1,3}$/.test(p))) return null;
+  let v = 0;
+  for (let i = 0; i < 4; i++) {
+    const n = i < parts.length ? parseInt(parts[i], 10) : 0;
+    if (n > 255) return null;
+    v = v * 256 + n;
   }
-  const restBits = 8 * (4 - (v.length - 1));
-  if (last >= 2 ** restBits) return null;
-  return (hi * 2 ** restBits + last) >>> 0;
+  return v >>> 0;
 }
 
 export function fmtAddr(a: number): string {
@@ -212,8 +210,10 @@ function parseAddrMask(s: string, opt: string): { addr: number; mask: number } {
   let mask = 0xffffffff;
   if (slash >= 0) {
     const m = s.slice(slash + 1);
-    if (/^\d+$/.test(m) && parseInt(m, 10) <= 32) mask = lenMask(parseInt(m, 10));
-    else {
+    if (/^\d+$/.test(m)) {
+      if (parseInt(m, 10) > 32) throw paramError(`invalid mask \`${m}' specified`);
+      mask = lenMask(parseInt(m, 10));
+    } else {
       const mm = m.includes('.') ? parseAddr(m) : null;
       if (mm === null) throw paramError(`invalid mask \`${m}' specified`);
       mask = mm;
@@ -239,6 +239,10 @@ function parsePortRange(s: string, proto: string, services: ServicesDb, neg: boo
   const hi = i === s.length - 1 ? 65535 : parsePort(s.slice(i + 1), proto, services);
   if (lo > hi) throw paramError(`invalid portrange (min > max)`);
   return { neg, lo, hi };
+}
+
+function whole(p: Ports): Ports | undefined {
+  return p.lo === 0 && p.hi === 65535 ? undefined : p;
 }
 
 function parseTcpFlags(s: string): number {
@@ -269,7 +273,7 @@ function parseIcmpType(s: string, neg: boolean): Match {
   const m = /^(\d+)(?:\/(\d+))?$/.exec(s);
   if (m === null) throw paramError(`Unknown ICMP type \`${s}'`);
   const type = parseInt(m[1], 10);
-  if (type > 255) throw paramError(`Invalid ICMP type \`${m[1]}'`);
+  if (type > 255) throw paramError(`Unknown ICMP type \`${s}'`);
   if (m[2] === undefined) return { m: 'icmp', neg, type, codeLo: 0, codeHi: 0xff, set: true };
   const code = parseInt(m[2], 10);
   if (code > 255) throw paramError(`Invalid ICMP code \`${m[2]}'`);
@@ -286,18 +290,41 @@ function parseStates(s: string, what: string): number {
   return v;
 }
 
+/** xt_limit's rates: a period in 1/10000 s per packet. */
+const LIMIT_SCALE = 10000;
+const RATES: ['day' | 'hour' | 'min' | 'sec', number][] = [
+  ['day', LIMIT_SCALE * 24 * 60 * 60],
+  ['hour', LIMIT_SCALE * 60 * 60],
+  ['min', LIMIT_SCALE * 60],
+  ['sec', LIMIT_SCALE],
+];
+
+/**
+ * Parses `N[/unit]` into xt_limit's period and prints it back as libxt_limit
+ * does (the largest unit that keeps the rate whole: 24/day is 1/hour).
+ */
 function parseRate(s: string): { n: number; unit: 'sec' | 'min' | 'hour' | 'day' } {
   const m = /^(\d+)(?:\/([a-z]+))?$/i.exec(s);
   const bad = paramError(`bad rate "${s}"'`);
   if (m === null) throw bad;
   const n = parseInt(m[1], 10);
-  if (n === 0) throw paramError(`Rate too small "${s}"`);
-  if (m[2] === undefined) return { n, unit: 'sec' };
-  const u = m[2].toLowerCase();
-  for (const [full, short] of [['second', 'sec'], ['minute', 'min'], ['hour', 'hour'], ['day', 'day']] as const) {
-    if (full.startsWith(u)) return { n, unit: short };
+  if (n === 0) throw bad;
+  let mult = LIMIT_SCALE;
+  if (m[2] !== undefined) {
+    const u = m[2].toLowerCase();
+    const hit = (['second', 'minute', 'hour', 'day'] as const).find((full) => full.startsWith(u));
+    if (hit === undefined) throw bad;
+    mult = RATES.find(([name]) => hit.startsWith(name))![1];
   }
-  throw bad;
+  const period = Math.floor(mult / n);
+  if (period === 0) throw paramError(`Rate too fast "${s}"`);
+  let i = 1;
+  for (; i < RATES.length; i++) {
+    const rm = RATES[i][1];
+    if (period > rm || Math.floor(rm / period) < rm % period) break;
+  }
+  const [unit, um] = RATES[i - 1];
+  return { n: Math.floor(um / period), unit };
 }
 
 // ---------------------------------------------------------------- option parsing
@@ -348,7 +375,8 @@ function newMatch(name: string): Match {
 export interface RuleParser {
   /** Consumes the option at `args[i]` (with `neg` from a preceding `!`); returns the next index, or -1 if it is not a rule option. */
   option(args: readonly string[], i: number, neg: boolean): number;
-  finish(): IptRule;
+  /** The rule, checked; `chain` names the chain in a kernel-style refusal. */
+  finish(chain?: string): IptRule;
 }
 
 export function ruleParser(table: string, services: ServicesDb): RuleParser {
@@ -374,8 +402,11 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
     switch (mt.m) {
       case 'tcp':
       case 'udp':
-        if (opt === '--sport' || opt === '--source-port') mt.sport = parsePortRange(need(), mt.m, services, neg);
-        else if (opt === '--dport' || opt === '--destination-port') mt.dport = parsePortRange(need(), mt.m, services, neg);
+        // A whole range (`:`) matches every port: iptables-nft keeps no match for it.
+        // (`! --sport :` matches nothing; iptables-nft drops the match, as here.)
+        if (opt === '--sport' || opt === '--source-port') mt.sport = whole(parsePortRange(need(), mt.m, services, neg));
+        else if (opt === '--dport' || opt === '--destination-port') mt.dport = whole(parsePortRange(need(), mt.m, services, neg));
+        if ((opt.includes('port')) && neg && mt.sport === undefined && mt.dport === undefined) mt.none = true;
         else if (mt.m === 'tcp' && opt === '--syn') mt.flags = { neg, mask: 0x17, comp: 0x02 };
         return;
       case 'icmp': {
@@ -407,8 +438,8 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
         if (neg) throw paramError('limit does not support invert');
         if (opt === '--limit') Object.assign(mt, parseRate(need()));
         else {
-          const b = parseNum(need());
-          if (b === null || b > 10000) throw paramError(`bad --limit-burst \`${v}'`);
+          const b = /^\d+$/.test(need()) ? parseInt(need(), 10) : null;
+          if (b === null || b > 10000) throw paramError('limit: bad value for option "--limit-burst", or out of range (0-10000).\n');
           mt.burst = b;
         }
         return;
@@ -416,8 +447,8 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
         const s = need();
         const [a, b] = s.split('/');
         mt.neg = neg;
-        mt.value = parseU32(a, 'mark');
-        mt.mask = b === undefined ? 0xffffffff : parseU32(b, 'mark');
+        mt.value = parseU32(a, 'mark', '--mark');
+        mt.mask = b === undefined ? 0xffffffff : parseU32(b, 'mark', '--mark');
         mt.set = true;
         return;
       }
@@ -441,20 +472,20 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
       }
       case 'LOG':
         if (opt === '--log-prefix') {
-          if (v.length > 29) throw paramError('Maximum prefix length 29 for --log-prefix');
-          t.prefix = v;
+          // Like libxt_LOG: a longer prefix is cut to 29 characters.
+          t.prefix = v.slice(0, 29);
         } else {
           const x = LOG_LEVELS.find(([n]) => n === v.toLowerCase());
           const n = /^[0-7]$/.test(v) ? parseInt(v, 10) : x?.[1];
-          if (n === undefined) throw paramError(`log-level \`${v}' unknown`);
+          if (n === undefined) throw paramError(`log level "${v}" unknown\n`);
           t.level = n;
         }
         return;
       case 'MARK': {
         if (t.set) throw paramError('MARK target: Can\'t specify --set-mark twice');
         const [a, b] = v.split('/');
-        const val = parseU32(a, 'MARK');
-        const m = b === undefined ? undefined : parseU32(b, 'MARK');
+        const val = parseU32(a, 'MARK', opt);
+        const m = b === undefined ? undefined : parseU32(b, 'MARK', opt);
         if (opt === '--set-xmark') Object.assign(t, { value: val, mask: m ?? 0xffffffff });
         else if (opt === '--set-mark') Object.assign(t, { value: val, mask: ((m ?? 0xffffffff) | val) >>> 0 });
         else if (opt === '--and-mark') Object.assign(t, { value: 0, mask: ~val >>> 0 });
@@ -516,6 +547,8 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
           once(inn ? '-i' : '-o');
           const name = arg(args, i);
           if (name.length >= 16) throw paramError(`interface name \`${name}' must be shorter than IFNAMSIZ (15)`);
+          // `+` alone is any interface: no match at all.
+          if (name === '+' && !neg) return i + 2;
           if (inn) r.iif = { neg, name };
           else r.oif = { neg, name };
           return i + 2;
@@ -591,17 +624,22 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
       matchOption(mt, o, takesArg ? args[i + 1] : undefined, neg);
       return takesArg ? i + 2 : i + 1;
     },
-    finish() {
+    finish(chainName = '') {
       for (const mt of r.matches) {
-        if ((mt.m === 'tcp' || mt.m === 'udp' || mt.m === 'icmp') && (r.proto === undefined || r.proto.neg || PROTO_NAMES[r.proto.p] !== mt.m))
-          throw paramError(`${mt.m} match: only works with -p ${mt.m}`);
+        if ((mt.m === 'tcp' || mt.m === 'udp') && (r.proto === undefined || r.proto.neg || PROTO_NAMES[r.proto.p] !== mt.m)) {
+          // With options iptables refuses it; without, the kernel does.
+          if (mt.sport !== undefined || mt.dport !== undefined || (mt.m === 'tcp' && mt.flags !== undefined))
+            throw paramError(`${mt.m.toUpperCase()} match requires '-p ${mt.m}'`);
+          throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): rule in chain ${chainName}`, 4);
+        }
         if (mt.m === 'multiport' && mt.dir === '') throw paramError('multiport expects an option');
         if ((mt.m === 'state' || mt.m === 'conntrack') && mt.states === 0) throw paramError(mt.m === 'state' ? 'state match: You must specify "--state"' : 'conntrack: At least one option is required');
-        if (mt.m === 'mark' && !mt.set) throw paramError('mark match: You must specify `--mark\'');
+        if (mt.m === 'mark' && !mt.set) throw paramError('mark: option "--mark" must be specified\n');
         if (mt.m === 'comment' && mt.text === '' ) throw paramError('COMMENT match: You must specify `--comment\'');
-        if (mt.m === 'icmp' && !mt.set) throw paramError('icmp match: You must specify `--icmp-type\'');
+        if (mt.m === 'icmp' && !mt.set) throw paramError('icmp: option "--icmp-type" must be specified\n');
       }
-      if (r.target?.t === 'MARK' && !r.target.set) throw paramError('MARK target: Parameter --set-xmark/--set-mark/--and-mark/--or-mark/--xor-mark is required');
+      r.matches = r.matches.filter((mt) => !((mt.m === 'tcp' || mt.m === 'udp') && mt.none === true && mt.sport === undefined && mt.dport === undefined));
+      if (r.target?.t === 'MARK' && !r.target.set) throw paramError('MARK: One of the --set-xmark, --{and,or,xor,set}-mark options is required');
       if (r.target?.t === 'DSCP' && !r.target.set) throw paramError('DSCP target: Parameter --set-dscp is required');
       return r;
     },
@@ -696,8 +734,8 @@ function saveAddr(a: Addr): string {
 export function saveRule(r: IptRule): string {
   const out: string[] = [];
   const inv = (neg: boolean): string => (neg ? '! ' : '');
-  if (r.src !== undefined) out.push(`${inv(r.src.neg)}-s ${saveAddr(r.src)}`);
-  if (r.dst !== undefined) out.push(`${inv(r.dst.neg)}-d ${saveAddr(r.dst)}`);
+  if (r.src !== undefined && !(r.src.mask === 0 && !r.src.neg)) out.push(`${inv(r.src.neg)}-s ${saveAddr(r.src)}`);
+  if (r.dst !== undefined && !(r.dst.mask === 0 && !r.dst.neg)) out.push(`${inv(r.dst.neg)}-d ${saveAddr(r.dst)}`);
   if (r.iif !== undefined) out.push(`${inv(r.iif.neg)}-i ${r.iif.name}`);
   if (r.oif !== undefined) out.push(`${inv(r.oif.neg)}-o ${r.oif.name}`);
   if (r.proto !== undefined && !(r.proto.p === 0 && !r.proto.neg)) out.push(`${inv(r.proto.neg)}-p ${PROTO_NAMES[r.proto.p] ?? r.proto.p}`);

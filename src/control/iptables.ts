@@ -312,7 +312,7 @@ export function parseIptables(argv: readonly string[], services: ServicesDb = Se
   const takesRule = cmd === 'A' || cmd === 'I' || cmd === 'R' || cmd === 'C' || (cmd === 'D' && out.num === undefined);
   if (hasRule && !takesRule) throw paramError(`Illegal option \`-${optionLetter(argv)}' with this command`);
   if (takesRule) {
-    out.rule = rp.finish();
+    out.rule = rp.finish(out.chain);
     // The kernel's hooks: no output device before routing, no input device after it.
     const ch = out.chain!;
     if (out.rule.oif !== undefined && (ch === 'PREROUTING' || ch === 'INPUT')) throw paramError(`Can't use -o with ${ch}\n`);

@@ -69,3 +69,22 @@ describe('iptables against real iptables-nft output', () => {
     });
   }
 });
+
+describe('iptables rules print back as iptables-nft prints them', () => {
+  const lines = fs.readFileSync(path.join(FIX, 'rules-expected.txt'), 'utf8').split('\n').filter((l) => l.length > 0);
+  it(`${lines.length} rules`, () => {
+    const s = stack();
+    const got: string[] = [];
+    for (const l of lines) {
+      const rule = l.split('\t')[0];
+      const r = runIptables(s.nft, ['-A', 'FORWARD', ...splitQuoted(rule)], { services });
+      if (r.code !== 0) got.push(`${rule}\t(exit ${r.code}) ${r.stderr.split('\n')[0]}`);
+      else {
+        const printed = runIptables(s.nft, ['-S', 'FORWARD'], { services }).stdout.trimEnd().split('\n');
+        got.push(`${rule}\t${printed[printed.length - 1]}`);
+        runIptables(s.nft, ['-F', 'FORWARD'], { services });
+      }
+    }
+    expect(got.join('\n')).toBe(lines.join('\n'));
+  });
+});
