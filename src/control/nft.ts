@@ -3,7 +3,7 @@ import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
 import { NftSyntaxError, formatNftError, type Tok } from './nft-lex.js';
 import { parseNft, resolveElements, type ChainDelCmd, type NftCommand, type RuleAddCmd, type SetDelCmd } from './nft-parse.js';
 import type { NftType } from './nft-names.js';
-import { formatChain, formatCounter, formatSet, formatTable, formatTableWith, type PrintOptions, type PrintSource } from './nft-print.js';
+import { formatChain, formatCounter, formatPriority, formatRule, formatSet, formatTable, formatTableWith, type PrintOptions, type PrintSource } from './nft-print.js';
 
 /**
  * `nft [options] COMMAND...` and `nft -f FILE` on a Ruleset. A batch (a file,
@@ -133,7 +133,10 @@ function elementsFor(set: NamedSet, cmd: { raw: { toks: Tok[] } }): SetElement[]
 }
 
 /** Applies one changing command to the draft state. */
-function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Ruleset): void {
+/** What `-e` prints for a new object, read after the commit (handles and counters are then known). */
+type Echo = (src: PrintSource, o: PrintOptions) => string;
+
+function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Ruleset, echo: Echo[]): void {
   if (cmd.verb === 'list') return;
   if (cmd.obj === 'ruleset') {
     s.tables = cmd.family === undefined ? [] : s.tables.filter((t) => t.family !== cmd.family);
@@ -153,6 +156,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
           return;
         }
         s.tables.push({ family: cmd.family, name: cmd.table, handle: 0, chains: [], sets: [], counters: [] });
+        echo.push(() => `add table ${cmd.family} ${cmd.table}`);
         return;
       case 'delete':
       case 'destroy':
@@ -183,6 +187,12 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
           return;
         }
         t.chains.push({ name: cmd.chain, handle: 0, base: cmd.base, rules: [] });
+        const b = cmd.base;
+        echo.push((_src, o) =>
+          b === undefined
+            ? `add chain ${t.family} ${t.name} ${cmd.chain}`
+            : `add chain ${t.family} ${t.name} ${cmd.chain} { type ${b.type} hook ${b.hook} priority ${formatPriority(b, o)}; policy ${b.policy}; }`,
+        );
         return;
       }
       const d = cmd as ChainDelCmd;
@@ -229,6 +239,10 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
       } else at = cmd.verb === 'insert' ? 0 : c.rules.length;
       // New handles must be fresh in the table even before commit assigns them.
       c.rules.splice(at, 0, rule);
+      echo.push(
+        (src, o) =>
+          `${cmd.verb} rule ${t.family} ${t.name} ${c.name} ${formatRule(t, rule, src, o)}${o.handles === true ? ` # handle ${rule.handle}` : ''}`,
+      );
       return;
     }
     case 'set': {
@@ -242,6 +256,14 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
           return;
         }
         t.sets.push({ ...cmd.set, elements });
+        const d = cmd.set;
+        const flags = Object.entries(d.flags ?? {})
+          .filter(([, v]) => v === true)
+          .map(([k]) => k);
+        echo.push(
+          () =>
+            `add ${d.map !== undefined ? 'map' : 'set'} ${t.family} ${t.name} ${d.name} { type ${d.type.join(' . ')}${d.map !== undefined ? ` : ${d.map}` : ''}; ${flags.length > 0 ? `flags ${flags.join(',')}; ` : ''}} `,
+        );
         return;
       }
       const name = (cmd as SetDelCmd).name;
@@ -282,6 +304,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
           return;
         }
         t.counters.push({ name: cmd.name, handle: 0, packets: cmd.packets, bytes: cmd.bytes });
+        echo.push(() => `add counter ${t.family} ${t.name} ${cmd.name} { packets ${cmd.packets} bytes ${cmd.bytes} } `);
         return;
       }
       if (cmd.verb === 'reset') throw new ApplyError('reset of one counter is not supported (use reset counters)', cmd.tok);
@@ -413,15 +436,21 @@ export function runNftText(rs: Ruleset, text: string, opts: NftOptions, file: st
   }
   const changes = cmds.filter((c) => c.verb !== 'list');
   const post: (() => void)[] = [];
+  const echo: Echo[] = [];
   let out = '';
   try {
     if (changes.length > 0) {
       const draft = rs.state();
-      for (const c of changes) apply(draft, c, post, rs);
+      for (const c of changes) apply(draft, c, post, rs, echo);
       assignHandles(draft);
       if (opts.check !== true) {
         rs.commit(draft);
         for (const p of post) p();
+        if (opts.echo === true && echo.length > 0) {
+          const src = printSource(rs, now);
+          out += echo.map((e) => e(src, opts) + '\n').join('');
+          out += `# new generation ${rs.generation} by process ${process.pid} (nft)\n`;
+        }
       }
     }
     if (opts.check !== true) for (const c of cmds) if (c.verb === 'list') out += list(rs, c, opts, now);

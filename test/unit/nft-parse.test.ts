@@ -197,6 +197,26 @@ describe('nft commands', () => {
     expect(rules(ok('list chain t c'))).toEqual(['ip saddr 10.0.0.1 tcp dport { 22, 80 } accept']);
   });
 
+  it('-e echoes what was added, as nft does', () => {
+    const { ok } = setup();
+    const gen = /^# new generation \d+ by process \d+ \(nft\)$/;
+    const lines = (out: string): string[] => out.trimEnd().split('\n');
+    let o = lines(ok('-e add table t'));
+    expect(o[0]).toBe('add table ip t');
+    expect(o[1]).toMatch(gen);
+    expect(lines(ok('-e add chain t c { type filter hook input priority 0 ; }'))[0]).toBe(
+      'add chain ip t c { type filter hook input priority filter; policy accept; }',
+    );
+    expect(lines(ok('-e add rule t c tcp dport 22 counter accept'))[0]).toBe('add rule ip t c tcp dport 22 counter packets 0 bytes 0 accept');
+    expect(lines(ok('-ae add rule t c tcp dport 23 accept'))[0]).toBe('add rule ip t c tcp dport 23 accept # handle 3');
+    expect(lines(ok('-e add set t s { type ipv4_addr ; }'))[0]).toBe('add set ip t s { type ipv4_addr; } ');
+    expect(lines(ok('-e insert rule t c ip saddr 1.1.1.1'))[0]).toBe('insert rule ip t c ip saddr 1.1.1.1');
+    expect(lines(ok('-e add counter t cc'))[0]).toBe('add counter ip t cc { packets 0 bytes 0 } ');
+    o = lines(ok('-e -f -', 'table ip t {\n chain d { }\n}\n'));
+    expect(o[0]).toBe('add chain ip t d');
+    expect(o).toHaveLength(2);
+  });
+
   it('options: combined short flags, unknown ones, -j', () => {
     const { ok, nft } = setup();
     ok('add table t');
