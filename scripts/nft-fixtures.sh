@@ -16,3 +16,13 @@ for f in "$dir"/*.nft; do
   ip netns del "$ns"
   trap - EXIT
 done
+# A sequence of command lines, one nft run each, then the listing with handles.
+ns=tapstack-nftfix-$$
+ip netns add "$ns"
+trap 'ip netns del "$ns"' EXIT
+while IFS= read -r line; do
+  set -f
+  ip netns exec "$ns" nft $line || echo "failed: $line" >&2
+  set +f
+done < "$dir/commands.txt"
+ip netns exec "$ns" nft -a list ruleset > "$dir/commands.a.out"

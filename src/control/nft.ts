@@ -167,8 +167,8 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
         s.tables = s.tables.filter((t) => t !== existing);
         return;
       case 'flush':
+        // Rules go; sets keep their elements (as with nft).
         for (const c of findTable(s, cmd.family, cmd.table, cmd.tok).chains) c.rules = [];
-        for (const x of findTable(s, cmd.family, cmd.table, cmd.tok).sets) x.elements = [];
         return;
     }
   }
@@ -334,9 +334,18 @@ function anonSets(r: Rule): number {
  * Gives new objects handles as nft's batches do: chains, then counters and
  * sets, then rules in order, each after the anonymous sets it creates.
  */
-function assignHandles(s: RulesetState): void {
+/** The highest handle each table has given out (nft never gives one twice). */
+const lastHandles = new WeakMap<Ruleset, Map<string, number>>();
+
+function assignHandles(s: RulesetState, rs: Ruleset): void {
+  let last = lastHandles.get(rs);
+  if (last === undefined) {
+    last = new Map();
+    lastHandles.set(rs, last);
+  }
   for (const t of s.tables) {
-    let max = 0;
+    const key = `${t.family} ${t.name} ${t.handle}`;
+    let max = t.handle === 0 ? 0 : (last.get(key) ?? 0);
     for (const c of t.chains) {
       max = Math.max(max, c.handle);
       for (const r of c.rules) max = Math.max(max, r.handle);
@@ -350,6 +359,19 @@ function assignHandles(s: RulesetState): void {
           max += anonSets(r);
           r.handle = ++max;
         }
+    tableMax.set(t, max);
+  }
+}
+
+const tableMax = new WeakMap<Table, number>();
+
+/** After a commit: remembers each table's highest handle under its (now assigned) table handle. */
+function rememberHandles(s: RulesetState, rs: Ruleset): void {
+  const last = lastHandles.get(rs)!;
+  const live = rs.state();
+  for (const t of s.tables) {
+    const l = live.tables.find((x) => x.family === t.family && x.name === t.name);
+    if (l !== undefined) last.set(`${l.family} ${l.name} ${l.handle}`, tableMax.get(t) ?? 0);
   }
 }
 
@@ -442,9 +464,10 @@ export function runNftText(rs: Ruleset, text: string, opts: NftOptions, file: st
     if (changes.length > 0) {
       const draft = rs.state();
       for (const c of changes) apply(draft, c, post, rs, echo);
-      assignHandles(draft);
+      assignHandles(draft, rs);
       if (opts.check !== true) {
         rs.commit(draft);
+        rememberHandles(draft, rs);
         for (const p of post) p();
         if (opts.echo === true && echo.length > 0) {
           const src = printSource(rs, now);

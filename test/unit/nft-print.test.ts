@@ -44,3 +44,16 @@ describe('nft list ruleset as the kernel prints it', () => {
     }
   });
 });
+
+describe('a sequence of nft command lines', () => {
+  it('leaves the ruleset the kernel has after the same lines (with handles)', () => {
+    const { rs, env } = testRuleset();
+    const io = { readFile: () => '', now: () => env.t };
+    for (const line of fs.readFileSync(path.join(dir, 'commands.txt'), 'utf8').split('\n')) {
+      if (line === '') continue;
+      const r = runNft(rs, line.split(' '), io);
+      expect(r.stderr, line).toBe('');
+    }
+    expect(runNft(rs, ['-a', 'list', 'ruleset'], io).stdout).toBe(fs.readFileSync(path.join(dir, 'commands.a.out'), 'utf8'));
+  });
+});
