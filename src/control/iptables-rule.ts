@@ -382,6 +382,7 @@ export interface RuleParser {
 export function ruleParser(table: string, services: ServicesDb): RuleParser {
   const r: IptRule = { matches: [] };
   let targetName: string | null = null;
+  let natTarget: string | null = null;
   const seen = new Set<string>();
   const once = (flag: string): void => {
     if (seen.has(flag)) throw paramError(`multiple ${flag} flags not allowed`);
@@ -569,8 +570,9 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
           const name = arg(args, i);
           targetName = name;
           if (NAT_TARGETS.includes(name)) {
-            if (table !== 'nat') throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): ${name} is only valid in the nat table`, 4);
-            throw new IptError(`iptables ${IPT_VERSION}: ${name}: NAT is not available in tapstack yet`, 1);
+            // Its options are taken unread; finish() refuses the rule.
+            natTarget = name;
+            return i + 2;
           }
           const goto = o === '-g' || o === '--goto';
           if (name === 'ACCEPT' || name === 'DROP' || name === 'RETURN') r.target = { t: name };
@@ -590,6 +592,7 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
           throw paramError('-f (fragments) is not supported by tapstack');
       }
       if (!o.startsWith('--')) return -1;
+      if (natTarget !== null && o.startsWith('--')) return o === '--random' || o === '--random-fully' || o === '--persistent' ? i + 1 : i + 2;
       // A target's option?
       if (targetName !== null && r.target !== undefined && (TARGET_OPTS[targetName] ?? []).includes(o)) {
         if (neg) throw paramError(`unexpected ! flag before ${o}`);
@@ -625,6 +628,10 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
       return takesArg ? i + 2 : i + 1;
     },
     finish(chainName = '') {
+      if (natTarget !== null) {
+        if (table !== 'nat') throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): rule in chain ${chainName}`, 4);
+        throw new IptError(`iptables ${IPT_VERSION}: ${natTarget}: NAT is not available in tapstack yet`, 1);
+      }
       for (const mt of r.matches) {
         if ((mt.m === 'tcp' || mt.m === 'udp') && (r.proto === undefined || r.proto.neg || PROTO_NAMES[r.proto.p] !== mt.m)) {
           // With options iptables refuses it; without, the kernel does.
@@ -909,7 +916,16 @@ export function ruleExprs(r: IptRule): Expr[] {
       case 'icmp': {
         if (mt.type === 0xff) break;
         const whole = mt.codeLo === 0 && mt.codeHi === 0xff;
-        if (mt.neg && !whole) throw paramError('! --icmp-type with a code is not supported by tapstack');
+        if (mt.neg && !whole) {
+          // Not this type and code: one lookup of the pair.
+          e.push({
+            kind: 'match',
+            left: { kind: 'concat', fields: [{ kind: 'payload', proto: 'icmp', field: 'type' }, { kind: 'payload', proto: 'icmp', field: 'code' }] },
+            op: 'ne',
+            right: { kind: 'set', elements: [{ key: [mt.type, mt.codeLo], end: mt.codeHi !== mt.codeLo ? [mt.type, mt.codeHi] : undefined }] },
+          });
+          break;
+        }
         e.push({ kind: 'match', left: { kind: 'payload', proto: 'icmp', field: 'type' }, op: mt.neg ? 'ne' : 'eq', right: { kind: 'value', value: mt.type } });
         if (!whole)
           e.push({

@@ -480,8 +480,7 @@ function counterOf(rs: Ruleset | null, table: Table, handle: number): { packets:
   }
 }
 
-function listChain(rs: Ruleset | null, t: Table, c: Chain, p: ParsedCmd, services: ServicesDb): string {
-  const kmg = !p.exact;
+function header(t: Table, c: Chain, p: ParsedCmd, kmg: boolean): string {
   let s = `Chain ${c.name}`;
   if (c.base !== undefined) {
     s += ` (policy ${c.base.policy.toUpperCase()}`;
@@ -493,6 +492,13 @@ function listChain(rs: Ruleset | null, t: Table, c: Chain, p: ParsedCmd, service
   s += 'target     prot opt';
   if (p.verbose) s += ' in     out    ';
   s += ' source               destination         \n';
+  return s;
+}
+
+function listChain(rs: Ruleset | null, t: Table, c: Chain, p: ParsedCmd, services: ServicesDb): string {
+  const kmg = !p.exact;
+  // `-L CHAIN N` prints the rule alone.
+  let s = p.num === undefined ? header(t, c, p, kmg) : '';
   c.rules.forEach((r, i) => {
     if (p.num !== undefined && p.num !== i + 1) return;
     const ir = parseSpec(r.iptables, t.name, services) ?? { matches: [] };
@@ -552,7 +558,8 @@ export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptio
           throw new IptError(`iptables ${IPT_VERSION}: chain \`${p.chain}' in table \`${p.table}' is incompatible, use 'nft' tool.`, 1);
         const lines: string[] = [];
         const chains = ordered(t).filter((c) => p.chain === undefined || c.name === p.chain);
-        if (p.num === undefined) for (const c of chains) lines.push(c.base !== undefined ? `-P ${c.name} ${c.base.policy.toUpperCase()}` : `-N ${c.name}`);
+        if (p.num === undefined)
+          for (const c of chains) lines.push(c.base !== undefined ? `-P ${c.name} ${c.base.policy.toUpperCase()}${p.verbose ? ' -c 0 0' : ''}` : `-N ${c.name}`);
         const cnt = p.verbose
           ? (h: number): string => {
               const k = counterOf(rs, t, h);
