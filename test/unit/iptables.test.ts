@@ -5,6 +5,9 @@ import { Stack } from '../../src/stack.js';
 import { VirtualTime } from '../../src/time/timers.js';
 import { iptablesRestore, parseRestoreArgs, runIptables, runIptablesCommand, runIptablesSave } from '../../src/control/iptables.js';
 import type { CommandStream } from '../../src/control/protocol.js';
+import { VERDICT_ACCEPT, VERDICT_DROP } from '../../src/ip/hooks.js';
+import { runInput, tcpDatagram, testRuleset, udpDatagram } from '../helpers/nft.js';
+import { concat, ipHeader } from '../helpers/frames.js';
 import { splitQuoted } from '../../src/control/iptables-rule.js';
 import { ServicesDb } from '../../src/control/etc-services.js';
 
@@ -191,4 +194,58 @@ describe('iptables on the engine', () => {
     expect(err).toEqual([]);
     expect(runIptables(s.nft, ['-S', 'INPUT'], { services }).stdout).toBe('-P INPUT ACCEPT\n-A INPUT -p udp -j DROP\n');
   });
+});
+
+describe('iptables rules match packets as iptables does', () => {
+  const icmp = (type: number, code: number): Uint8Array => concat(ipHeader('10.0.0.1', '10.0.0.2', 1, 8), new Uint8Array([type, code, 0, 0, 0, 0, 0, 0]));
+  const syn = tcpDatagram('10.0.0.1', '10.0.0.2', 1234, 22, { flags: 0x02 });
+  const ack = tcpDatagram('10.0.0.1', '10.0.0.2', 1234, 22, { flags: 0x10 });
+  const dns = udpDatagram('192.168.1.1', '10.0.0.2', 5353, 53);
+  const cases: [string, Uint8Array, boolean][] = [
+    ['-s 10.0.0.0/8', syn, true],
+    ['! -s 10.0.0.0/8', syn, false],
+    ['-s 10.0.0.1', syn, true],
+    ['-d 10.0.0.2/255.0.0.255', syn, true],
+    ['-d 10.0.0.0/255.0.0.255', dns, false],
+    ['-s 192.9.1.0/255.0.255.0', dns, true],
+    ['-p tcp', syn, true],
+    ['! -p tcp', dns, true],
+    ['-p udp', syn, false],
+    ['-i eth+', syn, true],
+    ['-i eth1', syn, false],
+    ['! -i eth1', syn, true],
+    ['-p tcp --dport 22', syn, true],
+    ['-p tcp ! --dport 22', syn, false],
+    ['-p tcp --sport 1000:2000', syn, true],
+    ['-p tcp --syn', syn, true],
+    ['-p tcp --syn', ack, false],
+    ['-p tcp ! --syn', ack, true],
+    ['-p tcp --tcp-flags ALL ACK', ack, true],
+    ['-p tcp -m multiport --dports 80,20:30', syn, true],
+    ['-p tcp -m multiport ! --dports 80,20:30', syn, false],
+    ['-p udp -m multiport --sports 53,5353', dns, true],
+    ['-p icmp --icmp-type echo-request', icmp(8, 0), true],
+    ['-p icmp --icmp-type echo-request', icmp(0, 0), false],
+    ['-p icmp --icmp-type destination-unreachable', icmp(3, 4), true],
+    ['-p icmp --icmp-type fragmentation-needed', icmp(3, 4), true],
+    ['-p icmp --icmp-type fragmentation-needed', icmp(3, 3), false],
+    ['-p icmp ! --icmp-type 3/4', icmp(3, 4), false],
+    ['-p icmp ! --icmp-type 3/4', icmp(3, 3), true],
+    ['-p icmp ! --icmp-type 3/4', icmp(8, 4), true],
+    ['-p icmp --icmp-type any', icmp(8, 0), true],
+    ['-m state --state NEW', syn, true],
+    ['-m conntrack --ctstate ESTABLISHED', syn, false],
+    ['-m conntrack ! --ctstate ESTABLISHED,RELATED', syn, true],
+    ['-m mark --mark 0', syn, true],
+    ['-m mark --mark 1/1', syn, false],
+    ['-m comment --comment x', syn, true],
+  ];
+  for (const [rule, datagram, dropped] of cases) {
+    it(`${rule} ${dropped ? 'matches' : 'does not match'}`, () => {
+      const { rs, hooks } = testRuleset();
+      const r = runIptables(rs, ['-A', 'INPUT', ...splitQuoted(rule), '-j', 'DROP'], { services });
+      expect(r.stderr).toBe('');
+      expect(runInput(hooks, datagram)).toBe(dropped ? VERDICT_DROP : VERDICT_ACCEPT);
+    });
+  }
 });
