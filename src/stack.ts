@@ -8,7 +8,7 @@ import { Ipv4 } from './ip/ipv4.js';
 import { Icmp } from './ip/icmp.js';
 import { Forwarder } from './ip/forward.js';
 import { Ipv4DevConf } from './ip/devconf.js';
-import { RouteError, TABLE_MAIN, type AnyRoute, type Route, type RouteType } from './ip/route.js';
+import { RouteError, TABLE_MAIN, type AnyRoute, type Route, type RouteProto, type RouteType } from './ip/route.js';
 import { Random, randomSeed } from './random.js';
 import { silentLogger, type Logger } from './log.js';
 import { Sysctl } from './sysctl.js';
@@ -43,6 +43,7 @@ export interface RouteSpec {
   table?: number;
   type?: RouteType;
   mtu?: number;
+  proto?: RouteProto;
   nexthops?: { gateway?: number; dev?: Interface; weight?: number }[];
 }
 
@@ -381,7 +382,7 @@ export class Stack implements InterfaceHost {
     const type = spec.type ?? 'unicast';
     let route: AnyRoute;
     if (type === 'blackhole' || type === 'unreachable' || type === 'prohibit') {
-      route = { type, dst: spec.dst, prefixLen: spec.prefixLen, metric: spec.metric ?? 0, proto: 'boot' };
+      route = { type, dst: spec.dst, prefixLen: spec.prefixLen, metric: spec.metric ?? 0, proto: spec.proto ?? 'boot' };
     } else {
       const hops = spec.nexthops?.map((n) => ({ ...this.resolveHop(n.gateway ?? 0, n.dev), weight: n.weight ?? 1 }));
       const first = hops?.[0] ?? this.resolveHop(spec.gateway ?? 0, spec.dev);
@@ -391,7 +392,7 @@ export class Stack implements InterfaceHost {
         gateway: first.gateway,
         dev: first.dev,
         src: spec.src ?? 0,
-        proto: 'boot',
+        proto: spec.proto ?? 'boot',
         scope: type === 'local' ? 'host' : first.gateway === 0 ? 'link' : 'global',
         metric: spec.metric ?? 0,
       };

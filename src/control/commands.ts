@@ -4,6 +4,7 @@ import { parseNft } from './nft-parse.js';
 import { NftSyntaxError } from './nft-lex.js';
 import { parseIp4, parseMac } from '../wire/addr.js';
 import { SERVICE_DEFAULT_PORTS, SERVICE_NAMES, serviceProtos, type ServiceName, type ServiceProto } from '../services/registry.js';
+import { parseRoute, parseRule, type RouteCommand } from './ip-route.js';
 
 /**
  * The command language: the lines of a config file and the commands the control
@@ -15,20 +16,11 @@ export type Command =
   | { kind: 'link-del'; name: string }
   | { kind: 'link-set'; name: string; up?: boolean; mtu?: number }
   | { kind: 'addr-add' | 'addr-del'; addr: number; prefixLen: number; dev: string }
-  | {
-      kind: 'route-add' | 'route-del' | 'route-replace';
-      dst: number;
-      prefixLen: number;
-      via?: number;
-      dev?: string;
-      src?: number;
-      metric?: number;
-    }
+  | RouteCommand
   | { kind: 'neigh-add' | 'neigh-replace'; ip: number; mac: Uint8Array; dev: string; nud: 'PERMANENT' | 'REACHABLE' | 'STALE' }
   | { kind: 'neigh-del'; ip: number; dev: string }
   | { kind: 'neigh-flush'; dev?: string }
-  | { kind: 'show'; what: 'link' | 'addr' | 'route' | 'neigh'; stats: boolean; json: boolean; dev?: string }
-  | { kind: 'route-get'; dst: number; json: boolean }
+  | { kind: 'show'; what: 'link' | 'addr' | 'neigh'; stats: boolean; json: boolean; dev?: string }
   | { kind: 'nstat'; json: boolean; zeros: boolean }
   | { kind: 'sysctl-set'; name: string; value: string; quiet: boolean }
   | { kind: 'sysctl-get'; names: string[]; valueOnly: boolean; all: boolean }
@@ -39,10 +31,10 @@ export type Command =
 
 /** Commands that change state (allowed in a config file). */
 export function isConfigCommand(c: Command): boolean {
-  return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'nstat' && c.kind !== 'sysctl-get' && c.kind !== 'service-list';
+  return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'route-show' && c.kind !== 'rule-show' && c.kind !== 'nstat' && c.kind !== 'sysctl-get' && c.kind !== 'service-list';
 }
 
-const OBJECTS = ['link', 'address', 'route', 'neighbour', 'neighbor'] as const;
+const OBJECTS = ['link', 'address', 'route', 'rule', 'neighbour', 'neighbor'] as const;
 
 /** Parses one command given as words. Throws CommandError naming the word. */
 export function parseCommand(argv: readonly string[]): Command {
@@ -73,7 +65,9 @@ export function parseCommand(argv: readonly string[]): Command {
     case 'address':
       return parseAddr(w, json, stats);
     case 'route':
-      return parseRoute(w, json, stats);
+      return parseRoute(w, json);
+    case 'rule':
+      return parseRule(w, json);
     case 'neighbour':
     case 'neighbor':
       return parseNeigh(w, json, stats);
@@ -104,13 +98,12 @@ export function parseConfig(text: string, file?: string): { line: number; cmd: C
   return out;
 }
 
-function showOrList(w: Words, what: 'link' | 'addr' | 'route' | 'neigh', json: boolean, stats: boolean): Command {
+function showOrList(w: Words, what: 'link' | 'addr' | 'neigh', json: boolean, stats: boolean): Command {
   let dev: string | undefined;
   while (!w.done) {
     const x = w.next('dev NAME');
     if (x === 'dev') dev = w.next('a device name');
-    else if (what !== 'route') dev = x; // `ip link show tap0`
-    else throw w.error('unexpected word (expected dev NAME)', x);
+    else dev = x; // `ip link show tap0`
   }
   return { kind: 'show', what, stats, json, dev };
 }
@@ -182,33 +175,6 @@ function parseAddr(w: Words, json: boolean, stats: boolean): Command {
   }
   if (!dev) throw w.error('expected dev NAME');
   return { kind: verb === 'add' ? 'addr-add' : 'addr-del', addr, prefixLen: len, dev };
-}
-
-function parseRoute(w: Words, json: boolean, stats: boolean): Command {
-  if (w.done) return { kind: 'show', what: 'route', stats, json };
-  const verb = w.choose(['add', 'delete', 'replace', 'show', 'list', 'get'] as const, 'a route command');
-  if (verb === 'show' || verb === 'list') return showOrList(w, 'route', json, stats);
-  if (verb === 'get') {
-    const s = w.next('an address');
-    const dst = parseIp4(s);
-    if (dst === null) throw w.error('expected an IPv4 address', s);
-    w.end();
-    return { kind: 'route-get', dst, json };
-  }
-  const s = w.next('a destination (default or A.B.C.D/LEN)');
-  let dst = 0;
-  let prefixLen = 0;
-  if (s !== 'default') ({ addr: dst, len: prefixLen } = cidrArg(w, s, false));
-  const cmd: Command = { kind: verb === 'add' ? 'route-add' : verb === 'delete' ? 'route-del' : 'route-replace', dst, prefixLen };
-  while (!w.done) {
-    const k = w.choose(['via', 'dev', 'src', 'metric'] as const, 'via, dev, src or metric');
-    if (k === 'via') cmd.via = ipArg(w, 'a gateway address');
-    else if (k === 'dev') cmd.dev = w.next('a device name');
-    else if (k === 'src') cmd.src = ipArg(w, 'a source address');
-    else cmd.metric = intArg(w, 'a metric', 0, 0xffffffff);
-  }
-  if (cmd.kind !== 'route-del' && cmd.via === undefined && cmd.dev === undefined) throw w.error('expected via GATEWAY or dev NAME');
-  return cmd;
 }
 
 function parseNeigh(w: Words, json: boolean, stats: boolean): Command {

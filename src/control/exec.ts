@@ -1,7 +1,8 @@
 import { isConfigCommand, parseCommand, type Command } from './commands.js';
 import type { Device } from '../link/device.js';
 import type { Stack } from '../stack.js';
-import { formatAddrs, formatLinks, formatNeigh, formatNstat, formatRouteGet, formatRoutes } from './format.js';
+import { formatAddrs, formatLinks, formatNeigh, formatNstat } from './format.js';
+import { runRouteCommand } from './route-exec.js';
 import { CommandError } from './words.js';
 import { formatService } from '../services/registry.js';
 import { runNft } from './nft.js';
@@ -55,25 +56,15 @@ export class Controller {
         return '';
       case 'route-add':
       case 'route-replace':
-        s.addRoute({
-          dst: cmd.dst,
-          prefixLen: cmd.prefixLen,
-          gateway: cmd.via,
-          dev: cmd.dev !== undefined ? s.requireIface(cmd.dev) : undefined,
-          src: cmd.src,
-          metric: cmd.metric,
-          replace: cmd.kind === 'route-replace',
-        });
-        return '';
       case 'route-del':
-        s.ip.routes.del({
-          dst: cmd.dst,
-          prefixLen: cmd.prefixLen,
-          gateway: cmd.via,
-          dev: cmd.dev !== undefined ? s.requireIface(cmd.dev) : undefined,
-          metric: cmd.metric,
-        });
-        return '';
+      case 'route-flush':
+      case 'route-show':
+      case 'route-get':
+      case 'rule-add':
+      case 'rule-del':
+      case 'rule-flush':
+      case 'rule-show':
+        return runRouteCommand(s, cmd);
       case 'neigh-add':
       case 'neigh-replace': {
         const n = this.neighTable(cmd.dev);
@@ -95,23 +86,10 @@ export class Controller {
             return formatLinks(ifs, cmd.stats, cmd.json);
           case 'addr':
             return formatAddrs(ifs, cmd.stats, cmd.json);
-          case 'route':
-            return formatRoutes(
-              s.ip.routes
-                .list()
-                .filter((r) => ifs.includes(r.dev))
-                .sort((a, b) => a.dst - b.dst || a.prefixLen - b.prefixLen || a.metric - b.metric),
-              cmd.json,
-            );
           case 'neigh':
             return formatNeigh(ifs, cmd.json);
         }
         break;
-      }
-      case 'route-get': {
-        const r = s.ip.routes.lookup(cmd.dst);
-        if (!r && !s.ip.isLocal(cmd.dst)) throw new CommandError('RTNETLINK answers: Network is unreachable');
-        return formatRouteGet(s, cmd.dst, r, cmd.json);
       }
       case 'nstat':
         return formatNstat(s, cmd.zeros, cmd.json);

@@ -1,6 +1,5 @@
 import type { Interface } from '../link/interface.js';
 import { LINK_DROP_REASONS } from '../link/interface.js';
-import type { Route } from '../ip/route.js';
 import type { Stack } from '../stack.js';
 import { MIB_NAMES } from '../mib.js';
 import { formatIp4, formatMac } from '../wire/addr.js';
@@ -128,53 +127,6 @@ export function formatAddrs(ifs: readonly Interface[], stats: boolean, json: boo
     }
   }
   return out.join('\n');
-}
-
-function routeDst(r: Route): string {
-  return r.prefixLen === 0 ? 'default' : r.prefixLen === 32 ? formatIp4(r.dst) : `${formatIp4(r.dst)}/${r.prefixLen}`;
-}
-
-export function formatRoutes(routes: readonly Route[], json: boolean): string {
-  if (json) {
-    return JSON.stringify(
-      routes.map((r) => ({
-        dst: routeDst(r),
-        ...(r.gateway ? { gateway: formatIp4(r.gateway) } : {}),
-        dev: r.dev.name,
-        ...(r.proto !== 'boot' ? { protocol: r.proto } : {}),
-        ...(r.scope !== 'global' ? { scope: r.scope } : {}),
-        ...(r.src ? { prefsrc: formatIp4(r.src) } : {}),
-        ...(r.metric ? { metric: r.metric } : {}),
-        flags: r.dev.running ? [] : ['linkdown'],
-      })),
-    );
-  }
-  return routes
-    .map((r) => {
-      let s = routeDst(r);
-      if (r.gateway) s += ` via ${formatIp4(r.gateway)}`;
-      s += ` dev ${r.dev.name}`;
-      if (r.proto !== 'boot') s += ` proto ${r.proto}`;
-      if (r.scope !== 'global') s += ` scope ${r.scope}`;
-      if (r.src) s += ` src ${formatIp4(r.src)}`;
-      if (r.metric) s += ` metric ${r.metric}`;
-      if (!r.dev.running) s += ' linkdown';
-      return s;
-    })
-    .join('\n');
-}
-
-export function formatRouteGet(s: Stack, dst: number, r: Route | null, json: boolean): string {
-  const local = s.ip.local.get(dst);
-  const dev = local ?? r!.dev;
-  const src = local ? dst : r!.src || dev.sourceFor(dst);
-  const o: Record<string, unknown> = { ...(local ? { type: 'local' } : {}), dst: formatIp4(dst) };
-  if (r && r.gateway) o.gateway = formatIp4(r.gateway);
-  o.dev = dev.name;
-  o.prefsrc = formatIp4(src);
-  if (json) return JSON.stringify([{ ...o, flags: [], uid: 0, cache: [] }]);
-  const gw = o.gateway ? ` via ${o.gateway}` : '';
-  return `${local ? 'local ' : ''}${o.dst}${gw} dev ${o.dev} src ${o.prefsrc} uid 0\n    cache `;
 }
 
 const NEIGH_ORDER = ['PERMANENT', 'REACHABLE', 'DELAY', 'PROBE', 'STALE', 'INCOMPLETE', 'FAILED'];

@@ -1,6 +1,6 @@
 import type { Interface } from '../link/interface.js';
 import { prefixMask } from '../wire/addr.js';
-import { RouteTable, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, isReject, type RejectType, type Route } from './route.js';
+import { RouteError, RouteTable, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, isReject, type RejectType, type Route } from './route.js';
 
 /** What a routing decision is made on (Linux's struct flowi4). */
 export interface Flow {
@@ -35,6 +35,8 @@ export interface Rule {
   tos?: number;
   action: RuleAction;
   table: number;
+  /** `not`: the rule applies where its selectors do not match. */
+  invert?: boolean;
 }
 
 /** The decision for a flow. */
@@ -48,6 +50,19 @@ export type FibResult =
 export function defaultRules(): Rule[] {
   const r = (pref: number, table: number): Rule => ({ pref, src: 0, srcLen: 0, dst: 0, dstLen: 0, action: 'lookup', table });
   return [r(0, TABLE_LOCAL), r(32766, TABLE_MAIN), r(32767, TABLE_DEFAULT)];
+}
+
+/** fib_rule_match and fib4_rule_match: every selector the rule has must match. */
+function ruleMatches(r: Rule, flow: Flow, src: number, mark: number): boolean {
+  if (r.srcLen > 0 && ((src & prefixMask(r.srcLen)) >>> 0) !== r.src) return false;
+  if (r.dstLen > 0 && ((flow.dst & prefixMask(r.dstLen)) >>> 0) !== r.dst) return false;
+  // `iif lo` is what our own datagrams come in on.
+  if (r.iif !== undefined && (flow.iif ? flow.iif.name : 'lo') !== r.iif) return false;
+  if (r.oif !== undefined && (flow.oif?.name ?? '') !== r.oif) return false;
+  if (r.fwmark !== undefined && ((mark ^ r.fwmark) & (r.fwmask ?? 0xffffffff)) !== 0) return false;
+  // IPTOS_RT_MASK: the TOS bits routing looks at.
+  if (r.tos !== undefined && r.tos !== ((flow.tos ?? 0) & 0x1c)) return false;
+  return true;
 }
 
 /** murmur3's finalizer: every input bit moves every output bit. */
@@ -138,6 +153,9 @@ export class Fib {
       pref = second !== undefined && second.pref > 0 ? second.pref - 1 : 0;
     }
     const r: Rule = { ...rule, pref };
+    // NLM_F_EXCL: the same rule twice is refused (fib_nl_newrule's rule_exists).
+    const key = (x: Rule) => JSON.stringify(Object.entries(x).filter(([, v]) => v !== undefined).sort());
+    if (this.rules.some((x) => key(x) === key(r))) throw new RouteError('RTNETLINK answers: File exists', 'EEXIST');
     // Rules of equal preference keep the order they were added in.
     let i = this.rules.findIndex((x) => x.pref > pref);
     if (i < 0) i = this.rules.length;
@@ -169,13 +187,7 @@ export class Fib {
     const src = flow.src ?? 0;
     let hash = -1;
     for (const r of this.rules) {
-      if (r.srcLen > 0 && ((src & prefixMask(r.srcLen)) >>> 0) !== r.src) continue;
-      if (r.dstLen > 0 && ((flow.dst & prefixMask(r.dstLen)) >>> 0) !== r.dst) continue;
-      // fib_rule_match: `iif lo` is what our own datagrams come in on.
-      if (r.iif !== undefined && (flow.iif ? flow.iif.name : 'lo') !== r.iif) continue;
-      if (r.oif !== undefined && (flow.oif?.name ?? '') !== r.oif) continue;
-      if (r.fwmark !== undefined && ((mark ^ r.fwmark) & (r.fwmask ?? 0xffffffff)) !== 0) continue;
-      if (r.tos !== undefined && r.tos !== ((flow.tos ?? 0) & 0x1e)) continue;
+      if (ruleMatches(r, flow, src, mark) === (r.invert === true)) continue;
       if (r.action !== 'lookup') return { type: r.action, table: r.table };
       if (r.table === TABLE_LOCAL) {
         const dev = this.isLocal(flow.dst);

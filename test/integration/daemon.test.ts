@@ -86,7 +86,7 @@ describe('a running daemon', () => {
     expect(addr.stdout).toMatch(new RegExp(`^1: ${tb.dev}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 `, 'm'));
     expect(addr.stdout).toContain(`    inet ${tb.stackIp}/24 brd 10.231.14.255 scope global ${tb.dev}`);
     const route = await shAsync(`node ${CLI} --ctl ${tb.ctl} ip route`);
-    expect(route.stdout).toBe(`10.231.14.0/24 dev ${tb.dev} proto kernel scope link src ${tb.stackIp}\n`);
+    expect(route.stdout).toBe(`10.231.14.0/24 dev ${tb.dev} proto kernel scope link src ${tb.stackIp} \n`);
     const nstat = await shAsync(`node ${CLI} --ctl ${tb.ctl} nstat`);
     expect(nstat.stdout.split('\n')[0]).toBe('#kernel');
   });
@@ -105,7 +105,7 @@ describe('a running daemon', () => {
     expect(tb.peer('ping -c 1 -W 1 10.231.14.3').code).not.toBe(0);
     // The primary address and its subnet route are untouched.
     expect(tb.peer(`ping -c 1 -W 2 ${tb.stackIp}`).code).toBe(0);
-    expect((await tb.ctlRun('ip', 'route')).stdout).toBe(`10.231.14.0/24 dev ${tb.dev} proto kernel scope link src ${tb.stackIp}\n`);
+    expect((await tb.ctlRun('ip', 'route')).stdout).toBe(`10.231.14.0/24 dev ${tb.dev} proto kernel scope link src ${tb.stackIp} \n`);
     const bad = await tb.ctlRun('addr', 'add', 'nonsense', 'dev', tb.dev);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('word "nonsense"');

@@ -47,7 +47,7 @@ describe('command language', () => {
     expect(bad('link add tap0')).toBe('x.conf: line 1: word "tap0": expected "type tap" or "type tun"');
     expect(bad('frobnicate')).toContain('line 1: word "frobnicate": expected an object');
     expect(bad('addr add 10.0.0.2/24')).toBe('x.conf: line 1: word "10.0.0.2/24": expected dev NAME');
-    expect(bad('route add 10.0.0.1/24 via 10.0.0.9')).toContain('expected a network address (host bits set)');
+    expect(bad('route add 10.0.0.1/24 via 10.0.0.9')).toContain('Error: Invalid prefix for given prefix length.');
     expect(bad('route add default')).toContain('expected via GATEWAY or dev NAME');
     expect(bad('link add tap0 type tap mac ff:ff:ff:ff:ff:ff')).toContain('expected a unicast MAC address');
     expect(bad('ip addr')).toBe('x.conf: line 1: word "ip": show commands do not belong in a config file');
@@ -57,7 +57,7 @@ describe('command language', () => {
     expect(parseCommand(words('ip a'))).toEqual({ kind: 'show', what: 'addr', stats: false, json: false });
     expect(parseCommand(words('ip -j -s link'))).toEqual({ kind: 'show', what: 'link', stats: true, json: true });
     expect(parseCommand(words('ip n'))).toMatchObject({ kind: 'show', what: 'neigh' });
-    expect(parseCommand(words('ip -j route show'))).toMatchObject({ kind: 'show', what: 'route', json: true });
+    expect(parseCommand(words('ip -j route show'))).toMatchObject({ kind: 'route-show', json: true });
     expect(parseCommand(words('ip addr show dev tap0'))).toMatchObject({ dev: 'tap0' });
     expect(parseCommand(words('ip link show tap0'))).toMatchObject({ dev: 'tap0' });
     expect(parseCommand(words('nstat -az'))).toEqual({ kind: 'nstat', json: false, zeros: true });

@@ -1,0 +1,118 @@
+import type { Stack } from '../stack.js';
+import { RouteError, TABLE_MAIN, isReject, type AnyRoute } from '../ip/route.js';
+import type { Rule } from '../ip/fib.js';
+import type { RouteCommand } from './ip-route.js';
+import { CommandError } from './words.js';
+import { formatRouteDecision, formatRouteList, formatRules, routeGetError, sortRoutes } from './route-format.js';
+
+/** Carries out `ip route` and `ip rule` commands on a Stack; returns what they print. */
+export function runRouteCommand(s: Stack, cmd: RouteCommand): string {
+  const fib = s.ip.fib;
+  switch (cmd.kind) {
+    case 'route-add':
+    case 'route-replace':
+      s.addRoute({
+        dst: cmd.dst,
+        prefixLen: cmd.prefixLen,
+        gateway: cmd.via,
+        dev: cmd.dev !== undefined ? s.requireIface(cmd.dev) : undefined,
+        src: cmd.src,
+        metric: cmd.metric,
+        replace: cmd.kind === 'route-replace',
+        table: cmd.table,
+        type: cmd.type,
+        mtu: cmd.mtu,
+        proto: cmd.proto,
+        nexthops: cmd.nexthops?.map((n) => ({ gateway: n.via, dev: n.dev !== undefined ? s.requireIface(n.dev) : undefined, weight: n.weight })),
+      });
+      return '';
+    case 'route-del': {
+      const t = fib.table(cmd.table ?? TABLE_MAIN);
+      if (t === undefined) throw new RouteError('RTNETLINK answers: No such process', 'ESRCH');
+      t.del({
+        dst: cmd.dst,
+        prefixLen: cmd.prefixLen,
+        gateway: cmd.via,
+        dev: cmd.dev !== undefined ? s.requireIface(cmd.dev) : undefined,
+        metric: cmd.metric,
+        type: cmd.type,
+      });
+      return '';
+    }
+    case 'route-flush': {
+      const dev = cmd.dev !== undefined ? s.requireIface(cmd.dev) : undefined;
+      const ids = cmd.table !== undefined ? [cmd.table] : [TABLE_MAIN];
+      for (const id of ids) {
+        const t = fib.table(id);
+        if (t === undefined) continue;
+        if (dev === undefined) t.flush();
+        else t.flushDev(dev);
+      }
+      return '';
+    }
+    case 'route-show': {
+      const dev = cmd.dev !== undefined ? s.requireIface(cmd.dev) : undefined;
+      const ids = cmd.table === 'all' ? fib.tableIds() : [cmd.table ?? TABLE_MAIN];
+      const routes: AnyRoute[] = [];
+      for (const id of ids) {
+        const t = fib.table(id);
+        if (t === undefined) continue;
+        for (const r of t.listAll()) {
+          if (dev !== undefined && (isReject(r) || (r.dev !== dev && !(r.nexthops?.some((n) => n.dev === dev) ?? false)))) continue;
+          routes.push(r);
+        }
+      }
+      return formatRouteList(sortRoutes(routes), cmd.json, { showTable: cmd.table === 'all', hideDev: dev !== undefined });
+    }
+    case 'route-get': {
+      const iif = cmd.iif !== undefined ? s.requireIface(cmd.iif) : undefined;
+      const oif = cmd.oif !== undefined ? s.requireIface(cmd.oif) : undefined;
+      const res = s.ip.routeFlow({ dst: cmd.dst, src: cmd.from ?? 0, iif: iif ?? null, oif: oif ?? null, mark: cmd.mark ?? 0, tos: cmd.tos ?? 0 });
+      if (res.type !== 'unicast' && res.type !== 'local') throw new CommandError(routeGetError(res.type));
+      return formatRouteDecision(res, { dst: cmd.dst, from: cmd.from, mark: cmd.mark, iif }, cmd.json);
+    }
+    case 'rule-add': {
+      const r = cmd.rule;
+      fib.addRule({
+        pref: r.pref,
+        src: r.src ?? 0,
+        srcLen: r.srcLen ?? 0,
+        dst: r.dst ?? 0,
+        dstLen: r.dstLen ?? 0,
+        iif: r.iif,
+        oif: r.oif,
+        fwmark: r.fwmark,
+        fwmask: r.fwmark !== undefined ? r.fwmask : undefined,
+        tos: r.tos,
+        action: r.action ?? 'lookup',
+        table: r.action === 'lookup' || r.action === undefined ? (r.table ?? TABLE_MAIN) : 0,
+        invert: r.invert,
+      });
+      return '';
+    }
+    case 'rule-del': {
+      const r = cmd.rule;
+      const match: Partial<Rule> = {
+        pref: r.pref,
+        src: r.src,
+        srcLen: r.srcLen,
+        dst: r.dst,
+        dstLen: r.dstLen,
+        iif: r.iif,
+        oif: r.oif,
+        fwmark: r.fwmark,
+        fwmask: r.fwmark !== undefined ? r.fwmask : undefined,
+        tos: r.tos,
+        action: r.action,
+        table: r.table,
+      };
+      if (fib.delRule(match) === null) throw new CommandError('RTNETLINK answers: No such file or directory');
+      return '';
+    }
+    case 'rule-flush':
+      fib.flushRules();
+      return '';
+    case 'rule-show':
+      return formatRules(fib.rules, cmd.json);
+  }
+}
