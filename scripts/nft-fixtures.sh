@@ -13,6 +13,7 @@ for f in "$dir"/*.nft; do
   ip netns exec "$ns" nft -s list ruleset > "$b.s.out"
   ip netns exec "$ns" nft -t list ruleset > "$b.t.out"
   ip netns exec "$ns" nft -a list ruleset > "$b.a.out"
+  ip netns exec "$ns" nft -j list ruleset > "$b.j.out"
   ip netns del "$ns"
   trap - EXIT
 done

@@ -3,6 +3,7 @@ import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
 import { NftSyntaxError, formatNftError, type Tok } from './nft-lex.js';
 import { parseNft, resolveElements, type ChainDelCmd, type NftCommand, type RuleAddCmd, type SetDelCmd } from './nft-parse.js';
 import type { NftType } from './nft-names.js';
+import { chainJson, counterJson, nftablesJson, ruleJson, rulesetJson, setJson, tableJson, type Json } from './nft-json.js';
 import { formatChain, formatCounter, formatPriority, formatRule, formatSet, formatTable, formatTableWith, type PrintOptions, type PrintSource } from './nft-print.js';
 
 /**
@@ -390,7 +391,7 @@ export function printSource(rs: Ruleset, now: () => number): PrintSource {
   };
 }
 
-function list(rs: Ruleset, cmd: Extract<NftCommand, { verb: 'list' }>, o: PrintOptions, now: () => number): string {
+function list(rs: Ruleset, cmd: Extract<NftCommand, { verb: 'list' }>, o: NftOptions, now: () => number): string {
   const s = rs.state();
   const src = printSource(rs, now);
   const tables = s.tables.filter((t) => (cmd.family === undefined || t.family === cmd.family) && (cmd.table === undefined || t.name === cmd.table));
@@ -399,6 +400,7 @@ function list(rs: Ruleset, cmd: Extract<NftCommand, { verb: 'list' }>, o: PrintO
     if (t === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
     return t;
   };
+  if (o.json === true) return listJson(cmd, tables, one, src, o);
   switch (cmd.what) {
     case 'ruleset':
       return tables.map((t) => formatTable(t, src, o)).join('');
@@ -443,12 +445,56 @@ function list(rs: Ruleset, cmd: Extract<NftCommand, { verb: 'list' }>, o: PrintO
   }
 }
 
+function listJson(cmd: Extract<NftCommand, { verb: 'list' }>, tables: Table[], one: () => Table, src: PrintSource, o: NftOptions): string {
+  const items: Json[] = [];
+  switch (cmd.what) {
+    case 'ruleset':
+      items.push(...rulesetJson(tables, src, o));
+      break;
+    case 'table':
+      items.push(...rulesetJson([one()], src, o));
+      break;
+    case 'tables':
+      for (const t of tables) items.push(tableJson(t));
+      break;
+    case 'chains':
+      for (const t of tables) for (const c of t.chains) items.push(chainJson(t, c));
+      break;
+    case 'chain': {
+      const t = one();
+      const c = findChain(t, cmd.name!, cmd.tok);
+      items.push(chainJson(t, c), ...c.rules.map((r) => ruleJson(t, c, r, src, o)));
+      break;
+    }
+    case 'sets':
+    case 'maps':
+      for (const t of tables) for (const x of t.sets) if ((cmd.what === 'maps') === (x.map !== undefined)) items.push(setJson(t, x, src, o));
+      break;
+    case 'set':
+    case 'map': {
+      const t = one();
+      items.push(setJson(t, findSet(t, cmd.name!, cmd.tok), src, o));
+      break;
+    }
+    case 'counters':
+      for (const t of tables) for (const c of t.counters) items.push(counterJson(t, c.name, c.handle, src, o));
+      break;
+    case 'counter': {
+      const t = one();
+      const c = t.counters.find((x) => x.name === cmd.name);
+      if (c === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+      items.push(counterJson(t, c.name, c.handle, src, o));
+      break;
+    }
+  }
+  return nftablesJson(items);
+}
+
 /**
  * Runs a batch of nft commands (a file, or words joined by spaces). `file` names
  * the input in error messages (null for the command line).
  */
 export function runNftText(rs: Ruleset, text: string, opts: NftOptions, file: string | null, now: () => number): NftResult {
-  if (opts.json === true) return { stdout: '', stderr: 'Error: JSON output (-j) is not supported\n', code: 1 };
   let cmds: NftCommand[];
   try {
     cmds = parseNft(text);

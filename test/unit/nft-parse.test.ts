@@ -222,7 +222,9 @@ describe('nft commands', () => {
     ok('add table t');
     expect(ok('-as list tables')).toBe('table ip t # handle 1\n');
     expect(nft('-Z list tables')).toMatchObject({ code: 1, stderr: "nft: invalid option -- 'Z'\n" });
-    expect(nft('-j list ruleset')).toMatchObject({ code: 1, stderr: 'Error: JSON output (-j) is not supported\n' });
+    expect(ok('-j list tables')).toBe(
+      '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "ip", "name": "t", "handle": 1}}]}\n',
+    );
   });
 });
 

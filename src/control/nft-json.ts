@@ -1,0 +1,296 @@
+import type { Chain, Expr, Field, KeyExpr, NamedSet, Rhs, Rule, SetElement, Table, VerdictAst } from '../netfilter/ast.js';
+import { formatIp4 } from '../wire/addr.js';
+import { FLAG_TYPES, SYMBOLS, fieldType, keyTypes, symbolName, type NftType } from './nft-names.js';
+import type { PrintOptions, PrintSource } from './nft-print.js';
+
+/**
+ * `nft -j list ...`: nft's JSON schema (libnftables-json(5)), written with
+ * jansson's separators as nft writes them.
+ */
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** The nft release whose JSON this mimics. */
+const METAINFO: Json = { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } };
+
+export function stringifyJson(v: Json): string {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return `[${v.map(stringifyJson).join(', ')}]`;
+  return `{${Object.entries(v)
+    .map(([k, x]) => `${JSON.stringify(k)}: ${stringifyJson(x)}`)
+    .join(', ')}}`;
+}
+
+function value(type: NftType, v: number, o: PrintOptions): Json {
+  switch (type) {
+    case 'ipv4_addr':
+      return formatIp4(v >>> 0);
+    case 'inet_service':
+    case 'integer':
+    case 'ifindex':
+    case 'mark':
+      return v;
+    case 'inet_proto':
+      return o.numericProto === true ? v : (symbolName(type, v) ?? v);
+    case 'tcp_flag':
+    case 'ct_state':
+    case 'ct_status':
+      return flags(type, v);
+    default:
+      return symbolName(type, v) ?? v;
+  }
+}
+
+function flags(type: NftType, v: number): Json {
+  const names = (SYMBOLS[type] ?? []).filter(([, b]) => (v & b) !== 0).map(([n]) => n);
+  return names.length === 1 ? names[0] : names;
+}
+
+function prefixLen(lo: number, hi: number): number | null {
+  for (let len = 0; len <= 32; len++) {
+    const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+    if (((lo & mask) >>> 0) === lo >>> 0 && ((lo | (~mask >>> 0)) >>> 0) === hi >>> 0) return len;
+  }
+  return null;
+}
+
+function part(type: NftType, key: number, end: number | undefined, o: PrintOptions): Json {
+  if (end === undefined || end === key) return value(type, key, o);
+  if (type === 'ipv4_addr') {
+    const len = prefixLen(key, end);
+    if (len !== null) return { prefix: { addr: formatIp4(key >>> 0), len } };
+  }
+  return { range: [value(type, key, o), value(type, end, o)] };
+}
+
+function elemKey(types: NftType[], el: SetElement, o: PrintOptions): Json {
+  if (typeof el.key === 'number') return part(types[0], el.key, typeof el.end === 'number' ? el.end : undefined, o);
+  const end = el.end;
+  return { concat: el.key.map((k, i) => part(types[i] ?? 'integer', k, Array.isArray(end) ? end[i] : undefined, o)) };
+}
+
+function verdict(v: VerdictAst): Json {
+  return v.kind === 'jump' || v.kind === 'goto' ? { [v.kind]: { target: v.chain } } : { [v.kind]: null };
+}
+
+function data(d: SetElement['data'], map: NamedSet['map'] | 'mark', o: PrintOptions): Json {
+  if (d === undefined) return null;
+  if (typeof d !== 'number') return verdict(d);
+  return value(map === undefined || map === 'verdict' ? 'integer' : map, d, o);
+}
+
+function sorted(els: SetElement[]): SetElement[] {
+  const k = (e: SetElement): number[] => (typeof e.key === 'number' ? [e.key] : e.key);
+  return [...els].sort((a, b) => {
+    const x = k(a);
+    const y = k(b);
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return (x[i] >>> 0) - (y[i] >>> 0);
+    return 0;
+  });
+}
+
+function field(f: Field): Json {
+  switch (f.kind) {
+    case 'payload':
+      return { payload: { protocol: f.proto, field: f.field } };
+    case 'meta':
+      return { meta: { key: f.key } };
+    case 'ct':
+      return { ct: { key: f.key } };
+    case 'numgen':
+      return { numgen: { mode: f.mode, mod: f.mod, offset: f.offset ?? 0 } };
+  }
+}
+
+function key(k: KeyExpr): Json {
+  return k.kind === 'concat' ? { concat: k.fields.map(field) } : field(k);
+}
+
+function rhs(types: NftType[], r: Rhs, o: PrintOptions): Json {
+  switch (r.kind) {
+    case 'value':
+      return value(types[0], r.value, o);
+    case 'range':
+      return { range: [value(types[0], r.lo, o), value(types[0], r.hi, o)] };
+    case 'prefix':
+      return { prefix: { addr: formatIp4(r.addr >>> 0), len: r.len } };
+    case 'set':
+      return { set: sorted(r.elements).map((e) => elemKey(types, e, o)) };
+    case 'setref':
+      return `@${r.name}`;
+  }
+}
+
+const OPS = { eq: '==', ne: '!=', lt: '<', gt: '>', le: '<=', ge: '>=' } as const;
+
+function unitOf(n: number): [number, string] {
+  if (n !== 0 && n % (1024 * 1024) === 0) return [n / (1024 * 1024), 'mbytes'];
+  if (n !== 0 && n % 1024 === 0) return [n / 1024, 'kbytes'];
+  return [n, 'bytes'];
+}
+
+function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | null, o: PrintOptions): Json {
+  switch (e.kind) {
+    case 'match': {
+      const types = keyTypes(e.left);
+      const type = types[0];
+      if (FLAG_TYPES.has(type) && e.mask !== undefined && e.right.kind === 'value') {
+        if (e.op === 'ne' && e.right.value === 0) return { match: { op: 'in', left: key(e.left), right: flags(type, e.mask) } };
+        if (e.op === 'eq') {
+          const m = flags(type, e.mask);
+          return { match: { op: '==', left: { '&': [key(e.left), Array.isArray(m) ? m : [m]] }, right: flags(type, e.right.value) } };
+        }
+      }
+      const left = e.mask !== undefined ? { '&': [key(e.left), value(type, e.mask, o)] } : key(e.left);
+      return { match: { op: OPS[e.op], left, right: rhs(types, e.right, o) } };
+    }
+    case 'ifname': {
+      const names = [...e.names].sort();
+      return { match: { op: e.op === 'ne' ? '!=' : '==', left: { meta: { key: e.dir } }, right: names.length === 1 ? names[0] : { set: names } } };
+    }
+    case 'limit': {
+      const l: { [k: string]: Json } = {};
+      if (e.per === 'packets') {
+        l.rate = e.rate;
+        l.burst = e.burst ?? 5;
+        l.per = e.unit;
+        if (e.over === true) l.inv = true;
+      } else {
+        const [r, ru] = unitOf(e.rate);
+        const [b, bu] = unitOf(e.burst ?? 0);
+        l.rate = r;
+        l.burst = b;
+        l.per = e.unit;
+        if (e.over === true) l.inv = true;
+        l.rate_unit = ru;
+        l.burst_unit = bu;
+      }
+      return { limit: l };
+    }
+    case 'verdict':
+      return verdict(e.verdict);
+    case 'reject': {
+      if (e.with?.type === 'tcp-reset') return { reject: { type: 'tcp reset' } };
+      const code = e.with?.code ?? 3;
+      return { reject: { type: 'icmp', expr: symbolName('icmp_code', code) ?? code } };
+    }
+    case 'counter': {
+      if (e.name !== undefined) return { counter: e.name };
+      if (o.stateless === true) return { counter: null };
+      const c = src?.ruleCounter(t, rule, index) ?? { packets: 0, bytes: 0 };
+      return { counter: { packets: c.packets, bytes: c.bytes } };
+    }
+    case 'log': {
+      if (e.prefix === undefined && (e.level === undefined || e.level === 'warn')) return { log: null };
+      const l: { [k: string]: Json } = {};
+      if (e.prefix !== undefined) l.prefix = e.prefix;
+      if (e.level !== undefined && e.level !== 'warn') l.level = e.level;
+      return { log: l };
+    }
+    case 'meta-set': {
+      const v = e.value;
+      const k = { meta: { key: 'mark' } };
+      if (typeof v === 'number') return { mangle: { key: k, value: v } };
+      if (v.kind === 'map') {
+        const d: Json =
+          v.map.kind === 'setref'
+            ? `@${v.map.name}`
+            : { set: sorted(v.map.elements).map((el) => [elemKey(keyTypes(v.key), el, o), data(el.data, 'mark', o)]) };
+        return { mangle: { key: k, value: { map: { key: key(v.key), data: d } } } };
+      }
+      const f = field(v.field);
+      if (v.mask !== undefined && v.xor !== undefined && (~v.mask >>> 0) === v.xor >>> 0) return { mangle: { key: k, value: { '|': [f, v.xor] } } };
+      if (v.mask !== undefined && v.xor !== undefined) return { mangle: { key: k, value: { '^': [{ '&': [f, v.mask] }, v.xor] } } };
+      if (v.mask !== undefined) return { mangle: { key: k, value: { '&': [f, v.mask] } } };
+      if (v.xor !== undefined) return { mangle: { key: k, value: { '^': [f, v.xor] } } };
+      return { mangle: { key: k, value: f } };
+    }
+    case 'payload-set':
+      return {
+        mangle: { key: { payload: { protocol: 'ip', field: e.field } }, value: e.field === 'dscp' ? value('dscp', e.value, o) : e.value },
+      };
+    case 'notrack':
+      return { notrack: null };
+    case 'vmap': {
+      const d: Json =
+        e.map.kind === 'setref'
+          ? `@${e.map.name}`
+          : { set: sorted(e.map.elements).map((el) => [elemKey(keyTypes(e.key), el, o), data(el.data, 'verdict', o)]) };
+      return { vmap: { key: key(e.key), data: d } };
+    }
+    case 'set-add': {
+      const elem: Json = e.timeoutMs !== undefined ? { elem: { val: key(e.key), timeout: Math.round(e.timeoutMs / 1000) } } : key(e.key);
+      return { set: { op: e.op, elem, set: `@${e.set}` } };
+    }
+  }
+}
+
+export function tableJson(t: Table): Json {
+  return { table: { family: t.family, name: t.name, handle: t.handle } };
+}
+
+export function chainJson(t: Table, c: Chain): Json {
+  const o: { [k: string]: Json } = { family: t.family, table: t.name, name: c.name, handle: c.handle };
+  if (c.base !== undefined) {
+    o.type = c.base.type;
+    o.hook = c.base.hook;
+    o.prio = c.base.priority;
+    o.policy = c.base.policy;
+  }
+  return { chain: o };
+}
+
+export function ruleJson(t: Table, c: Chain, r: Rule, src: PrintSource | null, o: PrintOptions): Json {
+  const j: { [k: string]: Json } = { family: t.family, table: t.name, chain: c.name, handle: r.handle };
+  if (r.comment !== undefined) j.comment = r.comment;
+  j.expr = r.exprs.map((e, i) => expr(e, t, r, i, src, o));
+  return { rule: j };
+}
+
+export function setJson(t: Table, s: NamedSet, src: PrintSource | null, o: PrintOptions): Json {
+  const j: { [k: string]: Json } = { family: t.family, name: s.name, table: t.name, type: s.type.length === 1 ? s.type[0] : s.type, handle: s.handle };
+  if (s.map !== undefined) j.map = s.map;
+  if (s.size !== undefined) j.size = s.size;
+  const fl: string[] = [];
+  if (s.flags?.constant === true) fl.push('constant');
+  if (s.flags?.interval === true) fl.push('interval');
+  if (s.flags?.timeout === true) fl.push('timeout');
+  if (fl.length > 0) j.flags = fl;
+  if (s.timeoutMs !== undefined) j.timeout = Math.round(s.timeoutMs / 1000);
+  const types = s.type as NftType[];
+  if (o.terse !== true) {
+    const els = s.map === undefined && src !== null ? src.setElements(t, s).map((x) => x.el) : s.elements;
+    if (els.length > 0) j.elem = sorted(els).map((el) => (s.map !== undefined ? [elemKey(types, el, o), data(el.data, s.map, o)] : elemKey(types, el, o)));
+  }
+  return { [s.map !== undefined ? 'map' : 'set']: j };
+}
+
+export function counterJson(t: Table, name: string, handle: number, src: PrintSource | null, o: PrintOptions): Json {
+  const j: { [k: string]: Json } = { family: t.family, name, table: t.name, handle };
+  if (o.stateless !== true) {
+    const c = src?.namedCounter(t, name) ?? { packets: 0, bytes: 0 };
+    j.packets = c.packets;
+    j.bytes = c.bytes;
+  }
+  return { counter: j };
+}
+
+/** Everything of the tables, in nft's order: table, counters, sets, chains, then the rules. */
+export function rulesetJson(tables: Table[], src: PrintSource | null, o: PrintOptions): Json[] {
+  const out: Json[] = [];
+  for (const t of tables) {
+    out.push(tableJson(t));
+    for (const c of t.counters) out.push(counterJson(t, c.name, c.handle, src, o));
+    for (const s of t.sets) out.push(setJson(t, s, src, o));
+    for (const c of t.chains) out.push(chainJson(t, c));
+    for (const c of t.chains) for (const r of c.rules) out.push(ruleJson(t, c, r, src, o));
+  }
+  return out;
+}
+
+export function nftablesJson(items: Json[]): string {
+  return stringifyJson({ nftables: [METAINFO, ...items] }) + '\n';
+}
+
+export { fieldType };
