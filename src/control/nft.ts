@@ -144,7 +144,11 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
     return;
   }
   if (cmd.obj === 'counters') {
-    post.push(() => rs.resetCounters());
+    const c = cmd;
+    // Counter objects only (rule counters are `reset rules`).
+    for (const t of s.tables)
+        if ((c.family === undefined || t.family === c.family) && (c.table === undefined || t.name === c.table))
+        for (const n of t.counters) post.push(() => rs.resetCounter(t.family, t.name, n.name));
     return;
   }
   const existing = s.tables.find((x) => x.family === cmd.family && x.name === cmd.table);
@@ -308,7 +312,11 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
         echo.push(() => `add counter ${t.family} ${t.name} ${cmd.name} { packets ${cmd.packets} bytes ${cmd.bytes} } `);
         return;
       }
-      if (cmd.verb === 'reset') throw new ApplyError('reset of one counter is not supported (use reset counters)', cmd.tok);
+      if (cmd.verb === 'reset') {
+        if (!t.counters.some((c) => c.name === cmd.name)) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+        post.push(() => rs.resetCounter(cmd.family, cmd.table, cmd.name));
+        return;
+      }
       if (!t.counters.some((c) => c.name === cmd.name)) {
         if (cmd.verb === 'destroy') return;
         throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
@@ -512,6 +520,13 @@ export function runNftText(rs: Ruleset, text: string, opts: NftOptions, file: st
       for (const c of changes) apply(draft, c, post, rs, echo);
       assignHandles(draft, rs);
       if (opts.check !== true) {
+        // `reset` prints what it resets, with the values before.
+        for (const c of changes) {
+          if (c.verb === 'reset' && c.obj === 'counters')
+            out += list(rs, { verb: 'list', what: 'counters', family: c.family, table: c.table, tok: c.tok }, opts, now);
+          else if (c.verb === 'reset' && c.obj === 'counter')
+            out += list(rs, { verb: 'list', what: 'counter', family: c.family, table: c.table, name: c.name, tok: c.tok }, opts, now);
+        }
         rs.commit(draft);
         rememberHandles(draft, rs);
         for (const p of post) p();

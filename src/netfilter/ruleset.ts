@@ -390,4 +390,13 @@ export class Ruleset {
       l.compiled.named.fill(0);
     }
   }
+
+  /** Zeroes one named counter (nft reset counter). */
+  resetCounter(family: Family, table: string, name: string): void {
+    const l = this.liveTable(family, table);
+    const slot = l.compiled.namedSlots.get(name);
+    if (slot === undefined) throw new RulesetError(`no counter ${name}`);
+    l.compiled.named[2 * slot] = 0;
+    l.compiled.named[2 * slot + 1] = 0;
+  }
 }

@@ -191,6 +191,15 @@ describe('nft commands', () => {
     expect(ok('list ruleset')).toBe('');
   });
 
+  it('reset counters prints the counter objects as they were, then zeroes them', () => {
+    const { ok } = setup();
+    ok('-f -', 'table ip t {\n\tcounter a { packets 5 bytes 50 }\n\tcounter b { packets 1 bytes 2 }\n}\n');
+    expect(ok('reset counter ip t b')).toBe('table ip t {\n\tcounter b {\n\t\tpackets 1 bytes 2\n\t}\n}\n');
+    expect(ok('list counter ip t b')).toContain('packets 0 bytes 0');
+    expect(ok('reset counters')).toBe('table ip t {\n\tcounter a {\n\t\tpackets 5 bytes 50\n\t}\n\tcounter b {\n\t\tpackets 0 bytes 0\n\t}\n}\n');
+    expect(ok('list counters')).toBe('table ip t {\n\tcounter a {\n\t\tpackets 0 bytes 0\n\t}\n\tcounter b {\n\t\tpackets 0 bytes 0\n\t}\n}\n');
+  });
+
   it('define and $name', () => {
     const { ok } = setup();
     ok('-f -', 'define ports = { 22, 80 }\ndefine me = 10.0.0.1\ntable ip t {\n\tchain c {\n\t\tip saddr $me tcp dport $ports accept\n\t}\n}\n');
