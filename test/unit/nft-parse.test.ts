@@ -200,6 +200,18 @@ describe('nft commands', () => {
     expect(ok('list counters')).toBe('table ip t {\n\tcounter a {\n\t\tpackets 0 bytes 0\n\t}\n\tcounter b {\n\t\tpackets 0 bytes 0\n\t}\n}\n');
   });
 
+  it('lists elements with their timeouts and time to expiry, as nft does', () => {
+    const { ok, env } = setup();
+    ok('-f -', 'table ip t {\n\tset d { type ipv4_addr; flags dynamic,timeout; timeout 1m; }\n}\n');
+    ok('add element ip t d { 1.2.3.4, 5.6.7.8 timeout 10s }');
+    env.t += 4;
+    expect(ok('list set ip t d')).toBe(
+      'table ip t {\n\tset d {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout 1m\n\t\telements = { 1.2.3.4 expires 59s996ms, 5.6.7.8 timeout 10s expires 9s996ms }\n\t}\n}\n',
+    );
+    env.t += 10_000;
+    expect(ok('list set ip t d')).toContain('elements = { 1.2.3.4 expires 49s996ms }');
+  });
+
   it('define and $name', () => {
     const { ok } = setup();
     ok('-f -', 'define ports = { 22, 80 }\ndefine me = 10.0.0.1\ntable ip t {\n\tchain c {\n\t\tip saddr $me tcp dport $ports accept\n\t}\n}\n');
