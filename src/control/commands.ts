@@ -2,6 +2,8 @@ import { CommandError, Words, splitWords } from './words.js';
 import { NftUsageError, parseNftArgs } from './nft.js';
 import { parseNft } from './nft-parse.js';
 import { NftSyntaxError } from './nft-lex.js';
+import { IptError, splitQuoted } from './iptables-rule.js';
+import { parseIptables } from './iptables.js';
 import { parseIp4, parseMac } from '../wire/addr.js';
 import { SERVICE_DEFAULT_PORTS, SERVICE_NAMES, serviceProtos, type ServiceName, type ServiceProto } from '../services/registry.js';
 import { parseRoute, parseRule, type RouteCommand } from './ip-route.js';
@@ -27,7 +29,9 @@ export type Command =
   | { kind: 'service-add' | 'service-del'; name: ServiceName; proto: ServiceProto; addr: number; port: number }
   | { kind: 'service-list' }
   /** `nft ARGS...`, run by control/nft.ts. */
-  | { kind: 'nft'; argv: string[] };
+  | { kind: 'nft'; argv: string[] }
+  /** `iptables ARGS...`, run by control/iptables.ts. */
+  | { kind: 'iptables'; argv: string[] };
 
 /** Commands that change state (allowed in a config file). */
 export function isConfigCommand(c: Command): boolean {
@@ -45,6 +49,7 @@ export function parseCommand(argv: readonly string[]): Command {
   if (words[0] === 'sysctl') return parseSysctl(new Words(words.slice(1)));
   if (words[0] === 'service') return parseService(new Words(words.slice(1)));
   if (words[0] === 'nft') return checkNft(words.slice(1));
+  if (words[0] === 'iptables') return checkIptables(words.slice(1));
   if (words[0] === 'ip') {
     words = words.slice(1);
     // iproute2's global options come before the object.
@@ -76,7 +81,8 @@ export function parseCommand(argv: readonly string[]): Command {
 
 /** Parses a command written as one line. */
 export function parseLine(line: string): Command | null {
-  const words = splitWords(line);
+  // iptables lines quote as iptables-restore does (`--comment "two words"`).
+  const words = /^\s*iptables\s/.test(line) ? splitQuoted(line.replace(/\s+#[^"]*$/, '')) : splitWords(line);
   return words.length === 0 ? null : parseCommand(words);
 }
 
@@ -339,4 +345,15 @@ function cidrArg(w: Words, s: string, keepHost: boolean): { addr: number; len: n
     if (((addr & mask) >>> 0) !== addr) throw w.error('expected a network address (host bits set)', s);
   }
   return { addr, len };
+}
+
+/** `iptables ...`: syntax checked here (a config file fails before anything runs); carried out by control/iptables.ts. */
+function checkIptables(argv: string[]): Command {
+  try {
+    parseIptables(argv);
+  } catch (e) {
+    if (e instanceof IptError) throw new CommandError(e.message.split('\n')[0]);
+    throw e;
+  }
+  return { kind: 'iptables', argv };
 }

@@ -6,6 +6,7 @@ import { runRouteCommand } from './route-exec.js';
 import { CommandError } from './words.js';
 import { formatService } from '../services/registry.js';
 import { runNft } from './nft.js';
+import { runIptables } from './iptables.js';
 import fs from 'node:fs';
 
 /** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */
@@ -110,6 +111,11 @@ export class Controller {
       }
       case 'service-list':
         return s.services.list().map(formatService).join('\n');
+      case 'iptables': {
+        const r = runIptables(s.nft, cmd.argv);
+        if (r.code !== 0) throw new CommandError(r.stderr.trimEnd());
+        return r.stdout;
+      }
       case 'nft': {
         const r = runNft(s.nft, cmd.argv, { readFile: (p) => fs.readFileSync(p, 'utf8'), now: () => s.time.now() });
         if (r.code !== 0) throw new CommandError(r.stderr.trimEnd());

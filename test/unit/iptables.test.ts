@@ -8,6 +8,8 @@ import type { CommandStream } from '../../src/control/protocol.js';
 import { VERDICT_ACCEPT, VERDICT_DROP } from '../../src/ip/hooks.js';
 import { runInput, tcpDatagram, testRuleset, udpDatagram } from '../helpers/nft.js';
 import { concat, ipHeader } from '../helpers/frames.js';
+import { parseConfig } from '../../src/control/commands.js';
+import { Controller } from '../../src/control/exec.js';
 import { splitQuoted } from '../../src/control/iptables-rule.js';
 import { ServicesDb } from '../../src/control/etc-services.js';
 
@@ -248,4 +250,19 @@ describe('iptables rules match packets as iptables does', () => {
       expect(runInput(hooks, datagram)).toBe(dropped ? VERDICT_DROP : VERDICT_ACCEPT);
     });
   }
+});
+
+describe('iptables lines in the config file', () => {
+  it('are checked when the file is read and carried out in order; quotes as iptables-restore reads them', () => {
+    const text = 'iptables -N ssh\niptables -A INPUT -p tcp --dport 22 -m comment --comment "to ssh" -j ssh  # a comment\niptables -P FORWARD DROP\n';
+    const lines = parseConfig(text);
+    expect(lines.map((l) => l.cmd.kind)).toEqual(['iptables', 'iptables', 'iptables']);
+    const s = stack();
+    const c = new Controller(s, { open: () => { throw new Error('no devices'); } });
+    for (const l of lines) c.run(l.cmd);
+    expect(runIptables(s.nft, ['-S'], { services }).stdout).toBe(
+      '-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n-N ssh\n-A INPUT -p tcp -m tcp --dport 22 -m comment --comment "to ssh" -j ssh\n',
+    );
+    expect(() => parseConfig('iptables -A INPUT -p nope\n', 'f.conf')).toThrow('f.conf: line 1: iptables v1.8.9 (nf_tables): unknown protocol "nope" specified');
+  });
 });
