@@ -14,6 +14,9 @@ for f in "$dir"/*.nft; do
   ip netns exec "$ns" nft -t list ruleset > "$b.t.out"
   ip netns exec "$ns" nft -a list ruleset > "$b.a.out"
   ip netns exec "$ns" nft -j list ruleset > "$b.j.out"
+  ip netns exec "$ns" nft -n list ruleset > "$b.n.out"
+  ip netns exec "$ns" nft -y list ruleset > "$b.y.out"
+  ip netns exec "$ns" nft -p list ruleset > "$b.p.out"
   ip netns del "$ns"
   trap - EXIT
 done

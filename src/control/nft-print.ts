@@ -18,6 +18,8 @@ export interface PrintOptions {
   numericPriority?: boolean;
   /** -t: sets without their elements. */
   terse?: boolean;
+  /** -n: everything numeric (symbols, times in seconds), as well as protocols and priorities. */
+  numeric?: boolean;
 }
 
 /** What the printer reads beyond the AST: counters and live set elements. */
@@ -35,6 +37,7 @@ function hex8(v: number): string {
 }
 
 export function formatValue(type: NftType, v: number, o: PrintOptions): string {
+  if (o.numeric === true) return numericValue(type, v);
   switch (type) {
     case 'ipv4_addr':
       return formatIp4(v >>> 0);
@@ -57,6 +60,35 @@ export function formatValue(type: NftType, v: number, o: PrintOptions): string {
     default:
       return symbolName(type, v) ?? String(v);
   }
+}
+
+/** -n: symbols as nft prints them numerically. */
+function numericValue(type: NftType, v: number): string {
+  switch (type) {
+    case 'ipv4_addr':
+      return formatIp4(v >>> 0);
+    case 'mark':
+      return hex8(v);
+    case 'tcp_flag':
+    case 'ct_state':
+    case 'ct_status': {
+      const bits: string[] = [];
+      for (let b = 1; b !== 0 && b <= v; b = (b << 1) >>> 0) if ((v & b) !== 0) bits.push(`0x${b.toString(16)}`);
+      return bits.length > 0 ? bits.join(',') : '0x0';
+    }
+    case 'dscp':
+      return `0x${v.toString(16).padStart(2, '0')}`;
+    case 'ether_type':
+      return `0x${v.toString(16).padStart(4, '0')}`;
+    case 'ecn':
+      return `0x${v.toString(16)}`;
+    default:
+      return String(v);
+  }
+}
+
+function time(ms: number, o: PrintOptions): string {
+  return o.numeric === true && ms % 1000 === 0 ? `${ms / 1000}s` : formatTime(ms);
 }
 
 function flagNames(type: NftType, v: number): string {
@@ -169,8 +201,8 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
       const type = types[0];
       const left = formatKey(e.left);
       if (FLAG_TYPES.has(type) && e.mask !== undefined && e.right.kind === 'value') {
-        if (e.op === 'ne' && e.right.value === 0) return `${left} ${flagNames(type, e.mask)}`;
-        if (e.op === 'eq') return `${left} ${flagNames(type, e.right.value)} / ${flagNames(type, e.mask)}`;
+        if (e.op === 'ne' && e.right.value === 0) return `${left} ${formatValue(type, e.mask, o)}`;
+        if (e.op === 'eq') return `${left} ${formatValue(type, e.right.value, o)} / ${formatValue(type, e.mask, o)}`;
       }
       if (e.mask !== undefined) {
         const op = e.op === 'eq' ? '== ' : OPS[e.op];
@@ -196,7 +228,7 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
       if (e.with.type === 'tcp-reset') return 'reject with tcp reset';
       const code = e.with.code;
       if (code === 3) return 'reject';
-      const name = ICMP_REJECT.find(([, c]) => c === code)?.[0];
+      const name = o.numeric === true ? undefined : ICMP_REJECT.find(([, c]) => c === code)?.[0];
       return `reject with icmp ${name ?? code}`;
     }
     case 'counter': {
@@ -235,7 +267,7 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
       return `${formatKey(e.key)} vmap ${m}`;
     }
     case 'set-add':
-      return `${e.op} @${e.set} { ${formatKey(e.key)}${e.timeoutMs !== undefined ? ` timeout ${formatTime(e.timeoutMs)}` : ''} }`;
+      return `${e.op} @${e.set} { ${formatKey(e.key)}${e.timeoutMs !== undefined ? ` timeout ${time(e.timeoutMs, o)}` : ''} }`;
   }
 }
 
@@ -257,7 +289,7 @@ const PRIO_HOOKS: Record<string, readonly string[] | null> = {
 };
 
 export function formatPriority(b: BaseChainSpec, o: PrintOptions): string {
-  if (o.numericPriority === true) return String(b.priority);
+  if (o.numericPriority === true || o.numeric === true) return String(b.priority);
   for (const [name, value] of Object.entries(PRIORITY)) {
     const hooks = PRIO_HOOKS[name];
     if (hooks !== null && !hooks.includes(b.hook)) continue;
@@ -315,7 +347,7 @@ export function formatSet(t: Table, s: NamedSet, src: PrintSource | null, o: Pri
   if (s.flags?.interval === true) flags.push('interval');
   if (s.flags?.timeout === true) flags.push('timeout');
   if (flags.length > 0) lines.push(`${indent}\tflags ${flags.join(',')}`);
-  if (s.timeoutMs !== undefined) lines.push(`${indent}\ttimeout ${formatTime(s.timeoutMs)}`);
+  if (s.timeoutMs !== undefined) lines.push(`${indent}\ttimeout ${time(s.timeoutMs, o)}`);
   if (o.terse !== true) {
     const live = s.map === undefined && src !== null ? src.setElements(t, s) : s.elements.map((el) => ({ el, expiresMs: 0 }));
     live.sort((a, b) => cmpKey(a.el, b.el));
@@ -325,8 +357,8 @@ export function formatSet(t: Table, s: NamedSet, src: PrintSource | null, o: Pri
       live.forEach(({ el, expiresMs }, i) => {
         if (i > 0) text += i % every === 0 ? `,\n${indent}\t\t     ` : ', ';
         text += formatElementKey(types, el, o);
-        if (el.timeoutMs !== undefined && el.timeoutMs !== s.timeoutMs) text += ` timeout ${formatTime(el.timeoutMs)}`;
-        if (expiresMs > 0) text += ` expires ${formatTime(expiresMs)}`;
+        if (el.timeoutMs !== undefined && el.timeoutMs !== s.timeoutMs) text += ` timeout ${time(el.timeoutMs, o)}`;
+        if (expiresMs > 0) text += ` expires ${time(expiresMs, o)}`;
         if (el.comment !== undefined) text += ` comment "${el.comment}"`;
         if (s.map !== undefined) text += formatData(el.data, s.map, o);
       });

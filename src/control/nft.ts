@@ -44,7 +44,7 @@ export function parseNftArgs(argv: readonly string[]): { opts: NftOptions; words
     const long: Record<string, keyof NftOptions> = {
       '--handle': 'handles',
       '--stateless': 'stateless',
-      '--numeric': 'numericProto',
+      '--numeric': 'numeric',
       '--numeric-protocol': 'numericProto',
       '--numeric-priority': 'numericPriority',
       '--terse': 'terse',
@@ -69,7 +69,7 @@ export function parseNftArgs(argv: readonly string[]): { opts: NftOptions; words
       const short: Record<string, keyof NftOptions> = {
         a: 'handles',
         s: 'stateless',
-        n: 'numericProto',
+        n: 'numeric',
         p: 'numericProto',
         y: 'numericPriority',
         t: 'terse',

@@ -24,7 +24,7 @@ function load(file: string) {
 describe('nft list ruleset as the kernel prints it', () => {
   for (const f of inputs) {
     const base = f.replace(/\.nft$/, '');
-    for (const [flag, suffix] of [[null, 'out'], ['-s', 's.out'], ['-t', 't.out'], ['-a', 'a.out'], ['-j', 'j.out']] as const) {
+    for (const [flag, suffix] of [[null, 'out'], ['-s', 's.out'], ['-t', 't.out'], ['-a', 'a.out'], ['-j', 'j.out'], ['-n', 'n.out'], ['-y', 'y.out'], ['-p', 'p.out']] as const) {
       it(`${f} ${flag ?? ''}`, () => {
         const nft = load(f);
         const r = nft(...(flag !== null ? [flag] : []), 'list', 'ruleset');
