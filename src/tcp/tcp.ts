@@ -11,6 +11,7 @@ import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
 import type { Mib } from '../mib.js';
 import type { Time, Timer } from '../time/timers.js';
 import { LocalPortRange } from '../ip/port-range.js';
+import { routeMtu } from '../ip/route.js';
 import { unreachErrno, type Errno } from '../errors.js';
 import { getU16, getU32 } from '../wire/bytes.js';
 import { ICMP_DEST_UNREACH, ICMP_PARAM_PROBLEM, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
@@ -269,12 +270,10 @@ export class Tcp implements TcpHost {
       const local = this.ip.local.get(raddr);
       if (local !== undefined) src = raddr;
       else {
-        const r = this.ip.routes.lookup(raddr);
-        if (r === null) {
-          this.mib.IpOutNoRoutes++;
-          return 'ENETUNREACH';
-        }
-        src = r.src || r.dev.sourceFor(raddr);
+        // ip_route_connect: the rules see the destination port; the source port comes later.
+        const r = this.ip.routeOrErrno({ dst: raddr, proto: IPPROTO_TCP, dport: rport });
+        if (typeof r === 'string') return r;
+        src = r.src || r.dev.sourceFor(r.gateway || raddr);
         if (src === 0) return 'EADDRNOTAVAIL';
       }
     } else if (!this.ip.isLocal(src)) return 'EADDRNOTAVAIL';
@@ -288,7 +287,7 @@ export class Tcp implements TcpHost {
     c.localPort = port;
     c.remoteAddr = raddr;
     c.remotePort = rport;
-    c.pmtu = this.pathMtu(raddr);
+    c.pmtu = this.pathMtu(raddr, src);
     this.hash(c);
     this.batch.begin();
     try {
@@ -299,11 +298,12 @@ export class Tcp implements TcpHost {
     return null;
   }
 
-  private pathMtu(raddr: number): number {
+  /** The route's MTU (its `mtu` cap, else its device's) toward `raddr` from `src`. */
+  private pathMtu(raddr: number, src = 0): number {
     const local = this.ip.local.get(raddr);
     if (local !== undefined) return Math.max(local.mtu, 1500);
-    const r = this.ip.routes.lookup(raddr);
-    return r !== null ? r.dev.mtu : 1500;
+    const r = this.ip.routeFlow({ dst: raddr, src, proto: IPPROTO_TCP });
+    return r.type === 'unicast' ? routeMtu(r.route) : 1500;
   }
 
   advMss(remote: number): number {
@@ -368,9 +368,9 @@ export class Tcp implements TcpHost {
    */
   txBudget(c: TcpConnection): number {
     if (this.ip.local.has(c.remoteAddr)) return 0x7fffffff;
-    const r = this.ip.routes.lookup(c.remoteAddr);
-    if (r === null) return 0x7fffffff;
-    return r.dev.txRoom - TX_RESERVE;
+    const r = this.ip.routeFlow({ dst: c.remoteAddr, src: c.localAddr, proto: IPPROTO_TCP, sport: c.localPort, dport: c.remotePort });
+    if (r.type !== 'unicast') return 0x7fffffff;
+    return r.route.dev.txRoom - TX_RESERVE;
   }
 
   resumeLater(c: TcpConnection): void {

@@ -6,7 +6,7 @@
 import { Packet } from '../packet/packet.js';
 import type { Ipv4 } from '../ip/ipv4.js';
 import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
-import type { Route } from '../ip/route.js';
+import { routeMtu, type Route } from '../ip/route.js';
 import type { Mib } from '../mib.js';
 import type { Time } from '../time/timers.js';
 import { LocalPortRange } from '../ip/port-range.js';
@@ -180,7 +180,7 @@ export class Udp {
    */
   connect(ep: UdpEndpoint, addr: number, port: number): Errno | null {
     if (ep.closed) return 'EINVAL';
-    const r = this.routeTo(ep, addr);
+    const r = this.routeTo(ep, addr, port);
     if (typeof r === 'string') return r;
     if (!ep.bound) {
       const err = this.autobind(ep);
@@ -219,14 +219,14 @@ export class Udp {
   // ---- send ----
 
   /** Route and source for sending to `dst`, or the errno. */
-  private routeTo(ep: UdpEndpoint, dst: number): { route: Route | undefined; src: number; mtu: number } | Errno {
+  private routeTo(ep: UdpEndpoint, dst: number, dport: number): { route: Route | undefined; src: number; mtu: number } | Errno {
     // Linux udp_sendmsg / ip4_datagram_connect: broadcasts need SO_BROADCAST.
     if ((dst === 0xffffffff || this.ip.isBroadcastAddr(dst)) && !ep.broadcast) return 'EACCES';
     const local = this.ip.local.get(dst);
     if (local !== undefined) return { route: undefined, src: ep.srcAddr || dst, mtu: 0xffff };
-    const route = this.ip.route(dst);
-    if (route === null) return 'ENETUNREACH';
-    return { route, src: ep.srcAddr || route.src || route.dev.sourceFor(dst), mtu: route.dev.mtu };
+    const route = this.ip.routeOrErrno({ dst, src: ep.srcAddr, proto: IPPROTO_UDP, sport: ep.localPort, dport });
+    if (typeof route === 'string') return route;
+    return { route, src: ep.srcAddr || route.src || route.dev.sourceFor(route.gateway || dst), mtu: routeMtu(route) };
   }
 
   /**
@@ -244,7 +244,7 @@ export class Udp {
       const err = this.autobind(ep);
       if (err !== null) return err;
     }
-    const r = this.routeTo(ep, dst);
+    const r = this.routeTo(ep, dst, dport);
     if (typeof r === 'string') return r;
     // IP_PMTUDISC_DO: a datagram larger than the path MTU fails rather than fragments.
     if (ep.dontFrag && 20 + UDP_HEADER_LEN + len > r.mtu) return 'EMSGSIZE';
