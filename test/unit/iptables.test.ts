@@ -266,3 +266,16 @@ describe('iptables lines in the config file', () => {
     expect(() => parseConfig('iptables -A INPUT -p nope\n', 'f.conf')).toThrow('f.conf: line 1: iptables v1.8.9 (nf_tables): unknown protocol "nope" specified');
   });
 });
+
+describe('rules made with nft in an iptables table', () => {
+  it('are not printed as something else: the chain is incompatible, as iptables-nft says', () => {
+    const s = stack();
+    runIptables(s.nft, ['-A', 'INPUT', '-j', 'ACCEPT'], { services });
+    s.nft.addRule('ip', 'filter', 'FORWARD', [{ kind: 'match', left: { kind: 'payload', proto: 'ip', field: 'ttl' }, op: 'eq', right: { kind: 'value', value: 5 } }]);
+    expect(runIptables(s.nft, ['-S', 'INPUT'], { services }).code).toBe(0);
+    const r = runIptables(s.nft, ['-S'], { services });
+    expect(r).toEqual({ stdout: '', stderr: "iptables v1.8.9 (nf_tables): chain `FORWARD' in table `filter' is incompatible, use 'nft' tool.\n", code: 1 });
+    expect(runIptables(s.nft, ['-L', 'FORWARD'], { services }).code).toBe(1);
+    expect(runIptablesSave(s.nft, []).stdout).toBe("# Table `filter' is incompatible, use 'nft' tool.\n");
+  });
+});
