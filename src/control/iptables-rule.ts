@@ -392,10 +392,25 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
   const arg = (args: readonly string[], i: number): string => {
     const v = args[i + 1];
     if (v === undefined) throw paramError(`option "${args[i]}" requires an argument`);
+    // The old `-s ! ADDR` form: iptables takes the `!` and finds the address a stray word.
+    if (v === '!' && args[i + 2] !== undefined) throw new IptError(`Bad argument \`${args[i + 2]}'\nTry \`iptables -h' or 'iptables --help' for more information.`, 2);
     return v;
   };
 
+  // Options given once per match (or target), keyed by the match object.
+  const used = new Map<object, Set<string>>();
+  const onlyOnce = (owner: object, key: string, msg: string): void => {
+    let u = used.get(owner);
+    if (u === undefined) used.set(owner, (u = new Set()));
+    if (u.has(key)) throw paramError(msg);
+    u.add(key);
+  };
   const matchOption = (mt: Match, opt: string, v: string | undefined, neg: boolean): void => {
+    if (mt.m === 'tcp' || mt.m === 'udp') {
+      if (opt === '--syn' || opt === '--tcp-flags') onlyOnce(mt, 'flags', "Only one of `--syn' or `--tcp-flags'  allowed");
+      else if (opt.includes('sport') || opt === '--source-port') onlyOnce(mt, 'sport', "Only one `--source-port' allowed");
+      else onlyOnce(mt, 'dport', "Only one `--destination-port' allowed");
+    } else if (mt.m !== 'multiport') onlyOnce(mt, opt, `${mt.m}: option "${opt}" can only be used once.\n`);
     const need = (): string => {
       if (v === undefined) throw paramError(`option "${opt}" requires an argument`);
       return v;
@@ -463,6 +478,7 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
 
   const targetOption = (opt: string, v: string | undefined): void => {
     const t = r.target!;
+    if (t.t === 'LOG' || t.t === 'REJECT') onlyOnce(t, opt, `${t.t}: option "${opt}" can only be used once.\n`);
     if (v === undefined) throw paramError(`option "${opt}" requires an argument`);
     switch (t.t) {
       case 'REJECT': {
@@ -502,7 +518,7 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
           n = DSCP_CLASSES[v.toUpperCase()];
           if (n === undefined) throw paramError(`Invalid DSCP value \`${v}'`);
         } else n = parseNum(v);
-        if (n === null || n > 63) throw paramError(`DSCP target: Invalid DSCP value \`${v}'`);
+        if (n === null || n > 63) throw paramError('DSCP: bad value for option "--set-dscp", or out of range (0-63).\n');
         t.value = n;
         t.set = true;
         return;
@@ -579,10 +595,7 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
           else if (name === 'REJECT') r.target = { t: 'REJECT', with: 'icmp-port-unreachable' };
           else if (name === 'LOG') r.target = { t: 'LOG', level: 4 };
           else if (name === 'MARK') r.target = { t: 'MARK', value: 0, mask: 0, set: false };
-          else if (name === 'DSCP') {
-            if (table !== 'mangle') throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): DSCP is only valid in the mangle table`, 4);
-            r.target = { t: 'DSCP', value: 0, set: false };
-          } else if (BUILTIN_TARGETS.includes(name)) throw paramError(`target ${name} is not supported by tapstack`);
+          else if (name === 'DSCP') r.target = { t: 'DSCP', value: 0, set: false }; else if (BUILTIN_TARGETS.includes(name)) throw paramError(`target ${name} is not supported by tapstack`);
           else r.target = { t: 'chain', chain: name, goto };
           if (goto && r.target.t !== 'chain') throw paramError(`goto '${name}' is not a chain`);
           return i + 2;
@@ -621,6 +634,7 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
         const a = args[i + 1];
         const b = args[i + 2];
         if (a === undefined || b === undefined) throw paramError('--tcp-flags requires two args.');
+        onlyOnce(mt, 'flags', "Only one of `--syn' or `--tcp-flags'  allowed");
         mt.flags = { neg, mask: parseTcpFlags(a), comp: parseTcpFlags(b) };
         return i + 3;
       }
@@ -642,10 +656,13 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
         if (mt.m === 'multiport' && mt.dir === '') throw paramError('multiport expects an option');
         if ((mt.m === 'state' || mt.m === 'conntrack') && mt.states === 0) throw paramError(mt.m === 'state' ? 'state match: You must specify "--state"' : 'conntrack: At least one option is required');
         if (mt.m === 'mark' && !mt.set) throw paramError('mark: option "--mark" must be specified\n');
-        if (mt.m === 'comment' && mt.text === '' ) throw paramError('COMMENT match: You must specify `--comment\'');
+        if (mt.m === 'comment' && mt.text === '') throw paramError('comment: option "--comment" must be specified\n');
         if (mt.m === 'icmp' && !mt.set) throw paramError('icmp: option "--icmp-type" must be specified\n');
       }
       r.matches = r.matches.filter((mt) => !((mt.m === 'tcp' || mt.m === 'udp') && mt.none === true && mt.sport === undefined && mt.dport === undefined));
+      // The kernel's table checks: REJECT belongs to filter, DSCP to mangle.
+      if ((r.target?.t === 'REJECT' && table !== 'filter') || (r.target?.t === 'DSCP' && table !== 'mangle'))
+        throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): rule in chain ${chainName}`, 4);
       if (r.target?.t === 'MARK' && !r.target.set) throw paramError('MARK: One of the --set-xmark, --{and,or,xor,set}-mark options is required');
       if (r.target?.t === 'DSCP' && !r.target.set) throw paramError('DSCP target: Parameter --set-dscp is required');
       return r;

@@ -202,7 +202,8 @@ export function parseIptables(argv: readonly string[], services: ServicesDb = Se
       setCmd(c, a);
       const need = (k: number): string => {
         const v = argv[k];
-        if (v === undefined || (v.startsWith('-') && v !== '-')) throw paramError(`option "${a}" requires an argument`);
+        // As getopt: a required argument is the next word, whatever it looks like.
+        if (v === undefined) throw paramError(`option "${a}" requires an argument`);
         return v;
       };
       i++;
@@ -221,10 +222,14 @@ export function parseIptables(argv: readonly string[], services: ServicesDb = Se
           } else if (n !== undefined && /^-?\d/.test(n)) throw paramError(`Invalid rule number \`${n}'`);
           break;
         }
-        case 'R':
+        case 'R': {
           out.chain = need(i++);
-          out.num = ruleNum(need(i++));
+          const n = optional(i);
+          if (n === undefined) throw paramError('-R requires a rule number');
+          out.num = ruleNum(n);
+          i++;
           break;
+        }
         case 'D': {
           out.chain = need(i++);
           const n = optional(i);
@@ -235,13 +240,14 @@ export function parseIptables(argv: readonly string[], services: ServicesDb = Se
           break;
         }
         case 'E':
+        case 'P': {
           out.chain = need(i++);
-          out.arg2 = need(i++);
+          const v = optional(i);
+          if (v === undefined) throw paramError(c === 'P' ? '-P requires a chain and a policy' : '-E requires old-chain-name and new-chain-name');
+          out.arg2 = v;
+          i++;
           break;
-        case 'P':
-          out.chain = need(i++);
-          out.arg2 = need(i++);
-          break;
+        }
         case 'F':
         case 'Z':
         case 'X':
