@@ -774,6 +774,24 @@ export interface ListFlags {
   numeric: boolean;
 }
 
+/**
+ * A rule as `iptables -v -A ...` echoes it (iptables' FMT_NOTABLE form:
+ * numeric, but the protocol by name).
+ */
+export function verboseRule(r: IptRule, services: ServicesDb): string {
+  const p = r.proto?.p ?? 0;
+  const iface = (i: { neg: boolean; name: string } | undefined): string => (i === undefined ? '*' : `${i.neg ? '!' : ''}${i.name}`);
+  const addr = (a: Addr | undefined): string => {
+    if (a === undefined) return '0.0.0.0/0';
+    const l = maskLen(a.mask);
+    return `${fmtAddr(a.addr)}${l === 32 ? '' : l >= 0 ? `/${l}` : `/${fmtAddr(a.mask)}`}`;
+  };
+  let s = `${targetName(r)} ${r.proto?.neg === true ? '!' : ' '}${p === 0 ? 'all' : (PROTO_NAMES[p] ?? String(p))} opt -- `;
+  s += `in ${iface(r.iif)} out ${iface(r.oif)} `;
+  s += `${r.src?.neg === true ? '!' : ' '}${addr(r.src)} ${r.dst?.neg === true ? '!' : ' '}-> ${addr(r.dst)}  `;
+  return `${s}${listExtra(r, true, services)}\n`;
+}
+
 export function listProto(r: IptRule, numeric: boolean): string {
   const p = r.proto?.p ?? 0;
   const name = p === 0 ? 'all' : PROTO_NAMES[p];

@@ -27,6 +27,7 @@ import {
   splitQuoted,
   targetName,
   type IptRule,
+  verboseRule,
 } from './iptables-rule.js';
 
 export interface IptResult {
@@ -602,7 +603,11 @@ export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptio
         const draft = rs.state();
         applyCommand(draft, p);
         rs.commit(draft);
-        return { stdout: '', stderr: '', code: 0 };
+        // -v echoes the rule, or names the chains a flush or delete went through.
+        let out = '';
+        if (p.verbose && p.rule !== undefined) out = verboseRule(p.rule, services);
+        else if (p.verbose && p.cmd === 'F') out = ordered(t).filter((c) => p.chain === undefined || c.name === p.chain).map((c) => `Flushing chain \`${c.name}'\n`).join('');
+        return { stdout: out, stderr: '', code: 0 };
       }
     }
   } catch (e) {
