@@ -1,4 +1,4 @@
-import type { Chain, Family, NamedSet, Rule, RulesetState, SetElement, Table } from '../netfilter/ast.js';
+import type { Chain, Expr, Family, Field, NamedSet, Rule, RulesetState, SetElement, Table } from '../netfilter/ast.js';
 import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
 import { NftSyntaxError, formatNftError, type Tok } from './nft-lex.js';
 import { parseNft, resolveElements, type ChainDelCmd, type NftCommand, type RuleAddCmd, type SetDelCmd } from './nft-parse.js';
@@ -133,6 +133,47 @@ function elementsFor(set: NamedSet, cmd: { raw: { toks: Tok[] } }): SetElement[]
   return resolveElements(cmd.raw, set.type as NftType[], set.map ?? null);
 }
 
+const L4: Record<string, number> = { tcp: 6, udp: 17, icmp: 1 };
+
+/**
+ * Drops the protocol matches nft drops (its dependency elimination): `meta
+ * l4proto P` (or, in ip tables, `ip protocol P`) before a P field with only
+ * matches between, where `th` becomes P; `meta nfproto ipv4` before an ip
+ * field in inet tables. The engine checks the protocol of a transport field
+ * itself, so the rule means the same.
+ */
+export function dropDependencies(exprs: Expr[], family: Family): Expr[] {
+  const out = [...exprs];
+  for (let i = 0; i < out.length; i++) {
+    const d = out[i];
+    if (d.kind !== 'match' || d.op !== 'eq' || d.mask !== undefined || d.right.kind !== 'value' || d.left.kind === 'concat') continue;
+    const l = d.left;
+    const isL4 = (l.kind === 'meta' && l.key === 'l4proto') || (family === 'ip' && l.kind === 'payload' && l.proto === 'ip' && l.field === 'protocol');
+    const isNf = family === 'inet' && l.kind === 'meta' && l.key === 'nfproto' && d.right.value === 2;
+    if (!isL4 && !isNf) continue;
+    for (let j = i + 1; j < out.length; j++) {
+      const e = out[j];
+      if (e.kind === 'ifname') continue;
+      if (e.kind !== 'match') break;
+      const f = e.left.kind === 'concat' ? e.left.fields[0] : e.left;
+      if (f.kind !== 'payload') continue;
+      if (isNf) {
+        if (f.proto === 'ip') out.splice(i--, 1);
+        break;
+      }
+      if (f.proto === 'ip') continue;
+      const want = d.right.value;
+      if (f.proto === 'th' && (want === 6 || want === 17) && e.left.kind !== 'concat') {
+        const proto = want === 6 ? 'tcp' : 'udp';
+        out[j] = { ...e, left: { kind: 'payload', proto, field: f.field } as Field };
+        out.splice(i--, 1);
+      } else if (L4[f.proto] === want) out.splice(i--, 1);
+      break;
+    }
+  }
+  return out;
+}
+
 /** Applies one changing command to the draft state. */
 /** What `-e` prints for a new object, read after the commit (handles and counters are then known). */
 type Echo = (src: PrintSource, o: PrintOptions) => string;
@@ -227,12 +268,12 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
       if (cmd.verb === 'replace') {
         const r = c.rules.find((x) => x.handle === cmd.handle);
         if (r === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
-        r.exprs = cmd.exprs;
+        r.exprs = dropDependencies(cmd.exprs, t.family);
         r.comment = cmd.comment;
         return;
       }
       const a = cmd as RuleAddCmd;
-      const rule = { handle: 0, exprs: a.exprs, ...(a.comment !== undefined ? { comment: a.comment } : {}) };
+      const rule = { handle: 0, exprs: dropDependencies(a.exprs, t.family), ...(a.comment !== undefined ? { comment: a.comment } : {}) };
       let at: number;
       if (a.position !== undefined) {
         const i = c.rules.findIndex((r) => r.handle === a.position);
