@@ -697,6 +697,8 @@ export interface RestoreOptions {
   noflush: boolean;
   counters: boolean;
   test: boolean;
+  /** `-T NAME`: restore only this table of the input. */
+  table?: string;
 }
 
 const RESTORE = 'iptables-restore';
@@ -726,6 +728,7 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
   let draft: RulesetState | null = null;
   let table = '';
   let pendingCounters: { chain: string; index: number; packets: number; bytes: number }[] = [];
+  let skipping = false;
   try {
     for (let ln = 1; ln <= lines.length; ln++) {
       const raw = lines[ln - 1].replace(/\r$/, '');
@@ -736,7 +739,8 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
         table = line.slice(1).trim();
         if (!(table in IPT_TABLES)) throw restoreError(`${RESTORE}: line ${ln} table name '${table}' invalid`, ln);
         draft = rs.state();
-        if (!o.noflush) {
+        skipping = o.table !== undefined && o.table !== table;
+        if (!o.noflush && !skipping) {
           draft.tables = draft.tables.filter((t) => !(t.family === 'ip' && t.name === table));
         }
         draftTable(draft, table);
@@ -746,14 +750,15 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
       if (line === 'COMMIT') {
         // Like iptables-nft, jumps are resolved when the table is committed.
         const dt = draftTable(draft, table);
-        for (const c of dt.chains)
+        if (!skipping)
+          for (const c of dt.chains)
           for (const r of c.rules)
             for (const e of r.exprs)
               if (e.kind === 'verdict' && (e.verdict.kind === 'jump' || e.verdict.kind === 'goto')) {
                 const target = e.verdict.chain;
                 if (!dt.chains.some((x) => x.name === target && x.base === undefined)) throw restoreError(`Chain '${target}' does not exist`, ln);
               }
-        if (!o.test) {
+        if (!o.test && !skipping) {
           rs.commit(draft);
           for (const pc of pendingCounters) {
             const t = rs.state().tables.find((x) => x.family === 'ip' && x.name === table)!;
@@ -765,6 +770,7 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
         continue;
       }
       if (line.startsWith('*')) throw new IptError(`${RESTORE}: COMMIT expected at line ${ln}`, 1);
+      if (skipping) continue;
       const t = draftTable(draft, table);
       if (line.startsWith(':')) {
         const m = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$/.exec(line);
@@ -816,8 +822,13 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
 export function parseRestoreArgs(argv: readonly string[]): { opts: RestoreOptions; file?: string } | IptResult {
   const opts: RestoreOptions = { noflush: false, counters: false, test: false };
   let file: string | undefined;
-  for (const a of argv) {
-    if (a === '-n' || a === '--noflush') opts.noflush = true;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-T' || a === '--table') {
+      const v = argv[++i];
+      if (v === undefined) return { stdout: '', stderr: `${RESTORE} ${IPT_VERSION}: option '${a}' requires an argument\n`, code: 2 };
+      opts.table = v;
+    } else if (a === '-n' || a === '--noflush') opts.noflush = true;
     else if (a === '-c' || a === '--counters') opts.counters = true;
     else if (a === '-t' || a === '--test') opts.test = true;
     else if (a === '-v' || a === '--verbose' || a === '-w' || a === '--wait') continue;
