@@ -174,6 +174,33 @@ export function dropDependencies(exprs: Expr[], family: Family): Expr[] {
   return out;
 }
 
+const L4NAME: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp' };
+
+/** nft refuses a rule whose matches need two transport protocols at once. */
+export function conflictingProtocols(exprs: Expr[]): string | null {
+  let have: string | null = null;
+  for (const e of exprs) {
+    if (e.kind !== 'match') continue;
+    for (const f of e.left.kind === 'concat' ? e.left.fields : [e.left]) {
+      let p: string | null = null;
+      if (f.kind === 'payload' && (f.proto === 'tcp' || f.proto === 'udp' || f.proto === 'icmp')) p = f.proto;
+      else if (
+        e.left.kind !== 'concat' &&
+        e.op === 'eq' &&
+        e.mask === undefined &&
+        e.right.kind === 'value' &&
+        ((f.kind === 'meta' && f.key === 'l4proto') || (f.kind === 'payload' && f.proto === 'ip' && f.field === 'protocol'))
+      )
+        p = L4NAME[e.right.value] ?? `protocol ${e.right.value}`;
+      else if (f.kind === 'payload' && f.proto === 'th' && have === 'icmp') return `conflicting protocols specified: icmp vs. th`;
+      if (p === null) continue;
+      if (have !== null && have !== p) return `conflicting protocols specified: ${have} vs. ${p}`;
+      have = p;
+    }
+  }
+  return null;
+}
+
 /** Applies one changing command to the draft state. */
 /** What `-e` prints for a new object, read after the commit (handles and counters are then known). */
 type Echo = (src: PrintSource, o: PrintOptions) => string;
@@ -268,11 +295,15 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
       if (cmd.verb === 'replace') {
         const r = c.rules.find((x) => x.handle === cmd.handle);
         if (r === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+        const conflict = conflictingProtocols(cmd.exprs);
+        if (conflict !== null) throw new ApplyError(conflict, cmd.tok);
         r.exprs = dropDependencies(cmd.exprs, t.family);
         r.comment = cmd.comment;
         return;
       }
       const a = cmd as RuleAddCmd;
+      const conflict = conflictingProtocols(a.exprs);
+      if (conflict !== null) throw new ApplyError(conflict, cmd.tok);
       const rule = { handle: 0, exprs: dropDependencies(a.exprs, t.family), ...(a.comment !== undefined ? { comment: a.comment } : {}) };
       let at: number;
       if (a.position !== undefined) {

@@ -212,6 +212,16 @@ describe('nft commands', () => {
     expect(ok('list set ip t d')).toContain('elements = { 1.2.3.4 expires 49s996ms }');
   });
 
+  it('refuses a rule that needs two transport protocols, as nft does', () => {
+    const { ok, nft } = setup();
+    ok('add table t');
+    ok('add chain t c');
+    expect(nft('add rule t c udp dport 53 tcp dport 22').stderr.split('\n')[0]).toBe('Error: conflicting protocols specified: udp vs. tcp');
+    expect(nft('add rule t c ip protocol udp tcp dport 22').stderr.split('\n')[0]).toBe('Error: conflicting protocols specified: udp vs. tcp');
+    expect(nft('add rule t c meta l4proto icmp th dport 22').code).toBe(1);
+    ok('add rule t c ip protocol tcp counter tcp dport 22');
+  });
+
   it('define and $name', () => {
     const { ok } = setup();
     ok('-f -', 'define ports = { 22, 80 }\ndefine me = 10.0.0.1\ntable ip t {\n\tchain c {\n\t\tip saddr $me tcp dport $ports accept\n\t}\n}\n');
