@@ -32,7 +32,7 @@ const USAGE = `Usage:
         ss [-tuanlioemsHO46] [state STATE] [FILTER]
         nc [-v] HOST PORT | nc -l [-v] [ADDR] PORT
         iptables [-t TABLE] -A|-I|-D|-R|-F|-Z|-N|-X|-E|-P|-L|-S|-C ... (as iptables)
-        iptables-save [-c] [-t TABLE] | iptables-restore [-n] [-c] [-t] [FILE]
+        iptables-save [-c] [-t TABLE] | iptables-restore [-n] [-c] [-t] [-T TABLE] [FILE]
         nft [-a] [-s] [-n] [-y] [-t] [-c] [-f FILE|-] COMMAND...
       ("ip" in front of link/addr/route/neigh is optional.)
 
@@ -124,10 +124,17 @@ async function main(argv: string[]): Promise<void> {
   const fi = first === 'nft' ? args.findIndex((a) => a === '-f' || a === '--file') : -1;
   const nftStdin = fi >= 0 && args[fi + 1] === '-';
   if (fi >= 0 && args[fi + 1] !== undefined && !nftStdin) args = [...args.slice(0, fi + 1), path.resolve(args[fi + 1]), ...args.slice(fi + 2)];
+  // iptables-restore [FILE]: the daemon reads FILE (an absolute path), or else stdin.
+  let iptStdin = false;
+  if (first === 'iptables-restore') {
+    const fileAt = args.findIndex((a, i) => i > 0 && !a.startsWith('-') && args[i - 1] !== '-T' && args[i - 1] !== '--table');
+    if (fileAt > 0) args = [...args.slice(0, fileAt), path.resolve(args[fileAt]), ...args.slice(fileAt + 1)];
+    else iptStdin = true;
+  }
   try {
-    // nc (and nft -f -) stream stdin to the daemon; ss fits its columns to a terminal.
+    // nc (and nft -f -, iptables-restore) stream stdin to the daemon; ss fits its columns to a terminal.
     const code = await runRemote(ctl, args, undefined, undefined, {
-      stdin: first === 'nc' || nftStdin ? process.stdin : undefined,
+      stdin: first === 'nc' || nftStdin || iptStdin ? process.stdin : undefined,
       columns: process.stdout.isTTY ? process.stdout.columns : undefined,
     });
     process.exitCode = code;
