@@ -115,3 +115,67 @@ describe('policy routing on a router', () => {
     expect(got).toEqual(['EHOSTUNREACH', 'EACCES', 'ENETUNREACH']);
   });
 });
+
+describe('multipath routes on a host', () => {
+  it('keeps each TCP connection on one path and spreads connections over both (hash policy 1)', async () => {
+    const { runFor, pattern } = await import('../helpers/tcp-sim.js');
+    const time = new VirtualTime();
+    const [dh0, dg0] = simLink(time, { seed: 6, names: ['h0', 'g0'] });
+    const [dh1, dg1] = simLink(time, { seed: 7, names: ['h1', 'g1'] });
+    const h = new Stack({ time, seed: 21 });
+    const g0 = new Stack({ time, seed: 22 });
+    const g1 = new Stack({ time, seed: 23 });
+    const ih0 = h.addInterface('h0', dh0);
+    const ih1 = h.addInterface('h1', dh1);
+    const ig0 = g0.addInterface('g0', dg0);
+    const ig1 = g1.addInterface('g1', dg1);
+    for (const [s, i] of [[h, ih0], [h, ih1], [g0, ig0], [g1, ig1]] as const) s.setUp(i, true);
+    h.addAddress(ih0, ip('10.0.2.1'), 24);
+    h.addAddress(ih1, ip('10.0.3.1'), 24);
+    g0.addAddress(ig0, ip('10.0.2.2'), 24);
+    g1.addAddress(ig1, ip('10.0.3.2'), 24);
+    // Both ends of the paths own the address: a segment that strayed to the other
+    // path would meet no connection there and be reset.
+    g0.addAddress(ig0, ip('198.51.100.7'), 32);
+    g1.addAddress(ig1, ip('198.51.100.7'), 32);
+    g0.addRoute({ dst: 0, prefixLen: 0, gateway: ip('10.0.2.1') });
+    g1.addRoute({ dst: 0, prefixLen: 0, gateway: ip('10.0.3.1') });
+    const ctl = new Controller(h, {
+      open: () => {
+        throw new Error('no devices here');
+      },
+    });
+    ctl.run(parseCommand('ip route add 198.51.100.0/24 nexthop via 10.0.2.2 weight 1 nexthop via 10.0.3.2 weight 1'.split(' ')));
+    ctl.run(parseCommand('sysctl -w net.ipv4.fib_multipath_hash_policy=1'.split(' ')));
+    time.advance(1000);
+    const served = { g0: 0, g1: 0 };
+    let bytes = 0;
+    for (const [name, g] of [['g0', g0], ['g1', g1]] as const)
+      g.tcp
+        .createServer((s) => {
+          served[name]++;
+          s.on('data', (d: Buffer) => (bytes += d.length));
+          s.on('end', () => s.end());
+        })
+        .listen(80);
+    const data = pattern(20_000);
+    let closed = 0;
+    const errors: Error[] = [];
+    const N = 16;
+    for (let i = 0; i < N; i++) {
+      const c = h.tcp.connect(80, '198.51.100.7');
+      c.on('connect', () => c.end(data));
+      c.resume();
+      c.on('error', (e) => errors.push(e));
+      c.on('close', () => closed++);
+    }
+    await runFor(time, 60_000, { stepMs: 5, until: () => closed === N });
+    expect(errors).toEqual([]);
+    expect(closed).toBe(N);
+    expect(served.g0 + served.g1).toBe(N);
+    expect(served.g0).toBeGreaterThan(0);
+    expect(served.g1).toBeGreaterThan(0);
+    expect(bytes).toBe(N * 20_000);
+    expect(g0.mib.TcpOutRsts + g1.mib.TcpOutRsts).toBe(0);
+  });
+});
