@@ -10,7 +10,7 @@ import { Iperf3ArgError, parseIperf3, runIperf3 } from './iperf3.js';
 import { runSs } from './ss.js';
 import { parseNc, runNc } from './nc.js';
 import { runIptablesCommand } from './iptables.js';
-import { runNft } from './nft.js';
+import { runNft, stackNftIo } from './nft.js';
 import type { CommandStream } from './protocol.js';
 import { PcapWriter } from '../link/pcap.js';
 import type { Logger } from '../log.js';
@@ -164,11 +164,7 @@ export class Daemon {
   /** `nft ...`; `-f -` reads the client's standard input to its end first. */
   private nft(args: string[], out: CommandStream): number | Promise<number> {
     const run = (stdin?: string): number => {
-      const r = runNft(this.stack.nft, args, {
-        readFile: (p) => fs.readFileSync(p, 'utf8'),
-        stdin,
-        now: () => this.stack.time.now(),
-      });
+      const r = runNft(this.stack.nft, args, stackNftIo(this.stack, stdin));
       if (r.stdout.length > 0) out.out(r.stdout);
       if (r.stderr.length > 0) out.err(r.stderr);
       if (r.code === 0 && !args.includes('list')) this.log.info({ argv: ['nft', ...args] }, 'command');

@@ -5,9 +5,8 @@ import { formatAddrs, formatLinks, formatNeigh, formatNstat } from './format.js'
 import { runRouteCommand } from './route-exec.js';
 import { CommandError } from './words.js';
 import { formatService } from '../services/registry.js';
-import { runNft } from './nft.js';
+import { runNft, stackNftIo } from './nft.js';
 import { runIptables } from './iptables.js';
-import fs from 'node:fs';
 
 /** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */
 export interface DeviceFactory {
@@ -117,7 +116,7 @@ export class Controller {
         return r.stdout;
       }
       case 'nft': {
-        const r = runNft(s.nft, cmd.argv, { readFile: (p) => fs.readFileSync(p, 'utf8'), now: () => s.time.now() });
+        const r = runNft(s.nft, cmd.argv, stackNftIo(s));
         if (r.code !== 0) throw new CommandError(r.stderr.trimEnd());
         return r.stdout;
       }

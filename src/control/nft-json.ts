@@ -26,9 +26,10 @@ function value(type: NftType, v: number, o: PrintOptions): Json {
   switch (type) {
     case 'ipv4_addr':
       return formatIp4(v >>> 0);
+    case 'ifindex':
+      return o.ifname?.(v) ?? v;
     case 'inet_service':
     case 'integer':
-    case 'ifindex':
     case 'mark':
       return v;
     case 'inet_proto':

@@ -1069,9 +1069,30 @@ function parseSigned(s: string): number | null {
   return parseNumber(s);
 }
 
+/**
+ * Interface names of `iif`/`oif`, resolved while a batch is read (nft looks
+ * them up the same way, when the rule is added).
+ */
+let ifindexOf: ((name: string) => number | null) | null = null;
+
+export function withInterfaces<T>(lookup: ((name: string) => number | null) | undefined, fn: () => T): T {
+  const prev = ifindexOf;
+  ifindexOf = lookup ?? null;
+  try {
+    return fn();
+  } finally {
+    ifindexOf = prev;
+  }
+}
+
 /** One value of `type` written as `t`. */
 export function valueOf(type: NftType, t: Tok): number {
   const s = t.text;
+  if (type === 'ifindex' && (t.kind === 'string' || parseNumber(s) === null)) {
+    const i = ifindexOf?.(s) ?? null;
+    if (i === null) throw new NftSyntaxError('Interface does not exist', t);
+    return i;
+  }
   if (type === 'ipv4_addr') {
     const a = parseIp4(s);
     if (a === null) throw new NftSyntaxError(`Could not resolve hostname: ${s} is not an IPv4 address`, t);
@@ -1084,7 +1105,6 @@ export function valueOf(type: NftType, t: Tok): number {
     if (p === null) throw new NftSyntaxError(`Could not resolve service: Servname not supported for ai_socktype`, t);
     return p;
   }
-  if (type === 'ifindex') throw new NftSyntaxError(`interface names in iif/oif are not supported (use iifname/oifname)`, t);
   const v = symbolValue(type, s);
   if (v === undefined) throw new NftSyntaxError(`Could not parse ${type.replace('_', ' ')} expression`, t);
   return v;

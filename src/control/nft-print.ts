@@ -20,6 +20,8 @@ export interface PrintOptions {
   terse?: boolean;
   /** -n: everything numeric (symbols, times in seconds), as well as protocols and priorities. */
   numeric?: boolean;
+  /** The name of an interface index (`iif "lo"`). */
+  ifname?: (index: number) => string | null;
 }
 
 /** What the printer reads beyond the AST: counters and live set elements. */
@@ -41,9 +43,12 @@ export function formatValue(type: NftType, v: number, o: PrintOptions): string {
   switch (type) {
     case 'ipv4_addr':
       return formatIp4(v >>> 0);
+    case 'ifindex': {
+      const n = o.ifname?.(v) ?? null;
+      return n !== null ? `"${n}"` : String(v);
+    }
     case 'inet_service':
     case 'integer':
-    case 'ifindex':
       return String(v);
     case 'mark':
       return hex8(v);
@@ -157,7 +162,8 @@ function formatField(f: Field): string {
     case 'payload':
       return `${f.proto} ${f.field}`;
     case 'meta':
-      return `meta ${f.key}`;
+      // nft prints these without `meta`.
+      return f.key === 'iif' || f.key === 'oif' ? f.key : `meta ${f.key}`;
     case 'ct':
       return `ct ${f.key}`;
     case 'numgen':

@@ -1,8 +1,10 @@
 import type { Chain, Expr, Family, Field, NamedSet, Rule, RulesetState, SetElement, Table } from '../netfilter/ast.js';
 import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
 import { NftSyntaxError, formatNftError, type Tok } from './nft-lex.js';
-import { parseNft, resolveElements, type ChainDelCmd, type NftCommand, type RuleAddCmd, type SetDelCmd } from './nft-parse.js';
+import { parseNft, resolveElements, withInterfaces, type ChainDelCmd, type NftCommand, type RuleAddCmd, type SetDelCmd } from './nft-parse.js';
 import type { NftType } from './nft-names.js';
+import type { Stack } from '../stack.js';
+import fs from 'node:fs';
 import { chainJson, counterJson, nftablesJson, ruleJson, rulesetJson, setJson, tableJson, type Json } from './nft-json.js';
 import { formatChain, formatCounter, formatPriority, formatRule, formatSet, formatTable, formatTableWith, type PrintOptions, type PrintSource } from './nft-print.js';
 
@@ -574,7 +576,40 @@ function listJson(cmd: Extract<NftCommand, { verb: 'list' }>, tables: Table[], o
  * Runs a batch of nft commands (a file, or words joined by spaces). `file` names
  * the input in error messages (null for the command line).
  */
-export function runNftText(rs: Ruleset, text: string, opts: NftOptions, file: string | null, now: () => number): NftResult {
+export interface NftIo {
+  readFile(path: string): string;
+  /** `-f -`: the client's standard input. */
+  stdin?: string;
+  now: () => number;
+  /** Interface index by name and name by index (iif/oif). */
+  ifindex?: (name: string) => number | null;
+  ifname?: (index: number) => string | null;
+}
+
+/** What `nft` reads from a Stack: files, the clock, interface names. */
+export function stackNftIo(s: Stack, stdin?: string): NftIo {
+  return {
+    readFile: (p) => fs.readFileSync(p, 'utf8'),
+    stdin,
+    now: () => s.time.now(),
+    ifindex: (name) => s.iface(name)?.index ?? null,
+    ifname: (index) => s.interfaces().find((i) => i.index === index)?.name ?? null,
+  };
+}
+
+export function runNftText(
+  rs: Ruleset,
+  text: string,
+  opts: NftOptions,
+  file: string | null,
+  now: () => number,
+  ifs: Pick<NftIo, 'ifindex' | 'ifname'> = {},
+): NftResult {
+  const o: NftOptions = { ...opts, ifname: ifs.ifname };
+  return withInterfaces(ifs.ifindex, () => runBatch(rs, text, o, file, now));
+}
+
+function runBatch(rs: Ruleset, text: string, opts: NftOptions, file: string | null, now: () => number): NftResult {
   let cmds: NftCommand[];
   try {
     cmds = parseNft(text);
@@ -624,7 +659,7 @@ export function runNftText(rs: Ruleset, text: string, opts: NftOptions, file: st
  * `nft ARGS...`: options, then `-f FILE` (read through `readFile`; `-` is
  * standard input, given as `stdin`) or command words.
  */
-export function runNft(rs: Ruleset, argv: readonly string[], io: { readFile(path: string): string; stdin?: string; now: () => number }): NftResult {
+export function runNft(rs: Ruleset, argv: readonly string[], io: NftIo): NftResult {
   let parsed;
   try {
     parsed = parseNftArgs(argv);
@@ -642,8 +677,8 @@ export function runNft(rs: Ruleset, argv: readonly string[], io: { readFile(path
     } catch (e) {
       return { stdout: '', stderr: `Error: Could not process rule: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? ENOENT : (e as Error).message}\n${name}\n`, code: 1 };
     }
-    return runNftText(rs, text, opts, name, io.now);
+    return runNftText(rs, text, opts, name, io.now, io);
   }
   if (words.length === 0) return { stdout: '', stderr: '', code: 0 };
-  return runNftText(rs, words.join(' '), opts, null, io.now);
+  return runNftText(rs, words.join(' '), opts, null, io.now, io);
 }

@@ -222,6 +222,25 @@ describe('nft commands', () => {
     ok('add rule t c ip protocol tcp counter tcp dport 22');
   });
 
+  it('iif/oif by interface name, printed by name', () => {
+    const { rs, env } = testRuleset();
+    const names = ['lo', 'eth0'];
+    const io = {
+      readFile: () => '',
+      now: () => env.t,
+      ifindex: (n: string) => (names.includes(n) ? names.indexOf(n) + 1 : null),
+      ifname: (i: number) => names[i - 1] ?? null,
+    };
+    const run = (line: string) => runNft(rs, line.split(' '), io);
+    expect(run('add table t').code).toBe(0);
+    expect(run('add chain t c').code).toBe(0);
+    expect(run('add rule t c iif lo accept').stderr).toBe('');
+    expect(run('add rule t c oif != "eth0" meta iif 1 drop').stderr).toBe('');
+    expect(rules(run('list chain t c').stdout)).toEqual(['iif "lo" accept', 'oif != "eth0" iif "lo" drop']);
+    expect(run('-j list chain t c').stdout).toContain('{"match": {"op": "==", "left": {"meta": {"key": "iif"}}, "right": "lo"}}');
+    expect(run('add rule t c iif wlan9').stderr).toBe('Error: Interface does not exist\nadd rule t c iif wlan9\n                 ^^^^^\n');
+  });
+
   it('define and $name', () => {
     const { ok } = setup();
     ok('-f -', 'define ports = { 22, 80 }\ndefine me = 10.0.0.1\ntable ip t {\n\tchain c {\n\t\tip saddr $me tcp dport $ports accept\n\t}\n}\n');
@@ -287,7 +306,7 @@ describe('nft errors: line, column and carets as nft prints them', () => {
     ['add rule t c ct expiration 5s', 'ct expiration is not supported'],
     ['add rule t c log group 1', 'log group is not supported'],
     ['add chain t c { type filter hook ingress priority 0 ; }', 'hook ingress is not supported'],
-    ['add rule t c iif eth0', 'interface names in iif/oif are not supported (use iifname/oifname)'],
+    ['add rule t c iif nosuch', 'Interface does not exist'],
     ['add quota t q { 10 mbytes }', 'quota objects are not supported'],
   ])('%s names what is not supported', (line, msg) => {
     const { nft } = setup();
