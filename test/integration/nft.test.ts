@@ -43,6 +43,19 @@ describe('tapstack nft', () => {
     expect(tb.peer(`ping -c 1 -W 2 ${tb.stackIp}`).code).toBe(0);
   });
 
+  it('iif by the name of the stack\'s device', async () => {
+    for (const line of [
+      'add table ip g',
+      'add chain ip g c { type filter hook input priority 0 ; }',
+      `add rule ip g c iif ${tb.dev} icmp type echo-request counter`,
+    ])
+      expect((await tb.ctlRun('nft', ...line.split(' '))).stderr).toBe('');
+    expect(tb.peer(`ping -c 1 -W 2 ${tb.stackIp}`).code).toBe(0);
+    const out = (await tb.ctlRun('nft', 'list', 'chain', 'ip', 'g', 'c')).stdout;
+    expect(out).toContain(`iif "${tb.dev}" icmp type echo-request counter packets 1 bytes 84`);
+    await tb.ctlRun('nft', 'delete', 'table', 'ip', 'g');
+  });
+
   it('reports errors as nft does, with exit code 1, changing nothing', async () => {
     const file = path.join(tb.dir, 'bad.nft');
     fs.writeFileSync(file, 'table ip g {\n\tchain c {\n\t\tip saddr 1.2.3.4 frob\n\t}\n}\n');
