@@ -553,6 +553,7 @@ function ordered(t: Table): Chain[] {
 /** Runs `iptables ARGS...` on a ruleset. */
 export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptions = {}): IptResult {
   const services = opts.services ?? ServicesDb.load();
+  if (argv.some((a) => a === '-V' || a === '--version')) return { stdout: `iptables ${IPT_VERSION}\n`, stderr: '', code: 0 };
   try {
     const p = parseIptables(argv, services);
     const state = rs.state();
