@@ -1,7 +1,7 @@
 import type { Chain, Expr, Field, KeyExpr, NamedSet, Rhs, Rule, SetElement, Table, VerdictAst } from '../netfilter/ast.js';
 import { formatIp4 } from '../wire/addr.js';
 import { FLAG_TYPES, SYMBOLS, fieldType, keyTypes, symbolName, type NftType } from './nft-names.js';
-import type { PrintOptions, PrintSource } from './nft-print.js';
+import { ICMPX_NAMES, type PrintOptions, type PrintSource } from './nft-print.js';
 
 /**
  * `nft -j list ...`: nft's JSON schema (libnftables-json(5)), written with
@@ -174,7 +174,9 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
     case 'reject': {
       if (e.with?.type === 'tcp-reset') return { reject: { type: 'tcp reset' } };
       const code = e.with?.code ?? 3;
-      return { reject: { type: 'icmp', expr: symbolName('icmp_code', code) ?? code } };
+      const x = e.with === undefined ? t.family === 'inet' : e.with.icmpx === true;
+      const name = x ? ICMPX_NAMES.find(([, c]) => c === code)?.[0] : symbolName('icmp_code', code);
+      return { reject: { type: x ? 'icmpx' : 'icmp', expr: name ?? code } };
     }
     case 'counter': {
       if (e.name !== undefined) return { counter: e.name };

@@ -801,6 +801,12 @@ export class NftParser {
     if (w.text !== 'icmp' && w.text !== 'icmpx') throw new NftSyntaxError(`reject with ${w.text} is not supported`, w);
     this.accept('type');
     const c = this.word('an icmp code');
+    if (w.text === 'icmpx') {
+      // nft's abstract codes, as the ICMP codes they become for IPv4.
+      const x = ({ 'no-route': 0, 'port-unreachable': 3, 'host-unreachable': 1, 'admin-prohibited': 13 } as Record<string, number>)[c.text];
+      if (x === undefined) throw new NftSyntaxError(`invalid icmpx code "${c.text}"`, c);
+      return { kind: 'reject', with: { type: 'icmp', code: x, icmpx: true } };
+    }
     const code = ICMP_REJECT.find(([n]) => n === c.text)?.[1] ?? parseNumber(c.text);
     if (code === undefined || code === null || code > 15) throw new NftSyntaxError(`invalid icmp code "${c.text}"`, c);
     return { kind: 'reject', with: { type: 'icmp', code } };

@@ -230,12 +230,16 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
     case 'verdict':
       return formatVerdict(e.verdict);
     case 'reject': {
-      if (e.with === undefined) return 'reject';
-      if (e.with.type === 'tcp-reset') return 'reject with tcp reset';
-      const code = e.with.code;
-      if (code === 3) return 'reject';
-      const name = o.numeric === true ? undefined : ICMP_REJECT.find(([, c]) => c === code)?.[0];
-      return `reject with icmp ${name ?? code}`;
+      if (e.with?.type === 'tcp-reset') return 'reject with tcp reset';
+      const code = e.with?.code ?? 3;
+      // In inet tables a plain reject is icmpx port-unreachable; in ip ones, icmp port-unreachable.
+      const x = e.with === undefined ? ctx.t.family === 'inet' : e.with.icmpx === true;
+      if (code === 3 && (x || ctx.t.family === 'ip')) return 'reject';
+      const names = x ? ICMPX_NAMES : ICMP_REJECT;
+      const name = o.numeric === true ? undefined : names.find(([, c]) => c === code)?.[0];
+      // Numerically, icmpx codes are their own (0 no-route, 1 port, 2 host, 3 admin).
+      const num = x ? ICMPX_NAMES.findIndex(([, c]) => c === code) : code;
+      return `reject with ${x ? 'icmpx' : 'icmp'} ${name ?? num}`;
     }
     case 'counter': {
       if (e.name !== undefined) return `counter name "${e.name}"`;
@@ -284,6 +288,14 @@ export function formatRule(t: Table, rule: Rule, src: PrintSource | null, o: Pri
 }
 
 // ---------------------------------------------------------------- objects
+
+/** nft's icmpx codes, by the IPv4 ICMP code each becomes. */
+export const ICMPX_NAMES: [string, number][] = [
+  ['no-route', 0],
+  ['port-unreachable', 3],
+  ['host-unreachable', 1],
+  ['admin-prohibited', 13],
+];
 
 const PRIO_HOOKS: Record<string, readonly string[] | null> = {
   raw: null,

@@ -156,6 +156,10 @@ export function dropDependencies(exprs: Expr[], family: Family): Expr[] {
     for (let j = i + 1; j < out.length; j++) {
       const e = out[j];
       if (e.kind === 'ifname') continue;
+      if (isNf && e.kind === 'reject' && e.with?.type === 'icmp' && e.with.icmpx !== true) {
+        out.splice(i--, 1);
+        break;
+      }
       if (e.kind !== 'match') break;
       const f = e.left.kind === 'concat' ? e.left.fields[0] : e.left;
       if (f.kind !== 'payload') continue;
@@ -304,6 +308,8 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
         return;
       }
       const a = cmd as RuleAddCmd;
+      if (t.family === 'ip' && a.exprs.some((e) => e.kind === 'reject' && e.with?.type === 'icmp' && e.with.icmpx === true))
+        throw new ApplyError('abstracted ICMP unreachable not supported', cmd.tok);
       const conflict = conflictingProtocols(a.exprs);
       if (conflict !== null) throw new ApplyError(conflict, cmd.tok);
       const rule = { handle: 0, exprs: dropDependencies(a.exprs, t.family), ...(a.comment !== undefined ? { comment: a.comment } : {}) };

@@ -184,7 +184,7 @@ export type Expr =
   | { kind: 'limit'; rate: number; unit: TimeUnit; per: 'packets' | 'bytes'; burst?: number; over?: boolean }
   | { kind: 'verdict'; verdict: VerdictAst }
   /** `reject` (ICMP port unreachable), `reject with icmp type X`, `reject with tcp reset`. */
-  | { kind: 'reject'; with?: { type: 'icmp'; code: number } | { type: 'tcp-reset' } }
+  | { kind: 'reject'; with?: { type: 'icmp'; code: number; /** written as nft's family-neutral `icmpx` (inet) */ icmpx?: boolean } | { type: 'tcp-reset' } }
   /** Anonymous counter (the rule's own), or a named one with `name`. */
   | { kind: 'counter'; name?: string }
   | { kind: 'log'; prefix?: string; level?: LogLevel }
