@@ -1,7 +1,8 @@
 import { CommandError, Words, splitWords } from './words.js';
 import { NftUsageError, parseNftArgs } from './nft.js';
 import { parseNft } from './nft-parse.js';
-import { NftSyntaxError } from './nft-lex.js';
+import { NftSyntaxError, formatNftError } from './nft-lex.js';
+import fs from 'node:fs';
 import { IptError, splitQuoted } from './iptables-rule.js';
 import { parseIptables } from './iptables.js';
 import { parseIp4, parseMac } from '../wire/addr.js';
@@ -292,11 +293,28 @@ function parseService(w: Words): Command {
 /** `nft ...`: syntax checked here (a config file fails before anything runs); carried out by control/nft.ts. */
 function checkNft(argv: string[]): Command {
   let words: string[];
+  let file: string | undefined;
   try {
-    ({ words } = parseNftArgs(argv));
+    ({ words, opts: { file } } = parseNftArgs(argv));
   } catch (e) {
     if (e instanceof NftUsageError) throw new CommandError(`nft: ${e.message}`);
     throw e;
+  }
+  if (file !== undefined && file !== '-') {
+    // `nft -f FILE` in a config file: the file is checked with the config, so an error in it stops everything.
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new CommandError(`nft: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, null, file);
+    }
+    try {
+      parseNft(text);
+    } catch (e) {
+      if (e instanceof NftSyntaxError) throw new CommandError(`nft: ${formatNftError(text, e, file).trimEnd()}`);
+      throw e;
+    }
+    return { kind: 'nft', argv };
   }
   try {
     parseNft(words.join(' '));

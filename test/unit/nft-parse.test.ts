@@ -331,5 +331,13 @@ describe('nft lines in a config file', () => {
     expect(() => parseConfig('nft add table t\nnft add rule t c tcp dport 22 frob\n', 'x.conf')).toThrow(
       'x.conf: line 2: word "frob": nft: syntax error, unexpected string',
     );
+    // nft -f FILE: the file is read and checked with the config.
+    const good = path.join(dir, 'basic.nft');
+    expect(parseConfig(`nft -f ${good}\n`)).toHaveLength(1);
+    const bad = path.join(fs.mkdtempSync('/tmp/nft-conf-'), 'bad.nft');
+    fs.writeFileSync(bad, 'table ip t {\n\tchain c {\n\t\tfrob\n\t}\n}\n');
+    expect(() => parseConfig(`nft -f ${bad}\n`, 'y.conf')).toThrow(`y.conf: line 1: nft: ${bad}:3:3-6: Error: syntax error, unexpected string`);
+    expect(() => parseConfig('nft -f /nonexistent.nft\n')).toThrow('nft: cannot read /nonexistent.nft: ENOENT');
+    fs.rmSync(path.dirname(bad), { recursive: true });
   });
 });
