@@ -104,14 +104,15 @@ export function formatRouteDecision(
   if (q.from === undefined) {
     j.prefsrc = formatIp4(route === null ? q.dst : route.src || route.dev.sourceFor(route.gateway || q.dst));
   }
-  if (q.iif !== undefined) j.iif = q.iif.name;
   const mtu = route !== null && route.mtu !== undefined ? routeMtu(route) : undefined;
   if (json) {
     j.flags = [];
     if (q.mark) j.mark = q.mark;
-    j.uid = 0;
+    // An input route (iif) has no socket owner, so no uid.
+    if (q.iif === undefined) j.uid = 0;
     j.cache = res.type === 'local' ? ['local'] : [];
     if (mtu !== undefined) j.metrics = [{ mtu }];
+    if (q.iif !== undefined) j.iif = q.iif.name;
     return JSON.stringify([j]);
   }
   let s = res.type === 'local' ? 'local ' : '';
@@ -122,7 +123,8 @@ export function formatRouteDecision(
   if (j.table !== undefined) s += `table ${j.table} `;
   if (j.prefsrc !== undefined) s += `src ${j.prefsrc} `;
   if (q.mark) s += `mark ${q.mark} `;
-  s += 'uid 0 \n    cache ';
+  if (q.iif === undefined) s += 'uid 0 ';
+  s += '\n    cache ';
   if (res.type === 'local') s += '<local> ';
   if (mtu !== undefined) s += `mtu ${mtu} `;
   if (q.iif !== undefined) s += `iif ${q.iif.name} `;
