@@ -9,6 +9,7 @@
  */
 import type { Expr, Field, LogLevel, Rhs, TimeUnit } from '../netfilter/ast.js';
 import { CT_STATE_ESTABLISHED, CT_STATE_INVALID, CT_STATE_NEW, CT_STATE_RELATED, CT_STATE_UNTRACKED } from '../netfilter/ast.js';
+import { PKTTYPE_BROADCAST, PKTTYPE_HOST, PKTTYPE_MULTICAST, PKTTYPE_OTHERHOST } from '../netfilter/ast.js';
 import type { ServicesDb } from './etc-services.js';
 
 export const IPT_VERSION = 'v1.8.9 (nf_tables)';
@@ -47,7 +48,12 @@ export type Match =
   | { m: 'state' | 'conntrack'; neg: boolean; states: number }
   | { m: 'limit'; n: number; unit: 'sec' | 'min' | 'hour' | 'day'; burst: number }
   | { m: 'mark'; neg: boolean; value: number; mask: number; set: boolean }
-  | { m: 'comment'; text: string };
+  | { m: 'comment'; text: string }
+  | { m: 'iprange'; src?: { neg: boolean; lo: number; hi: number }; dst?: { neg: boolean; lo: number; hi: number } }
+  | { m: 'length'; neg: boolean; lo: number; hi: number; set: boolean }
+  | { m: 'ttl'; op: 'eq' | 'ne' | 'gt' | 'lt'; value: number; set: boolean }
+  | { m: 'pkttype'; neg: boolean; type: 'unicast' | 'broadcast' | 'multicast' | 'otherhost' | '' }
+  | { m: 'dscp'; neg: boolean; value: number; set: boolean };
 
 export type Target =
   | { t: 'ACCEPT' | 'DROP' | 'RETURN' }
@@ -159,7 +165,10 @@ const DSCP_CLASSES: Record<string, number> = {
   AF11: 10, AF12: 12, AF13: 14, AF21: 18, AF22: 20, AF23: 22, AF31: 26, AF32: 28, AF33: 30, AF41: 34, AF42: 36, AF43: 38, EF: 46,
 };
 
-export const BUILTIN_TARGETS = ['ACCEPT', 'DROP', 'RETURN', 'QUEUE', 'REJECT', 'LOG', 'MARK', 'DSCP', 'DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT', 'CONNMARK', 'CT', 'NOTRACK', 'TCPMSS'];
+export const BUILTIN_TARGETS = [
+  'ACCEPT', 'DROP', 'RETURN', 'QUEUE', 'REJECT', 'LOG', 'MARK', 'DSCP', 'DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT', 'CONNMARK', 'CT', 'NOTRACK', 'TCPMSS',
+  'NFLOG', 'NFQUEUE', 'TPROXY', 'CLASSIFY', 'TTL', 'TOS', 'SET', 'AUDIT', 'CHECKSUM', 'TRACE', 'SECMARK', 'CONNSECMARK', 'NETMAP', 'IDLETIMER', 'TEE', 'HMARK', 'LED', 'SYNPROXY',
+];
 const NAT_TARGETS = ['DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT'];
 
 // ---------------------------------------------------------------- small parsers
@@ -340,7 +349,19 @@ const MATCH_OPTS: Record<string, readonly string[]> = {
   limit: ['--limit', '--limit-burst'],
   mark: ['--mark'],
   comment: ['--comment'],
+  iprange: ['--src-range', '--dst-range'],
+  length: ['--length'],
+  ttl: ['--ttl-eq', '--ttl-gt', '--ttl-lt'],
+  pkttype: ['--pkt-type'],
+  dscp: ['--dscp', '--dscp-class'],
 };
+
+/** Matches and targets iptables has that tapstack does not (refused by name). */
+const UNSUPPORTED_MATCHES = [
+  'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'connmark', 'cpu', 'dccp', 'devgroup', 'ecn', 'esp',
+  'hashlimit', 'helper', 'ipcomp', 'ipvs', 'mac', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm', 'recent', 'rpfilter',
+  'sctp', 'set', 'socket', 'statistic', 'string', 'tcpmss', 'time', 'tos', 'u32', 'udplite',
+];
 const TARGET_OPTS: Record<string, readonly string[]> = {
   REJECT: ['--reject-with'],
   LOG: ['--log-prefix', '--log-level'],
@@ -367,7 +388,18 @@ function newMatch(name: string): Match {
       return { m: 'mark', neg: false, value: 0, mask: 0xffffffff, set: false };
     case 'comment':
       return { m: 'comment', text: '' };
+    case 'iprange':
+      return { m: 'iprange' };
+    case 'length':
+      return { m: 'length', neg: false, lo: 0, hi: 0xffff, set: false };
+    case 'ttl':
+      return { m: 'ttl', op: 'eq', value: 0, set: false };
+    case 'pkttype':
+      return { m: 'pkttype', neg: false, type: '' };
+    case 'dscp':
+      return { m: 'dscp', neg: false, value: 0, set: false };
   }
+  if (UNSUPPORTED_MATCHES.includes(name)) throw paramError(`match \`${name}' is not supported by tapstack`);
   throw paramError(`Couldn't load match \`${name}':No such file or directory\n`);
 }
 
@@ -466,6 +498,51 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
         mt.value = parseU32(a, 'mark', '--mark');
         mt.mask = b === undefined ? 0xffffffff : parseU32(b, 'mark', '--mark');
         mt.set = true;
+        return;
+      }
+      case 'iprange': {
+        const [a, b] = need().split('-');
+        const lo = parseAddr(a);
+        const hi = b === undefined ? lo : parseAddr(b);
+        if (lo === null || hi === null) throw paramError(`iprange: bad address range \`${v}'`);
+        if (opt === '--src-range') mt.src = { neg, lo, hi };
+        else mt.dst = { neg, lo, hi };
+        return;
+      }
+      case 'length': {
+        const x = /^(\d*)(?::(\d*))?$/.exec(need());
+        const lo = x === null ? NaN : x[1] === '' ? 0 : parseInt(x[1], 10);
+        const hi = x === null ? NaN : x[2] === undefined ? lo : x[2] === '' ? 0xffff : parseInt(x[2], 10);
+        if (!(lo <= 0xffff && hi <= 0xffff && lo <= hi)) {
+          const near = x === null ? v : !(lo <= 0xffff) ? x[1] : x[2] ?? v;
+          throw paramError(`length: bad value for option "--length" near "${near}", or out of range (0-65535).\n`);
+        }
+        Object.assign(mt, { neg, lo, hi, set: true });
+        return;
+      }
+      case 'ttl': {
+        if (mt.set) throw paramError('Can\'t specify TTL option twice');
+        const n = /^\d+$/.test(need()) ? parseInt(need(), 10) : 256;
+        if (n > 255) throw paramError(`ttl: bad value for option "${opt}", or out of range (0-255).\n`);
+        if (neg && opt !== '--ttl-eq') throw paramError(`ttl: option "${opt}" cannot be inverted.\n`);
+        Object.assign(mt, { op: opt === '--ttl-eq' ? (neg ? 'ne' : 'eq') : opt === '--ttl-gt' ? 'gt' : 'lt', value: n, set: true });
+        return;
+      }
+      case 'pkttype': {
+        const t = need().toLowerCase();
+        const type = t === 'host' ? 'unicast' : t;
+        if (type !== 'unicast' && type !== 'broadcast' && type !== 'multicast' && type !== 'otherhost') throw paramError(`Bad packet type '${v}'`);
+        Object.assign(mt, { neg, type });
+        return;
+      }
+      case 'dscp': {
+        let n: number | null | undefined;
+        if (opt === '--dscp-class') {
+          n = DSCP_CLASSES[need().toUpperCase()];
+          if (n === undefined) throw paramError(`Use --dscp-class with an unknown class \`${v}'`);
+        } else n = parseNum(need());
+        if (n === null || n > 63) throw paramError('dscp: bad value for option "--dscp", or out of range (0-63).\n');
+        Object.assign(mt, { neg, value: n, set: true });
         return;
       }
       case 'comment':
@@ -657,6 +734,10 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
         if ((mt.m === 'state' || mt.m === 'conntrack') && mt.states === 0) throw paramError(mt.m === 'state' ? 'state match: You must specify "--state"' : 'conntrack: At least one option is required');
         if (mt.m === 'mark' && !mt.set) throw paramError('mark: option "--mark" must be specified\n');
         if (mt.m === 'comment' && mt.text === '') throw paramError('comment: option "--comment" must be specified\n');
+        if (mt.m === 'length' && !mt.set) throw paramError('length: option "--length" must be specified\n');
+        if (mt.m === 'ttl' && !mt.set) throw paramError('TTL match: You must specify one of `--ttl-eq\', `--ttl-lt\', `--ttl-gt');
+        if (mt.m === 'pkttype' && mt.type === '') throw paramError('pkttype: option "--pkt-type" must be specified\n');
+        if (mt.m === 'dscp' && !mt.set) throw paramError('DSCP match: Parameter --dscp is required');
         if (mt.m === 'icmp' && !mt.set) throw paramError('icmp: option "--icmp-type" must be specified\n');
       }
       r.matches = r.matches.filter((mt) => !((mt.m === 'tcp' || mt.m === 'udp') && mt.none === true && mt.sport === undefined && mt.dport === undefined));
@@ -727,6 +808,20 @@ function saveMatch(mt: Match): string {
       return `-m mark ${inv(mt.neg)}--mark ${hex(mt.value)}${mt.mask !== 0xffffffff ? `/${hex(mt.mask)}` : ''}`;
     case 'comment':
       return `-m comment --comment ${saveString(mt.text)}`;
+    case 'iprange': {
+      let s = '-m iprange';
+      if (mt.src !== undefined) s += ` ${inv(mt.src.neg)}--src-range ${fmtAddr(mt.src.lo)}-${fmtAddr(mt.src.hi)}`;
+      if (mt.dst !== undefined) s += ` ${inv(mt.dst.neg)}--dst-range ${fmtAddr(mt.dst.lo)}-${fmtAddr(mt.dst.hi)}`;
+      return s;
+    }
+    case 'length':
+      return `-m length ${inv(mt.neg)}--length ${mt.lo === mt.hi ? mt.lo : `${mt.lo}:${mt.hi}`}`;
+    case 'ttl':
+      return `-m ttl ${mt.op === 'ne' ? '! --ttl-eq' : `--ttl-${mt.op}`} ${mt.value}`;
+    case 'pkttype':
+      return `-m pkttype ${inv(mt.neg)}--pkt-type ${mt.type}`;
+    case 'dscp':
+      return `-m dscp ${inv(mt.neg)}--dscp 0x${mt.value.toString(16).padStart(2, '0')}`;
   }
 }
 
@@ -861,6 +956,22 @@ export function listExtra(r: IptRule, numeric: boolean, services: ServicesDb): s
         break;
       case 'comment':
         s += ` /* ${mt.text} */`;
+        break;
+      case 'iprange':
+        if (mt.src !== undefined) s += ` source IP range ${mt.src.neg ? '! ' : ''}${fmtAddr(mt.src.lo)}-${fmtAddr(mt.src.hi)}`;
+        if (mt.dst !== undefined) s += ` destination IP range ${mt.dst.neg ? '! ' : ''}${fmtAddr(mt.dst.lo)}-${fmtAddr(mt.dst.hi)}`;
+        break;
+      case 'length':
+        s += ` length ${mt.neg ? '!' : ''}${mt.lo === mt.hi ? mt.lo : `${mt.lo}:${mt.hi}`}`;
+        break;
+      case 'ttl':
+        s += ` TTL match TTL ${{ eq: '==', ne: '!=', gt: '>', lt: '<' }[mt.op]} ${mt.value}`;
+        break;
+      case 'pkttype':
+        s += ` PKTTYPE ${mt.neg ? '!=' : '='} ${mt.type}`;
+        break;
+      case 'dscp':
+        s += ` DSCP match ${mt.neg ? '!' : ''}0x${mt.value.toString(16).padStart(2, '0')}`;
         break;
     }
   }
@@ -998,6 +1109,32 @@ export function ruleExprs(r: IptRule): Expr[] {
         });
         break;
       case 'comment':
+        break;
+      case 'iprange':
+        for (const [f, x] of [[IP_SADDR, mt.src], [IP_DADDR, mt.dst]] as const)
+          if (x !== undefined) e.push({ kind: 'match', left: f, op: x.neg ? 'ne' : 'eq', right: x.lo === x.hi ? { kind: 'value', value: x.lo } : { kind: 'range', lo: x.lo, hi: x.hi } });
+        break;
+      case 'length':
+        e.push({
+          kind: 'match',
+          left: { kind: 'payload', proto: 'ip', field: 'length' },
+          op: mt.neg ? 'ne' : 'eq',
+          right: mt.lo === mt.hi ? { kind: 'value', value: mt.lo } : { kind: 'range', lo: mt.lo, hi: mt.hi },
+        });
+        break;
+      case 'ttl':
+        e.push({ kind: 'match', left: { kind: 'payload', proto: 'ip', field: 'ttl' }, op: mt.op, right: { kind: 'value', value: mt.value } });
+        break;
+      case 'pkttype':
+        e.push({
+          kind: 'match',
+          left: { kind: 'meta', key: 'pkttype' },
+          op: mt.neg ? 'ne' : 'eq',
+          right: { kind: 'value', value: { unicast: PKTTYPE_HOST, broadcast: PKTTYPE_BROADCAST, multicast: PKTTYPE_MULTICAST, otherhost: PKTTYPE_OTHERHOST, '': 0 }[mt.type] },
+        });
+        break;
+      case 'dscp':
+        e.push({ kind: 'match', left: { kind: 'payload', proto: 'ip', field: 'dscp' }, op: mt.neg ? 'ne' : 'eq', right: { kind: 'value', value: mt.value } });
         break;
     }
   }

@@ -241,6 +241,18 @@ describe('iptables rules match packets as iptables does', () => {
     ['-m mark --mark 0', syn, true],
     ['-m mark --mark 1/1', syn, false],
     ['-m comment --comment x', syn, true],
+    ['-m iprange --src-range 10.0.0.0-10.0.0.5', syn, true],
+    ['-m iprange ! --src-range 10.0.0.0-10.0.0.5', syn, false],
+    ['-m iprange --dst-range 10.0.0.3-10.0.0.9', syn, false],
+    ['-m length --length 40', syn, true],
+    ['-m length --length 41:100', syn, false],
+    ['-m length ! --length 41:100', syn, true],
+    ['-m ttl --ttl-eq 64', syn, true],
+    ['-m ttl --ttl-gt 64', syn, false],
+    ['-m ttl --ttl-lt 65', syn, true],
+    ['-m ttl ! --ttl-eq 64', syn, false],
+    ['-m dscp --dscp 0', syn, true],
+    ['-m dscp --dscp-class EF', tcpDatagram('10.0.0.1', '10.0.0.2', 1, 2, { tos: 46 << 2 }), true],
   ];
   for (const [rule, datagram, dropped] of cases) {
     it(`${rule} ${dropped ? 'matches' : 'does not match'}`, () => {
