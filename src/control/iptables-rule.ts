@@ -683,6 +683,8 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
       }
       if (!o.startsWith('--')) return -1;
       if (natTarget !== null && o.startsWith('--')) return o === '--random' || o === '--random-fully' || o === '--persistent' ? i + 1 : i + 2;
+      if (targetName === 'LOG' && ['--log-tcp-sequence', '--log-tcp-options', '--log-ip-options', '--log-uid', '--log-macdecode'].includes(o))
+        throw paramError(`LOG ${o} is not supported by tapstack`);
       // A target's option?
       if (targetName !== null && r.target !== undefined && (TARGET_OPTS[targetName] ?? []).includes(o)) {
         if (neg) throw paramError(`unexpected ! flag before ${o}`);

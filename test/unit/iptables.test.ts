@@ -291,3 +291,16 @@ describe('rules made with nft in an iptables table', () => {
     expect(runIptablesSave(s.nft, []).stdout).toBe("# Table `filter' is incompatible, use 'nft' tool.\n");
   });
 });
+
+describe('what iptables has and tapstack does not', () => {
+  it('is refused by name, never taken silently', () => {
+    const s = stack();
+    const err = (args: string): string => runIptables(s.nft, splitQuoted(args), { services }).stderr.split('\n')[0];
+    expect(err('-A INPUT -m recent --set')).toBe("iptables v1.8.9 (nf_tables): match `recent' is not supported by tapstack");
+    expect(err('-A INPUT -j NFLOG')).toBe('iptables v1.8.9 (nf_tables): target NFLOG is not supported by tapstack');
+    expect(err('-A INPUT -j LOG --log-uid')).toBe('iptables v1.8.9 (nf_tables): LOG --log-uid is not supported by tapstack');
+    expect(err('-A INPUT -p tcp -m multiport --ports 1,2')).toBe('iptables v1.8.9 (nf_tables): multiport --ports is not supported by tapstack (use --dports or --sports)');
+    expect(err('-A INPUT -f')).toBe('iptables v1.8.9 (nf_tables): -f (fragments) is not supported by tapstack');
+    expect(s.nft.state().tables).toEqual([]);
+  });
+});
