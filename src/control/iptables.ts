@@ -656,7 +656,8 @@ export function iptablesSave(rs: Ruleset, o: SaveOptions): string {
   let out = '';
   for (const name of SAVE_ORDER) {
     if (o.table !== undefined && o.table !== name) continue;
-    const t = state.tables.find((x) => x.family === 'ip' && x.name === name);
+    // A table named with -t is printed even before it exists (its built-in chains, empty).
+    const t = o.table !== undefined ? viewTable(state, name) : state.tables.find((x) => x.family === 'ip' && x.name === name);
     if (t === undefined) continue;
     if (incompatible(name, t.chains) !== null) {
       out += `# Table \`${name}' is incompatible, use 'nft' tool.\n`;
@@ -676,6 +677,10 @@ export function iptablesSave(rs: Ruleset, o: SaveOptions): string {
   return out;
 }
 
+function saveUsage(msg: string): IptResult {
+  return { stdout: '', stderr: `iptables-save: ${msg}\nLook at manual page \`iptables-save.8' for more information.\n`, code: 1 };
+}
+
 /** Runs `iptables-save ARGS...`. */
 export function runIptablesSave(rs: Ruleset, argv: readonly string[], now?: Date): IptResult {
   const o: SaveOptions = { counters: false, now };
@@ -684,10 +689,11 @@ export function runIptablesSave(rs: Ruleset, argv: readonly string[], now?: Date
     if (a === '-c' || a === '--counters') o.counters = true;
     else if (a === '-t' || a === '--table') {
       const v = argv[++i];
-      if (v === undefined) return { stdout: '', stderr: `iptables-save ${IPT_VERSION}: option "${a}" requires an argument\n`, code: 1 };
-      if (!(v in IPT_TABLES)) return { stdout: '', stderr: `iptables-save ${IPT_VERSION}: table '${v}' does not exist\n`, code: 1 };
+      if (v === undefined) return saveUsage(`option requires an argument -- 't'`);
+      if (!(v in IPT_TABLES)) return { stdout: '', stderr: `Table \`${v}' does not exist\n`, code: 1 };
       o.table = v;
-    } else return { stdout: '', stderr: `Unknown arguments found on commandline\n`, code: 1 };
+    } else if (a.startsWith('--')) return saveUsage(`unrecognized option '${a}'`);
+    else return saveUsage(`invalid option -- '${a.slice(1, 2)}'`);
   }
   return { stdout: iptablesSave(rs, o), stderr: '', code: 0 };
 }
@@ -827,14 +833,19 @@ export function parseRestoreArgs(argv: readonly string[]): { opts: RestoreOption
     const a = argv[i];
     if (a === '-T' || a === '--table') {
       const v = argv[++i];
-      if (v === undefined) return { stdout: '', stderr: `${RESTORE} ${IPT_VERSION}: option '${a}' requires an argument\n`, code: 2 };
+      if (v === undefined) return { stdout: '', stderr: `${RESTORE}: option requires an argument -- 'T'\nTry \`${RESTORE} -h' for more information.\n`, code: 1 };
       opts.table = v;
     } else if (a === '-n' || a === '--noflush') opts.noflush = true;
     else if (a === '-c' || a === '--counters') opts.counters = true;
     else if (a === '-t' || a === '--test') opts.test = true;
     else if (a === '-v' || a === '--verbose' || a === '-w' || a === '--wait') continue;
     else if (!a.startsWith('-') && file === undefined) file = a;
-    else return { stdout: '', stderr: `${RESTORE} ${IPT_VERSION}: unrecognized option '${a}'\nTry \`${RESTORE} -h' or '${RESTORE} --help' for more information.\n`, code: 2 };
+    else
+      return {
+        stdout: '',
+        stderr: `${RESTORE}: ${a.startsWith('--') ? `unrecognized option '${a}'` : `invalid option -- '${a.slice(1, 2)}'`}\nTry \`${RESTORE} -h' for more information.\n`,
+        code: 1,
+      };
   }
   return { opts, file };
 }

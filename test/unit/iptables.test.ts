@@ -26,8 +26,7 @@ function run(s: Stack, line: string): { text: string; code: number } {
   const restore = /^printf '(.*)' \| iptables-restore ?(.*)$/.exec(line);
   if (restore !== null) {
     const parsed = parseRestoreArgs(splitQuoted(restore[2]));
-    if (!('opts' in parsed)) throw new Error('bad restore args');
-    r = iptablesRestore(s.nft, restore[1].replace(/\\n/g, '\n'), parsed.opts, services);
+    r = 'opts' in parsed ? iptablesRestore(s.nft, restore[1].replace(/\\n/g, '\n'), parsed.opts, services) : parsed;
   } else {
     const [prog, ...args] = splitQuoted(line);
     r = prog === 'iptables' ? runIptables(s.nft, args, { services }) : runIptablesSave(s.nft, args);
