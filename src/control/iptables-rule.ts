@@ -212,7 +212,7 @@ function lenMask(l: number): number {
   return l === 0 ? 0 : (0xffffffff << (32 - l)) >>> 0;
 }
 
-function parseAddrMask(s: string, opt: string): { addr: number; mask: number } {
+function parseAddrMask(s: string): { addr: number; mask: number } {
   const slash = s.indexOf('/');
   const a = parseAddr(slash < 0 ? s : s.slice(0, slash));
   if (a === null) throw paramError(`host/network \`${slash < 0 ? s : s.slice(0, slash)}' not found`);
@@ -228,7 +228,6 @@ function parseAddrMask(s: string, opt: string): { addr: number; mask: number } {
       mask = mm;
     }
   }
-  void opt;
   return { addr: (a & mask) >>> 0, mask: mask >>> 0 };
 }
 
@@ -628,7 +627,7 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
         case '--dst': {
           const src = o === '-s' || o === '--source' || o === '--src';
           once(src ? '-s' : '-d');
-          const a = parseAddrMask(arg(args, i), o);
+          const a = parseAddrMask(arg(args, i));
           if (src) r.src = { neg, ...a };
           else r.dst = { neg, ...a };
           return i + 2;

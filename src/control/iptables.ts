@@ -172,14 +172,13 @@ export function parseIptables(argv: readonly string[], services: ServicesDb = Se
     const v = argv[i];
     return v !== undefined && !v.startsWith('-') && v !== '!' ? v : undefined;
   };
-  const setCmd = (c: Cmd, flag: string): void => {
+  const setCmd = (c: Cmd): void => {
     if (cmd !== null && !(cmd === 'L' && c === 'Z') && !(cmd === 'Z' && c === 'L')) throw paramError(`Cannot use -${c} with -${cmd}`);
     if ((cmd === 'L' && c === 'Z') || (cmd === 'Z' && c === 'L')) {
       out.zeroToo = true;
       cmd = 'L';
       return;
     }
-    void flag;
     cmd = c;
   };
   let i = 0;
@@ -200,7 +199,7 @@ export function parseIptables(argv: readonly string[], services: ServicesDb = Se
     const c = COMMANDS[a];
     if (c !== undefined) {
       if (neg) throw paramError(`cannot have ! before ${a}`);
-      setCmd(c, a);
+      setCmd(c);
       const need = (k: number): string => {
         const v = argv[k];
         // As getopt: a required argument is the next word, whatever it looks like.
@@ -356,10 +355,8 @@ function refs(t: Table, name: string): number {
 
 function checkTarget(t: Table, rule: IptRule): void {
   const tg = rule.target;
-  if (tg?.t === 'chain' && !t.chains.some((c) => c.name === tg.chain && c.base === undefined)) {
-    if (t.chains.some((c) => c.name === tg.chain)) throw paramError(`Chain '${tg.chain}' does not exist`);
-    throw paramError(`Chain '${tg.chain}' does not exist`);
-  }
+  // Only a user chain is a jump target (a built-in one is not, as in iptables).
+  if (tg?.t === 'chain' && !t.chains.some((c) => c.name === tg.chain && c.base === undefined)) throw paramError(`Chain '${tg.chain}' does not exist`);
 }
 
 function makeRule(rule: IptRule): Chain['rules'][number] {
@@ -526,14 +523,13 @@ function listChain(rs: Ruleset | null, t: Table, c: Chain, p: ParsedCmd, service
   return s;
 }
 
-function specLines(t: Table, c: Chain, counters: ((h: number) => string) | null, only?: number): string[] {
+function specLines(c: Chain, counters: ((h: number) => string) | null, only?: number): string[] {
   const out: string[] = [];
   c.rules.forEach((r, i) => {
     if (only !== undefined && only !== i + 1) return;
     const spec = r.iptables ?? '';
     out.push(`${counters !== null ? counters(r.handle) : ''}-A ${c.name}${spec.length > 0 ? ` ${spec}` : ''}`);
   });
-  void t;
   return out;
 }
 
@@ -584,7 +580,7 @@ export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptio
               return `-c ${k.packets} ${k.bytes} `;
             }
           : null;
-        for (const c of chains) lines.push(...specLines(t, c, null, p.num).map((l, i) => (cnt !== null ? withCounter(l, cnt(c.rules[p.num !== undefined ? p.num - 1 : i].handle)) : l)));
+        for (const c of chains) lines.push(...specLines(c, null, p.num).map((l, i) => (cnt !== null ? withCounter(l, cnt(c.rules[p.num !== undefined ? p.num - 1 : i].handle)) : l)));
         return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: '', code: 0 };
       }
       case 'C': {
@@ -667,7 +663,7 @@ export function iptablesSave(rs: Ruleset, o: SaveOptions): string {
     const chains = ordered(t);
     for (const c of chains) out += `:${c.name} ${c.base !== undefined ? c.base.policy.toUpperCase() : '-'} [0:0]\n`;
     for (const c of chains)
-      for (const l of specLines(t, c, o.counters ? (h) => {
+      for (const l of specLines(c, o.counters ? (h) => {
         const k = counterOf(rs, t, h);
         return `[${k.packets}:${k.bytes}] `;
       } : null))
@@ -713,7 +709,7 @@ const RESTORE = 'iptables-restore';
 function restoreError(msg: string, line: number, prefixed = true): IptError {
   return new IptError(
     `${prefixed ? `${RESTORE} ${IPT_VERSION}: ` : ''}${msg}\nError occurred at line: ${line}\nTry \`${RESTORE} -h' or '${RESTORE} --help' for more information.`,
-    prefixed ? 2 : 2,
+    2,
   );
 }
 
