@@ -181,7 +181,13 @@ export class Fib {
     this.ruleGeneration++;
   }
 
-  /** The routing decision for `flow`, walking the rules. */
+  /** Reused for every unicast decision: the per-packet lookup allocates nothing. */
+  private readonly unicast = { type: 'unicast' as const, route: null as unknown as Route, table: 0 };
+
+  /**
+   * The routing decision for `flow`, walking the rules. A unicast decision is
+   * one reused object, valid until the next lookup: keep its route, not it.
+   */
   lookup(flow: Flow): FibResult {
     const mark = flow.mark ?? 0;
     const src = flow.src ?? 0;
@@ -200,8 +206,10 @@ export class Fib {
       if (isReject(m)) return { type: m.type, table: r.table };
       if (m.type === 'local') return { type: 'local', dev: m.dev, table: r.table };
       if (m.paths !== undefined && hash < 0) hash = multipathHash(flow, this.hashPolicy, this.hashSeed);
-      const route = m.paths !== undefined ? (t.lookupAny(flow.dst, hash) as Route) : m;
-      return { type: 'unicast', route, table: r.table };
+      const u = this.unicast;
+      u.route = m.paths !== undefined ? (t.lookupAny(flow.dst, hash) as Route) : m;
+      u.table = r.table;
+      return u;
     }
     return { type: 'none' };
   }

@@ -2,6 +2,7 @@ import type { Packet } from '../packet/packet.js';
 import type { Interface } from '../link/interface.js';
 import type { Mib } from '../mib.js';
 import type { Ipv4 } from './ipv4.js';
+import type { Flow } from './fib.js';
 import type { Ipv4DevConf } from './devconf.js';
 import type { ErrorExtra } from './icmp.js';
 import { VERDICT_ACCEPT } from './hooks.js';
@@ -41,6 +42,8 @@ function martianAddr(a: number): boolean {
  */
 export class Forwarder {
   private readonly redirectPeers = new Map<number, { last: number; count: number }>();
+  /** The flow of the datagram being forwarded, reused. */
+  private readonly flow: Flow = { dst: 0, src: 0, iif: null, oif: null, mark: 0, tos: 0, proto: 0, sport: 0, dport: 0 };
   /** Martian datagrams are reported here when log_martians is on. */
   onMartian: ((what: 'source' | 'destination', src: number, dst: number, iface: Interface) => void) | null = null;
 
@@ -80,16 +83,16 @@ export class Forwarder {
     const proto = b[o + 9];
     // The 5-tuple for multipath hashing, from a first fragment of TCP or UDP only.
     const ports = (proto === 6 || proto === 17) && (getU16(b, o + 6) & 0x1fff) === 0 && pkt.end - o >= hlen + 4;
-    const decision = ip.routeFlow({
-      dst,
-      src,
-      iif: iface,
-      mark: pkt.mark,
-      tos: b[o + 1],
-      proto,
-      sport: ports ? getU16(b, o + hlen) : 0,
-      dport: ports ? getU16(b, o + hlen + 2) : 0,
-    });
+    const f = this.flow;
+    f.dst = dst;
+    f.src = src;
+    f.iif = iface;
+    f.mark = pkt.mark;
+    f.tos = b[o + 1];
+    f.proto = proto;
+    f.sport = ports ? getU16(b, o + hlen) : 0;
+    f.dport = ports ? getU16(b, o + hlen + 2) : 0;
+    const decision = ip.routeFlow(f);
     if (decision.type !== 'unicast') {
       // Linux ip_error: by the route's type; a blackhole drops without a word.
       if (decision.type === 'blackhole') return true;

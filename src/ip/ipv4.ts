@@ -61,6 +61,8 @@ export class Ipv4 {
   readonly routes = new RouteTable();
   /** Every table and the rules choosing among them. */
   readonly fib = new Fib(this.routes);
+  /** The flow of the datagram being sent, reused. */
+  private readonly outFlow: Flow = { dst: 0, src: 0, iif: null, oif: null, mark: 0, tos: 0, proto: 0, sport: 0, dport: 0 };
   readonly hooks = new Hooks();
   /** Our unicast addresses and the interface each is on. */
   readonly local = new Map<number, Interface>();
@@ -236,16 +238,16 @@ export class Ipv4 {
       const b = pkt.buf;
       const l4 = pkt.start;
       const ports = (proto === 6 || proto === 17) && pkt.length >= 4;
-      const r = this.fib.lookup({
-        dst,
-        src: opts.src ?? 0,
-        oif: opts.oif ?? null,
-        mark: opts.mark ?? 0,
-        tos: opts.tos ?? 0,
-        proto,
-        sport: ports ? getU16(b, l4) : 0,
-        dport: ports ? getU16(b, l4 + 2) : 0,
-      });
+      const f = this.outFlow;
+      f.dst = dst;
+      f.src = opts.src ?? 0;
+      f.oif = opts.oif ?? null;
+      f.mark = opts.mark ?? 0;
+      f.tos = opts.tos ?? 0;
+      f.proto = proto;
+      f.sport = ports ? getU16(b, l4) : 0;
+      f.dport = ports ? getU16(b, l4 + 2) : 0;
+      const r = this.fib.lookup(f);
       if (r.type === 'local' && r.dev !== null) local = r.dev;
       else if (r.type !== 'unicast') {
         mib.IpOutNoRoutes++;

@@ -119,12 +119,13 @@ describe('multipath routes', () => {
       const flow = { dst: ip('10.80.0.9'), src: ip('10.0.0.2'), proto: 6, sport: port, dport: 80 };
       const r = s.ip.routeFlow(flow);
       if (r.type !== 'unicast') throw new Error(r.type);
-      const name = r.route.dev.name;
+      const route = r.route;
+      const name = route.dev.name;
       count.set(name, (count.get(name) ?? 0) + 1);
       // One flow, one path, every time.
       const again = s.ip.routeFlow(flow);
-      expect(again.type === 'unicast' && again.route).toBe(r.route);
-      expect(r.route.gateway).toBe(name === 'e0' ? ip('10.0.0.1') : ip('10.1.0.1'));
+      expect(again.type === 'unicast' && again.route).toBe(route);
+      expect(route.gateway).toBe(name === 'e0' ? ip('10.0.0.1') : ip('10.1.0.1'));
     }
     expect(count.get('e0')! / 4000).toBeGreaterThan(0.21);
     expect(count.get('e0')! / 4000).toBeLessThan(0.29);
