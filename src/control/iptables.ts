@@ -372,6 +372,12 @@ export function applyCommand(s: RulesetState, p: ParsedCmd, deferTargets = false
   const existed = s.tables.some((x) => x.family === 'ip' && x.name === p.table);
   const t = draftTable(s, p.table);
   const name = p.chain;
+  // A table made with nft may lack a built-in chain: iptables-nft adds it when used.
+  const spec = IPT_TABLES[p.table].find(([n]) => n === name);
+  if (spec !== undefined && !t.chains.some((c) => c.name === name)) {
+    const [n, hook, type, priority] = spec;
+    t.chains.push({ name: n, handle: 0, base: { type, hook, priority, policy: 'accept' }, rules: [] });
+  }
   switch (p.cmd) {
     case 'A':
     case 'I':

@@ -303,3 +303,14 @@ describe('what iptables has and tapstack does not', () => {
     expect(s.nft.state().tables).toEqual([]);
   });
 });
+
+describe('a table made with nft', () => {
+  it('gets the built-in chain an iptables command names', () => {
+    const s = stack();
+    s.nft.addTable('ip', 'filter');
+    s.nft.addChain('ip', 'filter', 'input', { type: 'filter', hook: 'input', priority: 0, policy: 'accept' });
+    expect(runIptables(s.nft, ['-A', 'INPUT', '-j', 'DROP'], { services }).code).toBe(0);
+    expect(s.nft.state().tables[0].chains.map((c) => c.name)).toEqual(['input', 'INPUT']);
+    expect(runIptables(s.nft, ['-S', 'INPUT'], { services }).stdout).toBe('-P INPUT ACCEPT\n-A INPUT -j DROP\n');
+  });
+});
