@@ -1,5 +1,5 @@
 import type { Stack } from '../stack.js';
-import { RouteError, TABLE_MAIN, isReject, type AnyRoute } from '../ip/route.js';
+import { RouteError, TABLE_LOCAL, TABLE_MAIN, isReject, type AnyRoute } from '../ip/route.js';
 import type { Rule } from '../ip/fib.js';
 import type { RouteCommand } from './ip-route.js';
 import { CommandError } from './words.js';
@@ -19,7 +19,8 @@ export function runRouteCommand(s: Stack, cmd: RouteCommand): string {
         src: cmd.src,
         metric: cmd.metric,
         replace: cmd.kind === 'route-replace',
-        table: cmd.table,
+        // iproute2 puts a local route in table local unless told otherwise.
+        table: cmd.table ?? (cmd.type === 'local' ? TABLE_LOCAL : undefined),
         type: cmd.type,
         mtu: cmd.mtu,
         proto: cmd.proto,
@@ -27,7 +28,7 @@ export function runRouteCommand(s: Stack, cmd: RouteCommand): string {
       });
       return '';
     case 'route-del': {
-      const t = fib.table(cmd.table ?? TABLE_MAIN);
+      const t = fib.table(cmd.table ?? (cmd.type === 'local' ? TABLE_LOCAL : TABLE_MAIN));
       if (t === undefined) throw new RouteError('RTNETLINK answers: No such process', 'ESRCH');
       t.del({
         dst: cmd.dst,

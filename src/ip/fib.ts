@@ -140,6 +140,13 @@ export class Fib {
 
   private ruleGeneration = 0;
 
+  /** How many routes of type local the tables hold (input looks them up only when there are some). */
+  get localRoutes(): number {
+    let n = 0;
+    for (const t of this.tables.values()) n += t.localCount;
+    return n;
+  }
+
   /** A link went up or down: every table's cache is stale. */
   changed(): void {
     for (const t of this.tables.values()) t.changed();

@@ -61,7 +61,8 @@ export class Ipv4 {
   readonly routes = new RouteTable();
   /** Every table and the rules choosing among them. */
   readonly fib = new Fib(this.routes);
-  /** The flow of the datagram being sent, reused. */
+  private readonly probeFlow: Flow = { dst: 0 };
+  /** The flow of the datagram being sent (or received, for local routes), reused. */
   private readonly outFlow: Flow = { dst: 0, src: 0, iif: null, oif: null, mark: 0, tos: 0, proto: 0, sport: 0, dport: 0 };
   readonly hooks = new Hooks();
   /** Our unicast addresses and the interface each is on. */
@@ -98,8 +99,13 @@ export class Ipv4 {
     this.handlers[proto] = handler;
   }
 
+  /** One of our addresses, or in a prefix a local route makes ours (Linux inet_addr_type: RTN_LOCAL). */
   isLocal(ip: number): boolean {
-    return this.local.has(ip);
+    if (this.local.has(ip)) return true;
+    if (this.fib.localRoutes === 0) return false;
+    const f = this.probeFlow;
+    f.dst = ip;
+    return this.fib.lookup(f).type === 'local';
   }
 
   /** True for the directed broadcast address of one of our subnets. */
@@ -162,6 +168,21 @@ export class Ipv4 {
           mib.IpExtInMcastPkts++;
         }
       }
+    }
+    if (!forUs && this.fib.localRoutes > 0) {
+      // `ip route add local PREFIX`: a whole prefix is ours (Linux's AnyIP).
+      const f = this.outFlow;
+      f.dst = dst;
+      f.src = src;
+      f.iif = iface;
+      f.oif = null;
+      f.mark = pkt.mark;
+      f.tos = v.tos;
+      f.proto = 0;
+      f.sport = 0;
+      f.dport = 0;
+      forUs = this.fib.lookup(f).type === 'local';
+      f.iif = null;
     }
     if (!forUs) {
       if (this.forwarder !== null && this.forwarder(pkt, iface, src, dst)) return;

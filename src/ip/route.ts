@@ -129,6 +129,8 @@ export class RouteTable {
   private cacheRoute: AnyRoute | null = null;
   /** Bumped on every change, so callers caching routes know to look again. */
   generation = 0;
+  /** Routes of type local. */
+  localCount = 0;
 
   constructor(readonly id: number = TABLE_MAIN) {}
 
@@ -255,6 +257,9 @@ export class RouteTable {
 
   /** Invalidates the lookup cache (an interface went up or down). */
   changed(): void {
+    let n = 0;
+    for (const r of this.routes) if (r.type === 'local') n++;
+    this.localCount = n;
     this.routes.sort((a, b) => b.prefixLen - a.prefixLen || a.metric - b.metric);
     this.rejects.sort((a, b) => b.prefixLen - a.prefixLen || a.metric - b.metric);
     this.cacheDst = -1;

@@ -179,3 +179,21 @@ describe('multipath routes on a host', () => {
     expect(g0.mib.TcpOutRsts + g1.mib.TcpOutRsts).toBe(0);
   });
 });
+
+describe('local routes', () => {
+  it('make a whole prefix ours: pings to any address in it are answered', async () => {
+    const { simPair, simPing } = await import('../helpers/sim.js');
+    const { time, a, b } = simPair();
+    a.addRoute({ dst: ip('10.0.9.0'), prefixLen: 24, gateway: ip('10.0.0.2') });
+    expect(simPing(time, a, ip('10.0.9.5'), 1).replies.length).toBe(0);
+    const ctl = new Controller(b, {
+      open: () => {
+        throw new Error('no devices here');
+      },
+    });
+    ctl.run(parseCommand('ip route add local 10.0.9.0/24 dev b0'.split(' ')));
+    expect(ctl.run(parseCommand('ip route show table local'.split(' ')))).toBe('local 10.0.9.0/24 dev b0 ');
+    expect(ctl.run(parseCommand('ip route get 10.0.9.77'.split(' ')))).toBe('local 10.0.9.77 dev lo table local src 10.0.9.77 uid 0 \n    cache <local> ');
+    expect(simPing(time, a, ip('10.0.9.5'), 2, { ident: 9 }).replies.length).toBe(2);
+  });
+});
