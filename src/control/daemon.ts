@@ -156,8 +156,10 @@ export class Daemon {
       if (isConfigCommand(cmd)) this.log.info({ argv }, 'command');
       return 0;
     } catch (e) {
-      out.err(`${(e as Error).message}\n`);
-      return 1;
+      const msg = (e as Error).message;
+      out.err(`${msg}\n`);
+      // iproute2 exits 2 when the kernel refuses (rtnl_talk's errors and extack messages).
+      return msg.startsWith('RTNETLINK answers:') || msg.startsWith('Error:') ? 2 : 1;
     }
   }
 

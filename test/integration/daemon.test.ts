@@ -98,7 +98,7 @@ describe('a running daemon', () => {
     const routes = await tb.ctlJson<{ dst: string; gateway?: string }[]>('ip', '-j', 'route');
     expect(routes).toContainEqual({ dst: '192.0.2.0/24', gateway: tb.peerIp, dev: tb.dev, flags: [] });
     const dup = await tb.ctlRun('route', 'add', '192.0.2.0/24', 'via', tb.peerIp);
-    expect(dup.code).toBe(1);
+    expect(dup.code).toBe(2);
     expect(dup.stderr).toContain('File exists');
     expect((await tb.ctlRun('route', 'del', '192.0.2.0/24')).code).toBe(0);
     expect((await tb.ctlRun('addr', 'del', '10.231.14.3/24', 'dev', tb.dev)).code).toBe(0);
