@@ -69,8 +69,17 @@ export function runRouteCommand(s: Stack, cmd: RouteCommand): string {
       const iif = cmd.iif !== undefined ? s.requireIface(cmd.iif) : undefined;
       const oif = cmd.oif !== undefined ? s.requireIface(cmd.oif) : undefined;
       const res = s.ip.routeFlow({ dst: cmd.dst, src: cmd.from ?? 0, iif: iif ?? null, oif: oif ?? null, mark: cmd.mark ?? 0, tos: cmd.tos ?? 0 });
+      if (iif !== undefined) {
+        // An input route, in ip_route_input_slow's order: without a route (or with a
+        // reject) forwarding off means host unreachable; a datagram not for us needs
+        // forwarding on; our own address as its source is a martian (EINVAL).
+        const fwd = s.ipConf.forwarding(iif);
+        if (res.type !== 'unicast' && res.type !== 'local') throw new CommandError(routeGetError(fwd ? res.type : 'unreachable'));
+        if (res.type === 'unicast' && !fwd) throw new CommandError(routeGetError('unreachable'));
+        if (cmd.from !== undefined && s.ip.isLocal(cmd.from)) throw new CommandError(routeGetError('blackhole'));
+      }
       if (res.type !== 'unicast' && res.type !== 'local') throw new CommandError(routeGetError(res.type));
-      return formatRouteDecision(res, { dst: cmd.dst, from: cmd.from, mark: cmd.mark, iif }, cmd.json);
+      return formatRouteDecision(res, { dst: cmd.dst, from: cmd.from, mark: cmd.mark, iif, customRules: fib.customRules }, cmd.json);
     }
     case 'rule-add': {
       const r = cmd.rule;

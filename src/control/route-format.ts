@@ -87,7 +87,7 @@ export function formatRouteList(routes: readonly AnyRoute[], json: boolean, o: R
 /** What `ip route get` reports for a decision with a next hop or a local one. */
 export function formatRouteDecision(
   res: FibResult & { type: 'unicast' | 'local' },
-  q: { dst: number; from?: number; mark?: number; iif?: Interface },
+  q: { dst: number; from?: number; mark?: number; iif?: Interface; customRules?: boolean },
   json: boolean,
 ): string {
   const j: Record<string, unknown> = {};
@@ -100,8 +100,11 @@ export function formatRouteDecision(
     if (route.gateway) j.gateway = formatIp4(route.gateway);
     j.dev = route.dev.name;
   } else j.dev = 'lo';
-  if (res.table !== TABLE_MAIN) j.table = tableName(res.table);
-  if (q.from === undefined) {
+  // An input route to us names no source, and its table only once rules were changed
+  // (the kernel's lookup without custom rules does not say which table answered).
+  const inputLocal = res.type === 'local' && q.iif !== undefined;
+  if (res.table !== TABLE_MAIN && (!inputLocal || q.customRules === true)) j.table = tableName(res.table);
+  if (q.from === undefined && !inputLocal) {
     j.prefsrc = formatIp4(route === null ? q.dst : route.src || route.dev.sourceFor(route.gateway || q.dst));
   }
   const mtu = route !== null && route.mtu !== undefined ? routeMtu(route) : undefined;

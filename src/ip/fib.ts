@@ -139,6 +139,8 @@ export class Fib {
   }
 
   private ruleGeneration = 0;
+  /** Linux's fib_has_custom_rules: set by any rule added or deleted, never cleared. */
+  customRules = false;
 
   /** How many routes of type local the tables hold (input looks them up only when there are some). */
   get localRoutes(): number {
@@ -168,6 +170,7 @@ export class Fib {
     if (i < 0) i = this.rules.length;
     this.rules.splice(i, 0, r);
     this.ruleGeneration++;
+    this.customRules = true;
     return r;
   }
 
@@ -179,6 +182,7 @@ export class Fib {
     if (i < 0) return null;
     const [r] = this.rules.splice(i, 1);
     this.ruleGeneration++;
+    this.customRules = true;
     return r;
   }
 
