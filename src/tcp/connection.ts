@@ -13,7 +13,7 @@ import { SackScoreboard } from './recovery/sack.js';
 import { RttEstimator, RTO_INITIAL_US, RTO_MAX_US } from './rtt.js';
 import { TcpState, synchronized } from './state.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, TcpOptions } from '../wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, TcpOptions } from '../wire/tcp.js';
 import type { TcpHost } from './host.js';
 import type { Errno } from '../errors.js';
 
@@ -58,8 +58,6 @@ interface OooSegment {
 
 /** Linux TCP_DELACK_MIN / TCP_ATO_MIN: 40 ms. */
 const DELACK_MS = 40;
-/** Linux TCP_DELACK_MAX: 200 ms. */
-const DELACK_MAX_MS = 200;
 /** Linux TCP_MAX_QUICKACKS. */
 const MAX_QUICKACKS = 16;
 /** RFC 9293 §3.4.2 / Linux TCP_TIMEWAIT_LEN: 60 s. */
@@ -127,7 +125,6 @@ export class TcpConnection implements CcState {
   rcvWscale = 0;
   /** The receive buffer's size (SO_RCVBUF), grown by autotuning. */
   rcvBufSize: number;
-  rcvBufLocked = false;
   /** In-order bytes received since the connection began (stream offset of rcv_nxt, past the SYN). */
   rcvOff = 0;
   /** Out-of-order data sorted by offset, and its bytes. */
@@ -711,7 +708,6 @@ export class TcpConnection implements CcState {
   }
 
   private ackAdvance(seg: Segment, ack: number, now: number): void {
-    const host = this.host;
     let acked = seqDiff(ack, this.sndUna);
     this.bytesAcked += acked;
     // FIN takes one sequence number but no byte of the buffer.
@@ -944,7 +940,7 @@ export class TcpConnection implements CcState {
     }
     if (f & TCP_FIN) {
       const finSeq = seqAdd(seg.seq, seg.dataLen);
-      if (finSeq === this.rcvNxt) this.finReceived(now);
+      if (finSeq === this.rcvNxt) this.finReceived();
       else if (seqGt(finSeq, this.rcvNxt) && canReceive) {
         this.oooFinOff = this.rcvOff + seqDiff(finSeq, this.rcvNxt);
         this.queueAck(true);
@@ -1092,7 +1088,7 @@ export class TcpConnection implements CcState {
     if (n > 0) q.splice(0, n);
     if (this.oooFinOff >= 0 && this.oooFinOff === this.rcvOff) {
       this.oooFinOff = -1;
-      this.finReceived(this.host.time.now());
+      this.finReceived();
     }
     if (q.length === 0) this.lastSackOff = -1;
   }
@@ -1102,8 +1098,7 @@ export class TcpConnection implements CcState {
     else this.eofPending = true;
   }
 
-  private finReceived(now: number): void {
-    void now;
+  private finReceived(): void {
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
     this.queueAck(true);
     switch (this.state) {
@@ -1251,7 +1246,7 @@ export class TcpConnection implements CcState {
 
   /** Receive-buffer autotuning (Linux tcp_rcv_space_adjust): grow with what the application reads per RTT. */
   private rcvSpaceAdjust(now: number): void {
-    if (!this.host.settings.moderateRcvbuf || this.rcvBufLocked) return;
+    if (!this.host.settings.moderateRcvbuf) return;
     // Once per round trip, measured as Linux's receiver measures it from timestamps:
     // no finer than its 1 ms clock.
     const rtt = Math.max(this.rtt.srttUs / 1000, 1);
@@ -1550,7 +1545,7 @@ export class TcpConnection implements CcState {
         break;
     }
     if (this.probing) {
-      this.zeroWindowProbe(now);
+      this.zeroWindowProbe();
       return;
     }
     if (this.sndUna === this.sndMax) return;
@@ -1590,7 +1585,7 @@ export class TcpConnection implements CcState {
   }
 
   /** RFC 9293 §3.8.6.1: the persist timer probes a zero window. */
-  private zeroWindowProbe(now: number): void {
+  private zeroWindowProbe(): void {
     const s = this.host.settings;
     if (this.sndWnd > 0 || this.sendBuf.length === 0) {
       this.probing = false;
@@ -1608,7 +1603,6 @@ export class TcpConnection implements CcState {
     this.backoff = Math.min(this.backoff + 1, 16);
     // Linux tcp_xmit_probe_skb: a segment with an old sequence number draws an ACK with the window.
     this.host.sendProbe(this);
-    void now;
     this.armRtx(this.rtoMs());
   }
 
@@ -1769,7 +1763,7 @@ export class TcpConnection implements CcState {
     this.host.time.cancel(this.rtxTimer);
     this.host.time.cancel(this.delackTimer);
     this.sendBuf.clear();
-    if (!this.host.enterTimeWait(this)) {
+    if (!this.host.enterTimeWait()) {
       // tcp_max_tw_buckets reached: the connection closes at once (Linux's TCPTimeWaitOverflow).
       this.finish(null);
       return;

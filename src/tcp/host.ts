@@ -33,7 +33,7 @@ export interface TcpHost {
   txBudget(c: TcpConnection): number;
   resumeLater(c: TcpConnection): void;
   /** The connection entered TIME_WAIT; false when tcp_max_tw_buckets is reached. */
-  enterTimeWait(c: TcpConnection): boolean;
+  enterTimeWait(): boolean;
   /** The connection is closed: out of the tables. */
   unhash(c: TcpConnection, wasTimeWait: boolean): void;
 }

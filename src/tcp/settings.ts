@@ -63,14 +63,8 @@ export class TcpSettings {
   /** net.ipv4.tcp_no_metrics_save is implied: nothing is cached between connections. */
   /** net.ipv4.tcp_rfc1337: 0 = an RST in TIME_WAIT ends it early (Linux default). */
   rfc1337 = false;
-  /** net.ipv4.tcp_tw_reuse: 2 = only for loopback (Linux default). */
-  twReuse = 2;
-  /** net.ipv4.tcp_autocorking: small writes wait while data is in flight. */
-  autocorking = true;
   /** net.ipv4.tcp_reordering */
   reordering = 3;
-  /** net.ipv4.tcp_notsent_lowat */
-  notsentLowat = 0xffffffff;
   /** net.ipv4.tcp_adv_win_scale is not used: the full free buffer is offered. */
 
   /** The window scale we offer (Linux tcp_select_initial_window: the largest receive space). */

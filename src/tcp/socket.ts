@@ -356,7 +356,7 @@ export class TcpSocket extends Duplex implements TcpUser {
   // ---- properties ----
 
   get remoteAddress(): string | undefined {
-    return this.remote !== null && !this.connecting ? formatIp4(this.remote.addr) : this.remote !== null ? formatIp4(this.remote.addr) : undefined;
+    return this.remote !== null ? formatIp4(this.remote.addr) : undefined;
   }
 
   get remotePort(): number | undefined {

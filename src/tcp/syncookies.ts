@@ -53,7 +53,6 @@ function checkCookie(k: readonly Uint8Array[], cookie: number, saddr: number, da
 export const SynCookies = {
   /** Answers a SYN with a cookie SYN-ACK and keeps nothing. */
   send(tcp: Tcp, seg: Segment, laddr: number, lport: number, raddr: number, rport: number): void {
-    const s = tcp.settings;
     const o = seg.opts;
     const peerMss = o.mss > 0 ? o.mss : 536;
     let idx = MSS_TABLE.length - 1;

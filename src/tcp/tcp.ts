@@ -88,7 +88,7 @@ export class Tcp implements TcpHost {
 
   constructor(
     private readonly ip: Ipv4,
-    private readonly icmp: Icmp,
+    icmp: Icmp,
     readonly mib: Mib,
     readonly time: Time,
     private readonly random: () => number,
@@ -149,8 +149,7 @@ export class Tcp implements TcpHost {
     else this.portUse.set(c.localPort, n);
   }
 
-  enterTimeWait(c: TcpConnection): boolean {
-    void c;
+  enterTimeWait(): boolean {
     if (this.timeWaitCount >= this.settings.maxTwBuckets) {
       this.mib.TcpExtTCPTimeWaitOverflow++;
       return false;
@@ -533,7 +532,6 @@ export class Tcp implements TcpHost {
   }
 
   sendData(c: TcpConnection, seq: number, bufOff: number, len: number, fin: boolean, retrans: boolean): void {
-    void retrans;
     const spec = this.spec;
     spec.mss = 0;
     spec.wscale = -1;
@@ -621,11 +619,6 @@ export class Tcp implements TcpHost {
       c.icmpError(unreachErrno(e.code), true);
     } else if (e.type === ICMP_TIME_EXCEEDED) c.icmpError('EHOSTUNREACH', false);
     else if (e.type === ICMP_PARAM_PROBLEM) c.icmpError('EPROTO', false);
-  }
-
-  /** For ss: true when `c` holds a port. */
-  portInUse(port: number): boolean {
-    return this.portUse.has(port) || this.listeners.has(port);
   }
 
   /** The closing of everything (stack shutdown). */
