@@ -4,6 +4,7 @@ import type { EchoReply, IcmpErrorInfo } from '../ip/icmp.js';
 import { formatIp4 } from '../wire/addr.js';
 import { Words, CommandError } from './words.js';
 import { parseIp4 } from '../wire/addr.js';
+import { routeMtu } from '../ip/route.js';
 
 export interface PingOptions {
   dst: number;
@@ -130,8 +131,9 @@ export function runPing(stack: Stack, o: PingOptions, out: CommandOutput): Promi
         sentAt.delete(seq);
         localErrors++;
         if (err === 'EMSGSIZE') {
-          const route = stack.ip.routes.lookup(o.dst);
-          out.out(`ping: local error: message too long, mtu=${route?.dev.mtu ?? 0}\n`);
+          // The route output took: through the rules, with a route's own mtu.
+          const route = stack.ip.routeOrErrno({ dst: o.dst });
+          out.out(`ping: local error: message too long, mtu=${typeof route === 'string' ? 0 : routeMtu(route)}\n`);
         } else if (err === 'ENETUNREACH') out.err('ping: sendmsg: Network is unreachable\n');
         else out.err(`ping: sendmsg: ${err}\n`);
       }

@@ -225,13 +225,6 @@ export class Ipv4 {
 
   // ---- send ----
 
-  /** Finds the route for `dst`, or null (counted as OutNoRoutes). */
-  route(dst: number): Route | null {
-    const r = this.routes.lookup(dst);
-    if (r === null) this.mib.IpOutNoRoutes++;
-    return r;
-  }
-
   /** The routing decision for a flow, through the rules and tables (Linux fib_lookup). */
   routeFlow(flow: Flow): FibResult {
     return this.fib.lookup(flow);
