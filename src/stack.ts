@@ -130,6 +130,7 @@ export class Stack implements InterfaceHost {
       rejectTcpReset: (pkt) => this.rejectTcpReset(pkt),
       log: (prefix, level, pkt, inIf, outIf) => nfLog.log(prefix, level, pkt, inIf, outIf),
       ct: null,
+      nat: null,
     });
     this.registerSysctls();
   }

@@ -1,5 +1,6 @@
 import type { Packet } from '../packet/packet.js';
 import type { Interface } from '../link/interface.js';
+import type { HookFn } from '../ip/hooks.js';
 import { getU16, getU32 } from '../wire/bytes.js';
 import { fillIpv4Checksum } from '../wire/ipv4.js';
 import {
@@ -47,15 +48,74 @@ export const JUMP_BASE = 16;
 export const JUMP_STACK = 16;
 
 /**
- * What conntrack will provide. `state` gives nft's state bits (CT_STATE_INVALID
- * for a packet conntrack could not track, as nft_ct reports it); the others
- * return -1 for a packet without an entry (no match).
+ * What conntrack provides (src/conntrack/ implements it; the Stack wires it in).
+ * `state` gives nft's state bits (CT_STATE_INVALID for a packet conntrack could
+ * not track, as nft_ct reports it); the others return -1 for a packet without
+ * an entry (no match).
  */
 export interface CtProvider {
   state(pkt: Packet): number;
   status(pkt: Packet): number;
   mark(pkt: Packet): number;
   direction(pkt: Packet): number;
+  /** `ct mark set V`: no effect on a packet without an entry. */
+  setMark(pkt: Packet, mark: number): void;
+  /**
+   * `ct original|reply saddr|daddr|proto-src|proto-dst|protocol`: field 0 saddr,
+   * 1 daddr, 2 proto-src, 3 proto-dst, 4 protocol of the tuple of direction
+   * `dir` (0 original, 1 reply); -1 without an entry.
+   */
+  tuple(pkt: Packet, dir: number, field: number): number;
+  /** `ct expiration`: seconds left, -1 without an entry. */
+  expiration(pkt: Packet): number;
+  /** The packet's entry (for `ct count` lists), or null. */
+  entry(pkt: Packet): object | null;
+  /** Whether an entry `entry` returned is still tracked (not expired or deleted). */
+  alive(entry: object): boolean;
+  /**
+   * Conntrack runs only while something needs it, as Linux loads it on
+   * demand: the ruleset says whether its rules use ct, NAT or notrack
+   * (`who` names the user, so several can hold it).
+   */
+  setNeeded(who: string, on: boolean): void;
+}
+
+/** enum nf_nat_range flags (NF_NAT_RANGE_*). */
+export const NAT_RANGE_MAP_IPS = 1;
+export const NAT_RANGE_PROTO_SPECIFIED = 2;
+export const NAT_RANGE_PROTO_RANDOM = 4;
+export const NAT_RANGE_PERSISTENT = 8;
+export const NAT_RANGE_PROTO_RANDOM_FULLY = 16;
+
+/** What a nat statement asks for. */
+export const NAT_SNAT = 0;
+export const NAT_DNAT = 1;
+export const NAT_MASQUERADE = 2;
+export const NAT_REDIRECT = 3;
+
+/** struct nf_nat_range2, for IPv4: addresses and ports in host order. */
+export interface NatRange {
+  flags: number;
+  minAddr: number;
+  maxAddr: number;
+  minPort: number;
+  maxPort: number;
+}
+
+/**
+ * NAT (src/conntrack/nat.ts). Base chains of type nat are registered through
+ * `registerChain`, not on the hooks: NAT runs them for the first packet of a
+ * connection only (nf_nat_inet_fn) and applies the binding to every packet.
+ */
+export interface NatProvider {
+  /**
+   * A nat statement (`snat|dnat|masquerade|redirect`) for `pkt`'s new
+   * connection; `range` may be reused by the caller after the call. Returns
+   * false when the packet must be dropped (no address to masquerade to, no
+   * free tuple), true when it is accepted (nat statements end the chain).
+   */
+  setup(pkt: Packet, kind: number, range: NatRange, inIf: Interface | null, outIf: Interface | null): boolean;
+  registerChain(hook: 'prerouting' | 'input' | 'output' | 'postrouting', priority: number, fn: HookFn): () => void;
 }
 
 /** `pkt.ct` of a packet a `notrack` statement marked. */
@@ -75,6 +135,8 @@ export interface NfEnv {
    * `ct direction` original; a `notrack`ed packet's state is untracked.
    */
   ct: CtProvider | null;
+  /** NAT, once it exists; while null, nat chains sit on the hooks like filter chains and nat statements are refused at compile time. */
+  nat: NatProvider | null;
 }
 
 /** Per-evaluation state; one per nesting depth (a reject's reply is evaluated inside). */

@@ -27,8 +27,10 @@ export class Packet {
   l4 = -1;
   /** Link-layer destination was broadcast or multicast. */
   linkBroadcast = false;
-  /** Connection tracking entry, set by conntrack. */
+  /** Connection tracking entry, set by conntrack (or netfilter's UNTRACKED). */
   ct: unknown = null;
+  /** What the packet is to `ct` (IP_CT_* of src/conntrack/entry.ts). */
+  ctInfo = 0;
   /** The pool this packet goes back to once a device has sent it, or null. */
   pool: PacketPool | null = null;
 
@@ -48,6 +50,7 @@ export class Packet {
     this.l4 = -1;
     this.linkBroadcast = false;
     this.ct = null;
+    this.ctInfo = 0;
   }
 
   /** The packet's frame has left through a device: a pooled packet can be reused now. */
@@ -100,6 +103,8 @@ export class Packet {
     p.ifindex = this.ifindex;
     p.mark = this.mark;
     p.linkBroadcast = this.linkBroadcast;
+    p.ct = this.ct;
+    p.ctInfo = this.ctInfo;
     if (this.l3 >= 0) p.l3 = this.l3 - this.start + headroom;
     if (this.l4 >= 0) p.l4 = this.l4 - this.start + headroom;
     return p;

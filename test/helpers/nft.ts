@@ -75,6 +75,7 @@ export function testRuleset(): { rs: Ruleset; hooks: Hooks; env: TestEnv } {
       env.logs.push({ prefix, level });
     },
     ct: null,
+    nat: null,
   };
   return { rs: new Ruleset(hooks, env), hooks, env };
 }
