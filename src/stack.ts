@@ -325,28 +325,45 @@ export class Stack implements InterfaceHost {
 
   // ---- addresses ----
 
-  /** `ip addr add A/LEN dev D`: also adds the connected route, as Linux does. */
+  /**
+   * `ip addr add A/LEN dev D`: also adds the routes Linux's fib_add_ifaddr makes:
+   * `local A` in table local (source: the subnet's primary address), and for a
+   * primary address the subnet's broadcast in table local and the connected
+   * route in main. (The network address gets no broadcast route: Linux stopped
+   * adding one in 5.19.)
+   */
   addAddress(iface: Interface, addr: number, prefixLen: number): void {
     if (iface.addrs.some((a) => a.addr === addr)) throw new StackError('RTNETLINK answers: File exists', 'EEXIST');
     if (addr === 0 || addr >>> 28 >= 0xe) throw new StackError(`${formatIp4(addr)} is not a unicast address`, 'EINVAL');
     const mask = prefixMask(prefixLen);
-    const broadcast = prefixLen >= 31 ? 0 : ((addr & mask) | ~mask) >>> 0;
+    const net = (addr & mask) >>> 0;
+    const broadcast = prefixLen >= 31 ? 0 : (net | ~mask) >>> 0;
+    // An address on a subnet the interface already has is secondary (IFA_F_SECONDARY).
+    const primary = iface.addrs.find((a) => a.prefixLen === prefixLen && ((a.addr & mask) >>> 0) === net);
+    const prim = primary?.addr ?? addr;
     iface.addrs.push({ addr, prefixLen, broadcast });
-    this.ip.local.set(addr, iface);
-    if (prefixLen < 32) {
-      const net = (addr & mask) >>> 0;
-      const exists = this.ip.routes.list().some((r) => r.dst === net && r.prefixLen === prefixLen && r.dev === iface);
-      if (!exists)
-        this.ip.routes.add({
-          dst: net,
-          prefixLen,
-          gateway: 0,
-          dev: iface,
-          src: addr,
-          proto: 'kernel',
-          scope: 'link',
-          metric: 0,
-        });
+    const local = this.ip.fib.local;
+    const kernelRoute = (type: 'local' | 'broadcast', dst: number): void => {
+      if (local.list().some((r) => r.type === type && r.dst === dst && r.prefixLen === 32 && r.dev === iface)) return;
+      local.append({ dst, prefixLen: 32, gateway: 0, dev: iface, src: prim, proto: 'kernel', scope: type === 'local' ? 'host' : 'link', metric: 0, type });
+    };
+    kernelRoute('local', addr);
+    if (primary === undefined) {
+      if (broadcast !== 0) kernelRoute('broadcast', broadcast);
+      if (prefixLen < 32) {
+        const exists = this.ip.routes.list().some((r) => r.dst === net && r.prefixLen === prefixLen && r.dev === iface);
+        if (!exists)
+          this.ip.routes.add({
+            dst: net,
+            prefixLen,
+            gateway: 0,
+            dev: iface,
+            src: addr,
+            proto: 'kernel',
+            scope: 'link',
+            metric: 0,
+          });
+      }
     }
     iface.announce(addr);
   }
@@ -355,17 +372,26 @@ export class Stack implements InterfaceHost {
     const i = iface.addrs.findIndex((a) => a.addr === addr && (prefixLen === undefined || a.prefixLen === prefixLen));
     if (i < 0) throw new StackError('RTNETLINK answers: Cannot assign requested address', 'EADDRNOTAVAIL');
     const [a] = iface.addrs.splice(i, 1);
-    this.ip.local.delete(addr);
     const mask = prefixMask(a.prefixLen);
     const net = (a.addr & mask) >>> 0;
     const isConnected = (r: Route): boolean => r.proto === 'kernel' && r.dev === iface && r.dst === net && r.prefixLen === a.prefixLen;
+    const local = this.ip.fib.local;
+    const kernelHere = (r: Route): boolean => r.proto === 'kernel' && r.dev === iface && r.prefixLen === 32;
     // Another address on the same subnet keeps the connected route (as a secondary
     // address does in Linux), now with that address as its source.
     const heir = iface.addrs.find((b) => b.prefixLen === a.prefixLen && ((b.addr & mask) >>> 0) === net);
     if (heir !== undefined) {
       for (const r of this.ip.routes.list()) if (isConnected(r) && r.src === addr) r.src = heir.addr;
       this.ip.routes.changed();
+      for (const r of local.list()) if (kernelHere(r) && r.src === addr) r.src = heir.addr;
     }
+    // The subnet's broadcast stays while an address still gives it.
+    const bcastKept = a.broadcast === 0 || iface.addrs.some((b) => b.broadcast === a.broadcast);
+    local.removeWhere(
+      (r) =>
+        kernelHere(r) &&
+        ((r.type === 'local' && r.dst === addr) || (r.type === 'broadcast' && r.dst === a.broadcast && !bcastKept)),
+    );
     // Otherwise the connected route goes with its address; routes using it as source too.
     this.ip.routes.removeWhere((r) => (heir === undefined && isConnected(r)) || r.src === addr);
   }
@@ -382,7 +408,7 @@ export class Stack implements InterfaceHost {
     const table = this.ip.fib.table(spec.table ?? TABLE_MAIN, true)!;
     const type = spec.type ?? 'unicast';
     let route: AnyRoute;
-    if (type === 'blackhole' || type === 'unreachable' || type === 'prohibit') {
+    if (type === 'blackhole' || type === 'unreachable' || type === 'prohibit' || type === 'throw') {
       route = { type, dst: spec.dst, prefixLen: spec.prefixLen, metric: spec.metric ?? 0, proto: spec.proto ?? 'boot' };
     } else {
       const hops = spec.nexthops?.map((n) => ({ ...this.resolveHop(n.gateway ?? 0, n.dev), weight: n.weight ?? 1 }));
@@ -394,10 +420,11 @@ export class Stack implements InterfaceHost {
         dev: first.dev,
         src: spec.src ?? 0,
         proto: spec.proto ?? 'boot',
-        scope: type === 'local' ? 'host' : first.gateway === 0 ? 'link' : 'global',
+        // iproute2's iproute_modify: local is scope host; broadcast, anycast and multicast scope link.
+        scope: type === 'local' ? 'host' : type !== 'unicast' || first.gateway === 0 ? 'link' : 'global',
         metric: spec.metric ?? 0,
       };
-      if (type === 'local') r.type = 'local';
+      if (type !== 'unicast') r.type = type;
       if (spec.mtu !== undefined) r.mtu = spec.mtu;
       if (hops !== undefined && hops.length > 1) {
         r.nexthops = hops;

@@ -24,7 +24,8 @@ export type RouteModifyCommand = {
   src?: number;
   metric?: number;
   table?: number;
-  type?: RouteType;
+  /** `nat` and `xresolve` parse, as in iproute2, and the kernel refuses them. */
+  type?: RouteType | 'nat' | 'xresolve';
   mtu?: number;
   proto?: RouteProto;
   nexthops?: NexthopSpec[];
@@ -150,8 +151,8 @@ function tosArg(w: Words): number {
   return numArg(w, 'a TOS value', 255);
 }
 
-const ROUTE_TYPES = ['unicast', 'local', 'blackhole', 'unreachable', 'prohibit'] as const;
-const UNSUPPORTED_ROUTE_TYPES = ['broadcast', 'anycast', 'multicast', 'nat', 'throw', 'xresolve'];
+/** iproute2's rtnl_rtntype_a2n: every route type it knows by name. */
+const ROUTE_TYPES = ['unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve'] as const;
 const PROTOS = ['kernel', 'boot', 'static'] as const;
 
 /** `ip route ...` after the object word. */
@@ -202,10 +203,9 @@ export function parseRoute(w: Words, json: boolean): RouteCommand {
         break;
       default: {
         if ((ROUTE_TYPES as readonly string[]).includes(k)) {
-          cmd.type = k as RouteType;
+          cmd.type = k as RouteModifyCommand['type'];
           break;
         }
-        if (UNSUPPORTED_ROUTE_TYPES.includes(k)) throw w.error(`route type "${k}" is not supported (unicast, local, blackhole, unreachable, prohibit are)`, k);
         if (haveDst || !/^(\d|default$|all$|any$)/.test(k))
           throw w.error('unknown or unsupported word (expected via, dev, src, metric, table, mtu, proto or nexthop)', k);
         const p = prefixArg(w, k, 'a destination');
@@ -216,8 +216,9 @@ export function parseRoute(w: Words, json: boolean): RouteCommand {
     }
   }
   if (!haveDst) throw w.error('expected a destination (default or A.B.C.D/LEN)');
-  const reject = cmd.type === 'blackhole' || cmd.type === 'unreachable' || cmd.type === 'prohibit';
-  if (kind !== 'route-del' && !reject && cmd.via === undefined && cmd.dev === undefined && cmd.nexthops === undefined)
+  // Only a unicast route needs a next hop from the grammar; the kernel answers for the other types.
+  const unicast = cmd.type === undefined || cmd.type === 'unicast';
+  if (kind !== 'route-del' && unicast && cmd.via === undefined && cmd.dev === undefined && cmd.nexthops === undefined)
     throw w.error('expected via GATEWAY or dev NAME');
   return cmd;
 }

@@ -1,16 +1,36 @@
 import type { Stack } from '../stack.js';
-import { RouteError, TABLE_LOCAL, TABLE_MAIN, isReject, type AnyRoute } from '../ip/route.js';
+import { RouteError, TABLE_LOCAL, TABLE_MAIN, isReject, type AnyRoute, type RouteType } from '../ip/route.js';
 import type { Rule } from '../ip/fib.js';
 import type { RouteCommand } from './ip-route.js';
 import { CommandError } from './words.js';
 import { formatRouteDecision, formatRouteList, formatRules, routeGetError, sortRoutes } from './route-format.js';
+
+/** iproute2's iproute_modify: routes of these types go to table local unless a table is named. */
+function defaultTable(type: string | undefined): number {
+  return type === 'local' || type === 'broadcast' || type === 'anycast' || type === 'nat' ? TABLE_LOCAL : TABLE_MAIN;
+}
 
 /** Carries out `ip route` and `ip rule` commands on a Stack; returns what they print. */
 export function runRouteCommand(s: Stack, cmd: RouteCommand): string {
   const fib = s.ip.fib;
   switch (cmd.kind) {
     case 'route-add':
-    case 'route-replace':
+    case 'route-replace': {
+      const type = cmd.type;
+      // fib_create_info: RTN_NAT and RTN_XRESOLVE need a scope wider than any
+      // iproute2 sends (fib_props[type].scope is RT_SCOPE_NOWHERE).
+      if (type === 'nat' || type === 'xresolve') throw new RouteError('Error: Invalid scope.', 'EINVAL');
+      const noDev = type === 'blackhole' || type === 'unreachable' || type === 'prohibit' || type === 'throw';
+      if (noDev && (cmd.via !== undefined || cmd.dev !== undefined || cmd.nexthops !== undefined))
+        throw new RouteError('Error: Gateway, device and multipath can not be specified for this route type.', 'EINVAL');
+      if (type === 'local' || type === 'broadcast' || type === 'anycast' || type === 'multicast') {
+        // These routes have scope host or link, and a gateway must be reachable
+        // through a narrower scope (fib_check_nh_v4_gw): none is.
+        const via = cmd.via !== undefined || (cmd.nexthops?.some((n) => n.via !== undefined) ?? false);
+        if (via && type === 'local') throw new RouteError('Error: Route with host scope can not have a gateway.', 'EINVAL');
+        if (via) throw new RouteError('Error: Nexthop has invalid gateway.', 'EINVAL');
+        if (cmd.dev === undefined && cmd.nexthops === undefined) throw new RouteError('RTNETLINK answers: No such device', 'ENODEV');
+      }
       s.addRoute({
         dst: cmd.dst,
         prefixLen: cmd.prefixLen,
@@ -19,16 +39,16 @@ export function runRouteCommand(s: Stack, cmd: RouteCommand): string {
         src: cmd.src,
         metric: cmd.metric,
         replace: cmd.kind === 'route-replace',
-        // iproute2 puts a local route in table local unless told otherwise.
-        table: cmd.table ?? (cmd.type === 'local' ? TABLE_LOCAL : undefined),
-        type: cmd.type,
+        table: cmd.table ?? defaultTable(type),
+        type,
         mtu: cmd.mtu,
         proto: cmd.proto,
         nexthops: cmd.nexthops?.map((n) => ({ gateway: n.via, dev: n.dev !== undefined ? s.requireIface(n.dev) : undefined, weight: n.weight })),
       });
       return '';
+    }
     case 'route-del': {
-      const t = fib.table(cmd.table ?? (cmd.type === 'local' ? TABLE_LOCAL : TABLE_MAIN));
+      const t = fib.table(cmd.table ?? defaultTable(cmd.type));
       if (t === undefined) throw new RouteError('RTNETLINK answers: No such process', 'ESRCH');
       t.del({
         dst: cmd.dst,
@@ -36,7 +56,7 @@ export function runRouteCommand(s: Stack, cmd: RouteCommand): string {
         gateway: cmd.via,
         dev: cmd.dev !== undefined ? s.requireIface(cmd.dev) : undefined,
         metric: cmd.metric,
-        type: cmd.type,
+        type: cmd.type as RouteType | undefined,
       });
       return '';
     }
@@ -77,9 +97,16 @@ export function runRouteCommand(s: Stack, cmd: RouteCommand): string {
         if (res.type !== 'unicast' && res.type !== 'local') throw new CommandError(routeGetError(fwd ? res.type : 'unreachable'));
         if (res.type === 'unicast' && !fwd) throw new CommandError(routeGetError('unreachable'));
         if (cmd.from !== undefined && s.ip.isLocal(cmd.from)) throw new CommandError(routeGetError('blackhole'));
+        // ip_route_input_slow: a route of another type than unicast or local is a martian destination (EINVAL).
+        if (res.type === 'unicast' && (res.route.type === 'multicast' || res.route.type === 'anycast')) throw new CommandError(routeGetError('blackhole'));
       }
       if (res.type !== 'unicast' && res.type !== 'local') throw new CommandError(routeGetError(res.type));
-      return formatRouteDecision(res, { dst: cmd.dst, from: cmd.from, mark: cmd.mark, iif, customRules: fib.customRules }, cmd.json);
+      let localSrc: number | undefined;
+      if (res.type === 'local') {
+        const m = fib.table(res.table)?.match(cmd.dst);
+        if (m != null && !isReject(m)) localSrc = m.src;
+      }
+      return formatRouteDecision(res, { dst: cmd.dst, from: cmd.from, mark: cmd.mark, iif, customRules: fib.customRules, localSrc }, cmd.json);
     }
     case 'rule-add': {
       const r = cmd.rule;

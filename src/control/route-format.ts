@@ -34,7 +34,7 @@ function routeJson(r: AnyRoute, o: RouteShowOptions): Record<string, unknown> {
   const table = r.table ?? TABLE_MAIN;
   if (o.showTable && table !== TABLE_MAIN) j.table = tableName(table);
   if (r.proto !== 'boot') j.protocol = r.proto;
-  if (u !== null && u.scope !== 'global' && !(u.type === 'local' && u.scope === 'host')) j.scope = u.scope;
+  if (u !== null && u.scope !== 'global') j.scope = u.scope;
   if (u !== null && u.src) j.prefsrc = formatIp4(u.src);
   if (r.metric) j.metric = r.metric;
   j.flags = u !== null && u.nexthops === undefined && !u.dev.running ? ['linkdown'] : [];
@@ -61,7 +61,7 @@ function routeText(r: AnyRoute, o: RouteShowOptions): string {
   const table = r.table ?? TABLE_MAIN;
   if (o.showTable && table !== TABLE_MAIN) s += `table ${tableName(table)} `;
   if (r.proto !== 'boot') s += `proto ${r.proto} `;
-  if (u !== null && u.scope !== 'global' && !(u.type === 'local' && u.scope === 'host')) s += `scope ${u.scope} `;
+  if (u !== null && u.scope !== 'global') s += `scope ${u.scope} `;
   if (u !== null && u.src) s += `src ${formatIp4(u.src)} `;
   if (r.metric) s += `metric ${r.metric} `;
   if (u !== null && u.nexthops === undefined && !u.dev.running) s += 'linkdown ';
@@ -72,10 +72,13 @@ function routeText(r: AnyRoute, o: RouteShowOptions): string {
   return s;
 }
 
-/** In the kernel's dump order: by table, then by destination, then prefix length and metric. */
+/**
+ * In the kernel's dump order: by table, then by destination (the trie's key);
+ * one key's routes longest prefix first (a leaf's aliases by suffix length), then by metric.
+ */
 export function sortRoutes(routes: AnyRoute[]): AnyRoute[] {
   return routes.sort(
-    (a, b) => (a.table ?? TABLE_MAIN) - (b.table ?? TABLE_MAIN) || a.dst - b.dst || a.prefixLen - b.prefixLen || a.metric - b.metric,
+    (a, b) => (a.table ?? TABLE_MAIN) - (b.table ?? TABLE_MAIN) || a.dst - b.dst || b.prefixLen - a.prefixLen || a.metric - b.metric,
   );
 }
 
@@ -84,15 +87,19 @@ export function formatRouteList(routes: readonly AnyRoute[], json: boolean, o: R
   return routes.map((r) => routeText(r, o)).join('\n');
 }
 
+/** The cache flags `ip route get` names for a route type (rtnetlink's RTCF_LOCAL, RTCF_BROADCAST, RTCF_MULTICAST). */
+const CACHE_FLAGS: Record<string, string[]> = { local: ['local'], broadcast: ['local', 'brd'], multicast: ['mc'] };
+
 /** What `ip route get` reports for a decision with a next hop or a local one. */
 export function formatRouteDecision(
   res: FibResult & { type: 'unicast' | 'local' },
-  q: { dst: number; from?: number; mark?: number; iif?: Interface; customRules?: boolean },
+  q: { dst: number; from?: number; mark?: number; iif?: Interface; customRules?: boolean; localSrc?: number },
   json: boolean,
 ): string {
   const j: Record<string, unknown> = {};
   let route: Route | null = null;
-  if (res.type === 'local') j.type = 'local';
+  const type = res.type === 'local' ? 'local' : (res.route.type ?? 'unicast');
+  if (type !== 'unicast') j.type = type;
   j.dst = formatIp4(q.dst);
   if (q.from !== undefined) j.from = formatIp4(q.from);
   if (res.type === 'unicast') {
@@ -100,35 +107,41 @@ export function formatRouteDecision(
     if (route.gateway) j.gateway = formatIp4(route.gateway);
     j.dev = route.dev.name;
   } else j.dev = 'lo';
-  // An input route to us names no source, and its table only once rules were changed
-  // (the kernel's lookup without custom rules does not say which table answered).
+  // Without custom rules the kernel keeps tables local and main in one trie
+  // (fib4_rules_init), so a decision from either names no table.
   const inputLocal = res.type === 'local' && q.iif !== undefined;
-  if (res.table !== TABLE_MAIN && (!inputLocal || q.customRules === true)) j.table = tableName(res.table);
+  if (res.table !== TABLE_MAIN && (res.table !== TABLE_LOCAL || q.customRules === true)) j.table = tableName(res.table);
+  // An input route to us names no source.
   if (q.from === undefined && !inputLocal) {
-    j.prefsrc = formatIp4(route === null ? q.dst : route.src || route.dev.sourceFor(route.gateway || q.dst));
+    // A local route's own source (a secondary address's is its subnet's primary), else the address itself.
+    j.prefsrc = formatIp4(route === null ? q.localSrc || q.dst : route.src || route.dev.sourceFor(route.gateway || q.dst));
   }
+  // RTCF_MULTICAST is the bit RTM_F_OFFLOAD_FAILED has in rtm_flags, so iproute2 names it so.
+  const flags = type === 'multicast' ? ['rt_offload_failed'] : [];
+  const cache = CACHE_FLAGS[type] ?? [];
   const mtu = route !== null && route.mtu !== undefined ? routeMtu(route) : undefined;
   if (json) {
-    j.flags = [];
+    j.flags = flags;
     if (q.mark) j.mark = q.mark;
     // An input route (iif) has no socket owner, so no uid.
     if (q.iif === undefined) j.uid = 0;
-    j.cache = res.type === 'local' ? ['local'] : [];
+    j.cache = cache;
     if (mtu !== undefined) j.metrics = [{ mtu }];
     if (q.iif !== undefined) j.iif = q.iif.name;
     return JSON.stringify([j]);
   }
-  let s = res.type === 'local' ? 'local ' : '';
+  let s = type !== 'unicast' ? `${type} ` : '';
   s += `${j.dst} `;
   if (j.from !== undefined) s += `from ${j.from} `;
   if (j.gateway !== undefined) s += `via ${j.gateway} `;
   s += `dev ${j.dev} `;
   if (j.table !== undefined) s += `table ${j.table} `;
   if (j.prefsrc !== undefined) s += `src ${j.prefsrc} `;
+  for (const f of flags) s += `${f} `;
   if (q.mark) s += `mark ${q.mark} `;
   if (q.iif === undefined) s += 'uid 0 ';
   s += '\n    cache ';
-  if (res.type === 'local') s += '<local> ';
+  if (cache.length > 0) s += `<${cache.join(',')}> `;
   if (mtu !== undefined) s += `mtu ${mtu} `;
   if (q.iif !== undefined) s += `iif ${q.iif.name} `;
   return s;

@@ -110,11 +110,20 @@ export class Fib {
   hashPolicy = 0;
   /** The per-boot key of the multipath hash. */
   hashSeed = 0;
-  /** Our addresses: what table local holds in Linux, besides its own routes. */
+  /**
+   * Our addresses: table local's host routes of type local, kept in a Map by
+   * their owner so the common case (a datagram for us, or not) is one get.
+   */
   isLocal: (dst: number) => Interface | undefined = () => undefined;
+  /**
+   * Table local (255): the routes Linux's fib_add_ifaddr makes for each address
+   * (`local A`, `broadcast B`), and the user's local, broadcast and anycast routes.
+   */
+  readonly local = new RouteTable(TABLE_LOCAL);
 
   constructor(readonly main: RouteTable) {
     this.tables.set(TABLE_MAIN, main);
+    this.tables.set(TABLE_LOCAL, this.local);
   }
 
   /** A table by id; created on first use when `create`, as `ip route add ... table N` does. */
@@ -213,7 +222,8 @@ export class Fib {
       const t = this.tables.get(r.table);
       if (t === undefined) continue;
       const m = t.match(flow.dst);
-      if (m === null) continue;
+      // RTN_THROW: fib_table_lookup answers -EAGAIN and fib_rules_lookup goes on with the next rule.
+      if (m === null || m.type === 'throw') continue;
       if (isReject(m)) return { type: m.type, table: r.table };
       if (m.type === 'local') return { type: 'local', dev: m.dev, table: r.table };
       if (m.paths !== undefined && hash < 0) hash = multipathHash(flow, this.hashPolicy, this.hashSeed);

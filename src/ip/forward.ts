@@ -105,6 +105,13 @@ export class Forwarder {
       return true;
     }
     const route = decision.route;
+    if (route.type !== undefined && route.type !== 'unicast') {
+      // ip_route_input_slow: a broadcast route is local input (our own broadcasts were
+      // taken above), any other type not unicast is a martian destination.
+      mib.IpInAddrErrors++;
+      if (route.type !== 'broadcast' && this.onMartian !== null && conf.logMartians(iface)) this.onMartian('destination', src, dst, iface);
+      return true;
+    }
     const out = route.dev;
     const mtu = routeMtu(route);
     // RFC 3704 §2 reverse path filtering (fib_validate_source): strict wants the

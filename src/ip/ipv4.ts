@@ -65,7 +65,11 @@ export class Ipv4 {
   /** The flow of the datagram being sent (or received, for local routes), reused. */
   private readonly outFlow: Flow = { dst: 0, src: 0, iif: null, oif: null, mark: 0, tos: 0, proto: 0, sport: 0, dport: 0 };
   readonly hooks = new Hooks();
-  /** Our unicast addresses and the interface each is on. */
+  /**
+   * Our unicast addresses and the interface each is on: table local's host
+   * routes of type local, mirrored here on every change of that table so the
+   * per-packet question "is it ours?" stays one Map lookup.
+   */
   readonly local = new Map<number, Interface>();
   private readonly handlers: (ProtoHandler | undefined)[] = new Array(256);
   unknownProto: UnknownProtoHandler | null = null;
@@ -90,9 +94,17 @@ export class Ipv4 {
   ) {
     this.reasm = new Reassembly(mib, time);
     this.fib.isLocal = (dst) => this.local.get(dst);
+    this.fib.local.onChange = () => this.syncLocal();
     this.fib.hashSeed = Math.floor(random() * 0x100000000) | 0;
     // RFC 6864 §4.1: IDs only need to be unique per flow; start anywhere.
     this.ident = Math.floor(random() * 0x10000);
+  }
+
+  /** Rebuilds the address map from table local (an address added or removed, `ip route add|del ... table local`). */
+  private syncLocal(): void {
+    const m = this.local;
+    m.clear();
+    for (const r of this.fib.local.list()) if (r.type === 'local' && r.prefixLen === 32 && !m.has(r.dst)) m.set(r.dst, r.dev);
   }
 
   register(proto: number, handler: ProtoHandler): void {

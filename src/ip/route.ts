@@ -3,11 +3,16 @@ import { prefixMask } from '../wire/addr.js';
 
 export type RouteProto = 'kernel' | 'boot' | 'static';
 export type RouteScope = 'global' | 'link' | 'host';
-/** Route types with a next hop (`local`: delivered here). */
-export type UnicastType = 'unicast' | 'local';
-/** Route types without one: Linux's RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT. */
+/**
+ * Route types with a device (`local`: delivered here; `broadcast`: a link's
+ * broadcast address, in table local; `anycast` and `multicast` as Linux keeps them).
+ */
+export type UnicastType = 'unicast' | 'local' | 'broadcast' | 'anycast' | 'multicast';
+/** Route types that answer a lookup without a next hop: Linux's RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT. */
 export type RejectType = 'blackhole' | 'unreachable' | 'prohibit';
-export type RouteType = UnicastType | RejectType;
+/** Route types without a device: the reject types and `throw` (RTN_THROW: the rule walk goes on). */
+export type NoDevType = RejectType | 'throw';
+export type RouteType = UnicastType | NoDevType;
 
 /** Linux's table ids (rtnetlink.h RT_TABLE_*). */
 export const TABLE_LOCAL = 255;
@@ -49,7 +54,7 @@ export interface Route {
 
 /** A route that answers without a next hop. */
 export interface RejectRoute {
-  type: RejectType;
+  type: NoDevType;
   dst: number;
   prefixLen: number;
   metric: number;
@@ -60,13 +65,13 @@ export interface RejectRoute {
 export type AnyRoute = Route | RejectRoute;
 
 export function isReject(r: AnyRoute): r is RejectRoute {
-  return r.type === 'blackhole' || r.type === 'unreachable' || r.type === 'prohibit';
+  return r.type === 'blackhole' || r.type === 'unreachable' || r.type === 'prohibit' || r.type === 'throw';
 }
 
 export class RouteError extends Error {
   constructor(
     message: string,
-    readonly code: 'EEXIST' | 'ESRCH' | 'ENETUNREACH' | 'EINVAL',
+    readonly code: 'EEXIST' | 'ESRCH' | 'ENETUNREACH' | 'EINVAL' | 'ENODEV',
   ) {
     super(message);
   }
@@ -127,10 +132,21 @@ export class RouteTable {
   private rejects: RejectRoute[] = [];
   private cacheDst = -1;
   private cacheRoute: AnyRoute | null = null;
+  /**
+   * The first route of each /32 destination, while the table holds nothing
+   * shorter: table local is only host routes, and a lookup in it is one Map get.
+   */
+  private readonly hosts = new Map<number, AnyRoute>();
+  private onlyHosts = true;
   /** Bumped on every change, so callers caching routes know to look again. */
   generation = 0;
-  /** Routes of type local. */
+  /**
+   * Routes of type local that need a full lookup: all but table local's host
+   * routes, which the owner mirrors in its address map (see `onChange`).
+   */
   localCount = 0;
+  /** Called after every change (table local keeps the map of our addresses with it). */
+  onChange: (() => void) | null = null;
 
   constructor(readonly id: number = TABLE_MAIN) {}
 
@@ -168,6 +184,11 @@ export class RouteTable {
   /** The table's entry for `dst` (a multipath route unresolved). */
   match(dst: number): AnyRoute | null {
     if (dst === this.cacheDst) return this.cacheRoute;
+    if (this.onlyHosts) {
+      const h = this.hosts.get(dst);
+      if (h === undefined) return null;
+      if (routeAlive(h)) return h;
+    }
     let found: AnyRoute | null = null;
     for (const r of this.routes) {
       if (!routeAlive(r)) continue;
@@ -203,6 +224,12 @@ export class RouteTable {
     this.insert(r);
   }
 
+  /** Adds a route beside any with the same key (NLM_F_APPEND: the kernel's own routes for an address). */
+  append(r: AnyRoute): void {
+    r.dst = (r.dst & prefixMask(r.prefixLen)) >>> 0;
+    this.insert(r);
+  }
+
   private insert(r: AnyRoute): void {
     if (this.id !== TABLE_MAIN) r.table = this.id;
     if (isReject(r)) this.rejects.push(r);
@@ -225,6 +252,7 @@ export class RouteTable {
       (r) =>
         r.dst === dst &&
         r.prefixLen === match.prefixLen &&
+        // Without a type (iproute2 sends RTN_UNSPEC for a delete) any type matches.
         (match.type === undefined || (r.type ?? 'unicast') === match.type) &&
         (match.gateway === undefined || (!isReject(r) && r.gateway === match.gateway)) &&
         (match.dev === undefined || (!isReject(r) && r.dev === match.dev)) &&
@@ -258,13 +286,27 @@ export class RouteTable {
   /** Invalidates the lookup cache (an interface went up or down). */
   changed(): void {
     let n = 0;
-    for (const r of this.routes) if (r.type === 'local') n++;
+    for (const r of this.routes) if (r.type === 'local' && (this.id !== TABLE_LOCAL || r.prefixLen !== 32)) n++;
     this.localCount = n;
     this.routes.sort((a, b) => b.prefixLen - a.prefixLen || a.metric - b.metric);
     this.rejects.sort((a, b) => b.prefixLen - a.prefixLen || a.metric - b.metric);
+    // As the scan in match() chooses: of two host routes with one metric, the one with a next hop.
+    const hosts = this.hosts;
+    hosts.clear();
+    let only = true;
+    for (const list of [this.routes, this.rejects] as AnyRoute[][])
+      for (const r of list) {
+        if (r.prefixLen !== 32) only = false;
+        else {
+          const old = hosts.get(r.dst);
+          if (old === undefined || r.metric < old.metric) hosts.set(r.dst, r);
+        }
+      }
+    this.onlyHosts = only;
     this.cacheDst = -1;
     this.cacheRoute = null;
     this.generation++;
+    if (this.onChange !== null) this.onChange();
   }
 
   private find(dst: number, prefixLen: number, metric: number): AnyRoute | undefined {

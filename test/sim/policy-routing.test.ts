@@ -192,8 +192,14 @@ describe('local routes', () => {
       },
     });
     ctl.run(parseCommand('ip route add local 10.0.9.0/24 dev b0'.split(' ')));
-    expect(ctl.run(parseCommand('ip route show table local'.split(' ')))).toBe('local 10.0.9.0/24 dev b0 ');
-    expect(ctl.run(parseCommand('ip route get 10.0.9.77'.split(' ')))).toBe('local 10.0.9.77 dev lo table local src 10.0.9.77 uid 0 \n    cache <local> ');
+    // Beside the routes b0's address brought (fib_add_ifaddr), sorted by destination.
+    expect(ctl.run(parseCommand('ip route show table local'.split(' ')))).toBe(
+      'local 10.0.0.2 dev b0 proto kernel scope host src 10.0.0.2 \n' +
+        'broadcast 10.0.0.255 dev b0 proto kernel scope link src 10.0.0.2 \n' +
+        'local 10.0.9.0/24 dev b0 scope host ',
+    );
+    // Without custom rules tables local and main are one trie: no table named.
+    expect(ctl.run(parseCommand('ip route get 10.0.9.77'.split(' ')))).toBe('local 10.0.9.77 dev lo src 10.0.9.77 uid 0 \n    cache <local> ');
     expect(simPing(time, a, ip('10.0.9.5'), 2, { ident: 9 }).replies.length).toBe(2);
   });
 });

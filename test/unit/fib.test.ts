@@ -163,3 +163,73 @@ describe('route mtu', () => {
     expect(routeMtu(s.ip.routes.lookup(ip('10.0.0.9'))!)).toBe(1500);
   });
 });
+
+describe('table local', () => {
+  const kinds = (s: Stack) => s.ip.fib.local.list().map((r) => `${r.type} ${r.dst === 0 ? '' : r.dst >>> 0} ${r.dev.name} ${r.src}`);
+
+  it("holds each address's local route and its subnet's broadcast, and the address map follows it", () => {
+    const { s, e0 } = host();
+    const t = s.ip.fib.local;
+    const has = (type: string, a: string) => t.list().some((r) => r.type === type && r.dst === ip(a));
+    expect(has('local', '10.0.0.2') && has('broadcast', '10.0.0.255') && has('local', '10.1.0.2') && has('broadcast', '10.1.255.255')).toBe(true);
+    // No route for the network address (Linux stopped adding one).
+    expect(has('broadcast', '10.0.0.0')).toBe(false);
+    expect(t.size).toBe(4);
+    // A secondary address: its local route takes the primary as source; no second broadcast.
+    s.addAddress(e0, ip('10.0.0.3'), 24);
+    expect(t.list().find((r) => r.dst === ip('10.0.0.3'))?.src).toBe(ip('10.0.0.2'));
+    expect(t.size).toBe(5);
+    expect(s.ip.local.get(ip('10.0.0.3'))).toBe(e0);
+    // The user deletes a local route: the address is no longer ours, though it stays on e0.
+    t.del({ dst: ip('10.0.0.3'), prefixLen: 32, type: 'local' });
+    expect(s.ip.local.has(ip('10.0.0.3'))).toBe(false);
+    expect(s.ip.isLocal(ip('10.0.0.3'))).toBe(false);
+    expect(e0.addrs.some((a) => a.addr === ip('10.0.0.3'))).toBe(true);
+    const r = s.ip.routeFlow({ dst: ip('10.0.0.3') });
+    expect(r.type === 'unicast' && r.table === 254 && r.route.dev === e0).toBe(true);
+    // Removing the primary hands the broadcast to the secondary; the last address takes it away.
+    s.delAddress(e0, ip('10.0.0.2'), 24);
+    expect(s.ip.local.has(ip('10.0.0.2'))).toBe(false);
+    expect(t.list().find((r) => r.type === 'broadcast' && r.dst === ip('10.0.0.255'))?.src).toBe(ip('10.0.0.3'));
+    s.delAddress(e0, ip('10.0.0.3'), 24);
+    expect(has('broadcast', '10.0.0.255')).toBe(false);
+    expect(kinds(s)).toEqual([`local ${ip('10.1.0.2')} e1 ${ip('10.1.0.2')}`, `broadcast ${ip('10.1.255.255')} e1 ${ip('10.1.0.2')}`]);
+  });
+
+  it('adds no broadcast for /31 and /32 addresses, and keeps input on the map while it holds only host routes', () => {
+    const { s, e0 } = host();
+    s.addAddress(e0, ip('10.9.0.1'), 31);
+    s.addAddress(e0, ip('10.9.1.1'), 32);
+    expect(s.ip.fib.local.size).toBe(6);
+    // Only a local route wider than a host makes input ask the tables.
+    expect(s.ip.fib.localRoutes).toBe(0);
+    s.addRoute({ dst: ip('10.7.0.0'), prefixLen: 16, dev: e0, type: 'local', table: 255 });
+    expect(s.ip.fib.localRoutes).toBe(1);
+    expect(s.ip.isLocal(ip('10.7.3.4'))).toBe(true);
+    expect(s.ip.isLocal(ip('10.9.1.1'))).toBe(true);
+  });
+
+  it('a broadcast route answers with its device, so a datagram to it leaves as a broadcast', () => {
+    const { s, e0 } = host();
+    const r = s.ip.routeFlow({ dst: ip('10.0.0.255') });
+    expect(r.type === 'unicast' && r.route.type === 'broadcast' && r.route.dev === e0 && r.table === 255).toBe(true);
+  });
+});
+
+describe('throw routes', () => {
+  it('end the lookup in their table and the walk goes on with the next rule', () => {
+    const { s, e1 } = host();
+    const rule = { src: 0, srcLen: 0, dst: 0, dstLen: 0, action: 'lookup' as const };
+    s.addRoute({ dst: ip('10.5.0.0'), prefixLen: 16, gateway: ip('10.0.0.1'), table: 100 });
+    s.addRoute({ dst: ip('10.5.1.0'), prefixLen: 24, type: 'throw', table: 100 });
+    s.addRoute({ dst: ip('10.5.0.0'), prefixLen: 16, gateway: ip('10.1.0.1') });
+    s.ip.fib.addRule({ ...rule, table: 100, pref: 100 });
+    const a = s.ip.routeFlow({ dst: ip('10.5.2.1') });
+    expect(a.type === 'unicast' && a.table === 100).toBe(true);
+    const b = s.ip.routeFlow({ dst: ip('10.5.1.1') });
+    expect(b.type === 'unicast' && b.table === 254 && b.route.dev === e1).toBe(true);
+    // A throw in main with nothing after it: no route.
+    s.addRoute({ dst: ip('10.6.0.0'), prefixLen: 16, type: 'throw' });
+    expect(s.ip.routeFlow({ dst: ip('10.6.0.1') })).toEqual({ type: 'none' });
+  });
+});

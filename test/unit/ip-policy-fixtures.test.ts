@@ -9,32 +9,36 @@ import { ip } from '../helpers/sim.js';
 
 /**
  * `ip route` and `ip rule` against what iproute2 printed for the same commands on
- * a kernel (test/fixtures/iproute2-policy/expected.txt, made by
- * scripts/capture-policy-routing.sh from commands.txt): the same output, byte
- * for byte, and the same errors.
+ * a kernel (test/fixtures/SET/expected.txt, made by
+ * scripts/capture-policy-routing.sh from commands.txt on a host addressed as its
+ * `# host:` line says): the same output, byte for byte, and the same errors.
  */
-const FIXTURE = new URL('../fixtures/iproute2-policy/expected.txt', import.meta.url);
+const fixture = (set: string, file: string) => new URL(`../fixtures/${set}/${file}`, import.meta.url);
 
-function cases(): { cmd: string; out: string[] }[] {
+function cases(set: string): { cmd: string; out: string[] }[] {
   const list: { cmd: string; out: string[] }[] = [];
-  for (const line of fs.readFileSync(FIXTURE, 'utf8').split('\n')) {
+  for (const line of fs.readFileSync(fixture(set, 'expected.txt'), 'utf8').split('\n')) {
     if (line.startsWith('$ ')) list.push({ cmd: line.slice(2), out: [] });
     else if (list.length > 0 && line !== '') list[list.length - 1].out.push(line);
   }
   return list;
 }
 
-function host(): Controller {
+/** Two links, e0 and e1, addressed as the commands file's `# host: e0 A/LEN e1 B/LEN` says. */
+function host(set: string): Controller {
   const time = new VirtualTime();
   const s = new Stack({ time, seed: 1 });
+  const spec = /^# host: (.*)$/m.exec(fs.readFileSync(fixture(set, 'commands.txt'), 'utf8'));
+  if (spec === null) throw new Error(`${set}/commands.txt has no "# host:" line`);
+  const words = spec[1].split(' ');
   const [d0] = simLink(time, { names: ['e0', 'p0'] });
   const [d1] = simLink(time, { names: ['e1', 'p1'] });
-  const e0 = s.addInterface('e0', d0);
-  const e1 = s.addInterface('e1', d1);
-  s.setUp(e0, true);
-  s.setUp(e1, true);
-  s.addAddress(e0, ip('10.0.0.2'), 24);
-  s.addAddress(e1, ip('10.1.0.2'), 16);
+  s.setUp(s.addInterface('e0', d0), true);
+  s.setUp(s.addInterface('e1', d1), true);
+  for (let i = 0; i + 1 < words.length; i += 2) {
+    const [a, len] = words[i + 1].split('/');
+    s.addAddress(s.requireIface(words[i]), ip(a), Number(len));
+  }
   return new Controller(s, {
     open: () => {
       throw new Error('no devices here');
@@ -43,9 +47,9 @@ function host(): Controller {
 }
 
 describe('ip route and ip rule as iproute2 prints them', () => {
-  it('gives the kernel and iproute2 answer for every captured command, in order', () => {
-    const c = host();
-    const all = cases();
+  it.each(['iproute2-policy', 'iproute2-local'])('gives the kernel and iproute2 answer for every command of %s, in order', (set) => {
+    const c = host(set);
+    const all = cases(set);
     expect(all.length).toBeGreaterThan(40);
     for (const { cmd, out } of all) {
       let got: string[];

@@ -15,6 +15,10 @@ const err = (s: string) => {
 describe('ip route and ip rule grammar', () => {
   it('takes types, tables by name or number, mtu, proto and multipath next hops', () => {
     expect(p('ip route add blackhole 10.66.0.0/16')).toEqual({ kind: 'route-add', type: 'blackhole', dst: ip('10.66.0.0'), prefixLen: 16 });
+    expect(p('ip route add throw 10.66.0.0/16 table 5')).toEqual({ kind: 'route-add', type: 'throw', dst: ip('10.66.0.0'), prefixLen: 16, table: 5 });
+    // The grammar takes every type iproute2 names; the kernel's refusals come later.
+    expect(p('ip route add nat 10.66.0.1')).toEqual({ kind: 'route-add', type: 'nat', dst: ip('10.66.0.1'), prefixLen: 32 });
+    expect(p('ip route add broadcast 10.66.0.255')).toEqual({ kind: 'route-add', type: 'broadcast', dst: ip('10.66.0.255'), prefixLen: 32 });
     expect(p('ip route add to unreachable 10.67.0.0/16 metric 7 table main')).toMatchObject({ type: 'unreachable', metric: 7, table: 254 });
     expect(p('ip r replace 10.70.0.0/16 via 10.0.0.1 mtu lock 1400 proto static table 100')).toMatchObject({
       kind: 'route-replace',
@@ -59,7 +63,6 @@ describe('ip route and ip rule grammar', () => {
 
   it('names what it does not take', () => {
     expect(err('ip route add 10.0.0.1/24 via 10.0.0.9')).toBe('word "10.0.0.1/24": Error: Invalid prefix for given prefix length.');
-    expect(err('ip route add throw 10.0.0.0/8')).toContain('route type "throw" is not supported');
     expect(err('ip route add 10.0.0.0/8 via 10.0.0.1 table nosuch')).toContain('"table" value is invalid');
     expect(err('ip route add 10.0.0.0/8 nexthop weight 1')).toContain('expected via GATEWAY or dev NAME in nexthop');
     expect(err('ip route add 10.0.0.0/8 realm 3')).toContain('unknown or unsupported word');
