@@ -22,6 +22,7 @@ import { registerTcpSysctls } from './tcp/sysctl.js';
 import { Ruleset } from './netfilter/ruleset.js';
 import { NfLogger } from './netfilter/env.js';
 import { getU16, getU32 } from './wire/bytes.js';
+import { fold, pseudoHeaderSum, sum16 } from './wire/checksum.js';
 
 export interface StackOptions {
   /** Defaults to real time; tests pass a VirtualTime. */
@@ -125,7 +126,7 @@ export class Stack implements InterfaceHost {
       now: () => this.time.now(),
       random: () => this.random(),
       rejectIcmp: (pkt, type, code) => {
-        this.icmp.sendError(pkt, type, code);
+        if (rejectChecksumOk(pkt)) this.icmp.sendError(pkt, type, code);
       },
       rejectTcpReset: (pkt) => this.rejectTcpReset(pkt),
       log: (prefix, level, pkt, inIf, outIf) => nfLog.log(prefix, level, pkt, inIf, outIf),
@@ -169,9 +170,9 @@ export class Stack implements InterfaceHost {
     const o = pkt.l3 >= 0 ? pkt.l3 : pkt.start;
     const hl = (b[o] & 0x0f) << 2;
     const t = o + hl;
-    if (pkt.end - t < 20) return;
+    if (pkt.end - t < 20 || (getU16(b, o + 6) & 0x1fff) !== 0) return;
     const flags = b[t + 13];
-    if (flags & 0x04) return;
+    if (flags & 0x04 || !rejectChecksumOk(pkt)) return;
     const src = getU32(b, o + 12);
     const dst = getU32(b, o + 16);
     const sport = getU16(b, t);
@@ -463,4 +464,25 @@ export class Stack implements InterfaceHost {
     this.ifaces.length = 0;
     if (this.time instanceof RealTime) this.time.stop();
   }
+}
+
+/**
+ * Linux answers a rejected datagram only if its transport checksum is right
+ * (nf_reject_ipv4.c: nf_send_unreach and nf_reject_ip_tcphdr_get check it with
+ * nf_ip_checksum; nf_reject_verify_csum leaves out UDP without a checksum).
+ * TCP and UDP sums cover the pseudo-header, ICMP's its message; other
+ * protocols are not checked here.
+ */
+function rejectChecksumOk(pkt: Packet): boolean {
+  const b = pkt.buf;
+  const o = pkt.l3 >= 0 ? pkt.l3 : pkt.start;
+  const hl = (b[o] & 0x0f) << 2;
+  const proto = b[o + 9];
+  const len = Math.min(getU16(b, o + 2), pkt.end - o) - hl;
+  if (len < 0) return false;
+  if (proto === 17) {
+    if (len >= 8 && getU16(b, o + hl + 6) === 0) return true;
+  } else if (proto !== 6 && proto !== 1) return true;
+  const acc = proto === 1 ? 0 : pseudoHeaderSum(getU32(b, o + 12), getU32(b, o + 16), proto, len);
+  return fold(sum16(b, o + hl, len, acc)) === 0xffff;
 }

@@ -16,15 +16,23 @@ export interface RouterSide {
   subnet: number;
   /** MTU of the link (both ends). */
   mtu?: number;
+  /** Device and namespace names (default: unique trt* and trns* ones). */
+  dev?: string;
+  ns?: string;
+  /** The stack's MAC on the link, and the namespace end's. */
+  mac?: string;
+  peerMac?: string;
 }
 
 export class RouterSideBed {
-  readonly dev = uniqueName('trt');
-  readonly ns = uniqueName('trns');
+  readonly dev: string;
+  readonly ns: string;
   readonly stackIp: string;
   readonly peerIp: string;
 
   constructor(readonly side: RouterSide) {
+    this.dev = side.dev ?? uniqueName('trt');
+    this.ns = side.ns ?? uniqueName('trns');
     this.stackIp = `10.231.${side.subnet}.2`;
     this.peerIp = `10.231.${side.subnet}.1`;
   }
@@ -84,7 +92,8 @@ export class RouterTestbed {
   private async boot(): Promise<void> {
     const lines: string[] = [];
     for (const s of [this.a, this.b]) {
-      lines.push(`link add ${s.dev} type tap${s.side.mtu ? ` mtu ${s.side.mtu}` : ''}`, `addr add ${s.stackIp}/24 dev ${s.dev}`);
+      const opts = `${s.side.mac ? ` mac ${s.side.mac}` : ''}${s.side.mtu ? ` mtu ${s.side.mtu}` : ''}`;
+      lines.push(`link add ${s.dev} type tap${opts}`, `addr add ${s.stackIp}/24 dev ${s.dev}`);
     }
     lines.push(...this.extra);
     const conf = path.join(this.dir, 'tapstack.conf');
@@ -111,6 +120,7 @@ export class RouterTestbed {
       shOk(s.cmd('ip link set lo up'));
       shOk(s.cmd(`ip addr add ${s.peerIp}/24 dev ${s.dev}`));
       if (s.side.mtu) shOk(s.cmd(`ip link set ${s.dev} mtu ${s.side.mtu}`));
+      if (s.side.peerMac) shOk(s.cmd(`ip link set ${s.dev} address ${s.side.peerMac}`));
       shOk(s.cmd(`ip link set ${s.dev} up`));
       shOk(s.cmd(`ip route add default via ${s.stackIp}`));
     }
