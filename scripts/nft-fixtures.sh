@@ -5,7 +5,7 @@ set -e
 dir=$(dirname "$0")/../test/fixtures/nft
 for f in "$dir"/*.nft; do
   b=${f%.nft}
-  ns=tapstack-nftfix-$$
+  ns=tsnn-nftfix-$$
   ip netns add "$ns"
   trap 'ip netns del "$ns"' EXIT
   ip netns exec "$ns" nft -f "$f"
@@ -21,7 +21,7 @@ for f in "$dir"/*.nft; do
   trap - EXIT
 done
 # A sequence of command lines, one nft run each, then the listing with handles.
-ns=tapstack-nftfix-$$
+ns=tsnn-nftfix-$$
 ip netns add "$ns"
 trap 'ip netns del "$ns"' EXIT
 while IFS= read -r line; do
@@ -30,3 +30,22 @@ while IFS= read -r line; do
   set +f
 done < "$dir/commands.txt"
 ip netns exec "$ns" nft -a list ruleset > "$dir/commands.a.out"
+ip netns del "$ns"
+trap - EXIT
+
+# Errors: each line of nat-errors.txt run against nat-errors.setup loaded in a fresh namespace;
+# what nft printed and its exit code.
+out="$dir/nat-errors.out"
+: > "$out"
+while IFS= read -r line; do
+  ns=tsnn-nftfix-$$
+  ip netns add "$ns"
+  trap 'ip netns del "$ns"' EXIT
+  ip netns exec "$ns" nft -f "$dir/nat-errors.setup"
+  printf '$ nft %s\n' "$line" >> "$out"
+  set -f
+  if ip netns exec "$ns" nft $line >> "$out" 2>&1; then :; else printf '(exit %s)\n' "$?" >> "$out"; fi
+  set +f
+  ip netns del "$ns"
+  trap - EXIT
+done < "$dir/nat-errors.txt"

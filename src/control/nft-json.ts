@@ -1,7 +1,7 @@
-import type { Chain, Expr, Field, KeyExpr, NamedSet, Rhs, Rule, SetElement, Table, VerdictAst } from '../netfilter/ast.js';
+import type { Chain, Expr, Field, KeyExpr, MarkValue, NamedSet, Rhs, Rule, SetElement, Table, VerdictAst } from '../netfilter/ast.js';
 import { formatIp4 } from '../wire/addr.js';
 import { FLAG_TYPES, SYMBOLS, fieldType, keyTypes, symbolName, type NftType } from './nft-names.js';
-import { ICMPX_NAMES, type PrintOptions, type PrintSource } from './nft-print.js';
+import { ICMPX_NAMES, NAT_FLAG_ORDER, type PrintOptions, type PrintSource } from './nft-print.js';
 
 /**
  * `nft -j list ...`: nft's JSON schema (libnftables-json(5)), written with
@@ -32,6 +32,8 @@ function value(type: NftType, v: number, o: PrintOptions): Json {
     case 'integer':
     case 'mark':
       return v;
+    case 'time':
+      return Math.round(v / 1000);
     case 'inet_proto':
       return o.numericProto === true ? v : (symbolName(type, v) ?? v);
     case 'tcp_flag':
@@ -75,7 +77,7 @@ function verdict(v: VerdictAst): Json {
   return v.kind === 'jump' || v.kind === 'goto' ? { [v.kind]: { target: v.chain } } : { [v.kind]: null };
 }
 
-function data(d: SetElement['data'], map: NamedSet['map'] | 'mark', o: PrintOptions): Json {
+function data(d: SetElement['data'], map: NamedSet['map'] | 'mark' | 'ipv4_addr', o: PrintOptions): Json {
   if (d === undefined) return null;
   if (typeof d !== 'number') return verdict(d);
   return value(map === undefined || map === 'verdict' ? 'integer' : map, d, o);
@@ -98,6 +100,7 @@ function field(f: Field): Json {
     case 'meta':
       return { meta: { key: f.key } };
     case 'ct':
+      if (f.dir !== undefined && f.key !== 'protocol') return { ct: { key: f.ip === true ? `ip ${f.key}` : f.key, dir: f.dir } };
       return { ct: { key: f.key } };
     case 'numgen':
       return { numgen: { mode: f.mode, mod: f.mod, offset: f.offset ?? 0 } };
@@ -191,23 +194,24 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
       if (e.level !== undefined && e.level !== 'warn') l.level = e.level;
       return { log: l };
     }
-    case 'meta-set': {
-      const v = e.value;
-      const k = { meta: { key: 'mark' } };
-      if (typeof v === 'number') return { mangle: { key: k, value: v } };
-      if (v.kind === 'map') {
+    case 'meta-set':
+    case 'ct-set':
+      return { mangle: { key: e.kind === 'ct-set' ? { ct: { key: 'mark' } } : { meta: { key: 'mark' } }, value: markJson(e.value, o) } };
+    case 'connlimit':
+      return { 'ct count': e.over === true ? { val: e.count, inv: true } : { val: e.count } };
+    case 'nat': {
+      const j: { [k: string]: Json } = {};
+      if (e.addrMap !== undefined) {
+        const m = e.addrMap;
         const d: Json =
-          v.map.kind === 'setref'
-            ? `@${v.map.name}`
-            : { set: sorted(v.map.elements).map((el) => [elemKey(keyTypes(v.key), el, o), data(el.data, 'mark', o)]) };
-        return { mangle: { key: k, value: { map: { key: key(v.key), data: d } } } };
-      }
-      const f = field(v.field);
-      if (v.mask !== undefined && v.xor !== undefined && (~v.mask >>> 0) === v.xor >>> 0) return { mangle: { key: k, value: { '|': [f, v.xor] } } };
-      if (v.mask !== undefined && v.xor !== undefined) return { mangle: { key: k, value: { '^': [{ '&': [f, v.mask] }, v.xor] } } };
-      if (v.mask !== undefined) return { mangle: { key: k, value: { '&': [f, v.mask] } } };
-      if (v.xor !== undefined) return { mangle: { key: k, value: { '^': [f, v.xor] } } };
-      return { mangle: { key: k, value: f } };
+          m.map.kind === 'setref' ? `@${m.map.name}` : { set: sorted(m.map.elements).map((el) => [elemKey(keyTypes(m.key), el, o), data(el.data, 'ipv4_addr', o)]) };
+        j.addr = { map: { key: key(m.key), data: d } };
+      } else if (e.addr !== undefined)
+        j.addr = e.addrEnd !== undefined && e.addrEnd !== e.addr ? { range: [formatIp4(e.addr >>> 0), formatIp4(e.addrEnd >>> 0)] } : formatIp4(e.addr >>> 0);
+      if (e.port !== undefined) j.port = e.portEnd !== undefined && e.portEnd !== e.port ? { range: [e.port, e.portEnd] } : e.port;
+      const fl = NAT_FLAG_ORDER.filter((f) => e.flags?.includes(f) === true);
+      if (fl.length > 0) j.flags = fl.length === 1 ? fl[0] : fl;
+      return { [e.type]: Object.keys(j).length === 0 ? null : j };
     }
     case 'payload-set':
       return {
@@ -224,9 +228,28 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
     }
     case 'set-add': {
       const elem: Json = e.timeoutMs !== undefined ? { elem: { val: key(e.key), timeout: Math.round(e.timeoutMs / 1000) } } : key(e.key);
+      if (e.connlimit !== undefined) {
+        const cl = e.connlimit;
+        return { set: { op: e.op, elem, set: `@${e.set}`, stmt: [{ 'ct count': cl.over === true ? { val: cl.count, inv: true } : { val: cl.count } }] } };
+      }
       return { set: { op: e.op, elem, set: `@${e.set}` } };
     }
   }
+}
+
+function markJson(v: number | MarkValue, o: PrintOptions): Json {
+  if (typeof v === 'number') return v;
+  if (v.kind === 'map') {
+    const d: Json =
+      v.map.kind === 'setref' ? `@${v.map.name}` : { set: sorted(v.map.elements).map((el) => [elemKey(keyTypes(v.key), el, o), data(el.data, 'mark', o)]) };
+    return { map: { key: key(v.key), data: d } };
+  }
+  const f = field(v.field);
+  if (v.mask !== undefined && v.xor !== undefined && (~v.mask >>> 0) === v.xor >>> 0) return { '|': [f, v.xor] };
+  if (v.mask !== undefined && v.xor !== undefined) return { '^': [{ '&': [f, v.mask] }, v.xor] };
+  if (v.mask !== undefined) return { '&': [f, v.mask] };
+  if (v.xor !== undefined) return { '^': [f, v.xor] };
+  return f;
 }
 
 export function tableJson(t: Table): Json {

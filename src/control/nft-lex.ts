@@ -23,6 +23,8 @@ export class NftSyntaxError extends Error {
   constructor(
     readonly detail: string,
     readonly tok: Pick<Tok, 'line' | 'col' | 'len'>,
+    /** The expression the error is about, marked with `~` (on the same line). */
+    readonly context?: Pick<Tok, 'line' | 'col' | 'len'>,
   ) {
     super(detail);
   }
@@ -98,5 +100,12 @@ export function formatNftError(text: string, err: NftSyntaxError, file: string |
   const src = lines[err.tok.line - 1] ?? '';
   const where = file !== null ? `${file}:${err.tok.line}:${err.tok.col}-${err.tok.col + err.tok.len - 1}: ` : '';
   const pad = src.slice(0, err.tok.col - 1).replace(/[^\t]/g, ' ');
-  return `${where}Error: ${err.detail}\n${src}\n${pad}${'^'.repeat(err.tok.len)}\n`;
+  let marks = `${pad}${'^'.repeat(err.tok.len)}`;
+  const c = err.context;
+  if (c !== undefined && c.line === err.tok.line && c.col + c.len <= err.tok.col) {
+    const chars = [...marks];
+    for (let k = c.col - 1; k < c.col - 1 + c.len; k++) chars[k] = '~';
+    marks = chars.join('');
+  }
+  return `${where}Error: ${err.detail}\n${src}\n${marks}\n`;
 }

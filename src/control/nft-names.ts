@@ -21,7 +21,9 @@ export type NftType =
   | 'dscp'
   | 'nf_proto'
   | 'ether_type'
-  | 'ifindex';
+  | 'ifindex'
+  /** A duration in ms, written 1m30s (`ct expiration`). */
+  | 'time';
 
 /** Name tables: name -> value, listed in the order nft prints flag lists (by bit). */
 export const SYMBOLS: Partial<Record<NftType, [string, number][]>> = {
@@ -206,7 +208,27 @@ export function fieldType(f: Field): NftType {
           return 'integer';
       }
     case 'ct':
-      return f.key === 'state' ? 'ct_state' : f.key === 'status' ? 'ct_status' : f.key === 'mark' ? 'mark' : 'ct_dir';
+      switch (f.key) {
+        case 'state':
+          return 'ct_state';
+        case 'status':
+          return 'ct_status';
+        case 'mark':
+          return 'mark';
+        case 'direction':
+          return 'ct_dir';
+        case 'expiration':
+          return 'time';
+        case 'saddr':
+        case 'daddr':
+          return 'ipv4_addr';
+        case 'proto-src':
+        case 'proto-dst':
+          return 'inet_service';
+        case 'protocol':
+          return 'inet_proto';
+      }
+      break;
     case 'numgen':
       return 'integer';
   }

@@ -2,6 +2,9 @@ import type {
   BaseChainSpec,
   ChainType,
   CmpOp,
+  CtKey,
+  NatExpr,
+  NatFlag,
   Expr,
   Family,
   Field,
@@ -128,6 +131,8 @@ export interface NftDefines {
 export class NftParser {
   private pos = 0;
   private readonly defines: NftDefines = {};
+  /** The expressions of the rule being read (for nft's protocol context checks). */
+  private ruleSoFar: Expr[] = [];
 
   constructor(private toks: Tok[]) {}
 
@@ -636,6 +641,7 @@ export class NftParser {
   /** A rule's expressions up to the end of the statement. */
   rule(): { exprs: Expr[]; comment?: string } {
     const exprs: Expr[] = [];
+    this.ruleSoFar = exprs;
     let comment: string | undefined;
     this.expand();
     if (this.atEnd()) throw this.unexpected(this.peek());
@@ -712,6 +718,18 @@ export class NftParser {
       case 'snat':
       case 'dnat':
       case 'redirect':
+        return [this.natStmt(t.text)];
+      case 'ct':
+        if (this.is('count', 1)) {
+          this.pos += 2;
+          return [{ kind: 'connlimit', ...this.connlimit() }];
+        }
+        if (this.is('mark', 1) && this.is('set', 2)) {
+          this.pos += 3;
+          const m = this.markSet() as Extract<Expr, { kind: 'meta-set' }>;
+          return [{ kind: 'ct-set', key: 'mark', value: m.value }];
+        }
+        break;
       case 'queue':
       case 'quota':
       case 'fwd':
@@ -722,6 +740,80 @@ export class NftParser {
         throw new NftSyntaxError(`the ${t.text} statement is not supported`, t);
     }
     return [this.relational()];
+  }
+
+  /** After `ct count`: `[over] N`. */
+  private connlimit(): { count: number; over?: boolean } {
+    const over = this.accept('over');
+    const count = this.number('number');
+    return over ? { count, over } : { count };
+  }
+
+  /** Whether the rule so far fixes the transport protocol (nft's protocol context). */
+  private transportKnown(exprs: readonly Expr[]): boolean {
+    return exprs.some((e) => {
+      if (e.kind !== 'match') return false;
+      const fs = e.left.kind === 'concat' ? e.left.fields : [e.left];
+      return fs.some(
+        (f) =>
+          (f.kind === 'payload' && (f.proto === 'tcp' || f.proto === 'udp' || f.proto === 'th')) ||
+          (e.op === 'eq' && e.right.kind === 'value' && ((f.kind === 'meta' && f.key === 'l4proto') || (f.kind === 'payload' && f.proto === 'ip' && f.field === 'protocol'))),
+      );
+    });
+  }
+
+  /** A port or `lo-hi` after `:` in a nat statement. */
+  private natPorts(stmt: Tok, e: NatExpr): void {
+    const w = this.word('a port');
+    const d = splitRange(w.text);
+    if (!this.transportKnown(this.ruleSoFar))
+      throw new NftSyntaxError('transport protocol mapping is only valid after transport protocol match', w, stmt);
+    if (d !== null) {
+      e.port = valueOf('inet_service', { ...w, text: d[0] });
+      e.portEnd = valueOf('inet_service', { ...w, text: d[1] });
+    } else e.port = valueOf('inet_service', w);
+  }
+
+  /** `snat|dnat [ip] [to] ADDR[-ADDR][:PORT[-PORT]] | KEY map {...}`, `masquerade|redirect [to [:]PORT[-PORT]]`, then flags. */
+  private natStmt(type: string): Expr {
+    const stmt = this.next();
+    const e: NatExpr = { kind: 'nat', type: type as NatExpr['type'] };
+    if (type === 'snat' || type === 'dnat') {
+      if (this.is('ip') && (this.is('to', 1) || /^\d/.test(this.peek(1).text))) {
+        this.pos++;
+        e.ip = true;
+      }
+      this.accept('to');
+      if (this.atEnd()) throw this.unexpected(this.peek());
+      const t = this.peek();
+      if (t.kind === 'word' && /^[a-z]/.test(t.text)) {
+        const key = this.keyExpr();
+        this.expect('map');
+        const map = this.mapRef(keyTypes(key), 'ipv4_addr');
+        e.addrMap = { key, map };
+      } else if (this.is(':')) throw this.unexpected(this.peek());
+      else {
+        const w = this.word('an address');
+        const d = splitRange(w.text);
+        if (d !== null) {
+          e.addr = valueOf('ipv4_addr', { ...w, text: d[0] });
+          e.addrEnd = valueOf('ipv4_addr', { ...w, text: d[1] });
+        } else e.addr = valueOf('ipv4_addr', w);
+        if (this.accept(':')) this.natPorts(stmt, e);
+      }
+    } else if (this.accept('to')) {
+      if (type === 'masquerade' && !this.is(':')) throw this.unexpected(this.peek(), 'colon');
+      this.accept(':');
+      this.natPorts(stmt, e);
+    }
+    const flags: NatFlag[] = [];
+    while (this.is('random') || this.is('fully-random') || this.is('persistent')) {
+      const f = this.next().text as NatFlag;
+      if (!flags.includes(f)) flags.push(f);
+      if (!this.accept(',')) break;
+    }
+    if (flags.length > 0) e.flags = flags;
+    return e;
   }
 
   private counterStmt(): Expr {
@@ -820,9 +912,14 @@ export class NftParser {
     const key = this.keyExpr();
     let timeoutMs: number | undefined;
     if (this.accept('timeout')) timeoutMs = this.time();
+    let connlimit: { count: number; over?: boolean } | undefined;
+    if (this.is('ct') && this.is('count', 1)) {
+      this.pos += 2;
+      connlimit = this.connlimit();
+    }
     if (this.is('counter') || this.is('limit')) throw new NftSyntaxError(`${this.peek().text} in a set element is not supported`, this.peek());
     this.expect('}');
-    return { kind: 'set-add', op, set, key, timeoutMs };
+    return { kind: 'set-add', op, set, key, timeoutMs, ...(connlimit !== undefined ? { connlimit } : {}) };
   }
 
   private ifname(dir: 'iifname' | 'oifname'): Expr {
@@ -875,7 +972,7 @@ export class NftParser {
   }
 
   /** `{ k : v, ... }` or `@name` after `map`/`vmap`. */
-  private mapRef(types: NftType[], data: 'verdict' | 'mark'): { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } {
+  private mapRef(types: NftType[], data: 'verdict' | 'mark' | 'ipv4_addr'): { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } {
     if (this.accept('@')) return { kind: 'setref', name: this.word('a map name').text };
     const raw = this.rawBraces();
     return { kind: 'set', elements: resolveElements(raw, types, data) };
@@ -924,9 +1021,26 @@ export class NftParser {
       case 'oif':
         return this.metaKey(t);
       case 'ct': {
-        const f = f2('a ct key');
-        if (!['state', 'status', 'mark', 'direction'].includes(f.text)) throw new NftSyntaxError(`ct ${f.text} is not supported`, f);
-        return { kind: 'ct', key: f.text as 'state' | 'status' | 'mark' | 'direction' };
+        const ctTok = t;
+        let f = f2('a ct key');
+        if (f.text === 'original' || f.text === 'reply') {
+          const dir = f.text;
+          let ip = false;
+          f = f2('a ct key');
+          if (f.text === 'ip' && (this.is('saddr') || this.is('daddr'))) {
+            ip = true;
+            f = f2('saddr or daddr');
+          }
+          if (!['saddr', 'daddr', 'proto-src', 'proto-dst', 'protocol'].includes(f.text)) throw new NftSyntaxError(`ct ${dir} ${f.text} is not supported`, f);
+          // nft keeps no direction for the protocol (the same both ways).
+          if (f.text === 'protocol') return { kind: 'ct', key: 'protocol' };
+          return { kind: 'ct', key: f.text as CtKey, dir, ...(ip ? { ip } : {}) };
+        }
+        // Without a direction the kernel refuses the tuple keys (nft_ct_get_init: EINVAL).
+        if (['saddr', 'daddr', 'proto-src', 'proto-dst'].includes(f.text))
+          throw new NftSyntaxError('Could not process rule: Invalid argument', { line: ctTok.line, col: ctTok.col, len: f.col + f.len - ctTok.col });
+        if (!['state', 'status', 'mark', 'direction', 'expiration', 'protocol'].includes(f.text)) throw new NftSyntaxError(`ct ${f.text} is not supported`, f);
+        return { kind: 'ct', key: f.text as CtKey };
       }
       case 'numgen': {
         const m = this.word('random or inc');
@@ -985,6 +1099,7 @@ export class NftParser {
 
   /** `KEY [& MASK] [OP] RHS`, `KEY vmap ...`. */
   private relational(): Expr {
+    const first = this.peek();
     const left = this.keyExpr();
     const types = keyTypes(left);
     if (this.accept('vmap')) return { kind: 'vmap', key: left, map: this.mapRef(types, 'verdict') };
@@ -1005,6 +1120,8 @@ export class NftParser {
       return { kind: 'match', left, op: op ?? 'eq', right: { kind: 'setref', name }, ...(mask !== undefined ? { mask } : {}) };
     }
     if (this.is('{')) {
+      if (left.kind === 'ct' && (left.key === 'saddr' || left.key === 'daddr') && left.ip !== true)
+        throw new NftSyntaxError('specify either ip or ip6 for address matching', { line: first.line, col: first.col, len: this.toks[this.pos - (op !== undefined ? 2 : 1)].col + this.toks[this.pos - (op !== undefined ? 2 : 1)].len - first.col });
       const raw = this.rawBraces();
       const elements = resolveElements(raw, types, null);
       return { kind: 'match', left, op: op ?? 'eq', right: { kind: 'set', elements }, ...(mask !== undefined ? { mask } : {}) };
@@ -1098,6 +1215,11 @@ export function valueOf(type: NftType, t: Tok): number {
     const i = ifindexOf?.(s) ?? null;
     if (i === null) throw new NftSyntaxError('Interface does not exist', t);
     return i;
+  }
+  if (type === 'time') {
+    const ms = parseTime(s);
+    if (ms === null) throw new NftSyntaxError(`wrong time format "${s}"`, t);
+    return ms;
   }
   if (type === 'ipv4_addr') {
     const a = parseIp4(s);

@@ -1,4 +1,4 @@
-import type { BaseChainSpec, Chain, Expr, Field, KeyExpr, NamedSet, Rhs, Rule, SetElement, Table, VerdictAst } from '../netfilter/ast.js';
+import type { BaseChainSpec, Chain, Expr, Field, KeyExpr, MarkValue, NamedSet, NatExpr, NatFlag, Rhs, Rule, SetElement, Table, VerdictAst } from '../netfilter/ast.js';
 import { PRIORITY } from '../netfilter/ast.js';
 import { formatIp4 } from '../wire/addr.js';
 import { FLAG_TYPES, ICMP_REJECT, SYMBOLS, fieldType, formatTime, keyTypes, symbolName, type NftType } from './nft-names.js';
@@ -39,7 +39,7 @@ function hex8(v: number): string {
 }
 
 export function formatValue(type: NftType, v: number, o: PrintOptions): string {
-  if (o.numeric === true) return numericValue(type, v);
+  if (o.numeric === true) return numericValue(type, v, o);
   switch (type) {
     case 'ipv4_addr':
       return formatIp4(v >>> 0);
@@ -62,13 +62,15 @@ export function formatValue(type: NftType, v: number, o: PrintOptions): string {
       return symbolName(type, v) ?? `0x${v.toString(16).padStart(2, '0')}`;
     case 'ether_type':
       return symbolName(type, v) ?? `0x${v.toString(16).padStart(4, '0')}`;
+    case 'time':
+      return formatTime(v);
     default:
       return symbolName(type, v) ?? String(v);
   }
 }
 
 /** -n: symbols as nft prints them numerically. */
-function numericValue(type: NftType, v: number): string {
+function numericValue(type: NftType, v: number, o: PrintOptions = {}): string {
   switch (type) {
     case 'ipv4_addr':
       return formatIp4(v >>> 0);
@@ -87,6 +89,8 @@ function numericValue(type: NftType, v: number): string {
       return `0x${v.toString(16).padStart(4, '0')}`;
     case 'ecn':
       return `0x${v.toString(16)}`;
+    case 'time':
+      return time(v, o);
     default:
       return String(v);
   }
@@ -137,7 +141,7 @@ function formatVerdict(v: VerdictAst): string {
   return v.kind === 'jump' || v.kind === 'goto' ? `${v.kind} ${v.chain}` : v.kind;
 }
 
-function formatData(data: SetElement['data'], map: NamedSet['map'] | 'verdict' | 'mark', o: PrintOptions): string {
+function formatData(data: SetElement['data'], map: NamedSet['map'] | 'verdict' | 'mark' | 'ipv4_addr', o: PrintOptions): string {
   if (data === undefined) return '';
   if (typeof data !== 'number') return ` : ${formatVerdict(data)}`;
   return ` : ${formatValue(map === 'verdict' || map === undefined ? 'integer' : map, data, o)}`;
@@ -150,7 +154,7 @@ function cmpKey(a: SetElement, b: SetElement): number {
   return ka.length - kb.length;
 }
 
-function anonSet(types: NftType[], elements: SetElement[], data: 'verdict' | 'mark' | null, o: PrintOptions): string {
+function anonSet(types: NftType[], elements: SetElement[], data: 'verdict' | 'mark' | 'ipv4_addr' | null, o: PrintOptions): string {
   const els = [...elements].sort(cmpKey);
   return `{ ${els.map((e) => formatElementKey(types, e, o) + (data !== null ? formatData(e.data, data, o) : '')).join(', ')} }`;
 }
@@ -165,6 +169,8 @@ function formatField(f: Field): string {
       // nft prints these without `meta`.
       return f.key === 'iif' || f.key === 'oif' ? f.key : `meta ${f.key}`;
     case 'ct':
+      // nft lists the tuple addresses as `ct original ip saddr` however they were written, and the protocol without a direction.
+      if (f.dir !== undefined && f.key !== 'protocol') return `ct ${f.dir} ${f.key === 'saddr' || f.key === 'daddr' ? `ip ${f.key}` : f.key}`;
       return `ct ${f.key}`;
     case 'numgen':
       return `numgen ${f.mode} mod ${f.mod}${f.offset !== undefined && f.offset !== 0 ? ` offset ${f.offset}` : ''}`;
@@ -253,21 +259,13 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
       if (e.level !== undefined && e.level !== 'warn') s += ` level ${e.level}`;
       return s;
     }
-    case 'meta-set': {
-      const v = e.value;
-      if (typeof v === 'number') return `meta mark set ${hex8(v)}`;
-      if (v.kind === 'map') {
-        const m = v.map.kind === 'setref' ? `@${v.map.name}` : anonSet(keyTypes(v.key), v.map.elements, 'mark', o);
-        return `meta mark set ${formatKey(v.key)} map ${m}`;
-      }
-      const f = formatField(v.field);
-      const t = fieldType(v.field);
-      if (v.mask !== undefined && v.xor !== undefined && (~v.mask >>> 0) === v.xor >>> 0) return `meta mark set ${f} | ${formatValue(t, v.xor, o)}`;
-      if (v.mask !== undefined && v.xor !== undefined) return `meta mark set (${f} & ${formatValue(t, v.mask, o)}) ^ ${formatValue(t, v.xor, o)}`;
-      if (v.mask !== undefined) return `meta mark set ${f} & ${formatValue(t, v.mask, o)}`;
-      if (v.xor !== undefined) return `meta mark set ${f} ^ ${formatValue(t, v.xor, o)}`;
-      return `meta mark set ${f}`;
-    }
+    case 'meta-set':
+    case 'ct-set':
+      return `${e.kind === 'ct-set' ? 'ct' : 'meta'} mark set ${formatMarkValue(e.value, o)}`;
+    case 'connlimit':
+      return `ct count ${e.over === true ? 'over ' : ''}${e.count}`;
+    case 'nat':
+      return formatNat(e, o);
     case 'payload-set':
       return `ip ${e.field} set ${e.field === 'dscp' ? formatValue('dscp', e.value, o) : e.value}`;
     case 'notrack':
@@ -276,10 +274,44 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
       const m = e.map.kind === 'setref' ? `@${e.map.name}` : anonSet(keyTypes(e.key), e.map.elements, 'verdict', o);
       return `${formatKey(e.key)} vmap ${m}`;
     }
-    case 'set-add':
-      return `${e.op} @${e.set} { ${formatKey(e.key)}${e.timeoutMs !== undefined ? ` timeout ${time(e.timeoutMs, o)}` : ''} }`;
+    case 'set-add': {
+      const cl = e.connlimit !== undefined ? ` ct count ${e.connlimit.over === true ? 'over ' : ''}${e.connlimit.count}` : '';
+      return `${e.op} @${e.set} { ${formatKey(e.key)}${e.timeoutMs !== undefined ? ` timeout ${time(e.timeoutMs, o)}` : ''}${cl} }`;
+    }
   }
 }
+
+function formatMarkValue(v: number | MarkValue, o: PrintOptions): string {
+  if (typeof v === 'number') return hex8(v);
+  if (v.kind === 'map') {
+    const m = v.map.kind === 'setref' ? `@${v.map.name}` : anonSet(keyTypes(v.key), v.map.elements, 'mark', o);
+    return `${formatKey(v.key)} map ${m}`;
+  }
+  const f = formatField(v.field);
+  const t = fieldType(v.field);
+  if (v.mask !== undefined && v.xor !== undefined && (~v.mask >>> 0) === v.xor >>> 0) return `${f} | ${formatValue(t, v.xor, o)}`;
+  if (v.mask !== undefined && v.xor !== undefined) return `(${f} & ${formatValue(t, v.mask, o)}) ^ ${formatValue(t, v.xor, o)}`;
+  if (v.mask !== undefined) return `${f} & ${formatValue(t, v.mask, o)}`;
+  if (v.xor !== undefined) return `${f} ^ ${formatValue(t, v.xor, o)}`;
+  return f;
+}
+
+/** `snat to 1.2.3.4-1.2.3.9:1000-2000 random`, `masquerade to :1024`, `dnat to ip saddr map { ... }`. */
+function formatNat(e: NatExpr, o: PrintOptions): string {
+  let s: string = e.type;
+  let to = '';
+  if (e.addrMap !== undefined) {
+    const m = e.addrMap;
+    to = `${formatKey(m.key)} map ${m.map.kind === 'setref' ? `@${m.map.name}` : anonSet(keyTypes(m.key), m.map.elements, 'ipv4_addr', o)}`;
+  } else if (e.addr !== undefined) to = formatIp4(e.addr >>> 0) + (e.addrEnd !== undefined && e.addrEnd !== e.addr ? `-${formatIp4(e.addrEnd >>> 0)}` : '');
+  if (e.port !== undefined) to += `:${e.port}${e.portEnd !== undefined && e.portEnd !== e.port ? `-${e.portEnd}` : ''}`;
+  if (to !== '') s += ` to ${to}`;
+  if (e.flags !== undefined && e.flags.length > 0) s += ` ${NAT_FLAG_ORDER.filter((f) => e.flags!.includes(f)).join(',')}`;
+  return s;
+}
+
+/** nft lists the flags in this order (NF_NAT_RANGE_* bit order). */
+export const NAT_FLAG_ORDER: NatFlag[] = ['random', 'fully-random', 'persistent'];
 
 export function formatRule(t: Table, rule: Rule, src: PrintSource | null, o: PrintOptions): string {
   const parts = rule.exprs.map((e, index) => formatExpr(e, { t, rule, index, src, o }));

@@ -1,5 +1,6 @@
 import type { Chain, Expr, Family, Field, NamedSet, Rule, RulesetState, SetElement, Table } from '../netfilter/ast.js';
 import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
+import { NAT_HOOK_ERROR, natAllowed } from '../netfilter/compile.js';
 import { NftSyntaxError, formatNftError, type Tok } from './nft-lex.js';
 import { parseNft, resolveElements, withInterfaces, type ChainDelCmd, type NftCommand, type RuleAddCmd, type SetDelCmd } from './nft-parse.js';
 import type { NftType } from './nft-names.js';
@@ -101,9 +102,26 @@ class ApplyError extends Error {
   constructor(
     message: string,
     readonly tok: Tok | null,
+    /** A kernel refusal of the command: nft marks the whole command, not one word. */
+    readonly whole = false,
   ) {
     super(message);
   }
+}
+
+/** A kernel refusal of a nat statement on a base chain's hook (checked again through jumps at commit). */
+function checkNat(c: Chain, exprs: Expr[], tok: Tok): void {
+  if (c.base === undefined) return;
+  for (const e of exprs) if (e.kind === 'nat' && !natAllowed(e.type, c.base)) throw new ApplyError(NAT_HOOK_ERROR, tok, true);
+}
+
+/** The span nft marks for a refused command: from the command's first word to the end of its line. */
+function commandSpan(text: string, tok: Tok): Tok {
+  const line = text.split('\n')[tok.line - 1] ?? '';
+  const m = /^(\s*)(add|insert|replace|create)\b/.exec(line);
+  const col = m !== null ? m[1].length + 1 : tok.col;
+  // The kernel's error covers the command and the newline after it.
+  return { ...tok, col, len: Math.max(1, line.trimEnd().length - col + 2) };
 }
 
 const ENOENT = 'No such file or directory';
@@ -301,6 +319,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
       if (cmd.verb === 'replace') {
         const r = c.rules.find((x) => x.handle === cmd.handle);
         if (r === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
+        checkNat(c, cmd.exprs, cmd.tok);
         const conflict = conflictingProtocols(cmd.exprs);
         if (conflict !== null) throw new ApplyError(conflict, cmd.tok);
         r.exprs = dropDependencies(cmd.exprs, t.family);
@@ -308,6 +327,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
         return;
       }
       const a = cmd as RuleAddCmd;
+      checkNat(c, a.exprs, cmd.tok);
       if (t.family === 'ip' && a.exprs.some((e) => e.kind === 'reject' && e.with?.type === 'icmp' && e.with.icmpx === true))
         throw new ApplyError('abstracted ICMP unreachable not supported', cmd.tok);
       const conflict = conflictingProtocols(a.exprs);
@@ -414,7 +434,8 @@ function anonSets(r: Rule): number {
     if (e.kind === 'match' && e.right.kind === 'set') n++;
     else if (e.kind === 'vmap' && e.map.kind === 'set') n++;
     else if (e.kind === 'ifname' && e.names.length > 1) n++;
-    else if (e.kind === 'meta-set' && typeof e.value !== 'number' && e.value.kind === 'map' && e.value.map.kind === 'set') n++;
+    else if ((e.kind === 'meta-set' || e.kind === 'ct-set') && typeof e.value !== 'number' && e.value.kind === 'map' && e.value.map.kind === 'set') n++;
+    else if (e.kind === 'nat' && e.addrMap?.map.kind === 'set') n++;
   }
   return n;
 }
@@ -653,7 +674,7 @@ function runBatch(rs: Ruleset, text: string, opts: NftOptions, file: string | nu
     if (opts.check !== true) for (const c of cmds) if (c.verb === 'list') out += list(rs, c, opts, now);
   } catch (e) {
     if (e instanceof ApplyError && e.tok !== null)
-      return { stdout: '', stderr: formatNftError(text, new NftSyntaxError(e.message, e.tok), file), code: 1 };
+      return { stdout: '', stderr: formatNftError(text, new NftSyntaxError(e.message, e.whole ? commandSpan(text, e.tok) : e.tok), file), code: 1 };
     if (e instanceof NftSyntaxError) return { stdout: '', stderr: formatNftError(text, e, file), code: 1 };
     if (e instanceof RulesetError || e instanceof ApplyError) return { stdout: '', stderr: `Error: ${e.message}\n`, code: 1 };
     throw e;
@@ -686,5 +707,6 @@ export function runNft(rs: Ruleset, argv: readonly string[], io: NftIo): NftResu
     return runNftText(rs, text, opts, name, io.now, io);
   }
   if (words.length === 0) return { stdout: '', stderr: '', code: 0 };
-  return runNftText(rs, words.join(' '), opts, null, io.now, io);
+  // nft reads a command line as a line: an error at its end is at the newline.
+  return runNftText(rs, words.join(' ') + '\n', opts, null, io.now, io);
 }

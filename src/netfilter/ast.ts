@@ -108,7 +108,19 @@ export type MetaKey =
   | 'oif'
   | 'iifname'
   | 'oifname';
-export type CtKey = 'state' | 'status' | 'mark' | 'direction';
+export type CtKey =
+  | 'state'
+  | 'status'
+  | 'mark'
+  | 'direction'
+  | 'expiration'
+  | 'saddr'
+  | 'daddr'
+  | 'proto-src'
+  | 'proto-dst'
+  | 'protocol';
+/** The tuple keys, which take a direction (`ct original saddr`). */
+export const CT_TUPLE_KEYS: readonly CtKey[] = ['saddr', 'daddr', 'proto-src', 'proto-dst'];
 
 /**
  * Something read from the packet or its metadata, as an unsigned number.
@@ -123,7 +135,12 @@ export type Field =
   | { kind: 'payload'; proto: 'th'; field: 'sport' | 'dport' }
   | { kind: 'payload'; proto: 'icmp'; field: IcmpField }
   | { kind: 'meta'; key: Exclude<MetaKey, 'iifname' | 'oifname'> }
-  | { kind: 'ct'; key: CtKey }
+  /**
+   * `ct KEY`, or `ct original|reply KEY` for the tuple keys; `ip` for the
+   * address written as `ct original ip saddr` (nft's NFT_CT_SRC_IP, listed the
+   * same way but a different key in -j output). `expiration` is in ms.
+   */
+  | { kind: 'ct'; key: CtKey; dir?: 'original' | 'reply'; ip?: boolean }
   | { kind: 'numgen'; mode: 'random' | 'inc'; mod: number; offset?: number };
 
 /** A key made of one field or a concatenation (`ip saddr . tcp dport`). */
@@ -197,10 +214,35 @@ export type Expr =
   | { kind: 'meta-set'; key: 'mark'; value: number | MarkValue }
   | { kind: 'payload-set'; proto: 'ip'; field: 'dscp' | 'ttl'; value: number }
   | { kind: 'notrack' }
+  /** `ct mark set VALUE` (the same values as meta-set). */
+  | { kind: 'ct-set'; key: 'mark'; value: number | MarkValue }
+  /** `ct count [over] N` (nft_connlimit): connections this rule has seen that are alive. */
+  | { kind: 'connlimit'; count: number; over?: boolean }
+  /**
+   * `snat|dnat [ip] to ADDR[-ADDR][:PORT[-PORT]] [flags]`, `snat|dnat to KEY map {...}`,
+   * `masquerade [to :PORT[-PORT]] [flags]`, `redirect [to :PORT[-PORT]] [flags]`.
+   */
+  | NatExpr
   /** `key vmap { k : verdict, ... }` or `key vmap @map`. */
   | { kind: 'vmap'; key: KeyExpr; map: { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } }
   /** `add @set { key [timeout T] }` / `update @set { ... }`. */
-  | { kind: 'set-add'; op: 'add' | 'update'; set: string; key: KeyExpr; timeoutMs?: number };
+  | { kind: 'set-add'; op: 'add' | 'update'; set: string; key: KeyExpr; timeoutMs?: number; connlimit?: { count: number; over?: boolean } };
+
+export type NatFlag = 'random' | 'fully-random' | 'persistent';
+
+export interface NatExpr {
+  kind: 'nat';
+  type: 'snat' | 'dnat' | 'masquerade' | 'redirect';
+  /** `snat ip to ...` as written (nft lists it without `ip`). */
+  ip?: boolean;
+  addr?: number;
+  addrEnd?: number;
+  /** The address from a map lookup (`dnat to ip saddr map { a : b }`). */
+  addrMap?: { key: KeyExpr; map: { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } };
+  port?: number;
+  portEnd?: number;
+  flags?: NatFlag[];
+}
 
 export type MarkValue =
   | { kind: 'field'; field: Field; mask?: number; xor?: number }

@@ -19,6 +19,7 @@ import {
   type KeyExpr,
   type LogLevel,
   type NamedSet,
+  type NatExpr,
   type Rhs,
   type SetElement,
   type Table,
@@ -26,6 +27,7 @@ import {
   type VerdictAst,
 } from './ast.js';
 import { SetError, SetStore, type SetEntry } from './sets.js';
+import type { MarkValue } from './ast.js';
 
 /**
  * Compiles a table's chains to closures, once per ruleset change. Each rule is a
@@ -192,6 +194,14 @@ export interface CompiledTable {
   readonly stores: Map<string, SetStore>;
   /** Token buckets of `limit` expressions, by `${ruleHandle}.${exprIndex}`. */
   readonly limits: Map<string, LimitState>;
+  /**
+   * Base chain policy counters ([packets, bytes] per chain index): packets that
+   * reached the policy, as nf_tables counts a base chain's stats (iptables -L
+   * shows them on the chain line).
+   */
+  readonly policyCounters: Float64Array;
+  /** Whether any rule needs conntrack (ct, notrack, nat) or a nat chain exists. */
+  readonly needsCt: boolean;
 }
 
 export interface LimitState {
@@ -220,7 +230,7 @@ function fieldBits(f: Field): number {
     case 'meta':
       return f.key === 'l4proto' || f.key === 'nfproto' || f.key === 'pkttype' ? 8 : f.key === 'protocol' ? 16 : 32;
     case 'ct':
-      return f.key === 'direction' ? 8 : 32;
+      return f.key === 'direction' || f.key === 'protocol' ? 8 : f.key === 'proto-src' || f.key === 'proto-dst' ? 16 : 32;
     case 'numgen':
       return 32;
   }
@@ -328,8 +338,20 @@ function loader(f: Field, env: NfEnv): Loader {
           return (p) => (p.ct === UNTRACKED ? -1 : env.ct === null ? 0 : env.ct.mark(p));
         case 'direction':
           return (p) => (p.ct === UNTRACKED ? -1 : env.ct === null ? CT_DIR_ORIGINAL : env.ct.direction(p));
+        case 'expiration':
+          // nft_ct reports the time left in ms; conntrack keeps seconds.
+          return (p) => {
+            if (p.ct === UNTRACKED || env.ct === null) return -1;
+            const s = env.ct.expiration(p);
+            return s < 0 ? -1 : s * 1000;
+          };
+        default: {
+          // The tuple: field 0 saddr, 1 daddr, 2 proto-src, 3 proto-dst, 4 protocol.
+          const field = CT_TUPLE_FIELD[f.key];
+          const dir = f.dir === 'reply' ? 1 : 0;
+          return (p) => (p.ct === UNTRACKED || env.ct === null ? -1 : env.ct.tuple(p, dir, field));
+        }
       }
-      break;
     case 'numgen': {
       const mod = f.mod;
       const offset = f.offset ?? 0;
@@ -396,6 +418,66 @@ function lookupFn(store: SetStore, ld: Loader, scratch: Float64Array): (p: Packe
     };
   }
   return (p, c) => (ld(p, c) < 0 ? undefined : store.lookupGroups(scratch, c.now));
+}
+
+const CT_TUPLE_FIELD: Record<string, number> = { saddr: 0, daddr: 1, 'proto-src': 2, 'proto-dst': 3, protocol: 4 };
+
+/** Which hooks each nat statement may run from (nft_nat_validate, nft_masq_validate, nft_redir_validate). */
+const NAT_HOOKS: Record<NatExpr['type'], readonly string[]> = {
+  snat: ['postrouting', 'input'],
+  masquerade: ['postrouting'],
+  dnat: ['prerouting', 'output'],
+  redirect: ['prerouting', 'output'],
+};
+
+/** The error the kernel gives a nat statement outside a nat chain on one of its hooks (EOPNOTSUPP). */
+export const NAT_HOOK_ERROR = 'Could not process rule: Operation not supported';
+
+/** Whether a nat statement may sit in a chain of this type on this hook. */
+export function natAllowed(type: NatExpr['type'], base: { type: string; hook: string }): boolean {
+  return base.type === 'nat' && NAT_HOOKS[type].includes(base.hook);
+}
+
+/** Whether an expression needs conntrack (ct matches and statements, notrack, nat). */
+export function usesConntrack(e: Expr): boolean {
+  switch (e.kind) {
+    case 'match':
+      return keyFields(e.left).some((f) => f.kind === 'ct');
+    case 'vmap':
+      return keyFields(e.key).some((f) => f.kind === 'ct');
+    case 'meta-set':
+      return typeof e.value !== 'number' && (e.value.kind === 'field' ? e.value.field.kind === 'ct' : keyFields(e.value.key).some((f) => f.kind === 'ct'));
+    case 'ct-set':
+    case 'connlimit':
+    case 'notrack':
+    case 'nat':
+      return true;
+    case 'set-add':
+      return e.connlimit !== undefined || keyFields(e.key).some((f) => f.kind === 'ct');
+    default:
+      return false;
+  }
+}
+
+/**
+ * nft_connlimit's list: the connections a rule (or a set element) has
+ * counted, dropped once conntrack no longer tracks them.
+ */
+class ConnList {
+  private readonly entries = new Set<object>();
+
+  /** Counts the packet's connection (if new to the list) and returns how many are alive. */
+  count(env: NfEnv, p: Packet): number {
+    const ct = env.ct;
+    if (ct === null) return this.entries.size;
+    const e = ct.entry(p);
+    if (e !== null && !this.entries.has(e)) {
+      // As nf_conncount_add: stale entries go when a connection is added.
+      for (const x of this.entries) if (!ct.alive(x)) this.entries.delete(x);
+      this.entries.add(e);
+    }
+    return this.entries.size;
+  }
 }
 
 // ---------------------------------------------------------------- compile a table
@@ -560,6 +642,35 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
     return s;
   };
   const declOf = (name: string): NamedSet => table.sets.find((s) => s.name === name)!;
+  /** The nat statements of each chain (checked against the hooks that reach it). */
+  const natUse: NatExpr['type'][][] = table.chains.map(() => []);
+  let needsCt = table.chains.some((ch) => ch.base?.type === 'nat');
+
+  /** A mark computed per packet (meta/ct mark set): the value, or -1 (the rule ends). */
+  const markLoader = (val: MarkValue): Loader => {
+    if (val.kind === 'field') {
+      const ld = loader(val.field, env);
+      const mask = (val.mask ?? 0xffffffff) >>> 0;
+      const xor = (val.xor ?? 0) >>> 0;
+      return (p, c) => {
+        const x = ld(p, c);
+        return x < 0 ? -1 : ((x & mask) ^ xor) >>> 0;
+      };
+    }
+    let store: SetStore;
+    if (val.map.kind === 'set') store = buildStore(anonSet(val.key, val.map.elements, 'mark'), now, chainIndex);
+    else {
+      const m = declOf(val.map.name)?.map;
+      if (m === undefined || m === 'verdict') throw new CompileError(`${where}: @${val.map.name} is not a data map`);
+      store = setRef(val.map.name);
+    }
+    const scratch = new Float64Array(store.groupCount);
+    const look = lookupFn(store, keyLoader(val.key, store, env, scratch), scratch);
+    return (p, c) => {
+      const en = look(p, c);
+      return en === null || en === undefined ? -1 : en.data >>> 0;
+    };
+  };
 
   const compileExpr = (e: Expr, rule: number, idx: number): Op => {
     switch (e.kind) {
@@ -703,40 +814,92 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
           return CONT;
         };
       }
-      case 'meta-set': {
+      case 'meta-set':
+      case 'ct-set': {
         const val = e.value;
+        const ct = e.kind === 'ct-set';
         if (typeof val === 'number') {
           const v = val >>> 0;
+          if (ct)
+            return (p) => {
+              if (env.ct !== null && p.ct !== UNTRACKED) env.ct.setMark(p, v);
+              return CONT;
+            };
           return (p) => {
             p.mark = v;
             return CONT;
           };
         }
-        if (val.kind === 'field') {
-          const ld = loader(val.field, env);
-          const mask = (val.mask ?? 0xffffffff) >>> 0;
-          const xor = (val.xor ?? 0) >>> 0;
+        const ld = markLoader(val);
+        if (ct)
           return (p, c) => {
             const x = ld(p, c);
             if (x < 0) return BREAK;
-            p.mark = ((x & mask) ^ xor) >>> 0;
+            if (env.ct !== null && p.ct !== UNTRACKED) env.ct.setMark(p, x);
             return CONT;
           };
-        }
-        let store: SetStore;
-        if (val.map.kind === 'set') store = buildStore(anonSet(val.key, val.map.elements, 'mark'), now, chainIndex);
-        else {
-          const m = declOf(val.map.name)?.map;
-          if (m === undefined || m === 'verdict') throw new CompileError(`${where}: @${val.map.name} is not a data map`);
-          store = setRef(val.map.name);
-        }
-        const scratch = new Float64Array(store.groupCount);
-        const look = lookupFn(store, keyLoader(val.key, store, env, scratch), scratch);
         return (p, c) => {
-          const en = look(p, c);
-          if (en === null || en === undefined) return BREAK;
-          p.mark = en.data >>> 0;
+          const x = ld(p, c);
+          if (x < 0) return BREAK;
+          p.mark = x;
           return CONT;
+        };
+      }
+      case 'connlimit': {
+        const list = new ConnList();
+        const limit = e.count;
+        const over = e.over === true;
+        // nft_connlimit_do_eval: break when (count > limit) ^ over.
+        return (p) => (list.count(env, p) > limit !== over ? BREAK : CONT);
+      }
+      case 'nat': {
+        const nat = env.nat;
+        if (nat === null) throw new CompileError(`${where}: ${e.type}: this stack has no NAT`);
+        natUse[current].push(e.type);
+        const kind = { snat: NAT_SNAT, dnat: NAT_DNAT, masquerade: NAT_MASQUERADE, redirect: NAT_REDIRECT }[e.type];
+        let flags = 0;
+        for (const f of e.flags ?? []) flags |= f === 'random' ? NAT_RANGE_PROTO_RANDOM : f === 'fully-random' ? NAT_RANGE_PROTO_RANDOM_FULLY : NAT_RANGE_PERSISTENT;
+        if (e.port !== undefined) flags |= NAT_RANGE_PROTO_SPECIFIED;
+        const minPort = e.port ?? 0;
+        const maxPort = e.portEnd ?? minPort;
+        if (minPort > 0xffff || maxPort > 0xffff || maxPort < minPort) throw new CompileError(`${where}: bad port range ${minPort}-${maxPort}`);
+        // One range per statement, filled per packet (setup may not keep it).
+        const range: NatRange = { flags: 0, minAddr: 0, maxAddr: 0, minPort, maxPort };
+        if (e.addrMap !== undefined) {
+          const m = e.addrMap;
+          let store: SetStore;
+          if (m.map.kind === 'set') store = buildStore(anonSet(m.key, m.map.elements, 'ipv4_addr'), now, chainIndex);
+          else {
+            const d = declOf(m.map.name)?.map;
+            if (d !== 'ipv4_addr') throw new CompileError(`${where}: @${m.map.name} is not a map to ipv4_addr`);
+            store = setRef(m.map.name);
+          }
+          const scratch = new Float64Array(store.groupCount);
+          const look = lookupFn(store, keyLoader(m.key, store, env, scratch), scratch);
+          const fl = flags | NAT_RANGE_MAP_IPS;
+          return (p, c) => {
+            const en = look(p, c);
+            if (en === null || en === undefined) return BREAK;
+            range.flags = fl;
+            range.minAddr = en.data >>> 0;
+            range.maxAddr = en.data >>> 0;
+            range.minPort = minPort;
+            range.maxPort = maxPort;
+            return nat.setup(p, kind, range, c.inIf, c.outIf) ? V_ACCEPT : V_DROP;
+          };
+        }
+        const minAddr = (e.addr ?? 0) >>> 0;
+        const maxAddr = (e.addrEnd ?? minAddr) >>> 0;
+        if (maxAddr < minAddr) throw new CompileError(`${where}: bad address range`);
+        if (e.addr !== undefined) flags |= NAT_RANGE_MAP_IPS;
+        const fl = flags;
+        return (p, c) => {
+          range.flags = fl;
+          range.minAddr = minAddr;
+          range.maxAddr = maxAddr;
+          range.minPort = minPort;
+          range.maxPort = maxPort;
+          return nat.setup(p, kind, range, c.inIf, c.outIf) ? V_ACCEPT : V_DROP;
         };
       }
       case 'payload-set': {
@@ -788,6 +951,37 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
         const look = lookupFn(store, keyLoader(e.key, store, env, scratch), scratch);
         const timeout = e.timeoutMs ?? store.defaultTimeoutMs;
         const update = e.op === 'update';
+        if (e.connlimit !== undefined) {
+          // `add @s { ip saddr ct count over N }`: a connlimit list per element.
+          const lists = new WeakMap<SetEntry, ConnList>();
+          const limit = e.connlimit.count;
+          const over = e.connlimit.over === true;
+          const counted = (en: SetEntry, p: Packet): number => {
+            let l = lists.get(en);
+            if (l === undefined) lists.set(en, (l = new ConnList()));
+            return l.count(env, p) > limit !== over ? BREAK : CONT;
+          };
+          return (p, c) => {
+            let en = look(p, c);
+            if (en === undefined) return BREAK;
+            if (en === null) {
+              const key: number[] = [];
+              for (let i = 0; i < lds.length; i++) {
+                const v = lds[i](p, c);
+                if (v < 0) return BREAK;
+                key.push(v);
+              }
+              try {
+                store.add({ key: key.length === 1 ? key[0] : key }, c.now, true, timeout);
+              } catch {
+                return BREAK;
+              }
+              en = look(p, c);
+              if (en === null || en === undefined) return BREAK;
+            } else if (update && timeout > 0) en.expires = c.now + timeout;
+            return counted(en, p);
+          };
+        }
         return (p, c) => {
           const en = look(p, c);
           if (en === undefined) return BREAK;
@@ -816,6 +1010,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
   const chains: Op[][] = table.chains.map((ch: Chain, ci) => {
     current = ci;
     return ch.rules.map((rule) => {
+      if (!needsCt && rule.exprs.some(usesConntrack)) needsCt = true;
       const ops = rule.exprs.map((e, i) => compileExpr(e, rule.handle, i));
       if (ops.length === 0) return () => CONT;
       if (ops.length === 1) return ops[0];
@@ -862,6 +1057,28 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
   };
   table.chains.forEach((_, i) => visit(i));
 
+  // A nat statement may only run from a nat chain on its hooks (the kernel's validate, also through jumps).
+  table.chains.forEach((ch, i) => {
+    if (ch.base === undefined) return;
+    const seen = new Uint8Array(table.chains.length);
+    const walk = (j: number): void => {
+      if (seen[j] === 1) return;
+      seen[j] = 1;
+      for (const t of natUse[j]) if (!natAllowed(t, ch.base!)) throw new CompileError(NAT_HOOK_ERROR);
+      for (const k of edges[j]) walk(k);
+    };
+    walk(i);
+  });
+
+  const policyCounters = new Float64Array(2 * table.chains.length);
+  if (old !== undefined)
+    table.chains.forEach((ch, i) => {
+      const o = old.chainNames.indexOf(ch.name);
+      if (o < 0 || ch.base === undefined) return;
+      policyCounters[2 * i] = old.policyCounters[2 * o];
+      policyCounters[2 * i + 1] = old.policyCounters[2 * o + 1];
+    });
+
   const bases: CompiledBase[] = [];
   table.chains.forEach((ch, i) => {
     if (ch.base !== undefined) bases.push({ chain: i, name: ch.name, policy: ch.base.policy === 'drop' ? V_DROP : V_ACCEPT });
@@ -876,6 +1093,8 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
     namedSlots,
     stores,
     limits,
+    policyCounters,
+    needsCt,
   };
 }
 
@@ -908,7 +1127,13 @@ export function runChain(t: CompiledTable, base: number, policy: number, p: Pack
       }
       return v;
     }
-    if (sp === 0) return policy;
+    if (sp === 0) {
+      // nft_do_chain: the base chain's stats count the packets its policy decides.
+      const pc = t.policyCounters;
+      pc[2 * base]++;
+      pc[2 * base + 1] += c.len;
+      return policy;
+    }
     ri = st[--sp];
     chain = st[--sp];
   }

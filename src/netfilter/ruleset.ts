@@ -40,7 +40,8 @@ export class Ruleset {
 
   constructor(
     private readonly hooks: Hooks,
-    private readonly env: NfEnv,
+    /** The stack's side (conntrack and NAT are wired in here once they exist). */
+    readonly env: NfEnv,
   ) {}
 
   /** A copy of the state in force. */
@@ -79,16 +80,24 @@ export class Ruleset {
     // Swap: old hooks off, new hooks on, in one synchronous step.
     for (const u of this.unregister) u();
     const unregister: (() => void)[] = [];
+    const nat = this.env.nat;
+    let needsCt = false;
     for (const l of live) {
+      if (l.compiled.needsCt) needsCt = true;
       for (const b of l.compiled.bases) {
         const spec = l.table.chains[b.chain].base!;
-        unregister.push(this.hooks[spec.hook].register(this.hookFn(l.compiled, b.chain, b.policy), spec.priority));
+        const fn = this.hookFn(l.compiled, b.chain, b.policy);
+        // NAT runs nat chains itself, for a connection's first packet (nf_nat_inet_fn).
+        if (spec.type === 'nat' && nat !== null && spec.hook !== 'forward') unregister.push(nat.registerChain(spec.hook, spec.priority, fn));
+        else unregister.push(this.hooks[spec.hook].register(fn, spec.priority));
       }
     }
     this.unregister = unregister;
     this.live = live;
     this.current = state;
     this.generation++;
+    // Conntrack runs while the ruleset needs it (ct expressions, notrack, NAT).
+    this.env.ct?.setNeeded('ruleset', needsCt);
   }
 
   /** Applies `fn` to a copy of the state and commits the result. */
@@ -381,6 +390,23 @@ export class Ruleset {
       return;
     }
     throw new RulesetError(`no rule with handle ${handle}`);
+  }
+
+  /** A base chain's policy counters (packets and bytes its policy decided). */
+  chainCounter(family: Family, table: string, chain: string): { packets: number; bytes: number } {
+    const l = this.liveTable(family, table);
+    const i = l.compiled.chainNames.indexOf(chain);
+    if (i < 0) throw new RulesetError(`no chain ${chain}`);
+    return { packets: l.compiled.policyCounters[2 * i], bytes: l.compiled.policyCounters[2 * i + 1] };
+  }
+
+  /** Sets a base chain's policy counters (iptables -Z, iptables-restore --counters). */
+  setChainCounter(family: Family, table: string, chain: string, packets: number, bytes: number): void {
+    const l = this.liveTable(family, table);
+    const i = l.compiled.chainNames.indexOf(chain);
+    if (i < 0) throw new RulesetError(`no chain ${chain}`);
+    l.compiled.policyCounters[2 * i] = packets;
+    l.compiled.policyCounters[2 * i + 1] = bytes;
   }
 
   /** Zeroes every counter (nft reset counters). */

@@ -2,7 +2,8 @@ import { Hooks, VERDICT_ACCEPT, type Verdict } from '../../src/ip/hooks.js';
 import type { Interface } from '../../src/link/interface.js';
 import { Packet } from '../../src/packet/packet.js';
 import { Ruleset } from '../../src/netfilter/ruleset.js';
-import type { NfEnv } from '../../src/netfilter/compile.js';
+import type { CtProvider, NatProvider, NatRange, NfEnv } from '../../src/netfilter/compile.js';
+import type { HookFn } from '../../src/ip/hooks.js';
 import type { BaseChainSpec, Expr, Field, HookName, LogLevel, Rhs, VerdictAst } from '../../src/netfilter/ast.js';
 import { concat, ipHeader } from './frames.js';
 import { parseIp4 } from '../../src/wire/addr.js';
@@ -132,3 +133,85 @@ export function runInput(hooks: Hooks, datagram: Uint8Array | Packet, inIf: Inte
 }
 
 export const ACCEPTED = VERDICT_ACCEPT;
+
+/** A NatProvider that records what the chain engine asks of it. */
+export interface FakeNat extends NatProvider {
+  calls: { kind: number; range: NatRange; inIf: string | null; outIf: string | null }[];
+  chains: { hook: string; priority: number; fn: HookFn; live: boolean }[];
+  /** What setup returns. */
+  result: boolean;
+}
+
+export function fakeNat(): FakeNat {
+  const n: FakeNat = {
+    calls: [],
+    chains: [],
+    result: true,
+    setup(_p, kind, range, inIf, outIf) {
+      n.calls.push({ kind, range: { ...range }, inIf: inIf?.name ?? null, outIf: outIf?.name ?? null });
+      return n.result;
+    },
+    registerChain(hook, priority, fn) {
+      const c = { hook, priority, fn, live: true };
+      n.chains.push(c);
+      return () => {
+        c.live = false;
+      };
+    },
+  };
+  return n;
+}
+
+/** A CtProvider over one fake entry per packet (`pkt.ct`), recording setNeeded calls. */
+export interface FakeCtEntry {
+  state: number;
+  status: number;
+  mark: number;
+  dir: number;
+  tuple: number[][];
+  expires: number;
+  alive: boolean;
+}
+
+export interface FakeCt extends CtProvider {
+  needed: [string, boolean][];
+}
+
+export function fakeCt(): FakeCt {
+  const e = (p: Packet): FakeCtEntry | null => (p.ct !== null && typeof p.ct === 'object' && 'tuple' in p.ct ? (p.ct as unknown as FakeCtEntry) : null);
+  const c: FakeCt = {
+    needed: [],
+    state: (p) => e(p)?.state ?? 1,
+    status: (p) => e(p)?.status ?? -1,
+    mark: (p) => e(p)?.mark ?? -1,
+    direction: (p) => e(p)?.dir ?? -1,
+    setMark(p, m) {
+      const x = e(p);
+      if (x !== null) x.mark = m;
+    },
+    tuple: (p, dir, field) => e(p)?.tuple[dir][field] ?? -1,
+    expiration: (p) => e(p)?.expires ?? -1,
+    entry: (p) => e(p),
+    alive: (x) => (x as FakeCtEntry).alive,
+    setNeeded(who, on) {
+      c.needed.push([who, on]);
+    },
+  };
+  return c;
+}
+
+export function ctEntry(over: Partial<FakeCtEntry> = {}): FakeCtEntry {
+  return {
+    state: 8,
+    status: 0,
+    mark: 0,
+    dir: 0,
+    tuple: [
+      [0, 0, 0, 0, 6],
+      [0, 0, 0, 0, 6],
+    ],
+    expires: 100,
+    alive: true,
+    ...over,
+  };
+}

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { testRuleset } from '../helpers/nft.js';
+import { fakeNat, testRuleset } from '../helpers/nft.js';
 import { runNft, type NftResult } from '../../src/control/nft.js';
 import { parseNft } from '../../src/control/nft-parse.js';
 
@@ -9,6 +9,7 @@ const dir = path.join(import.meta.dirname, '../fixtures/nft');
 
 function setup() {
   const { rs, env } = testRuleset();
+  env.nat = fakeNat();
   const io = { readFile: (p: string) => fs.readFileSync(p, 'utf8'), now: () => env.t };
   const nft = (line: string, stdin?: string): NftResult => runNft(rs, line.split(' ').filter((w) => w !== ''), { ...io, stdin });
   const ok = (line: string, stdin?: string): string => {
@@ -30,7 +31,7 @@ function rules(listing: string): string[] {
 
 describe('nft rules: parse then print is the canonical form', () => {
   // Every rule line the kernel printed for the fixtures, added again from the command line.
-  for (const f of ['basic', 'rules', 'prio']) {
+  for (const f of ['basic', 'rules', 'prio', 'nat', 'ct']) {
     it(`the rules of ${f}.out`, () => {
       const { ok } = setup();
       ok(`-f ${path.join(dir, f + '.nft')}`);
@@ -297,13 +298,13 @@ describe('nft errors: line, column and carets as nft prints them', () => {
   });
 
   it.each([
-    ['add rule t c masquerade', 'the masquerade statement is not supported'],
+    ['add rule t c queue', 'the queue statement is not supported'],
     ['add table ip6 t', 'family ip6 is not supported (ip and inet are)'],
     ['add set t s { typeof ip saddr ; }', 'typeof is not supported (use type)'],
     ['add rule t c ip6 saddr ::1', 'ip6 expressions are not supported'],
     ['add rule t c ip options lsrr', 'ip options is not supported'],
     ['add rule t c meta skuid 0', 'meta skuid is not supported'],
-    ['add rule t c ct expiration 5s', 'ct expiration is not supported'],
+    ['add rule t c ct helper "ftp"', 'ct helper is not supported'],
     ['add rule t c log group 1', 'log group is not supported'],
     ['add chain t c { type filter hook ingress priority 0 ; }', 'hook ingress is not supported'],
     ['add rule t c iif nosuch', 'Interface does not exist'],
@@ -340,4 +341,20 @@ describe('nft lines in a config file', () => {
     expect(() => parseConfig('nft -f /nonexistent.nft\n')).toThrow('nft: cannot read /nonexistent.nft: ENOENT');
     fs.rmSync(path.dirname(bad), { recursive: true });
   });
+});
+
+describe('nat statements and ct expressions refused as nft and the kernel refuse them', () => {
+  // nat-errors.out: each line of nat-errors.txt run by the real nft on nat-errors.setup.
+  const text = fs.readFileSync(path.join(dir, 'nat-errors.out'), 'utf8');
+  const steps = text.split(/^\$ nft /m).filter((x) => x !== '');
+  for (const st of steps) {
+    const line = st.slice(0, st.indexOf('\n'));
+    const expected = st.slice(st.indexOf('\n') + 1);
+    it(line, () => {
+      const { nft, ok } = setup();
+      ok(`-f ${path.join(dir, 'nat-errors.setup')}`);
+      const r = nft(line);
+      expect(r.stdout + r.stderr + (r.code !== 0 ? `(exit ${r.code})\n` : '')).toBe(expected);
+    });
+  }
 });

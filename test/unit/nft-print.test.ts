@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { testRuleset } from '../helpers/nft.js';
+import { fakeNat, testRuleset } from '../helpers/nft.js';
 import { runNft } from '../../src/control/nft.js';
 
 /**
@@ -14,6 +14,7 @@ const inputs = fs.readdirSync(dir).filter((f) => f.endsWith('.nft'));
 
 function load(file: string) {
   const { rs, env } = testRuleset();
+  env.nat = fakeNat();
   const io = { readFile: (p: string) => fs.readFileSync(p, 'utf8'), now: () => env.t };
   const r = runNft(rs, ['-f', path.join(dir, file)], io);
   expect(r.stderr).toBe('');
@@ -38,6 +39,7 @@ describe('nft list ruleset as the kernel prints it', () => {
       const nft = load(f);
       const first = nft('list', 'ruleset').stdout;
       const { rs, env } = testRuleset();
+      env.nat = fakeNat();
       const r = runNft(rs, ['-f', '-'], { readFile: () => '', stdin: first, now: () => env.t });
       expect(r.stderr).toBe('');
       expect(runNft(rs, ['list', 'ruleset'], { readFile: () => '', now: () => env.t }).stdout).toBe(first);
