@@ -23,6 +23,7 @@ import { Ruleset } from './netfilter/ruleset.js';
 import { NfLogger } from './netfilter/env.js';
 import { getU16, getU32 } from './wire/bytes.js';
 import { fold, pseudoHeaderSum, sum16 } from './wire/checksum.js';
+import { Conntrack } from './conntrack/conntrack.js';
 
 export interface StackOptions {
   /** Defaults to real time; tests pass a VirtualTime. */
@@ -91,6 +92,8 @@ export class Stack implements InterfaceHost {
   readonly sysctl = new Sysctl();
   /** The netfilter ruleset (nft tables); its base chains sit on `ip.hooks`. */
   readonly nft: Ruleset;
+  /** Connection tracking; on the hooks while something needs it (`setNeeded`). */
+  readonly conntrack: Conntrack;
   private readonly rng: Random;
   private readonly ifaces: Interface[] = [];
   private nextIndex = 1;
@@ -105,8 +108,11 @@ export class Stack implements InterfaceHost {
     this.log = opts.log ?? silentLogger;
     this.ip = new Ipv4(this.mib, this.time, () => this.random());
     this.icmp = new Icmp(this.ip, this.mib, this.icmpMsg, () => this.time.now(), this.packets);
-    // RFC 792: time exceeded, code 1 (fragment reassembly time exceeded).
-    this.ip.reasm.onTimeout = (first) => this.icmp.sendError(first, ICMP_TIME_EXCEEDED, 1);
+    // RFC 792: time exceeded, code 1 (fragment reassembly time exceeded); only
+    // from the destination host (ip_expire: not for datagrams conntrack reassembles to forward).
+    this.ip.reasm.onTimeout = (first) => {
+      if (this.ip.isLocal(getU32(first.buf, first.l3 + 16))) this.icmp.sendError(first, ICMP_TIME_EXCEEDED, 1);
+    };
     this.udp = new Udp(this.ip, this.icmp, this.mib, this.time, () => this.random(), this.localPorts);
     const stack = this;
     this.tcp = new Tcp(this.ip, this.icmp, this.mib, this.time, () => this.random(), this.localPorts, this.packets, {
@@ -121,6 +127,17 @@ export class Stack implements InterfaceHost {
     this.forwarder = new Forwarder(this.ip, this.ipConf, this.mib, this.icmp, () => this.time.now());
     this.forwarder.onMartian = (what, src, dst, iface) => this.logMartian(what, src, dst, iface);
     this.ip.forwarder = (pkt, iface, src, dst) => this.forwarder.input(pkt, iface, src, dst);
+    this.conntrack = new Conntrack({
+      now: () => this.time.now(),
+      hooks: this.ip.hooks,
+      sysctl: this.sysctl,
+      random: () => this.random(),
+      logger: this.log,
+      time: this.time,
+      setDefrag: (on) => {
+        this.ip.defrag = on;
+      },
+    });
     const nfLog = new NfLogger(this.log, () => this.time.now());
     this.nft = new Ruleset(this.ip.hooks, {
       now: () => this.time.now(),
@@ -130,7 +147,7 @@ export class Stack implements InterfaceHost {
       },
       rejectTcpReset: (pkt) => this.rejectTcpReset(pkt),
       log: (prefix, level, pkt, inIf, outIf) => nfLog.log(prefix, level, pkt, inIf, outIf),
-      ct: null,
+      ct: this.conntrack,
       nat: null,
     });
     this.registerSysctls();

@@ -6,9 +6,9 @@
  * for ICMP `sport` = the echo id and `dport` = (type << 8) | code, as Linux
  * keeps src.u.icmp.id and dst.u.icmp.{type,code}; for other protocols 0, 0.
  *
- * The table (table.ts) owns the hash links and the expiry order; NAT (nat.ts)
- * may rewrite the reply tuple of an entry that is not confirmed yet, through
- * the table's `setReply`.
+ * The table (conntrack.ts) owns the hash links; NAT (nat.ts) may rewrite the
+ * reply tuple of an entry that is not confirmed yet, through the table's
+ * `setReply`.
  */
 
 /** ip_conntrack_status bits (include/uapi/linux/netfilter/nf_conntrack_common.h). */
@@ -55,12 +55,35 @@ export const TCP_CONNTRACK_SYN_SENT2 = 9;
 
 /** One direction's TCP window tracking (struct ip_ct_tcp_state). */
 export class CtTcpSide {
+  /** td_end, td_maxend, td_maxwin, td_maxack (sequence numbers as unsigned 32-bit). */
   end = 0;
   maxend = 0;
   maxwin = 0;
+  maxack = 0;
   scale = 0;
+  /** IP_CT_TCP_FLAG_* bits. */
   flags = 0;
+
+  reset(): void {
+    this.end = 0;
+    this.maxend = 0;
+    this.maxwin = 0;
+    this.maxack = 0;
+    this.scale = 0;
+    this.flags = 0;
+  }
 }
+
+/** struct ip_ct_tcp_state flags (include/uapi/linux/netfilter/nf_conntrack_tcp.h). */
+export const IP_CT_TCP_FLAG_WINDOW_SCALE = 0x01;
+export const IP_CT_TCP_FLAG_SACK_PERM = 0x02;
+export const IP_CT_TCP_FLAG_CLOSE_INIT = 0x04;
+export const IP_CT_TCP_FLAG_BE_LIBERAL = 0x08;
+export const IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED = 0x10;
+export const IP_CT_TCP_FLAG_MAXACK_SET = 0x20;
+/** ip_ct_tcp.last_flags only (include/net/netfilter/nf_conntrack_tcp.h). */
+export const IP_CT_EXP_CHALLENGE_ACK = 0x40;
+export const IP_CT_TCP_SIMULTANEOUS_OPEN = 0x80;
 
 export class CtEntry {
   /** conntrack -o id: a number unique among live entries. */
@@ -93,6 +116,18 @@ export class CtEntry {
   bytes1 = 0;
   /** TCP tracking state (null for other protocols). */
   tcp: CtTcp | null = null;
+  /** UDP: when the entry may turn into a stream (creation + 2 s, ct->proto.udp.stream_ts). */
+  streamTs = 0;
+
+  // Hash links, owned by the table: the next node in the chain of this
+  // entry's original (0) and reply (1) tuple, and which tuple of that next
+  // node the chain holds.
+  /** @internal */ n0: CtEntry | null = null;
+  /** @internal */ n1: CtEntry | null = null;
+  /** @internal */ d0 = 0;
+  /** @internal */ d1 = 0;
+  /** @internal Linked into the table (confirmed and not deleted). */
+  hashed = false;
 }
 
 /** struct ip_ct_tcp. */

@@ -86,6 +86,8 @@ export class Ipv4 {
   private readonly view = new Ipv4View(new Uint8Array(0), 0, 0);
   /** Fragments waiting for the rest of their datagram. */
   readonly reasm: Reassembly;
+  /** Reassemble before PREROUTING (nf_defrag_ipv4, on while conntrack runs). */
+  defrag = false;
 
   constructor(
     private readonly mib: Mib,
@@ -165,6 +167,13 @@ export class Ipv4 {
     if (src === 0xffffffff || src >>> 28 === 0xe) {
       mib.IpInAddrErrors++;
       return;
+    }
+    if (this.defrag && (v.moreFrags || v.fragOffset !== 0)) {
+      // nf_defrag_ipv4: conntrack sees whole datagrams; a forwarded one is fragmented again on output.
+      const whole = this.reasm.add(pkt, v.headerLen, iface);
+      if (whole === null) return;
+      pkt = whole;
+      v.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
     }
     const hooks = this.hooks;
     if (!hooks.prerouting.empty && hooks.prerouting.run(pkt, iface, null) !== VERDICT_ACCEPT) return;

@@ -1,0 +1,327 @@
+import { describe, expect, it } from 'vitest';
+import { CtRig, generic, icmp, icmpError, ip, udp, tcp, SYN } from '../helpers/ct.js';
+import {
+  CtEntry,
+  IPS_ASSURED,
+  IPS_CONFIRMED,
+  IPS_SEEN_REPLY,
+  IP_CT_ESTABLISHED,
+  IP_CT_ESTABLISHED_REPLY,
+  IP_CT_NEW,
+  IP_CT_RELATED,
+  IP_CT_RELATED_REPLY,
+} from '../../src/conntrack/entry.js';
+import { UNTRACKED } from '../../src/netfilter/compile.js';
+import { CT_STATE_ESTABLISHED, CT_STATE_INVALID, CT_STATE_NEW, CT_STATE_RELATED } from '../../src/netfilter/ast.js';
+import type { CtEvent } from '../../src/conntrack/conntrack.js';
+
+describe('conntrack table', () => {
+  it('creates an entry, confirms it on the way out and finds it from either direction', () => {
+    const r = new CtRig();
+    const p = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    r.hooks.prerouting.run(p, null, null);
+    const e = p.ct as CtEntry;
+    expect(e).toBeInstanceOf(CtEntry);
+    expect(p.ctInfo).toBe(IP_CT_NEW);
+    expect(e.status & IPS_CONFIRMED).toBe(0);
+    expect(r.ct.count).toBe(0);
+    r.hooks.postrouting.run(p, null, null);
+    expect(e.status & IPS_CONFIRMED).not.toBe(0);
+    expect(r.ct.count).toBe(1);
+    expect(r.ct.find(17, ip('10.0.0.1'), ip('10.0.1.2'), 5000, 53)).toBe(e);
+    expect(r.ct.foundDir).toBe(0);
+    expect(r.ct.find(17, ip('10.0.1.2'), ip('10.0.0.1'), 53, 5000)).toBe(e);
+    expect(r.ct.foundDir).toBe(1);
+    expect(r.ct.find(17, ip('10.0.1.2'), ip('10.0.0.1'), 53, 5001)).toBeNull();
+    expect([e.rs, e.rd, e.rsp, e.rdp]).toEqual([ip('10.0.1.2'), ip('10.0.0.1'), 53, 5000]);
+  });
+
+  it('UDP: unreplied 30 s; a reply makes it ESTABLISHED; assured and stream timeout only for a packet more than 2 s in', () => {
+    const r = new CtRig();
+    const req = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    expect(r.forward(req)).toBe(true);
+    const e = req.ct as CtEntry;
+    expect(r.ct.timeLeft(e)).toBe(30);
+    r.time.advance(500);
+    const rep = udp('10.0.1.2', 53, '10.0.0.1', 5000);
+    r.forward(rep);
+    expect(rep.ct).toBe(e);
+    expect(rep.ctInfo).toBe(IP_CT_ESTABLISHED_REPLY);
+    expect(e.status & IPS_SEEN_REPLY).not.toBe(0);
+    expect(e.status & IPS_ASSURED).toBe(0);
+    expect(r.ct.timeLeft(e)).toBe(30);
+    // 1.5 s after creation: replied but not yet a stream.
+    r.time.advance(1000);
+    const again = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    r.forward(again);
+    expect(again.ctInfo).toBe(IP_CT_ESTABLISHED);
+    expect(e.status & IPS_ASSURED).toBe(0);
+    expect(r.ct.timeLeft(e)).toBe(30);
+    // 2.5 s after creation: a stream.
+    r.time.advance(1000);
+    r.forward(udp('10.0.1.2', 53, '10.0.0.1', 5000));
+    expect(e.status & IPS_ASSURED).not.toBe(0);
+    expect(r.ct.timeLeft(e)).toBe(120);
+  });
+
+  it('UDP without a reply never becomes assured, however long it goes on', () => {
+    const r = new CtRig();
+    const p = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    r.forward(p);
+    for (let i = 0; i < 5; i++) {
+      r.time.advance(1000);
+      r.forward(udp('10.0.0.1', 5000, '10.0.1.2', 53));
+    }
+    const e = p.ct as CtEntry;
+    expect(e.status & (IPS_ASSURED | IPS_SEEN_REPLY)).toBe(0);
+    expect(r.ct.timeLeft(e)).toBe(30);
+  });
+
+  it('expires in virtual time: gone from lookups and reaped by the sweep with a destroy event', () => {
+    const r = new CtRig();
+    const events: string[] = [];
+    r.ct.on((ev: CtEvent, e) => events.push(`${ev}:${e.proto}`));
+    r.forward(udp('10.0.0.1', 5000, '10.0.1.2', 53));
+    r.forward(icmp('10.0.0.1', '10.0.1.2', 8, 0, { id: 7, seq: 1 }));
+    r.forward(generic('10.0.0.1', '10.0.1.2', 47));
+    expect(r.ct.count).toBe(3);
+    expect(events).toEqual(['new:17', 'new:1', 'new:47']);
+    r.time.advance(29_000);
+    expect(r.ct.count).toBe(3);
+    r.time.advance(2_000);
+    // UDP and ICMP (30 s) are reaped; generic (600 s) stays.
+    expect(r.ct.count).toBe(1);
+    expect(events.slice(3).sort()).toEqual(['destroy:1', 'destroy:17']);
+    expect(r.ct.find(17, ip('10.0.0.1'), ip('10.0.1.2'), 5000, 53)).toBeNull();
+    r.time.advance(600_000);
+    expect(r.ct.count).toBe(0);
+  });
+
+  it('a lookup does not return an entry past its deadline even before the sweep', () => {
+    const r = new CtRig();
+    r.forward(udp('10.0.0.1', 5000, '10.0.1.2', 53));
+    // Step the clock without running timers: only the deadline check at lookup can see it.
+    const t = r.time as unknown as { clock: { set(v: number): void; now(): number } };
+    t.clock.set(t.clock.now() + 31_000);
+    expect(r.ct.find(17, ip('10.0.0.1'), ip('10.0.1.2'), 5000, 53)).toBeNull();
+    expect(r.ct.count).toBe(0);
+  });
+
+  it('the timeout sysctls change the timeouts of later packets', () => {
+    const r = new CtRig();
+    r.sysctl.set('net.netfilter.nf_conntrack_udp_timeout', '5');
+    r.sysctl.set('net.netfilter.nf_conntrack_icmp_timeout', '7');
+    r.sysctl.set('net.netfilter.nf_conntrack_generic_timeout', '9');
+    const u = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    const i = icmp('10.0.0.1', '10.0.1.2', 8, 0, { id: 7, seq: 1 });
+    const g = generic('10.0.0.1', '10.0.1.2', 47);
+    r.forward(u);
+    r.forward(i);
+    r.forward(g);
+    expect(r.ct.timeLeft(u.ct as CtEntry)).toBe(5);
+    expect(r.ct.timeLeft(i.ct as CtEntry)).toBe(7);
+    expect(r.ct.timeLeft(g.ct as CtEntry)).toBe(9);
+    r.time.advance(6000);
+    expect(r.ct.count).toBe(2);
+    r.time.advance(4000);
+    expect(r.ct.count).toBe(0);
+    expect(r.sysctl.get('net.netfilter.nf_conntrack_udp_timeout_stream')).toBe(120);
+    expect(r.sysctl.get('net.netfilter.nf_conntrack_tcp_timeout_established')).toBe(432000);
+    expect(r.sysctl.get('net.netfilter.nf_conntrack_tcp_be_liberal')).toBe(0);
+    expect(r.sysctl.get('net.netfilter.nf_conntrack_tcp_loose')).toBe(1);
+    expect(r.sysctl.get('net.netfilter.nf_conntrack_max')).toBe(262144);
+    expect(r.sysctl.text('net.netfilter.nf_conntrack_count')).toBe('3'.replace('3', String(r.ct.count)));
+    expect(() => r.sysctl.set('net.netfilter.nf_conntrack_count', '5')).toThrow(/permission denied/);
+  });
+
+  it('ICMP echo: request NEW, reply ESTABLISHED, never assured; an echo reply without a request is INVALID', () => {
+    const r = new CtRig();
+    const req = icmp('10.0.0.1', '10.0.1.2', 8, 0, { id: 99, seq: 1 });
+    r.forward(req);
+    const e = req.ct as CtEntry;
+    expect(req.ctInfo).toBe(IP_CT_NEW);
+    expect([e.osp, e.odp, e.rsp, e.rdp]).toEqual([99, 8 << 8, 99, 0]);
+    const rep = icmp('10.0.1.2', '10.0.0.1', 0, 0, { id: 99, seq: 1 });
+    r.forward(rep);
+    expect(rep.ct).toBe(e);
+    expect(rep.ctInfo).toBe(IP_CT_ESTABLISHED_REPLY);
+    r.time.advance(5000);
+    r.forward(icmp('10.0.0.1', '10.0.1.2', 8, 0, { id: 99, seq: 2 }));
+    r.forward(icmp('10.0.1.2', '10.0.0.1', 0, 0, { id: 99, seq: 2 }));
+    expect(e.status & IPS_ASSURED).toBe(0);
+    const stray = icmp('10.0.1.2', '10.0.0.1', 0, 0, { id: 5, seq: 1 });
+    const before = r.ct.stats.invalid;
+    expect(r.forward(stray)).toBe(true);
+    expect(stray.ct).toBeNull();
+    expect(r.ct.stats.invalid).toBe(before + 1);
+    expect(r.ct.state(stray)).toBe(CT_STATE_INVALID);
+    // Timestamp request/reply pair up as well.
+    const ts = icmp('10.0.0.1', '10.0.1.2', 13, 0, new Uint8Array(16));
+    r.forward(ts);
+    expect((ts.ct as CtEntry).rdp).toBe(14 << 8);
+  });
+
+  it('ICMP errors quoting a tracked flow are RELATED, in the direction they travel', () => {
+    const r = new CtRig();
+    const out = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    r.forward(out);
+    const e = out.ct as CtEntry;
+    // Port unreachable from the server back to the client: reply direction.
+    const err = icmpError('10.0.1.2', '10.0.0.1', 3, 3, out);
+    r.forward(err);
+    expect(err.ct).toBe(e);
+    expect(err.ctInfo).toBe(IP_CT_RELATED_REPLY);
+    expect(r.ct.state(err)).toBe(CT_STATE_RELATED);
+    // A router on the way sends time exceeded to the client: also reply direction, from a third address.
+    const ttl = icmpError('10.9.9.9', '10.0.0.1', 11, 0, out);
+    r.forward(ttl);
+    expect(ttl.ct).toBe(e);
+    // An error about the reply direction travels in the original direction.
+    const rep = udp('10.0.1.2', 53, '10.0.0.1', 5000);
+    r.forward(rep);
+    const err2 = icmpError('10.0.0.1', '10.0.1.2', 3, 3, rep);
+    r.forward(err2);
+    expect(err2.ct).toBe(e);
+    expect(err2.ctInfo).toBe(IP_CT_RELATED);
+    // An error to someone else than the quoted datagram's source is not related.
+    const bogus = icmpError('10.0.1.2', '10.0.7.7', 3, 3, out);
+    const errs = r.ct.stats.error;
+    r.forward(bogus);
+    expect(bogus.ct).toBeNull();
+    expect(r.ct.stats.error).toBe(errs + 1);
+    // An error about an unknown flow is not tracked either.
+    const unknown = icmpError('10.0.1.2', '10.0.0.1', 3, 3, udp('10.0.0.1', 6000, '10.0.1.2', 53));
+    r.forward(unknown);
+    expect(unknown.ct).toBeNull();
+    expect(r.ct.count).toBe(1);
+  });
+
+  it('generic protocols: one entry per address pair and protocol, 600 s', () => {
+    const r = new CtRig();
+    const g = generic('10.0.0.1', '10.0.1.2', 132);
+    r.forward(g);
+    const e = g.ct as CtEntry;
+    expect(r.ct.timeLeft(e)).toBe(600);
+    const back = generic('10.0.1.2', '10.0.0.1', 132);
+    r.forward(back);
+    expect(back.ct).toBe(e);
+    expect(back.ctInfo).toBe(IP_CT_ESTABLISHED_REPLY);
+    expect(r.ct.stateName(e)).toBe('');
+  });
+
+  it('skips untracked and already-tracked (looped back) packets', () => {
+    const r = new CtRig();
+    const p = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    p.ct = UNTRACKED;
+    r.forward(p);
+    expect(p.ct).toBe(UNTRACKED);
+    expect(r.ct.count).toBe(0);
+    // Locally generated: OUTPUT creates, the looped-back copy keeps its entry through PREROUTING and INPUT.
+    const q = udp('10.0.0.1', 5000, '10.0.0.1', 53);
+    r.hooks.output.run(q, null, null);
+    const e = q.ct as CtEntry;
+    const copy = q.clone();
+    r.hooks.prerouting.run(copy, null, null);
+    expect(copy.ct).toBe(e);
+    expect(copy.ctInfo).toBe(IP_CT_NEW);
+    r.hooks.input.run(copy, null, null);
+    expect(r.ct.count).toBe(1);
+    expect(e.status & IPS_SEEN_REPLY).toBe(0);
+  });
+
+  it('provider: state, status, direction, mark, tuple; before conntrack runs every packet is new', () => {
+    const r = new CtRig();
+    const p = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    r.forward(p);
+    expect(r.ct.state(p)).toBe(CT_STATE_NEW);
+    const q = udp('10.0.1.2', 53, '10.0.0.1', 5000);
+    r.forward(q);
+    expect(r.ct.state(q)).toBe(CT_STATE_ESTABLISHED);
+    expect(r.ct.direction(q)).toBe(1);
+    expect(r.ct.status(q) & IPS_SEEN_REPLY).not.toBe(0);
+    expect(r.ct.tuple(q, 0, 0)).toBe(ip('10.0.0.1'));
+    expect(r.ct.tuple(q, 1, 2)).toBe(53);
+    expect(r.ct.tuple(q, 0, 4)).toBe(17);
+    const events: string[] = [];
+    r.ct.on((ev) => events.push(ev));
+    r.ct.setMark(q, 0x42);
+    expect(r.ct.mark(p)).toBe(0x42);
+    expect(events).toEqual(['update']);
+    expect(r.ct.alive(r.ct.entry(p)!)).toBe(true);
+    r.ct.delete(p.ct as CtEntry);
+    expect(r.ct.alive(r.ct.entry(p)!)).toBe(false);
+    expect(events).toEqual(['update', 'destroy']);
+    // A deleted entry's flow starts NEW again.
+    const again = udp('10.0.1.2', 53, '10.0.0.1', 5000);
+    r.forward(again);
+    expect(again.ctInfo).toBe(IP_CT_NEW);
+    // Not running: no hooks, and packets read as new (as before conntrack existed).
+    r.ct.setNeeded('test', false);
+    expect(r.ct.active).toBe(false);
+    expect(r.hooks.prerouting.empty).toBe(true);
+    const x = udp('10.0.0.1', 1, '10.0.1.2', 2);
+    r.forward(x);
+    expect(x.ct).toBeNull();
+    expect(r.ct.state(x)).toBe(CT_STATE_NEW);
+    expect(r.ct.status(x)).toBe(0);
+  });
+
+  it('flush and forEach with deletion while iterating', () => {
+    const r = new CtRig();
+    for (let i = 0; i < 50; i++) r.forward(udp('10.0.0.1', 1000 + i, '10.0.1.2', 53));
+    let seen = 0;
+    r.ct.forEach((e) => {
+      seen++;
+      if (e.osp % 2 === 0) r.ct.delete(e);
+    });
+    expect(seen).toBe(50);
+    expect(r.ct.count).toBe(25);
+    expect(r.ct.flush()).toBe(25);
+    expect(r.ct.count).toBe(0);
+  });
+
+  it('nf_conntrack_buckets resizes the table and keeps every entry', () => {
+    const r = new CtRig();
+    for (let i = 0; i < 300; i++) r.forward(udp('10.0.0.1', 1000 + i, '10.0.1.2', 53));
+    r.sysctl.set('net.netfilter.nf_conntrack_buckets', '16');
+    expect(r.ct.buckets).toBe(16);
+    for (let i = 0; i < 300; i++) expect(r.ct.find(17, ip('10.0.1.2'), ip('10.0.0.1'), 53, 1000 + i)).not.toBeNull();
+    expect(r.ct.count).toBe(300);
+  });
+
+  it('nf_conntrack_max: 100,000 new flows keep the count at the max, with early drops and drops counted', () => {
+    const r = new CtRig();
+    r.sysctl.set('net.netfilter.nf_conntrack_max', '1000');
+    r.sysctl.set('net.netfilter.nf_conntrack_buckets', '1024');
+    // An assured flow is never early-dropped.
+    const a = udp('10.0.0.9', 9, '10.0.1.9', 9);
+    r.forward(a);
+    r.forward(udp('10.0.1.9', 9, '10.0.0.9', 9));
+    r.time.advance(3000);
+    r.forward(udp('10.0.0.9', 9, '10.0.1.9', 9));
+    const assured = a.ct as CtEntry;
+    expect(assured.status & IPS_ASSURED).not.toBe(0);
+    let passed = 0;
+    let most = 0;
+    for (let i = 0; i < 100_000; i++) {
+      const p = udp(`10.1.${(i >> 8) & 0xff}.${i & 0xff}`, 1024 + (i % 50000), '10.0.1.2', 53);
+      if (r.forward(p)) passed++;
+      if (r.ct.count > most) most = r.ct.count;
+    }
+    // early_drop empties a whole bucket of unassured entries, so the count may sit a little under the max.
+    expect(most).toBe(1000);
+    expect(r.ct.count).toBeGreaterThanOrEqual(990);
+    expect(r.ct.stats.early_drop).toBeGreaterThan(0);
+    expect(r.ct.stats.drop).toBe(100_000 - passed);
+    expect(assured.hashed).toBe(true);
+    expect(r.ct.stats.insert).toBe(passed + 1);
+    // A TCP SYN too: with no unassured entry near its bucket, a full table drops it.
+    r.sysctl.set('net.netfilter.nf_conntrack_max', String(r.ct.count));
+    r.ct.forEach((e) => {
+      e.status |= IPS_ASSURED;
+    });
+    const drops = r.ct.stats.drop;
+    expect(r.forward(tcp('10.0.0.1', 40000, '10.0.1.2', 80, { seq: 1, flags: SYN }))).toBe(false);
+    expect(r.ct.stats.drop).toBe(drops + 1);
+  });
+});
