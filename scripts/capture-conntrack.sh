@@ -203,6 +203,22 @@ run -L -g 10.231.62.2:81
 run -L -j
 run -L --any-nat 10.231.62.1
 run -L -p tcp -s 10.231.61.2 --state ESTABLISHED -m 42
+run --dum -p udp
+run -L -p tcp --sport=40001
+run -Lconntrack -p icmp
+run -L -p tcp --state established
+run -L -u !ASSURED
+run -L -u ASSURED,!SEEN_REPLY
+run -L -u SEEN -p icmp
+run -L -s 10.231.61.2 -d 10.231.62.2 -r 10.231.62.2 -q 10.231.61.2
+run -L -s 10.231.61.2 --mask-src 255.255.0.0 -p icmp
+run -L -i 1
+run -L -w 0 -p icmp
+run -L -f ipv6
+run -L expect
+run -L dying
+run -L unconfirmed
+run -C expect
 section 'get'
 run -G -p tcp -s 10.231.61.2 -d 10.231.62.2 --sport 40001 --dport 5001
 run --get -p udp --src 10.231.61.2 --dst 10.231.62.2 --sport 40004 --dport 5004
@@ -222,6 +238,8 @@ run -U -p tcp --dport 5001 -m 7
 run -U -p udp --dport 5999 -m 1
 run -U -s 10.231.61.2 -p udp --sport 40004 --mark 0x100
 run -L -m 0x100
+run -U -d 10.231.61.1 -m 7
+run -L -m 7
 section 'delete'
 run -D -p udp --dport 5005
 run -L -p udp
@@ -244,10 +262,10 @@ ev_end() {
   sed 's/^/! /' "$tmp/e" >> "$out"
   [ "$code" = 0 ] || printf '(exit %s)\n' "$code" >> "$out"
 }
+ip netns exec $B socat TCP-LISTEN:5003,reuseaddr SYSTEM:'cat' >/dev/null 2>&1 &
 ev -E
 udp_send 40011 10.231.62.2 5010
 echo hi | ip netns exec $A socat - TCP:10.231.62.2:5003,sourceport=40012 >/dev/null || true
-ip netns exec $B socat TCP-LISTEN:5003,reuseaddr SYSTEM:'cat' >/dev/null 2>&1 &
 sleep 0.3
 ip netns exec $R conntrack -D -p udp --sport 40011 >/dev/null 2>&1
 ev_end
@@ -316,4 +334,14 @@ run -L -p udp --state ESTABLISHED
 run -L -p udp --icmp-type 8
 run -L -f ipv5
 run -L -f ipv6 -s 10.231.61.2
+run -L --orig
+run -L -z -p tcp
+run -L --mask-src 255.255.0.0
+run -L -r 10.231.62.2 --sport 1
+run -G -p tcp -s 10.231.61.2/24 -d 10.231.62.2 --sport 1 --dport 2
+run -L -n 10.231.62.1/24
+run -L -g 10.231.62.2:
+run -L -g 10.231.62.2:x
+run -U expect
+run -L -o xml,save
 run -V

@@ -34,6 +34,8 @@ const USAGE = `Usage:
         iptables [-t TABLE] -A|-I|-D|-R|-F|-Z|-N|-X|-E|-P|-L|-S|-C ... (as iptables)
         iptables-save [-c] [-t TABLE] | iptables-restore [-n] [-c] [-t] [-T TABLE] [FILE]
         nft [-a] [-s] [-n] [-y] [-t] [-c] [-f FILE|-] COMMAND...
+        conntrack -L|-G|-D|-U|-E|-F|-C|-S [-p PROTO] [-s|-d|-r|-q ADDR] [--sport|--dport N]
+                  [-m MARK[/MASK]] [-u STATUS] [-n|-g|-j] [-o extended,id,timestamp] (as conntrack)
       ("ip" in front of link/addr/route/neigh is optional.)
 
 Config file: one command a line, as above; "#" starts a comment.
@@ -136,6 +138,8 @@ async function main(argv: string[]): Promise<void> {
     const code = await runRemote(ctl, args, undefined, undefined, {
       stdin: first === 'nc' || nftStdin || iptStdin ? process.stdin : undefined,
       columns: process.stdout.isTTY ? process.stdout.columns : undefined,
+      // conntrack -E ends on ^C with its summary line, as conntrack does.
+      interruptible: first === 'conntrack',
     });
     process.exitCode = code;
   } catch (e) {

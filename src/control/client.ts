@@ -10,6 +10,8 @@ export interface RemoteOptions {
   stdout?: NodeJS.WritableStream;
   /** The terminal width, when stdout is a terminal. */
   columns?: number;
+  /** ^C is passed on to the command (which ends with its own summary); a second ^C quits at once. */
+  interruptible?: boolean;
 }
 
 /**
@@ -75,6 +77,16 @@ export function runRemote(
       const d = stdin as NodeJS.ReadableStream & { destroy?: () => void };
       d.destroy?.();
     };
+    let onSigint: (() => void) | null = null;
+    if (opts.interruptible) {
+      let interrupted = false;
+      onSigint = () => {
+        if (interrupted || code !== null) process.exit(130);
+        interrupted = true;
+        c.write(JSON.stringify({ type: 'interrupt' } satisfies ControlInput) + '\n');
+      };
+      process.on('SIGINT', onSigint);
+    }
     c.setEncoding('utf8');
     c.once('connect', () => {
       const req: ControlRequest = { argv };
@@ -129,6 +141,7 @@ export function runRemote(
       else reject(new ControlClientError(`control socket ${path}: ${e.message}`));
     });
     c.on('close', () => {
+      if (onSigint !== null) process.removeListener('SIGINT', onSigint);
       stopInput();
       if (code === null) reject(new ControlClientError('the daemon closed the connection without an answer'));
       else resolve(code);

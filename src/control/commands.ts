@@ -8,6 +8,7 @@ import { parseIptables } from './iptables.js';
 import { parseIp4, parseMac } from '../wire/addr.js';
 import { SERVICE_DEFAULT_PORTS, SERVICE_NAMES, serviceProtos, type ServiceName, type ServiceProto } from '../services/registry.js';
 import { parseRoute, parseRule, type RouteCommand } from './ip-route.js';
+import { checkConntrackArgs, conntrackChanges } from './conntrack.js';
 
 /**
  * The command language: the lines of a config file and the commands the control
@@ -32,10 +33,13 @@ export type Command =
   /** `nft ARGS...`, run by control/nft.ts. */
   | { kind: 'nft'; argv: string[] }
   /** `iptables ARGS...`, run by control/iptables.ts. */
-  | { kind: 'iptables'; argv: string[] };
+  | { kind: 'iptables'; argv: string[] }
+  /** `conntrack ARGS...`, run by control/conntrack.ts (-D, -F and -U change the table). */
+  | { kind: 'conntrack'; argv: string[]; changes: boolean };
 
 /** Commands that change state (allowed in a config file). */
 export function isConfigCommand(c: Command): boolean {
+  if (c.kind === 'conntrack') return c.changes;
   return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'route-show' && c.kind !== 'rule-show' && c.kind !== 'nstat' && c.kind !== 'sysctl-get' && c.kind !== 'service-list';
 }
 
@@ -51,6 +55,7 @@ export function parseCommand(argv: readonly string[]): Command {
   if (words[0] === 'service') return parseService(new Words(words.slice(1)));
   if (words[0] === 'nft') return checkNft(words.slice(1));
   if (words[0] === 'iptables') return checkIptables(words.slice(1));
+  if (words[0] === 'conntrack') return checkConntrack(words.slice(1));
   if (words[0] === 'ip') {
     words = words.slice(1);
     // iproute2's global options come before the object.
@@ -374,4 +379,11 @@ function checkIptables(argv: string[]): Command {
     throw e;
   }
   return { kind: 'iptables', argv };
+}
+
+/** `conntrack ...`: checked here as conntrack-tools checks its command line; carried out by control/conntrack.ts. */
+function checkConntrack(argv: string[]): Command {
+  const err = checkConntrackArgs(argv);
+  if (err !== null) throw new CommandError(err);
+  return { kind: 'conntrack', argv, changes: conntrackChanges(argv) };
 }

@@ -18,6 +18,7 @@ import {
   IPS_SRC_NAT_DONE,
   type CtEntry,
 } from '../conntrack/entry.js';
+import type { Stack } from '../stack.js';
 import { CONNTRACK_VERSION, ctime, eventTimestamp, formatEntry, formatStats, type CtEventKind } from './conntrack-format.js';
 
 /** What the command needs of the connection tracking table (src/conntrack/conntrack.ts). */
@@ -1060,7 +1061,8 @@ function execute(env: ConntrackEnv, c: CtCommand): CtResult {
   if ((c.output & O_SAVE) !== 0) exitError(OTHER_PROBLEM, 'save output is not supported here');
   switch (c.cmd) {
     case CT_LIST: {
-      if (c.table === 'dying' || c.table === 'unconfirmed') break; // nothing waits there between packets
+      // Nothing waits in the dying or unconfirmed lists between packets here.
+      if (c.table === 'dying' || c.table === 'unconfirmed') return { stdout: '', stderr: summary('0 flow entries have been shown.'), code: 0 };
       if (c.options & COMPARISON && c.options & bit(O_ZERO)) exitError(PARAMETER_PROBLEM, "Can't use -z with filtering parameters");
       maskCheck(c);
       ct.forEach((e) => {
@@ -1270,7 +1272,8 @@ export function runConntrackStream(env: ConntrackEnv, argv: readonly string[], i
         if ((mask & evBit[ev]) === 0 || c.family === 6 || filtered(c, e)) return;
         let s = (c.output & O_TMS) !== 0 ? eventTimestamp(env.wallNow()) : '';
         s += line(env, c, e, null, ev);
-        if (actingPortid !== 0) s += ` [USERSPACE] portid=${actingPortid}`;
+        // A change made by a conntrack command names it, as the kernel names the netlink socket it came from.
+        if (actingPortid !== 0) s += ` [USERSPACE] portid=${actingPortid} progname=conntrack`;
         io.out(s + '\n');
         counter++;
       });
@@ -1287,3 +1290,24 @@ export function runConntrackStream(env: ConntrackEnv, argv: readonly string[], i
     io.onClose(() => finish(false));
   });
 }
+
+/** The stack's table and clocks as the command sees them; null when the stack has no connection tracking. */
+export function stackConntrackEnv(stack: Stack): ConntrackEnv | null {
+  const ct = (stack as unknown as { conntrack?: ConntrackView }).conntrack;
+  if (ct === undefined || ct === null) return null;
+  return {
+    ct,
+    now: () => stack.time.now(),
+    wallNow: () => Date.now(),
+    sysctl: (name) => {
+      try {
+        return stack.sysctl.get(name);
+      } catch {
+        return 0;
+      }
+    },
+    random: () => stack.random(),
+  };
+}
+
+export const CONNTRACK_UNAVAILABLE = `${CONNTRACK_VERSION}: Operation failed: connection tracking is not available\n`;

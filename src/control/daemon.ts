@@ -11,6 +11,7 @@ import { runSs } from './ss.js';
 import { parseNc, runNc } from './nc.js';
 import { runIptablesCommand } from './iptables.js';
 import { runNft, stackNftIo } from './nft.js';
+import { CONNTRACK_UNAVAILABLE, conntrackChanges, runConntrackStream, stackConntrackEnv } from './conntrack.js';
 import type { CommandStream } from './protocol.js';
 import { PcapWriter } from '../link/pcap.js';
 import type { Logger } from '../log.js';
@@ -118,6 +119,7 @@ export class Daemon {
       return runNc(this.stack, o, out);
     }
     if (argv[0] === 'nft') return this.nft(argv.slice(1), out);
+    if (argv[0] === 'conntrack') return this.conntrack(argv.slice(1), out);
     if (argv[0] === 'ping') {
       try {
         return runPing(this.stack, parsePing(argv.slice(1)), out);
@@ -184,6 +186,24 @@ export class Daemon {
         () => resolve(run(Buffer.concat(chunks).toString('utf8'))),
       );
     });
+  }
+
+  /** `conntrack ...`; -E streams events until the client interrupts or goes. */
+  private conntrack(args: string[], out: CommandStream): number | Promise<number> {
+    const env = stackConntrackEnv(this.stack);
+    if (env === null) {
+      out.err(CONNTRACK_UNAVAILABLE);
+      return 1;
+    }
+    const r = runConntrackStream(env, args, out);
+    let changes = false;
+    try {
+      changes = conntrackChanges(args);
+    } catch {
+      /* a bad command line changed nothing */
+    }
+    if (changes && r === 0) this.log.info({ argv: ['conntrack', ...args] }, 'command');
+    return r;
   }
 
   async close(): Promise<void> {

@@ -24,7 +24,8 @@ export type ControlMessage =
   | { type: 'ack'; bytes: number }
   | { type: 'exit'; code: number };
 
-export type ControlInput = { type: 'in'; data: string } | { type: 'in-end' };
+/** `interrupt`: the user pressed ^C on a command that ends on it (conntrack -E prints its summary). */
+export type ControlInput = { type: 'in'; data: string } | { type: 'in-end' } | { type: 'interrupt' };
 
 /** Input bytes the client may have in flight. */
 export const INPUT_WINDOW = 256 * 1024;
@@ -54,4 +55,6 @@ export interface CommandStream extends CommandOutput {
   ack(bytes: number): void;
   /** The client has gone. */
   onClose(cb: () => void): void;
+  /** The user interrupted the command (^C); without a callback the connection is closed. */
+  onInterrupt(cb: () => void): void;
 }

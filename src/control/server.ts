@@ -60,6 +60,7 @@ export class ControlServer {
     let unacked = 0;
     const drainCbs: (() => void)[] = [];
     const closeCbs: (() => void)[] = [];
+    const interruptCbs: (() => void)[] = [];
     c.setEncoding('utf8');
     const gone = (): void => {
       if (closed) return;
@@ -101,6 +102,10 @@ export class ControlServer {
         }
         input(m);
       } else if (m.type === 'in-end') input(m);
+      else if (m.type === 'interrupt') {
+        if (interruptCbs.length === 0) c.destroy();
+        else for (const cb of interruptCbs.splice(0)) cb();
+      }
     };
     c.on('data', (chunk: string) => {
       buf += chunk;
@@ -153,6 +158,9 @@ export class ControlServer {
           onClose: (cb) => {
             if (closed) queueMicrotask(cb);
             else closeCbs.push(cb);
+          },
+          onInterrupt: (cb) => {
+            interruptCbs.push(cb);
           },
         }, send, c);
       }

@@ -1,5 +1,11 @@
 import * as fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ControlServer } from '../../src/control/server.js';
+import { parseConfig } from '../../src/control/commands.js';
+import { silentLogger } from '../../src/log.js';
 import {
   CtEntry,
   IPS_ASSURED,
@@ -9,8 +15,11 @@ import {
   IPS_SEEN_REPLY,
   IPS_SRC_NAT,
   IPS_SRC_NAT_DONE,
-  TCP_CONNTRACK_CLOSE,
+  TCP_CONNTRACK_CLOSE_WAIT,
   TCP_CONNTRACK_ESTABLISHED,
+  TCP_CONNTRACK_FIN_WAIT,
+  TCP_CONNTRACK_LAST_ACK,
+  TCP_CONNTRACK_SYN_RECV,
   TCP_CONNTRACK_SYN_SENT,
   TCP_CONNTRACK_TIME_WAIT,
 } from '../../src/conntrack/entry.js';
@@ -128,7 +137,7 @@ const B = '10.231.62.2';
 const REPLIED = IPS_SEEN_REPLY;
 const ASSURED = IPS_SEEN_REPLY | IPS_ASSURED;
 
-/** The connections scripts/capture-conntrack.sh makes, in the order the kernel listed them. */
+/** The connections scripts/capture-conntrack.sh makes. */
 function traffic(): CtEntry[] {
   return [
     entry(6, [A, RA, 40008, 8080], [B, A, 80, 40008], ASSURED | IPS_DST_NAT, TCP_CONNTRACK_ESTABLISHED),
@@ -176,6 +185,13 @@ function env(table: FakeTable, sysctls: Record<string, number> = {}): ConntrackE
  */
 const SKIP = new Set(['-U -p tcp --dport 5001 -m 7']);
 
+/** The entries in the order of the capture's first listing (the kernel's hash order), so listings compare line by line. */
+function inKernelOrder(entries: CtEntry[], all: Case[]): CtEntry[] {
+  const first = all.find((c) => c.args.join(' ') === '-L')!.stdout;
+  const pos = (e: CtEntry): number => first.findIndex((l) => l.includes(e.proto === 1 ? `id=${e.osp} ` : `sport=${e.osp} dport=${e.odp} `));
+  return [...entries].sort((a, b) => pos(a) - pos(b));
+}
+
 describe('conntrack: the kernel-recorded sessions', () => {
   const all = cases();
 
@@ -185,7 +201,7 @@ describe('conntrack: the kernel-recorded sessions', () => {
 
   it('replays every command of the capture in order, with its output, errors and exit code', () => {
     const table = new FakeTable();
-    table.entries = traffic();
+    table.entries = inKernelOrder(traffic(), all);
     const sysctls: Record<string, number> = {};
     let checked = 0;
     for (const c of all) {
@@ -218,7 +234,8 @@ describe('conntrack: the kernel-recorded sessions', () => {
 
 describe('conntrack -E', () => {
   const evCases = cases().filter((c) => c.section === 'events');
-  const portid = (s: string): string => s.replace(/portid=\d+/g, 'portid=N');
+  // The port id is the deleting socket's; the kernel finds the program's name only while it still runs.
+  const portid = (s: string): string => s.replace(/portid=\d+( progname=\S+)?/g, 'portid=N');
 
   function stream(table: FakeTable, args: string[]) {
     let out = '';
@@ -248,7 +265,7 @@ describe('conntrack -E', () => {
     return { out: portid(c.stdout.map((l) => l + '\n').join('')), err: c.stderr.map((l) => l + '\n').join(''), code: c.code };
   }
 
-  it('streams new, update and destroy as the kernel reported a UDP exchange, a refused TCP connection and a delete', async () => {
+  it('streams new, update and destroy as the kernel reported a UDP exchange, a TCP connection and a delete', async () => {
     const c = evCases.find((x) => x.args.join(' ') === '-E')!;
     const table = new FakeTable();
     const s = stream(table, ['-E']);
@@ -262,11 +279,21 @@ describe('conntrack -E', () => {
     table.left.set(tcp, 120);
     table.entries.push(tcp);
     table.emit('new', tcp);
-    // The RST answering the SYN closes it; the entry goes at once.
-    tcp.state = TCP_CONNTRACK_CLOSE;
-    table.left.set(tcp, 119);
-    table.entries = table.entries.filter((x) => x !== tcp);
-    table.emit('destroy', tcp);
+    // The handshake, the data and the close as nf_conntrack_proto_tcp moves through them, each with its timeout.
+    const steps: [number, number, number][] = [
+      [TCP_CONNTRACK_SYN_RECV, IPS_SEEN_REPLY, 60],
+      [TCP_CONNTRACK_ESTABLISHED, IPS_SEEN_REPLY | IPS_ASSURED, 432000],
+      [TCP_CONNTRACK_FIN_WAIT, IPS_SEEN_REPLY | IPS_ASSURED, 120],
+      [TCP_CONNTRACK_CLOSE_WAIT, IPS_SEEN_REPLY | IPS_ASSURED, 60],
+      [TCP_CONNTRACK_LAST_ACK, IPS_SEEN_REPLY | IPS_ASSURED, 30],
+      [TCP_CONNTRACK_TIME_WAIT, IPS_SEEN_REPLY | IPS_ASSURED, 120],
+    ];
+    for (const [state, status, left] of steps) {
+      tcp.state = state;
+      tcp.status |= status;
+      table.left.set(tcp, left);
+      table.emit('update', tcp);
+    }
     table.left.set(udp, 29);
     const del = runConntrack(env(table), ['-D', '-p', 'udp', '--sport', '40011']);
     expect(del.code).toBe(0);
@@ -387,5 +414,54 @@ describe('conntrack: reading the command line', () => {
     expect(runConntrack(env(t), ['-C']).stdout).toBe('9\n');
     runConntrack(env(t), ['-F']);
     expect(runConntrack(env(t), ['-C']).stdout).toBe('0\n');
+  });
+});
+
+describe('conntrack over the control socket and in config files', () => {
+  it('-E streams over the socket and, on the client\'s interrupt, ends with the summary and exit 0', async () => {
+    const table = new FakeTable();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-ct-'));
+    const p = path.join(dir, 'ctl.sock');
+    const server = new ControlServer(p, (argv, io) => runConntrackStream(env(table), argv.slice(1), io), silentLogger);
+    await server.listen();
+    try {
+      const c = net.connect(p);
+      const msgs: { type: string; data?: string; code?: number }[] = [];
+      let buf = '';
+      const ended = new Promise<void>((resolve) => c.on('close', () => resolve()));
+      c.setEncoding('utf8');
+      c.on('data', (d: string) => {
+        buf += d;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          msgs.push(JSON.parse(buf.slice(0, nl)));
+          buf = buf.slice(nl + 1);
+        }
+      });
+      await new Promise<void>((resolve) => c.once('connect', () => resolve()));
+      c.write(JSON.stringify({ argv: ['conntrack', '-E', '-p', 'udp'] }) + '\n');
+      await new Promise((r) => setTimeout(r, 50));
+      const u = entry(17, [A, B, 40011, 5010], [B, A, 5010, 40011], 0);
+      table.left.set(u, 30);
+      table.emit('new', u);
+      table.emit('new', entry(6, [A, B, 1, 2], [B, A, 2, 1], 0, TCP_CONNTRACK_SYN_SENT));
+      await new Promise((r) => setTimeout(r, 50));
+      c.write(JSON.stringify({ type: 'interrupt' }) + '\n');
+      await ended;
+      expect(msgs).toEqual([
+        { type: 'out', data: '    [NEW] udp      17 30 src=10.231.61.2 dst=10.231.62.2 sport=40011 dport=5010 [UNREPLIED] src=10.231.62.2 dst=10.231.61.2 sport=5010 dport=40011\n' },
+        { type: 'err', data: 'conntrack v1.4.7 (conntrack-tools): 1 flow events have been shown.\n' },
+        { type: 'exit', code: 0 },
+      ]);
+    } finally {
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a config file takes the commands that change the table and refuses the others, naming the line', () => {
+    expect(parseConfig('conntrack -F\nconntrack -D -p udp --dport 53\nconntrack -U -m 1').map((l) => l.cmd.kind)).toEqual(['conntrack', 'conntrack', 'conntrack']);
+    expect(() => parseConfig('# listing\nconntrack -L')).toThrow(/line 2: .*show commands do not belong/);
+    expect(() => parseConfig('conntrack -F -p tcp')).toThrow("line 1: conntrack v1.4.7 (conntrack-tools): Illegal option `--protonum' with this command");
   });
 });
