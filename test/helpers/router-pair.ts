@@ -137,7 +137,8 @@ export class RouterPair {
         onA: (c, t) => st.a.runAsync(c, t),
         onB: (c, t) => st.b.runAsync(c, t),
         nft: (args, input) => shAsync(`${ctl} nft ${args}${input !== undefined ? ` <<'EOF'\n${input}EOF` : ''}`),
-        iptables: (args) => shAsync(`${ctl} iptables ${args}`),
+        // Through the control socket (no process per command); the words go unquoted.
+        iptables: (args) => st.ctlRun('iptables', ...args.split(' ')),
       },
       {
         name: 'kernel',

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { shOk } from '../helpers/harness.js';
 import { RouterPair, type Probe, type ProbeResult } from '../helpers/router-pair.js';
 
 // The stack as a router and a kernel router namespace side by side, with the
@@ -321,6 +322,79 @@ add rule ip keep f udp dport 7503 counter frob
     const [vs, vk] = await pair.both((v) => v.iptables('-L FORWARD -n -v -x --line-numbers'));
     // The policy line carries the base chain's policy counters, which the stack does not keep: compared from the rule lines on.
     expect(vs.stdout.split('\n').slice(1)).toEqual(vk.stdout.split('\n').slice(1));
+  }, 60_000);
+
+  it('log lines: the stack writes what the kernel writes (dmesg, nf_log_all_netns=1)', async () => {
+    // A prefix of this run only, so lines from elsewhere in the shared ring buffer never count.
+    const P = `tsrt${pair.id}x${Date.now() % 10000}`;
+    await pair.load(`table ip lg {
+	chain pre_mangle {
+		type filter hook prerouting priority mangle; policy accept;
+		udp dport 7602 meta mark set 0x0000002a
+	}
+
+	chain fwd_filter {
+		type filter hook forward priority filter; policy accept;
+		iifname "${pair.devA}" log prefix "${P}F "
+	}
+
+	chain in_filter {
+		type filter hook input priority filter; policy accept;
+		icmp type echo-request log prefix "${P}I "
+	}
+
+	chain out_filter {
+		type filter hook output priority filter; policy accept;
+		icmp type { echo-reply, time-exceeded } log prefix "${P}O "
+	}
+}
+`);
+    const old = shOk('sysctl -n net.netfilter.nf_log_all_netns').trim();
+    let kernelLines: string[];
+    const logStart = pair.stack.daemonLog.length;
+    try {
+      shOk('sysctl -qw net.netfilter.nf_log_all_netns=1');
+      let port = 44000;
+      const probes: Probe[] = [
+        { src: a(1), dst: bHost, proto: 'tcp', sport: port++, dport: 7600, flags: 'S', tos: 0x10, df: true },
+        { src: a(1), dst: bHost, proto: 'udp', sport: port++, dport: 7601, len: 60 },
+        { src: a(1), dst: bHost, proto: 'udp', sport: port++, dport: 7602 },
+        { src: a(1), dst: bHost, proto: 'icmp', len: 84 },
+        { src: a(1), dst: a(2), proto: 'icmp', ttl: 7 },
+        { src: a(1), dst: bHost, proto: 'udp', sport: port++, dport: 7603, ttl: 1 },
+      ];
+      await pair.probe(probes, { gap: 0.05, wait: 0.5 });
+      // The same through iptables' LOG target (a prefix without spaces: the words go as they are).
+      await pair.both((v) => v.nft('flush ruleset'));
+      for (const r of [`-A FORWARD -p tcp --dport 7610 -j LOG --log-prefix ${P}J:`, `-A INPUT -p icmp -j LOG --log-prefix ${P}K: --log-level 4`]) {
+        const [rs, rk] = await pair.both((v) => v.iptables(r));
+        expect([rs.code, rk.code], rs.stderr + rk.stderr).toEqual([0, 0]);
+      }
+      await pair.probe(
+        [
+          { src: a(1), dst: bHost, proto: 'tcp', sport: port++, dport: 7610, flags: 'SAPUEC', tos: 0xb9 },
+          { src: a(1), dst: a(2), proto: 'icmp', len: 40 },
+        ],
+        { gap: 0.05, wait: 0.5 },
+      );
+      kernelLines = shOk('dmesg -t')
+        .split('\n')
+        .filter((l) => l.startsWith(P));
+    } finally {
+      shOk(`sysctl -qw net.netfilter.nf_log_all_netns=${old}`);
+    }
+    const stackLines = pair.stack.daemonLog
+      .slice(logStart)
+      .split('\n')
+      .filter((l) => l.includes(P))
+      .map((l) => (JSON.parse(l) as { nft: string }).nft);
+    // What the routers send themselves (the O lines) carries each one's own IP ID;
+    // everything else, MAC= included (both sides use the same MACs), must be the kernel's.
+    const own = (l: string): string => (l.startsWith(`${P}O `) ? l.replace(/ ID=\d+ /, ' ID=X ') : l);
+    expect(stackLines.map(own)).toEqual(kernelLines.map(own));
+    expect(kernelLines.length).toBe(9);
+    expect(kernelLines[7]).toMatch(/J:IN=.* CWR ECE URG ACK PSH SYN URGP=0 $/);
+    expect(kernelLines[0]).toMatch(/ MAC=02:00:0a:e7:28:02:02:00:0a:e7:28:01:08:00 SRC=/);
   }, 60_000);
 });
 
