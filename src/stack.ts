@@ -5,6 +5,7 @@ import { Packet, PacketPool } from './packet/packet.js';
 import { Time, RealTime } from './time/timers.js';
 import { IcmpMsgCounters, newMib, type Mib } from './mib.js';
 import { Ipv4 } from './ip/ipv4.js';
+import type { Flow } from './ip/fib.js';
 import { Icmp } from './ip/icmp.js';
 import { Forwarder } from './ip/forward.js';
 import { Ipv4DevConf } from './ip/devconf.js';
@@ -204,6 +205,32 @@ export class Stack implements InterfaceHost {
 
   random(): number {
     return this.rng.next();
+  }
+
+  private readonly masqFlow: Flow = { dst: 0, src: 0, iif: null, oif: null, mark: 0, tos: 0, proto: 0, sport: 0, dport: 0 };
+
+  /**
+   * The address masquerade gives a flow leaving by `outIf` towards `dst`
+   * (nf_nat_masquerade_ipv4: inet_select_addr for the next hop): `outIf`'s
+   * address on the next hop's subnet, else its first; an interface without
+   * one lends another interface's, as Linux does. 0 when the host has none.
+   */
+  masqueradeAddress(outIf: Interface, dst: number): number {
+    const f = this.masqFlow;
+    f.dst = dst;
+    f.oif = outIf;
+    const r = this.ip.routeFlow(f);
+    f.oif = null;
+    const nh = r.type === 'unicast' && r.route.dev === outIf && r.route.gateway !== 0 ? r.route.gateway : dst;
+    if (outIf.addrs.length > 0) return outIf.sourceFor(nh);
+    for (const i of this.ifaces) if (i.addrs.length > 0) return i.addrs[0].addr;
+    return 0;
+  }
+
+  /** The address REDIRECT sends to (nf_nat_redirect_ipv4): the in interface's first address; 127.0.0.1 for our own packets. */
+  redirectAddress(inIf: Interface | null): number {
+    if (inIf === null) return 0x7f000001;
+    return inIf.primaryAddr();
   }
 
   /** Bytes from the seeded generator: keys that must repeat from run to run in tests. */

@@ -5,7 +5,7 @@ import type { Time } from '../time/timers.js';
 import { Hooks, VERDICT_ACCEPT } from './hooks.js';
 import { RouteTable, routeMtu, type Route } from './route.js';
 import { Fib, type FibResult, type Flow } from './fib.js';
-import { getU16 } from '../wire/bytes.js';
+import { getU16, getU32 } from '../wire/bytes.js';
 import { Ipv4View, IPPROTO_ICMP, fillIpv4Checksum } from '../wire/ipv4.js';
 import { setU32 } from '../wire/bytes.js';
 import { badOptionOffset } from './options.js';
@@ -116,6 +116,8 @@ export class Ipv4 {
   /** One of our addresses, or in a prefix a local route makes ours (Linux inet_addr_type: RTN_LOCAL). */
   isLocal(ip: number): boolean {
     if (this.local.has(ip)) return true;
+    // 127/8 is ours as Linux's lo makes it; only REDIRECT of our own packets sends there.
+    if (ip >>> 24 === 127) return true;
     if (this.fib.localRoutes === 0) return false;
     const f = this.probeFlow;
     f.dst = ip;
@@ -130,7 +132,7 @@ export class Ipv4 {
 
   // ---- receive: RFC 1122 §3.2.1, in the order Linux's ip_rcv checks ----
 
-  input(pkt: Packet, iface: Interface): void {
+  input(pkt: Packet, iface: Interface, looped = false): void {
     const mib = this.mib;
     mib.IpInReceives++;
     const v = this.view;
@@ -161,7 +163,7 @@ export class Ipv4 {
       }
     }
     mib.IpExtInOctets += total;
-    const dst = v.dst;
+    let dst = v.dst;
     const src = v.src;
     // RFC 1122 §3.2.1.3: a source that is broadcast or multicast is a martian.
     if (src === 0xffffffff || src >>> 28 === 0xe) {
@@ -176,8 +178,13 @@ export class Ipv4 {
       v.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
     }
     const hooks = this.hooks;
-    if (!hooks.prerouting.empty && hooks.prerouting.run(pkt, iface, null) !== VERDICT_ACCEPT) return;
-    let forUs = this.local.has(dst);
+    if (!hooks.prerouting.empty) {
+      if (hooks.prerouting.run(pkt, iface, null) !== VERDICT_ACCEPT) return;
+      // DNAT may have changed the destination: the decision below takes the new one (nf_nat_ipv4_in).
+      dst = getU32(pkt.buf, pkt.l3 + 16);
+    }
+    // A datagram looped back to 127/8 (REDIRECT of our own traffic) is ours, as on Linux's lo.
+    let forUs = this.local.has(dst) || (looped && dst >>> 24 === 127);
     if (!forUs) {
       if (pkt.linkBroadcast || iface.linkType === 'ip') {
         if (iface.isBroadcast(dst)) {
@@ -231,7 +238,12 @@ export class Ipv4 {
       pkt = whole;
       hlen = (pkt.buf[pkt.start] & 0x0f) << 2;
     }
-    if (!this.hooks.input.empty && this.hooks.input.run(pkt, iface, null) !== VERDICT_ACCEPT) return;
+    if (!this.hooks.input.empty) {
+      if (this.hooks.input.run(pkt, iface, null) !== VERDICT_ACCEPT) return;
+      // SNAT in INPUT may have changed the source (and DNAT before it the destination).
+      src = getU32(pkt.buf, pkt.start + 12);
+      dst = getU32(pkt.buf, pkt.start + 16);
+    }
     const h = this.handlers[proto];
     if (h === undefined) {
       mib.IpInUnknownProtos++;
@@ -319,15 +331,55 @@ export class Ipv4 {
     setU32(b, o + 16, dst);
     fillIpv4Checksum(b, o, 20);
     pkt.l3 = o;
-    if (!this.hooks.output.empty && this.hooks.output.run(pkt, null, dev) !== VERDICT_ACCEPT) {
-      mib.IpOutDiscards++;
-      return 'EPERM';
+    if (!this.hooks.output.empty) {
+      const mark = pkt.mark;
+      if (this.hooks.output.run(pkt, null, dev) !== VERDICT_ACCEPT) {
+        mib.IpOutDiscards++;
+        return 'EPERM';
+      }
+      const ndst = getU32(b, o + 16);
+      if (ndst !== dst || pkt.mark !== mark) return this.rerouteOutput(pkt, ndst, dev, opts);
     }
     if (local !== undefined) {
       this.loopback(pkt, local);
       return null;
     }
     return this.finishOutput(pkt, route!, dst);
+  }
+
+  /**
+   * ip_route_me_harder: OUTPUT changed the destination (DNAT, REDIRECT) or the
+   * mark, so the datagram is routed again for what it now is. 127/8 and our own
+   * addresses loop back through input.
+   */
+  private rerouteOutput(pkt: Packet, dst: number, dev: Interface, opts: OutputOptions): OutputError | null {
+    const b = pkt.buf;
+    const o = pkt.l3;
+    let local = this.local.get(dst);
+    if (local === undefined && dst >>> 24 === 127) local = dev;
+    if (local === undefined) {
+      const hl = (b[o] & 0x0f) << 2;
+      const proto = b[o + 9];
+      const ports = (proto === 6 || proto === 17) && pkt.end - o >= hl + 4;
+      const f = this.outFlow;
+      f.dst = dst;
+      f.src = getU32(b, o + 12);
+      f.iif = null;
+      f.oif = opts.oif ?? null;
+      f.mark = pkt.mark;
+      f.tos = b[o + 1];
+      f.proto = proto;
+      f.sport = ports ? getU16(b, o + hl) : 0;
+      f.dport = ports ? getU16(b, o + hl + 2) : 0;
+      const r = this.fib.lookup(f);
+      if (r.type === 'local' && r.dev !== null) local = r.dev;
+      else if (r.type !== 'unicast') {
+        this.mib.IpOutNoRoutes++;
+        return routeErrno(r) ?? 'ENETUNREACH';
+      } else return this.finishOutput(pkt, r.route, dst);
+    }
+    this.loopback(pkt, local);
+    return null;
   }
 
   /** POSTROUTING, then fragments or the datagram to the route's next hop (also for forwarded datagrams). */
@@ -348,7 +400,7 @@ export class Ipv4 {
   /** Datagrams to our own addresses go round through input, after the current work. */
   private loopback(pkt: Packet, iface: Interface): void {
     const copy = pkt.clone();
-    this.time.after(0, () => this.input(copy, iface));
+    this.time.after(0, () => this.input(copy, iface, true));
   }
 }
 

@@ -1,0 +1,223 @@
+import { describe, expect, it } from 'vitest';
+import type { Stack } from '../../src/stack.js';
+import type { Packet } from '../../src/packet/packet.js';
+import { VERDICT_ACCEPT } from '../../src/ip/hooks.js';
+import type { IcmpErrorInfo } from '../../src/ip/icmp.js';
+import { formatIp4 } from '../../src/wire/addr.js';
+import { ip, simPing } from '../helpers/sim.js';
+import { runFor } from '../helpers/tcp-sim.js';
+import { NAT_DNAT, NAT_MASQUERADE, NAT_REDIRECT, NAT_SNAT, natNet, natRule, toAddr, toPorts } from '../helpers/nat-sim.js';
+
+/** What arrives at `s`'s IP layer: [src, dst, proto, sport, dport] of each datagram (before its own hooks). */
+function sniff(s: Stack): [string, string, number, number, number][] {
+  const seen: [string, string, number, number, number][] = [];
+  s.ip.hooks.prerouting.register((p: Packet) => {
+    const b = p.buf;
+    const o = p.l3;
+    const t = o + ((b[o] & 15) << 2);
+    const u = (k: number): number => ((b[k] << 24) | (b[k + 1] << 16) | (b[k + 2] << 8) | b[k + 3]) >>> 0;
+    seen.push([formatIp4(u(o + 12)), formatIp4(u(o + 16)), b[o + 9], (b[t] << 8) | b[t + 1], (b[t + 2] << 8) | b[t + 3]]);
+    return VERDICT_ACCEPT;
+  }, -1000);
+  return seen;
+}
+
+/** A TCP server on `s`:`port` that answers each chunk with "ok:" + it, and records the peers it saw. */
+function tcpEchoServer(s: Stack, port: number): { peers: string[]; locals: string[] } {
+  const peers: string[] = [];
+  const locals: string[] = [];
+  s.tcp
+    .createServer((sock) => {
+      peers.push(`${sock.remoteAddress}:${sock.remotePort}`);
+      locals.push(`${sock.localAddress}:${sock.localPort}`);
+      sock.on('data', (d: Buffer) => sock.write(Buffer.concat([Buffer.from('ok:'), d])));
+    })
+    .listen(port);
+  return { peers, locals };
+}
+
+async function tcpExchange(t: { time: import('../../src/time/timers.js').VirtualTime }, from: Stack, host: string, port: number, msg: string): Promise<{ got: string; err: string | null }> {
+  const sock = from.tcp.connect(port, host);
+  let got = '';
+  let err: string | null = null;
+  sock.on('connect', () => sock.write(msg));
+  sock.on('data', (d: Buffer) => (got += d.toString()));
+  sock.on('error', (e: Error & { code?: string }) => (err = e.code ?? e.message));
+  await runFor(t.time, 3000, { stepMs: 5, until: () => got.length > 0 || err !== null });
+  sock.destroy();
+  return { got, err };
+}
+
+function udpEcho(s: Stack, port: number): { from: string[] } {
+  const from: string[] = [];
+  const sock = s.udp.createSocket();
+  sock.bind(port);
+  sock.on('message', (m: Buffer, ri: { address: string; port: number }) => {
+    from.push(`${ri.address}:${ri.port}`);
+    sock.send(m, ri.port, ri.address);
+  });
+  return { from };
+}
+
+function errorsAt(s: Stack): IcmpErrorInfo[] {
+  const seen: IcmpErrorInfo[] = [];
+  s.icmp.onError((e) => seen.push(e));
+  return seen;
+}
+
+const LAN: [number, number] = [ip('10.0.1.0'), 24];
+
+describe('NAT through a sim router', () => {
+  it('masquerade: ping, TCP and UDP reach a host with no route back; it sees only the router address', async () => {
+    const t = natNet();
+    natRule(t.nat, 'postrouting', { saddr: LAN, oif: t.r1 }, NAT_MASQUERADE, toPorts(0));
+    const atD = sniff(t.d);
+    // Ping
+    const { replies } = simPing(t.time, t.a, ip('198.51.100.2'), 2, { ident: 0x4242 });
+    expect(replies.map((x) => x.seq)).toEqual([1, 2]);
+    // TCP
+    const srv = tcpEchoServer(t.d, 80);
+    const r = await tcpExchange(t, t.a, '198.51.100.2', 80, 'hello');
+    expect(r).toEqual({ got: 'ok:hello', err: null });
+    expect(srv.peers[0]).toMatch(/^203\.0\.113\.1:/);
+    // UDP
+    const echo = udpEcho(t.d, 7);
+    const got: string[] = [];
+    const us = t.a.udp.createSocket();
+    us.bind(40000);
+    us.on('message', (m: Buffer) => got.push(m.toString()));
+    us.send(Buffer.from('u1'), 7, '198.51.100.2');
+    await runFor(t.time, 500, { stepMs: 5, until: () => got.length > 0 });
+    expect(got).toEqual(['u1']);
+    expect(echo.from).toEqual(['203.0.113.1:40000']);
+    // Every datagram d saw came from the router's address.
+    expect(atD.length).toBeGreaterThan(5);
+    expect(new Set(atD.map((x) => x[0]))).toEqual(new Set(['203.0.113.1']));
+    expect(t.nat.stats).toMatchObject({ truncated: 0, icmpError: 0 });
+  });
+
+  it('two clients with the same UDP source port both get through; the second is remapped', async () => {
+    const t = natNet();
+    natRule(t.nat, 'postrouting', { saddr: LAN, oif: t.r1 }, NAT_MASQUERADE, toPorts(0));
+    const echo = udpEcho(t.d, 7);
+    const got: Record<string, string[]> = { a: [], c: [] };
+    for (const [name, h] of [['a', t.a], ['c', t.c]] as const) {
+      const s = h.udp.createSocket();
+      s.bind(40000);
+      s.on('message', (m: Buffer) => got[name].push(m.toString()));
+      s.send(Buffer.from(`from-${name}`), 7, '198.51.100.2');
+      await runFor(t.time, 200, { stepMs: 5 });
+    }
+    expect(got).toEqual({ a: ['from-a'], c: ['from-c'] });
+    expect(echo.from[0]).toBe('203.0.113.1:40000');
+    expect(echo.from[1]).toMatch(/^203\.0\.113\.1:\d+$/);
+    const p2 = Number(echo.from[1].split(':')[1]);
+    expect(p2).not.toBe(40000);
+    expect(p2).toBeGreaterThanOrEqual(1024);
+  });
+
+  it('DNAT port forward: the WAN reaches a server behind the router, which sees the real client', async () => {
+    const t = natNet();
+    natRule(t.nat, 'prerouting', { iif: t.r1, proto: 6, dport: 8080 }, NAT_DNAT, toAddr(ip('10.0.1.10'), 80));
+    const srv = tcpEchoServer(t.s, 80);
+    const r = await tcpExchange(t, t.d, '203.0.113.1', 8080, 'pf');
+    expect(r).toEqual({ got: 'ok:pf', err: null });
+    expect(srv.peers[0]).toMatch(/^198\.51\.100\.2:/);
+    expect(srv.locals[0]).toBe('10.0.1.10:80');
+  });
+
+  it('REDIRECT to a local TCP service of the router', async () => {
+    const t = natNet();
+    natRule(t.nat, 'prerouting', { iif: t.r0, proto: 6, dport: 80 }, NAT_REDIRECT, toPorts(3128));
+    const srv = tcpEchoServer(t.r, 3128);
+    const atD = sniff(t.d);
+    const r = await tcpExchange(t, t.a, '198.51.100.2', 80, 'proxy me');
+    expect(r).toEqual({ got: 'ok:proxy me', err: null });
+    expect(srv.locals[0]).toBe('10.0.1.1:3128');
+    expect(srv.peers[0]).toMatch(/^10\.0\.1\.2:/);
+    expect(atD).toEqual([]);
+  });
+
+  it('SNAT to a port range', async () => {
+    const t = natNet();
+    natRule(t.nat, 'postrouting', { saddr: LAN, oif: t.r1 }, NAT_SNAT, toAddr(ip('203.0.113.1'), 20000, 20009));
+    const echo = udpEcho(t.d, 7);
+    let n = 0;
+    for (let k = 0; k < 5; k++) {
+      const s = t.a.udp.createSocket();
+      s.bind(41000 + k);
+      s.on('message', () => n++);
+      s.send(Buffer.from('x'), 7, '198.51.100.2');
+    }
+    await runFor(t.time, 500, { stepMs: 5, until: () => n === 5 });
+    expect(n).toBe(5);
+    const ports = echo.from.map((f) => Number(f.split(':')[1]));
+    expect(echo.from.every((f) => f.startsWith('203.0.113.1:'))).toBe(true);
+    expect(new Set(ports).size).toBe(5);
+    for (const p of ports) {
+      expect(p).toBeGreaterThanOrEqual(20000);
+      expect(p).toBeLessThanOrEqual(20009);
+    }
+  });
+
+  it('hairpin: a LAN client reaches the public address of a LAN server', async () => {
+    const t = natNet();
+    natRule(t.nat, 'prerouting', { daddr: ip('203.0.113.1'), proto: 6, dport: 8080 }, NAT_DNAT, toAddr(ip('10.0.1.10'), 80));
+    natRule(t.nat, 'postrouting', { saddr: LAN, daddr: ip('10.0.1.10'), proto: 6, dport: 80 }, NAT_MASQUERADE, toPorts(0));
+    const srv = tcpEchoServer(t.s, 80);
+    const r = await tcpExchange(t, t.a, '203.0.113.1', 8080, 'hairpin');
+    expect(r).toEqual({ got: 'ok:hairpin', err: null });
+    // The server saw the router (so its reply goes back through it), not the client.
+    expect(srv.peers[0]).toMatch(/^10\.0\.1\.1:/);
+  });
+
+  it('ICMP port unreachable and TTL exceeded from beyond are translated back to the client', async () => {
+    const t = natNet();
+    natRule(t.nat, 'postrouting', { saddr: LAN, oif: t.r1 }, NAT_MASQUERADE, toPorts(0));
+    // c takes 40000 first, so a's flows are remapped and the translation shows.
+    const c = t.c.udp.createSocket();
+    c.bind(40000);
+    c.send(Buffer.from('x'), 9999, '198.51.100.2');
+    await runFor(t.time, 100, { stepMs: 5 });
+    const errs = errorsAt(t.a);
+    const s = t.a.udp.createSocket();
+    s.bind(40000);
+    let sockErr: string | null = null;
+    s.on('error', (e: Error & { code?: string }) => (sockErr = e.code ?? null));
+    s.connect(9999, '198.51.100.2');
+    await runFor(t.time, 50, { stepMs: 5 });
+    s.send(Buffer.from('closed port'));
+    await runFor(t.time, 200, { stepMs: 5, until: () => errs.length > 0 });
+    expect(errs).toHaveLength(1);
+    expect(errs[0]).toMatchObject({ type: 3, code: 3, reporter: ip('198.51.100.2'), origSrc: ip('10.0.1.2'), origDst: ip('198.51.100.2'), origProto: 17 });
+    expect((errs[0].origPayload[0] << 8) | errs[0].origPayload[1]).toBe(40000);
+    expect(sockErr).toBe('ECONNREFUSED');
+    // TTL 2: the router takes one, b (a router without NAT) the last, and answers to the router's address.
+    t.a.icmp.sendEcho(ip('198.51.100.2'), 0x77, 1, new Uint8Array(8), { ttl: 2 });
+    await runFor(t.time, 200, { stepMs: 5, until: () => errs.length > 1 });
+    expect(errs).toHaveLength(2);
+    expect(errs[1]).toMatchObject({ type: 11, code: 0, reporter: ip('203.0.113.2'), origSrc: ip('10.0.1.2'), origDst: ip('198.51.100.2'), origProto: 1 });
+    expect((errs[1].origPayload[4] << 8) | errs[1].origPayload[5]).toBe(0x77);
+    expect(t.a.mib.IpInHdrErrors + t.a.mib.IpExtInCsumErrors + t.a.mib.IcmpInCsumErrors).toBe(0);
+  });
+
+  it('OUTPUT DNAT: the router connecting to its own address reaches the server the rule names', async () => {
+    const t = natNet();
+    natRule(t.nat, 'output', { daddr: ip('203.0.113.1'), proto: 6, dport: 9090 }, NAT_DNAT, toAddr(ip('10.0.1.10'), 80));
+    const srv = tcpEchoServer(t.s, 80);
+    const r = await tcpExchange(t, t.r, '203.0.113.1', 9090, 'local');
+    expect(r).toEqual({ got: 'ok:local', err: null });
+    expect(srv.peers[0]).toMatch(/^203\.0\.113\.1:/);
+  });
+
+  it('OUTPUT REDIRECT: the router own connection goes to its own service on 127.0.0.1', async () => {
+    const t = natNet();
+    natRule(t.nat, 'output', { proto: 6, dport: 80 }, NAT_REDIRECT, toPorts(3128));
+    const srv = tcpEchoServer(t.r, 3128);
+    const atD = sniff(t.d);
+    const r = await tcpExchange(t, t.r, '198.51.100.2', 80, 'loop');
+    expect(r).toEqual({ got: 'ok:loop', err: null });
+    expect(srv.locals[0]).toBe('127.0.0.1:3128');
+    expect(atD).toEqual([]);
+  });
+});
