@@ -25,6 +25,7 @@ import { NfLogger } from './netfilter/env.js';
 import { getU16, getU32 } from './wire/bytes.js';
 import { fold, pseudoHeaderSum, sum16 } from './wire/checksum.js';
 import { Conntrack } from './conntrack/conntrack.js';
+import { Nat } from './conntrack/nat.js';
 
 export interface StackOptions {
   /** Defaults to real time; tests pass a VirtualTime. */
@@ -95,6 +96,8 @@ export class Stack implements InterfaceHost {
   readonly nft: Ruleset;
   /** Connection tracking; on the hooks while something needs it (`setNeeded`). */
   readonly conntrack: Conntrack;
+  /** NAT: bindings on conntrack's entries, nat chains registered by the ruleset. */
+  readonly nat: Nat;
   private readonly rng: Random;
   private readonly ifaces: Interface[] = [];
   private nextIndex = 1;
@@ -139,6 +142,14 @@ export class Stack implements InterfaceHost {
         this.ip.defrag = on;
       },
     });
+    this.nat = new Nat({
+      ct: this.conntrack,
+      hooks: this.ip.hooks,
+      now: () => this.time.now(),
+      random: () => this.random(),
+      masqueradeAddress: (outIf, dst) => this.masqueradeAddress(outIf, dst),
+      redirectAddress: (inIf) => this.redirectAddress(inIf),
+    });
     const nfLog = new NfLogger(this.log, () => this.time.now());
     this.nft = new Ruleset(this.ip.hooks, {
       now: () => this.time.now(),
@@ -149,7 +160,7 @@ export class Stack implements InterfaceHost {
       rejectTcpReset: (pkt) => this.rejectTcpReset(pkt),
       log: (prefix, level, pkt, inIf, outIf) => nfLog.log(prefix, level, pkt, inIf, outIf),
       ct: this.conntrack,
-      nat: null,
+      nat: this.nat,
     });
     this.registerSysctls();
   }
@@ -358,7 +369,11 @@ export class Stack implements InterfaceHost {
     iface.up = up;
     this.ip.fib.changed();
     if (up) for (const a of iface.addrs) iface.announce(a.addr);
-    else iface.neigh?.flushAll();
+    else {
+      iface.neigh?.flushAll();
+      // Masquerade's netdevice notifier (NETDEV_DOWN).
+      this.nat.deviceDown(iface);
+    }
   }
 
   setMtu(iface: Interface, mtu: number): void {
@@ -439,6 +454,8 @@ export class Stack implements InterfaceHost {
     );
     // Otherwise the connected route goes with its address; routes using it as source too.
     this.ip.routes.removeWhere((r) => (heir === undefined && isConnected(r)) || r.src === addr);
+    // Masquerade's inetaddr notifier: flows masqueraded to this address are forgotten.
+    this.nat.addressRemoved(iface, addr);
   }
 
   // ---- routes ----

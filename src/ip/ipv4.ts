@@ -181,7 +181,7 @@ export class Ipv4 {
     if (!hooks.prerouting.empty) {
       if (hooks.prerouting.run(pkt, iface, null) !== VERDICT_ACCEPT) return;
       // DNAT may have changed the destination: the decision below takes the new one (nf_nat_ipv4_in).
-      dst = getU32(pkt.buf, pkt.l3 + 16);
+      dst = getU32(pkt.buf, pkt.start + 16);
     }
     // A datagram looped back to 127/8 (REDIRECT of our own traffic) is ours, as on Linux's lo.
     let forUs = this.local.has(dst) || (looped && dst >>> 24 === 127);

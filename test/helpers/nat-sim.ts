@@ -3,12 +3,8 @@ import { VirtualTime, type Time } from '../../src/time/timers.js';
 import { simLink } from '../../src/link/sim.js';
 import type { Device, DeviceReceiver } from '../../src/link/device.js';
 import type { Interface } from '../../src/link/interface.js';
-import type { Packet } from '../../src/packet/packet.js';
-import { VERDICT_ACCEPT, VERDICT_DROP, type Verdict } from '../../src/ip/hooks.js';
-import { Nat } from '../../src/conntrack/nat.js';
-import { NAT_DNAT, NAT_MASQUERADE, NAT_RANGE_MAP_IPS, NAT_RANGE_PROTO_SPECIFIED, NAT_REDIRECT, NAT_SNAT, type NatRange } from '../../src/netfilter/compile.js';
-import { prefixMask } from '../../src/wire/addr.js';
-import { FakeConntrack } from './fake-ct.js';
+import { Controller } from '../../src/control/exec.js';
+import { parseCommand } from '../../src/control/commands.js';
 import { ip } from './sim.js';
 
 /** A shared segment: every frame reaches every other port (the Interfaces filter by MAC). */
@@ -70,8 +66,6 @@ export interface NatNet {
   /** The far side 203.0.113.2, a router itself to d (198.51.100.2); no route to the LAN. */
   b: Stack;
   d: Stack;
-  ct: FakeConntrack;
-  nat: Nat;
 }
 
 /**
@@ -109,60 +103,12 @@ export function natNet(seed = 21): NatNet {
   d.addRoute({ dst: 0, prefixLen: 0, gateway: ip('198.51.100.1') });
   r.sysctl.set('net.ipv4.ip_forward', '1');
   b.sysctl.set('net.ipv4.ip_forward', '1');
-  const ct = new FakeConntrack(r.ip.hooks);
-  const nat = new Nat({
-    ct,
-    hooks: r.ip.hooks,
-    now: () => time.now(),
-    random: () => r.random(),
-    masqueradeAddress: (o, dst) => r.masqueradeAddress(o, dst),
-    redirectAddress: (i) => r.redirectAddress(i),
-  });
   time.advance(1000);
-  return { time, a, c, s, r, r0, r1, b, d, ct, nat };
+  return { time, a, c, s, r, r0, r1, b, d };
 }
 
-/** A rule's match: what `ip saddr 10.0.1.0/24`, `ip daddr X`, `oif`, `tcp dport` would test. */
-export interface Match {
-  saddr?: [number, number];
-  daddr?: number;
-  oif?: Interface;
-  iif?: Interface;
-  proto?: number;
-  dport?: number;
+/** Runs `nft ...` command lines on `s`, as `tapstack nft` would. */
+export function nft(s: Stack, ...lines: string[]): void {
+  const ctl = new Controller(s, { open: () => { throw new Error('no devices here'); } });
+  for (const l of lines) ctl.run(parseCommand(l.split(' ')));
 }
-
-function matches(p: Packet, inIf: Interface | null, outIf: Interface | null, m: Match): boolean {
-  const b = p.buf;
-  const o = p.l3;
-  if (m.oif !== undefined && outIf !== m.oif) return false;
-  if (m.iif !== undefined && inIf !== m.iif) return false;
-  const src = ((b[o + 12] << 24) | (b[o + 13] << 16) | (b[o + 14] << 8) | b[o + 15]) >>> 0;
-  const dst = ((b[o + 16] << 24) | (b[o + 17] << 16) | (b[o + 18] << 8) | b[o + 19]) >>> 0;
-  if (m.saddr !== undefined && ((src & prefixMask(m.saddr[1])) >>> 0) !== m.saddr[0]) return false;
-  if (m.daddr !== undefined && dst !== m.daddr) return false;
-  if (m.proto !== undefined && b[o + 9] !== m.proto) return false;
-  if (m.dport !== undefined) {
-    const t = o + ((b[o] & 15) << 2);
-    if (((b[t + 2] << 8) | b[t + 3]) !== m.dport) return false;
-  }
-  return true;
-}
-
-/** A nat chain of one rule `MATCH KIND RANGE` (what nft's `... masquerade`, `... dnat to ...` compile to). */
-export function natRule(nat: Nat, hook: 'prerouting' | 'postrouting' | 'output' | 'input', m: Match, kind: number, range: NatRange): () => void {
-  return nat.registerChain(hook, hook === 'prerouting' || hook === 'output' ? -100 : 100, (p, i, o): Verdict => {
-    if (!matches(p, i, o, m)) return VERDICT_ACCEPT;
-    return nat.setup(p, kind, range, i, o) ? VERDICT_ACCEPT : VERDICT_DROP;
-  });
-}
-
-export function toAddr(addr: number, port = 0, portMax = port): NatRange {
-  return { flags: NAT_RANGE_MAP_IPS | (port ? NAT_RANGE_PROTO_SPECIFIED : 0), minAddr: addr, maxAddr: addr, minPort: port, maxPort: portMax };
-}
-
-export function toPorts(min: number, max = min): NatRange {
-  return { flags: min ? NAT_RANGE_PROTO_SPECIFIED : 0, minAddr: 0, maxAddr: 0, minPort: min, maxPort: max };
-}
-
-export { NAT_DNAT, NAT_MASQUERADE, NAT_REDIRECT, NAT_SNAT };

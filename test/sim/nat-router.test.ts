@@ -6,7 +6,10 @@ import type { IcmpErrorInfo } from '../../src/ip/icmp.js';
 import { formatIp4 } from '../../src/wire/addr.js';
 import { ip, simPing } from '../helpers/sim.js';
 import { runFor } from '../helpers/tcp-sim.js';
-import { NAT_DNAT, NAT_MASQUERADE, NAT_REDIRECT, NAT_SNAT, natNet, natRule, toAddr, toPorts } from '../helpers/nat-sim.js';
+import { natNet, nft } from '../helpers/nat-sim.js';
+
+const NAT = ['nft add table ip nat', 'nft add chain ip nat pre { type nat hook prerouting priority dstnat ; }', 'nft add chain ip nat out { type nat hook output priority -100 ; }', 'nft add chain ip nat post { type nat hook postrouting priority srcnat ; }'];
+const MASQ = 'nft add rule ip nat post ip saddr 10.0.1.0/24 oifname "r1" masquerade';
 
 /** What arrives at `s`'s IP layer: [src, dst, proto, sport, dport] of each datagram (before its own hooks). */
 function sniff(s: Stack): [string, string, number, number, number][] {
@@ -65,12 +68,11 @@ function errorsAt(s: Stack): IcmpErrorInfo[] {
   return seen;
 }
 
-const LAN: [number, number] = [ip('10.0.1.0'), 24];
 
 describe('NAT through a sim router', () => {
   it('masquerade: ping, TCP and UDP reach a host with no route back; it sees only the router address', async () => {
     const t = natNet();
-    natRule(t.nat, 'postrouting', { saddr: LAN, oif: t.r1 }, NAT_MASQUERADE, toPorts(0));
+    nft(t.r, ...NAT, MASQ);
     const atD = sniff(t.d);
     // Ping
     const { replies } = simPing(t.time, t.a, ip('198.51.100.2'), 2, { ident: 0x4242 });
@@ -93,12 +95,12 @@ describe('NAT through a sim router', () => {
     // Every datagram d saw came from the router's address.
     expect(atD.length).toBeGreaterThan(5);
     expect(new Set(atD.map((x) => x[0]))).toEqual(new Set(['203.0.113.1']));
-    expect(t.nat.stats).toMatchObject({ truncated: 0, icmpError: 0 });
+    expect(t.r.nat.stats).toMatchObject({ truncated: 0, icmpError: 0 });
   });
 
   it('two clients with the same UDP source port both get through; the second is remapped', async () => {
     const t = natNet();
-    natRule(t.nat, 'postrouting', { saddr: LAN, oif: t.r1 }, NAT_MASQUERADE, toPorts(0));
+    nft(t.r, ...NAT, MASQ);
     const echo = udpEcho(t.d, 7);
     const got: Record<string, string[]> = { a: [], c: [] };
     for (const [name, h] of [['a', t.a], ['c', t.c]] as const) {
@@ -118,7 +120,7 @@ describe('NAT through a sim router', () => {
 
   it('DNAT port forward: the WAN reaches a server behind the router, which sees the real client', async () => {
     const t = natNet();
-    natRule(t.nat, 'prerouting', { iif: t.r1, proto: 6, dport: 8080 }, NAT_DNAT, toAddr(ip('10.0.1.10'), 80));
+    nft(t.r, ...NAT, 'nft add rule ip nat pre iifname "r1" tcp dport 8080 dnat to 10.0.1.10:80');
     const srv = tcpEchoServer(t.s, 80);
     const r = await tcpExchange(t, t.d, '203.0.113.1', 8080, 'pf');
     expect(r).toEqual({ got: 'ok:pf', err: null });
@@ -128,7 +130,7 @@ describe('NAT through a sim router', () => {
 
   it('REDIRECT to a local TCP service of the router', async () => {
     const t = natNet();
-    natRule(t.nat, 'prerouting', { iif: t.r0, proto: 6, dport: 80 }, NAT_REDIRECT, toPorts(3128));
+    nft(t.r, ...NAT, 'nft add rule ip nat pre iifname "r0" tcp dport 80 redirect to :3128');
     const srv = tcpEchoServer(t.r, 3128);
     const atD = sniff(t.d);
     const r = await tcpExchange(t, t.a, '198.51.100.2', 80, 'proxy me');
@@ -140,7 +142,7 @@ describe('NAT through a sim router', () => {
 
   it('SNAT to a port range', async () => {
     const t = natNet();
-    natRule(t.nat, 'postrouting', { saddr: LAN, oif: t.r1 }, NAT_SNAT, toAddr(ip('203.0.113.1'), 20000, 20009));
+    nft(t.r, ...NAT, 'nft add rule ip nat post ip saddr 10.0.1.0/24 oifname "r1" ip protocol udp snat to 203.0.113.1:20000-20009');
     const echo = udpEcho(t.d, 7);
     let n = 0;
     for (let k = 0; k < 5; k++) {
@@ -162,8 +164,12 @@ describe('NAT through a sim router', () => {
 
   it('hairpin: a LAN client reaches the public address of a LAN server', async () => {
     const t = natNet();
-    natRule(t.nat, 'prerouting', { daddr: ip('203.0.113.1'), proto: 6, dport: 8080 }, NAT_DNAT, toAddr(ip('10.0.1.10'), 80));
-    natRule(t.nat, 'postrouting', { saddr: LAN, daddr: ip('10.0.1.10'), proto: 6, dport: 80 }, NAT_MASQUERADE, toPorts(0));
+    nft(
+      t.r,
+      ...NAT,
+      'nft add rule ip nat pre ip daddr 203.0.113.1 tcp dport 8080 dnat to 10.0.1.10:80',
+      'nft add rule ip nat post ip saddr 10.0.1.0/24 ip daddr 10.0.1.10 tcp dport 80 masquerade',
+    );
     const srv = tcpEchoServer(t.s, 80);
     const r = await tcpExchange(t, t.a, '203.0.113.1', 8080, 'hairpin');
     expect(r).toEqual({ got: 'ok:hairpin', err: null });
@@ -173,7 +179,7 @@ describe('NAT through a sim router', () => {
 
   it('ICMP port unreachable and TTL exceeded from beyond are translated back to the client', async () => {
     const t = natNet();
-    natRule(t.nat, 'postrouting', { saddr: LAN, oif: t.r1 }, NAT_MASQUERADE, toPorts(0));
+    nft(t.r, ...NAT, MASQ);
     // c takes 40000 first, so a's flows are remapped and the translation shows.
     const c = t.c.udp.createSocket();
     c.bind(40000);
@@ -203,7 +209,7 @@ describe('NAT through a sim router', () => {
 
   it('OUTPUT DNAT: the router connecting to its own address reaches the server the rule names', async () => {
     const t = natNet();
-    natRule(t.nat, 'output', { daddr: ip('203.0.113.1'), proto: 6, dport: 9090 }, NAT_DNAT, toAddr(ip('10.0.1.10'), 80));
+    nft(t.r, ...NAT, 'nft add rule ip nat out ip daddr 203.0.113.1 tcp dport 9090 dnat to 10.0.1.10:80');
     const srv = tcpEchoServer(t.s, 80);
     const r = await tcpExchange(t, t.r, '203.0.113.1', 9090, 'local');
     expect(r).toEqual({ got: 'ok:local', err: null });
@@ -212,12 +218,72 @@ describe('NAT through a sim router', () => {
 
   it('OUTPUT REDIRECT: the router own connection goes to its own service on 127.0.0.1', async () => {
     const t = natNet();
-    natRule(t.nat, 'output', { proto: 6, dport: 80 }, NAT_REDIRECT, toPorts(3128));
+    nft(t.r, ...NAT, 'nft add rule ip nat out tcp dport 80 redirect to :3128');
     const srv = tcpEchoServer(t.r, 3128);
     const atD = sniff(t.d);
     const r = await tcpExchange(t, t.r, '198.51.100.2', 80, 'loop');
     expect(r).toEqual({ got: 'ok:loop', err: null });
     expect(srv.locals[0]).toBe('127.0.0.1:3128');
     expect(atD).toEqual([]);
+  });
+
+  it('a clash with a masqueraded flow remaps the router own flow by a null binding, without a rule for it', async () => {
+    const t = natNet();
+    nft(t.r, ...NAT, MASQ);
+    const echo = udpEcho(t.d, 7);
+    const a = t.a.udp.createSocket();
+    a.bind(40000);
+    a.send(Buffer.from('a'), 7, '198.51.100.2');
+    await runFor(t.time, 100, { stepMs: 5 });
+    const got: string[] = [];
+    const own = t.r.udp.createSocket();
+    own.bind(40000, '203.0.113.1');
+    own.on('message', (m: Buffer) => got.push(m.toString()));
+    own.send(Buffer.from('own'), 7, '198.51.100.2');
+    await runFor(t.time, 100, { stepMs: 5, until: () => got.length > 0 });
+    expect(got).toEqual(['own']);
+    expect(echo.from[0]).toBe('203.0.113.1:40000');
+    expect(echo.from[1]).toMatch(/^203\.0\.113\.1:\d+$/);
+    expect(echo.from[1]).not.toBe('203.0.113.1:40000');
+  });
+
+  it('a rule added later leaves existing flows alone; new flows get it', async () => {
+    const t = natNet();
+    // b knows the way back for now, so the flow works without NAT.
+    t.b.addRoute({ dst: ip('10.0.1.0'), prefixLen: 24, gateway: ip('203.0.113.1') });
+    nft(t.r, ...NAT);
+    const echo = udpEcho(t.d, 7);
+    const s = t.a.udp.createSocket();
+    s.bind(40000);
+    s.send(Buffer.from('1'), 7, '198.51.100.2');
+    await runFor(t.time, 100, { stepMs: 5 });
+    nft(t.r, MASQ);
+    s.send(Buffer.from('2'), 7, '198.51.100.2');
+    const s2 = t.a.udp.createSocket();
+    s2.bind(40001);
+    s2.send(Buffer.from('3'), 7, '198.51.100.2');
+    await runFor(t.time, 100, { stepMs: 5 });
+    expect(echo.from).toEqual(['10.0.1.2:40000', '10.0.1.2:40000', '203.0.113.1:40001']);
+  });
+
+  it('deleting the masquerade address forgets the flows bound to it', async () => {
+    const t = natNet();
+    nft(t.r, ...NAT, MASQ);
+    udpEcho(t.d, 7);
+    const s = t.a.udp.createSocket();
+    s.bind(40000);
+    s.send(Buffer.from('x'), 7, '198.51.100.2');
+    await runFor(t.time, 100, { stepMs: 5 });
+    const masqueraded = (): number => {
+      let n = 0;
+      t.r.conntrack.forEach((e) => {
+        if (e.rd === ip('203.0.113.1') && e.os === ip('10.0.1.2')) n++;
+      });
+      return n;
+    };
+    expect(masqueraded()).toBe(1);
+    t.r.addAddress(t.r1, ip('203.0.113.9'), 24);
+    t.r.delAddress(t.r1, ip('203.0.113.1'));
+    expect(masqueraded()).toBe(0);
   });
 });
