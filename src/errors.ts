@@ -8,6 +8,7 @@
 const ERRNO = {
   EPERM: 1,
   EIO: 5,
+  ENODEV: 19,
   EPIPE: 32,
   EBADF: 9,
   EAGAIN: 11,
@@ -100,4 +101,16 @@ const UNREACH_ERRNO: readonly Errno[] = [
 /** The errno for an ICMP Destination Unreachable code. */
 export function unreachErrno(code: number): Errno {
   return UNREACH_ERRNO[code] ?? 'EHOSTUNREACH';
+}
+
+/**
+ * SO_MARK's value as a socket option takes it: an unsigned 32-bit integer
+ * (Node's validateUint32), or undefined for none.
+ */
+export function checkMark(mark: unknown): number {
+  if (mark === undefined) return 0;
+  if (typeof mark !== 'number') throw nodeError('ERR_INVALID_ARG_TYPE', `The "mark" option must be of type number. Received ${typeof mark}`, TypeError);
+  if (!Number.isInteger(mark) || mark < 0 || mark > 0xffffffff)
+    throw nodeError('ERR_OUT_OF_RANGE', `The value of "mark" is out of range. It must be >= 0 && <= 4294967295. Received ${mark}`, RangeError);
+  return mark;
 }

@@ -150,6 +150,7 @@ export class Stack implements InterfaceHost {
       masqueradeAddress: (outIf, dst) => this.masqueradeAddress(outIf, dst),
       redirectAddress: (inIf) => this.redirectAddress(inIf),
     });
+    this.ip.ifaceByName = (name) => this.iface(name);
     const nfLog = new NfLogger(this.log, () => this.time.now());
     this.nft = new Ruleset(this.ip.hooks, {
       now: () => this.time.now(),

@@ -46,6 +46,8 @@ export type FibResult =
   | { type: RejectType; table: number }
   | { type: 'none' };
 
+const NO_ROUTE: FibResult = { type: 'none' };
+
 /** Linux's fib4_rules_init and fib_default_rules_init. */
 export function defaultRules(): Rule[] {
   const r = (pref: number, table: number): Rule => ({ pref, src: 0, srcLen: 0, dst: 0, dstLen: 0, action: 'lookup', table });
@@ -211,17 +213,20 @@ export class Fib {
   lookup(flow: Flow): FibResult {
     const mark = flow.mark ?? 0;
     const src = flow.src ?? 0;
+    const oif = flow.oif ?? null;
+    // ip_route_output_key_hash_rcu: a bound device that is down has no route.
+    if (oif !== null && !oif.up) return NO_ROUTE;
     let hash = -1;
     for (const r of this.rules) {
       if (ruleMatches(r, flow, src, mark) === (r.invert === true)) continue;
       if (r.action !== 'lookup') return { type: r.action, table: r.table };
       if (r.table === TABLE_LOCAL) {
         const dev = this.isLocal(flow.dst);
-        if (dev !== undefined) return { type: 'local', dev, table: TABLE_LOCAL };
+        if (dev !== undefined && (oif === null || oif === dev)) return { type: 'local', dev, table: TABLE_LOCAL };
       }
       const t = this.tables.get(r.table);
       if (t === undefined) continue;
-      const m = t.match(flow.dst);
+      const m = oif === null ? t.match(flow.dst) : t.matchOif(flow.dst, oif);
       // RTN_THROW: fib_table_lookup answers -EAGAIN and fib_rules_lookup goes on with the next rule.
       if (m === null || m.type === 'throw') continue;
       if (isReject(m)) return { type: m.type, table: r.table };
@@ -232,6 +237,21 @@ export class Fib {
       u.table = r.table;
       return u;
     }
-    return { type: 'none' };
+    if (oif !== null && flow.iif == null) {
+      // ip_route_output_key_hash_rcu: with no route and a bound device, "the
+      // destination is on link": straight out of that device, a source from it.
+      const o = this.onLink;
+      o.dst = flow.dst;
+      o.dev = oif;
+      o.src = oif.sourceFor(flow.dst);
+      const u = this.unicast;
+      u.route = o;
+      u.table = TABLE_MAIN;
+      return u;
+    }
+    return NO_ROUTE;
   }
+
+  /** The route an output bound to a device takes when the tables have none (reused, as `unicast` is). */
+  private readonly onLink: Route = { dst: 0, prefixLen: 32, gateway: 0, dev: null as unknown as Interface, src: 0, proto: 'kernel', scope: 'link', metric: 0 };
 }

@@ -73,6 +73,8 @@ export class Ipv4 {
   readonly local = new Map<number, Interface>();
   private readonly handlers: (ProtoHandler | undefined)[] = new Array(256);
   unknownProto: UnknownProtoHandler | null = null;
+  /** An interface by name (SO_BINDTODEVICE); the Stack that owns the interfaces answers. */
+  ifaceByName: (name: string) => Interface | undefined = () => undefined;
   /** Called with a datagram whose options are malformed, and the offset at fault. */
   paramProblem: ((pkt: Packet, pointer: number) => void) | null = null;
   /**
@@ -279,6 +281,8 @@ export class Ipv4 {
   output(pkt: Packet, dst: number, proto: number, opts: OutputOptions = {}): OutputError | null {
     const mib = this.mib;
     mib.IpOutRequests++;
+    // The socket's SO_MARK rides on the datagram (skb->mark = sk->sk_mark), for netfilter and tc.
+    if (opts.mark !== undefined) pkt.mark = opts.mark;
     let local = this.local.get(dst);
     let route: Route | null = opts.route ?? null;
     if (route === null && local === undefined) {

@@ -209,6 +209,31 @@ export class RouteTable {
     return found;
   }
 
+  /**
+   * The table's entry for `dst` among routes through `oif` (a socket bound to a
+   * device, `ip route get ... oif D`): fib_table_lookup passes over next hops on
+   * other devices, while a route without one (blackhole, throw, ...) still answers.
+   * A multipath route comes back as its path through `oif`. Not cached: bound sockets are few.
+   */
+  matchOif(dst: number, oif: Interface): AnyRoute | null {
+    let found: AnyRoute | null = null;
+    for (const r of this.routes) {
+      if (!routeAlive(r) || ((dst & prefixMask(r.prefixLen)) >>> 0) !== r.dst) continue;
+      if (r.paths !== undefined) {
+        const p = r.paths.find((x) => x.dev === oif && x.dev.running);
+        if (p === undefined) continue;
+        found = p;
+      } else if (r.dev !== oif) continue;
+      else found = r;
+      break;
+    }
+    for (const r of this.rejects) {
+      if (found !== null && (r.prefixLen < found.prefixLen || (r.prefixLen === found.prefixLen && r.metric >= found.metric))) break;
+      if (((dst & prefixMask(r.prefixLen)) >>> 0) === r.dst) return r;
+    }
+    return found;
+  }
+
   /** `ip route add`: fails like RTNETLINK does when the same route exists. */
   add(r: AnyRoute): void {
     r.dst = (r.dst & prefixMask(r.prefixLen)) >>> 0;

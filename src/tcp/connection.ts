@@ -6,6 +6,7 @@
  * out of order (RFC 2018, RFC 2883), delayed ACKs like Linux's, and the
  * challenge ACKs of RFC 5961. Its timers run on the stack's clock.
  */
+import type { Interface } from '../link/interface.js';
 import type { Timer } from '../time/timers.js';
 import type { CcState, CongestionControl } from './cc/types.js';
 import { SendBuffer } from './send-buffer.js';
@@ -92,6 +93,10 @@ export class TcpConnection implements CcState {
   listener: { established(c: TcpConnection): void; dropped(c: TcpConnection): void } | null = null;
   /** No user holds it any more (closed by the application); Linux's orphan. */
   orphan = false;
+  /** SO_MARK: rides on every segment and steers `ip rule fwmark` lookups. */
+  mark = 0;
+  /** SO_BINDTODEVICE: segments leave by this interface and only those arriving on it are ours. */
+  boundDev: Interface | null = null;
 
   // ---- send sequence space (RFC 9293 §3.3.1) ----
   iss = 0;

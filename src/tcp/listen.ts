@@ -5,6 +5,7 @@
  * queue until the user takes them. When the SYN queue is full, SYN cookies
  * (RFC 4987, syncookies.ts) answer instead, as Linux does with tcp_syncookies = 1.
  */
+import type { Interface } from '../link/interface.js';
 import type { Tcp } from './tcp.js';
 import type { Segment, TcpConnection } from './connection.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
@@ -28,6 +29,9 @@ export class TcpListener {
   closed = false;
   /** When this listener last answered with a SYN cookie (Linux last_overflow). */
   private lastCookieMs = -Infinity;
+  /** SO_MARK and SO_BINDTODEVICE, which its connections inherit. */
+  mark = 0;
+  boundDev: Interface | null = null;
 
   constructor(
     private readonly tcp: Tcp,
@@ -75,13 +79,13 @@ export class TcpListener {
     if (synFull || s.syncookies === 2) {
       if (s.syncookies > 0) {
         this.lastCookieMs = tcp.time.now();
-        SynCookies.send(tcp, seg, laddr, lport, raddr, rport);
+        SynCookies.send(tcp, seg, laddr, lport, raddr, rport, this);
         return;
       }
       mib.TcpExtListenDrops++;
       return;
     }
-    const c = tcp.passiveConnection(laddr, lport, raddr, rport);
+    const c = tcp.passiveConnection(laddr, lport, raddr, rport, this);
     c.listener = this;
     tcp.hash(c);
     this.synQueue++;

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { formatIp4, parseIp4 } from '../wire/addr.js';
-import { nodeError, systemError } from '../errors.js';
+import { checkMark, nodeError, systemError } from '../errors.js';
 import type { TcpConnection } from './connection.js';
 import { TcpListener, type ListenUser } from './listen.js';
 import { TcpSocket, type AddressInfo, type TcpSocketOptions } from './socket.js';
@@ -76,7 +76,17 @@ export class TcpServer extends EventEmitter implements ListenUser {
       addr = a;
     }
     if (cb) this.once('listening', cb);
+    const mark = checkMark(this.opts.mark);
     const l = new TcpListener(this.tcp, addr, port, backlog, this);
+    if (this.opts.bindToDevice) {
+      const dev = this.tcp.device(this.opts.bindToDevice);
+      if (dev === undefined) {
+        process.nextTick(() => this.emit('error', systemError('ENODEV', 'setsockopt')));
+        return this;
+      }
+      l.boundDev = dev;
+    }
+    l.mark = mark;
     const err = this.tcp.addListener(l);
     if (err !== null) {
       process.nextTick(() => this.emit('error', systemError(err, 'listen', formatIp4(addr), port)));

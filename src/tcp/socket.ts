@@ -7,7 +7,7 @@
 import { Duplex } from 'node:stream';
 import type { Timer } from '../time/timers.js';
 import { formatIp4, parseIp4 } from '../wire/addr.js';
-import { lookupError, nodeError, systemError, type Errno } from '../errors.js';
+import { checkMark, lookupError, nodeError, systemError, type Errno } from '../errors.js';
 import type { TcpConnection, TcpUser } from './connection.js';
 import type { Tcp } from './tcp.js';
 import { TcpState } from './state.js';
@@ -20,6 +20,17 @@ export interface TcpSocketOptions {
   keepAliveInitialDelay?: number;
   /** Congestion control for this socket (TCP_CONGESTION); default net.ipv4.tcp_congestion_control. */
   congestion?: string;
+  /**
+   * SO_MARK: every segment carries this mark (netfilter's `meta mark`), and the
+   * route is chosen with it (`ip rule fwmark`). A server's accepted sockets inherit it.
+   */
+  mark?: number;
+  /**
+   * SO_BINDTODEVICE: the interface's name. Segments leave by it (the route is
+   * looked up among routes through it, else the destination is taken as on its
+   * link) and only segments arriving on it reach the socket. No such interface: ENODEV.
+   */
+  bindToDevice?: string;
   readableHighWaterMark?: number;
   writableHighWaterMark?: number;
 }
@@ -54,6 +65,8 @@ export class TcpSocket extends Duplex implements TcpUser {
   private remote: { addr: number; port: number } | null = null;
   private local: { addr: number; port: number } | null = null;
   private ccName: string | undefined;
+  private readonly mark: number;
+  private readonly device: string | undefined;
   private noDelayOpt = false;
   private keepAliveOpt: { enable: boolean; delay: number } | null = null;
   /** The connection ended with an error that has not been reported yet. */
@@ -73,6 +86,8 @@ export class TcpSocket extends Duplex implements TcpUser {
       autoDestroy: true,
     });
     this.ccName = opts.congestion;
+    this.mark = checkMark(opts.mark);
+    this.device = opts.bindToDevice || undefined;
     if (opts.noDelay) this.noDelayOpt = true;
     if (opts.keepAlive) this.keepAliveOpt = { enable: true, delay: opts.keepAliveInitialDelay ?? 0 };
   }
@@ -128,7 +143,15 @@ export class TcpSocket extends Duplex implements TcpUser {
       if (l === null) throw nodeError('ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${opts.localAddress}`, TypeError);
       laddr = l;
     }
+    // setsockopt(SO_BINDTODEVICE) before connect: a name no interface has is ENODEV.
+    const dev = this.device !== undefined ? this.tcp.device(this.device) : null;
+    if (dev === undefined) {
+      process.nextTick(() => this.destroy(systemError('ENODEV', 'setsockopt')));
+      return this;
+    }
     const conn = this.tcp.newConnection();
+    conn.mark = this.mark;
+    conn.boundDev = dev;
     if (this.ccName !== undefined) this.tcp.setCongestion(conn, this.ccName);
     conn.user = this;
     this.conn = conn;

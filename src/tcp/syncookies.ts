@@ -52,12 +52,12 @@ function checkCookie(k: readonly Uint8Array[], cookie: number, saddr: number, da
 
 export const SynCookies = {
   /** Answers a SYN with a cookie SYN-ACK and keeps nothing. */
-  send(tcp: Tcp, seg: Segment, laddr: number, lport: number, raddr: number, rport: number): void {
+  send(tcp: Tcp, seg: Segment, laddr: number, lport: number, raddr: number, rport: number, l: TcpListener | null = null): void {
     const o = seg.opts;
     const peerMss = o.mss > 0 ? o.mss : 536;
     let idx = MSS_TABLE.length - 1;
     while (idx > 0 && MSS_TABLE[idx] > peerMss) idx--;
-    const c = tcp.passiveConnection(laddr, lport, raddr, rport);
+    const c = tcp.passiveConnection(laddr, lport, raddr, rport, l);
     c.openPassive(seg, true);
     c.setIss(makeCookie(tcp.cookieSecrets, raddr, laddr, rport, lport, seg.seq, cookieTime(tcp), idx));
     if (c.tsOk) {
@@ -101,7 +101,7 @@ export const SynCookies = {
       syn.opts.wscale = ws === WSCALE_NONE ? -1 : ws;
       syn.opts.sackPermitted = (bits & 0x10) !== 0;
     }
-    const c = tcp.passiveConnection(laddr, lport, raddr, rport);
+    const c = tcp.passiveConnection(laddr, lport, raddr, rport, l);
     c.openPassive(syn, true);
     c.setIss(iss);
     if (c.tsOk) c.tsOffset = (o.tsEcr - Math.floor(tcp.time.now())) >>> 0;

@@ -4,6 +4,7 @@
  * segments to nothing (§3.10.7.1), ISNs (RFC 6528), ICMP errors (RFC 5927),
  * ports, and the sockets' entry points.
  */
+import type { Interface } from '../link/interface.js';
 import { createHash } from 'node:crypto';
 import { Packet, type PacketPool } from '../packet/packet.js';
 import type { Ipv4 } from '../ip/ipv4.js';
@@ -38,6 +39,12 @@ import { createCongestionControl } from './cc/index.js';
 import { TcpListener } from './listen.js';
 import { TcpSocket, type TcpConnectOptions } from './socket.js';
 import { TcpServer, type TcpServerOptions } from './server.js';
+
+/** What a socket's SO_MARK and SO_BINDTODEVICE give its connections. */
+export interface SocketRouting {
+  mark: number;
+  boundDev: Interface | null;
+}
 
 export const IPPROTO_TCP = 6;
 
@@ -84,7 +91,7 @@ export class Tcp implements TcpHost {
   private readonly tsSpec = { val: 0, ecr: 0 };
   private readonly sackOut = new Uint32Array(8);
   /** IP output options, one object for every segment (nothing allocated per segment). */
-  private readonly outOpts = { src: 0, dontFrag: true };
+  private readonly outOpts = { src: 0, dontFrag: true, mark: 0, oif: null as Interface | null };
 
   constructor(
     private readonly ip: Ipv4,
@@ -101,7 +108,7 @@ export class Tcp implements TcpHost {
     this.isnSecret = secret(16);
     this.tsSecret = secret(16);
     this.cookieSecrets = [secret(16), secret(16)];
-    ip.register(IPPROTO_TCP, (pkt, src, dst) => this.input(pkt, src, dst));
+    ip.register(IPPROTO_TCP, (pkt, src, dst, iface) => this.input(pkt, src, dst, iface));
     icmp.onError((e) => this.icmpError(e));
     this.flushTimer = time.timer(() => this.flushDeferred());
     this.resumeTimer = time.timer(() => this.resume());
@@ -159,12 +166,14 @@ export class Tcp implements TcpHost {
   }
 
   /** The listener for a segment to addr:port: one bound to the address beats one bound to any. */
-  findListener(addr: number, port: number): TcpListener | null {
+  findListener(addr: number, port: number, iface: Interface | null = null): TcpListener | null {
     const list = this.listeners.get(port);
     if (list === undefined) return null;
     let any: TcpListener | null = null;
     for (let i = 0; i < list.length; i++) {
       const l = list[i];
+      // A listener bound to a device takes only what arrives on it (compute_score).
+      if (l.boundDev !== null && iface !== null && l.boundDev !== iface) continue;
       if (l.addr === addr) return l;
       if (l.addr === 0) any = l;
     }
@@ -220,15 +229,25 @@ export class Tcp implements TcpHost {
   }
 
   /** A connection for a SYN that reached a listener: its 4-tuple and what its route allows. */
-  passiveConnection(laddr: number, lport: number, raddr: number, rport: number): TcpConnection {
+  passiveConnection(laddr: number, lport: number, raddr: number, rport: number, from: SocketRouting | null = null): TcpConnection {
     const c = this.newConnection();
     c.localAddr = laddr;
     c.localPort = lport;
     c.remoteAddr = raddr;
     c.remotePort = rport;
-    c.advMss = this.advMss(raddr);
+    // An accepted socket inherits the listener's mark and device (inet_csk_clone_lock).
+    if (from !== null) {
+      c.mark = from.mark;
+      c.boundDev = from.boundDev;
+    }
+    c.advMss = this.pathMtu(raddr, 0, c) - 40;
     c.pmtu = c.advMss + 40;
     return c;
+  }
+
+  /** The interface SO_BINDTODEVICE names, or undefined (ENODEV). */
+  device(name: string): Interface | undefined {
+    return this.ip.ifaceByName(name);
   }
 
   /** TCP_CONGESTION: another module for one connection (before it is established). */
@@ -270,7 +289,7 @@ export class Tcp implements TcpHost {
       if (local !== undefined) src = raddr;
       else {
         // ip_route_connect: the rules see the destination port; the source port comes later.
-        const r = this.ip.routeOrErrno({ dst: raddr, proto: IPPROTO_TCP, dport: rport });
+        const r = this.ip.routeOrErrno({ dst: raddr, proto: IPPROTO_TCP, dport: rport, mark: c.mark, oif: c.boundDev });
         if (typeof r === 'string') return r;
         src = r.src || r.dev.sourceFor(r.gateway || raddr);
         if (src === 0) return 'EADDRNOTAVAIL';
@@ -286,7 +305,7 @@ export class Tcp implements TcpHost {
     c.localPort = port;
     c.remoteAddr = raddr;
     c.remotePort = rport;
-    c.pmtu = this.pathMtu(raddr, src);
+    c.pmtu = this.pathMtu(raddr, src, c);
     this.hash(c);
     this.batch.begin();
     try {
@@ -298,15 +317,15 @@ export class Tcp implements TcpHost {
   }
 
   /** The route's MTU (its `mtu` cap, else its device's) toward `raddr` from `src`. */
-  private pathMtu(raddr: number, src = 0): number {
+  private pathMtu(raddr: number, src = 0, c: TcpConnection | null = null): number {
     const local = this.ip.local.get(raddr);
     if (local !== undefined) return Math.max(local.mtu, 1500);
-    const r = this.ip.routeFlow({ dst: raddr, src, proto: IPPROTO_TCP });
+    const r = this.ip.routeFlow({ dst: raddr, src, proto: IPPROTO_TCP, mark: c?.mark ?? 0, oif: c?.boundDev ?? null });
     return r.type === 'unicast' ? routeMtu(r.route) : 1500;
   }
 
-  advMss(remote: number): number {
-    return this.pathMtu(remote) - 40;
+  advMss(remote: number, c: TcpConnection | null = null): number {
+    return this.pathMtu(remote, 0, c) - 40;
   }
 
   isn(c: TcpConnection): number {
@@ -367,7 +386,7 @@ export class Tcp implements TcpHost {
    */
   txBudget(c: TcpConnection): number {
     if (this.ip.local.has(c.remoteAddr)) return 0x7fffffff;
-    const r = this.ip.routeFlow({ dst: c.remoteAddr, src: c.localAddr, proto: IPPROTO_TCP, sport: c.localPort, dport: c.remotePort });
+    const r = this.ip.routeFlow({ dst: c.remoteAddr, src: c.localAddr, proto: IPPROTO_TCP, sport: c.localPort, dport: c.remotePort, mark: c.mark, oif: c.boundDev });
     if (r.type !== 'unicast') return 0x7fffffff;
     return r.route.dev.txRoom - TX_RESERVE;
   }
@@ -404,7 +423,7 @@ export class Tcp implements TcpHost {
   // Input
   // =====================================================================
 
-  private input(pkt: Packet, src: number, dst: number): void {
+  private input(pkt: Packet, src: number, dst: number, iface: Interface): void {
     const mib = this.mib;
     mib.TcpInSegs++;
     const v = this.view.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
@@ -440,7 +459,9 @@ export class Tcp implements TcpHost {
     // SYN with FIN or RST is not dropped here (Linux's tcp_v4_rcv has no such check): a
     // closed port answers SYN+FIN with RST (RFC 9293 §3.10.7.1), a listener drops both
     // (listen.ts), a connection takes SYN+RST as a RST and challenges SYN+FIN (RFC 5961).
-    const c = this.lookup(dst, dport, src, sport);
+    let c = this.lookup(dst, dport, src, sport);
+    // inet_match: a connection bound to a device is found only by what arrives on it.
+    if (c !== null && c.boundDev !== null && c.boundDev !== iface) c = null;
     if (c !== null) {
       if (c.state === TcpState.TIME_WAIT && (f & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN && this.timeWaitReopen(c, seg)) {
         // Linux tcp_timewait_state_process: a new SYN beyond the old connection ends TIME_WAIT.
@@ -450,7 +471,7 @@ export class Tcp implements TcpHost {
         return;
       }
     }
-    const l = this.findListener(dst, dport);
+    const l = this.findListener(dst, dport, iface);
     if (l !== null) {
       l.input(seg, dst, dport, src, sport);
       return;
@@ -476,12 +497,14 @@ export class Tcp implements TcpHost {
   // Output
   // =====================================================================
 
-  private xmit(pkt: Packet, src: number, dst: number): void {
+  private xmit(pkt: Packet, src: number, dst: number, c: TcpConnection | null): void {
     this.mib.TcpOutSegs++;
     // Linux's default IP_PMTUDISC_WANT: TCP segments carry DF (RFC 1191).
     // A failure (no route, a full queue) counts where IP counts it; retransmission recovers.
     const o = this.outOpts;
     o.src = src;
+    o.mark = c !== null ? c.mark : 0;
+    o.oif = c !== null ? c.boundDev : null;
     this.ip.output(pkt, dst, IPPROTO_TCP, o);
   }
 
@@ -528,7 +551,7 @@ export class Tcp implements TcpHost {
     this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, c.iss, synAck ? c.rcvNxt : 0, synAck ? TCP_SYN | TCP_ACK : TCP_SYN, wnd, optLen);
     c.segmentSent(0);
     if (synAck) c.ackSent();
-    this.xmit(pkt, c.localAddr, c.remoteAddr);
+    this.xmit(pkt, c.localAddr, c.remoteAddr, c);
   }
 
   sendData(c: TcpConnection, seq: number, bufOff: number, len: number, fin: boolean, retrans: boolean): void {
@@ -565,7 +588,7 @@ export class Tcp implements TcpHost {
     c.ackSent();
     c.segmentSent(len);
     if (len > 0 && !retrans) this.mib.TcpExtTCPOrigDataSent++;
-    this.xmit(pkt, c.localAddr, c.remoteAddr);
+    this.xmit(pkt, c.localAddr, c.remoteAddr, c);
   }
 
   sendProbe(c: TcpConnection): void {
@@ -585,14 +608,14 @@ export class Tcp implements TcpHost {
     const wnd = c.selectWindow();
     this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, seqAdd(c.sndUna, -1), c.rcvNxt, TCP_ACK, wnd, optLen);
     c.segmentSent(0);
-    this.xmit(pkt, c.localAddr, c.remoteAddr);
+    this.xmit(pkt, c.localAddr, c.remoteAddr, c);
   }
 
   sendReset(laddr: number, lport: number, raddr: number, rport: number, seq: number, ack: number, withAck: boolean): void {
     const pkt = this.pool.alloc(TCP_HEADER_LEN);
     this.mib.TcpOutRsts++;
     this.finish(pkt, laddr, raddr, lport, rport, seq, withAck ? ack : 0, withAck ? TCP_RST | TCP_ACK : TCP_RST, 0, 0);
-    this.xmit(pkt, laddr, raddr);
+    this.xmit(pkt, laddr, raddr, null);
   }
 
   // =====================================================================

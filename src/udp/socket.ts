@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import type { IcmpErrorInfo } from '../ip/icmp.js';
 import type { Timer } from '../time/timers.js';
 import { formatIp4, parseIp4 } from '../wire/addr.js';
-import { lookupError, nodeError, systemError, type Errno } from '../errors.js';
+import { checkMark, lookupError, nodeError, systemError, type Errno } from '../errors.js';
 import type { Udp, UdpEndpoint, UdpReceiver } from './udp.js';
 
 export interface RemoteInfo {
@@ -36,6 +36,14 @@ export interface UdpSocketOptions {
   /** SO_REUSEADDR: several sockets that all set it may bind one port. */
   reuseAddr?: boolean;
   recvBufferSize?: number;
+  /** SO_MARK: every datagram carries this mark (netfilter's `meta mark`) and the route is chosen with it (`ip rule fwmark`). */
+  mark?: number;
+  /**
+   * SO_BINDTODEVICE: the interface's name. Datagrams leave by it (the route is
+   * looked up among routes through it, else the destination is taken as on its
+   * link) and only those arriving on it are received. No such interface: ENODEV, thrown.
+   */
+  bindToDevice?: string;
 }
 
 /** Called with no argument once connected, or with the error. */
@@ -83,8 +91,13 @@ export class UdpSocket extends EventEmitter implements UdpReceiver {
     opts: UdpSocketOptions = {},
   ) {
     super();
+    const mark = checkMark(opts.mark);
+    const dev = opts.bindToDevice ? udp.device(opts.bindToDevice) : null;
+    if (dev === undefined) throw systemError('ENODEV', 'setsockopt');
     this.ep = udp.open(this);
     this.ep.reuseAddr = opts.reuseAddr === true;
+    this.ep.mark = mark;
+    this.ep.boundDev = dev;
     this.timer = udp.time.timer(() => this.run());
     this.rcvbuf = opts.recvBufferSize ?? DEFAULT_RCVBUF;
   }

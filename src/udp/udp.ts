@@ -3,6 +3,7 @@
  * output with checksums, port allocation, and ICMP errors handed back to the
  * endpoint that sent the datagram they quote.
  */
+import type { Interface } from '../link/interface.js';
 import { Packet } from '../packet/packet.js';
 import type { Ipv4 } from '../ip/ipv4.js';
 import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
@@ -55,6 +56,10 @@ export class UdpEndpoint {
   reuseAddr = false;
   /** IP_TTL; 0 means net.ipv4.ip_default_ttl. */
   ttl = 0;
+  /** SO_MARK: carried by what it sends and used to choose the route (`ip rule fwmark`). */
+  mark = 0;
+  /** SO_BINDTODEVICE: sends leave by this interface; only datagrams arriving on it are received. */
+  boundDev: Interface | null = null;
   closed = false;
 
   constructor(readonly rx: UdpReceiver) {}
@@ -83,7 +88,7 @@ export class Udp {
     private readonly random: () => number,
     readonly portRange: LocalPortRange = new LocalPortRange(),
   ) {
-    ip.register(IPPROTO_UDP, (pkt, src, dst) => this.input(pkt, src, dst));
+    ip.register(IPPROTO_UDP, (pkt, src, dst, iface) => this.input(pkt, src, dst, iface));
     icmp.onError((e) => this.icmpError(e));
   }
 
@@ -97,6 +102,11 @@ export class Udp {
   /** A new unbound endpoint delivering to `rx`. */
   open(rx: UdpReceiver): UdpEndpoint {
     return new UdpEndpoint(rx);
+  }
+
+  /** The interface SO_BINDTODEVICE names, or undefined (ENODEV). */
+  device(name: string): Interface | undefined {
+    return this.ip.ifaceByName(name);
   }
 
   /** True for one of our unicast addresses (not a broadcast or multicast one). */
@@ -224,7 +234,7 @@ export class Udp {
     if ((dst === 0xffffffff || this.ip.isBroadcastAddr(dst)) && !ep.broadcast) return 'EACCES';
     const local = this.ip.local.get(dst);
     if (local !== undefined) return { route: undefined, src: ep.srcAddr || dst, mtu: 0xffff };
-    const route = this.ip.routeOrErrno({ dst, src: ep.srcAddr, proto: IPPROTO_UDP, sport: ep.localPort, dport });
+    const route = this.ip.routeOrErrno({ dst, src: ep.srcAddr, proto: IPPROTO_UDP, sport: ep.localPort, dport, mark: ep.mark, oif: ep.boundDev });
     if (typeof route === 'string') return route;
     return { route, src: ep.srcAddr || route.src || route.dev.sourceFor(route.gateway || dst), mtu: routeMtu(route) };
   }
@@ -267,6 +277,8 @@ export class Udp {
       route: r.route,
       dontFrag: ep.dontFrag,
       ttl: ep.ttl !== 0 ? ep.ttl : undefined,
+      mark: ep.mark,
+      oif: ep.boundDev,
     });
     if (err !== null) return err;
     this.mib.UdpOutDatagrams++;
@@ -275,7 +287,7 @@ export class Udp {
 
   // ---- receive ----
 
-  private input(pkt: Packet, src: number, dst: number): void {
+  private input(pkt: Packet, src: number, dst: number, iface: Interface): void {
     const mib = this.mib;
     const v = this.inView.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
     // RFC 1122 §4.1.3.4: a length field below the header size or beyond the IP payload is discarded.
@@ -296,10 +308,10 @@ export class Udp {
     const dport = v.dstPort;
     const data = pkt.buf.subarray(pkt.start + UDP_HEADER_LEN, pkt.start + ulen);
     if (!this.ip.isLocal(dst)) {
-      this.broadcastInput(data, src, sport, dst, dport);
+      this.broadcastInput(data, src, sport, dst, dport, iface);
       return;
     }
-    const ep = this.lookup(dst, dport, src, sport);
+    const ep = this.lookup(dst, dport, src, sport, iface);
     if (ep === null) {
       mib.UdpNoPorts++;
       // RFC 1122 §4.1.3.1: no one listens on the port: ICMP Port Unreachable.
@@ -314,11 +326,12 @@ export class Udp {
    * every endpoint on the port that is bound to it or to any address; with none,
    * it is ignored (no ICMP error, RFC 1122 §3.2.2).
    */
-  private broadcastInput(data: Uint8Array, src: number, sport: number, dst: number, dport: number): void {
+  private broadcastInput(data: Uint8Array, src: number, sport: number, dst: number, dport: number, iface: Interface): void {
     const list = this.ports.get(dport);
     let n = 0;
     if (list !== undefined) {
       for (const ep of [...list]) {
+        if (ep.boundDev !== null && ep.boundDev !== iface) continue;
         if (ep.localAddr !== 0 && ep.localAddr !== dst) continue;
         if (ep.connected && (ep.remoteAddr !== src || ep.remotePort !== sport)) continue;
         this.deliver(ep, data, src, sport, dst);
@@ -343,7 +356,7 @@ export class Udp {
    * equals (SO_REUSEADDR) the last bound wins, as in Linux, which adds new
    * sockets at the head of the port's chain.
    */
-  private lookup(laddr: number, lport: number, raddr: number, rport: number): UdpEndpoint | null {
+  private lookup(laddr: number, lport: number, raddr: number, rport: number, iface: Interface | null = null): UdpEndpoint | null {
     const list = this.ports.get(lport);
     if (list === undefined) return null;
     let best: UdpEndpoint | null = null;
@@ -351,6 +364,11 @@ export class Udp {
     for (let i = 0; i < list.length; i++) {
       const ep = list[i];
       let score = 0;
+      // compute_score: an endpoint bound to a device hears only that device, and beats one that is not.
+      if (ep.boundDev !== null && iface !== null) {
+        if (ep.boundDev !== iface) continue;
+        score += 4;
+      }
       if (ep.localAddr !== 0) {
         if (ep.localAddr !== laddr) continue;
         score += 1;
