@@ -200,6 +200,28 @@ export class Conntrack implements CtProvider {
     return this.size;
   }
 
+  /** The longest hash chain (both directions' links count), for diagnostics and tests. */
+  longestChain(): number {
+    let most = 0;
+    for (let h = 0; h < this.heads.length; h++) {
+      let k = 0;
+      let e = this.heads[h];
+      let d = this.tags[h];
+      while (e !== null) {
+        k++;
+        if (d === 0) {
+          d = e.d0;
+          e = e.n0;
+        } else {
+          d = e.d1;
+          e = e.n1;
+        }
+      }
+      if (k > most) most = k;
+    }
+    return most;
+  }
+
   get active(): boolean {
     return this.unhook.length > 0;
   }
