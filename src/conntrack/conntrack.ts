@@ -37,6 +37,7 @@ import {
   TCP_KILL,
   TCP_REPEAT,
   TCP_STATE_NAMES,
+  tcpCanEarlyDrop,
   tcpError,
   tcpNew,
   tcpPacket,
@@ -179,6 +180,7 @@ export class Conntrack implements CtProvider {
   private gcNext = 0;
   private gcMin = Infinity;
   private gcAt = Infinity;
+  private gcEvict = false;
   private readonly gcTimer: Timer | null;
 
   constructor(private readonly deps: ConntrackDeps) {
@@ -283,7 +285,8 @@ export class Conntrack implements CtProvider {
         d === 0
           ? e.os === src && e.od === dst && e.osp === sport && e.odp === dport && e.proto === proto
           : e.rs === src && e.rd === dst && e.rsp === sport && e.rdp === dport && e.proto === proto;
-      if (hit && e !== ignore && e.deadline - now > 0) {
+      // An entry of the very same flow (same original tuple) is left to the clash resolution at confirm.
+      if (hit && e !== ignore && e.deadline - now > 0 && (ignore === null || !sameOriginal(e, ignore))) {
         // nf_conntrack_tuple_taken counts a clash as "found".
         this.stats.found++;
         return true;
@@ -480,12 +483,17 @@ export class Conntrack implements CtProvider {
     const stop = Math.min(size, h + GC_MAX_BUCKETS);
     let min = this.gcMin;
     const list = this.scratch;
+    // After the table was found full, a pass also evicts what early_drop may take,
+    // and assured TCP entries that are closing, while it is 95% full (gc_worker).
+    const evict = this.gcEvict;
+    const max95 = Math.floor(this.settings.max / 100) * 95;
     for (; h < stop; h++) {
       let e = this.heads[h];
       if (e === null) continue;
       let d = this.tags[h];
       while (e !== null) {
         if (e.deadline - now <= 0) list.push(e);
+        else if (d === 0 && evict && this.n >= max95 && canEarlyDrop(e)) list.push(e);
         else if (d === 0 && e.deadline < min) min = e.deadline;
         if (d === 0) {
           d = e.d0;
@@ -502,6 +510,7 @@ export class Conntrack implements CtProvider {
     }
     let wait: number;
     if (h >= size) {
+      this.gcEvict = false;
       this.gcNext = 0;
       this.gcMin = Infinity;
       wait = min === Infinity ? GC_INTERVAL_MAX_MS : Math.min(GC_INTERVAL_MAX_MS, Math.max(GC_INTERVAL_MIN_MS, min - now));
@@ -596,6 +605,8 @@ export class Conntrack implements CtProvider {
         if (this.n >= s.max && !this.earlyDrop(hashTuple(this.seed, proto, src, dst, sport, dport))) {
           // "nf_conntrack: table full, dropping packet"
           this.stats.drop++;
+          this.gcEvict = true;
+          this.scheduleGc(now, GC_INTERVAL_MIN_MS);
           return VERDICT_DROP;
         }
         e = new CtEntry();
@@ -778,9 +789,9 @@ export class Conntrack implements CtProvider {
     e.status |= IPS_CONFIRMED;
     e.id = this.nextId;
     this.nextId = this.nextId === INT_MAX ? 1 : this.nextId + 1;
+    // (Linux counts `insert` only for entries ctnetlink creates, not at confirmation.)
     this.link(e);
     this.n++;
-    this.stats.insert++;
     if (this.listeners.length > 0) this.emit('new', e);
     // A sweep soon enough for this entry's deadline.
     this.scheduleGc(now, Math.max(GC_INTERVAL_MIN_MS, e.deadline - now));
@@ -909,6 +920,15 @@ export class Conntrack implements CtProvider {
     k.field(`${p}checksum`, s, 'checksum', 0, 1);
     k.field(`${p}log_invalid`, s, 'logInvalid', 0, 255);
   }
+}
+
+/** gc_worker_can_early_drop */
+function canEarlyDrop(e: CtEntry): boolean {
+  return (e.status & IPS_ASSURED) === 0 || (e.proto === 6 && tcpCanEarlyDrop(e.state));
+}
+
+function sameOriginal(a: CtEntry, b: CtEntry): boolean {
+  return a.proto === b.proto && a.os === b.os && a.od === b.od && a.osp === b.osp && a.odp === b.odp;
 }
 
 function sameTuples(a: CtEntry, b: CtEntry): boolean {
