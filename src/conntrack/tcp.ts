@@ -281,7 +281,7 @@ function inWindow(t: CtTcp, state: number, dir: number, index: number, b: Uint8A
     } else {
       // Mid-stream: use what the packet says.
       sender.end = end;
-      const swin = (win * 2 ** sender.scale) >>> 0;
+      const swin = win << sender.scale;
       sender.maxwin = swin === 0 ? 1 : swin;
       sender.maxend = (end + sender.maxwin) >>> 0;
       if (receiver.maxwin === 0) receiver.end = receiver.maxend = sack;
@@ -325,7 +325,7 @@ function inWindow(t: CtTcp, state: number, dir: number, index: number, b: Uint8A
   if (!after(sack, (receiver.end - maxAckWindow(sender) - 1) >>> 0)) return liberal(sender, s, W_IGNORE);
 
   // RFC 7323 §2.3: the window is scaled except on SYNs.
-  if (!syn) win = win * 2 ** sender.scale;
+  if (!syn) win = win << sender.scale;
   const swin = win + ((sack - ack) >>> 0);
   if (sender.maxwin < swin) sender.maxwin = swin >>> 0;
   if (after(end, sender.end)) {
