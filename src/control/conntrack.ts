@@ -1291,10 +1291,10 @@ export function runConntrackStream(env: ConntrackEnv, argv: readonly string[], i
   });
 }
 
-/** The stack's table and clocks as the command sees them; null when the stack has no connection tracking. */
+/** The stack's table and clocks as the command sees them. */
 export function stackConntrackEnv(stack: Stack): ConntrackEnv | null {
-  const ct = (stack as unknown as { conntrack?: ConntrackView }).conntrack;
-  if (ct === undefined || ct === null) return null;
+  const ct: ConntrackView | undefined = stack.conntrack;
+  if (ct === undefined) return null;
   return {
     ct,
     now: () => stack.time.now(),
