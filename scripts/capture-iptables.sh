@@ -6,7 +6,7 @@
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir="$here/test/fixtures/iptables"
-ns="tapstack-ipt-$$"
+ns="tsnn-ipt-$$"
 out="$dir/expected.txt"
 : > "$out"
 cleanup() { ip netns del "$ns" 2>/dev/null || true; }

@@ -7,7 +7,7 @@
  * protocol given with `-p` (`--dport`) loads that protocol's match implicitly
  * (which iptables-save then prints as `-m tcp`).
  */
-import type { Expr, Field, LogLevel, Rhs, TimeUnit } from '../netfilter/ast.js';
+import type { Expr, Field, LogLevel, NatExpr, NatFlag, Rhs, TimeUnit } from '../netfilter/ast.js';
 import { CT_STATE_ESTABLISHED, CT_STATE_INVALID, CT_STATE_NEW, CT_STATE_RELATED, CT_STATE_UNTRACKED } from '../netfilter/ast.js';
 import { PKTTYPE_BROADCAST, PKTTYPE_HOST, PKTTYPE_MULTICAST, PKTTYPE_OTHERHOST } from '../netfilter/ast.js';
 import type { ServicesDb } from './etc-services.js';
@@ -45,7 +45,9 @@ export type Match =
   | { m: 'udp'; sport?: Ports; dport?: Ports; none?: boolean }
   | { m: 'icmp'; neg: boolean; type: number; codeLo: number; codeHi: number; set: boolean }
   | { m: 'multiport'; dir: 'sports' | 'dports' | ''; neg: boolean; ports: [number, number][] }
-  | { m: 'state' | 'conntrack'; neg: boolean; states: number }
+  | { m: 'state'; neg: boolean; states: number }
+  | ({ m: 'conntrack'; neg: boolean; states: number } & CtOpts)
+  | { m: 'connmark'; neg: boolean; value: number; mask: number; set: boolean }
   | { m: 'limit'; n: number; unit: 'sec' | 'min' | 'hour' | 'day'; burst: number }
   | { m: 'mark'; neg: boolean; value: number; mask: number; set: boolean }
   | { m: 'comment'; text: string }
@@ -55,13 +57,45 @@ export type Match =
   | { m: 'pkttype'; neg: boolean; type: 'unicast' | 'broadcast' | 'multicast' | 'otherhost' | '' }
   | { m: 'dscp'; neg: boolean; value: number; set: boolean };
 
+/** `-m conntrack` beyond --ctstate (libxt_conntrack). */
+export interface CtOpts {
+  proto?: { neg: boolean; p: number };
+  origsrc?: Addr;
+  origdst?: Addr;
+  replsrc?: Addr;
+  repldst?: Addr;
+  origsrcport?: Ports;
+  origdstport?: Ports;
+  replsrcport?: Ports;
+  repldstport?: Ports;
+  status?: { neg: boolean; v: number };
+  expire?: { neg: boolean; lo: number; hi: number };
+  dir?: 'ORIGINAL' | 'REPLY';
+}
+
+/** NAT targets: addresses and ports as given (0 when absent). */
+export interface NatTarget {
+  t: 'SNAT' | 'DNAT' | 'MASQUERADE' | 'REDIRECT';
+  addr?: number;
+  addrEnd?: number;
+  port?: number;
+  portEnd?: number;
+  random?: boolean;
+  fully?: boolean;
+  persistent?: boolean;
+  set: boolean;
+}
+
 export type Target =
   | { t: 'ACCEPT' | 'DROP' | 'RETURN' }
   | { t: 'chain'; chain: string; goto: boolean }
   | { t: 'REJECT'; with: string }
   | { t: 'LOG'; prefix?: string; level: number }
   | { t: 'MARK'; value: number; mask: number; set: boolean }
-  | { t: 'DSCP'; value: number; set: boolean };
+  | { t: 'DSCP'; value: number; set: boolean }
+  | NatTarget
+  /** CONNMARK: set (ct mark = (ct mark & ~ctmask) ^ ctmark), save or restore with masks. */
+  | { t: 'CONNMARK'; op: 'set' | 'save' | 'restore' | ''; ctmark: number; ctmask: number; nfmask: number };
 
 export interface IptRule {
   src?: Addr;
@@ -298,6 +332,86 @@ function parseStates(s: string, what: string): number {
   return v;
 }
 
+/** `P[-Q]` of --to-ports / after `:` in --to-source: a port range, which needs a protocol with ports. */
+function parseNatPorts(t: NatTarget, v: string, proto: string): void {
+  if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp' && proto !== 'dccp') throw paramError('Need TCP, UDP, SCTP or DCCP with port specification');
+  const m = /^(\d+)(?:-(\d+))?$/.exec(v);
+  const lo = m === null ? NaN : parseInt(m[1], 10);
+  const hi = m === null ? NaN : m[2] === undefined ? lo : parseInt(m[2], 10);
+  if (!(lo >= 0 && lo <= 65535)) throw paramError(`Port \`${m === null ? v : m[1]}' not valid`);
+  if (!(hi >= 0 && hi <= 65535)) throw paramError(`Port \`${m![2]}' not valid`);
+  if (hi < lo) throw paramError(`Port range \`${m![2]}' funky`);
+  t.port = lo;
+  if (m![2] !== undefined) t.portEnd = hi;
+}
+
+/** One option of `-m conntrack` (libxt_conntrack). */
+function conntrackOption(mt: Extract<Match, { m: 'conntrack' }>, opt: string, v: string, neg: boolean): void {
+  const port = (): Ports => {
+    const m = /^(\d+)(?::(\d+))?$/.exec(v);
+    if (m === null) throw paramError(`conntrack: bad value for option "${opt}", or out of range (0-65535).\n`);
+    // libxt_conntrack keeps the low 16 bits of a larger number.
+    const lo = parseInt(m[1], 10) & 0xffff;
+    const hi = m[2] === undefined ? lo : parseInt(m[2], 10) & 0xffff;
+    return { neg, lo, hi };
+  };
+  switch (opt) {
+    case '--ctstate':
+      mt.neg = neg;
+      mt.states = parseStates(v, 'ctstate');
+      return;
+    case '--ctproto': {
+      const p = PROTOS[v.toLowerCase()] ?? (/^\d+$/.test(v) && parseInt(v, 10) <= 255 ? parseInt(v, 10) : undefined);
+      if (p === undefined) throw paramError(`unknown protocol "${v}" specified`);
+      mt.proto = { neg, p };
+      return;
+    }
+    case '--ctorigsrc':
+    case '--ctorigdst':
+    case '--ctreplsrc':
+    case '--ctrepldst': {
+      // libxt_conntrack keeps the address as written (not masked); the kernel compares under the mask.
+      const slash = v.indexOf('/');
+      const a = parseAddrMask(v);
+      const raw = parseAddr(slash < 0 ? v : v.slice(0, slash)) ?? a.addr;
+      mt[opt.slice(4) as 'origsrc' | 'origdst' | 'replsrc' | 'repldst'] = { neg, addr: raw, mask: a.mask };
+      return;
+    }
+    case '--ctorigsrcport':
+    case '--ctorigdstport':
+    case '--ctreplsrcport':
+    case '--ctrepldstport':
+      mt[opt.slice(4) as 'origsrcport' | 'origdstport' | 'replsrcport' | 'repldstport'] = port();
+      return;
+    case '--ctstatus': {
+      let x = 0;
+      for (const w of v.split(',')) {
+        if (w.toUpperCase() === 'NONE') continue;
+        const b = CT_STATUS.find(([n]) => n === w.toUpperCase());
+        if (b === undefined) throw paramError(`Bad ctstatus "${w}"`);
+        x |= b[1];
+      }
+      mt.status = { neg, v: x };
+      return;
+    }
+    case '--ctexpire': {
+      const m = /^(\d+)(?::(\d+))?$/.exec(v);
+      if (m === null) throw paramError(`conntrack: bad value for option "--ctexpire", or out of range (0-4294967295).\n`);
+      const lo = parseInt(m[1], 10);
+      const hi = m[2] === undefined ? lo : parseInt(m[2], 10);
+      mt.expire = { neg, lo, hi };
+      return;
+    }
+    case '--ctdir': {
+      if (neg) throw paramError('conntrack: option "--ctdir" cannot be inverted.\n');
+      const d = v.toUpperCase();
+      if (d !== 'ORIGINAL' && d !== 'REPLY') throw paramError(`conntrack: Bad value for "--ctdir" option: "${v}"`);
+      mt.dir = d;
+      return;
+    }
+  }
+}
+
 /** xt_limit's rates: a period in 1/10000 s per packet. */
 const LIMIT_SCALE = 10000;
 const RATES: ['day' | 'hour' | 'min' | 'sec', number][] = [
@@ -344,7 +458,11 @@ const MATCH_OPTS: Record<string, readonly string[]> = {
   icmp: ['--icmp-type'],
   multiport: ['--dports', '--destination-ports', '--sports', '--source-ports', '--ports'],
   state: ['--state'],
-  conntrack: ['--ctstate'],
+  conntrack: [
+    '--ctstate', '--ctproto', '--ctorigsrc', '--ctorigdst', '--ctreplsrc', '--ctrepldst', '--ctorigsrcport', '--ctorigdstport', '--ctreplsrcport',
+    '--ctrepldstport', '--ctstatus', '--ctexpire', '--ctdir',
+  ],
+  connmark: ['--mark'],
   limit: ['--limit', '--limit-burst'],
   mark: ['--mark'],
   comment: ['--comment'],
@@ -357,7 +475,7 @@ const MATCH_OPTS: Record<string, readonly string[]> = {
 
 /** Matches and targets iptables has that tapstack does not (refused by name). */
 const UNSUPPORTED_MATCHES = [
-  'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'connmark', 'cpu', 'dccp', 'devgroup', 'ecn', 'esp',
+  'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'cpu', 'dccp', 'devgroup', 'ecn', 'esp',
   'hashlimit', 'helper', 'ipcomp', 'ipvs', 'mac', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm', 'recent', 'rpfilter',
   'sctp', 'set', 'socket', 'statistic', 'string', 'tcpmss', 'time', 'tos', 'u32', 'udplite',
 ];
@@ -366,7 +484,26 @@ const TARGET_OPTS: Record<string, readonly string[]> = {
   LOG: ['--log-prefix', '--log-level'],
   MARK: ['--set-mark', '--set-xmark', '--and-mark', '--or-mark', '--xor-mark'],
   DSCP: ['--set-dscp', '--set-dscp-class'],
+  SNAT: ['--to-source', '--random', '--random-fully', '--persistent'],
+  DNAT: ['--to-destination', '--random', '--persistent'],
+  MASQUERADE: ['--to-ports', '--random', '--random-fully'],
+  REDIRECT: ['--to-ports', '--random'],
+  CONNMARK: ['--set-mark', '--set-xmark', '--and-mark', '--or-mark', '--xor-mark', '--save-mark', '--restore-mark', '--mask', '--nfmask', '--ctmask'],
 };
+
+/** CONNMARK's operations, in libxt_CONNMARK's option order. */
+const CONNMARK_OPS = ['--set-xmark', '--set-mark', '--and-mark', '--or-mark', '--xor-mark', '--save-mark', '--restore-mark'];
+
+/** Target options that take no argument. */
+const TARGET_FLAGS = ['--random', '--random-fully', '--persistent', '--save-mark', '--restore-mark'];
+
+/** conntrack status bits (IPS_*) by the names --ctstatus takes, in the order iptables prints them. */
+const CT_STATUS: [string, number][] = [
+  ['EXPECTED', 1],
+  ['SEEN_REPLY', 2],
+  ['ASSURED', 4],
+  ['CONFIRMED', 8],
+];
 
 function newMatch(name: string): Match {
   switch (name) {
@@ -379,8 +516,11 @@ function newMatch(name: string): Match {
     case 'multiport':
       return { m: 'multiport', dir: '', neg: false, ports: [] };
     case 'state':
+      return { m: 'state', neg: false, states: 0 };
     case 'conntrack':
-      return { m: name, neg: false, states: 0 };
+      return { m: 'conntrack', neg: false, states: 0 };
+    case 'connmark':
+      return { m: 'connmark', neg: false, value: 0, mask: 0xffffffff, set: false };
     case 'limit':
       return { m: 'limit', n: 3, unit: 'hour', burst: 5 };
     case 'mark':
@@ -477,10 +617,22 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
         return;
       }
       case 'state':
-      case 'conntrack':
         mt.neg = neg;
-        mt.states = parseStates(need(), mt.m === 'state' ? 'state' : 'ctstate');
+        mt.states = parseStates(need(), 'state');
         return;
+      case 'conntrack':
+        conntrackOption(mt, opt, need(), neg);
+        return;
+      case 'connmark': {
+        const parts = need().split('/');
+        if (parts.length > 2) throw paramError('connmark: trailing garbage after value for option "--mark".\n');
+        const [a, b] = parts;
+        mt.neg = neg;
+        mt.value = parseU32(a, 'connmark', '--mark');
+        mt.mask = b === undefined ? 0xffffffff : parseU32(b, 'connmark', '--mark');
+        mt.set = true;
+        return;
+      }
       case 'limit':
         if (neg) throw paramError('limit does not support invert');
         if (opt === '--limit') Object.assign(mt, parseRate(need()));
@@ -604,6 +756,62 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
     }
   };
 
+  /** Options of the NAT targets and CONNMARK (flags without an argument among them). */
+  /** CONNMARK's operations as given (xtables checks their exclusions once all options are read). */
+  const connmarkOps: string[] = [];
+  const natOption = (t: NatTarget, opt: string, v: string | undefined): void => {
+    if (opt === '--random') t.random = true;
+    else if (opt === '--random-fully') t.fully = true;
+    else if (opt === '--persistent') t.persistent = true;
+    else {
+      if (v === undefined) throw paramError(`option "${opt}" requires an argument`);
+      if (t.set) throw paramError(`${t.t}: option "${opt}" can only be used once.\n`);
+      if (opt === '--to-ports') parseNatPorts(t, v, protoName());
+      else {
+        // ADDR[-ADDR][:PORT[-PORT]] (libxt_NAT).
+        const colon = v.indexOf(':');
+        const a = colon < 0 ? v : v.slice(0, colon);
+        if (a !== '') {
+          const [lo, hi] = a.split('-');
+          const x = parseAddr(lo);
+          const y = hi === undefined ? x : parseAddr(hi);
+          if (x === null || y === null || lo.split('.').length !== 4 || (hi !== undefined && hi.split('.').length !== 4)) throw paramError(`Bad IP address "${a}"`);
+          t.addr = x;
+          if (hi !== undefined) t.addrEnd = y!;
+        }
+        if (colon >= 0) parseNatPorts(t, v.slice(colon + 1), protoName());
+      }
+      t.set = true;
+    }
+  };
+
+  const connmarkOption = (t: Extract<Target, { t: 'CONNMARK' }>, opt: string, v: string | undefined): void => {
+    if (CONNMARK_OPS.includes(opt)) {
+      if (connmarkOps.includes(opt)) throw paramError(`CONNMARK: option "${opt}" can only be used once.\n`);
+      connmarkOps.push(opt);
+    }
+    if (opt === '--save-mark' || opt === '--restore-mark') {
+      t.op = opt === '--save-mark' ? 'save' : 'restore';
+      return;
+    }
+    if (v === undefined) throw paramError(`option "${opt}" requires an argument`);
+    if (opt === '--mask' || opt === '--nfmask' || opt === '--ctmask') {
+      const m = parseU32(v, 'CONNMARK', opt);
+      if (opt !== '--ctmask') t.nfmask = m;
+      if (opt !== '--nfmask') t.ctmask = m;
+      return;
+    }
+    const [a, b] = v.split('/');
+    const val = parseU32(a, 'CONNMARK', opt);
+    const m = b === undefined ? undefined : parseU32(b, 'CONNMARK', opt);
+    t.op = 'set';
+    if (opt === '--set-xmark') Object.assign(t, { ctmark: val, ctmask: m ?? 0xffffffff });
+    else if (opt === '--set-mark') Object.assign(t, { ctmark: val, ctmask: ((m ?? 0xffffffff) | val) >>> 0 });
+    else if (opt === '--and-mark') Object.assign(t, { ctmark: 0, ctmask: ~val >>> 0 });
+    else if (opt === '--or-mark') Object.assign(t, { ctmark: val, ctmask: val });
+    else Object.assign(t, { ctmark: val, ctmask: 0 });
+  };
+
   return {
     option(args, i, neg) {
       const o = args[i];
@@ -662,8 +870,8 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
           const name = arg(args, i);
           targetName = name;
           if (NAT_TARGETS.includes(name)) {
-            // Its options are taken unread; finish() refuses the rule.
             natTarget = name;
+            r.target = { t: name as NatTarget['t'], set: false };
             return i + 2;
           }
           const goto = o === '-g' || o === '--goto';
@@ -671,7 +879,9 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
           else if (name === 'REJECT') r.target = { t: 'REJECT', with: 'icmp-port-unreachable' };
           else if (name === 'LOG') r.target = { t: 'LOG', level: 4 };
           else if (name === 'MARK') r.target = { t: 'MARK', value: 0, mask: 0, set: false };
-          else if (name === 'DSCP') r.target = { t: 'DSCP', value: 0, set: false }; else if (BUILTIN_TARGETS.includes(name)) throw paramError(`target ${name} is not supported by tapstack`);
+          else if (name === 'DSCP') r.target = { t: 'DSCP', value: 0, set: false };
+          else if (name === 'CONNMARK') r.target = { t: 'CONNMARK', op: '', ctmark: 0, ctmask: 0xffffffff, nfmask: 0xffffffff };
+          else if (BUILTIN_TARGETS.includes(name)) throw paramError(`target ${name} is not supported by tapstack`);
           else r.target = { t: 'chain', chain: name, goto };
           if (goto && r.target.t !== 'chain') throw paramError(`goto '${name}' is not a chain`);
           return i + 2;
@@ -681,14 +891,17 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
           throw paramError('-f (fragments) is not supported by tapstack');
       }
       if (!o.startsWith('--')) return -1;
-      if (natTarget !== null && o.startsWith('--')) return o === '--random' || o === '--random-fully' || o === '--persistent' ? i + 1 : i + 2;
       if (targetName === 'LOG' && ['--log-tcp-sequence', '--log-tcp-options', '--log-ip-options', '--log-uid', '--log-macdecode'].includes(o))
         throw paramError(`LOG ${o} is not supported by tapstack`);
       // A target's option?
       if (targetName !== null && r.target !== undefined && (TARGET_OPTS[targetName] ?? []).includes(o)) {
         if (neg) throw paramError(`unexpected ! flag before ${o}`);
-        targetOption(o, args[i + 1]);
-        return i + 2;
+        const flag = TARGET_FLAGS.includes(o);
+        const t = r.target;
+        if (t.t === 'SNAT' || t.t === 'DNAT' || t.t === 'MASQUERADE' || t.t === 'REDIRECT') natOption(t, o, flag ? undefined : args[i + 1]);
+        else if (t.t === 'CONNMARK') connmarkOption(t, o, flag ? undefined : args[i + 1]);
+        else targetOption(o, args[i + 1]);
+        return flag ? i + 1 : i + 2;
       }
       // The most recent match that takes the option; else the protocol's match, loaded implicitly.
       let mt: Match | undefined;
@@ -720,10 +933,15 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
       return takesArg ? i + 2 : i + 1;
     },
     finish(chainName = '') {
-      if (natTarget !== null) {
-        if (table !== 'nat') throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): rule in chain ${chainName}`, 4);
-        throw new IptError(`iptables ${IPT_VERSION}: ${natTarget}: NAT is not available in tapstack yet`, 1);
+      const nt = r.target;
+      if (natTarget !== null && nt !== undefined && (nt.t === 'SNAT' || nt.t === 'DNAT')) {
+        if (!nt.set) throw paramError(`${nt.t}: option "--to-${nt.t === 'SNAT' ? 'source' : 'destination'}" must be specified\n`);
       }
+      if (connmarkOps.length > 1) {
+        const [a, b] = CONNMARK_OPS.filter((o) => connmarkOps.includes(o));
+        throw paramError(`CONNMARK: option "${a}" cannot be used together with "${b}".\n`);
+      }
+      if (r.target?.t === 'CONNMARK' && r.target.op === '') throw paramError('CONNMARK target: No operation specified');
       for (const mt of r.matches) {
         if ((mt.m === 'tcp' || mt.m === 'udp') && (r.proto === undefined || r.proto.neg || PROTO_NAMES[r.proto.p] !== mt.m)) {
           // With options iptables refuses it; without, the kernel does.
@@ -732,7 +950,9 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
           throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): rule in chain ${chainName}`, 4);
         }
         if (mt.m === 'multiport' && mt.dir === '') throw paramError('multiport expects an option');
-        if ((mt.m === 'state' || mt.m === 'conntrack') && mt.states === 0) throw paramError(mt.m === 'state' ? 'state match: You must specify "--state"' : 'conntrack: At least one option is required');
+        if (mt.m === 'state' && mt.states === 0) throw paramError('state match: You must specify "--state"');
+        if (mt.m === 'conntrack' && Object.keys(mt).length === 3 && mt.states === 0) throw paramError('conntrack: At least one option is required');
+        if (mt.m === 'connmark' && !mt.set) throw paramError('connmark: option "--mark" must be specified\n');
         if (mt.m === 'mark' && !mt.set) throw paramError('mark: option "--mark" must be specified\n');
         if (mt.m === 'comment' && mt.text === '') throw paramError('comment: option "--comment" must be specified\n');
         if (mt.m === 'length' && !mt.set) throw paramError('length: option "--length" must be specified\n');
@@ -742,8 +962,20 @@ export function ruleParser(table: string, services: ServicesDb): RuleParser {
         if (mt.m === 'icmp' && !mt.set) throw paramError('icmp: option "--icmp-type" must be specified\n');
       }
       r.matches = r.matches.filter((mt) => !((mt.m === 'tcp' || mt.m === 'udp') && mt.none === true && mt.sport === undefined && mt.dport === undefined));
-      // The kernel's table checks: REJECT belongs to filter, DSCP to mangle.
-      if ((r.target?.t === 'REJECT' && table !== 'filter') || (r.target?.t === 'DSCP' && table !== 'mangle'))
+      // The kernel's table checks: REJECT belongs to filter, DSCP to mangle, NAT targets to nat; and their hooks.
+      const natHooks: Record<string, string[]> = {
+        SNAT: ['POSTROUTING', 'INPUT'],
+        MASQUERADE: ['POSTROUTING'],
+        DNAT: ['PREROUTING', 'OUTPUT'],
+        REDIRECT: ['PREROUTING', 'OUTPUT'],
+      };
+      const hooks = r.target !== undefined ? natHooks[r.target.t] : undefined;
+      const builtin = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(chainName);
+      if (
+        (r.target?.t === 'REJECT' && table !== 'filter') ||
+        (r.target?.t === 'DSCP' && table !== 'mangle') ||
+        (hooks !== undefined && (table !== 'nat' || (builtin && !hooks.includes(chainName))))
+      )
         throw new IptError(`iptables ${IPT_VERSION}:  RULE_APPEND failed (Invalid argument): rule in chain ${chainName}`, 4);
       if (r.target?.t === 'MARK' && !r.target.set) throw paramError('MARK: One of the --set-xmark, --{and,or,xor,set}-mark options is required');
       if (r.target?.t === 'DSCP' && !r.target.set) throw paramError('DSCP target: Parameter --set-dscp is required');
@@ -802,7 +1034,9 @@ function saveMatch(mt: Match): string {
     case 'state':
       return `-m state ${inv(mt.neg)}--state ${stateNames(mt.states)}`;
     case 'conntrack':
-      return `-m conntrack ${inv(mt.neg)}--ctstate ${stateNames(mt.states)}`;
+      return `-m conntrack${conntrackText(mt, '--')}`;
+    case 'connmark':
+      return `-m connmark ${inv(mt.neg)}--mark ${hex(mt.value)}${mt.mask !== 0xffffffff ? `/${hex(mt.mask)}` : ''}`;
     case 'limit':
       return `-m limit --limit ${mt.n}/${mt.unit}${mt.burst !== 5 ? ` --limit-burst ${mt.burst}` : ''}`;
     case 'mark':
@@ -842,7 +1076,64 @@ function saveTarget(t: Target): string {
       return `-j MARK --set-xmark ${hex(t.value)}/${hex(t.mask)}`;
     case 'DSCP':
       return `-j DSCP --set-dscp 0x${t.value.toString(16).padStart(2, '0')}`;
+    case 'SNAT':
+    case 'DNAT':
+    case 'MASQUERADE':
+    case 'REDIRECT': {
+      let s = `-j ${t.t}`;
+      if (t.t === 'SNAT' || t.t === 'DNAT') s += ` --to-${t.t === 'SNAT' ? 'source' : 'destination'} ${natRange(t)}`;
+      else if (t.port !== undefined) s += ` --to-ports ${natPorts(t)}`;
+      if (t.random === true) s += ' --random';
+      if (t.fully === true) s += ' --random-fully';
+      if (t.persistent === true) s += ' --persistent';
+      return s;
+    }
+    case 'CONNMARK':
+      if (t.op === 'set') return `-j CONNMARK --set-xmark ${hex(t.ctmark)}/${hex(t.ctmask)}`;
+      return `-j CONNMARK --${t.op}-mark --nfmask ${hex(t.nfmask)} --ctmask ${hex(t.ctmask)}`;
   }
+}
+
+function natPorts(t: NatTarget): string {
+  return `${t.port}${t.portEnd !== undefined ? `-${t.portEnd}` : ''}`;
+}
+
+/** `A[-B][:P[-Q]]` as libxt_NAT prints a range. */
+function natRange(t: NatTarget): string {
+  let s = t.addr !== undefined ? fmtAddr(t.addr) + (t.addrEnd !== undefined && t.addrEnd !== t.addr ? `-${fmtAddr(t.addrEnd)}` : '') : '';
+  if (t.port !== undefined) s += `:${natPorts(t)}`;
+  return s;
+}
+
+/** An address as libxt_conntrack prints it: bare for /32, else with its prefix length (or mask). */
+function ctAddr(a: Addr): string {
+  if (a.mask === 0xffffffff) return fmtAddr(a.addr);
+  const l = maskLen(a.mask);
+  return `${fmtAddr(a.addr)}/${l >= 0 ? l : fmtAddr(a.mask)}`;
+}
+
+/** libxt_conntrack's options in its order, each ` [! ]PREFIXname value` (prefix `--` to save, `` to list). */
+function conntrackText(mt: Extract<Match, { m: 'conntrack' }>, prefix: string): string {
+  let s = '';
+  const inv = (neg: boolean): string => (neg ? (prefix === '' ? ' !' : ' !') : '');
+  const port = (p: Ports): string => (p.lo === p.hi ? String(p.lo) : `${p.lo}:${p.hi}`);
+  if (mt.states !== 0) s += `${inv(mt.neg)} ${prefix}ctstate ${stateNames(mt.states)}`;
+  if (mt.proto !== undefined) s += `${inv(mt.proto.neg)} ${prefix}ctproto ${mt.proto.p}`;
+  for (const k of ['origsrc', 'origdst', 'replsrc', 'repldst'] as const) {
+    const a = mt[k];
+    if (a !== undefined) s += `${inv(a.neg)} ${prefix}ct${k} ${ctAddr(a)}`;
+  }
+  for (const k of ['origsrcport', 'origdstport', 'replsrcport', 'repldstport'] as const) {
+    const p = mt[k];
+    if (p !== undefined) s += `${inv(p.neg)} ${prefix}ct${k} ${port(p)}`;
+  }
+  if (mt.status !== undefined) {
+    const names = CT_STATUS.filter(([, b]) => (mt.status!.v & b) !== 0).map(([n]) => n);
+    s += `${inv(mt.status.neg)} ${prefix}ctstatus ${names.length > 0 ? names.join(',') : 'NONE'}`;
+  }
+  if (mt.expire !== undefined) s += `${inv(mt.expire.neg)} ${prefix}ctexpire ${mt.expire.lo === mt.expire.hi ? mt.expire.lo : `${mt.expire.lo}:${mt.expire.hi}`}`;
+  if (mt.dir !== undefined) s += ` ${prefix}ctdir ${mt.dir}`;
+  return s;
 }
 
 function saveAddr(a: Addr): string {
@@ -946,8 +1237,13 @@ export function listExtra(r: IptRule, numeric: boolean, services: ServicesDb): s
         break;
       }
       case 'state':
+        s += `${mt.neg ? ' !' : ''} state ${stateNames(mt.states)}`;
+        break;
       case 'conntrack':
-        s += `${mt.neg ? ' !' : ''} ${mt.m === 'state' ? 'state' : 'ctstate'} ${stateNames(mt.states)}`;
+        s += conntrackText(mt, '');
+        break;
+      case 'connmark':
+        s += ` connmark match ${mt.neg ? '!' : ''} ${hex(mt.value)}${mt.mask !== 0xffffffff ? `/${hex(mt.mask)}` : ''}`;
         break;
       case 'limit':
         s += ` limit: avg ${mt.n}/${mt.unit} burst ${mt.burst}`;
@@ -999,8 +1295,40 @@ export function listExtra(r: IptRule, numeric: boolean, services: ServicesDb): s
     case 'chain':
       if (t.goto) s += '[goto] ';
       break;
+    case 'SNAT':
+    case 'DNAT':
+      s += ` to:${natRange(t)}`;
+      break;
+    case 'MASQUERADE':
+      if (t.port !== undefined) s += ` masq ports: ${natPorts(t)}`;
+      break;
+    case 'REDIRECT':
+      if (t.port !== undefined) s += ` redir ports ${natPorts(t)}`;
+      break;
+    case 'CONNMARK': {
+      const x = (n: number): string => hex(n);
+      if (t.op === 'set') {
+        if (t.ctmark === 0) s += ` CONNMARK and ${x(~t.ctmask)}`;
+        else if (t.ctmark === t.ctmask) s += ` CONNMARK or ${x(t.ctmark)}`;
+        else if (t.ctmask === 0) s += ` CONNMARK xor ${x(t.ctmark)}`;
+        else if (t.ctmask === 0xffffffff) s += ` CONNMARK set ${x(t.ctmark)}`;
+        else s += ` CONNMARK xset ${x(t.ctmark)}/${x(t.ctmask)}`;
+      } else if (t.op === 'save') {
+        if (t.nfmask === 0xffffffff && t.ctmask === 0xffffffff) s += ' CONNMARK save';
+        else if (t.nfmask === t.ctmask) s += ` CONNMARK save mask ${x(t.nfmask)}`;
+        else s += ` CONNMARK save nfmask ${x(t.nfmask)} ctmask ~${x(t.ctmask)}`;
+      } else if (t.ctmask === 0xffffffff && t.nfmask === 0xffffffff) s += ' CONNMARK restore';
+      else if (t.ctmask === t.nfmask) s += ` CONNMARK restore mask ${x(t.ctmask)}`;
+      else s += ` CONNMARK restore ctmask ${x(t.ctmask)} nfmask ~${x(t.nfmask)}`;
+      break;
+    }
     default:
       break;
+  }
+  if (t.t === 'SNAT' || t.t === 'DNAT' || t.t === 'MASQUERADE' || t.t === 'REDIRECT') {
+    if (t.random === true) s += ' random';
+    if (t.fully === true) s += ' random-fully';
+    if (t.persistent === true) s += ' persistent';
   }
   return s;
 }
@@ -1094,8 +1422,19 @@ export function ruleExprs(r: IptRule): Expr[] {
         break;
       }
       case 'state':
-      case 'conntrack':
         e.push({ kind: 'match', left: { kind: 'ct', key: 'state' }, mask: mt.states, op: mt.neg ? 'eq' : 'ne', right: { kind: 'value', value: 0 } });
+        break;
+      case 'conntrack':
+        e.push(...conntrackExprs(mt));
+        break;
+      case 'connmark':
+        e.push({
+          kind: 'match',
+          left: { kind: 'ct', key: 'mark' },
+          mask: mt.mask === 0xffffffff ? undefined : mt.mask,
+          op: mt.neg ? 'ne' : 'eq',
+          right: { kind: 'value', value: (mt.value & mt.mask) >>> 0 },
+        });
         break;
       case 'limit':
         e.push({ kind: 'limit', rate: mt.n, unit: UNITS[mt.unit], per: 'packets', burst: mt.burst });
@@ -1173,8 +1512,87 @@ export function ruleExprs(r: IptRule): Expr[] {
       case 'DSCP':
         e.push({ kind: 'payload-set', proto: 'ip', field: 'dscp', value: t.value });
         break;
+      case 'SNAT':
+      case 'DNAT':
+      case 'MASQUERADE':
+      case 'REDIRECT': {
+        const flags: NatFlag[] = [];
+        if (t.random === true) flags.push('random');
+        if (t.fully === true) flags.push('fully-random');
+        if (t.persistent === true) flags.push('persistent');
+        const x: NatExpr = { kind: 'nat', type: t.t.toLowerCase() as NatExpr['type'] };
+        if (t.addr !== undefined) x.addr = t.addr;
+        if (t.addrEnd !== undefined) x.addrEnd = t.addrEnd;
+        if (t.port !== undefined) x.port = t.port;
+        if (t.portEnd !== undefined) x.portEnd = t.portEnd;
+        if (flags.length > 0) x.flags = flags;
+        e.push(x);
+        break;
+      }
+      case 'CONNMARK': {
+        const ALL = 0xffffffff;
+        if (t.op === 'set')
+          e.push({
+            kind: 'ct-set',
+            key: 'mark',
+            value: t.ctmask === ALL ? t.ctmark : { kind: 'field', field: { kind: 'ct', key: 'mark' }, mask: ~t.ctmask >>> 0, xor: t.ctmark },
+          });
+        else if (t.nfmask === ALL && t.ctmask === ALL)
+          e.push(
+            t.op === 'save'
+              ? { kind: 'ct-set', key: 'mark', value: { kind: 'field', field: { kind: 'meta', key: 'mark' } } }
+              : { kind: 'meta-set', key: 'mark', value: { kind: 'field', field: { kind: 'ct', key: 'mark' } } },
+          );
+        else e.push({ kind: 'connmark', op: t.op === 'save' ? 'save' : 'restore', nfmask: t.nfmask, ctmask: t.ctmask });
+        break;
+      }
     }
   }
+  return e;
+}
+
+/** `-m conntrack` as ct expressions (xt_conntrack's checks, each one a match). */
+function conntrackExprs(mt: Extract<Match, { m: 'conntrack' }>): Expr[] {
+  const e: Expr[] = [];
+  if (mt.states !== 0) e.push({ kind: 'match', left: { kind: 'ct', key: 'state' }, mask: mt.states, op: mt.neg ? 'eq' : 'ne', right: { kind: 'value', value: 0 } });
+  if (mt.proto !== undefined) e.push({ kind: 'match', left: { kind: 'ct', key: 'protocol' }, op: mt.proto.neg ? 'ne' : 'eq', right: { kind: 'value', value: mt.proto.p } });
+  const addrs = [
+    ['origsrc', 'original', 'saddr'],
+    ['origdst', 'original', 'daddr'],
+    ['replsrc', 'reply', 'saddr'],
+    ['repldst', 'reply', 'daddr'],
+  ] as const;
+  for (const [k, dir, key] of addrs) {
+    const a = mt[k];
+    if (a === undefined) continue;
+    const x = addrExpr({ kind: 'ct', key, dir }, a);
+    if (x !== null) e.push(x);
+  }
+  const ports = [
+    ['origsrcport', 'original', 'proto-src'],
+    ['origdstport', 'original', 'proto-dst'],
+    ['replsrcport', 'reply', 'proto-src'],
+    ['repldstport', 'reply', 'proto-dst'],
+  ] as const;
+  for (const [k, dir, key] of ports) {
+    const p = mt[k];
+    if (p !== undefined) e.push({ kind: 'match', left: { kind: 'ct', key, dir }, op: p.neg ? 'ne' : 'eq', right: portsRhs(p) });
+  }
+  if (mt.status !== undefined) e.push({ kind: 'match', left: { kind: 'ct', key: 'status' }, mask: mt.status.v, op: mt.status.neg ? 'eq' : 'ne', right: { kind: 'value', value: 0 } });
+  if (mt.expire !== undefined) {
+    // ct expiration is in ms; xt_conntrack compares whole seconds.
+    const { lo, hi, neg } = mt.expire;
+    // An empty range (`--ctexpire 100:10`) iptables takes: it never matches (negated: always, given an entry).
+    if (lo > hi) {
+      if (neg) e.push({ kind: 'match', left: { kind: 'ct', key: 'expiration' }, op: 'ge', right: { kind: 'value', value: 0 } });
+      else
+        e.push(
+          { kind: 'match', left: { kind: 'ct', key: 'expiration' }, op: 'ge', right: { kind: 'value', value: lo * 1000 } },
+          { kind: 'match', left: { kind: 'ct', key: 'expiration' }, op: 'le', right: { kind: 'value', value: hi * 1000 } },
+        );
+    } else e.push({ kind: 'match', left: { kind: 'ct', key: 'expiration' }, op: neg ? 'ne' : 'eq', right: lo === hi ? { kind: 'value', value: lo * 1000 } : { kind: 'range', lo: lo * 1000, hi: hi * 1000 } });
+  }
+  if (mt.dir !== undefined) e.push({ kind: 'match', left: { kind: 'ct', key: 'direction' }, op: 'eq', right: { kind: 'value', value: mt.dir === 'REPLY' ? 1 : 0 } });
   return e;
 }
 

@@ -69,15 +69,19 @@ const SAVE_ORDER = ['mangle', 'raw', 'filter', 'nat'];
 const plain = (msg: string, code = 1): IptError => new IptError(`iptables: ${msg}`, code);
 const noChain = (): IptError => plain('No chain/target/match by that name.');
 
+/** A table as iptables-nft creates it: empty; built-in chains are added when first used. */
 function newTable(name: string): Table {
-  return {
-    family: 'ip',
-    name,
-    handle: 0,
-    chains: IPT_TABLES[name].map(([n, hook, type, priority]) => ({ name: n, handle: 0, base: { type, hook, priority, policy: 'accept' }, rules: [] })),
-    sets: [],
-    counters: [],
-  };
+  return { family: 'ip', name, handle: 0, chains: [], sets: [], counters: [] };
+}
+
+function builtinChain(table: string, name: string): Chain {
+  const [n, hook, type, priority] = IPT_TABLES[table].find(([x]) => x === name)!;
+  return { name: n, handle: 0, base: { type, hook, priority, policy: 'accept' }, rules: [] };
+}
+
+/** A chain by name, a built-in one that does not exist yet seen empty. */
+function findChain(t: Table, name: string): Chain | undefined {
+  return t.chains.find((c) => c.name === name) ?? (isBuiltin(t.name, name) ? builtinChain(t.name, name) : undefined);
 }
 
 function isBuiltin(table: string, chain: string): boolean {
@@ -367,16 +371,14 @@ function makeRule(rule: IptRule): Chain['rules'][number] {
  * Applies a changing command to a draft state. Used by `iptables` (one
  * command, one commit) and by iptables-restore (a table's lines, one commit).
  */
-export function applyCommand(s: RulesetState, p: ParsedCmd, deferTargets = false): void {
-  // Like iptables-nft, built-in chains exist once the table does.
+export function applyCommand(s: RulesetState, p: ParsedCmd, deferTargets = false, zeroPolicy: string[] = []): void {
   const existed = s.tables.some((x) => x.family === 'ip' && x.name === p.table);
   const t = draftTable(s, p.table);
   const name = p.chain;
-  // A table made with nft may lack a built-in chain: iptables-nft adds it when used.
-  const spec = IPT_TABLES[p.table].find(([n]) => n === name);
-  if (spec !== undefined && !t.chains.some((c) => c.name === name)) {
-    const [n, hook, type, priority] = spec;
-    t.chains.push({ name: n, handle: 0, base: { type, hook, priority, policy: 'accept' }, rules: [] });
+  // Like iptables-nft, a built-in chain is created when a command uses it (not by -F or -Z).
+  if (name !== undefined && isBuiltin(p.table, name) && !t.chains.some((c) => c.name === name)) {
+    if (p.cmd === 'F' || p.cmd === 'Z') return;
+    t.chains.push(builtinChain(p.table, name));
   }
   switch (p.cmd) {
     case 'A':
@@ -458,6 +460,9 @@ export function applyCommand(s: RulesetState, p: ParsedCmd, deferTargets = false
       if (c === undefined || c.base === undefined) throw plain('Bad built-in chain name.');
       if (p.arg2 !== 'ACCEPT' && p.arg2 !== 'DROP') throw plain('Bad policy name. Run `dmesg\' for more information.');
       c.base.policy = p.arg2 === 'ACCEPT' ? 'accept' : 'drop';
+      // -P sends the chain with zeroed counters: its policy counters start (again) from 0.
+      c.base.counters = true;
+      zeroPolicy.push(c.name);
       return;
     }
     default:
@@ -490,11 +495,23 @@ function counterOf(rs: Ruleset | null, table: Table, handle: number): { packets:
   }
 }
 
-function header(t: Table, c: Chain, p: ParsedCmd, kmg: boolean): string {
+/** A built-in chain's policy counters, as iptables-nft reads them (0 until the chain keeps them). */
+function policyCounter(rs: Ruleset | null, t: Table, c: Chain): { packets: number; bytes: number } {
+  if (rs === null || c.base?.counters !== true) return { packets: 0, bytes: 0 };
+  try {
+    return rs.chainCounter('ip', t.name, c.name);
+  } catch (e) {
+    if (e instanceof RulesetError) return { packets: 0, bytes: 0 };
+    throw e;
+  }
+}
+
+function header(rs: Ruleset | null, t: Table, c: Chain, p: ParsedCmd, kmg: boolean): string {
   let s = `Chain ${c.name}`;
   if (c.base !== undefined) {
     s += ` (policy ${c.base.policy.toUpperCase()}`;
-    if (p.verbose) s += ` ${num(0, kmg, false)}packets, ${num(0, kmg, false)}bytes`;
+    const k = policyCounter(rs, t, c);
+    if (p.verbose) s += ` ${num(k.packets, kmg, false)}packets, ${num(k.bytes, kmg, false)}bytes`;
     s += ')\n';
   } else s += ` (${refs(t, c.name)} references)\n`;
   if (p.lineNumbers) s += 'num  ';
@@ -508,7 +525,7 @@ function header(t: Table, c: Chain, p: ParsedCmd, kmg: boolean): string {
 function listChain(rs: Ruleset | null, t: Table, c: Chain, p: ParsedCmd, services: ServicesDb): string {
   const kmg = !p.exact;
   // `-L CHAIN N` prints the rule alone.
-  let s = p.num === undefined ? header(t, c, p, kmg) : '';
+  let s = p.num === undefined ? header(rs, t, c, p, kmg) : '';
   c.rules.forEach((r, i) => {
     if (p.num !== undefined && p.num !== i + 1) return;
     const ir = parseSpec(r.iptables, t.name, services) ?? { matches: [] };
@@ -547,7 +564,7 @@ function incompatible(table: string, chains: Chain[]): IptError | null {
 
 /** Orders chains as iptables prints them: built-ins in their order, then user chains by name. */
 function ordered(t: Table): Chain[] {
-  const b = IPT_TABLES[t.name].map(([n]) => t.chains.find((c) => c.name === n)).filter((c): c is Chain => c !== undefined);
+  const b = IPT_TABLES[t.name].map(([n]) => findChain(t, n)!);
   const u = t.chains.filter((c) => c.base === undefined).sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   return [...b, ...u];
 }
@@ -562,7 +579,7 @@ export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptio
     const t = viewTable(state, p.table);
     switch (p.cmd) {
       case 'L': {
-        if (p.chain !== undefined && !t.chains.some((c) => c.name === p.chain))
+        if (p.chain !== undefined && findChain(t, p.chain) === undefined)
           throw new IptError(`iptables ${IPT_VERSION}: chain \`${p.chain}' in table \`${p.table}' is incompatible, use 'nft' tool.`, 1);
         const chains = ordered(t).filter((c) => p.chain === undefined || c.name === p.chain);
         const bad = incompatible(p.table, chains);
@@ -572,14 +589,17 @@ export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptio
         return { stdout: text, stderr: '', code: 0 };
       }
       case 'S': {
-        if (p.chain !== undefined && !t.chains.some((c) => c.name === p.chain))
+        if (p.chain !== undefined && findChain(t, p.chain) === undefined)
           throw new IptError(`iptables ${IPT_VERSION}: chain \`${p.chain}' in table \`${p.table}' is incompatible, use 'nft' tool.`, 1);
         const lines: string[] = [];
         const chains = ordered(t).filter((c) => p.chain === undefined || c.name === p.chain);
         const bad = incompatible(p.table, chains);
         if (bad !== null) throw bad;
         if (p.num === undefined)
-          for (const c of chains) lines.push(c.base !== undefined ? `-P ${c.name} ${c.base.policy.toUpperCase()}${p.verbose ? ' -c 0 0' : ''}` : `-N ${c.name}`);
+          for (const c of chains) {
+            const k = policyCounter(rs, t, c);
+            lines.push(c.base !== undefined ? `-P ${c.name} ${c.base.policy.toUpperCase()}${p.verbose ? ` -c ${k.packets} ${k.bytes}` : ''}` : `-N ${c.name}`);
+          }
         const cnt = p.verbose
           ? (h: number): string => {
               const k = counterOf(rs, t, h);
@@ -590,7 +610,7 @@ export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptio
         return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: '', code: 0 };
       }
       case 'C': {
-        const c = t.chains.find((x) => x.name === p.chain);
+        const c = findChain(t, p.chain!);
         if (c === undefined) throw noChain();
         checkTarget(t, p.rule!);
         const spec = saveRule(p.rule!);
@@ -598,14 +618,16 @@ export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptio
         return { stdout: '', stderr: '', code: 0 };
       }
       case 'Z': {
-        if (p.chain !== undefined && !t.chains.some((c) => c.name === p.chain)) throw noChain();
+        if (p.chain !== undefined && findChain(t, p.chain) === undefined) throw noChain();
         zero(rs, p.table, p.chain);
         return { stdout: '', stderr: '', code: 0 };
       }
       default: {
         const draft = rs.state();
-        applyCommand(draft, p);
+        const zeroPolicy: string[] = [];
+        applyCommand(draft, p, false, zeroPolicy);
         rs.commit(draft);
+        for (const c of zeroPolicy) rs.setChainCounter('ip', p.table, c, 0, 0);
         // -v echoes the rule, or names the chains a flush or delete went through.
         let out = '';
         if (p.verbose && p.rule !== undefined) out = verboseRule(p.rule, services);
@@ -626,12 +648,24 @@ function withCounter(line: string, c: string): string {
   return `${m[1]} ${c.trimEnd()}${m[3].length > 0 ? ` ${m[3]}` : ''}`;
 }
 
+/**
+ * -Z: rule counters to 0, and the policy counters of the built-in chains
+ * that exist, which keep counters from then on (iptables-nft sends them with
+ * zeroed counters, and nf_tables then keeps the chain's stats).
+ */
 function zero(rs: Ruleset, table: string, chain?: string): void {
   const t = rs.state().tables.find((x) => x.family === 'ip' && x.name === table);
   if (t === undefined) return;
+  const enable = t.chains.filter((c) => c.base !== undefined && c.base.counters !== true && (chain === undefined || c.name === chain)).map((c) => c.name);
+  if (enable.length > 0)
+    rs.edit((s) => {
+      const d = s.tables.find((x) => x.family === 'ip' && x.name === table)!;
+      for (const c of d.chains) if (enable.includes(c.name)) c.base!.counters = true;
+    });
   for (const c of t.chains) {
     if (chain !== undefined && c.name !== chain) continue;
     for (const r of c.rules) rs.setRuleCounter('ip', table, r.handle, 0, 0);
+    if (c.base !== undefined) rs.setChainCounter('ip', table, c.name, 0, 0);
   }
 }
 
@@ -667,7 +701,10 @@ export function iptablesSave(rs: Ruleset, o: SaveOptions): string {
     }
     out += `# Generated by iptables-save ${IPT_VERSION} on ${when}\n*${name}\n`;
     const chains = ordered(t);
-    for (const c of chains) out += `:${c.name} ${c.base !== undefined ? c.base.policy.toUpperCase() : '-'} [0:0]\n`;
+    for (const c of chains) {
+      const k = policyCounter(rs, t, c);
+      out += `:${c.name} ${c.base !== undefined ? c.base.policy.toUpperCase() : '-'} [${k.packets}:${k.bytes}]\n`;
+    }
     for (const c of chains)
       for (const l of specLines(c, o.counters ? (h) => {
         const k = counterOf(rs, t, h);
@@ -737,6 +774,7 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
   let draft: RulesetState | null = null;
   let table = '';
   let pendingCounters: { chain: string; index: number; packets: number; bytes: number }[] = [];
+  let pendingPolicy: { chain: string; packets: number; bytes: number }[] = [];
   let skipping = false;
   try {
     for (let ln = 1; ln <= lines.length; ln++) {
@@ -754,6 +792,7 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
         }
         draftTable(draft, table);
         pendingCounters = [];
+        pendingPolicy = [];
         continue;
       }
       if (line === 'COMMIT') {
@@ -774,6 +813,7 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
             const r = t.chains.find((c) => c.name === pc.chain)?.rules[pc.index];
             if (r !== undefined) rs.setRuleCounter('ip', table, r.handle, pc.packets, pc.bytes);
           }
+          for (const pp of pendingPolicy) rs.setChainCounter('ip', table, pp.chain, pp.packets, pp.bytes);
         }
         draft = null;
         continue;
@@ -785,10 +825,14 @@ export function iptablesRestore(rs: Ruleset, text: string, o: RestoreOptions, se
         const m = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$/.exec(line);
         if (m === null) throw restoreError(`${RESTORE}: line ${ln} chain name invalid`, ln);
         const [, name, policy] = m;
-        const c = t.chains.find((x) => x.name === name);
+        let c = t.chains.find((x) => x.name === name);
         if (isBuiltin(table, name)) {
           if (policy !== 'ACCEPT' && policy !== 'DROP') throw restoreError(`Can't set policy \`${policy}' on \`${name}' line ${ln}: Bad policy name`, ln);
-          c!.base!.policy = policy === 'ACCEPT' ? 'accept' : 'drop';
+          if (c === undefined) t.chains.push((c = builtinChain(table, name)));
+          c.base!.policy = policy === 'ACCEPT' ? 'accept' : 'drop';
+          // The chain comes with its counters ([0:0] unless restored with -c), kept from then on.
+          c.base!.counters = true;
+          pendingPolicy.push({ chain: name, packets: o.counters && m[3] !== undefined ? Number(m[3]) : 0, bytes: o.counters && m[4] !== undefined ? Number(m[4]) : 0 });
         } else if (policy !== '-') throw restoreError(`${RESTORE}: line ${ln} policy invalid`, ln);
         else if (c !== undefined) c.rules = [];
         else {

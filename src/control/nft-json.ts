@@ -197,6 +197,8 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
     case 'meta-set':
     case 'ct-set':
       return { mangle: { key: e.kind === 'ct-set' ? { ct: { key: 'mark' } } : { meta: { key: 'mark' } }, value: markJson(e.value, o) } };
+    case 'connmark':
+      return { xt: { type: 'target', name: 'CONNMARK' } };
     case 'connlimit':
       return { 'ct count': e.over === true ? { val: e.count, inv: true } : { val: e.count } };
     case 'nat': {

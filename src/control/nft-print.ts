@@ -262,6 +262,9 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
     case 'meta-set':
     case 'ct-set':
       return `${e.kind === 'ct-set' ? 'ct' : 'meta'} mark set ${formatMarkValue(e.value, o)}`;
+    case 'connmark':
+      // nft shows a compat target it cannot translate by name.
+      return 'xt target CONNMARK';
     case 'connlimit':
       return `ct count ${e.over === true ? 'over ' : ''}${e.count}`;
     case 'nat':

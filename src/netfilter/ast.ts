@@ -69,6 +69,12 @@ export interface BaseChainSpec {
   hook: HookName;
   priority: number;
   policy: 'accept' | 'drop';
+  /**
+   * The chain keeps policy counters that a front end shows (nf_tables' base
+   * chain stats, enabled by iptables-nft's -Z, -P and iptables-restore); the
+   * engine counts every base chain either way.
+   */
+  counters?: boolean;
 }
 
 export interface Chain {
@@ -216,6 +222,12 @@ export type Expr =
   | { kind: 'notrack' }
   /** `ct mark set VALUE` (the same values as meta-set). */
   | { kind: 'ct-set'; key: 'mark'; value: number | MarkValue }
+  /**
+   * iptables' CONNMARK --save-mark / --restore-mark with masks (nft has no
+   * syntax for it): save ct mark = (ct mark & ~ctmask) ^ (mark & nfmask);
+   * restore mark = (mark & ~nfmask) ^ (ct mark & ctmask).
+   */
+  | { kind: 'connmark'; op: 'save' | 'restore'; nfmask: number; ctmask: number }
   /** `ct count [over] N` (nft_connlimit): connections this rule has seen that are alive. */
   | { kind: 'connlimit'; count: number; over?: boolean }
   /**

@@ -448,6 +448,7 @@ export function usesConntrack(e: Expr): boolean {
     case 'meta-set':
       return typeof e.value !== 'number' && (e.value.kind === 'field' ? e.value.field.kind === 'ct' : keyFields(e.value.key).some((f) => f.kind === 'ct'));
     case 'ct-set':
+    case 'connmark':
     case 'connlimit':
     case 'notrack':
     case 'nat':
@@ -842,6 +843,26 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
           const x = ld(p, c);
           if (x < 0) return BREAK;
           p.mark = x;
+          return CONT;
+        };
+      }
+      case 'connmark': {
+        const nfmask = e.nfmask >>> 0;
+        const ctmask = e.ctmask >>> 0;
+        // xt_CONNMARK: nothing happens to a packet without an entry.
+        if (e.op === 'save')
+          return (p) => {
+            const ct = env.ct;
+            if (ct === null || p.ct === UNTRACKED) return CONT;
+            const m = ct.mark(p);
+            if (m >= 0) ct.setMark(p, ((m & ~ctmask) ^ (p.mark & nfmask)) >>> 0);
+            return CONT;
+          };
+        return (p) => {
+          const ct = env.ct;
+          if (ct === null || p.ct === UNTRACKED) return CONT;
+          const m = ct.mark(p);
+          if (m >= 0) p.mark = ((p.mark & ~nfmask) ^ (m & ctmask)) >>> 0;
           return CONT;
         };
       }

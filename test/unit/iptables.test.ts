@@ -3,10 +3,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Stack } from '../../src/stack.js';
 import { VirtualTime } from '../../src/time/timers.js';
-import { iptablesRestore, parseRestoreArgs, runIptables, runIptablesCommand, runIptablesSave } from '../../src/control/iptables.js';
+import { IPT_TABLES, iptablesRestore, parseRestoreArgs, runIptables, runIptablesCommand, runIptablesSave } from '../../src/control/iptables.js';
 import type { CommandStream } from '../../src/control/protocol.js';
 import { VERDICT_ACCEPT, VERDICT_DROP } from '../../src/ip/hooks.js';
-import { runInput, tcpDatagram, testRuleset, udpDatagram } from '../helpers/nft.js';
+import { ctEntry, fakeCt, fakeNat, ip, pkt, runInput, tcpDatagram, testRuleset, udpDatagram } from '../helpers/nft.js';
 import { concat, ipHeader } from '../helpers/frames.js';
 import { parseConfig } from '../../src/control/commands.js';
 import { Controller } from '../../src/control/exec.js';
@@ -17,7 +17,10 @@ const FIX = path.join(path.dirname(new URL(import.meta.url).pathname), '../fixtu
 const services = ServicesDb.load();
 
 function stack(): Stack {
-  return new Stack({ time: new VirtualTime(), seed: 1 });
+  const s = new Stack({ time: new VirtualTime(), seed: 1 });
+  // NAT targets compile against a NAT provider (the stack's own is wired elsewhere).
+  if (s.nft.env.nat === null) s.nft.env.nat = fakeNat();
+  return s;
 }
 
 /** Runs one fixture command line (iptables or iptables-save) on a stack; returns what it printed and its exit code. */
@@ -95,24 +98,32 @@ describe('iptables rules print back as iptables-nft prints them', () => {
 });
 
 describe('iptables on the engine', () => {
-  it('builds iptables-nft\'s tables: base chains at the standard priorities, policies accept', () => {
+  it('builds iptables-nft\'s tables: base chains at the standard priorities, policies accept, created when used', () => {
     const s = stack();
     for (const t of ['filter', 'nat', 'mangle', 'raw']) expect(runIptables(s.nft, ['-t', t, '-N', 'x'], { services }).code).toBe(0);
+    // -N makes the table and the chain; no built-in chain yet (iptables-nft adds them when used).
+    expect(s.nft.state().tables.map((t) => t.chains.map((c) => c.name))).toEqual([['x'], ['x'], ['x'], ['x']]);
+    // -F and -Z do not make them; -A and -P do.
+    runIptables(s.nft, ['-F', 'INPUT'], { services });
+    runIptables(s.nft, ['-Z', 'INPUT'], { services });
+    expect(s.nft.state().tables[0].chains.map((c) => c.name)).toEqual(['x']);
+    for (const t of ['filter', 'nat', 'mangle', 'raw'])
+      for (const [c] of IPT_TABLES[t]) expect(runIptables(s.nft, ['-t', t, '-P', c, 'ACCEPT'], { services }).code).toBe(0);
     const chains = Object.fromEntries(
       s.nft.state().tables.map((t) => [t.name, t.chains.map((c) => (c.base ? `${c.name}:${c.base.type}:${c.base.hook}:${c.base.priority}:${c.base.policy}` : c.name))]),
     );
     expect(chains).toEqual({
-      filter: ['INPUT:filter:input:0:accept', 'FORWARD:filter:forward:0:accept', 'OUTPUT:filter:output:0:accept', 'x'],
-      nat: ['PREROUTING:nat:prerouting:-100:accept', 'INPUT:nat:input:100:accept', 'OUTPUT:nat:output:-100:accept', 'POSTROUTING:nat:postrouting:100:accept', 'x'],
+      filter: ['x', 'INPUT:filter:input:0:accept', 'FORWARD:filter:forward:0:accept', 'OUTPUT:filter:output:0:accept'],
+      nat: ['x', 'PREROUTING:nat:prerouting:-100:accept', 'INPUT:nat:input:100:accept', 'OUTPUT:nat:output:-100:accept', 'POSTROUTING:nat:postrouting:100:accept'],
       mangle: [
+        'x',
         'PREROUTING:filter:prerouting:-150:accept',
         'INPUT:filter:input:-150:accept',
         'FORWARD:filter:forward:-150:accept',
         'OUTPUT:route:output:-150:accept',
         'POSTROUTING:filter:postrouting:-150:accept',
-        'x',
       ],
-      raw: ['PREROUTING:filter:prerouting:-300:accept', 'OUTPUT:filter:output:-300:accept', 'x'],
+      raw: ['x', 'PREROUTING:filter:prerouting:-300:accept', 'OUTPUT:filter:output:-300:accept'],
     });
   });
 
@@ -125,14 +136,27 @@ describe('iptables on the engine', () => {
     expect(r.iptables).toBe('-p tcp -m tcp --dport 22 -m comment --comment "ssh in" -j ACCEPT');
   });
 
-  it('NAT targets parse in the nat table and are refused: NAT is not there yet', () => {
+  it('NAT targets become nat statements; without NAT in the stack they are refused', () => {
     const s = stack();
-    for (const rule of ['-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2:8080', '-A POSTROUTING -o eth0 -j MASQUERADE --random', '-A POSTROUTING -j SNAT --to-source 1.2.3.4', '-A PREROUTING -p tcp -j REDIRECT --to-ports 8080']) {
-      const r = runIptables(s.nft, ['-t', 'nat', ...rule.split(' ')], { services });
-      const target = /-j (\S+)/.exec(rule)![1];
-      expect(r).toEqual({ stdout: '', stderr: `iptables v1.8.9 (nf_tables): ${target}: NAT is not available in tapstack yet\n`, code: 1 });
-    }
+    s.nft.env.nat = null;
+    const r = runIptables(s.nft, splitQuoted('-t nat -A POSTROUTING -o eth0 -j MASQUERADE --random'), { services });
+    expect(r).toEqual({ stdout: '', stderr: 'iptables v1.8.9 (nf_tables): table ip nat: masquerade: this stack has no NAT\n', code: 4 });
     expect(s.nft.state().tables).toEqual([]);
+    s.nft.env.nat = fakeNat();
+    const rules = [
+      '-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2:8080',
+      '-A POSTROUTING -o eth0 -j MASQUERADE --random',
+      '-A POSTROUTING -p udp -j SNAT --to-source 1.2.3.4-1.2.3.5:1000-2000 --random-fully --persistent',
+      '-A PREROUTING -p tcp -j REDIRECT --to-ports 8080',
+    ];
+    for (const rule of rules) expect(runIptables(s.nft, ['-t', 'nat', ...rule.split(' ')], { services }).code).toBe(0);
+    const nat = s.nft.state().tables[0].chains.flatMap((c) => c.rules.map((x) => x.exprs[x.exprs.length - 1]));
+    expect(nat).toEqual([
+      { kind: 'nat', type: 'dnat', addr: ip('10.0.0.2'), port: 8080 },
+      { kind: 'nat', type: 'redirect', port: 8080 },
+      { kind: 'nat', type: 'masquerade', flags: ['random'] },
+      { kind: 'nat', type: 'snat', addr: ip('1.2.3.4'), addrEnd: ip('1.2.3.5'), port: 1000, portEnd: 2000, flags: ['fully-random', 'persistent'] },
+    ]);
   });
 
   it('a restore with an error changes nothing in that table; --test changes nothing at all', () => {
@@ -282,6 +306,7 @@ describe('rules made with nft in an iptables table', () => {
   it('are not printed as something else: the chain is incompatible, as iptables-nft says', () => {
     const s = stack();
     runIptables(s.nft, ['-A', 'INPUT', '-j', 'ACCEPT'], { services });
+    runIptables(s.nft, ['-P', 'FORWARD', 'ACCEPT'], { services });
     s.nft.addRule('ip', 'filter', 'FORWARD', [{ kind: 'match', left: { kind: 'payload', proto: 'ip', field: 'ttl' }, op: 'eq', right: { kind: 'value', value: 5 } }]);
     expect(runIptables(s.nft, ['-S', 'INPUT'], { services }).code).toBe(0);
     const r = runIptables(s.nft, ['-S'], { services });
@@ -312,5 +337,111 @@ describe('a table made with nft', () => {
     expect(runIptables(s.nft, ['-A', 'INPUT', '-j', 'DROP'], { services }).code).toBe(0);
     expect(s.nft.state().tables[0].chains.map((c) => c.name)).toEqual(['input', 'INPUT']);
     expect(runIptables(s.nft, ['-S', 'INPUT'], { services }).stdout).toBe('-P INPUT ACCEPT\n-A INPUT -j DROP\n');
+  });
+});
+
+describe('built-in chain policy counters', () => {
+  // As iptables-nft 1.8.9 on Linux 6.1 showed them (scripts: ping through lo in a namespace):
+  // a chain made by -A keeps no counters; -Z starts them for the chains that exist;
+  // -P restarts them from 0; -F keeps them; iptables-restore sets them.
+  it('count what the policy decides once the chain keeps counters', () => {
+    const { rs, hooks } = testRuleset();
+    const ipt = (args: string): string => {
+      const r = runIptables(rs, splitQuoted(args), { services });
+      expect(r.stderr).toBe('');
+      return r.stdout;
+    };
+    const policyLine = (chain: string): string => ipt(`-L ${chain} -n -v`).split('\n')[0];
+    const send = (): void => {
+      runInput(hooks, udpDatagram('10.0.0.1', '10.0.0.2', 1, 53, { data: 56 }));
+    };
+    ipt('-A INPUT -p tcp -j ACCEPT');
+    send();
+    expect(policyLine('INPUT')).toBe('Chain INPUT (policy ACCEPT 0 packets, 0 bytes)');
+    ipt('-Z');
+    send();
+    send();
+    expect(policyLine('INPUT')).toBe('Chain INPUT (policy ACCEPT 2 packets, 168 bytes)');
+    // A TCP packet is accepted by the rule, not the policy.
+    runInput(hooks, tcpDatagram('10.0.0.1', '10.0.0.2', 1, 22));
+    expect(policyLine('INPUT')).toBe('Chain INPUT (policy ACCEPT 2 packets, 168 bytes)');
+    ipt('-F');
+    send();
+    expect(policyLine('INPUT')).toBe('Chain INPUT (policy ACCEPT 3 packets, 252 bytes)');
+    expect(ipt('-S INPUT -v')).toBe('-P INPUT ACCEPT -c 3 252\n');
+    expect(runIptablesSave(rs, []).stdout.split('\n').filter((l) => l.startsWith(':'))).toEqual([':INPUT ACCEPT [3:252]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]']);
+    ipt('-P INPUT ACCEPT');
+    expect(policyLine('INPUT')).toBe('Chain INPUT (policy ACCEPT 0 packets, 0 bytes)');
+    send();
+    expect(policyLine('INPUT')).toBe('Chain INPUT (policy ACCEPT 1 packets, 84 bytes)');
+    // -L -Z lists, then zeroes.
+    expect(ipt('-L INPUT -n -v -Z').split('\n')[0]).toBe('Chain INPUT (policy ACCEPT 1 packets, 84 bytes)');
+    expect(policyLine('INPUT')).toBe('Chain INPUT (policy ACCEPT 0 packets, 0 bytes)');
+    // A drop policy counts what it drops.
+    ipt('-P INPUT DROP');
+    expect(runInput(hooks, udpDatagram('10.0.0.1', '10.0.0.2', 1, 53))).toBe(VERDICT_DROP);
+    expect(policyLine('INPUT')).toBe('Chain INPUT (policy DROP 1 packets, 28 bytes)');
+    const r = iptablesRestore(rs, '*filter\n:INPUT ACCEPT [5:500]\nCOMMIT\n', { noflush: false, counters: true, test: false }, services);
+    expect(r.code).toBe(0);
+    send();
+    expect(policyLine('INPUT')).toBe('Chain INPUT (policy ACCEPT 6 packets, 584 bytes)');
+  });
+});
+
+describe('conntrack, connmark and CONNMARK on the engine', () => {
+  it('match and set what xt_conntrack, xt_connmark and xt_CONNMARK do', () => {
+    const { rs, hooks, env } = testRuleset();
+    const ct = fakeCt();
+    env.ct = ct;
+    const ipt = (args: string): void => {
+      const r = runIptables(rs, splitQuoted(args), { services });
+      expect(r.stderr).toBe('');
+    };
+    ipt('-P INPUT DROP');
+    ipt('-A INPUT -m conntrack --ctorigsrc 10.0.0.0/8 --ctorigdstport 80:90 --ctexpire 10:100 --ctdir REPLY --ctstatus ASSURED -j ACCEPT');
+    ipt('-A INPUT -m connmark --mark 0x10/0xf0 -j ACCEPT');
+    const e = ctEntry({
+      dir: 1,
+      status: 4,
+      expires: 50,
+      tuple: [
+        [ip('10.1.2.3'), ip('192.0.2.1'), 40000, 85, 6],
+        [ip('192.0.2.1'), ip('10.1.2.3'), 85, 40000, 6],
+      ],
+    });
+    const send = (): number => {
+      const p = pkt(tcpDatagram('192.0.2.1', '10.1.2.3', 85, 40000));
+      p.ct = e;
+      return runInput(hooks, p);
+    };
+    expect(send()).toBe(VERDICT_ACCEPT);
+    e.expires = 101;
+    expect(send()).toBe(VERDICT_DROP);
+    // connmark: (ct mark & 0xf0) == 0x10.
+    e.mark = 0x1f;
+    expect(send()).toBe(VERDICT_ACCEPT);
+    e.mark = 0x2f;
+    expect(send()).toBe(VERDICT_DROP);
+    // No entry: nothing matches.
+    expect(runInput(hooks, tcpDatagram('192.0.2.1', '10.1.2.3', 85, 40000))).toBe(VERDICT_DROP);
+    expect(ct.needed[ct.needed.length - 1]).toEqual(['ruleset', true]);
+  });
+
+  it('CONNMARK --save-mark / --restore-mark with masks, --set-mark', () => {
+    const { rs, hooks, env } = testRuleset();
+    env.ct = fakeCt();
+    const ipt = (args: string): void => expect(runIptables(rs, splitQuoted(args), { services }).stderr).toBe('');
+    ipt('-t mangle -A INPUT -j CONNMARK --save-mark --nfmask 0xf0 --ctmask 0xff');
+    ipt('-t mangle -A INPUT -j CONNMARK --restore-mark --nfmask 0xf --ctmask 0xf00');
+    ipt('-t mangle -A INPUT -j CONNMARK --set-mark 0x30000/0x30000');
+    const e = ctEntry({ mark: 0x1234 });
+    const p = pkt(udpDatagram('10.0.0.1', '10.0.0.2', 1, 2));
+    p.ct = e;
+    p.mark = 0xab;
+    runInput(hooks, p);
+    // save: ct = (0x1234 & ~0xff) ^ (0xab & 0xf0) = 0x12a0; restore: mark = (0xab & ~0xf) ^ (0x12a0 & 0xf00) = 0x2a0;
+    // set: ct = (0x12a0 & ~0x30000) ^ 0x30000.
+    expect(p.mark).toBe(0x2a0);
+    expect(e.mark).toBe(0x312a0);
   });
 });
