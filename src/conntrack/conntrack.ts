@@ -3,6 +3,8 @@ import type { Hooks, HookFn } from '../ip/hooks.js';
 import { VERDICT_ACCEPT, VERDICT_DROP, type Verdict } from '../ip/hooks.js';
 import type { Sysctl } from '../sysctl.js';
 import type { Logger } from '../log.js';
+import type { Interface } from '../link/interface.js';
+import { NfLogger } from '../netfilter/env.js';
 import type { Time, Timer } from '../time/timers.js';
 import { UNTRACKED, type CtProvider } from '../netfilter/compile.js';
 import { CT_STATE_INVALID, CT_STATE_NEW, CT_STATE_UNTRACKED } from '../netfilter/ast.js';
@@ -37,6 +39,7 @@ import {
   TCP_KILL,
   TCP_REPEAT,
   TCP_STATE_NAMES,
+  whyText,
   tcpCanEarlyDrop,
   tcpError,
   tcpNew,
@@ -182,11 +185,13 @@ export class Conntrack implements CtProvider {
   private gcAt = Infinity;
   private gcEvict = false;
   private readonly gcTimer: Timer | null;
+  private readonly nfLog: NfLogger | null;
 
   constructor(private readonly deps: ConntrackDeps) {
     this.size = this.settings.max;
     this.seed = Math.floor(deps.random() * 0x100000000) | 0;
     this.gcTimer = deps.time !== undefined ? deps.time.timer(() => this.gcStep()) : null;
+    this.nfLog = deps.logger !== undefined ? new NfLogger(deps.logger, deps.now) : null;
     this.registerSysctls(deps.sysctl);
   }
 
@@ -440,6 +445,7 @@ export class Conntrack implements CtProvider {
     this.unlink(e);
     this.n--;
     e.status |= IPS_DYING;
+    e.stop = this.deps.now();
     if (this.onDestroy !== null) this.onDestroy(e);
     if (this.listeners.length > 0) this.emit('destroy', e);
   }
@@ -532,12 +538,12 @@ export class Conntrack implements CtProvider {
 
   // ---------------------------------------------------------------- hooks
 
-  private readonly preHook: HookFn = (pkt) => this.track(pkt, true);
-  private readonly outHook: HookFn = (pkt) => this.track(pkt, false);
+  private readonly preHook: HookFn = (pkt, inIf) => this.track(pkt, true, inIf, null);
+  private readonly outHook: HookFn = (pkt, inIf, outIf) => this.track(pkt, false, null, outIf);
   private readonly confirmHook: HookFn = (pkt) => this.confirm(pkt);
 
   /** nf_conntrack_in: finds or creates the packet's entry and runs its protocol's tracker. */
-  private track(pkt: Packet, pre: boolean): Verdict {
+  private track(pkt: Packet, pre: boolean, inIf: Interface | null, outIf: Interface | null): Verdict {
     // A packet that has an entry already (looped back) or was marked notrack.
     if (pkt.ct !== null) return VERDICT_ACCEPT;
     const now = this.deps.now();
@@ -562,21 +568,25 @@ export class Conntrack implements CtProvider {
     let sport = 0;
     let dport = 0;
     if (proto === 6) {
-      if (tcpError(b, l4, len) || (csum && fold(sum16(b, l4, len, pseudoHeaderSum(src, dst, 6, len))) !== 0xffff)) return this.invalid();
+      if (tcpError(b, l4, len)) return this.invalid(pkt, 6, len < 20 || len < (b[l4 + 12] >>> 4) << 2 ? 'truncated packet' : 'invalid tcp flag combination', inIf, outIf);
+      if (csum && fold(sum16(b, l4, len, pseudoHeaderSum(src, dst, 6, len))) !== 0xffff) return this.invalid(pkt, 6, 'bad checksum', inIf, outIf);
       sport = getU16(b, l4);
       dport = getU16(b, l4 + 2);
     } else if (proto === 17) {
       // udp_error: a short or inconsistent length, or a bad checksum (0: none sent).
-      if (len < 8) return this.invalid();
+      if (len < 8) return this.invalid(pkt, 17, 'truncated header', inIf, outIf);
       const ulen = getU16(b, l4 + 4);
-      if (ulen > len || ulen < 8) return this.invalid();
-      if (csum && getU16(b, l4 + 6) !== 0 && fold(sum16(b, l4, ulen, pseudoHeaderSum(src, dst, 17, ulen))) !== 0xffff) return this.invalid();
+      if (ulen > len || ulen < 8) return this.invalid(pkt, 17, 'truncated/malformed packet', inIf, outIf);
+      if (csum && getU16(b, l4 + 6) !== 0 && fold(sum16(b, l4, ulen, pseudoHeaderSum(src, dst, 17, ulen))) !== 0xffff) return this.invalid(pkt, 17, 'bad checksum', inIf, outIf);
       sport = getU16(b, l4);
       dport = getU16(b, l4 + 2);
     } else if (proto === 1) {
       // icmp_error: short, bad checksum, unknown type: counted as errors, the packet stays untracked.
-      if (len < 8 || (csum && fold(sum16(b, l4, len)) !== 0xffff) || b[l4] > NR_ICMP_TYPES) {
+      const bad = len < 8 ? 'short packet' : csum && fold(sum16(b, l4, len)) !== 0xffff ? 'bad hw icmp checksum' : b[l4] > NR_ICMP_TYPES ? 'invalid icmp type' : null;
+      if (bad !== null) {
         this.stats.error++;
+        const li = s.logInvalid;
+        if (li === 1 || li === 255) this.logInvalid(pkt, 1, bad, inIf, outIf);
         return VERDICT_ACCEPT;
       }
       const type = b[l4];
@@ -598,7 +608,7 @@ export class Conntrack implements CtProvider {
         if (proto === 1) {
           // nf_ct_invert_tuple: only queries have an answer to expect.
           const inv = ICMP_INV[dport >>> 8];
-          if (inv === 0) return this.invalid();
+          if (inv === 0) return this.invalid(pkt, proto, '', inIf, outIf);
           rsp = sport;
           rdp = ((inv - 1) << 8) | (dport & 0xff);
         }
@@ -627,15 +637,15 @@ export class Conntrack implements CtProvider {
       const oldState = e.state;
       let timeout: number;
       if (proto === 6) {
-        if (isNew && !tcpNew(e, b, l4, len, s.tcpLoose)) return this.invalid();
+        if (isNew && !tcpNew(e, b, l4, len, s.tcpLoose)) return this.invalid(pkt, 6, '', inIf, outIf);
         timeout = tcpPacket(e, dir, b, l4, len, s, now);
         if (timeout === TCP_REPEAT) {
           // Reopening a closed connection: the old entry goes, the packet is tracked anew.
           this.destroy(e);
           if (tries < 1) continue;
-          return this.invalid();
+          return this.invalid(pkt, 6, '', inIf, outIf);
         }
-        if (timeout === TCP_INVALID) return this.invalid();
+        if (timeout === TCP_INVALID) return this.invalid(pkt, 6, whyText(), inIf, outIf);
       } else if (proto === 17) {
         if (isNew) e.streamTs = now + UDP_STREAM_MS;
         if (e.status & IPS_SEEN_REPLY) {
@@ -648,7 +658,7 @@ export class Conntrack implements CtProvider {
         } else timeout = s.udpTimeout;
       } else if (proto === 1) {
         // nf_conntrack_icmp_packet: only a query opens an entry.
-        if (isNew && ICMP_VALID_NEW[dport >>> 8] === 0) return this.invalid();
+        if (isNew && ICMP_VALID_NEW[dport >>> 8] === 0) return this.invalid(pkt, 1, 'unsupported icmp type', inIf, outIf);
         timeout = s.icmpTimeout;
       } else timeout = s.genericTimeout;
 
@@ -678,9 +688,18 @@ export class Conntrack implements CtProvider {
     }
   }
 
-  private invalid(): Verdict {
+  /** The packet stays without an entry (INVALID); logged when nf_conntrack_log_invalid asks for its protocol. */
+  private invalid(pkt: Packet, proto: number, reason: string, inIf: Interface | null, outIf: Interface | null): Verdict {
     this.stats.invalid++;
+    const li = this.settings.logInvalid;
+    if (li !== 0 && (li === proto || li === 255)) this.logInvalid(pkt, proto, reason, inIf, outIf);
     return VERDICT_ACCEPT;
+  }
+
+  /** nf_l4proto_log_invalid: an nf_log line prefixed `nf_ct_proto_N: reason `. */
+  private logInvalid(pkt: Packet, proto: number, reason: string, inIf: Interface | null, outIf: Interface | null): void {
+    if (this.nfLog === null) return;
+    this.nfLog.log(reason === '' ? `nf_ct_proto_${proto}: ` : `nf_ct_proto_${proto}: ${reason} `, 'notice', pkt, inIf, outIf);
   }
 
   /**

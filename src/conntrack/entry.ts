@@ -109,6 +109,8 @@ export class CtEntry {
   mark = 0;
   /** Creation time (stack clock ms), for UDP's 2 s rule and -o timestamp. */
   start = 0;
+  /** When the entry was destroyed (stack clock ms; 0 while live), for -o timestamp's stop. */
+  stop = 0;
   /** Per-direction accounting (nf_conntrack_acct). */
   pkts0 = 0;
   bytes0 = 0;

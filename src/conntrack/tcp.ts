@@ -108,6 +108,26 @@ export const TCP_REPEAT = -3;
 /** Accepted, and the entry is deleted now (the only reply was a RST). */
 export const TCP_KILL = -4;
 
+/**
+ * Why the last packet was found invalid, for nf_conntrack_log_invalid: Linux's
+ * wording, with `#` standing for `reasonArg`.
+ */
+export const why = { reason: '', arg: 0, index: 0, dir: 0, state: 0 };
+
+function invalidBecause(reason: string, arg: number): void {
+  why.reason = reason;
+  why.arg = arg >>> 0;
+}
+
+/** The reason as Linux logs it. */
+export function whyText(): string {
+  return why.reason
+    .replace('#', String(why.arg))
+    .replace('%i', String(why.index))
+    .replace('%d', String(why.dir))
+    .replace('%s', TCP_STATE_NAMES[why.state] ?? '');
+}
+
 const before = (a: number, b: number): boolean => ((a - b) | 0) < 0;
 const after = (a: number, b: number): boolean => ((b - a) | 0) < 0;
 
@@ -314,11 +334,13 @@ function inWindow(t: CtTcp, state: number, dir: number, index: number, b: Uint8A
       sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED;
       return liberal(sender, s, W_IGNORE);
     }
-    // "SEQ is over upper bound"
+    invalidBecause('SEQ is over upper bound # (over the window of the receiver)', sender.maxend + 1);
     return liberal(sender, s, W_INVALID);
   }
-  // "ACK is over upper bound (ACKed data not seen yet)"
-  if (!before(sack, (receiver.end + 1) >>> 0)) return liberal(sender, s, W_INVALID);
+  if (!before(sack, (receiver.end + 1) >>> 0)) {
+    invalidBecause('ACK is over upper bound # (ACKed data not seen yet)', receiver.end + 1);
+    return liberal(sender, s, W_INVALID);
+  }
   // "SEQ is under lower bound (already ACKed data retransmitted)"
   if (receiver.maxwin !== 0 && !after(end, (sender.end - receiver.maxwin - 1) >>> 0)) return liberal(sender, s, W_IGNORE);
   // "ignored ACK under lower bound (possible overly delayed)"
@@ -456,6 +478,10 @@ export function tcpPacket(e: CtEntry, dir: number, b: Uint8Array, l4: number, le
       if (oldState === TCP_CONNTRACK_SYN_SENT && index === TCP_ACK_SET && dir === CT_DIR_REPLY) t.lastAck = getU32(b, l4 + 8);
       return TCP_IGNORE;
     case TCP_CONNTRACK_MAX:
+      invalidBecause('packet (index %i) in dir %d invalid, state %s', 0);
+      why.index = index;
+      why.dir = dir;
+      why.state = oldState;
       return TCP_INVALID;
     case TCP_CONNTRACK_TIME_WAIT:
       // RFC 5961: a challenge ACK to a spurious SYN is not the ACK of the last FIN.
@@ -482,7 +508,10 @@ export function tcpPacket(e: CtEntry, dir: number, b: Uint8Array, l4: number, le
         // Most likely the answer to a SYN let through above.
         if (seq === 0 && !established(e)) break;
         // RFC 5961 §3.2: a RST below what the other side has acked is invalid.
-        if (before(seq, other.maxack)) return TCP_INVALID;
+        if (before(seq, other.maxack)) {
+          invalidBecause('invalid rst', 0);
+          return TCP_INVALID;
+        }
         if (!established(e) || seq === other.maxack) break;
         // The RST ending a train of data (its seq is where the last segment ended).
         if (t.lastIndex === TCP_ACK_SET && t.lastDir === dir && seq === t.lastEnd) break;

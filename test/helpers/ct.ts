@@ -7,6 +7,7 @@ import { checksum, pseudoHeaderSum } from '../../src/wire/checksum.js';
 import { fillIpv4Checksum } from '../../src/wire/ipv4.js';
 import { setU32 } from '../../src/wire/bytes.js';
 import { parseIp4 } from '../../src/wire/addr.js';
+import type { Logger } from '../../src/log.js';
 
 /** Datagrams for the conntrack tests, with valid checksums, and a table on bare hooks. */
 
@@ -118,8 +119,9 @@ export class CtRig {
   readonly ct: Conntrack;
   private seedState = 1;
 
-  constructor() {
+  constructor(opts: { logger?: Logger } = {}) {
     this.ct = new Conntrack({
+      logger: opts.logger,
       now: () => this.time.now(),
       hooks: this.hooks,
       sysctl: this.sysctl,

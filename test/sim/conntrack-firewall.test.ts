@@ -207,3 +207,29 @@ describe('conntrack: the stack as a stateful firewall', () => {
     srv.close();
   });
 });
+
+describe('conntrack: the stack\'s own traffic', () => {
+  it('a connection to its own address is tracked once: OUTPUT creates, the looped-back copy is confirmed at INPUT', async () => {
+    const time = new VirtualTime();
+    const [d] = simLink(time, { seed: 5, names: ['h0', 'x0'] });
+    const h = new Stack({ time, seed: 21 });
+    const i = h.addInterface('h0', d);
+    h.setUp(i, true);
+    h.addAddress(i, ip('10.0.5.1'), 24);
+    h.conntrack.setNeeded('test', true);
+    const got: string[] = [];
+    const server = h.tcp.createServer({}, (sock) => sock.on('data', (x: Buffer) => got.push(x.toString())));
+    server.listen(9000);
+    const c = h.tcp.connect(9000, '10.0.5.1');
+    c.on('connect', () => c.write(Buffer.from('self')));
+    await runFor(time, 1000, { stepMs: 10, until: () => got.length > 0 });
+    expect(got).toEqual(['self']);
+    const all = entries(h, 6);
+    expect(all.length).toBe(1);
+    expect(h.conntrack.stateName(all[0])).toBe('ESTABLISHED');
+    expect(all[0].status & IPS_ASSURED).not.toBe(0);
+    expect(h.conntrack.stats.invalid).toBe(0);
+    c.destroy();
+    server.close();
+  });
+});

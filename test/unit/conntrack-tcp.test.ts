@@ -318,4 +318,20 @@ describe('conntrack TCP tracker', () => {
     f.s({ seq: 123, ack: 9_000_001, flags: SYN | ACK, opts: SYN_OPTS, win: 65160 });
     expect(f.state).toBe('SYN_RECV');
   });
+
+  it('nf_conntrack_log_invalid 6 logs invalid TCP packets with Linux\'s reason', () => {
+    const lines: string[] = [];
+    const log = { info: (_o: unknown, m: string) => lines.push(m), warn: () => {}, error: () => {}, debug: () => {} };
+    const r = new CtRig({ logger: log as never });
+    const seg = (s: Seg) => tcp(C, CP, S, SP, s);
+    r.forward(seg({ seq: ISN_C, flags: SYN, win: 64240 }));
+    r.forward(seg({ seq: ISN_C + 1, ack: 5, flags: FIN | ACK, win: 64240 }));
+    expect(lines).toEqual([]);
+    r.sysctl.set('net.netfilter.nf_conntrack_log_invalid', '6');
+    r.forward(seg({ seq: ISN_C + 1, ack: 5, flags: FIN | ACK, win: 64240 }));
+    r.forward(seg({ seq: ISN_C + 1, ack: 5, flags: SYN | FIN, win: 64240 }));
+    expect(lines.length).toBe(2);
+    expect(lines[0]).toMatch(/^nf_ct_proto_6: packet \(index 2\) in dir 0 invalid, state SYN_SENT IN= OUT= SRC=10\.0\.0\.1 DST=10\.0\.1\.2 /);
+    expect(lines[1]).toMatch(/^nf_ct_proto_6: invalid tcp flag combination IN=/);
+  });
 });
