@@ -1092,11 +1092,15 @@ function execute(env: ConntrackEnv, c: CtCommand): CtResult {
       }
       const e = c.family === 6 ? null : ct.find(t.l4proto ?? 0, t.os, t.od, sp, dp);
       if (e === null) exitError(OTHER_PROBLEM, "Operation failed: such conntrack doesn't exist");
-      // The entry is held while its message is built: use=2.
-      out += line(env, c, e, 2, null, false) + '\n';
-      counter++;
+      // The answer goes through the same filter as a dump's: a tuple that found the entry from its
+      // reply direction does not compare equal to the original one, and nothing is shown.
+      if (!filtered(c, e)) {
+        // The entry is held while its message is built: use=2.
+        out += line(env, c, e, 2, null, false) + '\n';
+        counter++;
+      }
       err += summary(`${counter} flow entries have been shown.`);
-      return { stdout: out, stderr: err, code: 0 };
+      return { stdout: out, stderr: err, code: counter === 0 ? 1 : 0 };
     }
     case CT_DELETE: {
       maskCheck(c);
