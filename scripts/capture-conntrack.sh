@@ -225,6 +225,7 @@ run --get -p udp --src 10.231.61.2 --dst 10.231.62.2 --sport 40004 --dport 5004
 run -G -p tcp -r 10.231.62.2 -q 10.231.62.1 --reply-port-src 5006 --reply-port-dst 40006
 run -G -p icmp -s 10.231.61.2 -d 10.231.62.2 --icmp-type 8 --icmp-code 0 --icmp-id 4660
 run -G -p tcp -s 10.231.61.2 -d 10.231.62.2 --sport 40001 --dport 5009
+run -G -p udp -s 10.231.62.2 -d 10.231.61.2 --sport 5004 --dport 40004
 run -G -p tcp -s 10.231.61.2 -d 10.231.62.2 --sport 40001 --dport 5001 -o extended,id
 section 'count and stats'
 run -C
@@ -238,6 +239,7 @@ run -U -p tcp --dport 5001 -m 7
 run -U -p udp --dport 5999 -m 1
 run -U -s 10.231.61.2 -p udp --sport 40004 --mark 0x100
 run -L -m 0x100
+run -U -s 10.231.61.2 -p udp --sport 40004 -t 100
 run -U -d 10.231.61.1 -m 7
 run -L -m 7
 section 'delete'

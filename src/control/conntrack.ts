@@ -1123,7 +1123,6 @@ function execute(env: ConntrackEnv, c: CtCommand): CtResult {
       return { stdout: out, stderr: err, code: counter === 0 ? 1 : 0 };
     }
     case CT_UPDATE: {
-      if (c.options & bit(O_TIMEOUT)) exitError(OTHER_PROBLEM, 'Operation failed: changing the timeout of an entry is not supported here');
       maskCheck(c);
       const t = c.t;
       const todo: CtEntry[] = [];
@@ -1143,9 +1142,12 @@ function execute(env: ConntrackEnv, c: CtCommand): CtResult {
         for (const e of todo) {
           const mark = c.options & bit(O_MARK) ? (((e.mark & ~t.mark.mask) ^ t.mark.value) >>> 0) : e.mark >>> 0;
           const status = c.options & bit(O_STATUS) ? (e.status | (t.status ?? 0)) : e.status;
+          const retime = (c.options & bit(O_TIMEOUT)) !== 0 && ct.timeLeft(e) !== t.timeout;
           // Entries the update would not change are left alone and not counted.
-          if (mark === e.mark >>> 0 && status === e.status) continue;
+          if (mark === e.mark >>> 0 && status === e.status && !retime) continue;
           e.status = status;
+          // ctnetlink_change_timeout: the entry now expires that many seconds from now.
+          if (retime) e.deadline = env.now() + Math.max(0, t.timeout ?? 0) * 1000;
           if (mark !== e.mark >>> 0) ct.setEntryMark(e, mark);
           out += line(env, c, e, 2, null, false) + '\n';
           counter++;
