@@ -183,6 +183,8 @@ export interface CompiledBase {
 export interface CompiledTable {
   /** Rules of each chain, by chain index (the table's chain order). */
   readonly chains: Op[][];
+  /** Per chain, the address test of each rule that starts with one (see `prefilter`). */
+  readonly prefilters: ChainPrefilter[];
   readonly chainNames: string[];
   readonly bases: CompiledBase[];
   /** Anonymous (rule) counters: [packets, bytes] per slot. */
@@ -1028,6 +1030,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
     }
   };
 
+  const prefilters = table.chains.map((ch: Chain) => prefilter(ch));
   const chains: Op[][] = table.chains.map((ch: Chain, ci) => {
     current = ci;
     return ch.rules.map((rule) => {
@@ -1106,6 +1109,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
   });
   return {
     chains,
+    prefilters,
     chainNames: table.chains.map((c) => c.name),
     bases,
     counters: counterHolder.a,
@@ -1120,6 +1124,43 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
 }
 
 /**
+ * The rules of a chain whose first expression tests a source or destination
+ * address (`ip saddr|daddr` == an address, a prefix or a range): the header
+ * offset of the word (12 or 16; 0 for a rule without such a test) and its
+ * bounds. runChain passes over such a rule when the packet's address is out of
+ * bounds without calling the rule's closure, so a long list of address rules is
+ * scanned in three contiguous arrays rather than through thousands of closures
+ * and their contexts (the match fails there exactly as its op would).
+ */
+export interface ChainPrefilter {
+  readonly off: Uint8Array;
+  readonly lo: Float64Array;
+  readonly hi: Float64Array;
+}
+
+function prefilter(ch: Chain): ChainPrefilter {
+  const n = ch.rules.length;
+  const f = { off: new Uint8Array(n), lo: new Float64Array(n), hi: new Float64Array(n) };
+  ch.rules.forEach((rule, i) => {
+    const e = rule.exprs[0];
+    if (e === undefined || e.kind !== 'match' || e.op !== 'eq' || e.mask !== undefined) return;
+    const l = e.left;
+    if (l.kind !== 'payload' || l.proto !== 'ip' || (l.field !== 'saddr' && l.field !== 'daddr')) return;
+    const r = e.right;
+    let lo: number;
+    let hi: number;
+    if (r.kind === 'value') lo = hi = r.value;
+    else if (r.kind === 'range') [lo, hi] = [r.lo, r.hi];
+    else if (r.kind === 'prefix') [lo, hi] = prefixRange(r.addr, r.len);
+    else return;
+    f.off[i] = l.field === 'saddr' ? 12 : 16;
+    f.lo[i] = lo;
+    f.hi[i] = hi;
+  });
+  return f;
+}
+
+/**
  * Runs base chain `base` of `t` over a packet (the context already set up);
  * returns V_ACCEPT or V_DROP, following nft's jump/goto/return semantics.
  */
@@ -1129,10 +1170,26 @@ export function runChain(t: CompiledTable, base: number, policy: number, p: Pack
   let chain = base;
   let ri = 0;
   let sp = 0;
+  const buf = p.buf;
+  const l3 = c.l3;
+  let saddr = getU32(buf, l3 + 12);
+  let daddr = getU32(buf, l3 + 16);
   for (;;) {
     let rules = chains[chain];
+    let pre = t.prefilters[chain];
     while (ri < rules.length) {
+      const off = pre.off[ri];
+      if (off !== 0) {
+        const w = off === 12 ? saddr : daddr;
+        if (w < pre.lo[ri] || w > pre.hi[ri]) {
+          ri++;
+          continue;
+        }
+      }
       const v = rules[ri++](p, c);
+      // The rule may have rewritten an address (a payload statement): the prefilter reads them anew.
+      saddr = getU32(buf, l3 + 12);
+      daddr = getU32(buf, l3 + 16);
       if (v <= BREAK) continue;
       if (v === V_RETURN) break;
       if (v >= JUMP_BASE) {
@@ -1144,6 +1201,7 @@ export function runChain(t: CompiledTable, base: number, policy: number, p: Pack
         chain = (v - JUMP_BASE) >> 1;
         ri = 0;
         rules = chains[chain];
+        pre = t.prefilters[chain];
         continue;
       }
       return v;
