@@ -7,6 +7,8 @@ import { simLink } from '../../src/link/sim.js';
 import { runNftText } from '../../src/control/nft.js';
 import { IPS_ASSURED, IPS_SEEN_REPLY, type CtEntry } from '../../src/conntrack/entry.js';
 import type { RemoteInfo } from '../../src/udp/socket.js';
+import { concat, echoRequest, ethHeader, fixIpChecksum } from '../helpers/frames.js';
+import { formatMac } from '../../src/wire/addr.js';
 
 /**
  * The stack as a stateful firewall: a (10.0.1.2, inside) -- r0 r r1 -- b
@@ -205,6 +207,42 @@ describe('conntrack: the stack as a stateful firewall', () => {
     expect(r.conntrack.count).toBe(0);
     cli.close();
     srv.close();
+  });
+});
+
+/** Fragment zero (MF set, 1000 bytes of payload) of an echo request from a to `dst`, put on r's r0 wire. */
+function firstFragmentOnly(a: Stack, r: Stack, dst: string): void {
+  const d = echoRequest('10.0.1.2', dst, { ident: 0x777, data: 3000 });
+  const f = d.slice(0, 20 + 1000);
+  f[2] = f.length >> 8;
+  f[3] = f.length & 0xff;
+  f[6] = 0x20;
+  f[7] = 0;
+  fixIpChecksum(f);
+  const r0 = r.iface('r0')!;
+  r0.frame(concat(ethHeader(formatMac(r0.mac), formatMac(a.iface('a0')!.mac), 0x0800), f));
+  r0.batchEnd();
+}
+
+describe('conntrack: reassembly while it runs', () => {
+  it('a large ping to the router itself is reassembled once and answered', () => {
+    const { time, a, r } = firewall();
+    const res = simPing(time, a, ip('10.0.1.1'), 2, { size: 3000 });
+    expect(res.replies.length).toBe(2);
+    expect(r.mib.IpReasmOKs).toBe(2);
+    expect(entries(r, 1).length).toBe(1);
+  });
+
+  it('an incomplete forwarded datagram times out without time exceeded; one for the router gets it (ip_expire)', () => {
+    const { time, a, r } = firewall();
+    firstFragmentOnly(a, r, '10.0.2.2');
+    time.advance(31_000);
+    expect(r.mib.IpReasmTimeout).toBe(1);
+    expect(r.mib.IcmpOutTimeExcds).toBe(0);
+    firstFragmentOnly(a, r, '10.0.1.1');
+    time.advance(31_000);
+    expect(r.mib.IpReasmTimeout).toBe(2);
+    expect(r.mib.IcmpOutTimeExcds).toBe(1);
   });
 });
 
