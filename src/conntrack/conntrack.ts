@@ -793,12 +793,12 @@ export class Conntrack implements CtProvider {
     if (e.status & (IPS_CONFIRMED | IPS_DYING)) return VERDICT_ACCEPT;
     const now = this.deps.now();
     const o = this.find(e.proto, e.os, e.od, e.osp, e.odp);
-    const odir = this.foundDir;
-    const r = o === null ? this.find(e.proto, e.rs, e.rd, e.rsp, e.rdp) : null;
-    if (o !== null || r !== null) {
-      // nf_ct_resolve_clash: a UDP or ICMP packet that raced an identical entry into the table joins it.
-      if (o !== null && odir === 0 && (e.proto === 17 || e.proto === 1) && sameTuples(o, e) && (o.status & IPS_NAT_DONE_MASK) === (e.status & IPS_NAT_DONE_MASK)) {
-        pkt.ct = o;
+    const x = o !== null ? o : this.find(e.proto, e.rs, e.rd, e.rsp, e.rdp);
+    if (x !== null) {
+      // nf_ct_resolve_clash: a UDP or ICMP packet that raced another into the table joins
+      // the winner when that one is not NATed or is the very same mapping.
+      if ((e.proto === 17 || e.proto === 1) && ((x.status & IPS_NAT_DONE_MASK) === 0 || sameTuples(x, e))) {
+        pkt.ct = x;
         return VERDICT_ACCEPT;
       }
       this.stats.insert_failed++;

@@ -357,4 +357,26 @@ describe('conntrack table', () => {
     Object.assign(other, { proto: 17, os: ip('10.0.0.1'), od: ip('10.0.1.2'), osp: 5000, odp: 53 });
     expect(r.ct.tupleTaken(17, ip('10.0.1.2'), ip('10.0.0.1'), 53, 5000, other)).toBe(false);
   });
+
+  it('confirming a second entry for a tuple already in the table: UDP joins the winner, TCP is dropped (insert_failed)', () => {
+    const r = new CtRig();
+    const p1 = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    const p2 = udp('10.0.0.1', 5000, '10.0.1.2', 53);
+    r.hooks.output.run(p1, null, null);
+    r.hooks.output.run(p2, null, null);
+    expect(p1.ct).not.toBe(p2.ct);
+    r.hooks.postrouting.run(p1, null, null);
+    expect(r.hooks.postrouting.run(p2, null, null)).toBe(0);
+    expect(p2.ct).toBe(p1.ct);
+    expect(r.ct.count).toBe(1);
+    const t1 = tcp('10.0.0.1', 40000, '10.0.1.2', 80, { seq: 1, flags: SYN });
+    const t2 = tcp('10.0.0.1', 40000, '10.0.1.2', 80, { seq: 1, flags: SYN });
+    r.hooks.output.run(t1, null, null);
+    r.hooks.output.run(t2, null, null);
+    r.hooks.postrouting.run(t1, null, null);
+    expect(r.hooks.postrouting.run(t2, null, null)).not.toBe(0);
+    expect(r.ct.stats.insert_failed).toBe(1);
+    expect(r.ct.stats.drop).toBe(1);
+    expect(r.ct.count).toBe(2);
+  });
 });
