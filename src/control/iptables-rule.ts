@@ -11,6 +11,7 @@ import type { Expr, Field, LogLevel, NatExpr, NatFlag, Rhs, TimeUnit } from '../
 import { CT_STATE_ESTABLISHED, CT_STATE_INVALID, CT_STATE_NEW, CT_STATE_RELATED, CT_STATE_UNTRACKED } from '../netfilter/ast.js';
 import { PKTTYPE_BROADCAST, PKTTYPE_HOST, PKTTYPE_MULTICAST, PKTTYPE_OTHERHOST } from '../netfilter/ast.js';
 import type { ServicesDb } from './etc-services.js';
+import { formatNat } from './nft-print.js';
 
 export const IPT_VERSION = 'v1.8.9 (nf_tables)';
 
@@ -1105,11 +1106,12 @@ function natRange(t: NatTarget): string {
   return s;
 }
 
-/** An address as libxt_conntrack prints it: bare for /32, else with its prefix length (or mask). */
+/** An address as libxt_conntrack prints it: bare for /32, else with its prefix length. */
 function ctAddr(a: Addr): string {
-  if (a.mask === 0xffffffff) return fmtAddr(a.addr);
   const l = maskLen(a.mask);
-  return `${fmtAddr(a.addr)}/${l >= 0 ? l : fmtAddr(a.mask)}`;
+  // libxt_conntrack prints a mask only when it is a prefix length.
+  if (a.mask === 0xffffffff || l < 0) return fmtAddr(a.addr);
+  return `${fmtAddr(a.addr)}/${l}`;
 }
 
 /** libxt_conntrack's options in its order, each ` [! ]PREFIXname value` (prefix `--` to save, `` to list). */
@@ -1421,21 +1423,38 @@ export function ruleExprs(r: IptRule): Expr[] {
         });
         break;
       }
+      // iptables-nft keeps these as xt matches; nft lists their translation.
       case 'state':
-        e.push({ kind: 'match', left: { kind: 'ct', key: 'state' }, mask: mt.states, op: mt.neg ? 'eq' : 'ne', right: { kind: 'value', value: 0 } });
-        break;
-      case 'conntrack':
-        e.push(...conntrackExprs(mt));
-        break;
-      case 'connmark':
         e.push({
-          kind: 'match',
-          left: { kind: 'ct', key: 'mark' },
-          mask: mt.mask === 0xffffffff ? undefined : mt.mask,
-          op: mt.neg ? 'ne' : 'eq',
-          right: { kind: 'value', value: (mt.value & mt.mask) >>> 0 },
+          kind: 'xt',
+          type: 'match',
+          name: 'conntrack',
+          text: `ct state ${mt.neg ? '! ' : ''}${stateNames(mt.states).toLowerCase()}`,
+          exprs: [{ kind: 'match', left: { kind: 'ct', key: 'state' }, mask: mt.states, op: mt.neg ? 'eq' : 'ne', right: { kind: 'value', value: 0 } }],
         });
         break;
+      case 'conntrack':
+        e.push({ kind: 'xt', type: 'match', name: 'conntrack', text: conntrackXlate(mt), exprs: conntrackExprs(mt) });
+        break;
+      case 'connmark': {
+        const v = hex((mt.value & mt.mask) >>> 0);
+        e.push({
+          kind: 'xt',
+          type: 'match',
+          name: 'connmark',
+          text: mt.mask === 0xffffffff ? `ct mark ${mt.neg ? '!= ' : ''}${v}` : `ct mark and ${hex(mt.mask)} ${mt.neg ? '!=' : '=='} ${v}`,
+          exprs: [
+            {
+              kind: 'match',
+              left: { kind: 'ct', key: 'mark' },
+              mask: mt.mask === 0xffffffff ? undefined : mt.mask,
+              op: mt.neg ? 'ne' : 'eq',
+              right: { kind: 'value', value: (mt.value & mt.mask) >>> 0 },
+            },
+          ],
+        });
+        break;
+      }
       case 'limit':
         e.push({ kind: 'limit', rate: mt.n, unit: UNITS[mt.unit], per: 'packets', burst: mt.burst });
         break;
@@ -1526,29 +1545,85 @@ export function ruleExprs(r: IptRule): Expr[] {
         if (t.port !== undefined) x.port = t.port;
         if (t.portEnd !== undefined) x.portEnd = t.portEnd;
         if (flags.length > 0) x.flags = flags;
-        e.push(x);
+        e.push({ kind: 'xt', type: 'target', name: t.t, text: formatNat(x, {}), exprs: [x] });
         break;
       }
       case 'CONNMARK': {
         const ALL = 0xffffffff;
+        const inner: Expr[] = [];
         if (t.op === 'set')
-          e.push({
+          inner.push({
             kind: 'ct-set',
             key: 'mark',
             value: t.ctmask === ALL ? t.ctmark : { kind: 'field', field: { kind: 'ct', key: 'mark' }, mask: ~t.ctmask >>> 0, xor: t.ctmark },
           });
         else if (t.nfmask === ALL && t.ctmask === ALL)
-          e.push(
+          inner.push(
             t.op === 'save'
               ? { kind: 'ct-set', key: 'mark', value: { kind: 'field', field: { kind: 'meta', key: 'mark' } } }
               : { kind: 'meta-set', key: 'mark', value: { kind: 'field', field: { kind: 'ct', key: 'mark' } } },
           );
-        else e.push({ kind: 'connmark', op: t.op === 'save' ? 'save' : 'restore', nfmask: t.nfmask, ctmask: t.ctmask });
+        else inner.push({ kind: 'connmark', op: t.op === 'save' ? 'save' : 'restore', nfmask: t.nfmask, ctmask: t.ctmask });
+        e.push({ kind: 'xt', type: 'target', name: 'CONNMARK', text: connmarkXlate(t), exprs: inner });
         break;
       }
     }
   }
   return e;
+}
+
+/** How nft lists a CONNMARK target (libxt_CONNMARK's translation; none for unequal masks). */
+function connmarkXlate(t: Extract<Target, { t: 'CONNMARK' }>): string {
+  const ALL = 0xffffffff;
+  if (t.op === 'set') {
+    if (t.ctmask === ALL) return `ct mark set ${hex(t.ctmark)}`;
+    if (t.ctmark === 0) return `ct mark set ct mark and ${hex(~t.ctmask)}`;
+    if (t.ctmark === t.ctmask) return `ct mark set ct mark or ${hex(t.ctmark)}`;
+    if (t.ctmask === 0) return `ct mark set ct mark xor ${hex(t.ctmark)}`;
+    return `ct mark set ct mark xor ${hex(t.ctmark)} and ${hex(~t.ctmask)}`;
+  }
+  if (t.nfmask !== t.ctmask) return 'xt target CONNMARK';
+  const and = t.nfmask === ALL ? '' : ` and ${hex(t.nfmask)}`;
+  return t.op === 'save' ? `ct mark set mark${and}` : `meta mark set ct mark${and}`;
+}
+
+/** How nft lists a conntrack match (libxt_conntrack's translation, in its order). */
+function conntrackXlate(mt: Extract<Match, { m: 'conntrack' }>): string {
+  const parts: string[] = [];
+  const ne = (neg: boolean): string => (neg ? '!= ' : '');
+  const range = (lo: number, hi: number): string => (lo === hi ? String(lo) : `${lo}-${hi}`);
+  if (mt.dir !== undefined) parts.push(`ct direction ${mt.dir.toLowerCase()}`);
+  if (mt.proto !== undefined) parts.push(`ct ${mt.dir === 'REPLY' ? 'reply' : 'original'} protocol ${ne(mt.proto.neg)}${mt.proto.p}`);
+  if (mt.states !== 0) parts.push(`ct state ${mt.neg ? '! ' : ''}${stateNames(mt.states).toLowerCase()}`);
+  if (mt.status !== undefined) {
+    const names = CT_STATUS.filter(([, b]) => (mt.status!.v & b) !== 0).map(([n]) => n.toLowerCase().replace('_', '-'));
+    parts.push(`ct status${mt.status.neg ? ' !' : ''}${names.length > 0 ? ` ${names.join(',')}` : ''}`);
+  }
+  if (mt.expire !== undefined) parts.push(`ct expiration ${ne(mt.expire.neg)}${range(mt.expire.lo, mt.expire.hi)}`);
+  const addrs = [
+    ['origsrc', 'original saddr'],
+    ['origdst', 'original daddr'],
+    ['replsrc', 'reply saddr'],
+    ['repldst', 'reply daddr'],
+  ] as const;
+  for (const [k, name] of addrs) {
+    const a = mt[k];
+    if (a === undefined) continue;
+    // A mask that is no prefix is left out of the translation.
+    const l = maskLen(a.mask);
+    parts.push(`ct ${name} ${ne(a.neg)}${fmtAddr(a.addr)}${l >= 0 && l < 32 ? `/${l}` : ''}`);
+  }
+  const ports = [
+    ['origsrcport', 'original proto-src'],
+    ['origdstport', 'original proto-dst'],
+    ['replsrcport', 'reply proto-src'],
+    ['repldstport', 'reply proto-dst'],
+  ] as const;
+  for (const [k, name] of ports) {
+    const p = mt[k];
+    if (p !== undefined) parts.push(`ct ${name} ${ne(p.neg)}${range(p.lo, p.hi)}`);
+  }
+  return parts.join(' ');
 }
 
 /** `-m conntrack` as ct expressions (xt_conntrack's checks, each one a match). */

@@ -5,6 +5,7 @@
  * regular chains, and a counter in every rule. Each rule keeps its canonical
  * spec (Rule.iptables), from which -S, -L and iptables-save print it.
  */
+import { dropDependencies } from './nft.js';
 import fs from 'node:fs';
 import type { BaseChainSpec, Chain, HookName, RulesetState, Table } from '../netfilter/ast.js';
 import { PRIORITY } from '../netfilter/ast.js';
@@ -364,7 +365,8 @@ function checkTarget(t: Table, rule: IptRule): void {
 }
 
 function makeRule(rule: IptRule): Chain['rules'][number] {
-  return { handle: 0, exprs: ruleExprs(rule), comment: ruleComment(rule), iptables: saveRule(rule) };
+  // The protocol match a port match implies is left out, as nft lists iptables-nft's rules.
+  return { handle: 0, exprs: dropDependencies(ruleExprs(rule), 'ip'), comment: ruleComment(rule), iptables: saveRule(rule) };
 }
 
 /**

@@ -199,6 +199,8 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
       return { mangle: { key: e.kind === 'ct-set' ? { ct: { key: 'mark' } } : { meta: { key: 'mark' } }, value: markJson(e.value, o) } };
     case 'connmark':
       return { xt: { type: 'target', name: 'CONNMARK' } };
+    case 'xt':
+      return { xt: { type: e.type, name: e.name } };
     case 'connlimit':
       return { 'ct count': e.over === true ? { val: e.count, inv: true } : { val: e.count } };
     case 'nat': {

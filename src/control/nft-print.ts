@@ -265,6 +265,8 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
     case 'connmark':
       // nft shows a compat target it cannot translate by name.
       return 'xt target CONNMARK';
+    case 'xt':
+      return e.text;
     case 'connlimit':
       return `ct count ${e.over === true ? 'over ' : ''}${e.count}`;
     case 'nat':
@@ -300,7 +302,7 @@ function formatMarkValue(v: number | MarkValue, o: PrintOptions): string {
 }
 
 /** `snat to 1.2.3.4-1.2.3.9:1000-2000 random`, `masquerade to :1024`, `dnat to ip saddr map { ... }`. */
-function formatNat(e: NatExpr, o: PrintOptions): string {
+export function formatNat(e: NatExpr, o: PrintOptions): string {
   let s: string = e.type;
   let to = '';
   if (e.addrMap !== undefined) {
@@ -435,10 +437,12 @@ export function formatCounter(t: Table, name: string, h: number, src: PrintSourc
 /** One table with everything in it. */
 export function formatTable(t: Table, src: PrintSource | null, o: PrintOptions): string {
   const blocks: string[] = [];
+  // nft warns about tables holding iptables-nft's compat expressions.
+  const warn = t.chains.some((c) => c.rules.some((r) => r.exprs.some((e) => e.kind === 'xt'))) ? `# Warning: table ${t.family} ${t.name} is managed by iptables-nft, do not touch!\n` : '';
   for (const c of t.counters) blocks.push(formatCounter(t, c.name, c.handle, src, o));
   for (const s of t.sets) blocks.push(formatSet(t, s, src, o));
   for (const c of t.chains) blocks.push(formatChain(t, c, src, o));
-  return `table ${t.family} ${t.name} {${handle(o, t.handle)}\n${blocks.map((b) => b + '\n').join('\n')}}\n`;
+  return `${warn}table ${t.family} ${t.name} {${handle(o, t.handle)}\n${blocks.map((b) => b + '\n').join('\n')}}\n`;
 }
 
 /** A table line with only some of its objects (list chains/sets/counters/chain/set): no table handle. */

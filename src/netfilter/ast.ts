@@ -228,6 +228,12 @@ export type Expr =
    * restore mark = (mark & ~nfmask) ^ (ct mark & ctmask).
    */
   | { kind: 'connmark'; op: 'save' | 'restore'; nfmask: number; ctmask: number }
+  /**
+   * An iptables match or target kept as iptables-nft keeps it (an xt
+   * expression): evaluated as `exprs`, listed by nft as `text` (its
+   * translation, or `xt target NAME` when there is none).
+   */
+  | { kind: 'xt'; type: 'match' | 'target'; name: string; text: string; exprs: Expr[] }
   /** `ct count [over] N` (nft_connlimit): connections this rule has seen that are alive. */
   | { kind: 'connlimit'; count: number; over?: boolean }
   /**

@@ -457,6 +457,8 @@ export function usesConntrack(e: Expr): boolean {
       return true;
     case 'set-add':
       return e.connlimit !== undefined || keyFields(e.key).some((f) => f.kind === 'ct');
+    case 'xt':
+      return e.exprs.some(usesConntrack);
     default:
       return false;
   }
@@ -845,6 +847,17 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
           const x = ld(p, c);
           if (x < 0) return BREAK;
           p.mark = x;
+          return CONT;
+        };
+      }
+      case 'xt': {
+        const ops = e.exprs.map((x, k) => compileExpr(x, rule, idx * 64 + k + 1_000_000));
+        if (ops.length === 1) return ops[0];
+        return (p, c) => {
+          for (let i = 0; i < ops.length; i++) {
+            const r = ops[i](p, c);
+            if (r !== CONT) return r;
+          }
           return CONT;
         };
       }
