@@ -125,6 +125,8 @@ export class CtSettings implements TcpCtSettings {
   tcpBeLiberal = 0;
   tcpLoose = 1;
   tcpMaxRetrans = 3;
+  tcpNoWindowCheck = 0;
+  tcpIgnoreInvalidRst = 0;
   udpTimeout = 30;
   udpTimeoutStream = 120;
   icmpTimeout = 30;
@@ -890,6 +892,8 @@ export class Conntrack implements CtProvider {
     const s = this.settings;
     const p = 'net.netfilter.nf_conntrack_';
     k.field(`${p}max`, s, 'max', 0, INT_MAX);
+    // /proc/sys/net/nf_conntrack_max: the same knob.
+    k.field('net.nf_conntrack_max', s, 'max', 0, INT_MAX);
     k.registerText(`${p}count`, {
       get: () => String(this.n),
       set: () => 'Permission denied',
@@ -930,6 +934,8 @@ export class Conntrack implements CtProvider {
     k.field(`${p}tcp_be_liberal`, s, 'tcpBeLiberal', 0, 1);
     k.field(`${p}tcp_loose`, s, 'tcpLoose', 0, 1);
     k.field(`${p}tcp_max_retrans`, s, 'tcpMaxRetrans', 0, 255);
+    k.field(`${p}tcp_no_window_check`, s, 'tcpNoWindowCheck', 0, 1);
+    k.field(`${p}tcp_ignore_invalid_rst`, s, 'tcpIgnoreInvalidRst', 0, 1);
     k.field(`${p}udp_timeout`, s, 'udpTimeout', 0, maxSec);
     k.field(`${p}udp_timeout_stream`, s, 'udpTimeoutStream', 0, maxSec);
     k.field(`${p}icmp_timeout`, s, 'icmpTimeout', 0, maxSec);

@@ -97,6 +97,10 @@ export interface TcpCtSettings {
   tcpBeLiberal: number;
   tcpLoose: number;
   tcpMaxRetrans: number;
+  /** nf_conntrack_tcp_no_window_check: every packet is in window. */
+  tcpNoWindowCheck: number;
+  /** nf_conntrack_tcp_ignore_invalid_rst: no RST is invalid for its sequence number. */
+  tcpIgnoreInvalidRst: number;
 }
 
 /** tcp_packet's outcomes besides a timeout in seconds (>= 0). */
@@ -280,6 +284,7 @@ function liberal(sender: CtTcpSide, s: TcpCtSettings, ret: number): number {
 
 /** tcp_in_window (nf_conntrack_proto_tcp.c), bounds I-IV of its header comment. */
 function inWindow(t: CtTcp, state: number, dir: number, index: number, b: Uint8Array, l4: number, len: number, s: TcpCtSettings): number {
+  if (s.tcpNoWindowCheck !== 0) return W_ACCEPT;
   const sender = t.seen[dir];
   const receiver = t.seen[1 - dir];
   const flags = b[l4 + 13];
@@ -508,7 +513,7 @@ export function tcpPacket(e: CtEntry, dir: number, b: Uint8Array, l4: number, le
         // Most likely the answer to a SYN let through above.
         if (seq === 0 && !established(e)) break;
         // RFC 5961 §3.2: a RST below what the other side has acked is invalid.
-        if (before(seq, other.maxack)) {
+        if (before(seq, other.maxack) && s.tcpIgnoreInvalidRst === 0) {
           invalidBecause('invalid rst', 0);
           return TCP_INVALID;
         }
@@ -547,7 +552,7 @@ export function tcpPacket(e: CtEntry, dir: number, b: Uint8Array, l4: number, le
   if (t.retrans >= s.tcpMaxRetrans && to[newState] > to[TCP_CONNTRACK_RETRANS]) timeout = to[TCP_CONNTRACK_RETRANS];
   else if (index === TCP_RST_SET) timeout = to[TCP_CONNTRACK_CLOSE];
   else if ((t.seen[0].flags | t.seen[1].flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED && to[newState] > to[TCP_CONNTRACK_UNACK]) timeout = to[TCP_CONNTRACK_UNACK];
-  else if (t.lastWin === 0 && to[newState] > to[TCP_CONNTRACK_RETRANS]) timeout = to[TCP_CONNTRACK_RETRANS];
+  else if (s.tcpNoWindowCheck === 0 && t.lastWin === 0 && to[newState] > to[TCP_CONNTRACK_RETRANS]) timeout = to[TCP_CONNTRACK_RETRANS];
   else timeout = to[newState];
 
   if ((e.status & IPS_SEEN_REPLY) === 0) {

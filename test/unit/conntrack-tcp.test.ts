@@ -334,4 +334,17 @@ describe('conntrack TCP tracker', () => {
     expect(lines[0]).toMatch(/^nf_ct_proto_6: packet \(index 2\) in dir 0 invalid, state SYN_SENT IN= OUT= SRC=10\.0\.0\.1 DST=10\.0\.1\.2 /);
     expect(lines[1]).toMatch(/^nf_ct_proto_6: invalid tcp flag combination IN=/);
   });
+
+  it('tcp_ignore_invalid_rst lets a RST below the acked sequence through; tcp_no_window_check any window', () => {
+    const f = new Flow();
+    f.handshake();
+    f.s({ seq: ISN_S + 1, ack: ISN_C + 1, flags: ACK, win: 509 });
+    f.r.sysctl.set('net.netfilter.nf_conntrack_tcp_no_window_check', '1');
+    f.c({ seq: ISN_C + 1 + 200_000_000, ack: ISN_S + 1, flags: ACK | PSH, win: 502, data: 100 });
+    expect(f.info).toBe(IP_CT_ESTABLISHED);
+    f.r.sysctl.set('net.netfilter.nf_conntrack_tcp_ignore_invalid_rst', '1');
+    f.s({ seq: ISN_S - 100000, flags: RST, win: 0 });
+    expect(f.info).toBe(IP_CT_ESTABLISHED_REPLY);
+    expect(f.r.sysctl.get('net.nf_conntrack_max')).toBe(262144);
+  });
 });
