@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { CtRig, ip, udp } from '../helpers/ct.js';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { ACK, CtRig, PSH, SYN, ip, tcp, udp } from '../helpers/ct.js';
 import type { CtEntry } from '../../src/conntrack/entry.js';
 
 v8.setFlagsFromString('--expose-gc');
@@ -53,4 +54,36 @@ describe('conntrack at scale', () => {
     // A walk over the table would take milliseconds per lookup.
     expect(us).toBeLessThan(50);
   }, 120_000);
+
+  it('tracking packets of an existing TCP connection allocates nothing (no young-generation GC over 500,000 packets)', async () => {
+    const r = new CtRig();
+    const C = '10.0.0.1';
+    const S = '10.0.1.2';
+    r.forward(tcp(C, 40000, S, 80, { seq: 100, flags: SYN, win: 64240 }));
+    r.forward(tcp(S, 80, C, 40000, { seq: 900, ack: 101, flags: SYN | ACK, win: 64240 }));
+    r.forward(tcp(C, 40000, S, 80, { seq: 101, ack: 901, flags: ACK, win: 64240 }));
+    const data = tcp(C, 40000, S, 80, { seq: 101, ack: 901, flags: ACK | PSH, win: 64240, data: 1400 });
+    const ackBack = tcp(S, 80, C, 40000, { seq: 901, ack: 1501, flags: ACK, win: 64240 });
+    const run = (n: number): void => {
+      for (let i = 0; i < n; i++) {
+        data.ct = null;
+        r.forward(data);
+        ackBack.ct = null;
+        r.forward(ackBack);
+      }
+    };
+    run(20_000); // warm up: compiled code, no more lazy allocations
+    gc();
+    let minor = 0;
+    const obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === 1) minor++;
+    });
+    obs.observe({ entryTypes: ['gc'] });
+    run(250_000);
+    await new Promise((res) => setTimeout(res, 50));
+    obs.disconnect();
+    expect(data.ct).not.toBeNull();
+    expect(r.ct.stateName(data.ct as CtEntry)).toBe('ESTABLISHED');
+    expect(minor).toBeLessThanOrEqual(1);
+  }, 60_000);
 });
