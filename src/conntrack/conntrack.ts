@@ -256,6 +256,11 @@ export class Conntrack implements CtProvider {
   }
 
   find(proto: number, src: number, dst: number, sport: number, dport: number): CtEntry | null {
+    return this.lookup(proto, src, dst, sport, dport, this.deps.now());
+  }
+
+  /** `find` with the time already read (the packet path reads the clock once). */
+  private lookup(proto: number, src: number, dst: number, sport: number, dport: number, now: number): CtEntry | null {
     if (this.n === 0) return null;
     const h = hashTuple(this.seed, proto, src, dst, sport, dport) % this.size;
     let e = this.heads[h];
@@ -273,7 +278,7 @@ export class Conntrack implements CtProvider {
     }
     if (e === null) return null;
     // nf_ct_is_expired: a lookup reaps what it finds expired.
-    if (e.deadline - this.deps.now() <= 0) {
+    if (e.deadline - now <= 0) {
       this.destroy(e);
       return null;
     }
@@ -493,7 +498,7 @@ export class Conntrack implements CtProvider {
     const list = this.scratch;
     // After the table was found full, a pass also evicts what early_drop may take,
     // and assured TCP entries that are closing, while it is 95% full (gc_worker).
-    const evict = this.gcEvict;
+    const evict = this.gcEvict && this.settings.max !== 0;
     const max95 = Math.floor(this.settings.max / 100) * 95;
     for (; h < stop; h++) {
       let e = this.heads[h];
@@ -593,7 +598,7 @@ export class Conntrack implements CtProvider {
       }
       const type = b[l4];
       if (ICMP_ERR[type] !== 0) {
-        if (!this.icmpError(pkt, b, l4 + 8, end, dst)) this.stats.error++;
+        if (!this.icmpError(pkt, b, l4 + 8, end, dst, now)) this.stats.error++;
         return VERDICT_ACCEPT;
       }
       sport = getU16(b, l4 + 4);
@@ -601,7 +606,7 @@ export class Conntrack implements CtProvider {
     }
 
     for (let tries = 0; ; tries++) {
-      let e = this.find(proto, src, dst, sport, dport);
+      let e = this.lookup(proto, src, dst, sport, dport, now);
       let dir = this.foundDir;
       let isNew = false;
       if (e === null) {
@@ -614,7 +619,8 @@ export class Conntrack implements CtProvider {
           rsp = sport;
           rdp = ((inv - 1) << 8) | (dport & 0xff);
         }
-        if (this.n >= s.max && !this.earlyDrop(hashTuple(this.seed, proto, src, dst, sport, dport))) {
+        // nf_conntrack_max 0: no limit.
+        if (s.max !== 0 && this.n >= s.max && !this.earlyDrop(hashTuple(this.seed, proto, src, dst, sport, dport))) {
           // "nf_conntrack: table full, dropping packet"
           this.stats.drop++;
           this.gcEvict = true;
@@ -709,7 +715,7 @@ export class Conntrack implements CtProvider {
    * connection is RELATED to it, in the direction opposite to the quoted one.
    * `q` is the quoted IP header's offset, `outerDst` the error's destination.
    */
-  private icmpError(pkt: Packet, b: Uint8Array, q: number, end: number, outerDst: number): boolean {
+  private icmpError(pkt: Packet, b: Uint8Array, q: number, end: number, outerDst: number, now: number): boolean {
     if (end - q < 20) return false;
     const ihl = (b[q] & 0x0f) << 2;
     if (ihl < 20 || end - q < ihl) return false;
@@ -737,7 +743,7 @@ export class Conntrack implements CtProvider {
       fsport = sport;
       fdport = ((inv - 1) << 8) | (dport & 0xff);
     }
-    const e = this.find(proto, idst, isrc, fsport, fdport);
+    const e = this.lookup(proto, idst, isrc, fsport, fdport, now);
     if (e === null) return false;
     const dir = this.foundDir;
     // The error must go to where the quoted datagram came from.
@@ -753,7 +759,8 @@ export class Conntrack implements CtProvider {
    * ASSURED loses them all; expired ones met on the way are reaped.
    */
   private earlyDrop(hash: number): boolean {
-    const size = this.size;
+    const size = this.heads.length;
+    if (size === 0) return false;
     const now = this.deps.now();
     const list = this.scratch;
     let h = hash % size;
@@ -794,8 +801,8 @@ export class Conntrack implements CtProvider {
     const e = ct as CtEntry;
     if (e.status & (IPS_CONFIRMED | IPS_DYING)) return VERDICT_ACCEPT;
     const now = this.deps.now();
-    const o = this.find(e.proto, e.os, e.od, e.osp, e.odp);
-    const x = o !== null ? o : this.find(e.proto, e.rs, e.rd, e.rsp, e.rdp);
+    const o = this.lookup(e.proto, e.os, e.od, e.osp, e.odp, now);
+    const x = o !== null ? o : this.lookup(e.proto, e.rs, e.rd, e.rsp, e.rdp, now);
     if (x !== null) {
       // nf_ct_resolve_clash: a UDP or ICMP packet that raced another into the table joins
       // the winner when that one is not NATed or is the very same mapping.

@@ -379,4 +379,12 @@ describe('conntrack table', () => {
     expect(r.ct.stats.drop).toBe(1);
     expect(r.ct.count).toBe(2);
   });
+
+  it('nf_conntrack_max 0 means no limit', () => {
+    const r = new CtRig();
+    r.sysctl.set('net.netfilter.nf_conntrack_max', '0');
+    for (let i = 0; i < 100; i++) expect(r.forward(udp('10.0.0.1', 1000 + i, '10.0.1.2', 53))).toBe(true);
+    expect(r.ct.count).toBe(100);
+    expect(r.ct.stats.drop).toBe(0);
+  });
 });
