@@ -1145,6 +1145,13 @@ function execute(env: ConntrackEnv, c: CtCommand): CtResult {
           const retime = (c.options & bit(O_TIMEOUT)) !== 0 && ct.timeLeft(e) !== t.timeout;
           // Entries the update would not change are left alone and not counted.
           if (mark === e.mark >>> 0 && status === e.status && !retime) continue;
+          // The tool sends the change with the command's address family, which only an address or -f
+          // sets; ctnetlink refuses a tuple of family AF_UNSPEC (EOPNOTSUPP). The tool reports the failed
+          // update, then fails reading the entry back the same way and stops.
+          if (c.family === 0) {
+            err += 'Operation failed: Operation not supported\n';
+            throw new CtExit(err + summary('Operation failed: Operation not supported'), OTHER_PROBLEM);
+          }
           e.status = status;
           // ctnetlink_change_timeout: the entry now expires that many seconds from now.
           if (retime) e.deadline = env.now() + Math.max(0, t.timeout ?? 0) * 1000;

@@ -216,9 +216,10 @@ while True:
     }
   });
 
-  it('-E streams the same events for a new flow, its reply, its deletion by -D and its next packet; ^C prints the summary', async () => {
+  /** Starts `conntrack -E ARGS` on both sides; `stop()` interrupts them and returns [stack, kernel]. */
+  async function events(args: string[]) {
     const streams = sides.map((s) => {
-      const argv = s.events(['-p', 'udp', '--dport', '5004']);
+      const argv = s.events(args);
       const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
       const r = { out: '', err: '', code: null as number | null, done: new Promise<void>((res) => p.on('exit', (c) => ((r.code = c), res()))) };
       p.stdout.on('data', (b: Buffer) => (r.out += b.toString()));
@@ -226,6 +227,18 @@ while True:
       return { p, r };
     });
     await new Promise((r) => setTimeout(r, 800));
+    return {
+      stop: async () => {
+        await new Promise((r) => setTimeout(r, 800));
+        for (const { p } of streams) p.kill('SIGINT');
+        await Promise.all(streams.map((x) => x.r.done));
+        return streams.map((x) => x.r);
+      },
+    };
+  }
+
+  it('-E streams the same events for a new flow, its reply, its deletion by -D and its next packet; ^C prints the summary', async () => {
+    const ev = await events(['-p', 'udp', '--dport', '5004']);
     const send = (s: Side): Promise<RunResult> =>
       shAsync(
         ns(
@@ -243,12 +256,27 @@ s.recv(100)'`,
     expect({ code: ds.code, out: norm(ds.stdout), err: ds.stderr }).toEqual({ code: dk.code, out: norm(dk.stdout), err: dk.stderr });
     // The flow's next datagram starts a new entry.
     await both(send);
-    await new Promise((r) => setTimeout(r, 800));
-    for (const { p } of streams) p.kill('SIGINT');
-    await Promise.all(streams.map((x) => x.r.done));
-    const [s, k] = streams.map((x) => x.r);
+    const [s, k] = await ev.stop();
     expect(norm(k.out).length).toBe(5);
     expect({ code: s.code, out: norm(s.out), err: s.err }).toEqual({ code: k.code, out: norm(k.out), err: k.err });
+  }, 30_000);
+
+  it('-E -o extended follows a TCP connection through its states; -U --mark changes the mark, refused without an address family as the kernel refuses it', async () => {
+    const ev = await events(['-p', 'tcp', '--orig-port-src', '40012', '-o', 'extended']);
+    await both(async (s) => {
+      void shAsync(ns(s.nsB, 'socat TCP-LISTEN:5013,reuseaddr SYSTEM:cat >/dev/null 2>&1'), 20_000);
+      await new Promise((r) => setTimeout(r, 300));
+      return shAsync(ns(s.nsA, 'echo hi | socat - TCP:10.231.62.1:5013,sourceport=40012 >/dev/null'));
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    // Without an address (or -f) the update goes out as AF_UNSPEC and the kernel refuses it.
+    for (const args of ['-U -p udp --sport 40004 -m 5', '-U -s 10.231.61.1 -p udp --sport 40004 -m 5', '-L -m 5']) {
+      const [us, uk] = await ct(args);
+      expect({ args, code: us.code, out: norm(us.stdout), err: us.stderr }).toEqual({ args, code: uk.code, out: norm(uk.stdout), err: uk.stderr });
+    }
+    const [s, k] = await ev.stop();
+    expect(norm(k.out).length).toBeGreaterThan(3);
+    expect({ code: s.code, out: s.out.split('\n').map((l) => norm(l)[0] ?? ''), err: s.err }).toEqual({ code: k.code, out: k.out.split('\n').map((l) => norm(l)[0] ?? ''), err: k.err });
   }, 30_000);
 
   it('-D deletes with filters and -F empties the table, with the same messages', async () => {
