@@ -68,6 +68,10 @@ export interface CtStats {
   early_drop: number;
   error: number;
   search_restart: number;
+  /** A racing packet joined the entry already in the table. */
+  clash_resolve: number;
+  /** An insert refused for a hash chain grown too long (hash flooding). */
+  chaintoolong: number;
 }
 
 export type CtEvent = 'new' | 'update' | 'destroy';
@@ -97,6 +101,9 @@ const GC_STEP_MS = 10;
 /** gc_worker's GC_SCAN_INTERVAL_MIN and _MAX: between passes over the table. */
 const GC_INTERVAL_MIN_MS = 1000;
 const GC_INTERVAL_MAX_MS = 60_000;
+/** nf_conntrack_core.c: MIN_CHAINLEN and MAX_CHAINLEN. */
+const MIN_CHAINLEN = 8;
+const MAX_CHAINLEN = 64;
 /** UDP's stream test: a packet more than 2 s after creation (nf_conntrack_proto_udp.c: stream_ts). */
 const UDP_STREAM_MS = 2000;
 
@@ -163,10 +170,12 @@ function hashTuple(seed: number, proto: number, src: number, dst: number, sport:
 }
 
 export class Conntrack implements CtProvider {
-  readonly stats: CtStats = { found: 0, invalid: 0, insert: 0, insert_failed: 0, drop: 0, early_drop: 0, error: 0, search_restart: 0 };
+  readonly stats: CtStats = { found: 0, invalid: 0, insert: 0, insert_failed: 0, drop: 0, early_drop: 0, error: 0, search_restart: 0, clash_resolve: 0, chaintoolong: 0 };
   readonly settings = new CtSettings();
   /** Direction of the tuple `find` matched: 0 original, 1 reply. */
   foundDir = 0;
+  /** Entries the last lookup went past (the chain's length when nothing matched). */
+  private walked = 0;
   onDestroy: ((e: CtEntry) => void) | null = null;
 
   // Chain heads and which tuple (0/1) of the head entry each chain holds;
@@ -265,7 +274,9 @@ export class Conntrack implements CtProvider {
     const h = hashTuple(this.seed, proto, src, dst, sport, dport) % this.size;
     let e = this.heads[h];
     let d = this.tags[h];
+    let k = 0;
     while (e !== null) {
+      k++;
       if (d === 0) {
         if (e.os === src && e.od === dst && e.osp === sport && e.odp === dport && e.proto === proto) break;
         d = e.d0;
@@ -276,6 +287,7 @@ export class Conntrack implements CtProvider {
         e = e.n1;
       }
     }
+    this.walked = k;
     if (e === null) return null;
     // nf_ct_is_expired: a lookup reaps what it finds expired.
     if (e.deadline - now <= 0) {
@@ -801,13 +813,23 @@ export class Conntrack implements CtProvider {
     const e = ct as CtEntry;
     if (e.status & (IPS_CONFIRMED | IPS_DYING)) return VERDICT_ACCEPT;
     const now = this.deps.now();
+    // __nf_conntrack_confirm: a chain longer than 8 + random(64) refuses the insert (hash flooding).
+    const maxChain = MIN_CHAINLEN + Math.floor(this.deps.random() * MAX_CHAINLEN);
     const o = this.lookup(e.proto, e.os, e.od, e.osp, e.odp, now);
+    let long = o === null && this.walked > maxChain + 1;
     const x = o !== null ? o : this.lookup(e.proto, e.rs, e.rd, e.rsp, e.rdp, now);
+    if (x === null && this.walked > maxChain + 1) long = true;
+    if (long) {
+      this.stats.chaintoolong++;
+      this.stats.insert_failed++;
+      return VERDICT_DROP;
+    }
     if (x !== null) {
       // nf_ct_resolve_clash: a UDP or ICMP packet that raced another into the table joins
       // the winner when that one is not NATed or is the very same mapping.
       if ((e.proto === 17 || e.proto === 1) && ((x.status & IPS_NAT_DONE_MASK) === 0 || sameTuples(x, e))) {
         pkt.ct = x;
+        this.stats.clash_resolve++;
         return VERDICT_ACCEPT;
       }
       this.stats.insert_failed++;

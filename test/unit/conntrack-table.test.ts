@@ -368,6 +368,7 @@ describe('conntrack table', () => {
     r.hooks.postrouting.run(p1, null, null);
     expect(r.hooks.postrouting.run(p2, null, null)).toBe(0);
     expect(p2.ct).toBe(p1.ct);
+    expect(r.ct.stats.clash_resolve).toBe(1);
     expect(r.ct.count).toBe(1);
     const t1 = tcp('10.0.0.1', 40000, '10.0.1.2', 80, { seq: 1, flags: SYN });
     const t2 = tcp('10.0.0.1', 40000, '10.0.1.2', 80, { seq: 1, flags: SYN });
@@ -386,5 +387,18 @@ describe('conntrack table', () => {
     for (let i = 0; i < 100; i++) expect(r.forward(udp('10.0.0.1', 1000 + i, '10.0.1.2', 53))).toBe(true);
     expect(r.ct.count).toBe(100);
     expect(r.ct.stats.drop).toBe(0);
+  });
+
+  it('a hash chain grown past 8 + random(64) entries refuses further inserts (chaintoolong)', () => {
+    const r = new CtRig();
+    r.sysctl.set('net.netfilter.nf_conntrack_buckets', '1');
+    let passed = 0;
+    for (let i = 0; i < 200; i++) if (r.forward(udp('10.0.0.1', 1000 + i, '10.0.1.2', 53))) passed++;
+    expect(r.ct.stats.chaintoolong).toBe(200 - passed);
+    expect(r.ct.stats.insert_failed).toBe(200 - passed);
+    // Every entry sits in the one chain twice (both directions): at most 73 links when the last one went in.
+    expect(r.ct.count).toBe(passed);
+    expect(passed).toBeGreaterThanOrEqual(5);
+    expect(passed).toBeLessThanOrEqual(37);
   });
 });
