@@ -240,6 +240,8 @@ run -U -p udp --dport 5999 -m 1
 run -U -s 10.231.61.2 -p udp --sport 40004 --mark 0x100
 run -L -m 0x100
 run -U -s 10.231.61.2 -p udp --sport 40004 -t 100
+run -U -f ipv4 -p udp --sport 40004 --mark 0x101
+run -U -m 3
 run -U -d 10.231.61.1 -m 7
 run -L -m 7
 section 'delete'
