@@ -261,8 +261,8 @@ s.recv(100)'`,
     expect({ code: s.code, out: norm(s.out), err: s.err }).toEqual({ code: k.code, out: norm(k.out), err: k.err });
   }, 30_000);
 
-  it('-E -o extended follows a TCP connection through its states; -U --mark changes the mark, refused without an address family as the kernel refuses it', async () => {
-    const ev = await events(['-p', 'tcp', '--orig-port-src', '40012', '-o', 'extended']);
+  it('-E -o extended,timestamp follows a TCP connection through its states; -U --mark changes the mark, refused without an address family as the kernel refuses it', async () => {
+    const ev = await events(['-p', 'tcp', '--orig-port-src', '40012', '-o', 'extended,timestamp']);
     await both(async (s) => {
       void shAsync(ns(s.nsB, 'socat TCP-LISTEN:5013,reuseaddr SYSTEM:cat >/dev/null 2>&1'), 20_000);
       await new Promise((r) => setTimeout(r, 300));
@@ -276,7 +276,10 @@ s.recv(100)'`,
     }
     const [s, k] = await ev.stop();
     expect(norm(k.out).length).toBeGreaterThan(3);
-    expect({ code: s.code, out: s.out.split('\n').map((l) => norm(l)[0] ?? ''), err: s.err }).toEqual({ code: k.code, out: k.out.split('\n').map((l) => norm(l)[0] ?? ''), err: k.err });
+    // -o timestamp: the wall-clock time of each event first, then a tab.
+    const stamped = (t: string): string[] => t.split('\n').filter((l) => l !== '').map((l) => l.replace(/^\[\d{10}\.\d{6}\]\t/, ''));
+    expect(s.out.split('\n').filter((l) => l !== '').every((l) => /^\[\d{10}\.\d{6}\]\t/.test(l))).toBe(true);
+    expect({ code: s.code, out: stamped(s.out).map((l) => norm(l)[0]), err: s.err }).toEqual({ code: k.code, out: stamped(k.out).map((l) => norm(l)[0]), err: k.err });
   }, 30_000);
 
   it('-D deletes with filters and -F empties the table, with the same messages', async () => {
