@@ -437,7 +437,7 @@ function longName(c: string): string {
 /** do_parse_parameter(): one word of -u/-e/-o, matched case-insensitively on its first `len` letters. */
 function parseParameterWord(word: string, names: readonly string[], values: readonly number[], warn: (s: string) => void): number | null {
   const n = word.length;
-  const eq = (a: string): boolean => a.slice(0, n).toLowerCase() === word.toLowerCase() && (n <= a.length || false);
+  const eq = (a: string): boolean => n <= a.length && a.slice(0, n).toLowerCase() === word.toLowerCase();
   if (eq('SRC_NAT')) {
     warn('WARNING: ignoring SRC_NAT, use --src-nat instead\n');
     return 0;
@@ -485,7 +485,7 @@ function parseStatus(arg: string, t: { status: number; mask: number }, warn: (s:
       if (comma === 1) exitError(PARAMETER_PROBLEM, `Bad parameter \`${rest.slice(1)}'`);
     }
     const bad = negated ? rest.slice(1) : rest;
-    if (!negated && (comma < 0 ? rest : rest).startsWith('UNREPLIED')) {
+    if (!negated && rest.startsWith('UNREPLIED')) {
       t.mask |= IPS_SEEN_REPLY;
     } else {
       const r = word === '' ? null : parseParameterWord(word, STATUS_NAMES, STATUS_VALUES, warn);
@@ -521,7 +521,7 @@ function checkPort(p: string): string {
 }
 
 /** generic_opt_check(): the first option (by column) that is missing or not allowed fails. */
-function optCheck(given: number, row: string, names: string[], pairs: [number, number, string][] | null, pairMsgs?: string[]): void {
+function optCheck(given: number, row: string, names: string[], pairs: [number, number, string][] | null): void {
   let special = false;
   for (let i = 0; i < names.length; i++) {
     const need = row[i] ?? '0';
@@ -537,7 +537,7 @@ function optCheck(given: number, row: string, names: string[], pairs: [number, n
     if ((given & m) === m) return;
     if ((given & m) !== 0 && partial < 0) partial = i;
   }
-  exitError(PARAMETER_PROBLEM, pairMsgs ? pairMsgs[Math.max(partial, 0)] : pairs[Math.max(partial, 0)][2]);
+  exitError(PARAMETER_PROBLEM, pairs[Math.max(partial, 0)][2]);
 }
 
 /** Reads a conntrack command line as conntrack-tools does. Throws CtExit. */
@@ -881,9 +881,9 @@ export function parseConntrackArgs(argv: readonly string[]): CtCommand {
   if (command < 0) command = NUMBER_OF_CMD; // no command: the usage text
   if (command < NUMBER_OF_CMD) {
     optCheck(options, LEGAL[command], OPT_NAMES, [
-      [O_SRC, O_DST, ''],
-      [O_RSRC, O_RDST, ''],
-    ], ["you have to specify `--src' and `--dst'", "you have to specify `--reply-src' and `--reply-dst'"]);
+      [O_SRC, O_DST, "you have to specify `--src' and `--dst'"],
+      [O_RSRC, O_RDST, "you have to specify `--reply-src' and `--reply-dst'"],
+    ]);
     const h = proto as ProtoHandler | null;
     if (command !== CT_HELP && h !== null && h.flags.length > 0) optCheck(protoFlags, h.legal[command] ?? '', h.flagNames, h.pairs.length > 0 ? h.pairs : null);
   }
