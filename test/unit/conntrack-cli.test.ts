@@ -6,6 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { ControlServer } from '../../src/control/server.js';
 import { parseConfig } from '../../src/control/commands.js';
 import { silentLogger } from '../../src/log.js';
+import { Stack } from '../../src/stack.js';
+import { VirtualTime } from '../../src/time/timers.js';
+import { configure } from '../../src/library.js';
+import { Controller } from '../../src/control/exec.js';
 import {
   CtEntry,
   IPS_ASSURED,
@@ -464,5 +468,17 @@ describe('conntrack over the control socket and in config files', () => {
     expect(parseConfig('conntrack -F\nconntrack -D -p udp --dport 53\nconntrack -U -m 1').map((l) => l.cmd.kind)).toEqual(['conntrack', 'conntrack', 'conntrack']);
     expect(() => parseConfig('# listing\nconntrack -L')).toThrow(/line 2: .*show commands do not belong/);
     expect(() => parseConfig('conntrack -F -p tcp')).toThrow("line 1: conntrack v1.4.7 (conntrack-tools): Illegal option `--protonum' with this command");
+  });
+
+  it('runs on the stack\'s own table: configure() lines and the controller\'s show commands', () => {
+    const stack = new Stack({ time: new VirtualTime(), seed: 1 });
+    configure(stack, ['conntrack -F']);
+    // A delete that finds nothing fails, as conntrack exits 1 then.
+    expect(() => configure(stack, ['conntrack -D -p udp --dport 53'])).toThrow('line 1: conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.');
+    const ctl = new Controller(stack, { open: () => { throw new Error('no devices'); } });
+    expect(ctl.show(['conntrack', '-C'])).toBe('0\n');
+    expect(ctl.show(['conntrack', '-S'])).toBe('cpu=0   \tfound=0 invalid=0 insert=0 insert_failed=0 drop=0 early_drop=0 error=0 search_restart=0 clash_resolve=0 chaintoolong=0 \n');
+    expect(() => configure(stack, ['conntrack -L'])).toThrow(/show commands do not belong/);
+    stack.close();
   });
 });
