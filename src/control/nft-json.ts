@@ -80,6 +80,7 @@ function verdict(v: VerdictAst): Json {
 function data(d: SetElement['data'], map: NamedSet['map'] | 'mark' | 'ipv4_addr', o: PrintOptions): Json {
   if (d === undefined) return null;
   if (typeof d !== 'number') return verdict(d);
+  if (map === 'ipv4_addr . inet_service') return { concat: [formatIp4(Math.floor(d / 65536)), d % 65536] };
   return value(map === undefined || map === 'verdict' ? 'integer' : map, d, o);
 }
 
@@ -207,8 +208,9 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
       const j: { [k: string]: Json } = {};
       if (e.addrMap !== undefined) {
         const m = e.addrMap;
-        const d: Json =
-          m.map.kind === 'setref' ? `@${m.map.name}` : { set: sorted(m.map.elements).map((el) => [elemKey(keyTypes(m.key), el, o), data(el.data, 'ipv4_addr', o)]) };
+        const dt = m.withPort === true ? 'ipv4_addr . inet_service' : 'ipv4_addr';
+        const d: Json = m.map.kind === 'setref' ? `@${m.map.name}` : { set: sorted(m.map.elements).map((el) => [elemKey(keyTypes(m.key), el, o), data(el.data, dt, o)]) };
+        if (m.withPort === true) j.family = 'ip';
         j.addr = { map: { key: key(m.key), data: d } };
       } else if (e.addr !== undefined)
         j.addr = e.addrEnd !== undefined && e.addrEnd !== e.addr ? { range: [formatIp4(e.addr >>> 0), formatIp4(e.addrEnd >>> 0)] } : formatIp4(e.addr >>> 0);

@@ -536,6 +536,12 @@ export class NftParser {
             if (!['verdict', 'mark', 'ipv4_addr', 'inet_service', 'integer'].includes(d.text))
               throw new NftSyntaxError(`map data type ${d.text} is not supported`, d);
             set.map = d.text as NamedSet['map'];
+            if (this.is('.')) {
+              this.pos++;
+              const d2 = this.word('a data type');
+              if (d.text !== 'ipv4_addr' || d2.text !== 'inet_service') throw new NftSyntaxError(`map data type ${d.text} . ${d2.text} is not supported`, d2);
+              set.map = 'ipv4_addr . inet_service';
+            }
           } else if (this.is(':')) throw new NftSyntaxError('a set has no data type (use map)', this.peek());
           break;
         }
@@ -778,10 +784,16 @@ export class NftParser {
   private natStmt(type: string): Expr {
     const stmt = this.next();
     const e: NatExpr = { kind: 'nat', type: type as NatExpr['type'] };
+    let withPort = false;
     if (type === 'snat' || type === 'dnat') {
-      if (this.is('ip') && (this.is('to', 1) || /^\d/.test(this.peek(1).text))) {
+      if (this.is('ip') && (this.is('to', 1) || this.is('addr', 1) || /^\d/.test(this.peek(1).text))) {
         this.pos++;
         e.ip = true;
+        // `dnat ip addr . port to KEY map { k : a . p }`.
+        if (this.is('addr') && this.is('.', 1) && this.is('port', 2)) {
+          this.pos += 3;
+          withPort = true;
+        }
       }
       this.accept('to');
       if (this.atEnd()) throw this.unexpected(this.peek());
@@ -789,8 +801,18 @@ export class NftParser {
       if (t.kind === 'word' && /^[a-z]/.test(t.text)) {
         const key = this.keyExpr();
         this.expect('map');
-        const map = this.mapRef(keyTypes(key), 'ipv4_addr');
-        e.addrMap = { key, map };
+        // Data written `a . p` is an address and a port, with or without `addr . port` before.
+        if (!withPort && this.is('{')) {
+          let depth = 0;
+          for (let k = this.pos; k < this.toks.length; k++) {
+            const x = this.toks[k];
+            if (x.kind === 'punct' && x.text === '{') depth++;
+            if (x.kind === 'punct' && x.text === '}' && --depth === 0) break;
+            if (x.kind === 'punct' && x.text === ':' && this.toks[k + 2]?.kind === 'word' && this.toks[k + 2].text === '.') withPort = true;
+          }
+        }
+        const map = this.mapRef(keyTypes(key), withPort ? 'ipv4_addr . inet_service' : 'ipv4_addr');
+        e.addrMap = withPort ? { key, map, withPort } : { key, map };
       } else if (this.is(':')) throw this.unexpected(this.peek());
       else {
         const w = this.word('an address');
@@ -972,7 +994,7 @@ export class NftParser {
   }
 
   /** `{ k : v, ... }` or `@name` after `map`/`vmap`. */
-  private mapRef(types: NftType[], data: 'verdict' | 'mark' | 'ipv4_addr'): { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } {
+  private mapRef(types: NftType[], data: 'verdict' | 'mark' | 'ipv4_addr' | 'ipv4_addr . inet_service'): { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } {
     if (this.accept('@')) return { kind: 'setref', name: this.word('a map name').text };
     const raw = this.rawBraces();
     return { kind: 'set', elements: resolveElements(raw, types, data) };
@@ -1270,7 +1292,11 @@ function splitRange(s: string): [string, string] | null {
  * Reads set elements written as `{ a, b-c, d/n, k . k2, k : data, k timeout 1m }`
  * for keys of `types` and data of `data` (null for a plain set).
  */
-export function resolveElements(raw: RawElements, types: NftType[], data: 'verdict' | 'mark' | 'ipv4_addr' | 'inet_service' | 'integer' | null): SetElement[] {
+export function resolveElements(
+  raw: RawElements,
+  types: NftType[],
+  data: 'verdict' | 'mark' | 'ipv4_addr' | 'inet_service' | 'integer' | 'ipv4_addr . inet_service' | null,
+): SetElement[] {
   const toks = raw.toks.filter((t) => t.kind !== 'nl');
   let i = 1; // after `{`
   const out: SetElement[] = [];
@@ -1319,6 +1345,11 @@ export function resolveElements(raw: RawElements, types: NftType[], data: 'verdi
         else if (v === 'jump' || v === 'goto') verdict = { kind: v, chain: need('a chain name').text };
         else throw new NftSyntaxError(`syntax error, unexpected ${describe(d)}, expecting a verdict`, d);
         el.data = verdict;
+      } else if (data === 'ipv4_addr . inet_service') {
+        const a = valueOf('ipv4_addr', d);
+        if (!(peek()?.kind === 'word' && peek().text === '.')) throw new NftSyntaxError("syntax error, expecting '.' and a port", peek() ?? d);
+        i++;
+        el.data = a * 65536 + valueOf('inet_service', need('a port'));
       } else el.data = valueOf(data === 'integer' ? 'integer' : data, d);
     }
     if (isP(',')) {

@@ -144,6 +144,7 @@ function formatVerdict(v: VerdictAst): string {
 function formatData(data: SetElement['data'], map: NamedSet['map'] | 'verdict' | 'mark' | 'ipv4_addr', o: PrintOptions): string {
   if (data === undefined) return '';
   if (typeof data !== 'number') return ` : ${formatVerdict(data)}`;
+  if (map === 'ipv4_addr . inet_service') return ` : ${formatIp4(Math.floor(data / 65536))} . ${data % 65536}`;
   return ` : ${formatValue(map === 'verdict' || map === undefined ? 'integer' : map, data, o)}`;
 }
 
@@ -154,7 +155,7 @@ function cmpKey(a: SetElement, b: SetElement): number {
   return ka.length - kb.length;
 }
 
-function anonSet(types: NftType[], elements: SetElement[], data: 'verdict' | 'mark' | 'ipv4_addr' | null, o: PrintOptions): string {
+function anonSet(types: NftType[], elements: SetElement[], data: 'verdict' | 'mark' | 'ipv4_addr' | 'ipv4_addr . inet_service' | null, o: PrintOptions): string {
   const els = [...elements].sort(cmpKey);
   return `{ ${els.map((e) => formatElementKey(types, e, o) + (data !== null ? formatData(e.data, data, o) : '')).join(', ')} }`;
 }
@@ -307,7 +308,9 @@ export function formatNat(e: NatExpr, o: PrintOptions): string {
   let to = '';
   if (e.addrMap !== undefined) {
     const m = e.addrMap;
-    to = `${formatKey(m.key)} map ${m.map.kind === 'setref' ? `@${m.map.name}` : anonSet(keyTypes(m.key), m.map.elements, 'ipv4_addr', o)}`;
+    to = `${formatKey(m.key)} map ${m.map.kind === 'setref' ? `@${m.map.name}` : anonSet(keyTypes(m.key), m.map.elements, m.withPort === true ? 'ipv4_addr . inet_service' : 'ipv4_addr', o)}`;
+    // An address-and-port map is listed with the family: `dnat ip to ...`.
+    if (m.withPort === true) s += ' ip';
   } else if (e.addr !== undefined) to = formatIp4(e.addr >>> 0) + (e.addrEnd !== undefined && e.addrEnd !== e.addr ? `-${formatIp4(e.addrEnd >>> 0)}` : '');
   if (e.port !== undefined) to += `:${e.port}${e.portEnd !== undefined && e.portEnd !== e.port ? `-${e.portEnd}` : ''}`;
   if (to !== '') s += ` to ${to}`;

@@ -109,6 +109,26 @@ class ApplyError extends Error {
   }
 }
 
+/** Sets declared in the batch being applied (nft sizes those that rules update as it creates them). */
+const batchSets = new WeakSet<NamedSet>();
+
+/**
+ * What nft works out from the table while it reads a rule: a set that a rule
+ * of the same batch adds to gets a size of 65535 unless it has one; a nat
+ * map declared with `ipv4_addr . inet_service` data maps to address and port.
+ */
+function fromTable(t: Table, exprs: Expr[]): void {
+  for (const e of exprs) {
+    if (e.kind === 'set-add') {
+      const s = t.sets.find((x) => x.name === e.set);
+      if (s !== undefined && s.size === undefined && batchSets.has(s)) s.size = 65535;
+    } else if (e.kind === 'nat' && e.addrMap?.map.kind === 'setref') {
+      const name = e.addrMap.map.name;
+      if (t.sets.find((x) => x.name === name)?.map === 'ipv4_addr . inet_service') e.addrMap.withPort = true;
+    }
+  }
+}
+
 /** A kernel refusal of a nat statement on a base chain's hook (checked again through jumps at commit). */
 function checkNat(c: Chain, exprs: Expr[], tok: Tok): void {
   if (c.base === undefined) return;
@@ -176,6 +196,13 @@ export function dropDependencies(exprs: Expr[], family: Family): Expr[] {
       if (e.kind === 'ifname') continue;
       if (isNf && e.kind === 'reject' && e.with?.type === 'icmp' && e.with.icmpx !== true) {
         out.splice(i--, 1);
+        break;
+      }
+      // A nat map keyed by a transport field carries the dependency itself.
+      if (isL4 && e.kind === 'nat' && e.addrMap !== undefined) {
+        const fs = e.addrMap.key.kind === 'concat' ? e.addrMap.key.fields : [e.addrMap.key];
+        const want = d.right.value;
+        if (fs.some((f) => f.kind === 'payload' && L4[f.proto] === want)) out.splice(i--, 1);
         break;
       }
       if (e.kind !== 'match') break;
@@ -320,6 +347,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
         const r = c.rules.find((x) => x.handle === cmd.handle);
         if (r === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
         checkNat(c, cmd.exprs, cmd.tok);
+        fromTable(t, cmd.exprs);
         const conflict = conflictingProtocols(cmd.exprs);
         if (conflict !== null) throw new ApplyError(conflict, cmd.tok);
         r.exprs = dropDependencies(cmd.exprs, t.family);
@@ -328,6 +356,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
       }
       const a = cmd as RuleAddCmd;
       checkNat(c, a.exprs, cmd.tok);
+      fromTable(t, a.exprs);
       if (t.family === 'ip' && a.exprs.some((e) => e.kind === 'reject' && e.with?.type === 'icmp' && e.with.icmpx === true))
         throw new ApplyError('abstracted ICMP unreachable not supported', cmd.tok);
       const conflict = conflictingProtocols(a.exprs);
@@ -360,7 +389,9 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
           x.elements.push(...elements.filter((e) => !x.elements.some((y) => sameKey(y.key, e.key))));
           return;
         }
-        t.sets.push({ ...cmd.set, elements });
+        const ns = { ...cmd.set, elements };
+        t.sets.push(ns);
+        batchSets.add(ns);
         const d = cmd.set;
         const flags = Object.entries(d.flags ?? {})
           .filter(([, v]) => v === true)

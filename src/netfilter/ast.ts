@@ -256,7 +256,12 @@ export interface NatExpr {
   addr?: number;
   addrEnd?: number;
   /** The address from a map lookup (`dnat to ip saddr map { a : b }`). */
-  addrMap?: { key: KeyExpr; map: { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string } };
+  addrMap?: {
+    key: KeyExpr;
+    map: { kind: 'set'; elements: SetElement[] } | { kind: 'setref'; name: string };
+    /** The data is `address . port` (`dnat ip addr . port to ...`), packed as addr * 65536 + port. */
+    withPort?: boolean;
+  };
   port?: number;
   portEnd?: number;
   flags?: NatFlag[];
@@ -287,7 +292,8 @@ export interface NamedSet {
   /** One type, or several for a concatenation (`ipv4_addr . inet_service`). */
   type: SetKeyType[];
   /** A map: elements carry data of this type. */
-  map?: 'verdict' | 'mark' | 'ipv4_addr' | 'inet_service' | 'integer';
+  /** `ipv4_addr . inet_service` data (NAT's address and port) is packed as addr * 65536 + port. */
+  map?: 'verdict' | 'mark' | 'ipv4_addr' | 'inet_service' | 'integer' | 'ipv4_addr . inet_service';
   flags?: { interval?: boolean; timeout?: boolean; constant?: boolean; dynamic?: boolean };
   /** Default timeout of elements (timeout flag). */
   timeoutMs?: number;

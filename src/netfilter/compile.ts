@@ -904,11 +904,30 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
         if (e.addrMap !== undefined) {
           const m = e.addrMap;
           let store: SetStore;
-          if (m.map.kind === 'set') store = buildStore(anonSet(m.key, m.map.elements, 'ipv4_addr'), now, chainIndex);
+          const want = m.withPort === true ? 'ipv4_addr . inet_service' : 'ipv4_addr';
+          if (m.map.kind === 'set') store = buildStore(anonSet(m.key, m.map.elements, want), now, chainIndex);
           else {
             const d = declOf(m.map.name)?.map;
-            if (d !== 'ipv4_addr') throw new CompileError(`${where}: @${m.map.name} is not a map to ipv4_addr`);
+            if (d !== want) throw new CompileError(`${where}: @${m.map.name} is not a map to ${want}`);
             store = setRef(m.map.name);
+          }
+          if (m.withPort === true) {
+            // Data packed as addr * 65536 + port.
+            const fl = flags | NAT_RANGE_MAP_IPS | NAT_RANGE_PROTO_SPECIFIED;
+            const scratch = new Float64Array(store.groupCount);
+            const look = lookupFn(store, keyLoader(m.key, store, env, scratch), scratch);
+            return (p, c) => {
+              const en = look(p, c);
+              if (en === null || en === undefined) return BREAK;
+              const a = Math.floor(en.data / 65536) >>> 0;
+              const port = en.data % 65536;
+              range.flags = fl;
+              range.minAddr = a;
+              range.maxAddr = a;
+              range.minPort = port;
+              range.maxPort = port;
+              return nat.setup(p, kind, range, c.inIf, c.outIf) ? V_ACCEPT : V_DROP;
+            };
           }
           const scratch = new Float64Array(store.groupCount);
           const look = lookupFn(store, keyLoader(m.key, store, env, scratch), scratch);

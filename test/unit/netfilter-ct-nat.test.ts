@@ -118,6 +118,27 @@ describe('nat statements call NatProvider.setup', () => {
     ]);
   });
 
+  it('dnat to an address-and-port map: both from the element', () => {
+    const { ok, nat } = setup();
+    ok(`table ip t {
+      map m { type ipv4_addr . inet_service : ipv4_addr . inet_service; elements = { 192.0.2.1 . 80 : 10.0.0.7 . 8080 } }
+      chain pre { type nat hook prerouting priority dstnat;
+        dnat ip to ip daddr . tcp dport map @m
+        dnat to numgen inc mod 2 map { 0 : 10.0.0.1, 1 : 10.0.0.2 }
+      }
+    }`);
+    const fn = nat.chains[0].fn;
+    fn(syn(), eth0, null);
+    // 53/udp is not in @m: the numgen map takes it, then the next one.
+    fn(udp(), eth0, null);
+    fn(udp(), eth0, null);
+    expect(nat.calls.map((c) => c.range)).toEqual([
+      { flags: NAT_RANGE_MAP_IPS | NAT_RANGE_PROTO_SPECIFIED, minAddr: ip('10.0.0.7'), maxAddr: ip('10.0.0.7'), minPort: 8080, maxPort: 8080 },
+      { flags: NAT_RANGE_MAP_IPS, minAddr: ip('10.0.0.1'), maxAddr: ip('10.0.0.1'), minPort: 0, maxPort: 0 },
+      { flags: NAT_RANGE_MAP_IPS, minAddr: ip('10.0.0.2'), maxAddr: ip('10.0.0.2'), minPort: 0, maxPort: 0 },
+    ]);
+  });
+
   it('without NAT, nat statements fail to compile and nat chains sit on the hooks', () => {
     const { nft, rs, hooks } = setup({ nat: false });
     const r = nft('table ip t { chain post { type nat hook postrouting priority srcnat; masquerade; } }');
