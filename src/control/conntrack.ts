@@ -1305,11 +1305,9 @@ export function runConntrackStream(env: ConntrackEnv, argv: readonly string[], i
 }
 
 /** The stack's table and clocks as the command sees them. */
-export function stackConntrackEnv(stack: Stack): ConntrackEnv | null {
-  const ct: ConntrackView | undefined = stack.conntrack;
-  if (ct === undefined) return null;
+export function stackConntrackEnv(stack: Stack): ConntrackEnv {
   return {
-    ct,
+    ct: stack.conntrack,
     now: () => stack.time.now(),
     wallNow: () => Date.now(),
     sysctl: (name) => {
@@ -1323,4 +1321,3 @@ export function stackConntrackEnv(stack: Stack): ConntrackEnv | null {
   };
 }
 
-export const CONNTRACK_UNAVAILABLE = `${CONNTRACK_VERSION}: Operation failed: connection tracking is not available\n`;

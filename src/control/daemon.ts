@@ -11,7 +11,7 @@ import { runSs } from './ss.js';
 import { parseNc, runNc } from './nc.js';
 import { runIptablesCommand } from './iptables.js';
 import { runNft, stackNftIo } from './nft.js';
-import { CONNTRACK_UNAVAILABLE, conntrackChanges, runConntrackStream, stackConntrackEnv } from './conntrack.js';
+import { conntrackChanges, runConntrackStream, stackConntrackEnv } from './conntrack.js';
 import type { CommandStream } from './protocol.js';
 import { PcapWriter } from '../link/pcap.js';
 import type { Logger } from '../log.js';
@@ -190,12 +190,7 @@ export class Daemon {
 
   /** `conntrack ...`; -E streams events until the client interrupts or goes. */
   private conntrack(args: string[], out: CommandStream): number | Promise<number> {
-    const env = stackConntrackEnv(this.stack);
-    if (env === null) {
-      out.err(CONNTRACK_UNAVAILABLE);
-      return 1;
-    }
-    const r = runConntrackStream(env, args, out);
+    const r = runConntrackStream(stackConntrackEnv(this.stack), args, out);
     let changes = false;
     try {
       changes = conntrackChanges(args);

@@ -7,7 +7,7 @@ import { CommandError } from './words.js';
 import { formatService } from '../services/registry.js';
 import { runNft, stackNftIo } from './nft.js';
 import { runIptables } from './iptables.js';
-import { CONNTRACK_UNAVAILABLE, runConntrack, stackConntrackEnv } from './conntrack.js';
+import { runConntrack, stackConntrackEnv } from './conntrack.js';
 
 /** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */
 export interface DeviceFactory {
@@ -117,9 +117,7 @@ export class Controller {
         return r.stdout;
       }
       case 'conntrack': {
-        const env = stackConntrackEnv(s);
-        if (env === null) throw new CommandError(CONNTRACK_UNAVAILABLE.trimEnd());
-        const r = runConntrack(env, cmd.argv);
+        const r = runConntrack(stackConntrackEnv(s), cmd.argv);
         if (r.code !== 0) throw new CommandError(r.stderr.trimEnd());
         return r.stdout;
       }

@@ -11,7 +11,8 @@ import { CLI, sh, shAsync, shOk, type RunResult } from '../helpers/harness.js';
  * tcp/5006 and udp/5007 and forwards 10.231.61.2:8080 to 10.231.62.1:80. The same
  * traffic goes through both; the tools' answers must be the same lines, but for
  * the seconds left (the two tables were not made at the same instant), the ids
- * and the port ids of userspace changes. Needs namespaces and conntrack(8).
+ * and the port ids of userspace changes. Needs namespaces and conntrack(8): the
+ * container run (TAPSTACK_TEST_PEER=local) leaves this file out.
  */
 const RULES = `table ip filter {
   chain forward {
