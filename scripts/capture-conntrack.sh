@@ -299,6 +299,14 @@ udp_send 40016 10.231.62.2 5010
 run -L -p udp --sport 40016
 run -L -p udp --sport 40016 -o extended
 ip netns exec $R sysctl -qw net.netfilter.nf_conntrack_acct=0
+section 'timestamps'
+ip netns exec $R sysctl -qw net.netfilter.nf_conntrack_timestamp=1
+udp_send 40017 10.231.62.2 5010
+sleep 1.2
+run -L -p udp --sport 40017
+run -L -p udp --sport 40017 -o ktimestamp
+run -D -p udp --sport 40017
+ip netns exec $R sysctl -qw net.netfilter.nf_conntrack_timestamp=0
 
 section 'errors'
 run -L -D

@@ -120,11 +120,11 @@ export function formatStats(stats: Partial<Record<(typeof STATS_FIELDS)[number],
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-/** ctime(3) without its newline, in UTC: `Wed Dec  2 01:02:03 2026`. */
+/** ctime(3) without its newline, in local time: `Wed Dec  2 01:02:03 2026`. */
 export function ctime(ms: number): string {
   const d = new Date(ms);
   const p2 = (n: number): string => String(n).padStart(2, '0');
-  return `${DAYS[d.getUTCDay()]} ${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} ${d.getUTCFullYear()}`;
+  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${d.getFullYear()}`;
 }
 
 /** -E -o timestamp: `[SECONDS.MICROSECONDS]\t` before each event. */

@@ -104,6 +104,8 @@ class FakeTable implements ConntrackView {
     return n;
   }
   now = 1_000_000;
+  /** Wall-clock ms at `now`. */
+  wall = 1_764_637_000_000;
   timeLeft(e: CtEntry): number {
     const ms = e.deadline - this.now;
     return ms <= 0 ? 0 : Math.floor(ms / 1000);
@@ -127,6 +129,7 @@ class FakeTable implements ConntrackView {
 }
 
 const ip = (s: string): number => parseIp4(s)!;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const NAT_DONE = IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE;
 
 function entry(proto: number, o: [string, string, number, number], r: [string, string, number, number], status: number, state = 0, mark = 0): CtEntry {
@@ -183,7 +186,7 @@ function env(table: FakeTable, sysctls: Record<string, number> = {}): ConntrackE
   return {
     ct: table,
     now: () => table.now,
-    wallNow: () => 1_764_637_000_000,
+    wallNow: () => table.wall,
     sysctl: (n) => sysctls[n] ?? 0,
     random: () => 0.5,
   };
@@ -218,9 +221,26 @@ describe('conntrack: the kernel-recorded sessions', () => {
         [e.pkts0, e.bytes0, e.pkts1, e.bytes1] = [1, 29, 1, 29];
         table.entries.push(e);
       }
-      if (c.section === 'errors') sysctls['net.netfilter.nf_conntrack_acct'] = 0;
+      if (c.section === 'timestamps' && sysctls['net.netfilter.nf_conntrack_timestamp'] !== 1) {
+        // The capture turns nf_conntrack_timestamp on and makes one more flow; its start time and
+        // age are the kernel clock's (taken from the -o ktimestamp line).
+        sysctls['net.netfilter.nf_conntrack_acct'] = 0;
+        sysctls['net.netfilter.nf_conntrack_timestamp'] = 1;
+        const e = entry(17, [A, B, 40017, 5010], [B, A, 5010, 40017], REPLIED);
+        const stamped = all.find((x) => x.args.includes('ktimestamp'))!.stdout[0];
+        const delta = Number(/delta-time=(\d+)/.exec(stamped)![1]);
+        const [, mon, day, hh, mm, ss, year] = /\[start=\w+ (\w+) +(\d+) (\d+):(\d+):(\d+) (\d+)\]/.exec(stamped)!;
+        const startMs = new Date(Number(year), MONTHS.indexOf(mon), Number(day), Number(hh), Number(mm), Number(ss)).getTime();
+        e.start = table.now - delta * 1000 - 100;
+        table.wall = startMs + delta * 1000 + 100;
+        table.entries.push(e);
+      }
+      if (c.section === 'errors') {
+        sysctls['net.netfilter.nf_conntrack_acct'] = 0;
+        sysctls['net.netfilter.nf_conntrack_timestamp'] = 0;
+      }
       // An update of the timeout prints what it set; the others print the clock as the kernel had it.
-      if (!c.args.includes('-t')) clockFrom(table, c.stdout);
+      if (!(c.args.includes('-U') && c.args.includes('-t'))) clockFrom(table, c.stdout);
       const r = runConntrack(env(table, sysctls), c.args);
       const want = c.stdout.map((l) => l + '\n').join('');
       // The kernel prints one line per CPU; the stack runs on one.
