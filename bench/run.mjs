@@ -24,13 +24,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tcpBench } from './tcp.mjs';
 import { forwardBench } from './forward.mjs';
+import { natBench } from './nat.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const COUNT = Number(process.env.BENCH_COUNT ?? 20000);
 const UDP_SECONDS = Number(process.env.BENCH_UDP_SECONDS ?? 3);
-// BENCH_SECTIONS: which parts to run, from ping,udp,tcp,forward (default all).
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,forward').split(','));
+// BENCH_SECTIONS: which parts to run, from ping,udp,tcp,forward,nat (default all).
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,forward,nat').split(','));
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-bench-'));
 const children = [];
 const namespaces = [];
@@ -191,6 +192,10 @@ async function main() {
   if (SECTIONS.has('forward')) {
     if (!fs.existsSync(UDP_TOOL)) execFileSync('cc', ['-O2', '-o', UDP_TOOL, path.join(ROOT, 'bench/udp-tool.c')]);
     await forwardBench({ sh, netns, waitFor, children, links, WORK, ROOT, ROUNDS, median, fmt, udpTool: UDP_TOOL });
+  }
+  if (SECTIONS.has('nat')) {
+    if (!fs.existsSync(UDP_TOOL)) execFileSync('cc', ['-O2', '-o', UDP_TOOL, path.join(ROOT, 'bench/udp-tool.c')]);
+    await natBench({ sh, netns, waitFor, children, links, WORK, ROOT, ROUNDS, median, fmt, udpTool: UDP_TOOL });
   }
 }
 

@@ -1,0 +1,138 @@
+/*
+ * conn-tool: new TCP connections per second, the load and the server for the
+ * NAT benchmark. Both sides are plain C so that their own cost stays small
+ * beside the router's, and the stack and the kernel get the same load.
+ *
+ *   conn-tool serve PORT
+ *       accept loop: writes "ok\n" to each connection and closes it (the server
+ *       closes first, as an HTTP/1.0 server does)
+ *   conn-tool connect HOST PORT SECONDS CONCURRENCY
+ *       keeps CONCURRENCY non-blocking connects in flight; each one reads until
+ *       the server's close, closes and is replaced by a new one. Prints
+ *       "connections N seconds S errors E slow W unfinished U": slow counts
+ *       connections that took over 500 ms (a lost SYN or FIN shows there),
+ *       unfinished those still open when time ran out.
+ *
+ *   cc -O2 -o conn-tool bench/conn-tool.c
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FD 65536
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int serve(const char *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)atoi(port));
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0) {
+    perror("bind/listen");
+    return 2;
+  }
+  for (;;) {
+    int c = accept(fd, NULL, NULL);
+    if (c < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      perror("accept");
+      return 2;
+    }
+    if (write(c, "ok\n", 3) < 0) {
+      /* the client went away; nothing to do */
+    }
+    close(c);
+  }
+}
+
+static int ep;
+static struct sockaddr_in dst;
+static double started[MAX_FD];
+static unsigned long long errors, slow, done;
+static int open_now;
+
+static void start_one(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0 || fd >= MAX_FD) {
+    perror("socket");
+    exit(2);
+  }
+  started[fd] = now();
+  if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS) {
+    errors++;
+    close(fd);
+    return;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
+  epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  open_now++;
+}
+
+static void finish(int fd, int ok) {
+  double took = now() - started[fd];
+  epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+  close(fd);
+  open_now--;
+  if (!ok) errors++;
+  else done++;
+  if (took > 0.5) slow++;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 3 && strcmp(argv[1], "serve") == 0) return serve(argv[2]);
+  if (argc < 6 || strcmp(argv[1], "connect") != 0) {
+    fprintf(stderr, "usage: conn-tool serve PORT | conn-tool connect HOST PORT SECONDS CONCURRENCY\n");
+    return 2;
+  }
+  memset(&dst, 0, sizeof dst);
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons((unsigned short)atoi(argv[3]));
+  if (inet_pton(AF_INET, argv[2], &dst.sin_addr) != 1) {
+    fprintf(stderr, "conn-tool: bad address %s\n", argv[2]);
+    return 2;
+  }
+  double seconds = atof(argv[4]);
+  int conc = atoi(argv[5]);
+  ep = epoll_create1(0);
+  double start = now(), end = start + seconds;
+  for (int i = 0; i < conc; i++) start_one();
+  struct epoll_event evs[256];
+  char buf[256];
+  while (now() < end) {
+    int n = epoll_wait(ep, evs, 256, 50);
+    for (int i = 0; i < n; i++) {
+      int fd = evs[i].data.fd;
+      if (evs[i].events & EPOLLERR) {
+        finish(fd, 0);
+      } else {
+        ssize_t r;
+        while ((r = read(fd, buf, sizeof buf)) > 0) {
+        }
+        if (r == 0) finish(fd, 1);
+        else if (errno != EAGAIN) finish(fd, 0);
+        else continue;
+      }
+      if (now() < end) start_one();
+    }
+  }
+  printf("connections %llu seconds %.3f errors %llu slow %llu unfinished %d\n", done, now() - start, errors, slow, open_now);
+  return 0;
+}
