@@ -133,6 +133,13 @@ async function main(argv: string[]): Promise<void> {
     if (fileAt > 0) args = [...args.slice(0, fileAt), path.resolve(args[fileAt]), ...args.slice(fileAt + 1)];
     else iptStdin = true;
   }
+  // A reader that went away (`| head`): stop quietly, with the status a process
+  // killed by SIGPIPE has, as the C tools do, instead of an unhandled EPIPE.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(128 + 13);
+    process.stderr.write(`tapstack: stdout: ${e.message}\n`);
+    process.exit(1);
+  });
   try {
     // nc (and nft -f -, iptables-restore) stream stdin to the daemon; ss fits its columns to a terminal.
     const code = await runRemote(ctl, args, undefined, undefined, {

@@ -91,6 +91,12 @@ describe('a running daemon', () => {
     expect(nstat.stdout.split('\n')[0]).toBe('#kernel');
   });
 
+  it('stops quietly with status 141 when its reader goes away, as a C tool killed by SIGPIPE', async () => {
+    const r = await shAsync(`bash -c "set -o pipefail; node ${CLI} --ctl ${tb.ctl} nstat -j -z | head -c 0"`);
+    expect(r.code).toBe(141);
+    expect(r.stderr).toBe('');
+  });
+
   it('takes addr and route changes at runtime, and del', async () => {
     expect((await tb.ctlRun('addr', 'add', '10.231.14.3/24', 'dev', tb.dev)).code).toBe(0);
     expect(tb.peer('ping -c 1 -W 2 10.231.14.3').code).toBe(0);
