@@ -332,3 +332,28 @@ describe('base chain policy counters', () => {
     expect(rs.chainCounter('ip', 'filter', 'INPUT')).toEqual({ packets: 1, bytes: 28 });
   });
 });
+
+describe('on the stack: the ruleset drives conntrack and NAT', () => {
+  it('conntrack runs while rules need it; nat chains are registered with NAT', async () => {
+    const { Stack } = await import('../../src/stack.js');
+    const { VirtualTime } = await import('../../src/time/timers.js');
+    const { runIptables } = await import('../../src/control/iptables.js');
+    const s = new Stack({ time: new VirtualTime(), seed: 1 });
+    const nft = (text: string) => runNft(s.nft, ['-f', '-'], { readFile: () => '', stdin: text, now: () => s.time.now() });
+    expect(s.conntrack.active).toBe(false);
+    expect(nft('table ip f { chain in { type filter hook input priority 0; tcp dport 22 accept; } }').stderr).toBe('');
+    expect(s.conntrack.active).toBe(false);
+    expect(nft('add rule ip f in ct state established accept').stderr).toBe('');
+    expect(s.conntrack.active).toBe(true);
+    expect(nft('flush ruleset').stderr).toBe('');
+    expect(s.conntrack.active).toBe(false);
+    expect(nft('table ip n { chain post { type nat hook postrouting priority srcnat; masquerade; } }').stderr).toBe('');
+    expect(s.nat.chainsRegistered).toBe(1);
+    expect(s.conntrack.active).toBe(true);
+    nft('flush ruleset');
+    expect(s.nat.chainsRegistered).toBe(0);
+    expect(runIptables(s.nft, ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'eth0', '-j', 'MASQUERADE']).code).toBe(0);
+    expect(s.nat.chainsRegistered).toBe(1);
+    expect(s.conntrack.active).toBe(true);
+  });
+});
