@@ -181,6 +181,14 @@ const LOG_LEVELS: [string, number][] = [
 const LOG_LEVEL_PRINT = ['emerg', 'alert', 'crit', 'error', 'warn', 'notice', 'info', 'debug'];
 const LOG_LEVEL_AST: LogLevel[] = ['emerg', 'alert', 'crit', 'err', 'warn', 'notice', 'info', 'debug'];
 
+/** IPS_SRC_NAT / IPS_DST_NAT of a connection's status (as `ct status snat|dnat`). */
+const IPS_SRC_NAT = 0x10;
+const IPS_DST_NAT = 0x20;
+
+/** --ctstate SNAT / DNAT, kept beside nft's state bits. */
+const STATE_SNAT = 0x100;
+const STATE_DNAT = 0x200;
+
 /** conntrack states in the order iptables prints them. */
 const STATES: [string, number][] = [
   ['INVALID', CT_STATE_INVALID],
@@ -188,6 +196,9 @@ const STATES: [string, number][] = [
   ['RELATED', CT_STATE_RELATED],
   ['ESTABLISHED', CT_STATE_ESTABLISHED],
   ['UNTRACKED', CT_STATE_UNTRACKED],
+  // conntrack's virtual states: the connection's source / destination was NATed.
+  ['SNAT', STATE_SNAT],
+  ['DNAT', STATE_DNAT],
 ];
 
 /** The flags --tcp-flags knows (iptables has no names for ECE and CWR). */
@@ -327,7 +338,7 @@ function parseStates(s: string, what: string): number {
   let v = 0;
   for (const w of s.split(',')) {
     const x = STATES.find(([n]) => n === w.toUpperCase());
-    if (x === undefined) throw paramError(`Bad ${what} "${w}"`);
+    if (x === undefined || (what === 'state' && x[1] > 0xff)) throw paramError(`Bad ${what} "${w}"`);
     v |= x[1];
   }
   return v;
@@ -1594,7 +1605,9 @@ function conntrackXlate(mt: Extract<Match, { m: 'conntrack' }>): string {
   const range = (lo: number, hi: number): string => (lo === hi ? String(lo) : `${lo}-${hi}`);
   if (mt.dir !== undefined) parts.push(`ct direction ${mt.dir.toLowerCase()}`);
   if (mt.proto !== undefined) parts.push(`ct ${mt.dir === 'REPLY' ? 'reply' : 'original'} protocol ${ne(mt.proto.neg)}${mt.proto.p}`);
-  if (mt.states !== 0) parts.push(`ct state ${mt.neg ? '! ' : ''}${stateNames(mt.states).toLowerCase()}`);
+  // With SNAT or DNAT among the states libxt_conntrack writes `ct status` of one of them (and no negation).
+  if ((mt.states & (STATE_SNAT | STATE_DNAT)) !== 0) parts.push(`ct status ${(mt.states & STATE_SNAT) !== 0 ? 'snat' : 'dnat'}`);
+  else if (mt.states !== 0) parts.push(`ct state ${mt.neg ? '! ' : ''}${stateNames(mt.states).toLowerCase()}`);
   if (mt.status !== undefined) {
     const names = CT_STATUS.filter(([, b]) => (mt.status!.v & b) !== 0).map(([n]) => n.toLowerCase().replace('_', '-'));
     parts.push(`ct status${mt.status.neg ? ' !' : ''}${names.length > 0 ? ` ${names.join(',')}` : ''}`);
@@ -1629,7 +1642,11 @@ function conntrackXlate(mt: Extract<Match, { m: 'conntrack' }>): string {
 /** `-m conntrack` as ct expressions (xt_conntrack's checks, each one a match). */
 function conntrackExprs(mt: Extract<Match, { m: 'conntrack' }>): Expr[] {
   const e: Expr[] = [];
-  if (mt.states !== 0) e.push({ kind: 'match', left: { kind: 'ct', key: 'state' }, mask: mt.states, op: mt.neg ? 'eq' : 'ne', right: { kind: 'value', value: 0 } });
+  if ((mt.states & (STATE_SNAT | STATE_DNAT)) !== 0) {
+    // xt_conntrack: any of the states, SNAT meaning IPS_SRC_NAT in the status, DNAT IPS_DST_NAT.
+    const nat = ((mt.states & STATE_SNAT) !== 0 ? IPS_SRC_NAT : 0) | ((mt.states & STATE_DNAT) !== 0 ? IPS_DST_NAT : 0);
+    e.push({ kind: 'ct-state-nat', states: mt.states & 0xff, status: nat, neg: mt.neg });
+  } else if (mt.states !== 0) e.push({ kind: 'match', left: { kind: 'ct', key: 'state' }, mask: mt.states, op: mt.neg ? 'eq' : 'ne', right: { kind: 'value', value: 0 } });
   if (mt.proto !== undefined) e.push({ kind: 'match', left: { kind: 'ct', key: 'protocol' }, op: mt.proto.neg ? 'ne' : 'eq', right: { kind: 'value', value: mt.proto.p } });
   const addrs = [
     ['origsrc', 'original', 'saddr'],

@@ -202,6 +202,8 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
       return { xt: { type: 'target', name: 'CONNMARK' } };
     case 'xt':
       return { xt: { type: e.type, name: e.name } };
+    case 'ct-state-nat':
+      return { xt: { type: 'match', name: 'conntrack' } };
     case 'connlimit':
       return { 'ct count': e.over === true ? { val: e.count, inv: true } : { val: e.count } };
     case 'nat': {

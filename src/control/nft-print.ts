@@ -268,6 +268,8 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
       return 'xt target CONNMARK';
     case 'xt':
       return e.text;
+    case 'ct-state-nat':
+      return `ct status ${(e.status & 0x10) !== 0 ? 'snat' : 'dnat'}`;
     case 'connlimit':
       return `ct count ${e.over === true ? 'over ' : ''}${e.count}`;
     case 'nat':

@@ -234,6 +234,11 @@ export type Expr =
    * translation, or `xt target NAME` when there is none).
    */
   | { kind: 'xt'; type: 'match' | 'target'; name: string; text: string; exprs: Expr[] }
+  /**
+   * iptables' `--ctstate` with SNAT/DNAT (xt_conntrack): any of the nft state
+   * bits `states`, or any of the `status` bits (IPS_SRC_NAT, IPS_DST_NAT).
+   */
+  | { kind: 'ct-state-nat'; states: number; status: number; neg: boolean }
   /** `ct count [over] N` (nft_connlimit): connections this rule has seen that are alive. */
   | { kind: 'connlimit'; count: number; over?: boolean }
   /**

@@ -450,6 +450,7 @@ export function usesConntrack(e: Expr): boolean {
     case 'meta-set':
       return typeof e.value !== 'number' && (e.value.kind === 'field' ? e.value.field.kind === 'ct' : keyFields(e.value.key).some((f) => f.kind === 'ct'));
     case 'ct-set':
+    case 'ct-state-nat':
     case 'connmark':
     case 'connlimit':
     case 'notrack':
@@ -859,6 +860,19 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
             if (r !== CONT) return r;
           }
           return CONT;
+        };
+      }
+      case 'ct-state-nat': {
+        const st = loader({ kind: 'ct', key: 'state' }, env);
+        const stat = loader({ kind: 'ct', key: 'status' }, env);
+        const states = e.states;
+        const status = e.status;
+        const hitCode = e.neg ? BREAK : CONT;
+        const missCode = e.neg ? CONT : BREAK;
+        return (p, c) => {
+          const v = st(p, c);
+          const s = stat(p, c);
+          return (v > 0 && (v & states) !== 0) || (s > 0 && (s & status) !== 0) ? hitCode : missCode;
         };
       }
       case 'connmark': {

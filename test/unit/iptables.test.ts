@@ -437,6 +437,22 @@ describe('conntrack, connmark and CONNMARK on the engine', () => {
     expect(ct.needed[ct.needed.length - 1]).toEqual(['ruleset', true]);
   });
 
+  it('--ctstate SNAT / DNAT match connections whose status says they were NATed', () => {
+    const { rs, hooks, env } = testRuleset();
+    env.ct = fakeCt();
+    expect(runIptables(rs, splitQuoted('-P INPUT DROP'), { services }).stderr).toBe('');
+    expect(runIptables(rs, splitQuoted('-A INPUT -m conntrack --ctstate DNAT,INVALID -j ACCEPT'), { services }).stderr).toBe('');
+    const send = (e: object | null): number => {
+      const p = pkt(udpDatagram('10.0.0.1', '10.0.0.2', 1, 2));
+      p.ct = e;
+      return runInput(hooks, p);
+    };
+    expect(send(ctEntry({ state: 2, status: 0x20 | 0x8 }))).toBe(VERDICT_ACCEPT);
+    expect(send(ctEntry({ state: 2, status: 0x10 | 0x8 }))).toBe(VERDICT_DROP);
+    // No entry: invalid.
+    expect(send(null)).toBe(VERDICT_ACCEPT);
+  });
+
   it('CONNMARK --save-mark / --restore-mark with masks, --set-mark', () => {
     const { rs, hooks, env } = testRuleset();
     env.ct = fakeCt();
