@@ -155,6 +155,12 @@ run -L -o id
 run -L -o extended,id
 run -L -o timestamp
 run -L -f ipv4
+run -L -o xml
+run -L -o xml,id -p icmp
+run -L -o xml,extended -p udp
+run -L -o xml -p tcp --state SYN_SENT
+run -L -o xml -p tcp --dport 9
+run -G -p tcp -s 10.231.61.2 -d 10.231.62.2 --sport 40001 --dport 5001 -o xml
 section 'filters'
 run -L -p tcp
 run -L -p udp
@@ -248,7 +254,7 @@ section 'delete'
 run -D -p udp --dport 5005
 run -L -p udp
 run -D -p udp --dport 5005
-run -D -s 10.231.61.2 -d 10.231.62.2 -p tcp --sport 40002 --dport 5002
+run -D -s 10.231.61.2 -d 10.231.62.2 -p tcp --sport 40002 --dport 5002 -o xml
 run -C
 
 section 'events'
@@ -285,6 +291,10 @@ ev -E -e NEW,DESTROY -o extended,id -p udp
 udp_send 40015 10.231.62.2 5010
 ip netns exec $R conntrack -D -p udp --sport 40015 >/dev/null 2>&1
 ev_end
+ev -E -o xml -p udp
+udp_send 40018 10.231.62.2 5010
+ip netns exec $R conntrack -D -p udp --sport 40018 >/dev/null 2>&1
+ev_end
 
 section 'flush'
 run -F
@@ -298,6 +308,7 @@ ip netns exec $R sysctl -qw net.netfilter.nf_conntrack_acct=1
 udp_send 40016 10.231.62.2 5010
 run -L -p udp --sport 40016
 run -L -p udp --sport 40016 -o extended
+run -L -p udp --sport 40016 -o xml
 ip netns exec $R sysctl -qw net.netfilter.nf_conntrack_acct=0
 section 'timestamps'
 ip netns exec $R sysctl -qw net.netfilter.nf_conntrack_timestamp=1
@@ -305,6 +316,7 @@ udp_send 40017 10.231.62.2 5010
 sleep 1.2
 run -L -p udp --sport 40017
 run -L -p udp --sport 40017 -o ktimestamp
+run -L -p udp --sport 40017 -o xml
 run -D -p udp --sport 40017
 ip netns exec $R sysctl -qw net.netfilter.nf_conntrack_timestamp=0
 

@@ -35,7 +35,7 @@ const USAGE = `Usage:
         iptables-save [-c] [-t TABLE] | iptables-restore [-n] [-c] [-t] [-T TABLE] [FILE]
         nft [-a] [-s] [-n] [-y] [-t] [-c] [-f FILE|-] COMMAND...
         conntrack -L|-G|-D|-U|-E|-F|-C|-S [-p PROTO] [-s|-d|-r|-q ADDR] [--sport|--dport N]
-                  [-m MARK[/MASK]] [-u STATUS] [-n|-g|-j] [-o extended,id,timestamp] (as conntrack)
+                  [-m MARK[/MASK]] [-u STATUS] [-n|-g|-j] [-o extended,id,timestamp,xml] (as conntrack)
       ("ip" in front of link/addr/route/neigh is optional.)
 
 Config file: one command a line, as above; "#" starts a comment.

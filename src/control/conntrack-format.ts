@@ -133,3 +133,44 @@ export function eventTimestamp(ms: number): string {
   const usec = Math.floor((ms - sec * 1000) * 1000);
   return `[${String(sec).padStart(8, '0')}.${String(usec).padStart(6, '0')}]\t`;
 }
+
+/** One direction's `<meta>` of -o xml (libnetfilter_conntrack's XML layout). */
+function xmlTuple(e: CtEntry, dir: 0 | 1, acct: boolean): string {
+  const [s, d, sp, dp] = dir === 0 ? [e.os, e.od, e.osp, e.odp] : [e.rs, e.rd, e.rsp, e.rdp];
+  let x = `<meta direction="${dir === 0 ? 'original' : 'reply'}"><layer3 protonum="2" protoname="ipv4"><src>${formatIp4(s)}</src><dst>${formatIp4(d)}</dst></layer3>`;
+  x += `<layer4 protonum="${e.proto}" protoname="${protoName(e.proto)}">`;
+  switch (e.proto) {
+    case 6:
+    case 17:
+    case 136:
+    case 132:
+    case 33:
+      x += `<sport>${sp}</sport><dport>${dp}</dport>`;
+      break;
+    case 47:
+      x += `<srckey>0x${sp.toString(16)}</srckey><dstkey>0x${dp.toString(16)}</dstkey>`;
+      break;
+  }
+  x += '</layer4>';
+  if (acct) x += `<counters><packets>${dir === 0 ? e.pkts0 : e.pkts1}</packets><bytes>${dir === 0 ? e.bytes0 : e.bytes1}</bytes></counters>`;
+  return x + '</meta>';
+}
+
+/** One connection as -o xml prints it: `<flow>` with the two directions and the rest. */
+export function formatEntryXml(e: CtEntry, f: EntryFields): string {
+  let x = f.event !== null ? `<flow type="${f.event}">` : '<flow>';
+  x += xmlTuple(e, 0, f.acct) + xmlTuple(e, 1, f.acct);
+  x += '<meta direction="independent">';
+  if (f.state !== '') x += `<state>${f.state}</state>`;
+  if (f.timeout !== null) x += `<timeout>${f.timeout}</timeout>`;
+  if (f.mark) x += `<mark>${e.mark >>> 0}</mark>`;
+  if (f.use !== null) x += `<use>${f.use}</use>`;
+  x += `<id>${e.id >>> 0}</id>`;
+  if ((e.status & IPS_ASSURED) !== 0) x += '<assured/>';
+  if ((e.status & IPS_SEEN_REPLY) === 0) x += '<unreplied/>';
+  if (f.deltaTime !== null) x += `<deltatime>${f.deltaTime}</deltatime>`;
+  return x + '</meta></flow>';
+}
+
+export const XML_HEADER = '<?xml version="1.0" encoding="utf-8"?>\n<conntrack>\n';
+export const XML_FOOTER = '</conntrack>\n';

@@ -19,7 +19,7 @@ import {
   type CtEntry,
 } from '../conntrack/entry.js';
 import type { Stack } from '../stack.js';
-import { CONNTRACK_VERSION, ctime, eventTimestamp, formatEntry, formatStats, type CtEventKind } from './conntrack-format.js';
+import { CONNTRACK_VERSION, XML_FOOTER, XML_HEADER, ctime, eventTimestamp, formatEntry, formatEntryXml, formatStats, type CtEventKind } from './conntrack-format.js';
 
 /** What the command needs of the connection tracking table (src/conntrack/conntrack.ts). */
 export interface ConntrackView {
@@ -993,7 +993,7 @@ function line(env: ConntrackEnv, c: CtCommand, e: CtEntry, use: number | null, e
   const left = env.ct.timeLeft(e);
   const now = env.now();
   const wall = env.wallNow();
-  return formatEntry(e, {
+  return ((c.output & O_XML) !== 0 ? formatEntryXml : formatEntry)(e, {
     // A destroy event leaves the timeout out once it reached 0 (ctnetlink_dump_timeout's skip_zero).
     timeout: event === 'destroy' && left === 0 ? null : left,
     state: e.proto === 6 ? env.ct.stateName(e) : '',
@@ -1023,7 +1023,7 @@ Filters: -s/--src, -d/--dst, -r/--reply-src, -q/--reply-dst ADDR[/LEN], -p PROTO
   (then --sport, --dport, --reply-port-src, --reply-port-dst; tcp --state;
   icmp --icmp-type, --icmp-code, --icmp-id), -u/--status, -m/--mark V[/M],
   -n/--src-nat, -g/--dst-nat, -j/--any-nat [ADDR[:PORT]], -f ipv4.
-Output: -o extended,id,timestamp,ktimestamp; -e NEW,UPDATES,DESTROY for -E.
+Output: -o extended,id,timestamp,ktimestamp,xml; -e NEW,UPDATES,DESTROY for -E.
 `;
 
 /** Carries out a conntrack command that does not stream (everything but -E). */
@@ -1057,8 +1057,8 @@ function execute(env: ConntrackEnv, c: CtCommand): CtResult {
   let out = '';
   let err = '';
   let counter = 0;
-  if ((c.output & O_XML) !== 0) exitError(OTHER_PROBLEM, 'xml output is not supported here');
   if ((c.output & O_SAVE) !== 0) exitError(OTHER_PROBLEM, 'save output is not supported here');
+  const xml = (c.output & O_XML) !== 0;
   switch (c.cmd) {
     case CT_LIST: {
       // Nothing waits in the dying or unconfirmed lists between packets here.
@@ -1067,10 +1067,13 @@ function execute(env: ConntrackEnv, c: CtCommand): CtResult {
       maskCheck(c);
       ct.forEach((e) => {
         if (kernelFiltered(c, e, true) || filtered(c, e)) return;
+        // -o xml: the document opens with the first entry and closes after the last.
+        if (xml && counter === 0) out += XML_HEADER;
         out += line(env, c, e, 1, null) + '\n';
         counter++;
         if (c.options & bit(O_ZERO)) e.pkts0 = e.bytes0 = e.pkts1 = e.bytes1 = 0;
       });
+      if (xml && counter > 0) out += XML_FOOTER;
       err += summary(`${counter} flow entries have been shown.`);
       return { stdout: out, stderr: err, code: 0 };
     }
@@ -1095,6 +1098,8 @@ function execute(env: ConntrackEnv, c: CtCommand): CtResult {
       // The answer goes through the same filter as a dump's: a tuple that found the entry from its
       // reply direction does not compare equal to the original one, and nothing is shown.
       if (!filtered(c, e)) {
+        // -o xml opens the document here and, unlike a listing, never closes it.
+        if (xml) out += XML_HEADER;
         // The entry is held while its message is built: use=2.
         out += line(env, c, e, 2, null, false) + '\n';
         counter++;
@@ -1262,10 +1267,11 @@ export function runConntrackStream(env: ConntrackEnv, argv: readonly string[], i
     return r.code;
   }
   if (c.warnings.length > 0) io.err(c.warnings);
-  if ((c.output & (O_XML | O_SAVE)) !== 0) {
-    io.err(summary(`${(c.output & O_XML) !== 0 ? 'xml' : 'save'} output is not supported here`));
+  if ((c.output & O_SAVE) !== 0 || (c.output & (O_XML | O_TMS)) === O_XML + O_TMS) {
+    io.err(summary(`${(c.output & O_SAVE) !== 0 ? 'save output' : 'xml output with timestamps'} is not supported here`));
     return OTHER_PROBLEM;
   }
+  const xml = (c.output & O_XML) !== 0;
   try {
     maskCheck(c);
   } catch (e) {
@@ -1283,7 +1289,8 @@ export function runConntrackStream(env: ConntrackEnv, argv: readonly string[], i
     ? () => {}
     : env.ct.on((ev, e) => {
         if ((mask & evBit[ev]) === 0 || c.family === 6 || filtered(c, e)) return;
-        let s = (c.output & O_TMS) !== 0 ? eventTimestamp(env.wallNow()) : '';
+        let s = xml && counter === 0 ? XML_HEADER : '';
+        if ((c.output & O_TMS) !== 0) s += eventTimestamp(env.wallNow());
         s += line(env, c, e, null, ev);
         // A change made by a conntrack command names it, as the kernel names the netlink socket it came from.
         if (actingPortid !== 0) s += ` [USERSPACE] portid=${actingPortid} progname=conntrack`;
@@ -1296,6 +1303,7 @@ export function runConntrackStream(env: ConntrackEnv, argv: readonly string[], i
       if (done) return;
       done = true;
       off();
+      if (summaryToo && xml && counter > 0) io.out(XML_FOOTER);
       if (summaryToo) io.err(summary(`${counter} ${expect ? 'expectation' : 'flow'} events have been shown.`));
       resolve(0);
     };
