@@ -134,9 +134,9 @@ export async function forwardBench(ctx) {
     if (!m) throw new Error(`ping through ${t.name}: ${out}`);
     return (Number(m[2]) * 1000) / Math.max(Number(m[3]), 1);
   };
-  const udp = async (t) => {
+  const udp = async (t, seconds = SECONDS) => {
     const before = udpIn(t);
-    const out = sh(`ip netns exec ${t.a} ${udpTool} blast ${t.target} 9 64 ${SECONDS}`, { timeoutMs: (SECONDS + 30) * 1000 });
+    const out = sh(`ip netns exec ${t.a} ${udpTool} blast ${t.target} 9 64 ${seconds}`, { timeoutMs: (seconds + 30) * 1000 });
     const m = /sent (\d+) seconds ([\d.]+)/.exec(out);
     if (!m) throw new Error(`udp through ${t.name}: ${out}`);
     await new Promise((r) => setTimeout(r, 300));
@@ -151,31 +151,39 @@ export async function forwardBench(ctx) {
     }
   };
   await waitFor(() => sh(`ip netns exec ${targets[0].b} ss -Hltn sport = :5201`, { allowFail: true }).trim() !== '', 5000);
-  for (const t of targets) ping(t, 1000);
 
+  // Warm-up (the stack's JIT), not counted.
+  for (const t of targets) {
+    ping(t, 5000);
+    await udp(t, 1);
+  }
+
+  // Rounds outermost, so each case sees the machine's ups and downs alike; each
+  // round loads each case's ruleset afresh on both routers.
   const res = {};
   const loadMs = {};
   for (const c of CASES) {
     const def = CASE_DEFS[c];
     if (def === undefined) throw new Error(`BENCH_FORWARD_CASES: unknown case ${c} (0, 100, 10000, set)`);
-    const file = path.join(WORK, `forward-${c}.nft`);
-    if (def.text !== null) fs.writeFileSync(file, def.text());
-    loadMs[c] = {};
-    for (const t of targets) {
-      t.nft('flush ruleset');
-      const t0 = Date.now();
-      if (def.text !== null) t.nft(`-f ${file}`);
-      loadMs[c][t.name] = Date.now() - t0;
-    }
+    if (def.text !== null) fs.writeFileSync(path.join(WORK, `forward-${c}.nft`), def.text());
     res[c] = Object.fromEntries(targets.map((t) => [t.name, { ping: [], udp: [], tcp: [] }]));
-    for (let r = 0; r < rounds; r++) {
+    loadMs[c] = {};
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const c of CASES) {
+      for (const t of targets) {
+        t.nft('flush ruleset');
+        const t0 = Date.now();
+        if (CASE_DEFS[c].text !== null) t.nft(`-f ${path.join(WORK, `forward-${c}.nft`)}`);
+        loadMs[c][t.name] = Date.now() - t0;
+      }
       for (const t of targets) {
         res[c][t.name].ping.push(ping(t));
         res[c][t.name].udp.push(await udp(t));
         res[c][t.name].tcp.push(iperf(t));
       }
     }
-    process.stderr.write(`forward: ${def.label} done (loaded in ${loadMs[c].stack} ms by the stack, ${loadMs[c].kernel} ms by the kernel)\n`);
+    process.stderr.write(`forward round ${r + 1}/${rounds} done\n`);
   }
   for (const t of targets) t.nft('flush ruleset');
 
@@ -198,5 +206,5 @@ export async function forwardBench(ctx) {
       );
     }
   }
-  console.log(`\nnft -f load times (ms), stack / kernel: ${CASES.filter((c) => CASE_DEFS[c].text !== null).map((c) => `${CASE_DEFS[c].label} ${loadMs[c].stack} / ${loadMs[c].kernel}`).join('; ')}`);
+  console.log(`\nnft -f load times in the last round (ms), stack / kernel: ${CASES.filter((c) => CASE_DEFS[c].text !== null).map((c) => `${CASE_DEFS[c].label} ${loadMs[c].stack} / ${loadMs[c].kernel}`).join('; ')}`);
 }
