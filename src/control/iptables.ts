@@ -644,10 +644,18 @@ export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptio
   }
 }
 
-/** `-v -S`: the counters go after the chain name (`-A INPUT -c 1 84 -j DROP`). */
+/** `-v -S`: the counters go before the target (`-A INPUT -p tcp -c 1 84 -j DROP`), as iptables-nft prints them. */
 function withCounter(line: string, c: string): string {
-  const m = /^(-A \S+)( ?)(.*)$/.exec(line)!;
-  return `${m[1]} ${c.trimEnd()}${m[3].length > 0 ? ` ${m[3]}` : ''}`;
+  // iptables-nft's save_matches_and_target: after the addresses, interfaces and
+  // matches, before the target (-j/-g, found outside quoted words), else at the end.
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (ch === '\\' && quoted) i++;
+    else if (ch === '"') quoted = !quoted;
+    else if (!quoted && ch === ' ' && (line.startsWith(' -j ', i) || line.startsWith(' -g ', i))) return `${line.slice(0, i)} ${c.trimEnd()}${line.slice(i)}`;
+  }
+  return `${line} ${c.trimEnd()}`;
 }
 
 /**

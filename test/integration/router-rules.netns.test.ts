@@ -322,6 +322,9 @@ add rule ip keep f udp dport 7503 counter frob
     const [vs, vk] = await pair.both((v) => v.iptables('-L FORWARD -n -v -x --line-numbers'));
     // The policy line too: FORWARD's policy counters (started by -P) count what the policy dropped.
     expect(vs.stdout).toBe(vk.stdout);
+    expect(vk.stdout).toMatch(/^Chain FORWARD \(policy DROP [1-9]\d* packets/);
+    const [sv, kv] = await pair.both((v) => v.iptables('-S FORWARD -v'));
+    expect(sv.stdout).toBe(kv.stdout);
   }, 60_000);
 
   it('log lines: the stack writes what the kernel writes (dmesg, nf_log_all_netns=1)', async () => {

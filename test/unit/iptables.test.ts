@@ -471,3 +471,28 @@ describe('conntrack, connmark and CONNMARK on the engine', () => {
     expect(e.mark).toBe(0x312a0);
   });
 });
+
+describe('iptables -S -v', () => {
+  // iptables-nft 1.8.9 prints a rule's counters after its matches, before the target
+  // (test/integration/router-rules.netns.test.ts compares with it on a kernel router).
+  it('puts -c before the target, after quoted words that look like one, or at the end', () => {
+    const s = stack();
+    for (const l of [
+      'iptables -A INPUT -p tcp --dport 22 -j ACCEPT',
+      'iptables -A INPUT -m comment --comment "a -j b" -j DROP',
+      'iptables -A INPUT -s 10.0.0.1/32',
+      'iptables -A INPUT -j ACCEPT',
+    ])
+      expect(run(s, l).code).toBe(0);
+    expect(run(s, 'iptables -S INPUT -v').text).toBe(
+      [
+        '-P INPUT ACCEPT -c 0 0',
+        '-A INPUT -p tcp -m tcp --dport 22 -c 0 0 -j ACCEPT',
+        '-A INPUT -m comment --comment "a -j b" -c 0 0 -j DROP',
+        '-A INPUT -s 10.0.0.1/32 -c 0 0',
+        '-A INPUT -c 0 0 -j ACCEPT',
+        '',
+      ].join('\n'),
+    );
+  });
+});
