@@ -177,7 +177,8 @@ describe('the stack applies nft rules as a kernel router does (differential)', (
 `);
     const norm = (s: string): string => s.replace(/time=[\d.]+ ms/g, 'time=X ms').replace(/time \d+ms/g, 'time Xms').replace(/^rtt .*$/gm, 'rtt X');
     const pings = [72, 73, 74, 75, 76, 77, 78, 60].map((n) => `ping -n -c 1 -W 1 -s ${n} ${bHost} 2>&1; echo rc=$?`);
-    const ncs = [7200, 7201, 7202, 7203].map((p) => `nc -z -v -w 1 ${bHost} ${p} 2>&1; echo rc=$?`);
+    // -w 2: the SYN to the dropped port is sent at 0 s and retransmitted at 1 s (TCP_TIMEOUT_INIT), never at a timeout's edge.
+    const ncs = [7200, 7201, 7202, 7203].map((p) => `nc -z -v -w 2 ${bHost} ${p} 2>&1; echo rc=$?`);
     const [st, k] = await pair.both(async (v) => {
       const listener = v.onB(`timeout 20 nc -l -k 7200 >/dev/null`, 25_000);
       await new Promise((r) => setTimeout(r, 300));
