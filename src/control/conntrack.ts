@@ -152,7 +152,6 @@ const COMPARISON = [O_PROTO, O_SRC, O_DST, O_RSRC, O_RDST, O_MARK, O_SECMARK, O_
  * allowed, 1 required, 2 optional, 3 required in pairs (--src/--dst or
  * --reply-src/--reply-dst).
  */
-// prettier-ignore
 const LEGAL: Record<number, string> = {
   //                 sdrqptuze[]{}amifngocbjwl<>()
   [CT_LIST]:        '22222022000220202222202220022',
@@ -389,7 +388,7 @@ function atoi(s: string): number {
 }
 
 /** inet_aton(): a, a.b, a.b.c or a.b.c.d, each part decimal, octal (0...) or hex (0x...). */
-export function inetAton(s: string): number | null {
+function inetAton(s: string): number | null {
   const parts = s.split('.');
   if (parts.length > 4) return null;
   const vals: number[] = [];
@@ -1216,16 +1215,6 @@ function execute(env: ConntrackEnv, c: CtCommand): CtResult {
 function maskCheck(c: CtCommand): void {
   if (c.options & bit(O_MASKSRC) && !(c.options & bit(O_SRC))) exitError(PARAMETER_PROBLEM, "Can't use --mask-src without --src");
   if (c.options & bit(O_MASKDST) && !(c.options & bit(O_DST))) exitError(PARAMETER_PROBLEM, "Can't use --mask-dst without --dst");
-}
-
-/** True for `conntrack ...` arguments that stream events (-E). */
-export function isConntrackEvents(argv: readonly string[]): boolean {
-  try {
-    const c = parseConntrackArgs(argv);
-    return c.cmd === CT_EVENT || c.cmd === EXP_EVENT;
-  } catch {
-    return false;
-  }
 }
 
 /** True when the command changes the table (-D, -F, -U): the ones a config file may hold. */
