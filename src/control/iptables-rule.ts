@@ -1556,7 +1556,7 @@ export function ruleExprs(r: IptRule): Expr[] {
         if (t.port !== undefined) x.port = t.port;
         if (t.portEnd !== undefined) x.portEnd = t.portEnd;
         if (flags.length > 0) x.flags = flags;
-        e.push({ kind: 'xt', type: 'target', name: t.t, text: formatNat(x, {}), exprs: [x] });
+        e.push({ kind: 'xt', type: 'target', name: t.t, text: formatNat(x, {}, true), exprs: [x] });
         break;
       }
       case 'CONNMARK': {

@@ -214,9 +214,13 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
         const d: Json = m.map.kind === 'setref' ? `@${m.map.name}` : { set: sorted(m.map.elements).map((el) => [elemKey(keyTypes(m.key), el, o), data(el.data, dt, o)]) };
         if (m.withPort === true) j.family = 'ip';
         j.addr = { map: { key: key(m.key), data: d } };
-      } else if (e.addr !== undefined)
-        j.addr = e.addrEnd !== undefined && e.addrEnd !== e.addr ? { range: [formatIp4(e.addr >>> 0), formatIp4(e.addrEnd >>> 0)] } : formatIp4(e.addr >>> 0);
-      if (e.port !== undefined) j.port = e.portEnd !== undefined && e.portEnd !== e.port ? { range: [e.port, e.portEnd] } : e.port;
+      } else if (e.addr !== undefined) {
+        const len = e.addrEnd === undefined ? null : prefixLen(e.addr, e.addrEnd);
+        if (e.addrEnd === undefined) j.addr = formatIp4(e.addr >>> 0);
+        else if (len !== null) j.addr = { prefix: { addr: formatIp4(e.addr >>> 0), len } };
+        else j.addr = { range: [formatIp4(e.addr >>> 0), formatIp4(e.addrEnd >>> 0)] };
+      }
+      if (e.port !== undefined) j.port = e.portEnd !== undefined ? { range: [e.port, e.portEnd] } : e.port;
       const fl = NAT_FLAG_ORDER.filter((f) => e.flags?.includes(f) === true);
       if (fl.length > 0) j.flags = fl.length === 1 ? fl[0] : fl;
       return { [e.type]: Object.keys(j).length === 0 ? null : j };

@@ -813,11 +813,18 @@ export class NftParser {
         }
         const map = this.mapRef(keyTypes(key), withPort ? 'ipv4_addr . inet_service' : 'ipv4_addr');
         e.addrMap = withPort ? { key, map, withPort } : { key, map };
-      } else if (this.is(':')) throw this.unexpected(this.peek());
+      } else if (this.accept(':')) this.natPorts(stmt, e);
       else {
         const w = this.word('an address');
         const d = splitRange(w.text);
-        if (d !== null) {
+        if (w.text.includes('/')) {
+          // A prefix is the range of its addresses.
+          const r = rhsOf('ipv4_addr', w, true);
+          if (r.kind !== 'prefix') throw new NftSyntaxError(`syntax error, unexpected string, expecting number`, w);
+          const mask = r.len === 0 ? 0 : (0xffffffff << (32 - r.len)) >>> 0;
+          e.addr = (r.addr & mask) >>> 0;
+          e.addrEnd = ((r.addr & mask) | ~mask) >>> 0;
+        } else if (d !== null) {
           e.addr = valueOf('ipv4_addr', { ...w, text: d[0] });
           e.addrEnd = valueOf('ipv4_addr', { ...w, text: d[1] });
         } else e.addr = valueOf('ipv4_addr', w);

@@ -305,7 +305,12 @@ function formatMarkValue(v: number | MarkValue, o: PrintOptions): string {
 }
 
 /** `snat to 1.2.3.4-1.2.3.9:1000-2000 random`, `masquerade to :1024`, `dnat to ip saddr map { ... }`. */
-export function formatNat(e: NatExpr, o: PrintOptions): string {
+/**
+ * `raw`: ranges as given (libxt's translations of iptables' NAT targets);
+ * otherwise as nft lists the registers: an address range that is a prefix
+ * as one (`1.2.3.4/32`), a port range as `lo-hi` even when lo = hi.
+ */
+export function formatNat(e: NatExpr, o: PrintOptions, raw = false): string {
   let s: string = e.type;
   let to = '';
   if (e.addrMap !== undefined) {
@@ -313,8 +318,14 @@ export function formatNat(e: NatExpr, o: PrintOptions): string {
     to = `${formatKey(m.key)} map ${m.map.kind === 'setref' ? `@${m.map.name}` : anonSet(keyTypes(m.key), m.map.elements, m.withPort === true ? 'ipv4_addr . inet_service' : 'ipv4_addr', o)}`;
     // An address-and-port map is listed with the family: `dnat ip to ...`.
     if (m.withPort === true) s += ' ip';
-  } else if (e.addr !== undefined) to = formatIp4(e.addr >>> 0) + (e.addrEnd !== undefined && e.addrEnd !== e.addr ? `-${formatIp4(e.addrEnd >>> 0)}` : '');
-  if (e.port !== undefined) to += `:${e.port}${e.portEnd !== undefined && e.portEnd !== e.port ? `-${e.portEnd}` : ''}`;
+  } else if (e.addr !== undefined) {
+    if (e.addrEnd === undefined || (raw && e.addrEnd === e.addr)) to = formatIp4(e.addr >>> 0);
+    else {
+      const len = raw ? null : prefixOf(e.addr, e.addrEnd);
+      to = len !== null ? `${formatIp4(e.addr >>> 0)}/${len}` : `${formatIp4(e.addr >>> 0)}-${formatIp4(e.addrEnd >>> 0)}`;
+    }
+  }
+  if (e.port !== undefined) to += `:${e.port}${e.portEnd !== undefined && (!raw || e.portEnd !== e.port) ? `-${e.portEnd}` : ''}`;
   if (to !== '') s += ` to ${to}`;
   if (e.flags !== undefined && e.flags.length > 0) s += ` ${NAT_FLAG_ORDER.filter((f) => e.flags!.includes(f)).join(',')}`;
   return s;

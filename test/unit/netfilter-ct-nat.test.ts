@@ -118,6 +118,20 @@ describe('nat statements call NatProvider.setup', () => {
     ]);
   });
 
+  it('snat to a prefix is the range of its addresses; dnat to a port alone maps no address', () => {
+    const { ok, nat } = setup();
+    ok(`table ip t {
+      chain pre { type nat hook prerouting priority dstnat; tcp dport 80 dnat to :8080-8081; }
+      chain post { type nat hook postrouting priority srcnat; snat to 10.0.0.1/30; }
+    }`);
+    nat.chains[0].fn(syn(), eth0, null);
+    nat.chains[1].fn(syn(), null, eth0);
+    expect(nat.calls.map((c) => [c.kind, c.range])).toEqual([
+      [NAT_DNAT, { flags: NAT_RANGE_PROTO_SPECIFIED, minAddr: 0, maxAddr: 0, minPort: 8080, maxPort: 8081 }],
+      [NAT_SNAT, { flags: NAT_RANGE_MAP_IPS, minAddr: ip('10.0.0.0'), maxAddr: ip('10.0.0.3'), minPort: 0, maxPort: 0 }],
+    ]);
+  });
+
   it('dnat to an address-and-port map: both from the element', () => {
     const { ok, nat } = setup();
     ok(`table ip t {
