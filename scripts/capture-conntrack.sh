@@ -318,6 +318,14 @@ run -L -p udp --sport 40017
 run -L -p udp --sport 40017 -o ktimestamp
 run -L -p udp --sport 40017 -o xml
 run -D -p udp --sport 40017
+printf '$ conntrack -E -o ktimestamp -p udp\n' >> "$out"
+ip netns exec $R conntrack -E -o ktimestamp -p udp > "$tmp/o" 2> "$tmp/e" &
+evpid=$!
+sleep 0.5
+udp_send 40019 10.231.62.2 5010
+sleep 1.2
+ip netns exec $R conntrack -D -p udp --sport 40019 >/dev/null 2>&1
+ev_end
 ip netns exec $R sysctl -qw net.netfilter.nf_conntrack_timestamp=0
 
 section 'errors'

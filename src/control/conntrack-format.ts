@@ -48,6 +48,8 @@ export interface EntryFields {
   deltaTime: number | null;
   /** -o ktimestamp with timestamps on: `[start=...] ` as ctime() prints it. */
   start: string | null;
+  /** The same for a destroy event's `[stop=...] `. */
+  stop: string | null;
   /** An event line's kind, or null for a dump. */
   event: CtEventKind | null;
 }
@@ -91,6 +93,7 @@ export function formatEntry(e: CtEntry, f: EntryFields): string {
   if (f.mark) s += `mark=${e.mark >>> 0} `;
   if (f.deltaTime !== null) s += `delta-time=${f.deltaTime} `;
   if (f.start !== null) s += `[start=${f.start}] `;
+  if (f.stop !== null) s += `[stop=${f.stop}] `;
   if (f.use !== null) s += `use=${f.use} `;
   if (f.id) s += `id=${e.id >>> 0} `;
   return s.slice(0, -1);

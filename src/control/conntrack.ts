@@ -992,6 +992,9 @@ function line(env: ConntrackEnv, c: CtCommand, e: CtEntry, use: number | null, e
   const left = env.ct.timeLeft(e);
   const now = env.now();
   const wall = env.wallNow();
+  const stamps = timestamps && (event === null || event === 'destroy');
+  const startWall = wall - (now - e.start);
+  const endWall = event === 'destroy' && e.stop !== 0 ? wall - (now - e.stop) : wall;
   return ((c.output & O_XML) !== 0 ? formatEntryXml : formatEntry)(e, {
     // A destroy event leaves the timeout out once it reached 0 (ctnetlink_dump_timeout's skip_zero).
     timeout: event === 'destroy' && left === 0 ? null : left,
@@ -1002,8 +1005,11 @@ function line(env: ConntrackEnv, c: CtCommand, e: CtEntry, use: number | null, e
     use,
     // Counters exist for entries made while nf_conntrack_acct was on (they counted their first packet).
     acct: (acct || e.pkts0 !== 0 || e.pkts1 !== 0) && (event === null || event === 'destroy'),
-    deltaTime: timestamps && (event === null || event === 'destroy') ? Math.max(0, Math.floor((now - e.start) / 1000)) : null,
-    start: timestamps && ktimestamp && (c.output & O_KTMS) !== 0 ? ctime(wall - (now - e.start)) : null,
+    // Timestamps (nf_conntrack_timestamp) are in dumps and destroy events; delta-time is the
+    // difference of the whole seconds of the end (now, or the destruction) and the start.
+    deltaTime: stamps ? Math.floor(endWall / 1000) - Math.floor(startWall / 1000) : null,
+    start: stamps && ktimestamp && (c.output & O_KTMS) !== 0 ? ctime(startWall) : null,
+    stop: stamps && ktimestamp && (c.output & O_KTMS) !== 0 && event === 'destroy' ? ctime(endWall) : null,
     event,
   });
 }
