@@ -56,11 +56,14 @@ function nsCmd(ns: string, c: string): string {
 export class RouterPair {
   stack!: RouterTestbed;
   readonly id = process.pid % 100000;
-  readonly kr = `tsrk-r${this.id}`;
-  readonly ka = `tsrk-a${this.id}`;
-  readonly kb = `tsrk-b${this.id}`;
-  readonly devA = `trta${this.id}`;
-  readonly devB = `trtb${this.id}`;
+  readonly kr: string;
+  readonly ka: string;
+  readonly kb: string;
+  readonly devA: string;
+  readonly devB: string;
+  /** The stack side's namespaces. */
+  private readonly sa: string;
+  private readonly sb: string;
   readonly aIp: string;
   readonly bIp: string;
   readonly routerA: string;
@@ -71,7 +74,17 @@ export class RouterPair {
   private constructor(
     readonly subA: number,
     readonly subB: number,
+    private readonly prefix?: string,
   ) {
+    // Names: tsrk-*/tsrt-* namespaces and trt* devices, or all under `prefix` (e.g. tsnt).
+    const id = this.id;
+    this.kr = prefix ? `${prefix}-kr${id}` : `tsrk-r${id}`;
+    this.ka = prefix ? `${prefix}-ka${id}` : `tsrk-a${id}`;
+    this.kb = prefix ? `${prefix}-kb${id}` : `tsrk-b${id}`;
+    this.sa = prefix ? `${prefix}-sa${id}` : `tsrt-a${id}`;
+    this.sb = prefix ? `${prefix}-sb${id}` : `tsrt-b${id}`;
+    this.devA = prefix ? `${prefix}a${id}` : `trta${id}`;
+    this.devB = prefix ? `${prefix}b${id}` : `trtb${id}`;
     this.aIp = `10.231.${subA}.1`;
     this.bIp = `10.231.${subB}.1`;
     this.routerA = `10.231.${subA}.2`;
@@ -83,8 +96,8 @@ export class RouterPair {
   }
 
   /** Builds both routers; `extraA` are more addresses (/24) for client a. */
-  static async start(subA: number, subB: number, extraA: string[] = []): Promise<RouterPair> {
-    const p = new RouterPair(subA, subB);
+  static async start(subA: number, subB: number, extraA: string[] = [], prefix?: string): Promise<RouterPair> {
+    const p = new RouterPair(subA, subB, prefix);
     try {
       await p.boot(extraA);
     } catch (e) {
@@ -97,8 +110,8 @@ export class RouterPair {
   private async boot(extraA: string[]): Promise<void> {
     const [A, B] = [this.subA, this.subB];
     this.stack = await RouterTestbed.start(
-      { subnet: A, dev: this.devA, ns: `tsrt-a${this.id}`, mac: this.mac(A, 2), peerMac: this.mac(A, 1) },
-      { subnet: B, dev: this.devB, ns: `tsrt-b${this.id}`, mac: this.mac(B, 2), peerMac: this.mac(B, 1) },
+      { subnet: A, dev: this.devA, ns: this.sa, mac: this.mac(A, 2), peerMac: this.mac(A, 1) },
+      { subnet: B, dev: this.devB, ns: this.sb, mac: this.mac(B, 2), peerMac: this.mac(B, 1) },
       ['sysctl -w net.ipv4.ip_forward=1'],
     );
     for (const ns of [this.kr, this.ka, this.kb]) {
@@ -107,8 +120,9 @@ export class RouterPair {
       this.made.push(ns);
       shOk(`ip -n ${ns} link set lo up`);
     }
-    const kdevA = `trka${this.id}`;
-    const kdevB = `trkb${this.id}`;
+    const prefix = this.prefix;
+    const kdevA = prefix ? `${prefix}ka${this.id}` : `trka${this.id}`;
+    const kdevB = prefix ? `${prefix}kb${this.id}` : `trkb${this.id}`;
     for (const [sub, ns, cdev, rdev] of [
       [A, this.ka, kdevA, this.devA],
       [B, this.kb, kdevB, this.devB],
