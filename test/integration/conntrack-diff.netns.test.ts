@@ -1,0 +1,406 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RouterTestbed } from '../helpers/router.js';
+import { CLI, sh, shAsync, shOk, type RunResult } from '../helpers/harness.js';
+
+/**
+ * Connection tracking, the stack against the kernel: the stack routes between
+ * tscd-sa (10.231.80.1) and tscd-sb (10.231.81.1), a kernel router namespace
+ * tscd-kr between tscd-ka and tscd-kb with the same addresses, both with one
+ * ruleset that tracks connections and counts (and drops) invalid packets.
+ * Hand-made segments, datagrams and ICMP messages go through both (the ends'
+ * own stacks drop what reaches them, so nothing answers on its own); after
+ * each step the entries of `conntrack -L` (state, [UNREPLIED], [ASSURED]),
+ * their timeouts (within 2 s) and the rule counters must be the kernel's.
+ * Needs namespaces and conntrack(8): the container run
+ * (TAPSTACK_TEST_PEER=local) leaves this file out.
+ */
+
+const SEND = path.join(path.dirname(fileURLToPath(import.meta.url)), '../helpers/ct-send.py');
+const A = '10.231.80.1';
+const B = '10.231.81.1';
+
+const RULES = `table ip filter {
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		ct state invalid counter drop
+		ct state related counter accept
+		ct state established counter accept
+		ct state new counter accept
+	}
+}
+`;
+/** Counter positions in RULES. */
+const INVALID = 0;
+const RELATED = 1;
+
+/** On the ends: what the routers forward stops here unanswered. */
+const END_RULES = `table ip ends {
+	chain in {
+		type filter hook input priority filter; policy accept;
+		tcp sport 7000-7999 drop
+		tcp dport 7000-7999 drop
+		udp sport 7000-7999 drop
+		udp dport 7000-7999 drop
+		icmp type echo-request drop
+		meta l4proto 253 drop
+	}
+}
+`;
+
+interface Pkt {
+  side: 'a' | 'b';
+  src: string;
+  dst: string;
+  proto: 'tcp' | 'udp' | 'icmp' | number;
+  sport?: number;
+  dport?: number;
+  flags?: string;
+  seq?: number;
+  ack?: number;
+  win?: number;
+  data?: number;
+  type?: number;
+  code?: number;
+  id?: number;
+  quote?: Pkt;
+}
+
+interface Side {
+  name: 'stack' | 'kernel';
+  nsA: string;
+  nsB: string;
+  conntrack(args: string): Promise<RunResult>;
+  sysctl(kv: string): Promise<void>;
+  nftList(): Promise<string>;
+}
+
+interface Entry {
+  line: string;
+  timeout: number;
+}
+
+/** `conntrack -L` lines, sorted, each with its timeout taken out (and the id, if any). */
+function entries(out: string): Entry[] {
+  return out
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      const m = /^(\w+ +\d+ )(\d+) (.*)$/.exec(l);
+      if (!m) throw new Error(`not a conntrack line: ${l}`);
+      return { line: `${m[1]}T ${m[3]}`.replace(/ id=\d+/, ''), timeout: Number(m[2]) };
+    })
+    .sort((x, y) => (x.line < y.line ? -1 : 1));
+}
+
+interface Step {
+  name: string;
+  pkts: Pkt[];
+  /** Milliseconds to wait before sending. */
+  wait?: number;
+  /** What the kernel must list (one entry): a pattern and the timeout (it may have gone down by 2 s). */
+  kernel?: { re: RegExp; timeout: number } | 'none';
+}
+
+describe('connection tracking follows the kernel packet by packet (differential)', () => {
+  let tb: RouterTestbed;
+  let sides: [Side, Side];
+  const made: string[] = [];
+  let oldMax = '';
+
+  const both = <T>(f: (s: Side) => Promise<T>): Promise<[T, T]> => Promise.all([f(sides[0]), f(sides[1])]);
+
+  async function counters(s: Side): Promise<number[]> {
+    return [...(await s.nftList()).matchAll(/counter packets (\d+) bytes \d+/g)].map((m) => Number(m[1]));
+  }
+
+  async function send(pkts: Pkt[]): Promise<void> {
+    await both(async (s) => {
+      const req = JSON.stringify({ b: s.nsB, gap: 0.02, packets: pkts });
+      const r = await shAsync(`ip netns exec ${s.nsA} /usr/bin/python3 ${SEND} <<'EOF'\n${req}\nEOF`, 30_000);
+      if (r.code !== 0) throw new Error(`${s.name}: ct-send.py: ${r.stderr}`);
+    });
+  }
+
+  async function sysctlBoth(kv: string): Promise<void> {
+    await both((s) => s.sysctl(kv));
+  }
+
+  /**
+   * Runs the steps from an empty table: after each, the listing, the timeouts
+   * and what the counters moved by must be the kernel's. Differences are
+   * collected and compared at the end, so one run shows them all.
+   */
+  async function run(steps: Step[]): Promise<void> {
+    await both((s) => s.conntrack('-F'));
+    const base = await both(counters);
+    const seen: { step: string; stack: unknown; kernel: unknown }[] = [];
+    for (const st of steps) {
+      if (st.wait) await new Promise((r) => setTimeout(r, st.wait));
+      await send(st.pkts);
+      await new Promise((r) => setTimeout(r, 150));
+      const [ls, lk] = await both((s) => s.conntrack('-L'));
+      expect(lk.code, lk.stderr).toBe(0);
+      expect(ls.code, ls.stderr).toBe(0);
+      const [es, ek] = [entries(ls.stdout), entries(lk.stdout)];
+      const [cs, ck] = await both(counters);
+      const view = (e: Entry[], c: number[], b: number[]): unknown => ({
+        entries: e.map((x) => x.line),
+        counters: c.map((n, i) => n - b[i]),
+      });
+      seen.push({ step: st.name, stack: view(es, cs, base[0]), kernel: view(ek, ck, base[1]) });
+      // Timeouts within 2 s of each other (the listings are not taken at the same instant).
+      const far = es.filter((x, i) => ek[i] !== undefined && Math.abs(x.timeout - ek[i].timeout) > 2);
+      expect.soft(far.map((x, i) => `${st.name}: ${x.timeout} vs ${ek[i].timeout}`)).toEqual([]);
+      if (st.kernel === 'none') expect(ek, st.name).toEqual([]);
+      else if (st.kernel) {
+        expect(ek.length, `${st.name}: ${lk.stdout}`).toBe(1);
+        expect(ek[0].line, st.name).toMatch(st.kernel.re);
+        expect(ek[0].timeout, st.name).toBeGreaterThanOrEqual(st.kernel.timeout - 2);
+        expect(ek[0].timeout, st.name).toBeLessThanOrEqual(st.kernel.timeout);
+      }
+    }
+    if (process.env.CTD_DEBUG) console.log(JSON.stringify(seen));
+    expect(seen.map((x) => ({ step: x.step, v: x.stack }))).toEqual(seen.map((x) => ({ step: x.step, v: x.kernel })));
+  }
+
+  let port = 40000;
+  /** A TCP conversation between a:PORT and b:7000 (a new port each time). */
+  function tcpFlow(): { c: (flags: string, seq: number, ack: number, more?: Partial<Pkt>) => Pkt; s: (flags: string, seq: number, ack: number, more?: Partial<Pkt>) => Pkt } {
+    const p = port++;
+    return {
+      c: (flags, seq, ack, more = {}) => ({ side: 'a', src: A, dst: B, proto: 'tcp', sport: p, dport: 7000, flags, seq, ack, ...more }),
+      s: (flags, seq, ack, more = {}) => ({ side: 'b', src: B, dst: A, proto: 'tcp', sport: 7000, dport: p, flags, seq, ack, ...more }),
+    };
+  }
+  /** Client ISN 1000, server ISN 5000. */
+  const handshake = (f: ReturnType<typeof tcpFlow>): Pkt[] => [f.c('S', 1000, 0), f.s('SA', 5000, 1001), f.c('A', 1001, 5001)];
+
+  beforeAll(async () => {
+    tb = await RouterTestbed.start({ subnet: 80, dev: 'tscd-sa0', ns: 'tscd-sa' }, { subnet: 81, dev: 'tscd-sb0', ns: 'tscd-sb' }, ['sysctl -w net.ipv4.ip_forward=1']);
+    for (const n of ['tscd-kr', 'tscd-ka', 'tscd-kb']) {
+      sh(`ip netns del ${n} 2>/dev/null`);
+      shOk(`ip netns add ${n}`);
+      made.push(n);
+      shOk(`ip -n ${n} link set lo up`);
+    }
+    for (const [sub, cns, cdev, rdev] of [
+      [80, 'tscd-ka', 'tscd-ka0', 'tscd-kra'],
+      [81, 'tscd-kb', 'tscd-kb0', 'tscd-krb'],
+    ] as const) {
+      shOk(`ip link add ${cdev} netns ${cns} type veth peer name ${rdev} netns tscd-kr`);
+      shOk(`ip -n ${cns} addr add 10.231.${sub}.1/24 dev ${cdev} && ip -n ${cns} link set ${cdev} up`);
+      shOk(`ip -n ${cns} route add default via 10.231.${sub}.2`);
+      shOk(`ip -n tscd-kr addr add 10.231.${sub}.2/24 dev ${rdev} && ip -n tscd-kr link set ${rdev} up`);
+    }
+    shOk('ip netns exec tscd-kr sysctl -qw net.ipv4.ip_forward=1');
+    const ctl = `${process.execPath} ${CLI} --ctl ${tb.ctl}`;
+    sides = [
+      {
+        name: 'stack',
+        nsA: tb.a.ns,
+        nsB: tb.b.ns,
+        conntrack: (args) => tb.ctlRun('conntrack', ...args.split(' ')),
+        sysctl: async (kv) => {
+          const r = await tb.ctlRun('sysctl', '-q', '-w', kv);
+          if (r.code !== 0) throw new Error(`stack: sysctl ${kv}: ${r.stderr}`);
+        },
+        nftList: async () => (await tb.ctlRun('nft', 'list', 'ruleset')).stdout,
+      },
+      {
+        name: 'kernel',
+        nsA: 'tscd-ka',
+        nsB: 'tscd-kb',
+        conntrack: (args) => shAsync(`ip netns exec tscd-kr conntrack ${args}`),
+        sysctl: async (kv) => void shOk(`ip netns exec tscd-kr sysctl -qw ${kv}`),
+        nftList: async () => shOk('ip netns exec tscd-kr nft list ruleset'),
+      },
+    ];
+    // Both ways work (and ARP is settled) before the ends start dropping.
+    await both(async (s) => shOk(`ip netns exec ${s.nsA} ping -c 1 -W 2 ${B}`));
+    shOk(`${ctl} nft -f - <<'EOF'\n${RULES}EOF`);
+    shOk(`ip netns exec tscd-kr nft -f - <<'EOF'\n${RULES}EOF`);
+    for (const s of sides) for (const n of [s.nsA, s.nsB]) shOk(`ip netns exec ${n} nft -f - <<'EOF'\n${END_RULES}EOF`);
+    // nf_conntrack_max is the initial namespace's knob (read-only elsewhere): the flood test lowers it for a while.
+    oldMax = shOk('sysctl -n net.netfilter.nf_conntrack_max').trim();
+  }, 60_000);
+
+  afterAll(async () => {
+    if (oldMax !== '') sh(`sysctl -qw net.netfilter.nf_conntrack_max=${oldMax}`);
+    await tb?.close();
+    for (const n of made) {
+      sh(`ip netns pids ${n} | xargs -r kill -9`);
+      sh(`ip netns del ${n}`);
+    }
+  });
+
+  it('a TCP connection opened and closed from the client: SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT', async () => {
+    const f = tcpFlow();
+    await run([
+      { name: 'SYN', pkts: [f.c('S', 1000, 0)], kernel: { re: /^tcp +6 T SYN_SENT .* \[UNREPLIED\] /, timeout: 120 } },
+      { name: 'SYN again', pkts: [f.c('S', 1000, 0)], kernel: { re: /SYN_SENT/, timeout: 120 } },
+      { name: 'SYN-ACK', pkts: [f.s('SA', 5000, 1001)], kernel: { re: /SYN_RECV (?!.*UNREPLIED)(?!.*ASSURED)/, timeout: 60 } },
+      { name: 'ACK', pkts: [f.c('A', 1001, 5001)], kernel: { re: /ESTABLISHED .*\[ASSURED\]/, timeout: 432000 } },
+      { name: 'data', pkts: [f.c('PA', 1001, 5001, { data: 100 })], kernel: { re: /ESTABLISHED/, timeout: 300 } },
+      { name: 'data acked', pkts: [f.s('A', 5001, 1101)], kernel: { re: /ESTABLISHED/, timeout: 432000 } },
+      { name: 'FIN from the client', pkts: [f.c('FA', 1101, 5001)], kernel: { re: /FIN_WAIT/, timeout: 120 } },
+      { name: 'its ACK', pkts: [f.s('A', 5001, 1102)], kernel: { re: /CLOSE_WAIT/, timeout: 60 } },
+      { name: 'FIN from the server', pkts: [f.s('FA', 5001, 1102)], kernel: { re: /LAST_ACK/, timeout: 30 } },
+      { name: 'last ACK', pkts: [f.c('A', 1102, 5002)], kernel: { re: /TIME_WAIT .*\[ASSURED\]/, timeout: 120 } },
+      { name: 'a new SYN on the same ports', pkts: [f.c('S', 90000, 0)], kernel: { re: /SYN_SENT .*\[UNREPLIED\]/, timeout: 120 } },
+    ]);
+  });
+
+  it('RST in the window closes (CLOSE 10); RST and data far out of the window are invalid (passed with tcp_be_liberal 1)', async () => {
+    const f = tcpFlow();
+    await run([
+      { name: 'handshake', pkts: handshake(f), kernel: { re: /ESTABLISHED .*\[ASSURED\]/, timeout: 432000 } },
+      { name: 'RST far out of window', pkts: [f.c('R', 1001 + 50_000_000, 0)], kernel: { re: /ESTABLISHED/, timeout: 432000 } },
+      { name: 'data far out of window', pkts: [f.c('PA', 1001 + 100_000_000, 5001, { data: 100 })], kernel: { re: /ESTABLISHED/, timeout: 432000 } },
+      { name: 'ACK of data never sent', pkts: [f.c('A', 1001, 5001 + 100_000_000)], kernel: { re: /ESTABLISHED/, timeout: 432000 } },
+      { name: 'RST in window', pkts: [f.c('R', 1001, 0)], kernel: { re: /CLOSE .*\[ASSURED\]/, timeout: 10 } },
+    ]);
+    const g = tcpFlow();
+    await sysctlBoth('net.netfilter.nf_conntrack_tcp_be_liberal=1');
+    try {
+      await run([
+        { name: 'handshake (liberal)', pkts: handshake(g), kernel: { re: /ESTABLISHED/, timeout: 432000 } },
+        { name: 'data far out of window (liberal)', pkts: [g.c('PA', 1001 + 100_000_000, 5001, { data: 100 })], kernel: { re: /ESTABLISHED/, timeout: 432000 } },
+        { name: 'RST far out of window (liberal)', pkts: [g.c('R', 1001 + 200_000_000, 0)] },
+      ]);
+    } finally {
+      await sysctlBoth('net.netfilter.nf_conntrack_tcp_be_liberal=0');
+    }
+  });
+
+  it('picked up mid-stream with tcp_loose 1, invalid with 0; a SYN-ACK without a SYN; simultaneous open', async () => {
+    const f = tcpFlow();
+    await run([
+      { name: 'ACK without SYN (loose 1)', pkts: [f.c('A', 1001, 5001)], kernel: { re: /ESTABLISHED .*\[UNREPLIED\]/, timeout: 300 } },
+      { name: 'its answer', pkts: [f.s('A', 5001, 1001)], kernel: { re: /ESTABLISHED (?!.*UNREPLIED)(?!.*ASSURED)/, timeout: 300 } },
+      { name: 'data', pkts: [f.c('PA', 1001, 5001, { data: 10 }), f.s('A', 5001, 1011)], kernel: { re: /ESTABLISHED .*\[ASSURED\]/, timeout: 432000 } },
+    ]);
+    await sysctlBoth('net.netfilter.nf_conntrack_tcp_loose=0');
+    try {
+      const g = tcpFlow();
+      await run([
+        { name: 'ACK without SYN (loose 0)', pkts: [g.c('A', 1001, 5001)], kernel: 'none' },
+        { name: 'its answer (loose 0)', pkts: [g.s('A', 5001, 1001)], kernel: 'none' },
+      ]);
+    } finally {
+      await sysctlBoth('net.netfilter.nf_conntrack_tcp_loose=1');
+    }
+    const h = tcpFlow();
+    await run([{ name: 'SYN-ACK without SYN', pkts: [h.s('SA', 5000, 1001)], kernel: 'none' }]);
+    const so = tcpFlow();
+    await run([
+      { name: 'SYN', pkts: [so.c('S', 1000, 0)], kernel: { re: /SYN_SENT/, timeout: 120 } },
+      { name: 'SYN from the other side', pkts: [so.s('S', 5000, 0)], kernel: { re: /SYN_SENT2/, timeout: 120 } },
+      { name: 'SYN-ACK from the client', pkts: [so.c('SA', 1000, 5001)] },
+      { name: 'SYN-ACK from the server', pkts: [so.s('SA', 5000, 1001)] },
+      { name: 'ACK from the client', pkts: [so.c('A', 1001, 5001)] },
+      { name: 'ACK from the server', pkts: [so.s('A', 5001, 1001)] },
+    ]);
+  });
+
+  it('UDP: one way (UNREPLIED 30), answered (30, not assured), going on after 2 s (ASSURED 120)', async () => {
+    const p = port++;
+    const c: Pkt = { side: 'a', src: A, dst: B, proto: 'udp', sport: p, dport: 7100, data: 4 };
+    const s: Pkt = { side: 'b', src: B, dst: A, proto: 'udp', sport: 7100, dport: p, data: 4 };
+    await run([
+      { name: 'one way', pkts: [c], kernel: { re: /^udp +17 T src=.*\[UNREPLIED\]/, timeout: 30 } },
+      { name: 'again', pkts: [c], kernel: { re: /UNREPLIED/, timeout: 30 } },
+      { name: 'answer', pkts: [s], kernel: { re: /^udp +17 T src=(?!.*UNREPLIED)(?!.*ASSURED)/, timeout: 30 } },
+      { name: 'after 2 s', wait: 2100, pkts: [c], kernel: { re: /\[ASSURED\]/, timeout: 120 } },
+    ]);
+  });
+
+  it('ICMP echo (30) and its reply; a port unreachable for a tracked UDP flow is RELATED; another protocol (253) gets the generic 600', async () => {
+    const echo: Pkt = { side: 'a', src: A, dst: B, proto: 'icmp', type: 8, code: 0, id: 0x4242 };
+    await run([
+      { name: 'echo request', pkts: [echo], kernel: { re: /^icmp +1 T src=.* type=8 code=0 .*\[UNREPLIED\] .* id=16962 /, timeout: 30 } },
+      { name: 'echo reply', pkts: [{ ...echo, side: 'b', src: B, dst: A, type: 0 }] },
+      { name: 'second request', pkts: [echo] },
+    ]);
+    const p = port++;
+    const u: Pkt = { side: 'a', src: A, dst: B, proto: 'udp', sport: p, dport: 7200, data: 4 };
+    await run([
+      { name: 'udp', pkts: [u], kernel: { re: /UNREPLIED/, timeout: 30 } },
+      { name: 'port unreachable', pkts: [{ side: 'b', src: B, dst: A, proto: 'icmp', type: 3, code: 3, quote: u }], kernel: { re: /UNREPLIED/, timeout: 30 } },
+      { name: 'port unreachable for a flow not seen', pkts: [{ side: 'b', src: B, dst: A, proto: 'icmp', type: 3, code: 3, quote: { ...u, sport: p + 1000 } }] },
+    ]);
+    const [cs, ck] = await both(counters);
+    expect(ck[RELATED]).toBeGreaterThan(0);
+    expect(cs[RELATED]).toBe(ck[RELATED]);
+    expect(ck[INVALID]).toBeGreaterThan(0);
+    await run([
+      { name: 'protocol 253', pkts: [{ side: 'a', src: A, dst: B, proto: 253, data: 8 }], kernel: { re: /^unknown +253 T src=.*\[UNREPLIED\]/, timeout: 600 } },
+      { name: 'protocol 253 back', pkts: [{ side: 'b', src: B, dst: A, proto: 253, data: 8 }], kernel: { re: /^unknown +253 T src=(?!.*UNREPLIED)/, timeout: 600 } },
+    ]);
+  });
+
+  it('timeouts changed by sysctl on both: nf_conntrack_tcp_timeout_established and nf_conntrack_udp_timeout', async () => {
+    await sysctlBoth('net.netfilter.nf_conntrack_tcp_timeout_established=1000');
+    await sysctlBoth('net.netfilter.nf_conntrack_udp_timeout=50');
+    try {
+      const f = tcpFlow();
+      const p = port++;
+      await run([
+        { name: 'handshake', pkts: handshake(f), kernel: { re: /ESTABLISHED/, timeout: 1000 } },
+        { name: 'udp', pkts: [{ side: 'a', src: A, dst: B, proto: 'udp', sport: p, dport: 7100, data: 1 }] },
+      ]);
+      const [ls, lk] = await both((s) => s.conntrack('-L -p udp'));
+      expect(entries(lk.stdout).map((e) => e.timeout)).toEqual([expect.any(Number)]);
+      expect(entries(lk.stdout)[0].timeout).toBeGreaterThanOrEqual(48);
+      expect(Math.abs(entries(ls.stdout)[0].timeout - entries(lk.stdout)[0].timeout)).toBeLessThanOrEqual(2);
+    } finally {
+      await sysctlBoth('net.netfilter.nf_conntrack_tcp_timeout_established=432000');
+      await sysctlBoth('net.netfilter.nf_conntrack_udp_timeout=30');
+    }
+  });
+
+  it('a flood of 100,000 new UDP flows stays within nf_conntrack_max 2000; the same -S counters move', async () => {
+    await both((s) => s.conntrack('-F'));
+    const statsOf = (out: string): Record<string, number> => {
+      const sum: Record<string, number> = {};
+      for (const m of out.matchAll(/(\w+)=(\d+)/g)) if (m[1] !== 'cpu') sum[m[1]] = (sum[m[1]] ?? 0) + Number(m[2]);
+      return sum;
+    };
+    const before = await both(async (s) => statsOf((await s.conntrack('-S')).stdout));
+    shOk('sysctl -qw net.netfilter.nf_conntrack_max=2000');
+    await tb.ctlRun('sysctl', '-q', '-w', 'net.netfilter.nf_conntrack_max=2000');
+    let most = [0, 0];
+    try {
+      let done = false;
+      const flood = both(async (s) => {
+        const r = await shAsync(`ip netns exec ${s.nsA} /usr/bin/python3 ${SEND} flood 100000 ${B} ${A}`, 60_000);
+        if (r.code !== 0) throw new Error(`${s.name}: flood: ${r.stderr}`);
+      }).finally(() => (done = true));
+      while (!done) {
+        const counts = await both(async (s) => Number((await s.conntrack('-C')).stdout.trim()));
+        most = most.map((m, i) => Math.max(m, counts[i]));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await flood;
+      await new Promise((r) => setTimeout(r, 300));
+      const counts = await both(async (s) => Number((await s.conntrack('-C')).stdout.trim()));
+      most = most.map((m, i) => Math.max(m, counts[i]));
+    } finally {
+      shOk(`sysctl -qw net.netfilter.nf_conntrack_max=${oldMax}`);
+      await tb.ctlRun('sysctl', '-q', '-w', 'net.netfilter.nf_conntrack_max=262144');
+    }
+    const after = await both(async (s) => statsOf((await s.conntrack('-S')).stdout));
+    const moved = after.map((a, i) => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - (before[i][k] ?? 0)])));
+    if (process.env.CTD_DEBUG) console.log(JSON.stringify({ most, moved }));
+    expect(most[1]).toBeGreaterThan(1000);
+    expect(most[1]).toBeLessThanOrEqual(2000);
+    expect(most[0]).toBeGreaterThan(1000);
+    expect(most[0]).toBeLessThanOrEqual(2000);
+    // Which counters moved (the amounts hang on each table's hash and timing).
+    const which = (m: Record<string, number>): string[] => ['drop', 'early_drop', 'insert_failed', 'invalid', 'error'].filter((k) => m[k] > 0);
+    expect({ which: which(moved[0]), moved: moved[0] }).toEqual({ which: which(moved[1]), moved: expect.anything() });
+    expect(moved[1].drop + moved[1].early_drop).toBeGreaterThan(10_000);
+    await both((s) => s.conntrack('-F'));
+  }, 60_000);
+});
