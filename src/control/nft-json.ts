@@ -299,7 +299,16 @@ export function setJson(t: Table, s: NamedSet, src: PrintSource | null, o: Print
   const types = s.type as NftType[];
   if (o.terse !== true) {
     const els = s.map === undefined && src !== null ? src.setElements(t, s).map((x) => x.el) : s.elements;
-    if (els.length > 0) j.elem = sorted(els).map((el) => (s.map !== undefined ? [elemKey(types, el, o), data(el.data, s.map, o)] : elemKey(types, el, o)));
+    if (els.length > 0)
+      j.elem = sorted(els).map((el): Json => {
+        if (s.map !== undefined) return [elemKey(types, el, o), data(el.data, s.map, o)];
+        const cl = el.connlimit;
+        if (cl !== undefined) {
+          const c: Json = cl.over === true ? { val: cl.count, inv: true } : { val: cl.count };
+          return { elem: { val: elemKey(types, el, o), 'ct count': c } };
+        }
+        return elemKey(types, el, o);
+      });
   }
   return { [s.map !== undefined ? 'map' : 'set']: j };
 }

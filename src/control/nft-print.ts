@@ -428,6 +428,7 @@ export function formatSet(t: Table, s: NamedSet, src: PrintSource | null, o: Pri
       live.forEach(({ el, expiresMs }, i) => {
         if (i > 0) text += i % every === 0 ? `,\n${indent}\t\t     ` : ', ';
         text += formatElementKey(types, el, o);
+        if (el.connlimit !== undefined) text += ` ct count ${el.connlimit.over === true ? 'over ' : ''}${el.connlimit.count}`;
         if (el.timeoutMs !== undefined && el.timeoutMs !== s.timeoutMs) text += ` timeout ${time(el.timeoutMs, o)}`;
         if (expiresMs > 0) text += ` expires ${time(expiresMs, o)}`;
         if (el.comment !== undefined) text += ` comment "${el.comment}"`;

@@ -117,10 +117,12 @@ const batchSets = new WeakSet<NamedSet>();
  * of the same batch adds to gets a size of 65535 unless it has one; a nat
  * map declared with `ipv4_addr . inet_service` data maps to address and port.
  */
-function fromTable(t: Table, exprs: Expr[]): void {
+function fromTable(t: Table, exprs: Expr[], tok: Tok): void {
   for (const e of exprs) {
     if (e.kind === 'set-add') {
       const s = t.sets.find((x) => x.name === e.set);
+      // The kernel keeps no connection count in a set with timeouts.
+      if (e.connlimit !== undefined && s?.flags?.timeout === true) throw new ApplyError('Could not process rule: Operation not supported', tok, true);
       if (s !== undefined && s.size === undefined && batchSets.has(s)) s.size = 65535;
     } else if (e.kind === 'nat' && e.addrMap?.map.kind === 'setref') {
       const name = e.addrMap.map.name;
@@ -347,7 +349,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
         const r = c.rules.find((x) => x.handle === cmd.handle);
         if (r === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
         checkNat(c, cmd.exprs, cmd.tok);
-        fromTable(t, cmd.exprs);
+        fromTable(t, cmd.exprs, cmd.tok);
         const conflict = conflictingProtocols(cmd.exprs);
         if (conflict !== null) throw new ApplyError(conflict, cmd.tok);
         r.exprs = dropDependencies(cmd.exprs, t.family);
@@ -356,7 +358,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
       }
       const a = cmd as RuleAddCmd;
       checkNat(c, a.exprs, cmd.tok);
-      fromTable(t, a.exprs);
+      fromTable(t, a.exprs, cmd.tok);
       if (t.family === 'ip' && a.exprs.some((e) => e.kind === 'reject' && e.with?.type === 'icmp' && e.with.icmpx === true))
         throw new ApplyError('abstracted ICMP unreachable not supported', cmd.tok);
       const conflict = conflictingProtocols(a.exprs);
@@ -525,6 +527,12 @@ export function printSource(rs: Ruleset, now: () => number): PrintSource {
       return rs.elements(t.family, t.name, set.name).map((e) => {
         const decl = set.elements.find((x) => sameKey(x.key, e.key));
         const el: SetElement = { ...(decl ?? {}), key: e.key, ...(e.end !== undefined ? { end: e.end } : {}) };
+        // An element a rule added carries the rule's `ct count`, as nft lists it.
+        if (e.dynamic) {
+          for (const c of t.chains)
+            for (const r of c.rules)
+              for (const x of r.exprs) if (x.kind === 'set-add' && x.set === set.name && x.connlimit !== undefined) el.connlimit = x.connlimit;
+        }
         return { el, expiresMs: e.expires > 0 ? Math.max(0, Math.round(e.expires - n)) : 0 };
       });
     },

@@ -165,6 +165,8 @@ export interface SetElement {
   end?: ElemKey;
   /** Per-element timeout (sets with the timeout flag). */
   timeoutMs?: number;
+  /** The connection count an element added by `add @s { KEY ct count ... }` carries (listed with it). */
+  connlimit?: { count: number; over?: boolean };
   /** Map data: a verdict (verdict maps) or a number (data maps). */
   data?: VerdictAst | number;
   comment?: string;

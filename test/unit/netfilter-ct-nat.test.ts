@@ -371,3 +371,27 @@ describe('on the stack: the ruleset drives conntrack and NAT', () => {
     expect(s.conntrack.active).toBe(true);
   });
 });
+
+describe('ct count in dynamic sets, listed as nft lists them', () => {
+  it('elements carry the rule\'s ct count; a set with timeouts refuses it', () => {
+    const { ok, nft, hooks, rs, env } = setup();
+    ok(`table ip t {
+  set s { type ipv4_addr; flags dynamic; }
+  set u { type ipv4_addr; flags dynamic; }
+  chain o { type filter hook output priority 0; add @s { ip daddr ct count over 3 }; update @u { ip daddr ct count 5 }; }
+}`);
+    const p = pkt(udpDatagram('127.0.0.1', '127.0.0.1', 1, 2));
+    p.ct = ctEntry();
+    hooks.output.run(p, null, eth0);
+    // What nft listed after one ping through lo with this ruleset (nftables 1.0.6).
+    expect(nft('list ruleset').stdout).toBe(
+      'table ip t {\n\tset s {\n\t\ttype ipv4_addr\n\t\tsize 65535\n\t\tflags dynamic\n\t\telements = { 127.0.0.1 ct count over 3 }\n\t}\n\n' +
+        '\tset u {\n\t\ttype ipv4_addr\n\t\tsize 65535\n\t\tflags dynamic\n\t\telements = { 127.0.0.1 ct count 5 }\n\t}\n\n' +
+        '\tchain o {\n\t\ttype filter hook output priority filter; policy accept;\n\t\tadd @s { ip daddr ct count over 3 }\n\t\tupdate @u { ip daddr ct count 5 }\n\t}\n}\n',
+    );
+    const j = runNft(rs, ['-j', 'list', 'ruleset'], { readFile: () => '', now: () => env.t });
+    expect(j.stdout).toContain('"elem": [{"elem": {"val": "127.0.0.1", "ct count": {"val": 3, "inv": true}}}]');
+    const r = nft('table ip t { set w { type ipv4_addr; flags dynamic,timeout; timeout 1m; } }\nadd rule ip t o update @w { ip daddr ct count 5 }');
+    expect(r.stderr.split('\n')[0]).toMatch(/^\/dev\/stdin:2:\d+-\d+: Error: Could not process rule: Operation not supported$/);
+  });
+});
