@@ -78,8 +78,8 @@ export function runRemote(
       d.destroy?.();
     };
     let onSigint: (() => void) | null = null;
+    let interrupted = false;
     if (opts.interruptible) {
-      let interrupted = false;
       onSigint = () => {
         if (interrupted || code !== null) process.exit(130);
         interrupted = true;
@@ -143,7 +143,9 @@ export function runRemote(
     c.on('close', () => {
       if (onSigint !== null) process.removeListener('SIGINT', onSigint);
       stopInput();
-      if (code === null) reject(new ControlClientError('the daemon closed the connection without an answer'));
+      // A command that does not take interrupts ends with the connection, as a process ends on SIGINT.
+      if (code === null && interrupted) resolve(130);
+      else if (code === null) reject(new ControlClientError('the daemon closed the connection without an answer'));
       else resolve(code);
     });
   });
