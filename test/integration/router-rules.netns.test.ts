@@ -51,6 +51,12 @@ describe('the stack applies nft rules as a kernel router does (differential)', (
 		elements = { 7001, 7002 }
 	}
 
+	set ports {
+		type inet_service
+		flags interval
+		elements = { 7110-7119, 7130 }
+	}
+
 	chain pre_mangle {
 		type filter hook prerouting priority mangle; policy accept;
 		ip saddr ${a(10)} counter meta mark set 0x0000002a
@@ -79,6 +85,9 @@ describe('the stack applies nft rules as a kernel router does (differential)', (
 		udp dport 7090 limit rate 1/minute burst 3 packets counter accept
 		udp dport 7091 limit rate over 1/minute burst 2 packets counter drop
 		udp dport 7091 counter accept
+		udp dport @ports counter accept
+		meta l4proto udp th dport 7095 counter accept
+		ip saddr { ${a(5)}, ${a(10)} } udp dport 7096 counter accept
 		ip saddr != 10.231.${A}.0/24 counter drop
 		icmp type echo-request counter accept
 	}
@@ -140,6 +149,13 @@ describe('the stack applies nft rules as a kernel router does (differential)', (
       ['udp 7082 vmap jump', udp(a(1), 7082)],
       ...[1, 2, 3, 4, 5].map((i): [string, Probe] => [`udp 7090 limit #${i}`, udp(a(1), 7090)]),
       ...[1, 2, 3, 4].map((i): [string, Probe] => [`udp 7091 limit over #${i}`, udp(a(1), 7091)]),
+      ['udp 7115 (interval set)', udp(a(1), 7115)],
+      ['udp 7130 (interval set element)', udp(a(1), 7130)],
+      ['udp 7120 (not in interval set)', udp(a(1), 7120)],
+      ['udp 7095 (th dport)', udp(a(1), 7095)],
+      ['tcp 7095 (th dport, not udp)', tcp(a(1), 7095)],
+      ['udp 7096 from .5 (anonymous address set)', udp(a(5), 7096)],
+      ['udp 7096 from .1', udp(a(1), 7096)],
       ['icmp timestamp (policy drop)', icmp({ icmpType: 13 })],
       ['tcp 7000 ttl 1 (time exceeded)', tcp(a(1), 7000, { ttl: 1 })],
       ['tcp 7000 DF 1500', tcp(a(1), 7000, { df: true, len: 1500 })],
@@ -156,6 +172,9 @@ describe('the stack applies nft rules as a kernel router does (differential)', (
     const [cs, ck] = await pair.counters();
     expect(cs).toEqual(ck);
     expect(ck.some((n) => n > 0)).toBe(true);
+    // The listing itself, counters included, is the kernel's nft's.
+    const [ls, lk] = await pair.both((v) => v.nft('list ruleset'));
+    expect(ls.stdout).toBe(lk.stdout);
   }, 60_000);
 
   it('what ping and nc print through each: reject types, TCP reset, drop', async () => {
@@ -192,8 +211,8 @@ describe('the stack applies nft rules as a kernel router does (differential)', (
     expect(k[0]).toContain(`From ${a(2)} icmp_seq=1 Destination Host Prohibited`);
     expect(k[9]).toContain('Connection refused');
     expect(k[8]).toMatch(/succeeded/);
-    const [cs, ck] = await pair.counters();
-    expect(cs).toEqual(ck);
+    const [ls, lk] = await pair.both((v) => v.nft('list ruleset'));
+    expect(ls.stdout).toBe(lk.stdout);
   }, 60_000);
 
   it('DSCP, TTL and mark set in prerouting, forward and postrouting reach the far side as the kernel sends them', async () => {
@@ -232,8 +251,8 @@ describe('the stack applies nft rules as a kernel router does (differential)', (
     const [st, k] = await pair.probe(probes.map((p) => p[1]));
     expect(probes.map((p, i) => outcome(p[0], st[i]))).toEqual(probes.map((p, i) => outcome(p[0], k[i])));
     expect(k[0].far).toMatchObject([{ tos: 0x48 }]);
-    const [cs, ck] = await pair.counters();
-    expect(cs).toEqual(ck);
+    const [ls, lk] = await pair.both((v) => v.nft('list ruleset'));
+    expect(ls.stdout).toBe(lk.stdout);
   }, 60_000);
 
   it('an nft -f with an error leaves the old ruleset in force, on both', async () => {
