@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RouterPair, type RouterView } from '../helpers/router-pair.js';
+import { shAsync } from '../helpers/harness.js';
 
 // NAT through the stack and through a kernel router namespace side by side
 // (RouterPair: same addresses, device names and MACs): LAN a = 10.231.70.0/24
@@ -99,6 +100,7 @@ function udpPeerServer(v: RouterView, port: number, ms: number): Promise<unknown
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let pair: RouterPair;
+let kernelEcho: Promise<unknown> | null = null;
 
 describe('NAT: the stack as a kernel router namespace does it (differential)', () => {
   beforeAll(async () => {
@@ -108,19 +110,28 @@ describe('NAT: the stack as a kernel router namespace does it (differential)', (
 	chain pre {
 		type nat hook prerouting priority dstnat; policy accept;
 		iifname "${dev}" tcp dport 8080 dnat to 10.231.${A}.1:80
+		ip daddr ${routerB} tcp dport 8081 dnat to 10.231.${A}.3:81
+		iifname "${pair.devA}" tcp dport 7777 redirect to :7
 	}
 
 	chain post {
 		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 10.231.${A}.0/24 ip daddr 10.231.${A}.3 tcp dport 81 masquerade
+		ip saddr 10.231.${A}.0/24 oifname "${dev}" udp dport 5003 snat to ${routerB}:20000-20009
 		ip saddr 10.231.${A}.0/24 oifname "${dev}" masquerade
 	}
 }
 `);
     // The far side knows no way back to the LAN.
     await pair.both((v) => v.onB('ip route del default'));
+    // An echo service on each router, port 7.
+    const echo = await pair.stack.ctlRun('service', 'add', 'echo', 'tcp', ':7');
+    if (echo.code !== 0) throw new Error(`service add: ${echo.stderr}`);
+    kernelEcho = shAsync(`ip netns exec ${pair.kr} timeout 120 socat TCP4-LISTEN:7,reuseaddr,fork EXEC:cat`, 125_000);
   }, 60_000);
   afterAll(async () => {
     await pair?.close();
+    await kernelEcho;
   });
 
   it('ping through masquerade', async () => {
@@ -209,5 +220,42 @@ describe('NAT: the stack as a kernel router namespace does it (differential)', (
     await srv;
     const j = JSON.parse(c.stdout) as { end: { sum_received: { bytes: number } } };
     expect(j.end.sum_received.bytes).toBeGreaterThan(1_000_000);
+  }, 40_000);
+
+  it('SNAT to a port range: ports from the range, each flow its own', async () => {
+    const out = await pair.both(async (v) => {
+      const udp = udpPeerServer(v, 5003, 15000);
+      await listening(v, 'b', 'udp', 5003);
+      const got: string[] = [];
+      for (let k = 0; k < 4; k++) got.push(await udpAsk(v, `10.231.${A}.1`, 40300 + k, 5003));
+      void udp;
+      return got;
+    });
+    for (const got of out) {
+      const ports = got.map((g) => {
+        const m = /^10\.231\.71\.2 (\d+)$/.exec(g);
+        expect(m, g).not.toBeNull();
+        return Number(m![1]);
+      });
+      expect(new Set(ports).size).toBe(4);
+      for (const p of ports) expect(p >= 20000 && p <= 20009, String(p)).toBe(true);
+    }
+  }, 60_000);
+
+  it('REDIRECT to the router own TCP service', async () => {
+    const out = await pair.both(async (v) => (await v.onA(`echo redirected | socat -t 3 -T 3 - TCP4:${bHost}:7777`, 15_000)).stdout);
+    expect(out).toEqual(['redirected\n', 'redirected\n']);
+  }, 30_000);
+
+  it('hairpin: a LAN client reaches a LAN server through the public address', async () => {
+    const out = await pair.both(async (v) => {
+      const srv = v.onA(`timeout 15 socat TCP4-LISTEN:81,bind=10.231.${A}.3,reuseaddr,fork SYSTEM:'echo $SOCAT_PEERADDR' || true`, 20_000);
+      await listening(v, 'a', 'tcp', 81);
+      const c = await v.onA(`socat -T 3 - TCP4:${routerB}:8081,bind=10.231.${A}.1 </dev/null`, 15_000);
+      void srv;
+      return c.stdout.trim();
+    });
+    // The server saw the router's LAN address, so its answer went back through the router.
+    expect(out).toEqual([`10.231.${A}.2`, `10.231.${A}.2`]);
   }, 40_000);
 });
