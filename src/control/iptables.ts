@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import type { BaseChainSpec, Chain, HookName, RulesetState, Table } from '../netfilter/ast.js';
 import { PRIORITY } from '../netfilter/ast.js';
 import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
+import { NAT_HOOK_ERROR } from '../netfilter/compile.js';
 import { ServicesDb } from './etc-services.js';
 import type { CommandStream } from './protocol.js';
 import {
@@ -575,8 +576,10 @@ function ordered(t: Table): Chain[] {
 export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptions = {}): IptResult {
   const services = opts.services ?? ServicesDb.load();
   if (argv.some((a) => a === '-V' || a === '--version')) return { stdout: `iptables ${IPT_VERSION}\n`, stderr: '', code: 0 };
+  let cmd: ParsedCmd | null = null;
   try {
     const p = parseIptables(argv, services);
+    cmd = p;
     const state = rs.state();
     const t = viewTable(state, p.table);
     switch (p.cmd) {
@@ -639,7 +642,14 @@ export function runIptables(rs: Ruleset, argv: readonly string[], opts: IptOptio
     }
   } catch (e) {
     if (e instanceof IptError) return { stdout: '', stderr: `${e.message}\n`, code: e.code };
-    if (e instanceof RulesetError) return { stdout: '', stderr: `iptables ${IPT_VERSION}: ${e.message}\n`, code: 4 };
+    if (e instanceof RulesetError) {
+      // A NAT target reached from a hook it cannot work on: the kernel refuses the rule being added.
+      if (e.message === NAT_HOOK_ERROR && cmd !== null && (cmd.cmd === 'A' || cmd.cmd === 'I' || cmd.cmd === 'R')) {
+        const op = { A: 'RULE_APPEND', I: 'RULE_INSERT', R: 'RULE_REPLACE' }[cmd.cmd];
+        return { stdout: '', stderr: `iptables ${IPT_VERSION}:  ${op} failed (Invalid argument): rule in chain ${cmd.chain}\n`, code: 4 };
+      }
+      return { stdout: '', stderr: `iptables ${IPT_VERSION}: ${e.message}\n`, code: 4 };
+    }
     throw e;
   }
 }
