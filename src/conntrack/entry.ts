@@ -120,6 +120,8 @@ export class CtEntry {
   tcp: CtTcp | null = null;
   /** UDP: when the entry may turn into a stream (creation + 2 s, ct->proto.udp.stream_ts). */
   streamTs = 0;
+  /** NAT: the index of the interface a masqueraded entry leaves by (nf_conn_nat's masq_index), else 0. */
+  masqIndex = 0;
 
   // Hash links, owned by the table: the next node in the chain of this
   // entry's original (0) and reply (1) tuple, and which tuple of that next

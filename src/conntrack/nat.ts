@@ -147,8 +147,7 @@ export class Nat implements NatProvider {
   private readonly hookFns: HookFn[];
   /** The hook whose nat chains are running (for setup), or -1. */
   private curHook = -1;
-  /** Masqueraded entries and their out interface's index (struct nf_conn_nat's masq_index). */
-  private readonly masq = new WeakMap<CtEntry, number>();
+  /** Whether any entry was masqueraded (only then is the out interface checked). */
   private anyMasq = false;
   /**
    * nf_nat_bysource: source-mapped entries by original source address and port
@@ -222,7 +221,7 @@ export class Nat implements NatProvider {
         return false;
       }
       if ((e.status & IPS_CONFIRMED) === 0) {
-        this.masq.set(e, outIf.index);
+        e.masqIndex = outIf.index;
         this.anyMasq = true;
       }
       flags |= NAT_RANGE_MAP_IPS;
@@ -251,7 +250,7 @@ export class Nat implements NatProvider {
     if (!this.anyMasq) return;
     const ct = this.deps.ct;
     ct.forEach((e) => {
-      if (this.masq.get(e) === iface.index && e.rd === addr) ct.delete(e);
+      if (e.masqIndex === iface.index && e.rd === addr) ct.delete(e);
     });
   }
 
@@ -260,7 +259,7 @@ export class Nat implements NatProvider {
     if (!this.anyMasq) return;
     const ct = this.deps.ct;
     ct.forEach((e) => {
-      if (this.masq.get(e) === iface.index) ct.delete(e);
+      if (e.masqIndex === iface.index) ct.delete(e);
     });
   }
 
@@ -309,8 +308,8 @@ export class Nat implements NatProvider {
       if ((e.status & done) === 0 && !this.setupInfo(e, NAT_RANGE_MAP_IPS, mtype === MANIP_SRC ? e.rd : e.rs, mtype === MANIP_SRC ? e.rd : e.rs, 0, 0, mtype)) return VERDICT_DROP;
     } else if (this.anyMasq && h === NAT_HOOK_POSTROUTING && info < IP_CT_IS_REPLY && outIf !== null) {
       // nf_nat_oif_changed: a masqueraded flow now routed out another interface is dropped and forgotten.
-      const m = this.masq.get(e);
-      if (m !== undefined && m !== outIf.index) {
+      const m = e.masqIndex;
+      if (m !== 0 && m !== outIf.index) {
         this.stats.oifChanged++;
         if ((e.status & IPS_CONFIRMED) !== 0) this.deps.ct.delete(e);
         return VERDICT_DROP;

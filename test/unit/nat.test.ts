@@ -6,6 +6,7 @@ import { checksum, pseudoHeaderSum } from '../../src/wire/checksum.js';
 import { Random } from '../../src/random.js';
 import {
   CtEntry,
+  IP_CT_ESTABLISHED,
   IP_CT_ESTABLISHED_REPLY,
   IP_CT_NEW,
   IP_CT_RELATED_REPLY,
@@ -618,4 +619,17 @@ describe('Nat bindings (nf_nat_core.c)', () => {
     expect(r.hooks.output.run(redirect, null, r.inIf)).toBe(VERDICT_DROP);
   });
 
+  it('a masqueraded flow routed out another interface is dropped and forgotten (nf_nat_oif_changed)', () => {
+    const r = rig();
+    masquerade(r);
+    const f = forward(r, udp(ip('10.0.1.2'), far, 40000, 53, payload(3, 2)), [17, ip('10.0.1.2'), far, 40000, 53]);
+    expect(f.ok).toBe(true);
+    expect(f.e.masqIndex).toBe(r.out.index);
+    const same = pkt(udp(ip('10.0.1.2'), far, 40000, 53, payload(3, 2)), f.e, IP_CT_ESTABLISHED);
+    expect(r.hooks.postrouting.run(same, null, r.out)).toBe(VERDICT_ACCEPT);
+    const other = pkt(udp(ip('10.0.1.2'), far, 40000, 53, payload(3, 2)), f.e, IP_CT_ESTABLISHED);
+    expect(r.hooks.postrouting.run(other, null, iface(3, 'wan1'))).toBe(VERDICT_DROP);
+    expect(r.nat.stats.oifChanged).toBe(1);
+    expect(r.ct.count).toBe(0);
+  });
 });
