@@ -6,6 +6,9 @@ import type { Time, Timer } from '../time/timers.js';
 import { fillIpv4Checksum } from '../wire/ipv4.js';
 import { getU32 } from '../wire/bytes.js';
 
+/** An Ethernet header's length: the link header a reassembled datagram carries over. */
+const ETH_HLEN = 14;
+
 /** RFC 791 §3.2 suggests 15 s as a lower bound; Linux waits 30 s (net.ipv4.ipfrag_time). */
 export const DEFAULT_IPFRAG_TIME_S = 30;
 /** Linux's net.ipv4.ipfrag_high_thresh: 4 MiB held by incomplete datagrams. */
@@ -52,6 +55,8 @@ class FragQueue {
   first: Packet | null = null;
   /** Header length of the first fragment, 0 until it arrives. */
   firstHlen = 0;
+  /** The first fragment's link header (Ethernet), which the whole datagram keeps before its IP header; null without one. */
+  firstLink: Uint8Array | null = null;
   /** Bytes charged against ipfrag_high_thresh. */
   mem = QUEUE_OVERHEAD;
   /** ECN codepoints seen (1 << codepoint). */
@@ -186,6 +191,8 @@ export class Reassembly {
       first.trim(hlen + end - off);
       q.first = first;
       q.firstHlen = hlen;
+      // As Linux's reassembled skb keeps the head fragment's MAC header (a log line's MAC= shows it).
+      q.firstLink = iface.linkType === 'ether' && o >= ETH_HLEN ? b.slice(o - ETH_HLEN, o) : null;
       data = first.buf.subarray(first.l3 + hlen, first.l3 + hlen + (end - off));
       q.mem += FRAG_OVERHEAD + first.buf.length;
       this.memUsed += FRAG_OVERHEAD + first.buf.length;
@@ -307,6 +314,7 @@ export class Reassembly {
     wb[wo + 6] &= 0xc0;
     wb[wo + 7] = 0;
     fillIpv4Checksum(wb, wo, hlen);
+    if (q.firstLink !== null) wb.set(q.firstLink, wo - ETH_HLEN);
     whole.l3 = wo;
     whole.ifindex = iface.index;
     whole.mark = first.mark;

@@ -5,6 +5,7 @@ import { formatMac } from '../../src/wire/addr.js';
 import { checksum } from '../../src/wire/checksum.js';
 import { VERDICT_ACCEPT } from '../../src/ip/hooks.js';
 import type { EchoReply } from '../../src/ip/icmp.js';
+import { formatLogLine } from '../../src/netfilter/env.js';
 
 /** An echo request from a (10.0.0.1) to b (10.0.0.2) with `dataLen` bytes i & 0xff. */
 function echo(icmpIdent: number, dataLen: number): Uint8Array {
@@ -314,5 +315,22 @@ describe('IPv4 reassembly', () => {
     expect((h[2] << 8) | h[3]).toBe(24 + 72);
     expect(h.slice(20, 24)).toEqual(new Uint8Array([1, 1, 1, 0]));
     expect(checksum(h, 0, 24)).toBe(0);
+  });
+
+  it('keeps the first fragment\'s link header before the whole datagram (a log line\'s MAC=)', () => {
+    const p = simPair();
+    const lines: string[] = [];
+    p.b.ip.hooks.input.register((pkt, inIf) => {
+      lines.push(formatLogLine('', pkt, inIf, null));
+      return VERDICT_ACCEPT;
+    });
+    const frags = split(echo(7, 100), [48], 0x5151);
+    // The last fragment first, so the datagram is completed by one that is not its head.
+    inject(p, frags[1]);
+    inject(p, frags[0]);
+    p.time.advance(50);
+    expect(lines.length).toBe(1);
+    const mac = [...p.ib.mac, ...p.ia.mac].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    expect(lines[0]).toContain(`IN=b0 OUT= MAC=${mac}:08:00 SRC=10.0.0.1 DST=10.0.0.2 LEN=128 `);
   });
 });
