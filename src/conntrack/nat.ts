@@ -23,10 +23,14 @@ import {
   IPS_CONFIRMED,
   IPS_DST_NAT,
   IPS_DST_NAT_DONE,
+  IPS_DYING,
+  IPS_FIXED_TIMEOUT,
   IPS_NAT_DONE_MASK,
   IPS_NAT_MASK,
   IPS_SRC_NAT,
   IPS_SRC_NAT_DONE,
+  TCP_CONNTRACK_SYN_SENT,
+  TCP_CONNTRACK_TIME_WAIT,
 } from './entry.js';
 import { MANIP_DST, MANIP_SRC, icmpChecksumOk, manipIcmpError, manipIpv4 } from './nat-mangle.js';
 
@@ -44,8 +48,9 @@ const ICMP_REDIRECT = 5;
 
 /** include/uapi/linux/netfilter/nf_nat.h: NF_NAT_RANGE_PROTO_RANDOM_ALL. */
 const RANGE_RANDOM_ALL = NAT_RANGE_PROTO_RANDOM | NAT_RANGE_PROTO_RANDOM_FULLY;
-/** nf_nat_core.c: nf_nat_l4proto_unique_tuple's max_attempts. */
+/** nf_nat_core.c: NF_NAT_MAX_ATTEMPTS, and NF_NAT_HARDER_THRESH (the last tries may evict a closing entry). */
 const MAX_ATTEMPTS = 128;
+const HARDER_THRESH = MAX_ATTEMPTS / 4;
 
 /** Hook numbers, in the order of nf_nat_ipv4_ops. */
 export const NAT_HOOK_PREROUTING = 0;
@@ -60,6 +65,9 @@ const HOOK_PRIORITY = [-100, 100, -100, 100];
 export interface NatConntrack {
   /** nf_conntrack_tuple_taken: a confirmed entry other than `ignore` has this tuple in either direction. */
   tupleTaken(proto: number, src: number, dst: number, sport: number, dport: number, ignore: CtEntry | null): boolean;
+  /** The confirmed entry with this tuple in either direction, or null; `foundDir` tells which. */
+  find(proto: number, src: number, dst: number, sport: number, dport: number): CtEntry | null;
+  readonly foundDir: number;
   /** nf_conntrack_alter_reply, for an entry not confirmed yet. */
   setReply(e: CtEntry, rs: number, rd: number, rsp: number, rdp: number): void;
   setNeeded(who: string, on: boolean): void;
@@ -513,7 +521,7 @@ export class Nat implements NatProvider {
         const key = (min + (off % size)) & 0xffff;
         if (src) this.tsp = key;
         else this.tdp = key;
-        if (!this.used(e, this.ts, this.td, this.tsp, this.tdp)) return;
+        if (!this.usedHarder(e, this.ts, this.td, this.tsp, this.tdp, attempts - i)) return;
       }
       if (attempts >= size || attempts < 16) return;
       attempts = attempts >>> 1;
@@ -532,6 +540,26 @@ export class Nat implements NatProvider {
   private used(e: CtEntry, s: number, d: number, sp: number, dp: number): boolean {
     if (e.proto === IPPROTO_ICMP) return this.deps.ct.tupleTaken(e.proto, d, s, sp, e.rdp, e);
     return this.deps.ct.tupleTaken(e.proto, d, s, dp, sp, e);
+  }
+
+  /**
+   * nf_nat_used_tuple_harder: in the last tries for a new TCP connection, an
+   * older SNATed one holding the tuple is evicted when it is closing (TIME_WAIT
+   * or later) and the new SYN's sequence has advanced past its own.
+   */
+  private usedHarder(e: CtEntry, s: number, d: number, sp: number, dp: number, left: number): boolean {
+    if (left > HARDER_THRESH || e.proto !== IPPROTO_TCP || e.state !== TCP_CONNTRACK_SYN_SENT || e.tcp === null) return this.used(e, s, d, sp, dp);
+    const ct = this.deps.ct;
+    const old = ct.find(e.proto, d, s, dp, sp);
+    if (old === null) return false;
+    // Only an entry whose reply tuple this would be; not this one.
+    if (ct.foundDir !== 1 || old === e) return true;
+    // nf_nat_may_kill: closing, not fixed-timeout or dying, source-NATed.
+    if (old.state < TCP_CONNTRACK_TIME_WAIT || (old.status & (IPS_FIXED_TIMEOUT | IPS_DYING)) !== 0 || (old.status & IPS_SRC_NAT) === 0) return true;
+    // nf_seq_has_advanced: the reverse direction must see the old flow's packets as out of window.
+    if (old.tcp === null || ((e.tcp.seen[0].end - old.tcp.seen[0].end) | 0) <= 0) return true;
+    ct.delete(old);
+    return false;
   }
 
   /** in_range: the source part of a tuple lies in the range. */

@@ -49,6 +49,15 @@ export class FakeConntrack implements NatConntrack {
     return f !== undefined && f.e !== ignore;
   }
 
+  foundDir = 0;
+
+  find(proto: number, src: number, dst: number, sport: number, dport: number): CtEntry | null {
+    const f = this.table.get(key(proto, src, dst, sport, dport));
+    if (f === undefined) return null;
+    this.foundDir = f.dir;
+    return f.e;
+  }
+
   setReply(e: CtEntry, rs: number, rd: number, rsp: number, rdp: number): void {
     if (e.status & IPS_CONFIRMED) throw new Error('setReply on a confirmed entry');
     e.rs = rs;

@@ -6,6 +6,10 @@ import { checksum, pseudoHeaderSum } from '../../src/wire/checksum.js';
 import { Random } from '../../src/random.js';
 import {
   CtEntry,
+  CtTcp,
+  TCP_CONNTRACK_ESTABLISHED,
+  TCP_CONNTRACK_SYN_SENT,
+  TCP_CONNTRACK_TIME_WAIT,
   IP_CT_ESTABLISHED,
   IP_CT_ESTABLISHED_REPLY,
   IP_CT_NEW,
@@ -631,5 +635,35 @@ describe('Nat bindings (nf_nat_core.c)', () => {
     expect(r.hooks.postrouting.run(other, null, iface(3, 'wan1'))).toBe(VERDICT_DROP);
     expect(r.nat.stats.oifChanged).toBe(1);
     expect(r.ct.count).toBe(0);
+  });
+
+  it('the last tries for a new TCP connection evict a closing SNATed entry whose sequence is behind (nf_nat_used_tuple_harder)', () => {
+    for (const [oldState, oldEnd, newEnd, evicted] of [
+      [TCP_CONNTRACK_TIME_WAIT, 1000, 5000, true],
+      [TCP_CONNTRACK_TIME_WAIT, 5000, 1000, false],
+      [TCP_CONNTRACK_ESTABLISHED, 1000, 5000, false],
+    ] as const) {
+      const r = rig();
+      const snat = ip('203.0.113.1');
+      r.nat.registerChain('postrouting', 100, (p, i, o) => (r.nat.setup(p, NAT_SNAT, range(NAT_RANGE_MAP_IPS | NAT_RANGE_PROTO_SPECIFIED, snat, snat, 2000, 2000), i, o) ? VERDICT_ACCEPT : VERDICT_DROP));
+      const old = r.ct.make(6, ip('10.0.1.2'), far, 40000, 80);
+      old.rd = snat;
+      old.rdp = 2000;
+      old.status |= IPS_SRC_NAT | IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE;
+      old.state = oldState;
+      old.tcp = new CtTcp();
+      old.tcp.seen[0].end = oldEnd;
+      expect(r.ct.confirm(old)).toBe(true);
+      const e = r.ct.make(6, ip('10.0.1.3'), far, 40000, 80);
+      e.state = TCP_CONNTRACK_SYN_SENT;
+      e.tcp = new CtTcp();
+      e.tcp.seen[0].end = newEnd;
+      const p = pkt(tcp(ip('10.0.1.3'), far, 40000, 80, payload(1, 1)), e, IP_CT_NEW);
+      expect(r.hooks.prerouting.run(p, r.inIf, null)).toBe(VERDICT_ACCEPT);
+      expect(r.hooks.postrouting.run(p, null, r.out)).toBe(VERDICT_ACCEPT);
+      expect(u16(p.data(), 20)).toBe(2000);
+      expect(r.ct.confirm(e)).toBe(evicted);
+      expect(r.ct.tupleTaken(6, ip('10.0.1.2'), far, 40000, 80, null)).toBe(!evicted);
+    }
   });
 });
