@@ -107,8 +107,8 @@ export function natNet(seed = 21): NatNet {
   return { time, a, c, s, r, r0, r1, b, d };
 }
 
-/** Runs `nft ...` command lines on `s`, as `tapstack nft` would. */
-export function nft(s: Stack, ...lines: string[]): void {
+/** Runs command lines (`nft ...`, `iptables ...`) on `s`, as the daemon would. */
+export function cmd(s: Stack, ...lines: string[]): void {
   const ctl = new Controller(s, { open: () => { throw new Error('no devices here'); } });
   for (const l of lines) ctl.run(parseCommand(l.split(' ')));
 }

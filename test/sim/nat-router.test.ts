@@ -6,7 +6,7 @@ import type { IcmpErrorInfo } from '../../src/ip/icmp.js';
 import { formatIp4 } from '../../src/wire/addr.js';
 import { ip, simPing } from '../helpers/sim.js';
 import { runFor } from '../helpers/tcp-sim.js';
-import { natNet, nft } from '../helpers/nat-sim.js';
+import { natNet, cmd } from '../helpers/nat-sim.js';
 
 const NAT = ['nft add table ip nat', 'nft add chain ip nat pre { type nat hook prerouting priority dstnat ; }', 'nft add chain ip nat out { type nat hook output priority -100 ; }', 'nft add chain ip nat post { type nat hook postrouting priority srcnat ; }'];
 const MASQ = 'nft add rule ip nat post ip saddr 10.0.1.0/24 oifname "r1" masquerade';
@@ -72,7 +72,7 @@ function errorsAt(s: Stack): IcmpErrorInfo[] {
 describe('NAT through a sim router', () => {
   it('masquerade: ping, TCP and UDP reach a host with no route back; it sees only the router address', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, MASQ);
+    cmd(t.r, ...NAT, MASQ);
     const atD = sniff(t.d);
     // Ping
     const { replies } = simPing(t.time, t.a, ip('198.51.100.2'), 2, { ident: 0x4242 });
@@ -100,7 +100,7 @@ describe('NAT through a sim router', () => {
 
   it('two clients with the same UDP source port both get through; the second is remapped', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, MASQ);
+    cmd(t.r, ...NAT, MASQ);
     const echo = udpEcho(t.d, 7);
     const got: Record<string, string[]> = { a: [], c: [] };
     for (const [name, h] of [['a', t.a], ['c', t.c]] as const) {
@@ -120,7 +120,7 @@ describe('NAT through a sim router', () => {
 
   it('DNAT port forward: the WAN reaches a server behind the router, which sees the real client', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, 'nft add rule ip nat pre iifname "r1" tcp dport 8080 dnat to 10.0.1.10:80');
+    cmd(t.r, ...NAT, 'nft add rule ip nat pre iifname "r1" tcp dport 8080 dnat to 10.0.1.10:80');
     const srv = tcpEchoServer(t.s, 80);
     const r = await tcpExchange(t, t.d, '203.0.113.1', 8080, 'pf');
     expect(r).toEqual({ got: 'ok:pf', err: null });
@@ -130,7 +130,7 @@ describe('NAT through a sim router', () => {
 
   it('REDIRECT to a local TCP service of the router', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, 'nft add rule ip nat pre iifname "r0" tcp dport 80 redirect to :3128');
+    cmd(t.r, ...NAT, 'nft add rule ip nat pre iifname "r0" tcp dport 80 redirect to :3128');
     const srv = tcpEchoServer(t.r, 3128);
     const atD = sniff(t.d);
     const r = await tcpExchange(t, t.a, '198.51.100.2', 80, 'proxy me');
@@ -142,7 +142,7 @@ describe('NAT through a sim router', () => {
 
   it('SNAT to a port range', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, 'nft add rule ip nat post ip saddr 10.0.1.0/24 oifname "r1" ip protocol udp snat to 203.0.113.1:20000-20009');
+    cmd(t.r, ...NAT, 'nft add rule ip nat post ip saddr 10.0.1.0/24 oifname "r1" ip protocol udp snat to 203.0.113.1:20000-20009');
     const echo = udpEcho(t.d, 7);
     let n = 0;
     for (let k = 0; k < 5; k++) {
@@ -164,7 +164,7 @@ describe('NAT through a sim router', () => {
 
   it('hairpin: a LAN client reaches the public address of a LAN server', async () => {
     const t = natNet();
-    nft(
+    cmd(
       t.r,
       ...NAT,
       'nft add rule ip nat pre ip daddr 203.0.113.1 tcp dport 8080 dnat to 10.0.1.10:80',
@@ -179,7 +179,7 @@ describe('NAT through a sim router', () => {
 
   it('ICMP port unreachable and TTL exceeded from beyond are translated back to the client', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, MASQ);
+    cmd(t.r, ...NAT, MASQ);
     // c takes 40000 first, so a's flows are remapped and the translation shows.
     const c = t.c.udp.createSocket();
     c.bind(40000);
@@ -209,7 +209,7 @@ describe('NAT through a sim router', () => {
 
   it('OUTPUT DNAT: the router connecting to its own address reaches the server the rule names', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, 'nft add rule ip nat out ip daddr 203.0.113.1 tcp dport 9090 dnat to 10.0.1.10:80');
+    cmd(t.r, ...NAT, 'nft add rule ip nat out ip daddr 203.0.113.1 tcp dport 9090 dnat to 10.0.1.10:80');
     const srv = tcpEchoServer(t.s, 80);
     const r = await tcpExchange(t, t.r, '203.0.113.1', 9090, 'local');
     expect(r).toEqual({ got: 'ok:local', err: null });
@@ -218,7 +218,7 @@ describe('NAT through a sim router', () => {
 
   it('OUTPUT REDIRECT: the router own connection goes to its own service on 127.0.0.1', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, 'nft add rule ip nat out tcp dport 80 redirect to :3128');
+    cmd(t.r, ...NAT, 'nft add rule ip nat out tcp dport 80 redirect to :3128');
     const srv = tcpEchoServer(t.r, 3128);
     const atD = sniff(t.d);
     const r = await tcpExchange(t, t.r, '198.51.100.2', 80, 'loop');
@@ -229,7 +229,7 @@ describe('NAT through a sim router', () => {
 
   it('a clash with a masqueraded flow remaps the router own flow by a null binding, without a rule for it', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, MASQ);
+    cmd(t.r, ...NAT, MASQ);
     const echo = udpEcho(t.d, 7);
     const a = t.a.udp.createSocket();
     a.bind(40000);
@@ -251,13 +251,13 @@ describe('NAT through a sim router', () => {
     const t = natNet();
     // b knows the way back for now, so the flow works without NAT.
     t.b.addRoute({ dst: ip('10.0.1.0'), prefixLen: 24, gateway: ip('203.0.113.1') });
-    nft(t.r, ...NAT);
+    cmd(t.r, ...NAT);
     const echo = udpEcho(t.d, 7);
     const s = t.a.udp.createSocket();
     s.bind(40000);
     s.send(Buffer.from('1'), 7, '198.51.100.2');
     await runFor(t.time, 100, { stepMs: 5 });
-    nft(t.r, MASQ);
+    cmd(t.r, MASQ);
     s.send(Buffer.from('2'), 7, '198.51.100.2');
     const s2 = t.a.udp.createSocket();
     s2.bind(40001);
@@ -268,7 +268,7 @@ describe('NAT through a sim router', () => {
 
   it('deleting the masquerade address forgets the flows bound to it', async () => {
     const t = natNet();
-    nft(t.r, ...NAT, MASQ);
+    cmd(t.r, ...NAT, MASQ);
     udpEcho(t.d, 7);
     const s = t.a.udp.createSocket();
     s.bind(40000);
@@ -285,5 +285,20 @@ describe('NAT through a sim router', () => {
     t.r.addAddress(t.r1, ip('203.0.113.9'), 24);
     t.r.delAddress(t.r1, ip('203.0.113.1'));
     expect(masqueraded()).toBe(0);
+  });
+
+  it('iptables -t nat: MASQUERADE and a DNAT port forward work the same way', async () => {
+    const t = natNet();
+    cmd(
+      t.r,
+      'iptables -t nat -A POSTROUTING -s 10.0.1.0/24 -o r1 -j MASQUERADE',
+      'iptables -t nat -A PREROUTING -i r1 -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80',
+    );
+    const srvD = tcpEchoServer(t.d, 80);
+    expect(await tcpExchange(t, t.a, '198.51.100.2', 80, 'ipt')).toEqual({ got: 'ok:ipt', err: null });
+    expect(srvD.peers[0]).toMatch(/^203\.0\.113\.1:/);
+    const srvS = tcpEchoServer(t.s, 80);
+    expect(await tcpExchange(t, t.d, '203.0.113.1', 8080, 'fwd')).toEqual({ got: 'ok:fwd', err: null });
+    expect(srvS.peers[0]).toMatch(/^198\.51\.100\.2:/);
   });
 });
