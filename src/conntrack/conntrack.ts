@@ -137,6 +137,9 @@ export class CtSettings implements TcpCtSettings {
   udpTimeout = 30;
   udpTimeoutStream = 120;
   icmpTimeout = 30;
+  /** nf_conntrack_proto_gre.c: gre_timeouts[] (GRE_CT_UNREPLIED, GRE_CT_REPLIED). */
+  greTimeout = 30;
+  greTimeoutStream = 180;
   genericTimeout = 600;
   acct = 0;
   timestamp = 0;
@@ -599,6 +602,18 @@ export class Conntrack implements CtProvider {
       if (csum && getU16(b, l4 + 6) !== 0 && fold(sum16(b, l4, ulen, pseudoHeaderSum(src, dst, 17, ulen))) !== 0xffff) return this.invalid(pkt, 17, 'bad checksum', inIf, outIf);
       sport = getU16(b, l4);
       dport = getU16(b, l4 + 2);
+    } else if (proto === 136) {
+      // nf_conntrack_proto_udp.c: udplite_error. The length field is the checksum coverage (0: all, RFC 3828 §3.1);
+      // the checksum is mandatory. nf_checksum_partial is given IPPROTO_UDP, so the pseudo-header it checks
+      // against carries 17, not 136.
+      if (len < 8) return this.invalid(pkt, 136, 'short packet', inIf, outIf);
+      let cscov = getU16(b, l4 + 4);
+      if (cscov === 0) cscov = len;
+      else if (cscov < 8 || cscov > len) return this.invalid(pkt, 136, 'invalid checksum coverage', inIf, outIf);
+      if (getU16(b, l4 + 6) === 0) return this.invalid(pkt, 136, 'checksum missing', inIf, outIf);
+      if (csum && fold(sum16(b, l4, cscov, pseudoHeaderSum(src, dst, 17, len))) !== 0xffff) return this.invalid(pkt, 136, 'bad checksum', inIf, outIf);
+      sport = getU16(b, l4);
+      dport = getU16(b, l4 + 2);
     } else if (proto === 1) {
       // icmp_error: short, bad checksum, unknown type: counted as errors, the packet stays untracked.
       const bad = len < 8 ? 'short packet' : csum && fold(sum16(b, l4, len)) !== 0xffff ? 'bad hw icmp checksum' : b[l4] > NR_ICMP_TYPES ? 'invalid icmp type' : null;
@@ -615,6 +630,14 @@ export class Conntrack implements CtProvider {
       }
       sport = getU16(b, l4 + 4);
       dport = (type << 8) | b[l4 + 1];
+    } else if (proto === 47) {
+      // A GRE version 1 header that does not carry PPP gives no tuple: invalid, without a log line.
+      const key = greKey(b, l4, len);
+      if (key < 0) {
+        this.stats.invalid++;
+        return VERDICT_ACCEPT;
+      }
+      dport = key;
     }
 
     for (let tries = 0; ; tries++) {
@@ -680,6 +703,18 @@ export class Conntrack implements CtProvider {
         // nf_conntrack_icmp_packet: only a query opens an entry.
         if (isNew && ICMP_VALID_NEW[dport >>> 8] === 0) return this.invalid(pkt, 1, 'unsupported icmp type', inIf, outIf);
         timeout = s.icmpTimeout;
+      } else if (proto === 136) {
+        // nf_conntrack_udplite_packet: UDP's timeouts, but no 2 s test: traffic seen both ways is a stream.
+        if (e.status & IPS_SEEN_REPLY) {
+          timeout = s.udpTimeoutStream;
+          e.status |= IPS_ASSURED;
+        } else timeout = s.udpTimeout;
+      } else if (proto === 47) {
+        // nf_conntrack_proto_gre.c: gre_packet: traffic seen both ways, the stream timeout and assured.
+        if (e.status & IPS_SEEN_REPLY) {
+          timeout = s.greTimeoutStream;
+          e.status |= IPS_ASSURED;
+        } else timeout = s.greTimeout;
       } else timeout = s.genericTimeout;
 
       if (timeout >= 0) e.deadline = now + timeout * 1000;
@@ -737,7 +772,7 @@ export class Conntrack implements CtProvider {
     const il4 = q + ihl;
     let sport = 0;
     let dport = 0;
-    if (proto === 6 || proto === 17) {
+    if (proto === 6 || proto === 17 || proto === 136) {
       if (end - il4 < 4) return false;
       sport = getU16(b, il4);
       dport = getU16(b, il4 + 2);
@@ -745,6 +780,10 @@ export class Conntrack implements CtProvider {
       if (end - il4 < 8) return false;
       sport = getU16(b, il4 + 4);
       dport = (b[il4] << 8) | b[il4 + 1];
+    } else if (proto === 47) {
+      const key = greKey(b, il4, end - il4);
+      if (key < 0) return false;
+      dport = key;
     }
     // The tuple the quoted datagram was sent with, inverted: who it went to answers.
     let fsport = dport;
@@ -968,12 +1007,27 @@ export class Conntrack implements CtProvider {
     k.field(`${p}udp_timeout`, s, 'udpTimeout', 0, maxSec);
     k.field(`${p}udp_timeout_stream`, s, 'udpTimeoutStream', 0, maxSec);
     k.field(`${p}icmp_timeout`, s, 'icmpTimeout', 0, maxSec);
+    k.field(`${p}gre_timeout`, s, 'greTimeout', 0, maxSec);
+    k.field(`${p}gre_timeout_stream`, s, 'greTimeoutStream', 0, maxSec);
     k.field(`${p}generic_timeout`, s, 'genericTimeout', 0, maxSec);
     k.field(`${p}acct`, s, 'acct', 0, 1);
     k.field(`${p}timestamp`, s, 'timestamp', 0, 1);
     k.field(`${p}checksum`, s, 'checksum', 0, 1);
     k.field(`${p}log_invalid`, s, 'logInvalid', 0, 255);
   }
+}
+
+/**
+ * nf_conntrack_proto_gre.c: gre_pkt_to_tuple. Only PPTP's GRE (version 1)
+ * has keys: the call id is the destination key, and the source key would come
+ * from the PPTP helper's keymap, which the stack has not (0). Other versions,
+ * or a header too short to hold the call id, are tracked without keys (0). A
+ * version 1 header whose protocol is not PPP (0x880b) gives no tuple: -1.
+ */
+function greKey(b: Uint8Array, l4: number, len: number): number {
+  if (len < 4 || (b[l4 + 1] & 7) !== 1 || len < 8) return 0;
+  if (getU16(b, l4 + 2) !== 0x880b) return -1;
+  return getU16(b, l4 + 6);
 }
 
 /** gc_worker_can_early_drop */

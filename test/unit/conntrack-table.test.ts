@@ -14,6 +14,30 @@ import {
 import { UNTRACKED } from '../../src/netfilter/compile.js';
 import { CT_STATE_ESTABLISHED, CT_STATE_INVALID, CT_STATE_NEW, CT_STATE_RELATED } from '../../src/netfilter/ast.js';
 import type { CtEvent } from '../../src/conntrack/conntrack.js';
+import { checksum, pseudoHeaderSum } from '../../src/wire/checksum.js';
+import type { Packet } from '../../src/packet/packet.js';
+
+/** A datagram of protocol `proto` whose payload starts with `head` (generic() pads it to 16 bytes). */
+function withHead(src: string, dst: string, proto: number, head: number[]): Packet {
+  const p = generic(src, dst, proto);
+  p.buf.set(head, p.l3 + 20);
+  return p;
+}
+
+/** A 16-byte UDP-Lite datagram (RFC 3828): coverage `cscov`, checksum with `pseudoProto` in the pseudo-header. */
+function udplite(src: string, sport: number, dst: string, dport: number, cscov: number, pseudoProto: number, check = true): Packet {
+  const p = generic(src, dst, 136);
+  const b = p.buf;
+  const o = p.l3 + 20;
+  b.set([sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, cscov >> 8, cscov & 0xff, 0, 0], o);
+  for (let i = 8; i < 16; i++) b[o + i] = i;
+  if (check) {
+    const c = checksum(b, o, cscov === 0 ? 16 : cscov, pseudoHeaderSum(ip(src), ip(dst), pseudoProto, 16)) || 0xffff;
+    b[o + 6] = c >> 8;
+    b[o + 7] = c & 0xff;
+  }
+  return p;
+}
 
 describe('conntrack table', () => {
   it('creates an entry, confirms it on the way out and finds it from either direction', () => {
@@ -83,9 +107,9 @@ describe('conntrack table', () => {
     r.ct.on((ev: CtEvent, e) => events.push(`${ev}:${e.proto}`));
     r.forward(udp('10.0.0.1', 5000, '10.0.1.2', 53));
     r.forward(icmp('10.0.0.1', '10.0.1.2', 8, 0, { id: 7, seq: 1 }));
-    r.forward(generic('10.0.0.1', '10.0.1.2', 47));
+    r.forward(generic('10.0.0.1', '10.0.1.2', 253));
     expect(r.ct.count).toBe(3);
-    expect(events).toEqual(['new:17', 'new:1', 'new:47']);
+    expect(events).toEqual(['new:17', 'new:1', 'new:253']);
     r.time.advance(29_000);
     expect(r.ct.count).toBe(3);
     r.time.advance(2_000);
@@ -114,7 +138,7 @@ describe('conntrack table', () => {
     r.sysctl.set('net.netfilter.nf_conntrack_generic_timeout', '9');
     const u = udp('10.0.0.1', 5000, '10.0.1.2', 53);
     const i = icmp('10.0.0.1', '10.0.1.2', 8, 0, { id: 7, seq: 1 });
-    const g = generic('10.0.0.1', '10.0.1.2', 47);
+    const g = generic('10.0.0.1', '10.0.1.2', 253);
     r.forward(u);
     r.forward(i);
     r.forward(g);
@@ -198,15 +222,81 @@ describe('conntrack table', () => {
 
   it('generic protocols: one entry per address pair and protocol, 600 s', () => {
     const r = new CtRig();
-    const g = generic('10.0.0.1', '10.0.1.2', 132);
+    const g = generic('10.0.0.1', '10.0.1.2', 253);
     r.forward(g);
     const e = g.ct as CtEntry;
     expect(r.ct.timeLeft(e)).toBe(600);
-    const back = generic('10.0.1.2', '10.0.0.1', 132);
+    const back = generic('10.0.1.2', '10.0.0.1', 253);
     r.forward(back);
     expect(back.ct).toBe(e);
     expect(back.ctInfo).toBe(IP_CT_ESTABLISHED_REPLY);
     expect(r.ct.stateName(e)).toBe('');
+  });
+
+  it('GRE: 30 s unreplied, then 180 s and assured once seen both ways; PPTP (version 1) keyed by call id; its sysctls', () => {
+    // nf_conntrack_proto_gre.c: gre_pkt_to_tuple, gre_packet; timeouts GRE_CT_UNREPLIED 30, GRE_CT_REPLIED 180.
+    const r = new CtRig();
+    const g = withHead('10.0.0.1', '10.0.1.2', 47, [0, 0, 0x08, 0x00]);
+    r.forward(g);
+    const e = g.ct as CtEntry;
+    expect([e.osp, e.odp]).toEqual([0, 0]);
+    expect(r.ct.timeLeft(e)).toBe(30);
+    const back = withHead('10.0.1.2', '10.0.0.1', 47, [0, 0, 0x08, 0x00]);
+    r.forward(back);
+    expect(back.ct).toBe(e);
+    // The first reply still gets the unreplied timeout (SEEN_REPLY is set after the tracker ran).
+    expect(e.status & IPS_ASSURED).toBe(0);
+    expect(r.ct.timeLeft(e)).toBe(30);
+    r.forward(withHead('10.0.0.1', '10.0.1.2', 47, [0, 0, 0x08, 0x00]));
+    expect(e.status & IPS_ASSURED).not.toBe(0);
+    expect(r.ct.timeLeft(e)).toBe(180);
+    // Version 1 carrying PPP: the call id is the destination key; the source key (the PPTP helper's) is 0.
+    const pptp = withHead('10.0.0.5', '10.0.1.2', 47, [0x30, 0x01, 0x88, 0x0b, 0, 0, 0xab, 0xcd]);
+    r.forward(pptp);
+    const k = pptp.ct as CtEntry;
+    expect([k.osp, k.odp, k.rsp, k.rdp]).toEqual([0, 0xabcd, 0xabcd, 0]);
+    // Version 1 without PPP has no tuple: invalid.
+    const before = r.ct.stats.invalid;
+    const bad = withHead('10.0.0.6', '10.0.1.2', 47, [0x30, 0x01, 0x08, 0x00, 0, 0, 0xab, 0xce]);
+    r.forward(bad);
+    expect(bad.ct).toBeNull();
+    expect(r.ct.stats.invalid).toBe(before + 1);
+    r.sysctl.set('net.netfilter.nf_conntrack_gre_timeout', '40');
+    r.sysctl.set('net.netfilter.nf_conntrack_gre_timeout_stream', '200');
+    r.forward(withHead('10.0.0.1', '10.0.1.2', 47, [0, 0, 0x08, 0x00]));
+    expect(r.ct.timeLeft(e)).toBe(200);
+    const g2 = withHead('10.0.0.7', '10.0.1.2', 47, [0, 0, 0x08, 0x00]);
+    r.forward(g2);
+    expect(r.ct.timeLeft(g2.ct as CtEntry)).toBe(40);
+  });
+
+  it('UDP-Lite: checksum coverage and checksum checked as the kernel does (17 in the pseudo-header); a stream as soon as replied', () => {
+    // nf_conntrack_proto_udp.c: udplite_error, nf_conntrack_udplite_packet.
+    const r = new CtRig();
+    const p = udplite('10.0.0.1', 5000, '10.0.1.2', 6000, 0, 17);
+    r.forward(p);
+    const e = p.ct as CtEntry;
+    expect(e).toBeInstanceOf(CtEntry);
+    expect([e.osp, e.odp]).toEqual([5000, 6000]);
+    expect(r.ct.timeLeft(e)).toBe(30);
+    r.forward(udplite('10.0.1.2', 6000, '10.0.0.1', 5000, 0, 17));
+    expect(e.status & IPS_ASSURED).toBe(0);
+    expect(r.ct.timeLeft(e)).toBe(30);
+    // No 2 s wait as for UDP: the next packet makes it a stream.
+    r.forward(udplite('10.0.0.1', 5000, '10.0.1.2', 6000, 12, 17));
+    expect(e.status & IPS_ASSURED).not.toBe(0);
+    expect(r.ct.timeLeft(e)).toBe(120);
+    const invalid = r.ct.stats.invalid;
+    for (const bad of [
+      udplite('10.0.0.2', 5000, '10.0.1.2', 6000, 0, 136), // RFC 3828's pseudo-header: "bad checksum" to conntrack
+      udplite('10.0.0.2', 5001, '10.0.1.2', 6000, 0, 17, false), // checksum missing
+      udplite('10.0.0.2', 5002, '10.0.1.2', 6000, 17, 17), // coverage beyond the datagram
+      udplite('10.0.0.2', 5003, '10.0.1.2', 6000, 4, 17), // coverage shorter than the header
+    ]) {
+      r.forward(bad);
+      expect(bad.ct).toBeNull();
+    }
+    expect(r.ct.stats.invalid).toBe(invalid + 4);
   });
 
   it('skips untracked and already-tracked (looped back) packets', () => {
