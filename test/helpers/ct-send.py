@@ -7,11 +7,14 @@
 # usage: ct-send.py < REQUEST_JSON
 #   {"b": namespace of side b, "gap": seconds between datagrams,
 #    "packets": [PACKET...]}
-# PACKET: {"side": "a"|"b", "src", "dst", "proto": "tcp"|"udp"|"icmp"|NUMBER,
-#   tcp: "sport", "dport", "flags" ("SA", "FA", "R", ...), "seq", "ack", "win", "data": bytes
-#   udp: "sport", "dport", "data"
+# PACKET: {"side": "a"|"b", "src", "dst", "proto": "tcp"|"udp"|"udplite"|"icmp"|NUMBER,
+#   tcp: "sport", "dport", "flags" ("SA", "FA", "R", ...), "seq", "ack", "win", "data": bytes,
+#        "opts": {"mss": N, "wscale": N, "sackok": true, "sack": [[LEFT, RIGHT]...]}
+#   udp, udplite: "sport", "dport", "data" ("cscov": UDP-Lite's checksum coverage, 0 = all;
+#        "csproto": the protocol number in the checksum's pseudo-header)
 #   icmp: "type", "code", "id", "seqno", or "quote": PACKET (an error quoting it)
-#   other: "data"}
+#   other: "data", or "hex": the bytes after the IP header}
+#   any: "badsum": true (a wrong TCP/UDP/ICMP checksum)
 #
 #   ct-send.py flood COUNT DST SRC   COUNT UDP datagrams from SRC to DST, each a new
 #                                   flow (source ports 10000-59999, destination ports 7000 up)
@@ -41,20 +44,38 @@ def flags_num(f):
     return n
 
 
+def tcp_options(o):
+    b = b""
+    if "mss" in o:
+        b += struct.pack("!BBH", 2, 4, o["mss"])
+    if "wscale" in o:
+        b += struct.pack("!BBB", 3, 3, o["wscale"]) + b"\1"
+    if o.get("sackok"):
+        b += b"\1\1\4\2"
+    if "sack" in o:
+        b += b"\1\1" + struct.pack("!BB", 5, 2 + 8 * len(o["sack"])) + b"".join(struct.pack("!II", l & 0xFFFFFFFF, r & 0xFFFFFFFF) for l, r in o["sack"])
+    while len(b) % 4:
+        b += b"\0"
+    return b
+
+
 def build(p):
     src, dst = socket.inet_aton(p["src"]), socket.inet_aton(p["dst"])
     proto = p["proto"]
     data = b"x" * p.get("data", 0)
+    bad = 0x5555 if p.get("badsum") else 0
     if proto == "tcp":
         num = 6
-        l4 = struct.pack("!HHIIBBHHH", p["sport"], p["dport"], p.get("seq", 0) & 0xFFFFFFFF, p.get("ack", 0) & 0xFFFFFFFF, 5 << 4, flags_num(p.get("flags", "S")), p.get("win", 64240), 0, 0) + data
+        opts = tcp_options(p.get("opts", {}))
+        l4 = struct.pack("!HHIIBBHHH", p["sport"], p["dport"], p.get("seq", 0) & 0xFFFFFFFF, p.get("ack", 0) & 0xFFFFFFFF, (5 + len(opts) // 4) << 4, flags_num(p.get("flags", "S")), p.get("win", 64240), 0, 0) + opts + data
         pseudo = src + dst + struct.pack("!BBH", 0, num, len(l4))
-        l4 = l4[:16] + struct.pack("!H", csum(pseudo + l4)) + l4[18:]
-    elif proto == "udp":
-        num = 17
-        l4 = struct.pack("!HHHH", p["sport"], p["dport"], 8 + len(data), 0) + data
-        pseudo = src + dst + struct.pack("!BBH", 0, num, len(l4))
-        l4 = l4[:6] + struct.pack("!H", csum(pseudo + l4) or 0xFFFF) + l4[8:]
+        l4 = l4[:16] + struct.pack("!H", csum(pseudo + l4) ^ bad) + l4[18:]
+    elif proto in ("udp", "udplite"):
+        # UDP-Lite (RFC 3828): the length field is the checksum coverage, 0 for all.
+        num = 17 if proto == "udp" else 136
+        l4 = struct.pack("!HHHH", p["sport"], p["dport"], 8 + len(data) if num == 17 else p.get("cscov", 0), 0) + data
+        pseudo = src + dst + struct.pack("!BBH", 0, p.get("csproto", num), len(l4))
+        l4 = l4[:6] + struct.pack("!H", (csum(pseudo + l4) or 0xFFFF) ^ bad) + l4[8:]
     elif proto == "icmp":
         num = 1
         if "quote" in p:
@@ -62,10 +83,10 @@ def build(p):
         else:
             rest = struct.pack("!HH", p.get("id", 0), p.get("seqno", 1)) + data
         l4 = struct.pack("!BBH", p.get("type", 8), p.get("code", 0), 0) + rest
-        l4 = l4[:2] + struct.pack("!H", csum(l4)) + l4[4:]
+        l4 = l4[:2] + struct.pack("!H", csum(l4) ^ bad) + l4[4:]
     else:
         num = int(proto)
-        l4 = data
+        l4 = bytes.fromhex(p["hex"]) if "hex" in p else data
     total = 20 + len(l4)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, p.get("ipid", 1), 0, 64, num, 0, src, dst)
     ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]

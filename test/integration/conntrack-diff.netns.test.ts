@@ -13,6 +13,7 @@ import { CLI, sh, shAsync, shOk, type RunResult } from '../helpers/harness.js';
  * own stacks drop what reaches them, so nothing answers on its own); after
  * each step the entries of `conntrack -L` (state, [UNREPLIED], [ASSURED]),
  * their timeouts (within 2 s) and the rule counters must be the kernel's.
+ * CTD_DEBUG=1 prints every step's listing and counters on both sides.
  * Needs namespaces and conntrack(8): the container run
  * (TAPSTACK_TEST_PEER=local) leaves this file out.
  */
@@ -44,7 +45,7 @@ const END_RULES = `table ip ends {
 		udp sport 7000-7999 drop
 		udp dport 7000-7999 drop
 		icmp type echo-request drop
-		meta l4proto 253 drop
+		meta l4proto { 47, 132, 136, 253 } drop
 	}
 }
 `;
@@ -53,7 +54,7 @@ interface Pkt {
   side: 'a' | 'b';
   src: string;
   dst: string;
-  proto: 'tcp' | 'udp' | 'icmp' | number;
+  proto: 'tcp' | 'udp' | 'udplite' | 'icmp' | number;
   sport?: number;
   dport?: number;
   flags?: string;
@@ -65,6 +66,11 @@ interface Pkt {
   code?: number;
   id?: number;
   quote?: Pkt;
+  opts?: { mss?: number; wscale?: number; sackok?: boolean; sack?: [number, number][] };
+  badsum?: boolean;
+  hex?: string;
+  cscov?: number;
+  csproto?: number;
 }
 
 interface Side {
@@ -301,6 +307,133 @@ describe('connection tracking follows the kernel packet by packet (differential)
       { name: 'SYN-ACK from the server', pkts: [so.s('SA', 5000, 1001)] },
       { name: 'ACK from the client', pkts: [so.c('A', 1001, 5001)] },
       { name: 'ACK from the server', pkts: [so.s('A', 5001, 1001)] },
+    ]);
+  });
+
+  it('window scaling, retransmissions, a RST answering the SYN, a SYN on an established connection, the server closing first, RFC 5961 RSTs', async () => {
+    const ws = tcpFlow();
+    await run([
+      {
+        name: 'handshake with window scaling',
+        pkts: [ws.c('S', 1000, 0, { opts: { mss: 1460, wscale: 7, sackok: true } }), ws.s('SA', 5000, 1001, { win: 1000, opts: { mss: 1460, wscale: 7, sackok: true } }), ws.c('A', 1001, 5001, { win: 1000 })],
+        kernel: { re: /ESTABLISHED .*\[ASSURED\]/, timeout: 432000 },
+      },
+      // The window of a SYN is never scaled: the first before the server's ACK, then 100000 bytes on is
+      // inside the scaled window (1000 << 7), far outside an unscaled one.
+      { name: 'data beyond the SYN-ACK window', pkts: [ws.c('PA', 1001 + 100_000, 5001, { data: 100, win: 1000 })] },
+      { name: 'server ACK with a scaled window', pkts: [ws.s('A', 5001, 1001, { win: 1000 })] },
+      { name: 'data inside the scaled window', pkts: [ws.c('PA', 1001 + 100_000, 5001, { data: 100, win: 1000 })] },
+      { name: 'SACK of it', pkts: [ws.s('A', 5001, 1001, { win: 1000, opts: { sack: [[1001 + 100_000, 1001 + 100_100]] } })] },
+      { name: 'data beyond the scaled window', pkts: [ws.c('PA', 1001 + 400_000, 5001, { data: 100, win: 1000 })] },
+    ]);
+    const ns = tcpFlow();
+    await run([
+      { name: 'handshake, no scaling', pkts: [ns.c('S', 1000, 0), ns.s('SA', 5000, 1001, { win: 1000 }), ns.c('A', 1001, 5001)] },
+      { name: 'data beyond the unscaled window', pkts: [ns.c('PA', 1001 + 100_000, 5001, { data: 100 })] },
+      { name: 'data just beyond the window', pkts: [ns.c('PA', 1001 + 990, 5001, { data: 100 })] },
+      { name: 'old data again', pkts: [ns.c('PA', 1001, 5001, { data: 10 })] },
+      { name: 'zero window from the server', pkts: [ns.s('A', 5001, 1001, { win: 0 })] },
+    ]);
+    await sysctlBoth('net.netfilter.nf_conntrack_tcp_timeout_max_retrans=200');
+    try {
+      const rt = tcpFlow();
+      const d = rt.c('PA', 1001, 5001, { data: 50 });
+      await run([
+        { name: 'handshake', pkts: handshake(rt) },
+        { name: 'data', pkts: [d] },
+        { name: 'retransmitted 3 times', pkts: [d, d, d] },
+        { name: 'retransmitted a 4th time', pkts: [d] },
+        { name: 'acked', pkts: [rt.s('A', 5001, 1051)] },
+      ]);
+    } finally {
+      await sysctlBoth('net.netfilter.nf_conntrack_tcp_timeout_max_retrans=300');
+    }
+    const rs = tcpFlow();
+    await run([
+      { name: 'SYN', pkts: [rs.c('S', 1000, 0)] },
+      { name: 'RST-ACK answering it', pkts: [rs.s('RA', 0, 1001)], kernel: 'none' },
+    ]);
+    const sy = tcpFlow();
+    await run([
+      { name: 'handshake', pkts: handshake(sy) },
+      { name: 'a new SYN on it', pkts: [sy.c('S', 900_000, 0)] },
+      { name: 'the SYN-ACK answering that SYN', pkts: [sy.s('SA', 700_000, 900_001)] },
+      { name: 'its ACK', pkts: [sy.c('A', 900_001, 700_001)] },
+    ]);
+    const sc = tcpFlow();
+    await run([
+      { name: 'handshake', pkts: handshake(sc) },
+      { name: 'FIN from the server', pkts: [sc.s('FA', 5001, 1001)] },
+      { name: 'its ACK', pkts: [sc.c('A', 1001, 5002)] },
+      { name: 'FIN from the client', pkts: [sc.c('FA', 1001, 5002)] },
+      { name: 'last ACK', pkts: [sc.s('A', 5002, 1002)] },
+      { name: 'a SYN on the closed ports', pkts: [sc.c('S', 77_000, 0)] },
+    ]);
+    const r5 = tcpFlow();
+    await run([
+      { name: 'handshake', pkts: handshake(r5) },
+      { name: 'data from the server, acked', pkts: [r5.s('PA', 5001, 1001, { data: 100 }), r5.c('A', 1001, 5101)] },
+      { name: 'RST below what was acked', pkts: [r5.s('R', 5050, 0)] },
+      { name: 'RST in the window but not exact', pkts: [r5.s('R', 5111, 0)] },
+      { name: 'the challenge ACK', pkts: [r5.c('A', 1001, 5101)] },
+      { name: 'RST exact', pkts: [r5.s('R', 5101, 0)] },
+      { name: 'RST again', pkts: [r5.s('R', 5101, 0)] },
+    ]);
+  });
+
+  it('bad checksums, ICMP errors quoting an echo or sent to another address, protocols with trackers of their own', async () => {
+    const p = port++;
+    const u: Pkt = { side: 'a', src: A, dst: B, proto: 'udp', sport: p, dport: 7100, data: 4 };
+    const echo: Pkt = { side: 'a', src: A, dst: B, proto: 'icmp', type: 8, code: 0, id: 0x777 };
+    const f = tcpFlow();
+    await run([
+      { name: 'udp with a bad checksum', pkts: [{ ...u, badsum: true }], kernel: 'none' },
+      { name: 'tcp SYN with a bad checksum', pkts: [f.c('S', 1000, 0, { badsum: true })], kernel: 'none' },
+      { name: 'echo with a bad checksum', pkts: [{ ...echo, badsum: true }], kernel: 'none' },
+      { name: 'udp, echo', pkts: [u, echo] },
+      { name: 'host unreachable quoting the echo', pkts: [{ side: 'b', src: B, dst: A, proto: 'icmp', type: 3, code: 1, quote: echo }] },
+      { name: 'time exceeded quoting the udp', pkts: [{ side: 'b', src: B, dst: A, proto: 'icmp', type: 11, code: 0, quote: u }] },
+      { name: 'port unreachable sent to another address', pkts: [{ side: 'b', src: B, dst: '10.231.80.7', proto: 'icmp', type: 3, code: 3, quote: u }] },
+      { name: 'echo reply nobody asked for', pkts: [{ side: 'b', src: B, dst: A, proto: 'icmp', type: 0, code: 0, id: 0x778 }] },
+      { name: 'timestamp request', pkts: [{ side: 'a', src: A, dst: B, proto: 'icmp', type: 13, code: 0, id: 0x779, data: 12 }] },
+    ]);
+    // GRE: version 0 has no keys; PPTP's version 1 has the call id as its key (nf_conntrack_proto_gre.c).
+    const gre0: Pkt = { side: 'a', src: A, dst: B, proto: 47, hex: '000008004500' };
+    const gre1: Pkt = { side: 'a', src: A, dst: B, proto: 47, hex: '3001880b0000abcd' };
+    await run([
+      { name: 'gre', pkts: [gre0], kernel: { re: /^gre +47 T src=.* srckey=0x0 dstkey=0x0 \[UNREPLIED\]/, timeout: 30 } },
+      { name: 'gre back', pkts: [{ ...gre0, side: 'b', src: B, dst: A }] },
+      { name: 'gre again', pkts: [gre0], kernel: { re: /\[ASSURED\]/, timeout: 180 } },
+    ]);
+    await run([
+      { name: 'pptp gre', pkts: [gre1], kernel: { re: /dstkey=0xabcd \[UNREPLIED\]/, timeout: 30 } },
+      { name: 'gre version 1 without PPP', pkts: [{ ...gre1, hex: '300108000000abce' }] },
+    ]);
+    await sysctlBoth('net.netfilter.nf_conntrack_gre_timeout=40');
+    await sysctlBoth('net.netfilter.nf_conntrack_gre_timeout_stream=200');
+    try {
+      await run([
+        { name: 'gre (timeouts 40, 200)', pkts: [gre0], kernel: { re: /UNREPLIED/, timeout: 40 } },
+        { name: 'gre back and again (timeouts 40, 200)', pkts: [{ ...gre0, side: 'b', src: B, dst: A }, gre0], kernel: { re: /ASSURED/, timeout: 200 } },
+      ]);
+    } finally {
+      await sysctlBoth('net.netfilter.nf_conntrack_gre_timeout=30');
+      await sysctlBoth('net.netfilter.nf_conntrack_gre_timeout_stream=180');
+    }
+    // UDP-Lite: conntrack checks the checksum with 17 in the pseudo-header (nf_checksum_partial is given
+    // IPPROTO_UDP), so a checksum made with 136, as RFC 3828 has it, is "bad" to it.
+    const q = port++;
+    const ul: Pkt = { side: 'a', src: A, dst: B, proto: 'udplite', sport: q, dport: 7100, data: 4, csproto: 17 };
+    await run([
+      { name: 'udplite', pkts: [ul], kernel: { re: /^udplite +136 T src=.*\[UNREPLIED\]/, timeout: 30 } },
+      { name: 'udplite back', pkts: [{ ...ul, side: 'b', src: B, dst: A, sport: 7100, dport: q }] },
+      { name: 'udplite again', pkts: [ul], kernel: { re: /\[ASSURED\]/, timeout: 120 } },
+      { name: 'udplite with a bad checksum', pkts: [{ ...ul, sport: q + 1, badsum: true }] },
+      { name: 'udplite, checksum with 136', pkts: [{ ...ul, sport: q + 2, csproto: 136 }] },
+      { name: 'udplite covering 4 bytes', pkts: [{ ...ul, sport: q + 3, cscov: 4 }] },
+      { name: 'udplite covering 8 bytes', pkts: [{ ...ul, sport: q + 4, cscov: 8 }] },
+      { name: 'udplite covering more than there is', pkts: [{ ...ul, sport: q + 5, cscov: 13 }] },
+      { name: 'port unreachable quoting udplite', pkts: [{ side: 'b', src: B, dst: A, proto: 'icmp', type: 3, code: 3, quote: ul }] },
     ]);
   });
 
