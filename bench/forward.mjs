@@ -158,8 +158,9 @@ export async function forwardBench(ctx) {
     await udp(t, 1);
   }
 
-  // Rounds outermost, so each case sees the machine's ups and downs alike; each
-  // round loads each case's ruleset afresh on both routers.
+  // Rounds outermost, so each case sees the machine's ups and downs alike (each
+  // round in another order); each round loads each case's ruleset afresh on both
+  // routers.
   const res = {};
   const loadMs = {};
   for (const c of CASES) {
@@ -170,7 +171,9 @@ export async function forwardBench(ctx) {
     loadMs[c] = {};
   }
   for (let r = 0; r < rounds; r++) {
-    for (const c of CASES) {
+    // Each round starts at another case, so no case always runs first or last.
+    const order = CASES.map((_, i) => CASES[(i + r) % CASES.length]);
+    for (const c of order) {
       for (const t of targets) {
         t.nft('flush ruleset');
         const t0 = Date.now();
