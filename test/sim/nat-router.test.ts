@@ -285,6 +285,20 @@ describe('NAT through a sim router', () => {
     t.r.addAddress(t.r1, ip('203.0.113.9'), 24);
     t.r.delAddress(t.r1, ip('203.0.113.1'));
     expect(masqueraded()).toBe(0);
+    // Taking the device down forgets what was masqueraded through it (masquerade's netdevice notifier).
+    s.send(Buffer.from('y'), 7, '198.51.100.2');
+    await runFor(t.time, 100, { stepMs: 5 });
+    let viaR1 = 0;
+    t.r.conntrack.forEach((e) => {
+      if (e.masqIndex === t.r1.index) viaR1++;
+    });
+    expect(viaR1).toBe(1);
+    t.r.setUp(t.r1, false);
+    viaR1 = 0;
+    t.r.conntrack.forEach((e) => {
+      if (e.masqIndex === t.r1.index) viaR1++;
+    });
+    expect(viaR1).toBe(0);
   });
 
   it('iptables -t nat: MASQUERADE and a DNAT port forward work the same way', async () => {
