@@ -437,6 +437,65 @@ describe('connection tracking follows the kernel packet by packet (differential)
     ]);
   });
 
+  it('flag combinations tcp_error refuses, a SYN with data, tcp_ignore_invalid_rst, a timeout sysctl applied to an existing entry, ICMP errors about TCP', async () => {
+    const f = tcpFlow();
+    await run([
+      { name: 'SYN+FIN', pkts: [f.c('SF', 1000, 0)], kernel: 'none' },
+      { name: 'no flags', pkts: [f.c('', 1000, 0)], kernel: 'none' },
+      { name: 'SYN with data', pkts: [f.c('S', 1000, 0, { data: 20 })], kernel: { re: /SYN_SENT/, timeout: 120 } },
+      { name: 'SYN-ACK acking the data', pkts: [f.s('SA', 5000, 1021)] },
+      { name: 'ACK', pkts: [f.c('A', 1021, 5001)] },
+      { name: 'FIN without ACK', pkts: [f.c('F', 1021, 0)] },
+      { name: 'SYN+RST', pkts: [f.c('SR', 1021, 0)] },
+      { name: 'ICMP port unreachable quoting the SYN', pkts: [{ side: 'b', src: B, dst: A, proto: 'icmp', type: 3, code: 3, quote: f.c('S', 1000, 0) }] },
+      { name: 'ICMP quoting a segment the other way', pkts: [{ side: 'a', src: A, dst: B, proto: 'icmp', type: 3, code: 3, quote: f.s('A', 5001, 1021) }] },
+    ]);
+    await sysctlBoth('net.netfilter.nf_conntrack_tcp_ignore_invalid_rst=1');
+    try {
+      const r5 = tcpFlow();
+      await run([
+        { name: 'handshake', pkts: handshake(r5) },
+        { name: 'data from the server, acked', pkts: [r5.s('PA', 5001, 1001, { data: 100 }), r5.c('A', 1001, 5101)] },
+        { name: 'RST below what was acked (ignore_invalid_rst 1)', pkts: [r5.s('R', 5050, 0)] },
+      ]);
+    } finally {
+      await sysctlBoth('net.netfilter.nf_conntrack_tcp_ignore_invalid_rst=0');
+    }
+    const t = tcpFlow();
+    await run([{ name: 'handshake', pkts: handshake(t), kernel: { re: /ESTABLISHED/, timeout: 432000 } }]);
+    await sysctlBoth('net.netfilter.nf_conntrack_tcp_timeout_established=1000');
+    try {
+      const [ls, lk] = await both((s) => s.conntrack('-L'));
+      // Listed as it was until its next packet.
+      expect(entries(lk.stdout).map((e) => e.timeout)[0]).toBeGreaterThan(431000);
+      expect(entries(ls.stdout).map((e) => e.timeout)[0]).toBeGreaterThan(431000);
+      await send([t.c('A', 1001, 5001)]);
+      await new Promise((r) => setTimeout(r, 150));
+      const [ls2, lk2] = await both((s) => s.conntrack('-L'));
+      expect(entries(lk2.stdout).map((e) => e.timeout)[0]).toBeLessThanOrEqual(1000);
+      expect(Math.abs(entries(ls2.stdout)[0].timeout - entries(lk2.stdout)[0].timeout)).toBeLessThanOrEqual(2);
+    } finally {
+      await sysctlBoth('net.netfilter.nf_conntrack_tcp_timeout_established=432000');
+    }
+  });
+
+  it('a real TCP connection (socat) through each: the same entry, state and flags after it closes', async () => {
+    await both((s) => s.conntrack('-F'));
+    const [rs, rk] = await both(async (s) => {
+      const server = shAsync(`ip netns exec ${s.nsB} timeout 10 socat TCP-LISTEN:8000,reuseaddr SYSTEM:cat`, 15_000);
+      await new Promise((r) => setTimeout(r, 300));
+      const c = await shAsync(`ip netns exec ${s.nsA} sh -c 'head -c 100000 /dev/zero | socat -t 2 - TCP:${B}:8000,sourceport=41999 | wc -c'`, 15_000);
+      await server;
+      await new Promise((r) => setTimeout(r, 300));
+      return { out: c.stdout.trim(), list: entries((await s.conntrack('-L -p tcp')).stdout) };
+    });
+    expect(rk.out).toBe('100000');
+    expect(rs.out).toBe('100000');
+    expect(rk.list.map((e) => e.line)).toEqual([expect.stringMatching(/TIME_WAIT .*sport=41999 .*\[ASSURED\]/)]);
+    expect(rs.list.map((e) => e.line)).toEqual(rk.list.map((e) => e.line));
+    expect(Math.abs(rs.list[0].timeout - rk.list[0].timeout)).toBeLessThanOrEqual(2);
+  });
+
   it('UDP: one way (UNREPLIED 30), answered (30, not assured), going on after 2 s (ASSURED 120)', async () => {
     const p = port++;
     const c: Pkt = { side: 'a', src: A, dst: B, proto: 'udp', sport: p, dport: 7100, data: 4 };
