@@ -32,6 +32,8 @@ const RULES = `table ip filter {
 	}
 }
 `;
+/** The `conntrack -S` counters compared after each step. */
+const STATS = ['found', 'invalid', 'insert', 'insert_failed', 'drop', 'early_drop', 'error', 'clash_resolve'];
 /** Counter positions in RULES. */
 const INVALID = 0;
 const RELATED = 1;
@@ -121,6 +123,13 @@ describe('connection tracking follows the kernel packet by packet (differential)
     return [...(await s.nftList()).matchAll(/counter packets (\d+) bytes \d+/g)].map((m) => Number(m[1]));
   }
 
+  /** `conntrack -S`, summed over the CPUs. */
+  async function stats(s: Side): Promise<Record<string, number>> {
+    const sum: Record<string, number> = {};
+    for (const m of (await s.conntrack('-S')).stdout.matchAll(/(\w+)=(\d+)/g)) if (m[1] !== 'cpu') sum[m[1]] = (sum[m[1]] ?? 0) + Number(m[2]);
+    return sum;
+  }
+
   async function send(pkts: Pkt[]): Promise<void> {
     await both(async (s) => {
       const req = JSON.stringify({ b: s.nsB, gap: 0.02, packets: pkts });
@@ -141,6 +150,7 @@ describe('connection tracking follows the kernel packet by packet (differential)
   async function run(steps: Step[]): Promise<void> {
     await both((s) => s.conntrack('-F'));
     const base = await both(counters);
+    const stats0 = await both(stats);
     const seen: { step: string; stack: unknown; kernel: unknown }[] = [];
     for (const st of steps) {
       if (st.wait) await new Promise((r) => setTimeout(r, st.wait));
@@ -151,11 +161,14 @@ describe('connection tracking follows the kernel packet by packet (differential)
       expect(ls.code, ls.stderr).toBe(0);
       const [es, ek] = [entries(ls.stdout), entries(lk.stdout)];
       const [cs, ck] = await both(counters);
-      const view = (e: Entry[], c: number[], b: number[]): unknown => ({
+      const [ss, sk] = await both(stats);
+      const view = (e: Entry[], c: number[], b: number[], st1: Record<string, number>, st0: Record<string, number>): unknown => ({
         entries: e.map((x) => x.line),
         counters: c.map((n, i) => n - b[i]),
+        // What `conntrack -S` counted meanwhile.
+        stats: STATS.map((k) => `${k}=${st1[k] - st0[k]}`).join(' '),
       });
-      seen.push({ step: st.name, stack: view(es, cs, base[0]), kernel: view(ek, ck, base[1]) });
+      seen.push({ step: st.name, stack: view(es, cs, base[0], ss, stats0[0]), kernel: view(ek, ck, base[1], sk, stats0[1]) });
       // Timeouts within 2 s of each other (the listings are not taken at the same instant).
       const far = es.filter((x, i) => ek[i] !== undefined && Math.abs(x.timeout - ek[i].timeout) > 2);
       expect.soft(far.map((x, i) => `${st.name}: ${x.timeout} vs ${ek[i].timeout}`)).toEqual([]);
