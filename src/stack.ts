@@ -310,7 +310,7 @@ export class Stack implements InterfaceHost {
 
   private flushOne(iface: Interface): void {
     try {
-      iface.flush();
+      if (iface.flush() > 0) this.tcp.roomFreed();
     } catch (e) {
       // A device error (e.g. the kernel side was deleted) must not stop the stack.
       iface.stats.txErrors++;

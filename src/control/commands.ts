@@ -9,6 +9,7 @@ import { parseIp4, parseMac } from '../wire/addr.js';
 import { SERVICE_DEFAULT_PORTS, SERVICE_NAMES, serviceProtos, type ServiceName, type ServiceProto } from '../services/registry.js';
 import { parseRoute, parseRule, type RouteCommand } from './ip-route.js';
 import { checkConntrackArgs, conntrackChanges } from './conntrack.js';
+import { tcChanges, TcError } from './tc.js';
 
 /**
  * The command language: the lines of a config file and the commands the control
@@ -35,11 +36,13 @@ export type Command =
   /** `iptables ARGS...`, run by control/iptables.ts. */
   | { kind: 'iptables'; argv: string[] }
   /** `conntrack ARGS...`, run by control/conntrack.ts (-D, -F and -U change the table). */
-  | { kind: 'conntrack'; argv: string[]; changes: boolean };
+  | { kind: 'conntrack'; argv: string[]; changes: boolean }
+  /** `tc ARGS...`, run by control/tc.ts. */
+  | { kind: 'tc'; argv: string[]; changes: boolean };
 
 /** Commands that change state (allowed in a config file). */
 export function isConfigCommand(c: Command): boolean {
-  if (c.kind === 'conntrack') return c.changes;
+  if (c.kind === 'conntrack' || c.kind === 'tc') return c.changes;
   return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'route-show' && c.kind !== 'rule-show' && c.kind !== 'nstat' && c.kind !== 'sysctl-get' && c.kind !== 'service-list';
 }
 
@@ -56,6 +59,7 @@ export function parseCommand(argv: readonly string[]): Command {
   if (words[0] === 'nft') return checkNft(words.slice(1));
   if (words[0] === 'iptables') return checkIptables(words.slice(1));
   if (words[0] === 'conntrack') return checkConntrack(words.slice(1));
+  if (words[0] === 'tc') return checkTc(words.slice(1));
   if (words[0] === 'ip') {
     words = words.slice(1);
     // iproute2's global options come before the object.
@@ -386,4 +390,16 @@ function checkConntrack(argv: string[]): Command {
   const err = checkConntrackArgs(argv);
   if (err !== null) throw new CommandError(err);
   return { kind: 'conntrack', argv, changes: conntrackChanges(argv) };
+}
+
+/** `tc ...`: global options checked here; carried out by control/tc.ts. */
+function checkTc(argv: string[]): Command {
+  let changes: boolean;
+  try {
+    changes = tcChanges(argv);
+  } catch (e) {
+    if (e instanceof TcError) throw new CommandError(`tc: ${e.message.trimEnd()}`);
+    throw e;
+  }
+  return { kind: 'tc', argv, changes };
 }

@@ -11,6 +11,8 @@ import { runSs } from './ss.js';
 import { parseNc, runNc } from './nc.js';
 import { runIptablesCommand } from './iptables.js';
 import { runNft, stackNftIo } from './nft.js';
+import { runTc, tcChanges } from './tc.js';
+import { stackTcEnv } from './exec.js';
 import { conntrackChanges, runConntrackStream, stackConntrackEnv } from './conntrack.js';
 import type { CommandStream } from './protocol.js';
 import { PcapWriter } from '../link/pcap.js';
@@ -120,6 +122,19 @@ export class Daemon {
     }
     if (argv[0] === 'nft') return this.nft(argv.slice(1), out);
     if (argv[0] === 'conntrack') return this.conntrack(argv.slice(1), out);
+    if (argv[0] === 'tc') {
+      const r = runTc(stackTcEnv(this.stack), argv.slice(1));
+      if (r.stdout.length > 0) out.out(r.stdout);
+      if (r.stderr.length > 0) out.err(r.stderr);
+      let changes = false;
+      try {
+        changes = tcChanges(argv.slice(1));
+      } catch {
+        /* a bad command line changed nothing */
+      }
+      if (changes && r.code === 0) this.log.info({ argv }, 'command');
+      return r.code;
+    }
     if (argv[0] === 'ping') {
       try {
         return runPing(this.stack, parsePing(argv.slice(1)), out);

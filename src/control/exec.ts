@@ -8,6 +8,12 @@ import { formatService } from '../services/registry.js';
 import { runNft, stackNftIo } from './nft.js';
 import { runIptables } from './iptables.js';
 import { runConntrack, stackConntrackEnv } from './conntrack.js';
+import { runTc, type TcEnv } from './tc.js';
+
+/** tc's view of a Stack: its interfaces by name. */
+export function stackTcEnv(s: Stack): TcEnv {
+  return { devices: () => s.interfaces(), device: (name) => s.iface(name) };
+}
 
 /** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */
 export interface DeviceFactory {
@@ -118,6 +124,11 @@ export class Controller {
       }
       case 'conntrack': {
         const r = runConntrack(stackConntrackEnv(s), cmd.argv);
+        if (r.code !== 0) throw new CommandError(r.stderr.trimEnd());
+        return r.stdout;
+      }
+      case 'tc': {
+        const r = runTc(stackTcEnv(s), cmd.argv);
         if (r.code !== 0) throw new CommandError(r.stderr.trimEnd());
         return r.stdout;
       }

@@ -3,6 +3,7 @@ import { NeighbourTable, type NeighParams } from './neighbour.js';
 import { Packet } from '../packet/packet.js';
 import type { Time } from '../time/timers.js';
 import type { Mib } from '../mib.js';
+import { DevSched } from '../sched/sched.js';
 import { ArpView, ARP_LEN, ARP_REPLY, ARP_REQUEST, emitArp } from '../wire/arp.js';
 import { BROADCAST_MAC, ZERO_MAC, prefixMask } from '../wire/addr.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN } from '../wire/ethernet.js';
@@ -87,10 +88,13 @@ export class Interface implements DeviceReceiver {
   readonly stats = new LinkStats();
   readonly drops: Record<LinkDropReason, number>;
   readonly neigh: NeighbourTable | null;
-  /** Packets waiting for the end of the receive batch (the egress queue), frame at `start`. */
-  private readonly txq: Packet[] = [];
-  /** The frames of txq, handed to the device in one batch. */
+  /** Egress scheduling: the root qdisc frames wait in (frame at `start`), the watchdog timer. */
+  readonly sched: DevSched;
+  /** The frames dequeued for one device write. */
   private readonly txFrames: Uint8Array[] = [];
+  private readonly txPkts: Packet[] = [];
+  /** The Stack has been told this interface has frames (txPending) and has not flushed it yet. */
+  private txScheduled = false;
   readonly txQueueLen: number;
   private inBatch = false;
   private readonly arpView = new ArpView(new Uint8Array(0), 0, 0);
@@ -106,6 +110,7 @@ export class Interface implements DeviceReceiver {
     this.mac = opts.mac ? new Uint8Array(opts.mac) : this.linkType === 'ether' ? randomMac(() => host.random()) : new Uint8Array(6);
     this.mtu = opts.mtu ?? 1500;
     this.txQueueLen = opts.txQueueLen ?? 1000;
+    this.sched = new DevSched(this, host.time, () => host.random());
     this.drops = Object.fromEntries(LINK_DROP_REASONS.map((r) => [r, 0])) as Record<LinkDropReason, number>;
     this.neigh =
       this.linkType === 'ether'
@@ -322,48 +327,76 @@ export class Interface implements DeviceReceiver {
     this.sendEther(pkt, ethDst, ETHERTYPE_ARP);
   }
 
-  /** Frames waiting for the device, and how many more fit (TCP paces itself by it). */
+  /** How many more frames the root qdisc takes (TCP paces itself by it). */
   get txRoom(): number {
-    return this.txQueueLen - this.txq.length;
+    return this.sched.room();
+  }
+
+  /** Link header length (qdisc_pkt_len counts it). */
+  get hardHeaderLen(): number {
+    return this.linkType === 'ether' ? ETH_HEADER_LEN : 0;
   }
 
   private queueTx(pkt: Packet): void {
-    if (this.txq.length >= this.txQueueLen) {
-      pkt.sent();
-      return this.txDrop('txqueue-full');
-    }
-    this.txq.push(pkt);
-    if (this.txq.length === 1) this.host.txPending(this);
+    // The root qdisc takes the frame or drops it (counted on the qdisc, as
+    // `tc -s` shows, and as a tx drop of the device as Linux's dev_queue_xmit does).
+    if (this.sched.enqueue(pkt) !== 0) this.txDrop('txqueue-full');
+    if (!this.txScheduled) this.kick();
   }
 
-  /** Hands the queued frames to the device as one batch. */
-  flush(): void {
-    const q = this.txq;
-    const n = q.length;
-    if (n === 0) return;
+  /** The qdisc may have frames to send: flush at the batch's end (or now, outside a batch). */
+  kick(): void {
+    if (this.txScheduled) return;
+    this.txScheduled = true;
+    this.host.txPending(this);
+  }
+
+  /** Hands every frame the root qdisc releases now to the device as one batch; returns how many left. */
+  flush(): number {
+    this.txScheduled = false;
+    const sched = this.sched;
+    const root = sched.root;
+    const pkts = this.txPkts;
     const frames = this.txFrames;
-    for (let i = 0; i < n; i++) frames[i] = q[i].data();
-    const capture = this.host.capture;
-    const sent = this.device.sendBatch(frames, n);
-    const st = this.stats;
-    for (let i = 0; i < n; i++) {
-      if (i < sent) {
-        st.txPackets++;
-        st.txBytes += frames[i].length;
-        if (capture !== null) capture(this, frames[i]);
-      } else {
-        this.txDrop('device-busy');
-      }
-      // The device is done with the frame (device.ts): pooled packets can be reused.
-      q[i].sent();
+    let n = 0;
+    for (;;) {
+      const p = root.dequeue(sched);
+      if (p === null) break;
+      pkts[n] = p;
+      frames[n] = p.data();
+      n++;
     }
-    q.length = 0;
-    frames.length = 0;
+    if (n === 0) {
+      sched.afterFlush();
+      return 0;
+    }
+    const capture = this.host.capture;
+    let sent = 0;
+    try {
+      sent = this.device.sendBatch(frames, n);
+    } finally {
+      const st = this.stats;
+      for (let i = 0; i < n; i++) {
+        if (i < sent) {
+          st.txPackets++;
+          st.txBytes += frames[i].length;
+          if (capture !== null) capture(this, frames[i]);
+        } else {
+          this.txDrop('device-busy');
+        }
+        // The device is done with the frame (device.ts): pooled packets can be reused.
+        pkts[i].sent();
+      }
+      pkts.length = 0;
+      frames.length = 0;
+      sched.afterFlush();
+    }
+    return sent;
   }
 
   close(): void {
     this.neigh?.close();
-    this.txq.length = 0;
+    this.sched.close();
     this.device.close();
   }
 }

@@ -110,6 +110,23 @@ export class Packet {
     return p;
   }
 
+  /**
+   * Gives the packet its own bytes (a copy with fresh headroom) in place, for
+   * a packet that wraps a receive buffer and must outlive it; the packet
+   * object stays the same, so whatever queue holds it keeps it.
+   */
+  own(headroom = DEFAULT_HEADROOM): void {
+    const len = this.end - this.start;
+    const nb = new Uint8Array(headroom + len);
+    nb.set(this.buf.subarray(this.start, this.end), headroom);
+    const shift = headroom - this.start;
+    this.buf = nb;
+    this.start = headroom;
+    this.end = headroom + len;
+    if (this.l3 >= 0) this.l3 += shift;
+    if (this.l4 >= 0) this.l4 += shift;
+  }
+
   private grow(extra: number): void {
     const nb = new Uint8Array(this.buf.length + extra);
     nb.set(this.buf.subarray(this.start, this.end), this.start + extra);

@@ -20,6 +20,10 @@ export const NET_XMIT_CN = 2;
 export const TC_H_ROOT = 0xffffffff;
 export const TC_H_INGRESS = 0xfffffff1;
 export const TC_H_UNSPEC = 0;
+/** clsact shares ingress's parent; its two hook points are ffff:fff2 (ingress) and ffff:fff3 (egress). */
+export const TC_H_CLSACT = TC_H_INGRESS;
+export const TC_H_MIN_INGRESS = 0xfff2;
+export const TC_H_MIN_EGRESS = 0xfff3;
 export const tcHandle = (major: number, minor: number): number => ((major << 16) | minor) >>> 0;
 export const tcMajor = (h: number): number => h >>> 16;
 export const tcMinor = (h: number): number => h & 0xffff;
@@ -82,6 +86,19 @@ export interface Qdisc {
   jsonXstats(): Record<string, unknown> | null;
   /** Classful kinds: their classes and child qdiscs (null for classless). */
   readonly classes: QdiscClasses | null;
+  /**
+   * Optional: how many more full-size packets the qdisc takes before it drops
+   * (TCP paces itself on it through Interface.txRoom). Without it the room is
+   * txqueuelen less the packets queued.
+   */
+  room?(host: SchedHost): number;
+}
+
+/** Counts a drop on `q` and gives the packet back (qdisc_drop). */
+export function qdiscDrop(q: Qdisc, pkt: Packet): number {
+  q.stats.drops++;
+  pkt.sent();
+  return NET_XMIT_DROP;
 }
 
 /** A classful qdisc's side (prio, htb): classes with leaf qdiscs, and filters. */

@@ -77,6 +77,9 @@ export class Tcp implements TcpHost {
   private readonly flushTimer: Timer;
   /** Connections that stopped sending because their interface's queue was full. */
   private readonly throttled: TcpConnection[] = [];
+  /** Throttled connections that found no room even after a device write (see resumeLater). */
+  private readonly waitingRoom: TcpConnection[] = [];
+  private resuming = false;
   private readonly resumeTimer: Timer;
   /** Every connection not yet closed, for listings (ss). */
   readonly connections = new Set<TcpConnection>();
@@ -394,19 +397,38 @@ export class Tcp implements TcpHost {
   resumeLater(c: TcpConnection): void {
     if (c.throttled) return;
     c.throttled = true;
+    if (this.resuming) {
+      // Still no room right after the devices wrote: the queue is held by a
+      // shaping qdisc. Wait until an interface sends again (roomFreed).
+      this.waitingRoom.push(c);
+      return;
+    }
     this.throttled.push(c);
+    if (!this.resumeTimer.armed) this.time.arm(this.resumeTimer, 0);
+  }
+
+  /** An interface's qdisc released frames: connections waiting for room try again. */
+  roomFreed(): void {
+    if (this.waitingRoom.length === 0) return;
+    for (const c of this.waitingRoom) this.throttled.push(c);
+    this.waitingRoom.length = 0;
     if (!this.resumeTimer.armed) this.time.arm(this.resumeTimer, 0);
   }
 
   /** After the devices have written: throttled connections send on. */
   private resume(): void {
     const list = this.throttled.splice(0);
-    this.batched(() => {
-      for (const c of list) {
-        c.throttled = false;
-        c.output();
-      }
-    });
+    this.resuming = true;
+    try {
+      this.batched(() => {
+        for (const c of list) {
+          c.throttled = false;
+          c.output();
+        }
+      });
+    } finally {
+      this.resuming = false;
+    }
   }
 
   /** Runs `fn` as one batch: the segments it sends leave together. */

@@ -30,6 +30,11 @@ export abstract class Time {
     return this.clock.now();
   }
 
+  /** The clock in nanoseconds (whole ns; exact for 104 days), for rate arithmetic. */
+  nowNs(): number {
+    return Math.round(this.clock.now() * 1e6);
+  }
+
   /** A timer that is not armed yet. */
   timer(callback: () => void): Timer {
     return new Timer(callback);

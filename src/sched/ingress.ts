@@ -1,0 +1,82 @@
+/**
+ * The ingress and clsact qdiscs (sch_ingress.c): no queue, only a place for
+ * filters on packets coming in (and, for clsact, going out) at handle ffff:,
+ * parent ffff:fff1. Packets that pass through are counted in their stats.
+ */
+import type { Packet } from '../packet/packet.js';
+import { NET_XMIT_SUCCESS, QdiscStats, TcParseError, type Qdisc, type QdiscKind } from './qdisc.js';
+
+export class IngressQdisc implements Qdisc {
+  readonly stats = new QdiscStats();
+  readonly classes = null;
+
+  constructor(
+    readonly kind: 'ingress' | 'clsact',
+    public handle: number,
+    public parent: number,
+  ) {}
+
+  /** A packet went through (mini_qdisc_bstats_cpu_update). */
+  count(len: number): void {
+    this.stats.packets++;
+    this.stats.bytes += len;
+  }
+
+  enqueue(pkt: Packet): number {
+    this.count(pkt.end - pkt.start);
+    return NET_XMIT_SUCCESS;
+  }
+
+  dequeue(): null {
+    return null;
+  }
+
+  peek(): null {
+    return null;
+  }
+
+  reset(): void {}
+
+  change(): void {}
+
+  printOptions(): string {
+    return this.kind === 'ingress' ? '---------------- ' : '';
+  }
+
+  printXstats(): string {
+    return '';
+  }
+
+  jsonOptions(): Record<string, unknown> {
+    return {};
+  }
+
+  jsonXstats(): null {
+    return null;
+  }
+}
+
+export const ingressKind: QdiscKind = {
+  name: 'ingress',
+  parse(args) {
+    // q_ingress.c: `handle X` is read and ignored.
+    for (let i = 0; i < args.length; i++) {
+      if (args[i] === 'handle') {
+        if (++i >= args.length) throw new TcParseError('Command line is not complete. Try option "help"', 255);
+      } else {
+        throw new TcParseError(`What is "${args[i]}"?\nUsage: ... ingress`, 1);
+      }
+    }
+    return {};
+  },
+  create: (_p, _host, handle, parent) => new IngressQdisc('ingress', handle, parent),
+};
+
+export const clsactKind: QdiscKind = {
+  name: 'clsact',
+  parse(args) {
+    if (args.length > 0) throw new TcParseError(`What is "${args[0]}"?\nUsage: ... clsact`, 1);
+    return {};
+  },
+  create: (_p, _host, handle, parent) => new IngressQdisc('clsact', handle, parent),
+};

@@ -1,0 +1,20 @@
+/**
+ * The qdisc kinds tc knows, by name (tc's get_qdisc_kind). A kind module adds
+ * itself here with one line.
+ */
+import type { QdiscKind } from './qdisc.js';
+import { bfifoKind, pfifoKind } from './fifo.js';
+import { pfifoFastKind } from './pfifo-fast.js';
+import { clsactKind, ingressKind } from './ingress.js';
+
+export const QDISC_KINDS = new Map<string, QdiscKind>();
+
+export function registerKind(k: QdiscKind): void {
+  QDISC_KINDS.set(k.name, k);
+}
+
+registerKind(pfifoKind);
+registerKind(bfifoKind);
+registerKind(pfifoFastKind);
+registerKind(ingressKind);
+registerKind(clsactKind);

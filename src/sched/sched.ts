@@ -1,0 +1,123 @@
+/**
+ * One device's egress scheduling: its root qdisc (pfifo_fast with txqueuelen
+ * until tc replaces it), its ingress/clsact qdisc, and the one watchdog
+ * timer qdiscs ask for (qdisc_watchdog). The Interface enqueues each frame
+ * here and, when the device may take frames, dequeues every packet that is
+ * due into one batch (link/interface.ts flush).
+ */
+import type { Packet } from '../packet/packet.js';
+import type { Time, Timer } from '../time/timers.js';
+import { TC_H_ROOT, type Ns, type Qdisc, type SchedHost } from './qdisc.js';
+import { PfifoFastQdisc } from './pfifo-fast.js';
+
+export interface SchedDevice {
+  readonly name: string;
+  readonly mtu: number;
+  readonly txQueueLen: number;
+  readonly hardHeaderLen: number;
+  /** The qdisc has packets that may leave now (the watchdog fired). */
+  kick(): void;
+}
+
+export class DevSched implements SchedHost {
+  /** The root qdisc; `isDefault` while it is the one the device started with. */
+  root: Qdisc;
+  isDefault = true;
+  /** ingress or clsact (handle ffff:), or null. */
+  ingress: Qdisc | null = null;
+  private readonly timer: Timer;
+  /** Packets that came in on a device and wait in the qdisc: copied if the receive batch ends first. */
+  private readonly borrowed: Packet[] = [];
+
+  constructor(
+    private readonly dev: SchedDevice,
+    private readonly time: Time,
+    private readonly rand: () => number,
+  ) {
+    this.root = this.defaultQdisc();
+    this.timer = time.timer(() => this.dev.kick());
+  }
+
+  defaultQdisc(): Qdisc {
+    return new PfifoFastQdisc(0, TC_H_ROOT, this);
+  }
+
+  // ---- SchedHost ----
+
+  now(): Ns {
+    return this.time.nowNs();
+  }
+
+  random(): number {
+    return this.rand();
+  }
+
+  watchdog(at: Ns): void {
+    const t = this.timer;
+    const ms = at / 1e6;
+    // The earliest request wins (qdisc_watchdog_schedule_range_ns).
+    if (t.armed && t.deadline <= ms) return;
+    this.time.arm(t, ms - this.time.now());
+  }
+
+  get mtu(): number {
+    return this.dev.mtu;
+  }
+
+  get hardHeaderLen(): number {
+    return this.dev.hardHeaderLen;
+  }
+
+  get txQueueLen(): number {
+    return this.dev.txQueueLen;
+  }
+
+  get devName(): string {
+    return this.dev.name;
+  }
+
+  // ---- the egress path ----
+
+  enqueue(pkt: Packet): number {
+    if (pkt.ifindex !== 0 && pkt.pool === null) this.borrowed.push(pkt);
+    return this.root.enqueue(pkt, this);
+  }
+
+  /** Packets the root qdisc still takes (TCP's pacing). */
+  room(): number {
+    const r = this.root;
+    return r.room !== undefined ? r.room(this) : this.dev.txQueueLen - r.stats.qlen;
+  }
+
+  /**
+   * After a flush: frames that came in on a device and are still queued get
+   * their own bytes, since the receive buffer is reused after the batch.
+   */
+  afterFlush(): void {
+    const b = this.borrowed;
+    if (b.length === 0) return;
+    if (this.root.stats.qlen > 0) for (let i = 0; i < b.length; i++) b[i].own();
+    b.length = 0;
+  }
+
+  /** A qdisc's parameters changed: packets may be due now. */
+  afterChange(): void {
+    if (this.root.stats.qlen > 0) this.dev.kick();
+  }
+
+  /** Replaces the root qdisc (the old one's packets are dropped). */
+  setRoot(q: Qdisc | null): void {
+    const old = this.root;
+    old.reset();
+    this.root = q ?? this.defaultQdisc();
+    this.isDefault = q === null;
+    this.afterFlush();
+    if (q === null) this.time.cancel(this.timer);
+  }
+
+  close(): void {
+    this.time.cancel(this.timer);
+    this.root.reset();
+    this.borrowed.length = 0;
+  }
+}
