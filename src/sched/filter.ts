@@ -52,6 +52,14 @@ export class PoliceAction {
   tC: Ns = 0;
   refcnt = 1;
   bindcnt = 0;
+  /** The table holding it (null for an action parsed without one). */
+  table: ActionTable | null = null;
+
+  /** A filter holding it went away (tcf_action_destroy): the last reference removes it from the table. */
+  unbind(): void {
+    this.bindcnt--;
+    if (--this.refcnt <= 0 && this.table !== null && this.table.police.get(this.index) === this) this.table.police.delete(this.index);
+  }
   bytes = 0;
   packets = 0;
   drops = 0;
@@ -78,12 +86,19 @@ export class PoliceAction {
     return this.exceed;
   }
 
-  /** m_police.c print_police: the text after `action order N: `. */
-  print(): string {
+  /**
+   * m_police.c print_police: the text after `action order N: `; with
+   * `-s`, the action's statistics (m_action.c tc_print_one_action).
+   */
+  print(stats = false): string {
     let s = ` police 0x${this.index.toString(16)} rate ${fmtRate(this.rate)} burst ${fmtSize(psched.xmitsize(this.rate, this.burstTicks))} mtu ${fmtSize(this.mtu)} `;
     s += `action ${actionName(this.exceed)}`;
     s += this.conform !== TC_ACT_OK ? `/${actionName(this.conform)} ` : ' ';
     s += `overhead 0b \n\tref ${this.refcnt} bind ${this.bindcnt} \n`;
+    if (stats) {
+      s += `\tAction statistics:\n\tSent ${this.bytes} bytes ${this.packets} pkt (dropped ${this.drops}, overlimits ${this.overlimits} requeues 0) \n`;
+      s += `\tbacklog 0b 0p requeues 0\n`;
+    }
     return s;
   }
 }
@@ -149,6 +164,72 @@ export function parsePolice(args: string[], i: number, now: Ns): { act: PoliceAc
   a.toks = a.burst;
   a.tC = now;
   return { act: a, next: i };
+}
+
+/**
+ * The police actions of one stack (act_police.c's idr): filters' actions
+ * and those added with `tc actions add` share it; indexes start at 1.
+ */
+export class ActionTable {
+  readonly police = new Map<number, PoliceAction>();
+
+  /** Registers `a` under its index, or the lowest free one (tcf_idr_check_alloc). */
+  insert(a: PoliceAction, replace: boolean): void {
+    if (a.index !== 0) {
+      const old = this.police.get(a.index);
+      if (old !== undefined && !replace) throw new TcParseError('RTNETLINK answers: File exists\nWe have an error talking to the kernel', 2);
+      if (old !== undefined) {
+        a.bindcnt = old.bindcnt;
+        a.refcnt = old.refcnt;
+      }
+    } else {
+      let i = 1;
+      while (this.police.has(i)) i++;
+      a.index = i;
+    }
+    a.table = this;
+    this.police.set(a.index, a);
+  }
+
+  /** `tc actions add|replace|change action police ...`. */
+  add(args: string[], replace: boolean, clock: ActClock): PoliceAction {
+    if (args[0] !== 'action' || args[1] !== 'police') throw new TcParseError(`bad action type ${args[1] ?? ''}`, 255);
+    const r = parsePolice(args, 2, clock.now());
+    if (r.next < args.length) throw new TcParseError(`bad action parsing`, 255);
+    this.insert(r.act, replace);
+    return r.act;
+  }
+
+  /** `tc actions get|delete action police index N`. */
+  find(index: number): PoliceAction {
+    const a = this.police.get(index);
+    if (a === undefined) throw new TcParseError('Error: Failed to find TC action.\nWe have an error talking to the kernel', 1);
+    return a;
+  }
+
+  delete(index: number): void {
+    const a = this.find(index);
+    if (a.bindcnt > 0) throw new TcParseError('Error: Failed to delete TC action.\nWe have an error talking to the kernel', 1);
+    this.police.delete(index);
+  }
+
+  /** `tc actions flush action police`: the unbound ones go (tcf_del_walker). */
+  flush(): void {
+    for (const [i, a] of this.police) if (a.bindcnt === 0) this.police.delete(i);
+  }
+
+  /** `tc [-s] actions ls action police` (m_action.c print_action/tc_dump_action). */
+  list(stats: boolean): string {
+    let s = `total acts ${this.police.size}\n`;
+    let order = 0;
+    for (const i of [...this.police.keys()].sort((a, b) => a - b)) s += `\n\taction order ${order++}: ${this.police.get(i)!.print(stats)}`;
+    return s;
+  }
+
+  /** `tc actions get action police index N`: one action, numbered 1, no count. */
+  get(index: number, stats: boolean): string {
+    return `total acts 0\n\n\taction order 1: ${this.find(index).print(stats)}`;
+  }
 }
 
 /** The result of a classification: the verdict (TC_ACT_*, -1 when nothing matched) and the class. */
@@ -281,10 +362,15 @@ export class FilterList {
     this.filters.splice(i, 0, f);
   }
 
-  /** `tc filter del ... prio N` (all of that prio) or everything. */
+  /** `tc filter del ... prio N` (all of that prio) or everything; their actions are unbound. */
   del(prio: number): number {
     const before = this.filters.length;
-    for (let i = this.filters.length - 1; i >= 0; i--) if (prio === 0 || this.filters[i].prio === prio) this.filters.splice(i, 1);
+    for (let i = this.filters.length - 1; i >= 0; i--) {
+      const f = this.filters[i];
+      if (prio !== 0 && f.prio !== prio) continue;
+      for (const a of f.actions) a.unbind();
+      this.filters.splice(i, 1);
+    }
     return before - this.filters.length;
   }
 
@@ -310,13 +396,13 @@ export class FilterList {
         for (const k of f.keys) out += `  match ${hex8(k.val)}/${hex8(k.mask)} at ${k.off}\n`;
       } else if (f instanceof FwFilter) {
         if (f.prio !== lastPrio) out += `${head}\n`;
-        out += `${head}handle 0x${f.handle.toString(16)} classid ${fmtHandle(f.classid)} `;
-        if (f.actions.length === 0) out += '\n';
+        out += `${head}handle 0x${f.handle.toString(16)}${f.mask !== 0xffffffff ? `/0x${f.mask.toString(16)}` : ''} classid ${fmtHandle(f.classid)} \n`;
       } else {
         if (f.prio !== lastPrio) out += `${head}\n`;
         out += `${head}handle 0x${(f.handle || 1).toString(16)} flowid ${fmtHandle(f.classid)} \n  not_in_hw\n`;
       }
       for (let i = 0; i < f.actions.length; i++) out += `\taction order ${i + 1}: ${f.actions[i].print()}`;
+      if (f.actions.length > 0) out += '\n';
       lastPrio = f.prio;
     }
     return out;
@@ -388,7 +474,7 @@ function u32RawKey(width: number, v: number, m: number, at: number): U32Key {
 }
 
 /** `tc filter add ... KIND ...` after the kind word: the filter (prio/protocol/handle set by the caller). */
-export function parseFilter(kind: string, args: string[], handle: string | null, clock: ActClock): TcFilter {
+export function parseFilter(kind: string, args: string[], handle: string | null, clock: ActClock, table: ActionTable | null = null): TcFilter {
   let f: TcFilter;
   if (kind === 'u32') f = new U32Filter();
   else if (kind === 'fw') {
@@ -431,9 +517,15 @@ export function parseFilter(kind: string, args: string[], handle: string | null,
       const at = w === 'action' ? i + 1 : i;
       if (args[at] !== 'police') throw new TcParseError(`bad action type ${args[at]}`, 255);
       const r = parsePolice(args, at + 1, clock.now());
-      r.act.bindcnt = 1;
-      r.act.index = f.actions.length + 1;
-      f.actions.push(r.act);
+      let act = r.act;
+      const existing = act.index !== 0 && act.rate === 0 ? table?.police.get(act.index) : undefined;
+      if (existing !== undefined) {
+        act = existing; // `action police index N`: binds the table's action
+        act.refcnt++;
+      } else if (table !== null) table.insert(act, false);
+      else act.index = f.actions.length + 1;
+      act.bindcnt++;
+      f.actions.push(act);
       i = r.next - 1;
     } else {
       throw new TcParseError(`What is "${w}"?`, 1);

@@ -266,6 +266,8 @@ export class HtbQdisc implements Qdisc {
   readonly kind = 'htb';
   readonly stats = new QdiscStats();
   readonly classMap = new Map<number, HtbClass>();
+  /** sch_generic.c's class hash (4 buckets, doubled past 3/4 full, newest first): the order dumps list classes in. */
+  private buckets: HtbClass[][] = [[], [], [], []];
   /** Leaves in creation order: the DRR ring within each (level, prio). */
   private leaves: HtbClass[] = [];
   /** Round-robin position per level*NUMPRIO+prio: index into `leaves` served last. */
@@ -337,6 +339,7 @@ export class HtbQdisc implements Qdisc {
         parent.children.push(cl);
       }
       this.classMap.set(classid, cl);
+      this.hashInsert(cl);
       this.leaves.push(cl);
       const now = host.now();
       cl.tC = now;
@@ -376,6 +379,8 @@ export class HtbQdisc implements Qdisc {
     if (cl.children.length > 0) throw new TcParseError('Error: HTB class in use.', 2);
     this.dropLeaf(cl);
     this.classMap.delete(classid);
+    const b = this.buckets[classHash(classid, this.buckets.length - 1)];
+    b.splice(b.indexOf(cl), 1);
     this.leaves = this.leaves.filter((c) => c !== cl);
     this.rrPtr.fill(-1);
     const parent = cl.parent;
@@ -705,10 +710,30 @@ export class HtbQdisc implements Qdisc {
     return Math.max(-0x80000000, Math.min(0x7fffffff, t));
   }
 
-  /** Classes in the order `tc class show` lists them here: by classid. */
-  classList(): HtbClass[] {
-    return [...this.classMap.values()].sort((a, b) => a.classid - b.classid);
+  private hashInsert(cl: HtbClass): void {
+    this.buckets[classHash(cl.classid, this.buckets.length - 1)].unshift(cl);
+    // qdisc_class_hash_grow: double once more than 3/4 full, re-adding bucket by bucket at the heads.
+    if (this.classMap.size * 4 <= this.buckets.length * 3) return;
+    const old = this.buckets;
+    const nb: HtbClass[][] = [];
+    for (let i = 0; i < old.length * 2; i++) nb.push([]);
+    for (const b of old) for (const c of b) nb[classHash(c.classid, nb.length - 1)].unshift(c);
+    this.buckets = nb;
   }
+
+  /** Classes in the order `tc class show` lists them (htb_walk over the class hash). */
+  classList(): HtbClass[] {
+    const out: HtbClass[] = [];
+    for (const b of this.buckets) for (const c of b) out.push(c);
+    return out;
+  }
+}
+
+/** sch_generic.h qdisc_class_hash. */
+function classHash(id: number, mask: number): number {
+  id ^= id >>> 8;
+  id ^= id >>> 4;
+  return id & mask;
 }
 
 export const htbKind = {

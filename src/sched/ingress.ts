@@ -2,13 +2,23 @@
  * The ingress and clsact qdiscs (sch_ingress.c): no queue, only a place for
  * filters on packets coming in (and, for clsact, going out) at handle ffff:,
  * parent ffff:fff1. Packets that pass through are counted in their stats.
+ *
+ * As the Interface's ingressHook (net/core/dev.c sch_handle_ingress) it runs
+ * the filters on each received IP packet before the IP layer: a packet whose
+ * verdict is drop is counted and freed, stolen ones are freed; others go on.
+ * Lengths are the IP datagram's (the link header is already pulled, as
+ * qdisc_pkt_len is at ingress).
  */
 import type { Packet } from '../packet/packet.js';
+import type { IngressHook } from '../link/interface.js';
+import { type FilterList, TC_ACT_SHOT, TC_ACT_STOLEN } from './filter.js';
 import { NET_XMIT_SUCCESS, QdiscStats, TcParseError, type Qdisc, type QdiscKind } from './qdisc.js';
 
-export class IngressQdisc implements Qdisc {
+export class IngressQdisc implements Qdisc, IngressHook {
   readonly stats = new QdiscStats();
   readonly classes = null;
+  /** Filters at ffff: (clsact: ffff:fff2); null until the first `tc filter add`. */
+  filters: FilterList | null = null;
 
   constructor(
     readonly kind: 'ingress' | 'clsact',
@@ -20,6 +30,22 @@ export class IngressQdisc implements Qdisc {
   count(len: number): void {
     this.stats.packets++;
     this.stats.bytes += len;
+  }
+
+  ingress(pkt: Packet): boolean {
+    this.count(pkt.end - pkt.start);
+    if (this.filters === null) return false;
+    const v = this.filters.classify(pkt).verdict;
+    if (v === TC_ACT_SHOT) {
+      this.stats.drops++;
+      pkt.sent();
+      return true;
+    }
+    if (v === TC_ACT_STOLEN) {
+      pkt.sent();
+      return true;
+    }
+    return false;
   }
 
   enqueue(pkt: Packet): number {

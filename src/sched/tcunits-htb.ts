@@ -70,16 +70,22 @@ export function fmtSize(sz: number): string {
 /** tc_core.c: one tick is 1/15.625 µs = 64 ns (PSCHED_SHIFT 6). */
 const TICK_IN_USEC = 1000 / 64;
 
+/**
+ * tc_core.c as iproute2 6.1 (the tc the fixtures come from) has it:
+ * tc_core_time2tick and tc_core_tick2time take and return whole numbers,
+ * so a burst is cut to whole µs both ways (1600 B at 1 Gbit/s is sent as
+ * 187 ticks and shown as `1375b`).
+ */
 export const psched = {
   hz: 1e9,
-  /** tc_calc_xmittime: ticks to send `size` bytes at `rate` bytes/s (rounded up). */
+  /** tc_calc_xmittime: ticks to send `size` bytes at `rate` bytes/s. */
   xmittime(rate: number, size: number): number {
-    const v = Math.ceil(1e6 * (size / rate) * TICK_IN_USEC);
-    return v > 0xffffffff ? 0xffffffff : v;
+    const us = Math.min(Math.floor(1e6 * (size / rate)), 0xffffffff);
+    return Math.min(Math.floor(us * TICK_IN_USEC), 0xffffffff);
   },
   /** tc_calc_xmitsize: bytes sent in `ticks` at `rate`. */
   xmitsize(rate: number, ticks: number): number {
-    return Math.floor((rate * (ticks / TICK_IN_USEC)) / 1e6);
+    return Math.floor((rate * Math.floor(ticks / TICK_IN_USEC)) / 1e6);
   },
   /** PSCHED_TICKS2NS. */
   ticks2ns(ticks: number): number {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Packet } from '../../src/packet/packet.js';
 import { HtbQdisc, parseHtbClass, parseHtbQdisc } from '../../src/sched/htb.js';
-import { FilterList, FwFilter, parseFilter } from '../../src/sched/filter.js';
+import { ActionTable, FilterList, FwFilter, parseFilter } from '../../src/sched/filter.js';
 import { type SchedHost, TcParseError, tcHandle } from '../../src/sched/qdisc.js';
 import { fmtRate, fmtSize, parseRate, parseSize } from '../../src/sched/tcunits-htb.js';
 
@@ -146,6 +146,7 @@ describe('htb parameters (q_htb.c)', () => {
     expect(q.classMap.get(H(1, 0x20))?.quantum).toBe(1500);
     expect(q.classMap.get(H(1, 0x30))?.quantum).toBe(125000);
     expect(q.classMap.get(H(1, 1))?.level).toBe(7);
+    expect(q.classList().map((c) => (c.classid & 0xffff).toString(16))).toEqual(['1', '10', '20', '30']);
     expect(() => q.deleteClass(H(1, 1))).toThrow('Error: HTB class in use.');
   });
 });
@@ -184,21 +185,21 @@ describe('htb output against the kernel (test/fixtures/tc-htb)', () => {
       const warn = q.changeClass(h(classid), h(parent), parseHtbClass(w.slice(w.indexOf('htb') + 1)), host, true);
       return warn === '' ? '' : `Warning: sch_htb: ${warn}`;
     };
-    // The classes whose default burst the kernel keeps as tc computes it (see the report of 30mbit/1gbit below).
     for (const cmd of [
       'tc class add dev e0 parent 1: classid 1:1 htb rate 100mbit',
+      'tc class add dev e0 parent 1:1 classid 1:10 htb rate 30mbit ceil 100mbit prio 1',
       'tc class add dev e0 parent 1:1 classid 1:20 htb rate 10mbit ceil 50mbit burst 15k cburst 1600',
       'tc class add dev e0 parent 1:1 classid 1:30 htb rate 64kbit quantum 1500',
+      'tc class add dev e0 parent 1:1 classid 1:40 htb rate 1gbit',
     ]) {
       expect(add(cmd)).toBe((fx.get(cmd) ?? [])[0] ?? '');
     }
     const shown = fx.get('tc class show dev e0') ?? [];
     const detail = fx.get('tc -d class show dev e0') ?? [];
-    for (const cl of q.classList()) {
-      const id = `1:${(cl.classid & 0xffff).toString(16)} `;
-      expect(q.printClass(cl, false, false)).toBe(shown.find((l) => l.startsWith(`class htb ${id}`)));
-      expect(q.printClass(cl, true, false)).toBe(detail.find((l) => l.startsWith(`class htb ${id}`)));
-    }
+    expect(q.classList().map((cl) => q.printClass(cl, false, false))).toEqual(shown.filter((l) => l !== ''));
+    expect(q.classList().map((cl) => q.printClass(cl, true, false))).toEqual(detail.filter((l) => l !== ''));
+    q.changeClass(H(1, 0x30), H(1, 1), parseHtbClass('rate 2mbit ceil 4mbit prio 7'.split(' ')), host, false);
+    expect(q.printClass(q.classMap.get(H(1, 0x30))!, false, false)).toBe(fx.get('tc class show dev e0 classid 1:30')?.[0]);
   });
   it('prints tc -s class show with lended, borrowed, giants and tokens', () => {
     const host = new Host();
@@ -207,6 +208,18 @@ describe('htb output against the kernel (test/fixtures/tc-htb)', () => {
     const cl = q.classMap.get(H(1, 1));
     const want = (fx.get('tc -s class show dev e0') ?? []).join('\n');
     expect(`${q.printClass(cl!, false, true)}`).toBe(want.replace(/\n$/, '\n'));
+  });
+});
+
+describe('htb class order (the kernel class hash, as the capture shows it)', () => {
+  it('lists classes bucket by bucket, newest first in a bucket, across hash growth', () => {
+    const host = new Host();
+    const q = new HtbQdisc(parseHtbQdisc([]), host, H(1, 0), 0xffffffff);
+    // Added in this order on the kernel, `tc class show` listed 1:11 1:10 1:51 1:50 1:1 ... 1:9.
+    for (const m of [1, 2, 3, 4, 5, 6, 7, 8, 9, 0x10, 0x11, 0x50, 0x51]) q.changeClass(H(1, m), 0xffffffff, parseHtbClass(['rate', '1mbit']), host, true);
+    expect(q.classList().map((c) => (c.classid & 0xffff).toString(16))).toEqual(['11', '10', '51', '50', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    q.deleteClass(H(1, 0x10));
+    expect(q.classList().map((c) => (c.classid & 0xffff).toString(16))).toEqual(['11', '51', '50', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
   });
 });
 
@@ -462,5 +475,45 @@ describe('police (act_police.c, m_police.c)', () => {
     expect(f.actions[0].print()).toBe(' police 0x1 rate 1Mbit burst 10Kb mtu 2Kb action drop/pipe overhead 0b \n\tref 1 bind 1 \n');
     const g = parseFilter('matchall', 'police rate 500kbit burst 1600 mtu 1500'.split(' '), null, clock);
     expect(g.actions[0].print()).toBe(' police 0x1 rate 500Kbit burst 1600b mtu 1500b action reclassify overhead 0b \n\tref 1 bind 1 \n');
+  });
+});
+
+describe('the police action table (tc actions, m_action.c)', () => {
+  const clock = { now: () => 0 };
+  it('adds with the lowest free index or the one given, lists, gets, deletes and flushes', () => {
+    const t = new ActionTable();
+    t.add('action police rate 1mbit burst 10k'.split(' '), false, clock);
+    t.add('action police rate 2mbit burst 20k conform-exceed drop/ok index 5'.split(' '), false, clock);
+    expect(() => t.add('action police rate 1mbit burst 1k index 5'.split(' '), false, clock)).toThrow('File exists');
+    expect(t.list(false)).toBe(
+      'total acts 2\n' +
+        '\n\taction order 0:  police 0x1 rate 1Mbit burst 10Kb mtu 2Kb action reclassify overhead 0b \n\tref 1 bind 0 \n' +
+        '\n\taction order 1:  police 0x5 rate 2Mbit burst 20Kb mtu 2Kb action drop overhead 0b \n\tref 1 bind 0 \n',
+    );
+    expect(t.get(5, true)).toBe(
+      'total acts 0\n\n\taction order 1:  police 0x5 rate 2Mbit burst 20Kb mtu 2Kb action drop overhead 0b \n\tref 1 bind 0 \n' +
+        '\tAction statistics:\n\tSent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0) \n\tbacklog 0b 0p requeues 0\n',
+    );
+    // A filter binding index 5 shares its bucket; a bound action survives flush and refuses delete.
+    const l = new FilterList(clock);
+    const f = parseFilter('matchall', 'action police index 5 flowid 1:1'.split(' '), null, clock, t);
+    f.prio = 1;
+    l.add(f);
+    expect(f.actions[0]).toBe(t.police.get(5));
+    expect([t.police.get(5)!.refcnt, t.police.get(5)!.bindcnt]).toEqual([2, 1]);
+    expect(() => t.delete(5)).toThrow('Failed to delete');
+    t.flush();
+    expect([...t.police.keys()]).toEqual([5]);
+    l.del(0);
+    expect([t.police.get(5)!.refcnt, t.police.get(5)!.bindcnt]).toEqual([1, 0]);
+    t.delete(5);
+    expect(() => t.get(5, false)).toThrow('Failed to find');
+    // An action made with its filter goes with it.
+    const g = parseFilter('matchall', 'action police rate 1mbit burst 10k flowid 1:1'.split(' '), null, clock, t);
+    g.prio = 1;
+    l.add(g);
+    expect([...t.police.keys()]).toEqual([1]);
+    l.del(1);
+    expect(t.police.size).toBe(0);
   });
 });
