@@ -46,6 +46,7 @@ import {
   tcpPacket,
   type TcpCtSettings,
 } from './tcp.js';
+import { SCTP_INVALID, SCTP_STATE_NAMES, SCTP_TIMEOUT_NAMES, defaultSctpTimeouts, sctpCanEarlyDrop, sctpError, sctpPacket, sctpWhy } from './sctp.js';
 
 /**
  * Connection tracking, as Linux's nf_conntrack: entries found from either
@@ -129,6 +130,8 @@ const NR_ICMP_TYPES = 18;
 export class CtSettings implements TcpCtSettings {
   max = 262144;
   readonly tcpTimeouts = new Float64Array(12);
+  /** Seconds, indexed by SCTP_CONNTRACK_* ([0]: a new entry's, CLOSED's). */
+  readonly sctpTimeouts = new Float64Array(9);
   tcpBeLiberal = 0;
   tcpLoose = 1;
   tcpMaxRetrans = 3;
@@ -161,6 +164,7 @@ export class CtSettings implements TcpCtSettings {
     t[TCP_CONNTRACK_SYN_SENT2] = 120;
     t[TCP_CONNTRACK_RETRANS] = 300;
     t[TCP_CONNTRACK_UNACK] = 300;
+    defaultSctpTimeouts(this.sctpTimeouts);
   }
 }
 
@@ -384,7 +388,7 @@ export class Conntrack implements CtProvider {
   }
 
   stateName(e: CtEntry): string {
-    return e.proto === 6 ? TCP_STATE_NAMES[e.state] : '';
+    return e.proto === 6 ? TCP_STATE_NAMES[e.state] : e.proto === 132 ? SCTP_STATE_NAMES[e.state] : '';
   }
 
   on(fn: (ev: CtEvent, e: CtEntry) => void): () => void {
@@ -602,6 +606,11 @@ export class Conntrack implements CtProvider {
       if (csum && getU16(b, l4 + 6) !== 0 && fold(sum16(b, l4, ulen, pseudoHeaderSum(src, dst, 17, ulen))) !== 0xffff) return this.invalid(pkt, 17, 'bad checksum', inIf, outIf);
       sport = getU16(b, l4);
       dport = getU16(b, l4 + 2);
+    } else if (proto === 132) {
+      // nf_conntrack_proto_sctp.c: sctp_error (the CRC32c only where the UDP/TCP checksums are checked).
+      if (sctpError(b, l4, len, csum)) return this.invalid(pkt, 132, sctpWhy, inIf, outIf);
+      sport = getU16(b, l4);
+      dport = getU16(b, l4 + 2);
     } else if (proto === 136) {
       // nf_conntrack_proto_udp.c: udplite_error. The length field is the checksum coverage (0: all, RFC 3828 §3.1);
       // the checksum is mandatory. nf_checksum_partial is given IPPROTO_UDP, so the pseudo-header it checks
@@ -703,6 +712,13 @@ export class Conntrack implements CtProvider {
         // nf_conntrack_icmp_packet: only a query opens an entry.
         if (isNew && ICMP_VALID_NEW[dport >>> 8] === 0) return this.invalid(pkt, 1, 'unsupported icmp type', inIf, outIf);
         timeout = s.icmpTimeout;
+      } else if (proto === 132) {
+        timeout = sctpPacket(e, dir, b, l4, len, !isNew, s.sctpTimeouts);
+        if (timeout === SCTP_INVALID) {
+          // nf_conntrack_sctp_packet's refusals are counted, not logged.
+          this.stats.invalid++;
+          return VERDICT_ACCEPT;
+        }
       } else if (proto === 136) {
         // nf_conntrack_udplite_packet: UDP's timeouts, but no 2 s test: traffic seen both ways is a stream.
         if (e.status & IPS_SEEN_REPLY) {
@@ -772,7 +788,7 @@ export class Conntrack implements CtProvider {
     const il4 = q + ihl;
     let sport = 0;
     let dport = 0;
-    if (proto === 6 || proto === 17 || proto === 136) {
+    if (proto === 6 || proto === 17 || proto === 136 || proto === 132) {
       if (end - il4 < 4) return false;
       sport = getU16(b, il4);
       dport = getU16(b, il4 + 2);
@@ -999,6 +1015,16 @@ export class Conntrack implements CtProvider {
         min: 0,
         max: maxSec,
       });
+    for (const [name, i] of SCTP_TIMEOUT_NAMES)
+      k.register(`${p}sctp_timeout_${name}`, {
+        get: () => s.sctpTimeouts[i],
+        set: (v) => {
+          s.sctpTimeouts[i] = v;
+          if (i === 1) s.sctpTimeouts[0] = v;
+        },
+        min: 0,
+        max: maxSec,
+      });
     k.field(`${p}tcp_be_liberal`, s, 'tcpBeLiberal', 0, 1);
     k.field(`${p}tcp_loose`, s, 'tcpLoose', 0, 1);
     k.field(`${p}tcp_max_retrans`, s, 'tcpMaxRetrans', 0, 255);
@@ -1032,7 +1058,7 @@ function greKey(b: Uint8Array, l4: number, len: number): number {
 
 /** gc_worker_can_early_drop */
 function canEarlyDrop(e: CtEntry): boolean {
-  return (e.status & IPS_ASSURED) === 0 || (e.proto === 6 && tcpCanEarlyDrop(e.state));
+  return (e.status & IPS_ASSURED) === 0 || (e.proto === 6 && tcpCanEarlyDrop(e.state)) || (e.proto === 132 && sctpCanEarlyDrop(e.state));
 }
 
 function sameOriginal(a: CtEntry, b: CtEntry): boolean {

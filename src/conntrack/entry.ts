@@ -1,3 +1,4 @@
+import type { CtSctp } from './sctp.js';
 /**
  * One tracked connection, as Linux's struct nf_conn: an original and a reply
  * tuple, a status word, a protocol state and an absolute deadline.
@@ -101,7 +102,7 @@ export class CtEntry {
   rdp = 0;
   /** IPS_* bits. */
   status = 0;
-  /** Protocol state: TCP_CONNTRACK_* for TCP; 0 otherwise. */
+  /** Protocol state: TCP_CONNTRACK_* for TCP, SCTP_CONNTRACK_* for SCTP; 0 otherwise. */
   state = 0;
   /** Absolute deadline in the stack clock's ms. */
   deadline = 0;
@@ -118,6 +119,8 @@ export class CtEntry {
   bytes1 = 0;
   /** TCP tracking state (null for other protocols). */
   tcp: CtTcp | null = null;
+  /** SCTP tracking state: the verification tags (null for other protocols). */
+  sctp: CtSctp | null = null;
   /** UDP: when the entry may turn into a stream (creation + 2 s, ct->proto.udp.stream_ts). */
   streamTs = 0;
   /** NAT: the index of the interface a masqueraded entry leaves by (nf_conn_nat's masq_index), else 0. */

@@ -998,7 +998,7 @@ function line(env: ConntrackEnv, c: CtCommand, e: CtEntry, use: number | null, e
   return ((c.output & O_XML) !== 0 ? formatEntryXml : formatEntry)(e, {
     // A destroy event leaves the timeout out once it reached 0 (ctnetlink_dump_timeout's skip_zero).
     timeout: event === 'destroy' && left === 0 ? null : left,
-    state: e.proto === 6 ? env.ct.stateName(e) : '',
+    state: env.ct.stateName(e),
     extended: (c.output & O_EXT) !== 0,
     id: (c.output & OUT_ID) !== 0,
     mark: event === null || e.mark !== 0 || (event === 'update' && markEvent),

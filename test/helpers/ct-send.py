@@ -7,12 +7,13 @@
 # usage: ct-send.py < REQUEST_JSON
 #   {"b": namespace of side b, "gap": seconds between datagrams,
 #    "packets": [PACKET...]}
-# PACKET: {"side": "a"|"b", "src", "dst", "proto": "tcp"|"udp"|"udplite"|"icmp"|NUMBER,
+# PACKET: {"side": "a"|"b", "src", "dst", "proto": "tcp"|"udp"|"udplite"|"sctp"|"icmp"|NUMBER,
 #   tcp: "sport", "dport", "flags" ("SA", "FA", "R", ...), "seq", "ack", "win", "data": bytes,
 #        "opts": {"mss": N, "wscale": N, "sackok": true, "sack": [[LEFT, RIGHT]...]}
 #   udp, udplite: "sport", "dport", "data" ("cscov": UDP-Lite's checksum coverage, 0 = all;
 #        "csproto": the protocol number in the checksum's pseudo-header)
 #   icmp: "type", "code", "id", "seqno", or "quote": PACKET (an error quoting it)
+#   sctp: "sport", "dport", "vtag", "chunks": [{"type", "flags", "tag" (INIT, INIT ACK), "hex": value}]
 #   other: "data", or "hex": the bytes after the IP header}
 #   any: "badsum": true (a wrong TCP/UDP/ICMP checksum)
 #
@@ -42,6 +43,31 @@ def flags_num(f):
     for ch in f:
         n |= 1 << FLAGS.index(ch)
     return n
+
+
+CRC32C = []
+for n in range(256):
+    c = n
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    CRC32C.append(c)
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for x in data:
+        c = CRC32C[(c ^ x) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def sctp_chunk(ch):
+    if ch["type"] in (1, 2):
+        # INIT, INIT ACK: Initiate Tag, a_rwnd, streams, initial TSN.
+        value = struct.pack("!IIHHI", ch.get("tag", 0), 65536, 10, 10, 1)
+    else:
+        value = bytes.fromhex(ch.get("hex", ""))
+    c = struct.pack("!BBH", ch["type"], ch.get("flags", 0), 4 + len(value)) + value
+    return c + b"\0" * (-len(c) % 4)
 
 
 def tcp_options(o):
@@ -76,6 +102,10 @@ def build(p):
         l4 = struct.pack("!HHHH", p["sport"], p["dport"], 8 + len(data) if num == 17 else p.get("cscov", 0), 0) + data
         pseudo = src + dst + struct.pack("!BBH", 0, p.get("csproto", num), len(l4))
         l4 = l4[:6] + struct.pack("!H", (csum(pseudo + l4) or 0xFFFF) ^ bad) + l4[8:]
+    elif proto == "sctp":
+        num = 132
+        l4 = struct.pack("!HHII", p["sport"], p["dport"], p.get("vtag", 0), 0) + b"".join(sctp_chunk(c) for c in p.get("chunks", []))
+        l4 = l4[:8] + struct.pack("<I", crc32c(l4) ^ (0x5555 if bad else 0)) + l4[12:]
     elif proto == "icmp":
         num = 1
         if "quote" in p:

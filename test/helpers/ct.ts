@@ -24,7 +24,8 @@ export const RST = 0x04;
 export const PSH = 0x08;
 export const URG = 0x20;
 
-function datagram(src: string, dst: string, proto: number, l4: Uint8Array): Packet {
+/** An IPv4 datagram of protocol `proto` carrying `l4`. */
+export function datagram(src: string, dst: string, proto: number, l4: Uint8Array): Packet {
   const p = Packet.alloc(20 + l4.length);
   const b = p.buf;
   const o = p.start;

@@ -56,7 +56,7 @@ interface Pkt {
   side: 'a' | 'b';
   src: string;
   dst: string;
-  proto: 'tcp' | 'udp' | 'udplite' | 'icmp' | number;
+  proto: 'tcp' | 'udp' | 'udplite' | 'sctp' | 'icmp' | number;
   sport?: number;
   dport?: number;
   flags?: string;
@@ -73,6 +73,8 @@ interface Pkt {
   hex?: string;
   cscov?: number;
   csproto?: number;
+  vtag?: number;
+  chunks?: { type: number; flags?: number; tag?: number; hex?: string }[];
 }
 
 interface Side {
@@ -507,6 +509,53 @@ describe('connection tracking follows the kernel packet by packet (differential)
     expect(rk.list.map((e) => e.line)).toEqual([expect.stringMatching(/TIME_WAIT .*sport=41999 .*\[ASSURED\]/)]);
     expect(rs.list.map((e) => e.line)).toEqual(rk.list.map((e) => e.line));
     expect(Math.abs(rs.list[0].timeout - rk.list[0].timeout)).toBeLessThanOrEqual(2);
+  });
+
+  it('SCTP: an association set up, used, shut down and aborted; verification tags; out-of-the-blue chunks', async () => {
+    // Chunk types (RFC 9260 §3.2).
+    const [DATA, INIT, INIT_ACK, SACK, HB, HB_ACK, ABORT, SHUTDOWN, SHUTDOWN_ACK, , COOKIE_ECHO, COOKIE_ACK, , , SHUTDOWN_COMPLETE] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+    void SACK;
+    const flow = (): { c: (vtag: number, chunks: Pkt['chunks'], more?: Partial<Pkt>) => Pkt; s: (vtag: number, chunks: Pkt['chunks'], more?: Partial<Pkt>) => Pkt } => {
+      const p = port++;
+      return {
+        c: (vtag, chunks, more = {}) => ({ side: 'a', src: A, dst: B, proto: 'sctp', sport: p, dport: 7300, vtag, chunks, ...more }),
+        s: (vtag, chunks, more = {}) => ({ side: 'b', src: B, dst: A, proto: 'sctp', sport: 7300, dport: p, vtag, chunks, ...more }),
+      };
+    };
+    // The client's tag is 0x1111, the server's 0x2222.
+    const f = flow();
+    await run([
+      { name: 'INIT', pkts: [f.c(0, [{ type: INIT, tag: 0x1111 }])], kernel: { re: /^sctp +132 T CLOSED src=.*\[UNREPLIED\]/, timeout: 10 } },
+      { name: 'INIT again', pkts: [f.c(0, [{ type: INIT, tag: 0x1111 }])] },
+      { name: 'INIT ACK', pkts: [f.s(0x1111, [{ type: INIT_ACK, tag: 0x2222 }])], kernel: { re: /COOKIE_WAIT/, timeout: 3 } },
+      { name: 'COOKIE ECHO', pkts: [f.c(0x2222, [{ type: COOKIE_ECHO, hex: '00112233' }])], kernel: { re: /COOKIE_ECHOED/, timeout: 3 } },
+      { name: 'COOKIE ACK', pkts: [f.s(0x1111, [{ type: COOKIE_ACK }])], kernel: { re: /ESTABLISHED .*\[ASSURED\]/, timeout: 210 } },
+      { name: 'DATA', pkts: [f.c(0x2222, [{ type: DATA, flags: 3, hex: '0000000100000000000000007878' }])] },
+      { name: 'DATA with a wrong tag', pkts: [f.c(0x3333, [{ type: DATA, flags: 3, hex: '0000000200000000000000007878' }])] },
+      { name: 'HEARTBEAT, its ACK', pkts: [f.c(0x2222, [{ type: HB, hex: '000100080000002a' }]), f.s(0x1111, [{ type: HB_ACK, hex: '000100080000002a' }])] },
+      { name: 'SHUTDOWN', pkts: [f.c(0x2222, [{ type: SHUTDOWN, hex: '00000001' }])], kernel: { re: /SHUTDOWN_SENT/, timeout: 3 } },
+      { name: 'SHUTDOWN ACK', pkts: [f.s(0x1111, [{ type: SHUTDOWN_ACK }])], kernel: { re: /SHUTDOWN_ACK_SENT/, timeout: 3 } },
+      { name: 'SHUTDOWN COMPLETE', pkts: [f.c(0x2222, [{ type: SHUTDOWN_COMPLETE }])], kernel: { re: /CLOSED/, timeout: 10 } },
+    ]);
+    const g = flow();
+    await run([
+      { name: 'INIT with a bad CRC32c', pkts: [g.c(0, [{ type: INIT, tag: 0x1111 }], { badsum: true })], kernel: 'none' },
+      { name: 'INIT with a tag', pkts: [g.c(5, [{ type: INIT, tag: 0x1111 }])], kernel: 'none' },
+      { name: 'INIT with DATA', pkts: [g.c(0, [{ type: INIT, tag: 0x1111 }, { type: DATA, hex: '00000001000000000000000078' }])], kernel: 'none' },
+      { name: 'ABORT out of the blue', pkts: [g.c(0x1111, [{ type: ABORT }])], kernel: 'none' },
+      { name: 'DATA out of the blue', pkts: [g.c(0x1111, [{ type: DATA, hex: '00000001000000000000000078' }])], kernel: 'none' },
+      { name: 'a chunk of length 0', pkts: [g.c(0, [{ type: INIT, tag: 0x1111 }]), g.c(0, [])] },
+      { name: 'INIT ACK with another tag', pkts: [g.s(0x7777, [{ type: INIT_ACK, tag: 0x2222 }])] },
+      { name: 'INIT ACK', pkts: [g.s(0x1111, [{ type: INIT_ACK, tag: 0x2222 }])] },
+      { name: 'COOKIE ECHO with a wrong tag', pkts: [g.c(0x9999, [{ type: COOKIE_ECHO, hex: '00112233' }])] },
+      { name: 'ABORT with the T bit and the peer tag', pkts: [g.c(0x1111, [{ type: ABORT, flags: 1 }])] },
+    ]);
+    const h = flow();
+    await run([
+      { name: 'HEARTBEAT opening a flow', pkts: [h.c(0x4444, [{ type: HB, hex: '000100080000002a' }])], kernel: { re: /HEARTBEAT_SENT/, timeout: 30 } },
+      { name: 'its ACK', pkts: [h.s(0x5555, [{ type: HB_ACK, hex: '000100080000002a' }])] },
+      { name: 'ABORT', pkts: [h.c(0x4444, [{ type: ABORT }])] },
+    ]);
   });
 
   it('UDP: one way (UNREPLIED 30), answered (30, not assured), going on after 2 s (ASSURED 120)', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CtRig, generic, icmp, icmpError, ip, udp, tcp, SYN } from '../helpers/ct.js';
+import { CtRig, datagram, generic, icmp, icmpError, ip, udp, tcp, SYN } from '../helpers/ct.js';
 import {
   CtEntry,
   IPS_ASSURED,
@@ -15,6 +15,7 @@ import { UNTRACKED } from '../../src/netfilter/compile.js';
 import { CT_STATE_ESTABLISHED, CT_STATE_INVALID, CT_STATE_NEW, CT_STATE_RELATED } from '../../src/netfilter/ast.js';
 import type { CtEvent } from '../../src/conntrack/conntrack.js';
 import { checksum, pseudoHeaderSum } from '../../src/wire/checksum.js';
+import { crc32c, sctpChecksumWord } from '../../src/wire/crc32c.js';
 import type { Packet } from '../../src/packet/packet.js';
 
 /** A datagram of protocol `proto` whose payload starts with `head` (generic() pads it to 16 bytes). */
@@ -23,6 +24,24 @@ function withHead(src: string, dst: string, proto: number, head: number[]): Pack
   p.buf.set(head, p.l3 + 20);
   return p;
 }
+
+/** An SCTP packet: common header with `vtag`, then chunks [type, flags, value bytes]; a right CRC32c unless `badCrc`. */
+function sctp(src: string, sport: number, dst: string, dport: number, vtag: number, chunks: [number, number, number[]][], badCrc = false): Packet {
+  const body: number[] = [sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, vtag >>> 24, (vtag >>> 16) & 0xff, (vtag >>> 8) & 0xff, vtag & 0xff, 0, 0, 0, 0];
+  for (const [type, flags, value] of chunks) {
+    const len = 4 + value.length;
+    body.push(type, flags, len >> 8, len & 0xff, ...value);
+    while (body.length % 4) body.push(0);
+  }
+  const d = new Uint8Array(body);
+  const w = sctpChecksumWord(crc32c(d, 0, d.length)) ^ (badCrc ? 1 : 0);
+  d.set([w >>> 24, (w >>> 16) & 0xff, (w >>> 8) & 0xff, w & 0xff], 8);
+  const p = datagram(src, dst, 132, d);
+  return p;
+}
+
+/** INIT / INIT ACK's value: Initiate Tag, a_rwnd, streams, initial TSN. */
+const initValue = (tag: number): number[] => [tag >>> 24, (tag >>> 16) & 0xff, (tag >>> 8) & 0xff, tag & 0xff, 0, 1, 0, 0, 0, 10, 0, 10, 0, 0, 0, 1];
 
 /** A 16-byte UDP-Lite datagram (RFC 3828): coverage `cscov`, checksum with `pseudoProto` in the pseudo-header. */
 function udplite(src: string, sport: number, dst: string, dport: number, cscov: number, pseudoProto: number, check = true): Packet {
@@ -297,6 +316,54 @@ describe('conntrack table', () => {
       expect(bad.ct).toBeNull();
     }
     expect(r.ct.stats.invalid).toBe(invalid + 4);
+  });
+
+  it('SCTP: the states and timeouts of an association, verification tags, out-of-the-blue chunks and the CRC32c', () => {
+    // nf_conntrack_proto_sctp.c: sctp_conntracks[], sctp_new, the vtag checks of RFC 9260 §8.5, sctp_error.
+    const r = new CtRig();
+    const c = (vtag: number, chunks: [number, number, number[]][], bad = false): Packet => sctp('10.0.0.1', 5000, '10.0.1.2', 7300, vtag, chunks, bad);
+    const s = (vtag: number, chunks: [number, number, number[]][]): Packet => sctp('10.0.1.2', 7300, '10.0.0.1', 5000, vtag, chunks);
+    const init = c(0, [[1, 0, initValue(0x1111)]]);
+    r.forward(init);
+    const e = init.ct as CtEntry;
+    expect(e).toBeInstanceOf(CtEntry);
+    const seen = (): string => `${r.ct.stateName(e)} ${r.ct.timeLeft(e)}${e.status & IPS_ASSURED ? ' assured' : ''}`;
+    expect(seen()).toBe('CLOSED 10');
+    const steps: [Packet, string][] = [
+      [s(0x1111, [[2, 0, initValue(0x2222)]]), 'COOKIE_WAIT 3'],
+      [c(0x2222, [[10, 0, [0, 1, 2, 3]]]), 'COOKIE_ECHOED 3'],
+      [s(0x1111, [[11, 0, []]]), 'ESTABLISHED 210 assured'],
+      [c(0x2222, [[0, 3, [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x78]]]), 'ESTABLISHED 210 assured'],
+      [c(0x2222, [[7, 0, [0, 0, 0, 1]]]), 'SHUTDOWN_SENT 3 assured'],
+      [s(0x1111, [[8, 0, []]]), 'SHUTDOWN_ACK_SENT 3 assured'],
+      [c(0x2222, [[14, 0, []]]), 'CLOSED 10 assured'],
+    ];
+    for (const [p, want] of steps) {
+      r.forward(p);
+      expect(p.ct).toBe(e);
+      expect(seen()).toBe(want);
+    }
+    const invalid = r.ct.stats.invalid;
+    for (const bad of [
+      c(0x9999, [[0, 3, [0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x78]]]), // DATA with a wrong tag
+      sctp('10.0.0.3', 5000, '10.0.1.2', 7300, 0, [[1, 0, initValue(1)]], true), // bad CRC32c
+      sctp('10.0.0.3', 5001, '10.0.1.2', 7300, 5, [[1, 0, initValue(1)]]), // INIT with a tag
+      sctp('10.0.0.3', 5002, '10.0.1.2', 7300, 7, [[6, 0, []]]), // ABORT out of the blue
+      sctp('10.0.0.3', 5003, '10.0.1.2', 7300, 7, [[0, 3, [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x78]]]), // DATA out of the blue
+      sctp('10.0.0.3', 5004, '10.0.1.2', 7300, 0, [[1, 0, initValue(1)], [0, 3, [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x78]]]), // INIT not alone
+    ]) {
+      r.forward(bad);
+      expect(bad.ct).toBeNull();
+    }
+    expect(r.ct.stats.invalid).toBe(invalid + 6);
+    // A HEARTBEAT may open an entry; its ACK the other way makes it ESTABLISHED.
+    r.sysctl.set('net.netfilter.nf_conntrack_sctp_timeout_heartbeat_sent', '40');
+    const hb = sctp('10.0.0.4', 5000, '10.0.1.2', 7300, 0x4444, [[4, 0, [0, 1, 0, 8, 0, 0, 0, 42]]]);
+    r.forward(hb);
+    const h = hb.ct as CtEntry;
+    expect(`${r.ct.stateName(h)} ${r.ct.timeLeft(h)}`).toBe('HEARTBEAT_SENT 40');
+    r.forward(sctp('10.0.1.2', 7300, '10.0.0.4', 5000, 0x5555, [[5, 0, [0, 1, 0, 8, 0, 0, 0, 42]]]));
+    expect(`${r.ct.stateName(h)} ${r.ct.timeLeft(h)}`).toBe('ESTABLISHED 210');
   });
 
   it('skips untracked and already-tracked (looped back) packets', () => {
