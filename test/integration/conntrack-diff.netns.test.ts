@@ -158,12 +158,10 @@ describe('connection tracking follows the kernel packet by packet (differential)
       if (st.wait) await new Promise((r) => setTimeout(r, st.wait));
       await send(st.pkts);
       await new Promise((r) => setTimeout(r, 150));
-      const [ls, lk] = await both((s) => s.conntrack('-L'));
+      const [[ls, cs, ss], [lk, ck, sk]] = await both((s) => Promise.all([s.conntrack('-L'), counters(s), stats(s)]));
       expect(lk.code, lk.stderr).toBe(0);
       expect(ls.code, ls.stderr).toBe(0);
       const [es, ek] = [entries(ls.stdout), entries(lk.stdout)];
-      const [cs, ck] = await both(counters);
-      const [ss, sk] = await both(stats);
       const view = (e: Entry[], c: number[], b: number[], st1: Record<string, number>, st0: Record<string, number>): unknown => ({
         entries: e.map((x) => x.line),
         counters: c.map((n, i) => n - b[i]),
@@ -199,6 +197,9 @@ describe('connection tracking follows the kernel packet by packet (differential)
   const handshake = (f: ReturnType<typeof tcpFlow>): Pkt[] => [f.c('S', 1000, 0), f.s('SA', 5000, 1001), f.c('A', 1001, 5001)];
 
   beforeAll(async () => {
+    // What a run that was killed may have left.
+    for (const n of ['tscd-sa', 'tscd-sb', 'tscd-kr', 'tscd-ka', 'tscd-kb']) sh(`ip netns del ${n} 2>/dev/null`);
+    for (const d of ['tscd-sa0', 'tscd-sb0']) sh(`ip link del ${d} 2>/dev/null`);
     tb = await RouterTestbed.start({ subnet: 80, dev: 'tscd-sa0', ns: 'tscd-sa' }, { subnet: 81, dev: 'tscd-sb0', ns: 'tscd-sb' }, ['sysctl -w net.ipv4.ip_forward=1']);
     for (const n of ['tscd-kr', 'tscd-ka', 'tscd-kb']) {
       sh(`ip netns del ${n} 2>/dev/null`);
@@ -235,7 +236,11 @@ describe('connection tracking follows the kernel packet by packet (differential)
         nsB: 'tscd-kb',
         conntrack: (args) => shAsync(`ip netns exec tscd-kr conntrack ${args}`),
         sysctl: async (kv) => void shOk(`ip netns exec tscd-kr sysctl -qw ${kv}`),
-        nftList: async () => shOk('ip netns exec tscd-kr nft list ruleset'),
+        nftList: async () => {
+          const r = await shAsync('ip netns exec tscd-kr nft list ruleset');
+          if (r.code !== 0) throw new Error(`kernel: nft list ruleset: ${r.stderr}`);
+          return r.stdout;
+        },
       },
     ];
     // Both ways work (and ARP is settled) before the ends start dropping.
