@@ -309,7 +309,8 @@ export class NetemQdisc implements Qdisc {
   private clgState = 1;
   private counter = 0;
   private reorderP = 0;
-  /** Slot state (slot_next 0: no slots). */
+  /** Slot state: slots configured, and when the next one opens. */
+  private slotOn = false;
   private slotNext = 0;
   private packetsLeft = 0;
   private bytesLeft = 0;
@@ -352,7 +353,8 @@ export class NetemQdisc implements Qdisc {
       this.slotMaxBytes = s.maxBytes || INT_MAX;
       this.packetsLeft = this.slotMaxPackets;
       this.bytesLeft = this.slotMaxBytes;
-      this.slotNext = s.minDelay || s.maxDelay || s.distJitter ? host.now() : 0;
+      this.slotOn = !!(s.minDelay || s.maxDelay || s.distJitter);
+      this.slotNext = this.slotOn ? host.now() : 0;
     }
     // The PRNG: the given seed, or a random one (shown by tc either way).
     this.seed = o.seed ?? ((BigInt(Math.floor(host.random() * 4294967296)) << 32n) | BigInt(Math.floor(host.random() * 4294967296)));
@@ -552,10 +554,10 @@ export class NetemQdisc implements Qdisc {
     if (this.tfifo.length === 0) return null;
     const now = host.now();
     const t = this.tfifo.peekTime();
-    if (this.slotNext && this.slotNext < t) this.getSlotNext(now);
+    if (this.slotOn && this.slotNext < t) this.getSlotNext(now);
     if (t <= now && this.slotNext <= now) {
       const p = this.tfifo.shift() as Packet;
-      if (this.slotNext) {
+      if (this.slotOn) {
         this.packetsLeft--;
         this.bytesLeft -= p.end - p.start;
         if (this.packetsLeft <= 0 || this.bytesLeft <= 0) this.getSlotNext(now);
