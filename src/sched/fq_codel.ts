@@ -95,6 +95,9 @@ const einval = (msg?: string): TcParseError =>
 /** C's "%#x". */
 const hashX = (v: number): string => (v === 0 ? '0' : `0x${v.toString(16)}`);
 
+/** skb->truesize as SKB_TRUESIZE counts it: the data plus sk_buff and skb_shared_info (256 + 320 bytes). */
+const truesize = (p: Packet): number => p.end - p.start + 576;
+
 class Flow {
   readonly q = new PktRing(4);
   deficit = 0;
@@ -221,7 +224,7 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
     do {
       const p = f.q.shift() as Packet;
       len += p.end - p.start;
-      this.memoryUsage -= p.buf.byteLength;
+      this.memoryUsage -= truesize(p);
       this.stats.backlog -= p.end - p.start;
       this.stats.qlen--;
       p.sent();
@@ -241,8 +244,7 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
       this.newFlowCount++;
       f.deficit = this.quantum;
     }
-    // skb->truesize stands for the buffer the packet holds.
-    this.memoryUsage += pkt.buf.byteLength;
+    this.memoryUsage += truesize(pkt);
     const memoryLimited = this.memoryUsage > this.memoryLimit;
     if (++this.stats.qlen <= this.limit && !memoryLimited) return NET_XMIT_SUCCESS;
     const prevQlen = this.stats.qlen;
@@ -259,7 +261,7 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
     if (f.q.length === 0) return null;
     this.enqTime = f.q.peekTime();
     const p = f.q.shift() as Packet;
-    this.memoryUsage -= p.buf.byteLength;
+    this.memoryUsage -= truesize(p);
     this.stats.qlen--;
     this.stats.backlog -= p.end - p.start;
     return p;

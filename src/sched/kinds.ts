@@ -6,6 +6,10 @@ import type { QdiscKind } from './qdisc.js';
 import { bfifoKind, pfifoKind } from './fifo.js';
 import { pfifoFastKind } from './pfifo-fast.js';
 import { clsactKind, ingressKind } from './ingress.js';
+import { netemKind } from './netem.js';
+import { codelKind } from './codel.js';
+import { fqCodelKind } from './fq_codel.js';
+import { sfqKind } from './sfq.js';
 
 export const QDISC_KINDS = new Map<string, QdiscKind>();
 
@@ -18,3 +22,7 @@ registerKind(bfifoKind);
 registerKind(pfifoFastKind);
 registerKind(ingressKind);
 registerKind(clsactKind);
+registerKind(netemKind);
+registerKind(codelKind);
+registerKind(fqCodelKind);
+registerKind(sfqKind);

@@ -6,7 +6,7 @@
  * once out of order (`reorder`); delayed packets wait in a queue ordered by
  * departure time (tfifo), departure times being read from the ns clock.
  */
-import { Packet } from '../packet/packet.js';
+import type { Packet } from '../packet/packet.js';
 import { Random } from '../random.js';
 import { NET_XMIT_DROP, NET_XMIT_SUCCESS, QdiscStats, TcParseError, type Qdisc, type QdiscKind, type SchedHost } from './qdisc.js';
 import { PktRing } from './pktring.js';
@@ -492,7 +492,7 @@ export class NetemQdisc implements Qdisc {
       return NET_XMIT_SUCCESS;
     }
     // The duplicate is taken before the original may be corrupted.
-    const dup = count > 1 ? cloneOf(pkt) : null;
+    const dup = count > 1 ? pkt.clone() : null;
     if (o.corrupt && o.corrupt >= this.crandom(this.corruptCor)) {
       const len = pkt.end - pkt.start;
       pkt.buf[pkt.start + (this.u32() % len)] ^= 1 << this.u32() % 8;
@@ -677,20 +677,6 @@ export class NetemQdisc implements Qdisc {
   jsonXstats(): Record<string, unknown> | null {
     return null;
   }
-}
-
-/** A copy of the packet (skb_clone) with its metadata. */
-function cloneOf(pkt: Packet): Packet {
-  const headroom = pkt.start;
-  const c = new Packet(pkt.buf.slice(), headroom, pkt.end);
-  c.ifindex = pkt.ifindex;
-  c.mark = pkt.mark;
-  c.l3 = pkt.l3;
-  c.l4 = pkt.l4;
-  c.linkBroadcast = pkt.linkBroadcast;
-  c.ct = pkt.ct;
-  c.ctInfo = pkt.ctInfo;
-  return c;
 }
 
 export const netemKind: QdiscKind = {
