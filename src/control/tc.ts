@@ -138,7 +138,8 @@ export function sprintClassid(h: number): string {
 export function deviceQdiscs(s: DevSched): Qdisc[] {
   const out: Qdisc[] = [];
   const walk = (q: Qdisc): void => {
-    out.push(q);
+    // A default child (handle 0, e.g. tbf's bfifo) is not in the device's qdisc hash: not shown.
+    if (q.handle !== 0 || q === s.root) out.push(q);
     const c = q.classes;
     if (c === null) return;
     for (const cl of c.list()) {
@@ -260,9 +261,7 @@ function tcQdiscModify(env: TcEnv, flags: number, del: boolean, args: string[]):
   let params: unknown = undefined;
   const dev = r.dev !== '' ? env.device(r.dev) : undefined;
   if (kind !== undefined && !del) {
-    if (dev === undefined && r.dev !== '') {
-      // tc parses the options first (some need the device only for percentages).
-    }
+    // tc reads the kind's options before it looks the device up.
     try {
       params = kind.parse(r.args, dev !== undefined ? dev.sched : hostless(r.dev));
     } catch (e) {
@@ -271,7 +270,7 @@ function tcQdiscModify(env: TcEnv, flags: number, del: boolean, args: string[]):
     }
   } else if (kind === undefined && r.args.length > 0) {
     if (r.kind !== '') throw new TcError(`Unknown qdisc "${r.kind}", hence option "${r.args[0]}" is unparsable\n`, 1);
-  } else if (kind !== undefined && del && r.args.length > 0) {
+  } else if (kind !== undefined && del) {
     try {
       kind.parse(r.args, dev !== undefined ? dev.sched : hostless(r.dev));
     } catch (e) {
@@ -291,6 +290,8 @@ function hostless(name: string): DevSched {
   return { now: () => 0, random: () => 0, watchdog: () => undefined, mtu: 1500, hardHeaderLen: 14, txQueueLen: 1000, devName: name } as unknown as DevSched;
 }
 
+const NOOP_INGRESS = { handle: 0, kind: 'noop' } as unknown as Qdisc;
+
 /** tc_get_qdisc with RTM_DELQDISC. */
 function qdiscDelete(s: DevSched, r: QdiscRequest): string {
   const clid = r.parent;
@@ -302,8 +303,9 @@ function qdiscDelete(s: DevSched, r: QdiscRequest): string {
         p = qdiscLookup(s, (clid & 0xffff0000) >>> 0);
         if (p === null) throw kernelError('Failed to find qdisc with specified classid');
         q = p.classes?.leaf(clid) ?? null;
-      } else {
-        q = s.ingress;
+      } else if (s.hasIngressQueue) {
+        // Once made, the ingress queue holds noop_qdisc (handle 0) while no ingress qdisc is there.
+        q = s.ingress ?? NOOP_INGRESS;
       }
     } else {
       q = s.root;
@@ -438,6 +440,7 @@ function graft(s: DevSched, p: Qdisc | null, clid: number, q: Qdisc | null, old:
       } else {
         s.ingress?.reset();
         s.ingress = q;
+        s.hasIngressQueue = true;
       }
       return;
     }
@@ -487,7 +490,7 @@ export function qdiscJson(q: Qdisc, dev: TcDev | null, g: TcGlobals, refcnt: num
   if (q.parent === TC_H_ROOT) o.root = true;
   else if (q.parent !== 0) o.parent = sprintClassid(q.parent);
   if (refcnt !== 1) o.refcnt = refcnt;
-  o.options = q.jsonOptions() as Record<string, IpJson>;
+  o.options = q.jsonOptions(g.details) as Record<string, IpJson>;
   if (g.stats) {
     const st = q.stats;
     o.bytes = st.bytes;

@@ -340,9 +340,14 @@ export class Interface implements DeviceReceiver {
     this.sendEther(pkt, ethDst, ETHERTYPE_ARP);
   }
 
-  /** How many more frames the root qdisc takes (TCP paces itself by it). */
+  /** How many more full-size frames the root qdisc takes (TCP paces itself by it). */
   get txRoom(): number {
     return this.sched.room();
+  }
+
+  /** How many full-size frames the root qdisc takes when empty. */
+  get txCapacity(): number {
+    return this.sched.capacity();
   }
 
   /** Link header length (qdisc_pkt_len counts it). */

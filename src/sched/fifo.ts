@@ -70,8 +70,13 @@ export class FifoQdisc implements Qdisc {
   }
 
   room(host: SchedHost): number {
-    if (this.kind === 'pfifo') return host.txQueueLen - this.q.length;
-    return Math.floor(host.txQueueLen * (1 - this.q.bytes / Math.max(1, this.limit)));
+    if (this.kind === 'pfifo') return this.limit - this.q.length;
+    return Math.floor((this.limit - this.q.bytes) / (host.mtu + host.hardHeaderLen));
+  }
+
+  capacity(host: SchedHost): number {
+    if (this.kind === 'pfifo') return this.limit;
+    return Math.floor(this.limit / (host.mtu + host.hardHeaderLen));
   }
 
   printOptions(): string {

@@ -10,6 +10,7 @@ import { netemKind } from './netem.js';
 import { codelKind } from './codel.js';
 import { fqCodelKind } from './fq_codel.js';
 import { sfqKind } from './sfq.js';
+import { tbfKind } from './tbf.js';
 
 export const QDISC_KINDS = new Map<string, QdiscKind>();
 
@@ -26,3 +27,4 @@ registerKind(netemKind);
 registerKind(codelKind);
 registerKind(fqCodelKind);
 registerKind(sfqKind);
+registerKind(tbfKind);

@@ -66,6 +66,10 @@ export class PfifoFastQdisc implements Qdisc {
     return this.limit - this.stats.qlen;
   }
 
+  capacity(): number {
+    return this.limit;
+  }
+
   printOptions(): string {
     return `bands 3 priomap ${PRIO2BAND.join(" ")}`;
   }

@@ -81,17 +81,19 @@ export interface Qdisc {
   printOptions(details: boolean): string;
   /** Extra `tc -s` lines after the standard ones (print_xstats), each ending in '\n'; '' if none. */
   printXstats(): string;
-  /** `tc -j`: the "options" object, and the xstats fields to merge (or null). */
-  jsonOptions(): Record<string, unknown>;
+  /** `tc -j`: the "options" object (`details`: as with -d), and the xstats fields to merge (or null). */
+  jsonOptions(details?: boolean): Record<string, unknown>;
   jsonXstats(): Record<string, unknown> | null;
   /** Classful kinds: their classes and child qdiscs (null for classless). */
   readonly classes: QdiscClasses | null;
   /**
-   * Optional: how many more full-size packets the qdisc takes before it drops
-   * (TCP paces itself on it through Interface.txRoom). Without it the room is
-   * txqueuelen less the packets queued.
+   * Optional: how many more full-size packets (mtu + link header) the qdisc
+   * takes before it drops, and how many it takes when empty (TCP paces itself
+   * on them through Interface.txRoom/txCapacity, keeping a reserve for other
+   * traffic). Without them: txqueuelen less the packets queued, txqueuelen.
    */
   room?(host: SchedHost): number;
+  capacity?(host: SchedHost): number;
 }
 
 /** Counts a drop on `q` and gives the packet back (qdisc_drop). */

@@ -25,6 +25,8 @@ export class DevSched implements SchedHost {
   isDefault = true;
   /** ingress or clsact (handle ffff:), or null. */
   ingress: Qdisc | null = null;
+  /** The ingress queue exists (made by the first ingress/clsact qdisc; noop_qdisc sits there after a delete). */
+  hasIngressQueue = false;
   private readonly timer: Timer;
   /** Packets that came in on a device and wait in the qdisc: copied if the receive batch ends first. */
   private readonly borrowed: Packet[] = [];
@@ -83,10 +85,16 @@ export class DevSched implements SchedHost {
     return this.root.enqueue(pkt, this);
   }
 
-  /** Packets the root qdisc still takes (TCP's pacing). */
+  /** Full-size packets the root qdisc still takes (TCP's pacing). */
   room(): number {
     const r = this.root;
     return r.room !== undefined ? r.room(this) : this.dev.txQueueLen - r.stats.qlen;
+  }
+
+  /** Full-size packets the root qdisc takes when empty. */
+  capacity(): number {
+    const r = this.root;
+    return r.capacity !== undefined ? r.capacity(this) : this.dev.txQueueLen;
   }
 
   /**

@@ -236,28 +236,34 @@ export function sprintTime64(ns: number): string {
 // ---- tc_core.c: psched ticks ----
 
 /**
- * Ticks per µs as tc_core_init computes it from /proc/net/psched. With the
- * kernel's ns clock (clock_res 1e9) a tick is a nanosecond: 1000 ticks per µs.
+ * Ticks per µs as tc_core_init computes it from /proc/net/psched (1000 ns per
+ * µs, 64 ns per tick, clock_res 1e6): a psched tick is 64 ns (PSCHED_SHIFT 6).
  */
-export const TICK_IN_USEC = 1000;
+export const TICK_IN_USEC = 1000 / 64;
+/** PSCHED_SHIFT: the kernel keeps times in ns and hands tc ticks of 2^6 ns. */
+export const PSCHED_SHIFT = 6;
 
-/** tc_calc_xmittime: ticks (ns) to send `size` bytes at `rate` bytes/s, rounded up, at most 2^32-1. */
-export function calcXmitTime(rate: number, size: number): number {
-  const v = Math.ceil(TICK_IN_USEC * (1000000 * (size / rate)));
-  return v > 0xffffffff ? 0xffffffff : v;
-}
-
-/** tc_calc_xmitsize: bytes sent at `rate` in `ticks`. */
-export function calcXmitSize(rate: number, ticks: number): number {
-  return Math.floor((rate * (ticks / TICK_IN_USEC)) / 1000000);
-}
-
-/** tc_core_tick2time: ticks → µs. */
-export function tick2time(ticks: number): number {
-  return ticks / TICK_IN_USEC;
-}
-
-/** tc_core_time2tick: µs → ticks. */
+/** tc_core_time2tick (iproute2 6.1, unsigned): µs → ticks, truncated. */
 export function time2tick(us: number): number {
-  return us * TICK_IN_USEC;
+  return u32(Math.floor(u32(us) * TICK_IN_USEC));
+}
+
+/** tc_core_tick2time (iproute2 6.1, unsigned): ticks → whole µs. */
+export function tick2time(ticks: number): number {
+  return u32(Math.floor(u32(ticks) / TICK_IN_USEC));
+}
+
+/** tc_calc_xmittime (6.1): ticks to send `size` bytes at `rate` bytes/s; the µs are truncated first. */
+export function calcXmitTime(rate: number, size: number): number {
+  return time2tick(Math.floor(1000000 * (u32(size) / rate)));
+}
+
+/** tc_calc_xmitsize (6.1): bytes sent at `rate` in `ticks`, truncated to 32 bits. */
+export function calcXmitSize(rate: number, ticks: number): number {
+  return u32(Math.floor((rate * tick2time(ticks)) / 1000000));
+}
+
+/** A double stored into a C unsigned int (values past 2^32 wrap as x86 does for in-range u64). */
+function u32(x: number): number {
+  return x >= 0 && x < 4294967296 ? Math.floor(x) : Number(BigInt.asUintN(32, BigInt(Math.floor(Math.max(0, x)))));
 }

@@ -391,7 +391,9 @@ export class Tcp implements TcpHost {
     if (this.ip.local.has(c.remoteAddr)) return 0x7fffffff;
     const r = this.ip.routeFlow({ dst: c.remoteAddr, src: c.localAddr, proto: IPPROTO_TCP, sport: c.localPort, dport: c.remotePort, mark: c.mark, oif: c.boundDev });
     if (r.type !== 'unicast') return 0x7fffffff;
-    return r.route.dev.txRoom - TX_RESERVE;
+    // The reserve is an eighth of a small queue (a shaping qdisc's limit may hold only a few dozen frames).
+    const dev = r.route.dev;
+    return dev.txRoom - Math.min(TX_RESERVE, dev.txCapacity >> 3);
   }
 
   resumeLater(c: TcpConnection): void {

@@ -75,11 +75,13 @@ describe('tc units (iproute2 lib/utils_math.c, lib/utils.c)', () => {
     expect(fmtG(123456789)).toBe('1.23457e+08');
   });
 
-  it('converts between bytes and psched ticks (ns) as tc_core.c does', () => {
-    // 5 KiB at 10 Mbit/s: 4.096 ms.
-    expect(calcXmitTime(1250000, 5120)).toBe(4096000);
-    expect(calcXmitSize(1250000, 4096000)).toBe(5120);
-    // Rounded up, then back down: 1600 bytes at 12 Mbit/s come back as 1599 or 1600.
-    expect(calcXmitTime(1500000, 3000)).toBe(2000000);
+  it('converts between bytes and psched ticks (64 ns) as tc_core.c does', () => {
+    // 5 KiB at 10 Mbit/s: 4.096 ms = 64000 ticks.
+    expect(calcXmitTime(1250000, 5120)).toBe(64000);
+    expect(calcXmitSize(1250000, 64000)).toBe(5120);
+    // iproute2 6.1 truncates to whole µs, then to whole ticks.
+    expect(calcXmitTime(1500000, 3000)).toBe(31250);
+    expect(calcXmitTime(1500000, 3001)).toBe(31250);
+    expect(calcXmitSize(125000000, 131072)).toBe(1048500);
   });
 });
