@@ -9,10 +9,11 @@ import { runNft, stackNftIo } from './nft.js';
 import { runIptables } from './iptables.js';
 import { runConntrack, stackConntrackEnv } from './conntrack.js';
 import { runTc, type TcEnv } from './tc.js';
+import './tc-filter.js';
 
 /** tc's view of a Stack: its interfaces by name. */
 export function stackTcEnv(s: Stack): TcEnv {
-  return { devices: () => s.interfaces(), device: (name) => s.iface(name) };
+  return { devices: () => s.interfaces(), device: (name) => s.iface(name), owner: s, nowNs: () => s.time.nowNs() };
 }
 
 /** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */

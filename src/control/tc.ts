@@ -33,6 +33,10 @@ export interface TcDev {
 export interface TcEnv {
   devices(): readonly TcDev[];
   device(name: string): TcDev | undefined;
+  /** What the env stands for (the Stack): per-host tc state (the action table) is kept by it. */
+  readonly owner?: object;
+  /** The host clock in ns (police actions made by `tc actions add`). */
+  nowNs?(): number;
 }
 
 export interface TcResult {

@@ -76,15 +76,6 @@ export interface InterfaceOptions {
 }
 
 /** An Interface is a device plus its link layer (Ethernet and ARP on TAP, none on TUN). */
-/**
- * tc's ingress hook (sch_handle_ingress): sees each received IPv4 packet
- * (IP header at pkt.start) before the IP layer; true when it consumed the
- * packet (a filter's action dropped or stole it).
- */
-export interface IngressHook {
-  ingress(pkt: Packet): boolean;
-}
-
 export class Interface implements DeviceReceiver {
   readonly linkType: LinkType;
   readonly mac: Uint8Array;
@@ -97,8 +88,6 @@ export class Interface implements DeviceReceiver {
   readonly stats = new LinkStats();
   readonly drops: Record<LinkDropReason, number>;
   readonly neigh: NeighbourTable | null;
-  /** The ingress (or clsact) qdisc's filters, or null: one check per received IP packet. */
-  ingressHook: IngressHook | null = null;
   /** Egress scheduling: the root qdisc frames wait in (frame at `start`), the watchdog timer. */
   readonly sched: DevSched;
   /** The frames dequeued for one device write. */
@@ -217,7 +206,7 @@ export class Interface implements DeviceReceiver {
       const pkt = new Packet(f, ETH_HEADER_LEN, f.length);
       pkt.ifindex = this.index;
       pkt.linkBroadcast = bcast;
-      if (this.ingressHook !== null && this.ingressHook.ingress(pkt)) return;
+      if (this.sched.ingressHook !== null && this.sched.ingressHook.ingress(pkt)) return;
       this.host.ipInput(pkt, this);
     } else if (et === ETHERTYPE_ARP) {
       this.arpInput(f, bcast);
@@ -242,7 +231,7 @@ export class Interface implements DeviceReceiver {
     if (v === 4) {
       const pkt = new Packet(f, 0, f.length);
       pkt.ifindex = this.index;
-      if (this.ingressHook !== null && this.ingressHook.ingress(pkt)) return;
+      if (this.sched.ingressHook !== null && this.sched.ingressHook.ingress(pkt)) return;
       this.host.ipInput(pkt, this);
     } else if (v === 6) {
       this.rxDrop('ipv6');

@@ -22,7 +22,7 @@ import {
   tcMajor,
   tcMinor,
 } from './qdisc.js';
-import { TC_ACT_SHOT, TC_ACT_STOLEN, type FilterList } from './filter.js';
+import { FilterList, TC_ACT_SHOT, TC_ACT_STOLEN } from './filter.js';
 import { fmtRate, fmtSize, parseRate, parseSize, psched } from './tcunits-htb.js';
 
 /** sch_htb.c: TC_HTB_MAXDEPTH, TC_HTB_NUMPRIO. */
@@ -307,6 +307,27 @@ export class HtbQdisc implements Qdisc {
       list(): number[] {
         return [...self.classMap.keys()];
       },
+      changeClass(classid: number, parent: number, args: string[], host: SchedHost, create: boolean): string {
+        return self.changeClass(classid, parent, parseHtbClass(args), host, create);
+      },
+      deleteClass(classid: number): void {
+        self.deleteClass(classid);
+      },
+      showClasses(details: boolean, stats: boolean, classid: number): string {
+        let out = '';
+        for (const cl of self.classList()) if (classid === 0 || cl.classid === classid) out += self.printClass(cl, details, stats) + '\n';
+        return out;
+      },
+      filterList(classid: number, create: boolean, host: SchedHost): FilterList | null {
+        if (tcMinor(classid) === 0) {
+          if (self.filters === null && create) self.filters = new FilterList(host);
+          return self.filters;
+        }
+        const cl = self.classMap.get(classid);
+        if (cl === undefined) return null;
+        if (cl.filters === null && create) cl.filters = new FilterList(host);
+        return cl.filters;
+      },
     };
   }
 
@@ -549,6 +570,7 @@ export class HtbQdisc implements Qdisc {
   /** sch_htb.c htb_charge_class: tokens along the path; lends at the serving level, borrows below it. */
   private charge(leaf: HtbClass, level: number, len: number, now: Ns): void {
     for (let c: HtbClass | null = leaf; c !== null; c = c.parent) {
+      const oldMode = this.mode(c, now);
       const diff = Math.min(now - c.tC, MBUFFER);
       if (c.level >= level) {
         if (c.level === level) c.lends++;
@@ -563,6 +585,11 @@ export class HtbQdisc implements Qdisc {
       if (ct <= -MBUFFER) ct = 1 - MBUFFER;
       c.ctokens = ct;
       c.tC = now;
+      // htb_change_class_mode: a class turning CANT_SEND counts an overlimit, on itself and the qdisc.
+      if (oldMode !== HTB_CANT_SEND && this.mode(c, now) === HTB_CANT_SEND) {
+        c.stats.overlimits++;
+        this.stats.overlimits++;
+      }
       if (c.level !== 0) {
         c.stats.bytes += len;
         c.stats.packets++;
@@ -611,10 +638,7 @@ export class HtbQdisc implements Qdisc {
     if (this.stats.qlen > 0) {
       let at = Infinity;
       for (const l of this.leaves) if (l.backlogPackets() > 0) at = Math.min(at, this.nextEvent(l, now));
-      if (at !== Infinity) {
-        this.stats.overlimits++;
-        host.watchdog(Math.max(at, now + 1));
-      }
+      if (at !== Infinity) host.watchdog(Math.max(at, now + 1));
     }
     return null;
   }

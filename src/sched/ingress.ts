@@ -10,9 +10,8 @@
  * qdisc_pkt_len is at ingress).
  */
 import type { Packet } from '../packet/packet.js';
-import type { IngressHook } from '../link/interface.js';
 import { type FilterList, TC_ACT_SHOT, TC_ACT_STOLEN } from './filter.js';
-import { NET_XMIT_SUCCESS, QdiscStats, TcParseError, type Qdisc, type QdiscKind } from './qdisc.js';
+import { NET_XMIT_SUCCESS, QdiscStats, TcParseError, type IngressHook, type Qdisc, type QdiscKind } from './qdisc.js';
 
 export class IngressQdisc implements Qdisc, IngressHook {
   readonly stats = new QdiscStats();

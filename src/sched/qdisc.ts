@@ -8,6 +8,7 @@
  * clock, never by counting timer ticks.
  */
 import type { Packet } from '../packet/packet.js';
+import type { FilterList } from './filter.js';
 
 export type Ns = number;
 
@@ -109,6 +110,27 @@ export interface QdiscClasses {
   leaf(classid: number): Qdisc | null;
   graft(classid: number, q: Qdisc | null, host: SchedHost): void;
   list(): number[];
+  /**
+   * Optional, for kinds whose classes tc configures (htb): `tc class
+   * add|change|replace` with the kind's arguments; returns the kernel's
+   * warning for stderr ('' if none), or throws TcParseError.
+   */
+  changeClass?(classid: number, parent: number, args: string[], host: SchedHost, create: boolean): string;
+  /** `tc class del`. */
+  deleteClass?(classid: number): void;
+  /** `tc [-s] [-d] class show`: one entry per class in dump order (classid 0: all), each ending '\n'. */
+  showClasses?(details: boolean, stats: boolean, classid: number): string;
+  /** The filters at `classid` (the qdisc's own for minor 0), made when `create`; null if there are none or no such class. */
+  filterList?(classid: number, create: boolean, host: SchedHost): FilterList | null;
+}
+
+/**
+ * tc's ingress hook (net/core/dev.c sch_handle_ingress): sees each received
+ * IPv4 packet (IP header at pkt.start) before the IP layer; true when it
+ * consumed the packet (a filter's action dropped or stole it).
+ */
+export interface IngressHook {
+  ingress(pkt: Packet): boolean;
 }
 
 /** One kind: its name, how tc's arguments are read, how an instance is made. */

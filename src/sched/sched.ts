@@ -7,7 +7,7 @@
  */
 import type { Packet } from '../packet/packet.js';
 import type { Time, Timer } from '../time/timers.js';
-import { TC_H_ROOT, type Ns, type Qdisc, type SchedHost } from './qdisc.js';
+import { TC_H_ROOT, type IngressHook, type Ns, type Qdisc, type SchedHost } from './qdisc.js';
 import { PfifoFastQdisc } from './pfifo-fast.js';
 
 export interface SchedDevice {
@@ -23,8 +23,9 @@ export class DevSched implements SchedHost {
   /** The root qdisc; `isDefault` while it is the one the device started with. */
   root: Qdisc;
   isDefault = true;
-  /** ingress or clsact (handle ffff:), or null. */
-  ingress: Qdisc | null = null;
+  private ingressQ: Qdisc | null = null;
+  /** The ingress/clsact qdisc as the receive path sees it: null costs one check per packet. */
+  ingressHook: IngressHook | null = null;
   /** The ingress queue exists (made by the first ingress/clsact qdisc; noop_qdisc sits there after a delete). */
   hasIngressQueue = false;
   private readonly timer: Timer;
@@ -38,6 +39,16 @@ export class DevSched implements SchedHost {
   ) {
     this.root = this.defaultQdisc();
     this.timer = time.timer(() => this.dev.kick());
+  }
+
+  /** ingress or clsact (handle ffff:), or null. */
+  get ingress(): Qdisc | null {
+    return this.ingressQ;
+  }
+
+  set ingress(q: Qdisc | null) {
+    this.ingressQ = q;
+    this.ingressHook = q !== null && typeof (q as Partial<IngressHook>).ingress === 'function' ? (q as unknown as IngressHook) : null;
   }
 
   defaultQdisc(): Qdisc {

@@ -13,7 +13,7 @@ describe('ingress policing before the IP layer (sch_handle_ingress, act_police.c
     const f = parseFilter('u32', 'match ip src 10.0.0.1/32 action police rate 1mbit burst 10k conform-exceed drop flowid :1'.split(' '), null, clock, table);
     f.prio = 1;
     ing.filters.add(f);
-    p.ib.ingressHook = ing;
+    p.ib.sched.ingress = ing;
 
     const server = p.b.udp.createSocket('udp4');
     let got = 0;
@@ -40,7 +40,7 @@ describe('ingress policing before the IP layer (sch_handle_ingress, act_police.c
       'total acts 1\n\n\taction order 0:  police 0x1 rate 1Mbit burst 10Kb mtu 2Kb action drop overhead 0b \n\tref 1 bind 1 \n',
     );
     // Other sources are not policed; without the hook everything arrives.
-    p.ib.ingressHook = null;
+    p.ib.sched.ingress = null;
     const before = got;
     for (let i = 0; i < 100; i++) {
       client.send(payload, 5000, '10.0.0.2');

@@ -170,9 +170,9 @@ describe('htb output against the kernel (test/fixtures/tc-htb)', () => {
   it('prints the qdisc line options as tc does', () => {
     const host = new Host();
     const q = new HtbQdisc(parseHtbQdisc(['default', '20']), host, H(1, 0), 0xffffffff);
-    expect(`qdisc htb 1: root refcnt 3 ${q.printOptions(false)}`).toBe(fx.get('tc qdisc show dev e0')?.[0]);
+    expect(`qdisc htb 1: root refcnt 2 ${q.printOptions(false)}`).toBe(fx.get('tc qdisc show dev e0')?.[0]);
     const q2 = new HtbQdisc(parseHtbQdisc('r2q 1 direct_qlen 100 default 0x1f'.split(' ')), host, H(1, 0), 0xffffffff);
-    expect(`qdisc htb 1: root refcnt 3 ${q2.printOptions(false)}`).toBe(fx.get('tc qdisc show dev e0')?.[0].replace('r2q 10 default 0x20', 'r2q 1 default 0x1f').replace('1000', '100'));
+    expect(`qdisc htb 1: root refcnt 2 ${q2.printOptions(false)}`).toBe(fx.get('tc qdisc show dev e0')?.[0].replace('r2q 10 default 0x20', 'r2q 1 default 0x1f').replace('1000', '100'));
   });
   it('prints classes as tc class show and tc -d class show do', () => {
     const host = new Host();
