@@ -47,7 +47,7 @@ const END_RULES = `table ip ends {
 		udp sport 7000-7999 drop
 		udp dport 7000-7999 drop
 		icmp type echo-request drop
-		meta l4proto { 47, 132, 136, 253 } drop
+		meta l4proto { 33, 47, 132, 136, 253 } drop
 	}
 }
 `;
@@ -560,7 +560,12 @@ describe('connection tracking follows the kernel packet by packet (differential)
       { name: 'HEARTBEAT opening a flow', pkts: [h.c(0x4444, [{ type: HB, hex: '000100080000002a' }])], kernel: { re: /HEARTBEAT_SENT/, timeout: 30 } },
       { name: 'its ACK', pkts: [h.s(0x5555, [{ type: HB_ACK, hex: '000100080000002a' }])] },
       { name: 'ABORT', pkts: [h.c(0x4444, [{ type: ABORT }])] },
+      { name: 'port unreachable quoting its HEARTBEAT', pkts: [{ side: 'b', src: B, dst: A, proto: 'icmp', type: 3, code: 3, quote: h.c(0x4444, [{ type: HB, hex: '000100080000002a' }]) }] },
     ]);
+    for (const args of ['-L -p sctp', '-L -p 132']) {
+      const [ls, lk] = await both((s) => s.conntrack(args));
+      expect({ args, code: ls.code, out: entries(ls.stdout).map((e) => e.line), err: ls.stderr }).toEqual({ args, code: lk.code, out: entries(lk.stdout).map((e) => e.line), err: lk.stderr });
+    }
   });
 
   it('UDP: one way (UNREPLIED 30), answered (30, not assured), going on after 2 s (ASSURED 120)', async () => {
@@ -595,8 +600,12 @@ describe('connection tracking follows the kernel packet by packet (differential)
     expect(ck[INVALID]).toBeGreaterThan(0);
     await run([
       { name: 'protocol 253', pkts: [{ side: 'a', src: A, dst: B, proto: 253, data: 8 }], kernel: { re: /^unknown +253 T src=.*\[UNREPLIED\]/, timeout: 600 } },
+      { name: 'protocol unreachable quoting it', pkts: [{ side: 'b', src: B, dst: A, proto: 'icmp', type: 3, code: 2, quote: { side: 'a', src: A, dst: B, proto: 253, data: 8 } }] },
+
       { name: 'protocol 253 back', pkts: [{ side: 'b', src: B, dst: A, proto: 253, data: 8 }], kernel: { re: /^unknown +253 T src=(?!.*UNREPLIED)/, timeout: 600 } },
     ]);
+    // DCCP has no tracker of its own in the kernel any more: the generic one, listed with ports 0.
+    await run([{ name: 'DCCP (33)', pkts: [{ side: 'a', src: A, dst: B, proto: 33, data: 16 }], kernel: { re: /^dccp +33 T src=.* sport=0 dport=0 \[UNREPLIED\]/, timeout: 600 } }]);
   });
 
   it('timeouts changed by sysctl on both: nf_conntrack_tcp_timeout_established and nf_conntrack_udp_timeout', async () => {
