@@ -65,6 +65,8 @@ export interface DaemonSetup {
   mtu?: number;
   pcap?: boolean;
   extraConfig?: string[];
+  /** Prefix of the peer's namespace name (default `tsns`). */
+  nsPrefix?: string;
 }
 
 /** A daemon plus its peer: the kernel side of the device, in a namespace or here. */
@@ -84,7 +86,7 @@ export class Testbed {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-test-'));
     this.ctl = path.join(this.dir, 'ctl.sock');
     this.dev = uniqueName(setup.type === 'tap' ? 'tst' : 'tsu');
-    this.ns = PEER_MODE === 'netns' ? uniqueName('tsns') : null;
+    this.ns = PEER_MODE === 'netns' ? uniqueName(setup.nsPrefix ?? 'tsns') : null;
     this.stackIp = `10.231.${setup.subnet}.2`;
     this.peerIp = `10.231.${setup.subnet}.1`;
     this.pcapPath = setup.pcap ? path.join(this.dir, 'capture.pcap') : null;

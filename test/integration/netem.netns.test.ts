@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Testbed } from '../helpers/harness.js';
+
+/** Per-packet round trips (ms) from iputils ping's `time=X ms` lines. */
+function rtts(out: string): number[] {
+  return [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+}
+
+const median = (a: number[]): number => {
+  const s = [...a].sort((x, y) => x - y);
+  return s[s.length >> 1];
+};
+
+describe('netem on the stack device, seen by a kernel ping', () => {
+  let tb: Testbed | undefined;
+
+  beforeAll(async () => {
+    tb = await Testbed.start({ type: 'tap', subnet: 100, nsPrefix: 'tstcq-' });
+    expect(tb.peer(`ping -c 1 -W 2 ${tb.stackIp}`).code).toBe(0);
+  });
+  afterAll(async () => {
+    await tb?.close();
+  });
+
+  it('tc qdisc add dev D root netem delay 20ms adds 20 ms (±1 ms) to every round trip', async () => {
+    const t = tb as Testbed;
+    const base = rtts(t.peer(`ping -c 20 -i 0.05 -W 2 ${t.stackIp}`).stdout);
+    expect(base.length).toBe(20);
+    const add = await t.ctlRun('tc', 'qdisc', 'add', 'dev', t.dev, 'root', 'netem', 'delay', '20ms');
+    expect(add).toEqual({ code: 0, stdout: '', stderr: '' });
+    const show = await t.ctlRun('tc', 'qdisc', 'show', 'dev', t.dev);
+    expect(show.stdout).toMatch(/^qdisc netem [0-9a-f]+: root refcnt 2 limit 1000 delay 20ms seed \d+\n$/);
+    const delayed = rtts(t.peer(`ping -c 40 -i 0.05 -W 2 ${t.stackIp}`).stdout);
+    expect(delayed.length).toBe(40);
+    const extra = median(delayed) - median(base);
+    expect(Math.abs(extra - 20)).toBeLessThanOrEqual(1);
+    // No reply comes before the delay; most come within 1 ms of it (the rest
+    // late by the machine's scheduling, as the base round trips are too).
+    for (const r of delayed) expect(r).toBeGreaterThanOrEqual(20);
+    const close = delayed.filter((r) => Math.abs(r - median(base) - 20) <= 1).length;
+    expect(close / delayed.length, delayed.join(' ')).toBeGreaterThanOrEqual(0.8);
+    const stats = await t.ctlRun('tc', '-s', 'qdisc', 'show', 'dev', t.dev);
+    const m = / Sent (\d+) bytes (\d+) pkt \(dropped 0, overlimits 0 requeues 0\) \n backlog 0b 0p requeues 0\n$/.exec(stats.stdout);
+    expect(m).not.toBeNull();
+    expect(Number(m![2])).toBeGreaterThanOrEqual(40);
+    expect(await t.ctlRun('tc', 'qdisc', 'del', 'dev', t.dev, 'root')).toEqual({ code: 0, stdout: '', stderr: '' });
+    const after = rtts(t.peer(`ping -c 10 -i 0.05 -W 2 ${t.stackIp}`).stdout);
+    expect(median(after)).toBeLessThan(median(base) + 1);
+  });
+
+  it('netem loss 30% loses about 30% of the replies', async () => {
+    const t = tb as Testbed;
+    expect((await t.ctlRun('tc', 'qdisc', 'replace', 'dev', t.dev, 'root', 'netem', 'loss', '30%')).code).toBe(0);
+    const out = t.peer(`ping -c 400 -i 0.005 -W 1 ${t.stackIp}`).stdout;
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+    expect(m).not.toBeNull();
+    const lost = 1 - Number(m![2]) / Number(m![1]);
+    // 3σ = 3·√(0.3·0.7/400) ≈ 0.069
+    expect(Math.abs(lost - 0.3)).toBeLessThan(0.07);
+    const stats = await t.ctlRun('tc', '-s', 'qdisc', 'show', 'dev', t.dev);
+    const d = /dropped (\d+),/.exec(stats.stdout);
+    // Every lost reply is a netem drop; the stack's own ARP frames may be lost too.
+    const lostReplies = Number(m![1]) - Number(m![2]);
+    expect(Number(d![1])).toBeGreaterThanOrEqual(lostReplies);
+    expect(Number(d![1])).toBeLessThanOrEqual(lostReplies + 5);
+    expect((await t.ctlRun('tc', 'qdisc', 'del', 'dev', t.dev, 'root')).code).toBe(0);
+  });
+
+  it('tc refuses bad netem arguments with tc exit codes', async () => {
+    const t = tb as Testbed;
+    const r = await t.ctlRun('tc', 'qdisc', 'add', 'dev', t.dev, 'root', 'netem', 'delay', 'soon');
+    expect(r).toEqual({ code: 1, stdout: '', stderr: 'Illegal "latency"\n' });
+    const r2 = await t.ctlRun('tc', 'qdisc', 'add', 'dev', t.dev, 'root', 'netem', 'delay');
+    expect(r2.code).toBe(255);
+  });
+});
