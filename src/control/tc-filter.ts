@@ -232,7 +232,22 @@ function filterList(s: DevSched, parent: number, create: boolean): { list: Filte
   return { list: c.filterList(clid, create, s as SchedHost), at: clid };
 }
 
+/** tc_filter.c: after the kernel refuses, tc adds its own line. */
+function talkError(e: unknown): never {
+  if (e instanceof TcError && e.code === 2) throw new TcError(`${e.message}We have an error talking to the kernel\n`, 2);
+  if (e instanceof TcParseError && e.exitCode === 2) throw new TcError(`${e.message}\nWe have an error talking to the kernel\n`, 2);
+  throw e;
+}
+
 function filterModify(env: TcEnv, verb: 'add' | 'change' | 'replace' | 'delete', args: string[]): TcResult {
+  try {
+    return filterModifyKernel(env, verb, args);
+  } catch (e) {
+    talkError(e);
+  }
+}
+
+function filterModifyKernel(env: TcEnv, verb: 'add' | 'change' | 'replace' | 'delete', args: string[]): TcResult {
   const r = readFilterRequest(args, false);
   const d = device(env, r.dev);
   const s = d.sched;

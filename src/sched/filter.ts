@@ -301,16 +301,23 @@ export class MatchallFilter extends TcFilter {
   }
 }
 
+/** cls_u32.c tc_u_common: shared by the filter lists of one qdisc; hash table ids 800:, 801:, ... (gen_new_htid). */
+export class U32Common {
+  nextHt = 0x800;
+}
+
 /** tcf_classify's limit on reclassify loops (cls_api.c max_reclassify_loop). */
 const MAX_RECLASSIFY = 16;
 
 /** The filters attached to one qdisc or class, ordered by prio. */
 export class FilterList {
   readonly filters: TcFilter[] = [];
-  private nextHt = 0x800;
   private readonly res: TcResult = { verdict: -1, classid: 0 };
 
-  constructor(private readonly clock: ActClock) {}
+  constructor(
+    private readonly clock: ActClock,
+    private readonly u32: U32Common = new U32Common(),
+  ) {}
 
   /** tcf_classify: first filter (by prio, then order added) that matches; actions decide the verdict. */
   classify(pkt: Packet): TcResult {
@@ -353,7 +360,7 @@ export class FilterList {
         f.ht = peer.ht;
         f.node = Math.max(...samePrio.map((x) => (x as U32Filter).node)) + 1;
       } else {
-        f.ht = this.nextHt++;
+        f.ht = this.u32.nextHt++;
         f.node = 0x800;
       }
     }

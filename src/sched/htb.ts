@@ -22,7 +22,7 @@ import {
   tcMajor,
   tcMinor,
 } from './qdisc.js';
-import { FilterList, TC_ACT_SHOT, TC_ACT_STOLEN } from './filter.js';
+import { FilterList, TC_ACT_SHOT, TC_ACT_STOLEN, U32Common } from './filter.js';
 import { fmtRate, fmtSize, parseRate, parseSize, psched } from './tcunits-htb.js';
 
 /** sch_htb.c: TC_HTB_MAXDEPTH, TC_HTB_NUMPRIO. */
@@ -279,6 +279,8 @@ export class HtbQdisc implements Qdisc {
   directQlen: number;
   private directQlenSet: boolean;
   filters: FilterList | null = null;
+  /** u32's per-qdisc state (tc_u_common): the hash table ids of every filter list of this qdisc and its classes. */
+  readonly u32 = new U32Common();
   /** Warnings the last class change produced (tc prints them as `Warning: sch_htb: ...`). */
   lastWarning = '';
   readonly classes: QdiscClasses;
@@ -320,12 +322,12 @@ export class HtbQdisc implements Qdisc {
       },
       filterList(classid: number, create: boolean, host: SchedHost): FilterList | null {
         if (tcMinor(classid) === 0) {
-          if (self.filters === null && create) self.filters = new FilterList(host);
+          if (self.filters === null && create) self.filters = new FilterList(host, self.u32);
           return self.filters;
         }
         const cl = self.classMap.get(classid);
         if (cl === undefined) return null;
-        if (cl.filters === null && create) cl.filters = new FilterList(host);
+        if (cl.filters === null && create) cl.filters = new FilterList(host, self.u32);
         return cl.filters;
       },
     };
@@ -682,7 +684,9 @@ export class HtbQdisc implements Qdisc {
   // ---- printing ------------------------------------------------------
 
   printOptions(details: boolean): string {
-    let s = `r2q ${this.r2q} default 0x${this.defcls.toString(16)} direct_packets_stat ${this.directPkts}`;
+    // q_htb.c prints default with %#llx: plain 0 when unset.
+    const def = this.defcls === 0 ? '0' : `0x${this.defcls.toString(16)}`;
+    let s = `r2q ${this.r2q} default ${def} direct_packets_stat ${this.directPkts}`;
     if (details) s += ' ver 3.17';
     s += ` direct_qlen ${this.directQlen}`;
     return s;
@@ -693,7 +697,7 @@ export class HtbQdisc implements Qdisc {
   }
 
   jsonOptions(): Record<string, unknown> {
-    return { r2q: this.r2q, default: `0x${this.defcls.toString(16)}`, direct_packets_stat: this.directPkts, direct_qlen: this.directQlen };
+    return { r2q: this.r2q, default: this.defcls === 0 ? '0' : `0x${this.defcls.toString(16)}`, direct_packets_stat: this.directPkts, direct_qlen: this.directQlen };
   }
 
   jsonXstats(): Record<string, unknown> | null {
