@@ -321,7 +321,7 @@ describe('htb scheduling in virtual time (sch_htb.c)', () => {
     expect(q2.stats.drops).toBe(1);
     expect(q2.dequeue(host)).not.toBeNull();
     expect(q2.dequeue(host)).not.toBeNull();
-    expect(q2.printOptions(false)).toBe('r2q 10 default 0x0 direct_packets_stat 2 direct_qlen 2');
+    expect(q2.printOptions(false)).toBe('r2q 10 default 0 direct_packets_stat 2 direct_qlen 2');
   });
 
   it('tokens go negative by the packet time and come back with the clock', () => {
