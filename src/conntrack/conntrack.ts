@@ -228,23 +228,34 @@ export class Conntrack implements CtProvider {
   /** The longest hash chain (both directions' links count), for diagnostics and tests. */
   longestChain(): number {
     let most = 0;
+    const links: CtEntry[] = [];
     for (let h = 0; h < this.heads.length; h++) {
-      let k = 0;
-      let e = this.heads[h];
-      let d = this.tags[h];
-      while (e !== null) {
-        k++;
-        if (d === 0) {
-          d = e.d0;
-          e = e.n0;
-        } else {
-          d = e.d1;
-          e = e.n1;
-        }
-      }
-      if (k > most) most = k;
+      this.bucketLinks(h, links, false);
+      if (links.length > most) most = links.length;
+      links.length = 0;
     }
     return most;
+  }
+
+  /**
+   * Appends bucket `h`'s entries to `out`, one per link (an entry whose two
+   * tuples hash to the same bucket is there twice), or with `originalOnly` the
+   * entries whose original tuple hashes there (each entry once over the table).
+   */
+  private bucketLinks(h: number, out: CtEntry[], originalOnly: boolean): void {
+    let e = this.heads[h];
+    let d = this.tags[h];
+    while (e !== null) {
+      if (d === 0) {
+        out.push(e);
+        d = e.d0;
+        e = e.n0;
+      } else {
+        if (!originalOnly) out.push(e);
+        d = e.d1;
+        e = e.n1;
+      }
+    }
   }
 
   get active(): boolean {
@@ -346,19 +357,8 @@ export class Conntrack implements CtProvider {
     const now = this.deps.now();
     const list = this.scratch.length === 0 ? this.scratch : [];
     for (let h = 0; h < this.size; h++) {
-      let e = this.heads[h];
-      if (e === null) continue;
-      let d = this.tags[h];
-      while (e !== null) {
-        if (d === 0) list.push(e);
-        if (d === 0) {
-          d = e.d0;
-          e = e.n0;
-        } else {
-          d = e.d1;
-          e = e.n1;
-        }
-      }
+      if (this.heads[h] === null) continue;
+      this.bucketLinks(h, list, true);
       for (let i = 0; i < list.length; i++) {
         const x = list[i];
         if (!x.hashed) continue;
@@ -479,20 +479,7 @@ export class Conntrack implements CtProvider {
   /** nf_conntrack_hash_resize: every entry into a table of `n` buckets. */
   private resize(n: number): void {
     const all: CtEntry[] = [];
-    for (let h = 0; h < this.heads.length; h++) {
-      let e = this.heads[h];
-      let d = this.tags[h];
-      while (e !== null) {
-        if (d === 0) all.push(e);
-        if (d === 0) {
-          d = e.d0;
-          e = e.n0;
-        } else {
-          d = e.d1;
-          e = e.n1;
-        }
-      }
-    }
+    for (let h = 0; h < this.heads.length; h++) this.bucketLinks(h, all, true);
     this.size = n;
     this.heads = [];
     this.tags = new Uint8Array(0);
