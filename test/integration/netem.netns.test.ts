@@ -74,3 +74,51 @@ describe('netem on the stack device, seen by a kernel ping', () => {
     expect(r2.code).toBe(255);
   });
 });
+
+describe('fq_codel under an htb shaper on the stack device', () => {
+  let tb: Testbed | undefined;
+
+  beforeAll(async () => {
+    tb = await Testbed.start({ type: 'tap', subnet: 101, nsPrefix: 'tstcq-', extraConfig: ['service add echo udp :7'] });
+    expect(tb.peer(`ping -c 1 -W 2 ${tb.stackIp}`).code).toBe(0);
+  });
+  afterAll(async () => {
+    await tb?.close();
+  });
+
+  it("keeps a ping's round trip near target while the stack echoes an unresponsive UDP flood", async () => {
+    const t = tb as Testbed;
+    const base = median(rtts(t.peer(`ping -c 10 -i 0.05 -W 2 ${t.stackIp}`).stdout));
+    for (const line of [
+      `qdisc add dev ${t.dev} root handle 1: htb default 10`,
+      `class add dev ${t.dev} parent 1: classid 1:10 htb rate 10mbit`,
+      `qdisc add dev ${t.dev} parent 1:10 handle 10: fq_codel`,
+    ]) {
+      const r = await t.ctlRun('tc', ...line.split(' '));
+      expect(r, line).toEqual({ code: 0, stdout: '', stderr: '' });
+    }
+    // About 24 Mbit/s of 1000-byte datagrams to the stack's UDP echo for 4 s: the
+    // echoes fill the 10 Mbit/s class, and nothing slows the sender down.
+    const flood =
+      `node -e "const d=require('dgram').createSocket('udp4');const b=Buffer.alloc(1000);` +
+      `const t=setInterval(()=>{for(let i=0;i<3;i++)d.send(b,7,'${t.stackIp}')},1);` +
+      `setTimeout(()=>{clearInterval(t);d.close()},4000)"`;
+    const running = t.peerAsync(flood, 10_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const during = rtts((await t.peerAsync(`ping -c 15 -i 0.1 -W 2 ${t.stackIp}`, 10_000)).stdout);
+    await running;
+    // (With a pfifo leaf instead, replies are lost behind the flood or wait for it.)
+    expect(during.length).toBeGreaterThanOrEqual(14);
+    const stats = (await t.ctlRun('tc', '-s', 'qdisc', 'show', 'dev', t.dev)).stdout;
+    const fq = stats.slice(stats.indexOf('qdisc fq_codel'));
+    const dropped = Number(/dropped (\d+),/.exec(fq)![1]);
+    const sent = Number(/Sent \d+ bytes (\d+) pkt/.exec(fq)![1]);
+    // The class was congested: CoDel dropped part of the flood ...
+    expect(dropped, stats).toBeGreaterThan(100);
+    expect(sent).toBeGreaterThan(2000);
+    expect(fq).toMatch(/\n {2}maxpacket \d+ drop_overlimit \d+ new_flow_count \d+ ecn_mark 0/);
+    // ... and the ping's flow, sparse, stayed within target (5 ms) + a few ms.
+    expect(median(during) - base, during.join(' ')).toBeLessThan(8);
+    expect(await t.ctlRun('tc', 'qdisc', 'del', 'dev', t.dev, 'root')).toEqual({ code: 0, stdout: '', stderr: '' });
+  });
+});
