@@ -255,6 +255,8 @@ export class SfqQdisc implements Qdisc {
       }
     }
     if (x < 0) return 0;
+    // All slots one packet long: the one after the tail goes (sfq_drop).
+    if (d === 1) x = this.slots[this.tail].next;
     const slot = this.slots[x];
     const p = (this.headdrop ? slot.q.shift() : slot.q.pop()) as Packet;
     const len = p.end - p.start;
@@ -374,7 +376,7 @@ export class SfqQdisc implements Qdisc {
   jsonOptions(): Record<string, unknown> {
     const o: Record<string, unknown> = { limit: this.limit, quantum: this.quantum, depth: this.maxdepth };
     if (this.headdrop) o.headdrop = true;
-    o.flows = this.maxflows;
+    // (tc -j shows flows only with -d; the kind is not told.)
     o.divisor = this.divisor;
     if (this.perturbPeriod) o.perturb = this.perturbPeriod;
     return o;

@@ -377,3 +377,16 @@ describe('sfq in virtual time', () => {
     expect(q.stats.backlog).toBe(0);
   });
 });
+
+describe('sfq with more flows than slots', () => {
+  it('limit caps the slots (flows = min(flows, limit)): a new flow without a slot is dropped', () => {
+    const host = new FakeHost();
+    const q = sfqKind.create(sfqKind.parse(['limit', '3'], host), host, 0x10000, 0xffffffff) as SfqQdisc;
+    for (const src of [1, 2, 3, 4]) q.enqueue(udpFrame(100, src), host);
+    expect(q.stats.drops).toBe(1);
+    const out: number[] = [];
+    for (let p = q.dequeue(host); p !== null; p = q.dequeue(host)) out.push(srcOf(p));
+    expect(out).toEqual([1, 2, 3]);
+    expect(q.jsonOptions()).toEqual({ limit: 3, quantum: 1514, depth: 127, divisor: 1024 });
+  });
+});
