@@ -45,6 +45,13 @@ export interface NetemOpts {
   seed: bigint | null;
   ecn: boolean;
   dist: string | null;
+  /**
+   * Which optional attributes tc sends (the kernel keeps the old value of an
+   * absent one on change): TCA_NETEM_CORR (only when a delay, loss, reorder or
+   * corrupt correlation was given: q_netem.c counts the duplicate's
+   * correlation in no `present`), REORDER, CORRUPT, RATE.
+   */
+  present: { corr: boolean; reorder: boolean; corrupt: boolean; rate: boolean };
 }
 
 const USAGE =
@@ -83,6 +90,7 @@ export function parseNetem(argv: string[]): NetemOpts {
     limit: 1000, latency: 0, jitter: 0, loss: 0, duplicate: 0, gap: 0, delayCorr: 0, lossCorr: 0, dupCorr: 0,
     reorder: 0, reorderCorr: 0, corrupt: 0, corruptCorr: 0, gi: null, ge: null, rate: 0, packetOverhead: 0,
     cellSize: 0, cellOverhead: 0, slot: null, seed: null, ecn: false, dist: null,
+    present: { corr: false, reorder: false, corrupt: false, rate: false },
   };
   let i = 0;
   const nextArg = (): string => {
@@ -116,6 +124,7 @@ export function parseNetem(argv: string[]): NetemOpts {
         if (nextIsNumber()) {
           nextArg();
           o.delayCorr = pct('latency');
+          o.present.corr = true;
         }
       }
     } else if (matches(a, 'loss') || matches(a, 'drop')) {
@@ -127,6 +136,7 @@ export function parseNetem(argv: string[]): NetemOpts {
         if (nextIsNumber()) {
           nextArg();
           o.lossCorr = pct('loss correlation');
+          o.present.corr = true;
         }
       } else if (argv[i] === 'state') {
         nextArg();
@@ -169,17 +179,21 @@ export function parseNetem(argv: string[]): NetemOpts {
       o.ecn = true;
     } else if (matches(a, 'reorder')) {
       nextArg();
+      o.present.reorder = true;
       o.reorder = pct('reorder');
       if (nextIsNumber()) {
         nextArg();
         o.reorderCorr = pct('reorder');
+        o.present.corr = true;
       }
     } else if (matches(a, 'corrupt')) {
       nextArg();
+      o.present.corrupt = true;
       o.corrupt = pct('corrupt');
       if (nextIsNumber()) {
         nextArg();
         o.corruptCorr = pct('corrupt');
+        o.present.corr = true;
       }
     } else if (matches(a, 'gap')) {
       nextArg();
@@ -201,6 +215,7 @@ export function parseNetem(argv: string[]): NetemOpts {
       const r = argv[i].includes('%') ? null : getRate64(argv[i]);
       if (r === null) throw illegal('Illegal "rate"');
       o.rate = r;
+      o.present.rate = true;
       if (nextIsSigned()) {
         nextArg();
         const v = getS32(argv[i]);
@@ -330,20 +345,46 @@ export class NetemQdisc implements Qdisc {
     this.change(opts, host);
   }
 
-  // sch_netem.c netem_change: everything is replaced but the slot configuration when absent.
+  // sch_netem.c netem_change: limit, gap, loss, duplicate, delay and jitter are
+  // always replaced, the loss model falls back to random; correlations,
+  // reorder, corrupt, rate, ecn, slot and the distribution only when tc sends them.
   change(params: unknown, host: SchedHost): void {
     const o = params as NetemOpts;
-    const oldSlot = this.o?.slot ?? null;
-    this.o = { ...o, slot: o.slot ?? oldSlot };
-    this.dist = o.dist !== null ? distTable(o.dist) : null;
+    const prev: NetemOpts | undefined = this.o;
+    const e: NetemOpts = { ...o, present: { ...o.present } };
+    if (!o.present.corr) {
+      e.delayCorr = prev?.delayCorr ?? 0;
+      e.lossCorr = prev?.lossCorr ?? 0;
+      e.dupCorr = prev?.dupCorr ?? 0;
+    }
+    if (!o.present.reorder) e.reorderCorr = prev?.reorderCorr ?? 0;
+    if (!o.present.corrupt) {
+      e.corrupt = prev?.corrupt ?? 0;
+      e.corruptCorr = prev?.corruptCorr ?? 0;
+    }
+    if (!o.present.rate && prev !== undefined) {
+      e.rate = prev.rate;
+      e.packetOverhead = prev.packetOverhead;
+      e.cellSize = prev.cellSize;
+      e.cellOverhead = prev.cellOverhead;
+    }
+    if (!o.ecn) e.ecn = prev?.ecn ?? false;
+    if (o.slot === null) e.slot = prev?.slot ?? null;
+    if (o.dist === null) e.dist = prev?.dist ?? null;
+    this.o = e;
+    this.dist = e.dist !== null ? distTable(e.dist) : null;
     this.counter = 0;
-    // With a gap the kernel assumes reorder 100% unless a probability was given.
-    this.reorderP = o.reorder || (o.gap ? U32 : 0);
-    this.initCrnd(this.delayCor, o.delayCorr, host);
-    this.initCrnd(this.lossCor, o.lossCorr, host);
-    this.initCrnd(this.dupCor, o.dupCorr, host);
-    this.initCrnd(this.reorderCor, o.reorderCorr, host);
-    this.initCrnd(this.corruptCor, o.corruptCorr, host);
+    // A gap means reorder 100% unless a probability is sent with it; neither keeps the old one.
+    if (o.gap) this.reorderP = U32;
+    if (o.present.reorder) this.reorderP = o.reorder;
+    e.reorder = this.reorderP;
+    if (o.present.corr) {
+      this.initCrnd(this.delayCor, e.delayCorr, host);
+      this.initCrnd(this.lossCor, e.lossCorr, host);
+      this.initCrnd(this.dupCor, e.dupCorr, host);
+    }
+    if (o.present.reorder) this.initCrnd(this.reorderCor, e.reorderCorr, host);
+    if (o.present.corrupt) this.initCrnd(this.corruptCor, e.corruptCorr, host);
     this.lossModel = o.gi !== null ? 1 : o.ge !== null ? 2 : 0;
     this.clgState = 1;
     if (o.slot !== null) {
@@ -609,7 +650,7 @@ export class NetemQdisc implements Qdisc {
       s += ` duplicate ${pctStr(o.duplicate)}`;
       if (o.dupCorr) s += ` ${pctStr(o.dupCorr)}`;
     }
-    if (this.reorderP && (o.reorder || o.gap)) {
+    if (this.reorderP) {
       s += ` reorder ${pctStr(this.reorderP)}`;
       if (o.reorderCorr) s += ` ${pctStr(o.reorderCorr)}`;
     }
@@ -656,7 +697,7 @@ export class NetemQdisc implements Qdisc {
       j['loss-gemodel'] = { p: p / U32, r: r / U32, '1-h': (U32 - h) / U32, '1-k': k1 / U32 };
     }
     if (o.duplicate) j.duplicate = { duplicate: o.duplicate / U32, correlation: o.dupCorr / U32 };
-    if (this.reorderP && (o.reorder || o.gap)) j.reorder = { reorder: this.reorderP / U32, correlation: o.reorderCorr / U32 };
+    if (this.reorderP) j.reorder = { reorder: this.reorderP / U32, correlation: o.reorderCorr / U32 };
     if (o.corrupt) j.corrupt = { corrupt: o.corrupt / U32, correlation: o.corruptCorr / U32 };
     if (o.rate) j.rate = { rate: o.rate, packetoverhead: o.packetOverhead, cellsize: o.cellSize, celloverhead: o.cellOverhead };
     const sl = o.slot;

@@ -37,7 +37,9 @@ describe('netem: tc arguments and output (q_netem.c)', () => {
     expect(show(['loss', 'state', '1', '2', '3', '4', '5'])).toBe('limit 1000 loss state p13 1% p31 2% p32 3% p23 4% p14 5%');
     expect(show(['loss', 'gemodel', '1%'])).toBe('limit 1000 loss gemodel p 1% r 99% 1-h 100% 1-k 0%');
     expect(show(['loss', 'gemodel', '1%', '10%', '70%', '0.1%'])).toBe('limit 1000 loss gemodel p 1% r 10% 1-h 70% 1-k 0.1%');
-    expect(show(['duplicate', '1%', '10%'])).toBe('limit 1000 duplicate 1% 10%');
+    // q_netem.c sends the correlations only when one besides the duplicate's was given.
+    expect(show(['duplicate', '1%', '10%'])).toBe('limit 1000 duplicate 1%');
+    expect(show(['loss', '1%', '5%', 'duplicate', '1%', '10%'])).toBe('limit 1000 loss 1% 5% duplicate 1% 10%');
     expect(show(['corrupt', '0.1%'])).toBe('limit 1000 corrupt 0.1%');
     expect(show(['delay', '10ms', 'reorder', '25%', '50%', 'gap', '5'])).toBe('limit 1000 delay 10ms reorder 25% 50% gap 5');
     expect(show(['delay', '10ms', 'reorder', '25%'])).toBe('limit 1000 delay 10ms reorder 25% gap 1');
@@ -49,6 +51,21 @@ describe('netem: tc arguments and output (q_netem.c)', () => {
     expect(show(['limit', '5k', 'loss', '1%', 'ecn'])).toBe('limit 5120 loss 1% ecn ');
     expect(mk(['seed', '18446744073709551615']).printOptions(false)).toBe('limit 1000 seed 18446744073709551615');
     expect(mk([]).printOptions(false)).toMatch(/^limit 1000 seed \d+$/);
+  });
+
+  it('change keeps what tc does not send again (correlations, reorder, corrupt, rate, ecn, slot)', () => {
+    const host = new FakeHost();
+    const q = mk(['delay', '10ms', '5ms', '25%', 'loss', '1%', 'ecn', 'corrupt', '2%', 'rate', '1mbit', 'reorder', '10%', 'gap', '3', 'slot', '1ms', 'seed', '1'], host);
+    expect(q.printOptions(false)).toBe(
+      'limit 1000 delay 10ms  5ms 25% loss 1% reorder 10% corrupt 2% rate 1Mbit slot 1ms 1ms seed 1 ecn  gap 3',
+    );
+    q.change(netemKind.parse(['delay', '20ms', '1ms', 'seed', '2'], host), host);
+    // Loss, gap and the delay are replaced; the rest stays (reorder too, idle without a gap).
+    expect(q.printOptions(false)).toBe('limit 1000 delay 20ms  1ms 25% reorder 10% corrupt 2% rate 1Mbit slot 1ms 1ms seed 2 ecn ');
+    q.change(netemKind.parse(['loss', 'gemodel', '1%', 'rate', '2mbit', 'corrupt', '0', 'seed', '3'], host), host);
+    expect(q.printOptions(false)).toBe(
+      'limit 1000 loss gemodel p 1% r 99% 1-h 100% 1-k 0% reorder 10% rate 2Mbit slot 1ms 1ms seed 3 ecn ',
+    );
   });
 
   it('shows -j as tc does', () => {
@@ -202,11 +219,13 @@ describe('netem in virtual time', () => {
     const host = new FakeHost(12);
     const q = mk(['limit', '1000000', 'loss', '10%', '50%'], host);
     const lost: boolean[] = [];
-    const n = 200000;
+    const n = 1000000;
+    const pkt = udpFrame(60);
     for (let i = 0; i < n; i++) {
       const before = q.stats.drops;
-      q.enqueue(udpFrame(60), host);
+      q.enqueue(pkt, host);
       lost.push(q.stats.drops > before);
+      if (q.stats.qlen > 0) q.reset();
     }
     // The same recurrence on another generator: the loss ratio and burstiness it gives.
     const sim = new FakeHost(777);
@@ -214,7 +233,7 @@ describe('netem in virtual time', () => {
     let simLost = 0;
     let simPairs = 0;
     let prev = false;
-    for (let i = 0; i < 1000000; i++) {
+    for (let i = 0; i < 2000000; i++) {
       x = sim.random() * 0.5 + x * 0.5;
       const l = x <= 0.1;
       if (l) simLost++;
@@ -222,7 +241,7 @@ describe('netem in virtual time', () => {
       prev = l;
     }
     const rate = lost.filter(Boolean).length / n;
-    const simRate = simLost / 1000000;
+    const simRate = simLost / 2000000;
     expect(Math.abs(rate - simRate) / simRate).toBeLessThan(0.15);
     let pairs = 0;
     for (let i = 1; i < n; i++) if (lost[i] && lost[i - 1]) pairs++;
