@@ -86,42 +86,27 @@ function describe(t: Tok): string {
   }
 }
 
+/**
+ * Words nft's scanner reads as keywords, not strings: nft refuses them as
+ * table, chain, set and counter names unless quoted, and names them by their
+ * text in "unexpected X" messages (the list is what this nft refuses in
+ * `add table ip WORD`).
+ */
 const KEYWORDS = new Set([
   ...VERBS,
-  'table',
-  'chain',
-  'rule',
-  'set',
-  'map',
-  'element',
-  'counter',
-  'ruleset',
-  'ip',
-  'inet',
-  'tcp',
-  'udp',
-  'icmp',
-  'meta',
-  'ct',
-  'accept',
-  'drop',
-  'reject',
-  'jump',
-  'goto',
-  'return',
-  'continue',
-  'log',
-  'limit',
-  'type',
-  'hook',
-  'priority',
-  'policy',
-  'elements',
-  'flags',
-  'timeout',
-  'handle',
-  'position',
-  'index',
+  'accept', 'add', 'ah', 'all', 'and', 'arp', 'bridge', 'cgroup', 'chain', 'comment', 'comp', 'constant',
+  'continue', 'counter', 'cpu', 'create', 'ct', 'day', 'dccp', 'define', 'delete', 'describe', 'device',
+  'devices', 'dnat', 'drop', 'dst', 'dup', 'dynamic', 'ecn', 'element', 'elements', 'eq', 'esp', 'ether',
+  'exists', 'expires', 'export', 'exthdr', 'fib', 'flags', 'flow', 'flowtable', 'flush', 'frag', 'fwd',
+  'gc-interval', 'ge', 'get', 'goto', 'gt', 'handle', 'hbh', 'hook', 'hour', 'ibriport', 'ibrname', 'icmp',
+  'icmpv6', 'igmp', 'iif', 'iifgroup', 'iifname', 'iiftype', 'import', 'include', 'index', 'inet', 'insert',
+  'interval', 'ip', 'ip6', 'ipsec', 'jhash', 'jump', 'le', 'limit', 'list', 'log', 'lt', 'map', 'mark',
+  'masquerade', 'meta', 'meter', 'mh', 'missing', 'monitor', 'ne', 'netdev', 'nftrace', 'not', 'notrack',
+  'numgen', 'obriport', 'obrname', 'offload', 'oif', 'oifgroup', 'oifname', 'oiftype', 'or', 'osf',
+  'pkttype', 'policy', 'position', 'priority', 'queue', 'quota', 'random', 'redefine', 'redirect', 'reject',
+  'rename', 'replace', 'reset', 'return', 'rt', 'rtclassid', 'rule', 'ruleset', 'sctp', 'secmark', 'set',
+  'size', 'skgid', 'skuid', 'snat', 'socket', 'srh', 'symhash', 'synproxy', 'table', 'tcp', 'th', 'time',
+  'timeout', 'tproxy', 'type', 'typeof', 'udp', 'udplite', 'undefine', 'update', 'vlan', 'vmap', 'xor', 'xt',
 ]);
 
 export interface NftDefines {
@@ -176,6 +161,13 @@ export class NftParser {
     if (!this.is(text)) throw this.unexpected(t, text.length === 1 ? `'${text}'` : text);
     this.pos++;
     return t;
+  }
+
+  /** A name (table, chain, set, counter): a bare word that is not one of nft's keywords (nft refuses quoted names too). */
+  private name(what: string): Tok {
+    const t = this.peek();
+    if (t.kind === 'string' || (t.kind === 'word' && (KEYWORDS.has(t.text) || /^\d+$/.test(t.text)))) throw this.unexpected(t, 'string');
+    return this.word(what);
   }
 
   private word(what: string): Tok {
@@ -270,7 +262,7 @@ export class NftParser {
 
   private tableRef(): TableRef & { tok: Tok } {
     const family = this.family();
-    const t = this.word('a table name');
+    const t = this.name('a table name');
     return { family, table: t.text, tok: t };
   }
 
@@ -308,7 +300,7 @@ export class NftParser {
           this.endStatement();
           return [{ verb, obj: 'chain', ...ref, handle }];
         }
-        const name = this.word('a chain name');
+        const name = this.name('a chain name');
         if (verb === 'add' || verb === 'create') {
           let base: BaseChainSpec | undefined;
           const rules: NftCommand[] = [];
@@ -338,14 +330,14 @@ export class NftParser {
       case 'element': {
         if (verb !== 'add' && verb !== 'create' && verb !== 'delete' && verb !== 'destroy') throw this.unexpected(o);
         const ref = this.tableRef();
-        const name = this.word('a set name');
+        const name = this.name('a set name');
         const raw = this.rawBraces();
         this.endStatement();
         return [{ verb, obj: 'element', ...ref, set: name.text, raw, tok: name }];
       }
       case 'counter': {
         const ref = this.tableRef();
-        const name = this.word('a counter name');
+        const name = this.name('a counter name');
         if (verb === 'add' || verb === 'create') {
           const c = this.counterBody();
           this.endStatement();
@@ -428,7 +420,7 @@ export class NftParser {
         if (this.accept('}')) break;
         const k = this.word('chain, set, map or counter');
         if (k.text === 'chain') {
-          const name = this.word('a chain name');
+          const name = this.name('a chain name');
           const rules: NftCommand[] = [];
           this.expect('{');
           const base = this.chainBody(ref, name.text, rules);
@@ -439,7 +431,7 @@ export class NftParser {
           const { set, raw } = this.setBody(name, k.text === 'map');
           out.push({ verb: 'add', obj: 'set', ...ref, set, raw, tok: name });
         } else if (k.text === 'counter') {
-          const name = this.word('a counter name');
+          const name = this.name('a counter name');
           out.push({ verb: 'add', obj: 'counter', ...ref, name: name.text, ...this.counterBody(), tok: name });
         } else if (k.text === 'flags' || k.text === 'comment') {
           this.word(k.text);
@@ -617,7 +609,7 @@ export class NftParser {
 
   private ruleCmd(verb: Verb, o: Tok): NftCommand {
     const ref = this.tableRef();
-    const chain = this.word('a chain name');
+    const chain = this.name('a chain name');
     if (verb === 'delete' || verb === 'destroy') {
       this.expect('handle');
       const handle = this.number('a handle');

@@ -157,6 +157,19 @@ describe('nft commands', () => {
     expect(r.stderr).toMatch(/^Error: syntax error, unexpected '}', expecting ':'\n/);
   });
 
+  it('refuses nft keywords, numbers and quoted strings as table and chain names, as nft does', () => {
+    const { ok, nft } = setup();
+    expect(nft('add table ip ct')).toMatchObject({ code: 1, stderr: 'Error: syntax error, unexpected ct, expecting string\nadd table ip ct\n             ^^\n' });
+    expect(nft('add table ip 123')).toMatchObject({ code: 1, stderr: 'Error: syntax error, unexpected number, expecting string\nadd table ip 123\n             ^^^\n' });
+    ok('add table ip t');
+    expect(nft('add chain ip t fwd')).toMatchObject({ code: 1, stderr: 'Error: syntax error, unexpected fwd, expecting string\nadd chain ip t fwd\n               ^^^\n' });
+    expect(nft('add chain ip t "x"').code).toBe(1);
+    // Chain types and hooks are not keywords: these names are fine.
+    ok('add chain ip t input');
+    ok('add table ip nat');
+    ok('add table ip filter');
+  });
+
   it('create fails on what exists; add does not', () => {
     const { ok, nft } = setup();
     ok('add table t');
