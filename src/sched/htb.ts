@@ -603,20 +603,65 @@ export class HtbQdisc implements Qdisc {
     return cl.leafQdisc !== null ? cl.leafQdisc.peek(host) : cl.fifo.peek();
   }
 
+  /**
+   * A wakeup comes late (Node's timers fire in whole ms, after the time
+   * asked for): accounting resumes at the time the watchdog asked for and
+   * steps through the mode changes due since, so every packet due by now
+   * leaves in this batch with the tokens it would have had, instead of the
+   * buckets overflowing while the timer was late. -1 when not catching up.
+   */
+  private catchUp: Ns = -1;
+
   dequeue(host: SchedHost): Packet | null {
     const d = this.direct.shift();
     if (d !== null) return this.took(d);
-    const now = host.now();
+    const real = host.now();
+    let now = real;
+    if (this.catchUp >= 0 && this.catchUp < real) now = this.catchUp;
+    for (;;) {
+      const p = this.dequeueAt(now, host);
+      if (p !== null) {
+        this.catchUp = now < real ? now : -1;
+        return p;
+      }
+      if (now >= real) break;
+      // Nothing at `now`, which is behind the clock: on to the next mode change, if it is due.
+      let at = this.nextEventAll(now);
+      if (at <= now) at = now + 1;
+      now = at < real ? at : real;
+    }
+    this.catchUp = -1;
+    // Nothing may leave now: wake up at the earliest mode change (htb_do_events' next event).
+    if (this.stats.qlen > 0) {
+      const at = this.nextEventAll(real);
+      if (at !== Infinity) {
+        const w = Math.max(at, real + 1);
+        this.catchUp = w;
+        host.watchdog(w);
+      }
+    }
+    return null;
+  }
+
+  private nextEventAll(now: Ns): Ns {
+    let at = Infinity;
+    const leaves = this.leaves;
+    for (let i = 0; i < leaves.length; i++) if (leaves[i].backlogPackets() > 0) at = Math.min(at, this.nextEvent(leaves[i], now));
+    return at;
+  }
+
+  /** One packet that may leave at `now`, charged at `now`, or null. */
+  private dequeueAt(now: Ns, host: SchedHost): Packet | null {
     for (let tries = 0; tries < this.leaves.length + 1; tries++) {
       const cl = this.pick(now);
-      if (cl === null) break;
+      if (cl === null) return null;
       const level = this.pickLevel;
       const p = cl.leafQdisc !== null ? cl.leafQdisc.dequeue(host) : cl.fifo.shift();
       if (p === null) {
         // A leaf qdisc that holds packets back (its own shaper): skip it this round.
         this.advance(cl, level);
         if (cl.leafQdisc !== null) continue;
-        break;
+        return null;
       }
       const len = p.end - p.start;
       cl.deficit[level] -= len;
@@ -635,12 +680,6 @@ export class HtbQdisc implements Qdisc {
       }
       this.charge(cl, level, len, now);
       return this.took(p);
-    }
-    // Nothing may leave now: wake up at the earliest mode change (htb_do_events' next event).
-    if (this.stats.qlen > 0) {
-      let at = Infinity;
-      for (const l of this.leaves) if (l.backlogPackets() > 0) at = Math.min(at, this.nextEvent(l, now));
-      if (at !== Infinity) host.watchdog(Math.max(at, now + 1));
     }
     return null;
   }

@@ -54,7 +54,7 @@ function tree(host: Host, qargs: string, classes: [number, number, string][]): H
  * Runs a link of `linkBps` bytes/s for `seconds`, keeping `backlog` packets of
  * `len` bytes queued for each mark in `greedy`; returns bytes sent per mark.
  */
-function run(q: HtbQdisc, host: Host, linkBps: number, seconds: number, greedy: number[], len = 1000): Map<number, number> {
+function run(q: HtbQdisc, host: Host, linkBps: number, seconds: number, greedy: number[], len = 1000, wakeAt = (at: number): number => at): Map<number, number> {
   const sent = new Map<number, number>();
   const queued = new Map<number, number>();
   for (const m of greedy) {
@@ -78,7 +78,7 @@ function run(q: HtbQdisc, host: Host, linkBps: number, seconds: number, greedy: 
     } else {
       expect(host.wake).toBeLessThan(Infinity);
       expect(host.wake).toBeGreaterThan(host.t);
-      host.t = host.wake;
+      host.t = wakeAt(host.wake);
     }
   }
   return sent;
@@ -231,6 +231,23 @@ describe('htb scheduling in virtual time (sch_htb.c)', () => {
     // 5 s at 1.25 MB/s plus the initial burst (both buckets hold 15 KiB), within one packet.
     expect(Math.abs((sent.get(1) as number) - (5 * 1250000 + 15360))).toBeLessThanOrEqual(1000);
     expect(host.watchdogs).toBeGreaterThan(0);
+  });
+
+  it('a watchdog that fires late (on the next whole ms, plus 1 ms) loses no rate: the batch catches up', () => {
+    const host = new Host();
+    const q = tree(host, '', [
+      [1, 0, 'rate 10mbit'],
+      [0x10, 1, 'rate 6mbit ceil 10mbit'],
+      [0x20, 1, 'rate 2mbit ceil 10mbit'],
+    ]);
+    // A 1 Gbit/s device, so a late wakeup sends its whole batch at once.
+    const sent = run(q, host, 125e6, 10, [0x10, 0x20], 1000, (at) => Math.ceil(at / 1e6) * 1e6 + 1e6);
+    const a = mbit(sent.get(0x10) as number, 10);
+    const b = mbit(sent.get(0x20) as number, 10);
+    expect(a + b).toBeGreaterThan(10 * 0.995);
+    expect(a + b).toBeLessThan(10 * 1.005);
+    expect(a).toBeGreaterThan(7.5 * 0.97);
+    expect(b).toBeGreaterThan(2.5 * 0.97);
   });
 
   it('children get their rate and share the parent excess by quantum, up to the parent', () => {
