@@ -1,4 +1,5 @@
 import { checksum, updateChecksum16, updateChecksum32 } from '../wire/checksum.js';
+import { crc32c, sctpChecksumWord } from '../wire/crc32c.js';
 
 /**
  * NAT's packet rewriting: an address and a port (or ICMP query id) changed in
@@ -12,6 +13,13 @@ export const MANIP_DST = 1;
 const IPPROTO_ICMP = 1;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
+const IPPROTO_SCTP = 132;
+const IPPROTO_UDPLITE = 136;
+
+/** Protocols whose tuples carry ports that NAT maps (nf_nat_proto.c: TCP, UDP, UDP-Lite, SCTP). */
+export function natHasPorts(proto: number): boolean {
+  return proto === IPPROTO_TCP || proto === IPPROTO_UDP || proto === IPPROTO_UDPLITE || proto === IPPROTO_SCTP;
+}
 
 /** ICMP types that carry an identifier (nf_nat_proto.c: icmp_manip_pkt rewrites only these). */
 export function icmpIsQuery(type: number): boolean {
@@ -85,13 +93,14 @@ function manipL4(b: Uint8Array, t: number, end: number, proto: number, mtype: nu
     if (oldPort !== port) patch16(b, t + 16, oldPort, port);
     return true;
   }
-  if (proto === IPPROTO_UDP) {
+  if (proto === IPPROTO_UDP || proto === IPPROTO_UDPLITE) {
     if (end - t < 8) return false;
     const p = mtype === MANIP_SRC ? t : t + 2;
     const oldPort = (b[p] << 8) | b[p + 1];
     // udp_manip_pkt: a checksum of 0 means "none" (RFC 768) and stays 0; one that
-    // comes out 0 is sent as 0xffff (CSUM_MANGLED_0).
-    if (b[t + 6] !== 0 || b[t + 7] !== 0) {
+    // comes out 0 is sent as 0xffff (CSUM_MANGLED_0). udplite_manip_pkt: UDP-Lite
+    // always has one (RFC 3828 §3.1).
+    if (proto === IPPROTO_UDPLITE || b[t + 6] !== 0 || b[t + 7] !== 0) {
       if (oldAddr !== addr) patch32(b, t + 6, oldAddr, addr);
       if (oldPort !== port) patch16(b, t + 6, oldPort, port);
       if (b[t + 6] === 0 && b[t + 7] === 0) {
@@ -113,6 +122,22 @@ function manipL4(b: Uint8Array, t: number, end: number, proto: number, mtype: nu
       b[t + 4] = port >>> 8;
       b[t + 5] = port & 0xff;
     }
+    return true;
+  }
+  if (proto === IPPROTO_SCTP) {
+    if (end - t < 8) return false;
+    const p = mtype === MANIP_SRC ? t : t + 2;
+    b[p] = port >>> 8;
+    b[p + 1] = port & 0xff;
+    // sctp_manip_pkt: the CRC32c (RFC 9260 §6.8) covers no addresses; it is
+    // computed anew over the rest of the packet when its field is there (a
+    // header quoted in an ICMP error may hold only the ports).
+    if (end - t < 12) return true;
+    const c = sctpChecksumWord(crc32c(b, t, end - t, t + 8));
+    b[t + 8] = c >>> 24;
+    b[t + 9] = (c >>> 16) & 0xff;
+    b[t + 10] = (c >>> 8) & 0xff;
+    b[t + 11] = c & 0xff;
     return true;
   }
   // Other protocols: only the addresses change (nf_nat_proto.c: l4proto_manip_pkt).

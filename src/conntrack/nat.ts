@@ -32,7 +32,7 @@ import {
   TCP_CONNTRACK_SYN_SENT,
   TCP_CONNTRACK_TIME_WAIT,
 } from './entry.js';
-import { MANIP_DST, MANIP_SRC, icmpChecksumOk, manipIcmpError, manipIpv4 } from './nat-mangle.js';
+import { MANIP_DST, MANIP_SRC, icmpChecksumOk, manipIcmpError, manipIpv4, natHasPorts } from './nat-mangle.js';
 
 /**
  * NAT, as Linux's nf_nat_core.c and nf_nat_proto.c: every new connection is
@@ -43,7 +43,6 @@ import { MANIP_DST, MANIP_SRC, icmpChecksumOk, manipIcmpError, manipIpv4 } from 
 
 const IPPROTO_ICMP = 1;
 const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
 const ICMP_REDIRECT = 5;
 
 /** include/uapi/linux/netfilter/nf_nat.h: NF_NAT_RANGE_PROTO_RANDOM_ALL. */
@@ -480,7 +479,7 @@ export class Nat implements NatProvider {
         min = minPort;
         size = maxPort - minPort + 1;
       }
-    } else if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
+    } else if (natHasPorts(proto)) {
       if ((flags & NAT_RANGE_PROTO_SPECIFIED) === 0) {
         // A destination's port is not changed without a range.
         if (mtype === MANIP_DST) return;
@@ -566,14 +565,14 @@ export class Nat implements NatProvider {
   private inRange(proto: number, s: number, sp: number, flags: number, minAddr: number, maxAddr: number, minPort: number, maxPort: number): boolean {
     if ((flags & NAT_RANGE_MAP_IPS) !== 0 && (s < minAddr || s > maxAddr)) return false;
     if ((flags & NAT_RANGE_PROTO_SPECIFIED) === 0) return true;
-    if (proto === IPPROTO_ICMP || proto === IPPROTO_TCP || proto === IPPROTO_UDP) return sp >= minPort && sp <= maxPort;
+    if (proto === IPPROTO_ICMP || natHasPorts(proto)) return sp >= minPort && sp <= maxPort;
     return true;
   }
 
   /** l4proto_in_range for the tuple being built. */
   private l4InRange(proto: number, mtype: number, minPort: number, maxPort: number): boolean {
     if (proto === IPPROTO_ICMP) return this.tsp >= minPort && this.tsp <= maxPort;
-    if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
+    if (natHasPorts(proto)) {
       const p = mtype === MANIP_SRC ? this.tsp : this.tdp;
       return p >= minPort && p <= maxPort;
     }

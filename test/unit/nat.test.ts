@@ -20,6 +20,7 @@ import {
   IPS_SRC_NAT_DONE,
 } from '../../src/conntrack/entry.js';
 import { MANIP_DST, MANIP_SRC, manipIcmpError, manipIpv4 } from '../../src/conntrack/nat-mangle.js';
+import { crc32c, sctpChecksumWord } from '../../src/wire/crc32c.js';
 import { Nat, jhash1, reciprocalScale } from '../../src/conntrack/nat.js';
 import {
   NAT_DNAT,
@@ -206,6 +207,50 @@ describe('NAT rewriting: RFC 1624 updates equal a full recomputation', () => {
     expect(manipIpv4(base, 0, base.length, MANIP_SRC, ip('203.0.113.1'), found)).toBe(true);
     expect(u16(base, 26)).toBe(0xffff);
     expect(l4Ok(base)).toBe(true);
+  });
+
+  it('UDP-Lite: the checksum (always present, RFC 3828) patched like UDP', () => {
+    for (let i = 0; i < 200; i++) {
+      const src = rnd32();
+      const dst = rnd32();
+      const seg = new Uint8Array(8 + (i % 23));
+      seg.set(payload(i % 23, i + 3), 8);
+      const v = new DataView(seg.buffer);
+      v.setUint16(0, rnd16());
+      v.setUint16(2, rnd16());
+      v.setUint16(4, 0); // checksum coverage 0: the whole datagram
+      const c = checksum(seg, 0, seg.length, pseudoHeaderSum(src, dst, 136, seg.length));
+      v.setUint16(6, c === 0 ? 0xffff : c);
+      const d = ipv4(src, dst, 136, seg);
+      const port = rnd16();
+      expect(manipIpv4(d, 0, d.length, i % 2 === 0 ? MANIP_SRC : MANIP_DST, rnd32(), port)).toBe(true);
+      expect(u16(d, i % 2 === 0 ? 20 : 22)).toBe(port);
+      expect(ipOk(d) && l4Ok(d)).toBe(true);
+    }
+  });
+
+  it('SCTP: ports rewritten and the CRC32c computed anew; a quote of 8 bytes keeps its CRC', () => {
+    const sctpCrcOk = (b: Uint8Array, t: number): boolean => u32(b, t + 8) === sctpChecksumWord(crc32c(b, t, b.length - t, t + 8));
+    for (let i = 0; i < 50; i++) {
+      const seg = new Uint8Array(12 + 16 + (i % 9));
+      seg.set(payload(seg.length - 12, i), 12);
+      const v = new DataView(seg.buffer);
+      v.setUint16(0, rnd16());
+      v.setUint16(2, rnd16());
+      v.setUint32(4, rnd32());
+      v.setUint32(8, sctpChecksumWord(crc32c(seg, 0, seg.length, 8)));
+      const d = ipv4(rnd32(), rnd32(), 132, seg);
+      expect(sctpCrcOk(d, 20)).toBe(true);
+      const port = rnd16();
+      expect(manipIpv4(d, 0, d.length, i % 2 === 0 ? MANIP_SRC : MANIP_DST, rnd32(), port)).toBe(true);
+      expect(u16(d, i % 2 === 0 ? 20 : 22)).toBe(port);
+      expect(ipOk(d) && sctpCrcOk(d, 20)).toBe(true);
+    }
+    const full = ipv4(ip('203.0.113.1'), ip('192.0.2.7'), 132, new Uint8Array(28));
+    const quote = full.subarray(0, 28).slice();
+    expect(manipIpv4(quote, 0, 28, MANIP_SRC, ip('10.0.1.2'), 40000)).toBe(true);
+    expect(u16(quote, 20)).toBe(40000);
+    expect(ipOk(quote)).toBe(true);
   });
 
   it('UDP without a checksum (0) keeps 0', () => {
