@@ -218,7 +218,8 @@ function filterList(s: DevSched, parent: number, create: boolean): { list: Filte
     const q = s.ingress;
     if (!(q instanceof IngressQdisc)) throw kernelError("Parent Qdisc doesn't exists");
     if (q.filters === null && create) q.filters = new FilterListImpl(s);
-    return { list: q.filters, at: parent === 0xfffffff2 ? 0xfffffff2 : 0xffff0000 };
+    // The dump names the ingress qdisc's block by its handle; clsact's by the hook (ffff:fff2).
+    return { list: q.filters, at: q.kind === 'clsact' ? 0xfffffff2 : 0xffff0000 };
   }
   let q: Qdisc | null;
   if (parent === 0 || parent === TC_H_ROOT) q = s.isDefault ? null : s.root;
@@ -275,13 +276,13 @@ function filterModifyKernel(env: TcEnv, verb: 'add' | 'change' | 'replace' | 'de
   return ok('');
 }
 
-function filterShow(env: TcEnv, _g: TcGlobals, args: string[]): TcResult {
+function filterShow(env: TcEnv, g: TcGlobals, args: string[]): TcResult {
   const r = readFilterRequest(args, true);
   if (r.dev === '') throw new TcError('Must specify either device or block\n', 1);
   const d = device(env, r.dev);
   const { list, at } = filterList(d.sched, r.parent, false);
   if (list === null) return ok('');
-  return ok(list.show(at, r.parentGiven, r.prio));
+  return ok(list.show(at, r.parentGiven ? r.parent : 0, r.prio, g.stats));
 }
 
 function doFilter(env: TcEnv, g: TcGlobals, args: string[]): TcResult {

@@ -382,16 +382,23 @@ export class FilterList {
   }
 
   /**
-   * `tc filter show` (tc_filter.c print_filter + f_KIND.c print_opt): `parent`
-   * is printed unless the command named it, `pref` unless it named a prio.
+   * `tc filter show` (tc_filter.c print_filter + f_KIND.c print_opt): the
+   * dump's `parent` is printed unless the command named that same parent
+   * (`filterParent`, 0 if none), `pref` unless it named a prio.
    */
-  show(parent: number, parentGiven: boolean, prioFilter: number): string {
+  show(parent: number, filterParent: number, prioFilter: number, stats = false): string {
+    let where = '';
+    if (filterParent === 0 || filterParent !== parent) {
+      if (parent === 0xffffffff) where = 'root ';
+      else if (parent === 0xfffffff2) where = 'ingress ';
+      else if (parent === 0xfffffff3) where = 'egress ';
+      else where = `parent ${fmtHandle(parent)} `;
+    }
     let out = '';
     let lastPrio = -1;
     for (const f of this.filters) {
       if (prioFilter && f.prio !== prioFilter) continue;
-      let head = 'filter ';
-      if (!parentGiven) head += `parent ${fmtHandle(parent)} `;
+      let head = `filter ${where}`;
       head += 'protocol ip ';
       if (!prioFilter) head += `pref ${f.prio} `;
       head += `${f.kind} chain 0 `;
@@ -408,7 +415,7 @@ export class FilterList {
         if (f.prio !== lastPrio) out += `${head}\n`;
         out += `${head}handle 0x${(f.handle || 1).toString(16)} flowid ${fmtHandle(f.classid)} \n  not_in_hw\n`;
       }
-      for (let i = 0; i < f.actions.length; i++) out += `\taction order ${i + 1}: ${f.actions[i].print()}`;
+      for (let i = 0; i < f.actions.length; i++) out += `\taction order ${i + 1}: ${f.actions[i].print(stats)}`;
       if (f.actions.length > 0) out += '\n';
       lastPrio = f.prio;
     }

@@ -5,6 +5,7 @@ import { simLink } from '../../src/link/sim.js';
 import { runTc } from '../../src/control/tc.js';
 import { stackTcEnv } from '../../src/control/exec.js';
 import { ip } from '../helpers/sim.js';
+import { runNft, stackNftIo } from '../../src/control/nft.js';
 
 /** a (10.0.1.2) -- r0 router r1 -- b (10.0.2.2); tc runs on r. */
 function routed(): { time: VirtualTime; a: Stack; r: Stack; b: Stack; tc: (line: string) => string } {
@@ -98,5 +99,24 @@ describe('htb on a router (sim, virtual time)', () => {
     const k = 1000 / 1014;
     expect(a).toBeGreaterThan(4 * k * 0.98);
     expect(a).toBeLessThan(4 * k * 1.02);
+  });
+
+  it('fw classifies by the mark the chain engine set (meta mark set), as with iptables MARK on Linux', () => {
+    const t = routed();
+    const nft = runNft(t.r.nft, ['-f', '-'], stackNftIo(t.r, 'table ip m {\n chain forward {\n  type filter hook forward priority mangle; policy accept;\n  udp dport 5001 meta mark set 6\n }\n}\n'));
+    expect([nft.code, nft.stderr]).toEqual([0, ""]);
+    t.tc('qdisc add dev r1 root handle 1: htb default 20');
+    t.tc('class add dev r1 parent 1: classid 1:1 htb rate 10mbit');
+    t.tc('class add dev r1 parent 1:1 classid 1:6 htb rate 1mbit ceil 1mbit');
+    t.tc('class add dev r1 parent 1:1 classid 1:20 htb rate 5mbit ceil 10mbit');
+    t.tc('filter add dev r1 parent 1: protocol ip prio 5 handle 6 fw flowid 1:6');
+    expect(t.tc('filter show dev r1')).toBe(
+      'filter parent 1: protocol ip pref 5 fw chain 0 \nfilter parent 1: protocol ip pref 5 fw chain 0 handle 0x6 classid 1:6 \n',
+    );
+    const [marked, other] = blast(t, [5001, 5002], 5, 6);
+    const k = 1000 / 1014;
+    expect(marked).toBeGreaterThan(1 * k * 0.97);
+    expect(marked).toBeLessThan(1 * k * 1.03);
+    expect(other).toBeGreaterThan(5 * k * 0.97);
   });
 });

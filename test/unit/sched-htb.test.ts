@@ -412,13 +412,13 @@ describe('classifiers (cls_u32.c, cls_fw.c, cls_matchall.c)', () => {
     l.add(filt('u32 match ip protocol 17 0xff match ip tos 0x10 0xff flowid 1:30', 2));
     l.add(filt('u32 match ip sport 53 0xffff match u8 0x45 0xff at 0 flowid 1:30', 3));
     const lines = (k: string): string => `${(fx.get(k) ?? []).join('\n')}\n`;
-    expect(l.show(H(1, 0), false, 0)).toBe(lines('tc filter show dev e0'));
-    expect(l.show(H(1, 0), true, 1)).toBe(lines('tc filter show dev e0 parent 1: prio 1'));
+    expect(l.show(H(1, 0), 0, 0)).toBe(lines('tc filter show dev e0'));
+    expect(l.show(H(1, 0), H(1, 0), 1)).toBe(lines('tc filter show dev e0 parent 1: prio 1'));
     l.del(2);
-    expect(l.show(H(1, 0), false, 0)).toBe(`${secondShow()}\n`);
+    expect(l.show(H(1, 0), 0, 0)).toBe(`${secondShow()}\n`);
     const ing = new FilterList(clock);
     ing.add(filt('u32 match ip src 10.0.0.0/8 flowid :1', 1));
-    expect(ing.show(0xffff0000, true, 0)).toBe(lines('tc filter show dev e0 parent ffff:'));
+    expect(ing.show(0xffff0000, 0xffff0000, 0)).toBe(lines('tc filter show dev e0 parent ffff:'));
   });
 
   it('fw matches the netfilter mark (masked), matchall everything', () => {
@@ -438,6 +438,27 @@ describe('classifiers (cls_u32.c, cls_fw.c, cls_matchall.c)', () => {
     p.mark = 0;
     expect(l.classify(p).classid).toBe(H(1, 9));
     expect(() => parseFilter('flower', [], null, clock)).toThrow('Error: TC classifier not found.');
+  });
+
+  it('tc filter show prints fw and matchall as f_fw.c and f_matchall.c do (this kernel has neither)', () => {
+    const l = new FilterList(clock);
+    const fw = parseFilter('fw', ['classid', '1:6'], '6', clock);
+    fw.prio = 5;
+    l.add(fw);
+    const fwm = parseFilter('fw', ['flowid', '1:7'], '0x10/0xf0', clock);
+    fwm.prio = 6;
+    l.add(fwm);
+    const ma = parseFilter('matchall', ['classid', '1:30'], null, clock);
+    ma.prio = 9;
+    l.add(ma);
+    expect(l.show(H(1, 0), 0, 0)).toBe(
+      'filter parent 1: protocol ip pref 5 fw chain 0 \n' +
+        'filter parent 1: protocol ip pref 5 fw chain 0 handle 0x6 classid 1:6 \n' +
+        'filter parent 1: protocol ip pref 6 fw chain 0 \n' +
+        'filter parent 1: protocol ip pref 6 fw chain 0 handle 0x10/0xf0 classid 1:7 \n' +
+        'filter parent 1: protocol ip pref 9 matchall chain 0 \n' +
+        'filter parent 1: protocol ip pref 9 matchall chain 0 handle 0x1 flowid 1:30 \n  not_in_hw\n',
+    );
   });
 });
 
