@@ -26,13 +26,14 @@ import { tcpBench } from './tcp.mjs';
 import { forwardBench } from './forward.mjs';
 import { natBench } from './nat.mjs';
 import { htbBench } from './tc-htb.mjs';
+import { tcBench } from './tc.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const COUNT = Number(process.env.BENCH_COUNT ?? 20000);
 const UDP_SECONDS = Number(process.env.BENCH_UDP_SECONDS ?? 3);
-// BENCH_SECTIONS: which parts to run, from ping,udp,tcp,forward,nat,htb (default all).
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,forward,nat,htb').split(','));
+// BENCH_SECTIONS: which parts to run, from ping,udp,tcp,forward,nat,htb,tc (default all).
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,forward,nat,htb,tc').split(','));
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-bench-'));
 const children = [];
 const namespaces = [];
@@ -199,6 +200,7 @@ async function main() {
     await natBench({ sh, netns, waitFor, children, links, WORK, ROOT, ROUNDS, median, fmt, udpTool: UDP_TOOL });
   }
   if (SECTIONS.has('htb')) await htbBench({ ROOT, ROUNDS, median, fmt });
+  if (SECTIONS.has('tc')) await tcBench({ sh, netns, waitFor, children, links, WORK, ROOT, fmt });
 }
 
 async function pingAndUdp() {
