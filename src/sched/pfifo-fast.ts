@@ -15,6 +15,8 @@ export class PfifoFastQdisc implements Qdisc {
   readonly classes = null;
   readonly bands = [new PacketQueue(), new PacketQueue(), new PacketQueue()];
   private limit: number;
+  /** The device's link header length (fixed for a device). */
+  private readonly hh: number;
 
   constructor(
     public handle: number,
@@ -22,10 +24,11 @@ export class PfifoFastQdisc implements Qdisc {
     private readonly host: SchedHost,
   ) {
     this.limit = Math.max(host.txQueueLen, 1);
+    this.hh = host.hardHeaderLen;
   }
 
   enqueue(pkt: Packet): number {
-    const band = this.bands[PRIO2BAND[packetPriority(pkt, this.host.hardHeaderLen)]];
+    const band = this.bands[PRIO2BAND[packetPriority(pkt, this.hh)]];
     if (band.length >= this.limit) return qdiscDrop(this, pkt);
     band.push(pkt);
     const st = this.stats;
