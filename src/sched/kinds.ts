@@ -11,6 +11,7 @@ import { codelKind } from './codel.js';
 import { fqCodelKind } from './fq_codel.js';
 import { sfqKind } from './sfq.js';
 import { tbfKind } from './tbf.js';
+import { prioKind } from './prio.js';
 import { htbKind } from './htb.js';
 
 export const QDISC_KINDS = new Map<string, QdiscKind>();
@@ -29,4 +30,5 @@ registerKind(codelKind);
 registerKind(fqCodelKind);
 registerKind(sfqKind);
 registerKind(tbfKind);
+registerKind(prioKind);
 registerKind(htbKind);

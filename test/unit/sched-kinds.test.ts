@@ -158,3 +158,35 @@ describe('tbf token arithmetic (sch_tbf.c)', () => {
     expect(q.stats.backlog).toBe(2000);
   });
 });
+
+describe('prio (sch_prio.c)', () => {
+  it('sends each packet to the band its TOS priority maps to, and dequeues the lowest band first', () => {
+    const h = new FakeHost();
+    const k = QDISC_KINDS.get('prio')!;
+    // Four bands; priority 0 (best effort) to band 3, 6 (interactive) to band 0, the rest as pfifo_fast's map.
+    const q = k.create(k.parse('bands 4 priomap 3 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1'.split(' '), h), h, 0x10000, 0xffffffff);
+    q.enqueue(frame(100, 0x00, 1), h); // priority 0 → band 3
+    q.enqueue(frame(100, 0x08, 2), h); // priority 2 → band 2
+    q.enqueue(frame(100, 0x18, 3), h); // priority 4 → band 1
+    q.enqueue(frame(100, 0x10, 4), h); // priority 6 → band 0
+    q.enqueue(frame(100, 0x00, 5), h);
+    const order: number[] = [];
+    for (let p = q.dequeue(h); p !== null; p = q.dequeue(h)) order.push(idOf(p));
+    expect(order).toEqual([4, 3, 2, 1, 5]);
+    expect(q.classes!.list()).toEqual([0x10001, 0x10002, 0x10003, 0x10004]);
+    expect(q.classes!.leaf(0x10004)!.stats.packets).toBe(2);
+    expect(q.printOptions(false)).toBe('bands 4 priomap 3 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1');
+  });
+
+  it('reads its options as q_prio.c does and refuses what prio_tune refuses', () => {
+    const h = new FakeHost();
+    const k = QDISC_KINDS.get('prio')!;
+    expect(() => k.parse(['bands', 'x'], h)).toThrow('Illegal "bands"');
+    expect(() => k.parse(['priomap', '3'], h)).toThrow('"priomap" element is out of bands');
+    expect(() => k.parse(['foo'], h)).toThrow('What is "foo"?');
+    expect(() => k.parse(['priomap', '1', 'priomap'], h)).toThrow('Error: duplicate priomap');
+    expect(() => k.create(k.parse(['bands', '1', 'priomap', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0'], h), h, 0x10000, 0xffffffff)).toThrow('Invalid argument');
+    // Three bands by default with pfifo_fast's map; priomap elements past those given keep it.
+    expect(k.create(k.parse(['priomap', '0', '0'], h), h, 0x10000, 0xffffffff).printOptions(false)).toBe('bands 3 priomap 0 0 2 2 1 2 0 0 1 1 1 1 1 1 1 1');
+  });
+});
