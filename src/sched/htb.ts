@@ -249,6 +249,9 @@ export class HtbClass {
   leafQdisc: Qdisc | null = null;
   readonly fifo = new FifoLeaf();
   filters: FilterList | null = null;
+  /** Index in the qdisc's leaf list, and whether it is in the active (backlogged) list. */
+  pos = 0;
+  active = false;
 
   constructor(
     readonly classid: number,
@@ -270,6 +273,8 @@ export class HtbQdisc implements Qdisc {
   private buckets: HtbClass[][] = [[], [], [], []];
   /** Leaves in creation order: the DRR ring within each (level, prio). */
   private leaves: HtbClass[] = [];
+  /** The leaves that hold packets, in leaf-list order (what dequeue looks at). */
+  private active: HtbClass[] = [];
   /** Round-robin position per level*NUMPRIO+prio: index into `leaves` served last. */
   private readonly rrPtr = new Int32Array(HTB_MAXDEPTH * HTB_NUMPRIO).fill(-1);
   private readonly direct = new FifoLeaf();
@@ -357,6 +362,7 @@ export class HtbQdisc implements Qdisc {
           this.dropLeaf(parent);
           parent.leafQdisc = null;
           this.leaves = this.leaves.filter((c) => c !== parent);
+          this.reindex();
           parent.level = (parent.parent !== null ? parent.parent.level : HTB_MAXDEPTH) - 1;
         }
         parent.children.push(cl);
@@ -364,6 +370,7 @@ export class HtbQdisc implements Qdisc {
       this.classMap.set(classid, cl);
       this.hashInsert(cl);
       this.leaves.push(cl);
+      this.reindex();
       const now = host.now();
       cl.tC = now;
     }
@@ -405,6 +412,7 @@ export class HtbQdisc implements Qdisc {
     const b = this.buckets[classHash(classid, this.buckets.length - 1)];
     b.splice(b.indexOf(cl), 1);
     this.leaves = this.leaves.filter((c) => c !== cl);
+    this.reindex();
     this.rrPtr.fill(-1);
     const parent = cl.parent;
     if (parent !== null) {
@@ -415,11 +423,36 @@ export class HtbQdisc implements Qdisc {
         parent.tokens = parent.buffer;
         parent.ctokens = parent.cbuffer;
         this.leaves.push(parent);
+        this.reindex();
       }
     }
   }
 
+  private reindex(): void {
+    for (let i = 0; i < this.leaves.length; i++) this.leaves[i].pos = i;
+    for (const c of this.active) if (c.level !== 0 || !this.classMap.has(c.classid)) c.active = false;
+    this.active = this.leaves.filter((c) => c.active);
+    this.rrPtr.fill(-1);
+  }
+
+  private activate(cl: HtbClass): void {
+    if (cl.active) return;
+    cl.active = true;
+    const a = this.active;
+    let i = a.length;
+    while (i > 0 && a[i - 1].pos > cl.pos) i--;
+    a.splice(i, 0, cl);
+  }
+
+  private deactivate(cl: HtbClass): void {
+    if (!cl.active) return;
+    cl.active = false;
+    const i = this.active.indexOf(cl);
+    if (i >= 0) this.active.splice(i, 1);
+  }
+
   private dropLeaf(cl: HtbClass): void {
+    this.deactivate(cl);
     if (cl.leafQdisc !== null) {
       const n = cl.leafQdisc.stats.qlen;
       const b = cl.leafQdisc.stats.backlog;
@@ -485,6 +518,7 @@ export class HtbQdisc implements Qdisc {
     }
     this.stats.qlen++;
     this.stats.backlog += len;
+    if (cl !== 'direct') this.activate(cl);
     return NET_XMIT_SUCCESS;
   }
 
@@ -541,10 +575,14 @@ export class HtbQdisc implements Qdisc {
   private pick(now: Ns): HtbClass | null {
     let bestLevel = HTB_MAXDEPTH;
     let bestPrio = HTB_NUMPRIO;
-    const leaves = this.leaves;
-    for (let i = 0; i < leaves.length; i++) {
-      const l = leaves[i];
-      if (l.backlogPackets() === 0) continue;
+    const act = this.active;
+    for (let i = 0; i < act.length; i++) {
+      const l = act[i];
+      if (l.backlogPackets() === 0) {
+        l.active = false;
+        act.splice(i--, 1);
+        continue;
+      }
       const lv = this.serveLevel(l, now);
       if (lv < 0) continue;
       if (lv < bestLevel || (lv === bestLevel && l.prio < bestPrio)) {
@@ -555,14 +593,15 @@ export class HtbQdisc implements Qdisc {
     if (bestLevel === HTB_MAXDEPTH) return null;
     // DRR within (level, prio): the leaf at the pointer keeps the turn while its deficit lasts.
     const key = bestLevel * HTB_NUMPRIO + bestPrio;
-    const n = leaves.length;
-    const start = this.rrPtr[key] < 0 ? 0 : this.rrPtr[key] % n;
+    const ptr = this.rrPtr[key] < 0 ? 0 : this.rrPtr[key];
+    const n = act.length;
+    let start = 0;
+    while (start < n && act[start].pos < ptr) start++;
     for (let k = 0; k < n; k++) {
-      const i = (start + k) % n;
-      const l = leaves[i];
-      if (l.prio !== bestPrio || l.backlogPackets() === 0) continue;
+      const l = act[(start + k) % n];
+      if (l.prio !== bestPrio) continue;
       if (this.serveLevel(l, now) !== bestLevel) continue;
-      this.rrPtr[key] = i;
+      this.rrPtr[key] = l.pos;
       this.pickLevel = bestLevel;
       return l;
     }
@@ -645,14 +684,14 @@ export class HtbQdisc implements Qdisc {
 
   private nextEventAll(now: Ns): Ns {
     let at = Infinity;
-    const leaves = this.leaves;
-    for (let i = 0; i < leaves.length; i++) if (leaves[i].backlogPackets() > 0) at = Math.min(at, this.nextEvent(leaves[i], now));
+    const act = this.active;
+    for (let i = 0; i < act.length; i++) if (act[i].backlogPackets() > 0) at = Math.min(at, this.nextEvent(act[i], now));
     return at;
   }
 
   /** One packet that may leave at `now`, charged at `now`, or null. */
   private dequeueAt(now: Ns, host: SchedHost): Packet | null {
-    for (let tries = 0; tries < this.leaves.length + 1; tries++) {
+    for (let tries = 0; tries < this.active.length + 1; tries++) {
       const cl = this.pick(now);
       if (cl === null) return null;
       const level = this.pickLevel;
@@ -685,9 +724,7 @@ export class HtbQdisc implements Qdisc {
   }
 
   private advance(cl: HtbClass, level: number): void {
-    const key = level * HTB_NUMPRIO + cl.prio;
-    const i = this.leaves.indexOf(cl);
-    this.rrPtr[key] = i + 1;
+    this.rrPtr[level * HTB_NUMPRIO + cl.prio] = cl.pos + 1;
   }
 
   private took(p: Packet): Packet {
