@@ -617,7 +617,7 @@ export function parseTcGlobals(argv: readonly string[]): { g: TcGlobals; rest: s
     else if (matches(a, '-json')) g.json = true;
     else if (matches(a, '-iec') || matches(a, '-Numeric') || matches(a, '-oneline') || matches(a, '-brief') || matches(a, '-names') || a === '-nm') continue;
     else if (matches(a, '-help')) throw new TcError(TC_USAGE, 0);
-    else if (matches(a, '-Version')) throw new TcError('tc utility, iproute2-6.1.0\n', 0);
+    else if (matches(a, '-Version')) throw new TcError('tc utility, iproute2-6.1.0, libbpf 1.1.2\n', 0);
     else throw new TcError(`Option "${argv[i]}" is unknown, try "tc -help".\n`, 255);
   }
   return { g, rest: argv.slice(i) };
@@ -641,7 +641,8 @@ export function runTc(env: TcEnv, argv: readonly string[]): TcResult {
     return { code: 255, stdout: '', stderr: `Object "${obj}" is unknown, try "tc help".\n` };
   } catch (e) {
     if (e instanceof TcError) {
-      if (e.code === 0) return { code: 0, stdout: '', stderr: e.message };
+      // -V prints to stdout; the usage texts go to stderr.
+      if (e.code === 0) return e.message.startsWith('tc utility') ? { code: 0, stdout: e.message, stderr: '' } : { code: 0, stdout: '', stderr: e.message };
       return { code: e.code, stdout: '', stderr: e.message };
     }
     if (e instanceof TcParseError) return { code: e.exitCode, stdout: '', stderr: e.message.endsWith('\n') ? e.message : e.message + '\n' };

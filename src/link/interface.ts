@@ -363,6 +363,12 @@ export class Interface implements DeviceReceiver {
     this.txScheduled = false;
     const sched = this.sched;
     const root = sched.root;
+    if (!this.up) {
+      // dev_deactivate: a device taken down loses what its qdisc held.
+      if (root.stats.qlen > 0) root.reset();
+      sched.afterFlush();
+      return 0;
+    }
     const pkts = this.txPkts;
     const frames = this.txFrames;
     let n = 0;
