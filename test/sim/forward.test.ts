@@ -279,3 +279,35 @@ describe('IPv4 forwarding (RFC 1812)', () => {
     expect(simPing(t.time, t.a, ip('10.0.2.2'), 1).replies).toHaveLength(1);
   });
 });
+
+describe('forwarding through a qdisc that holds packets', () => {
+  it('copies a forwarded frame still queued when the receive batch ends, as the receive buffer is reused', () => {
+    const t = routed();
+    // Neighbours resolved first, so no request waits (as a copy) for ARP.
+    expect(simPing(t.time, t.a, ip('10.0.2.2'), 1).replies).toHaveLength(1);
+    // r1 sends one 98-byte frame each 7.84 ms (100 kbit/s, two at most at once): echo requests wait in its tbf.
+    new Controller(t.r, { open: () => { throw new Error('no devices'); } }).run(parseCommand(['tc', 'qdisc', 'add', 'dev', 'r1', 'root', 'handle', '1:', 'tbf', 'rate', '100kbit', 'burst', '200', 'latency', '1s']));
+    // A device reuses its receive buffer once the batch ends: scribble over every frame r0 received.
+    const frame = t.r0.frame.bind(t.r0);
+    const batchEnd = t.r0.batchEnd.bind(t.r0);
+    const seen: Uint8Array[] = [];
+    t.r0.frame = (f: Uint8Array) => {
+      seen.push(f);
+      frame(f);
+    };
+    t.r0.batchEnd = () => {
+      batchEnd();
+      for (const f of seen) f.fill(0xee);
+      seen.length = 0;
+    };
+    // Ten requests at once (one batch each): most wait in the tbf past their batch's end.
+    const replies: number[] = [];
+    t.a.icmp.listenEcho(0x77, (r) => replies.push(r.seq));
+    for (let i = 0; i < 10; i++) t.a.icmp.sendEcho(ip('10.0.2.2'), 0x77, i, new Uint8Array(56));
+    t.time.advance(1000);
+    // Most requests left r1 long after their batch ended.
+    expect(t.r.iface('r1')!.sched.root.stats.overlimits).toBeGreaterThan(5);
+    expect(replies.sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+});
+
