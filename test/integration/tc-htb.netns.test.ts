@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sh, shOk, Testbed, waitFor } from '../helpers/harness.js';
+import { sh, shAsync, shOk, Testbed, waitFor } from '../helpers/harness.js';
 
 /**
  * htb and policing on live frames. The same tc lines shape the stack's TAP
@@ -99,6 +99,42 @@ describe('htb and police on live frames, against the kernel', () => {
     expect(Math.abs(s - k) / k).toBeLessThan(0.03);
     const st = (await (tb as Testbed).ctlRun('tc', '-s', 'class', 'show', 'dev', (tb as Testbed).dev, 'classid', '1:10')).stdout;
     expect(Number(/borrowed: (\d+)/.exec(st)![1])).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('100mbit: the stack and the kernel deliver the same rate', async () => {
+    await tcBoth('class change dev DEV parent 1: classid 1:1 htb rate 200mbit');
+    await tcBoth('class change dev DEV parent 1:1 classid 1:10 htb rate 100mbit ceil 100mbit');
+    const s = await stackRate(5315, 4);
+    const k = await kernelRate(5316, 4);
+    console.log(`htb 100mbit: stack ${s.toFixed(2)} Mbit/s, kernel ${k.toFixed(2)} Mbit/s`);
+    expect(s).toBeGreaterThan(100 * 0.9);
+    expect(Math.abs(s - k) / k).toBeLessThan(0.03);
+  }, 60_000);
+
+  it('two flows split by u32 onto 7mbit and 3mbit children of a 10mbit parent, on both', async () => {
+    await tcBoth('class change dev DEV parent 1: classid 1:1 htb rate 10mbit');
+    await tcBoth('class change dev DEV parent 1:1 classid 1:10 htb rate 7mbit ceil 10mbit');
+    await tcBoth('class add dev DEV parent 1:1 classid 1:20 htb rate 3mbit ceil 10mbit');
+    await tcBoth('filter add dev DEV parent 1: protocol ip prio 1 u32 match ip dport 5321 0xffff flowid 1:10');
+    await tcBoth('filter add dev DEV parent 1: protocol ip prio 1 u32 match ip dport 5322 0xffff flowid 1:20');
+    const [s1, s2] = await Promise.all([stackRate(5321, 5), stackRate(5322, 5)]);
+    const kp = [5321, 5322].map((port) => sh(kIn(K2, `iperf3 -s -1 -D -p ${port}`)));
+    for (const r of kp) expect(r.code).toBe(0);
+    await waitFor(() => {
+      const ss = sh(kIn(K2, 'ss -tln')).stdout;
+      return ss.includes(':5321') && ss.includes(':5322');
+    }, 5000);
+    const kr = await Promise.all(
+      [5321, 5322].map((port) => shAsync(kIn(K1, `iperf3 -c 10.231.96.2 -p ${port} -t 5 -J`), 60_000)),
+    );
+    const [k1, k2] = kr.map((r) => (JSON.parse(r.stdout) as IperfEnd).end.sum_received.bits_per_second / 1e6);
+    console.log(`htb 7+3 of 10mbit: stack ${s1.toFixed(2)} + ${s2.toFixed(2)}, kernel ${k1.toFixed(2)} + ${k2.toFixed(2)} Mbit/s`);
+    // Each flow within 10% of its share of the goodput (1448/1514 of the frame rate), on both.
+    const g = 1448 / 1514;
+    for (const [x, want] of [[s1, 7 * g], [s2, 3 * g], [k1, 7 * g], [k2, 3 * g]]) {
+      expect(x).toBeGreaterThan(want * 0.9);
+      expect(x).toBeLessThan(want * 1.1);
+    }
     await tcBoth('qdisc del dev DEV root');
   }, 60_000);
 
