@@ -5,7 +5,7 @@
  * act_api.c), registered into tc.ts's tcObjects.
  */
 import { type Qdisc, type SchedHost, TC_H_ROOT, TcParseError, tcMajor, tcMinor } from '../sched/qdisc.js';
-import { ActionTable, type FilterList, FilterList as FilterListImpl, parseFilter, type TcFilter } from '../sched/filter.js';
+import { ActionTable, type FilterList, FilterList as FilterListImpl, filtersJson, type JsonPairs, parseFilter, type TcFilter } from '../sched/filter.js';
 import { IngressQdisc } from '../sched/ingress.js';
 import type { DevSched } from '../sched/sched.js';
 import {
@@ -282,7 +282,41 @@ function filterShow(env: TcEnv, g: TcGlobals, args: string[]): TcResult {
   const d = device(env, r.dev);
   const { list, at } = filterList(d.sched, r.parent, false);
   if (list === null) return ok('');
+  if (g.json) return ok(pairsJson(filtersJson(list, at, r.parentGiven ? r.parent : 0, r.prio), g.pretty));
   return ok(list.show(at, r.parentGiven ? r.parent : 0, r.prio, g.stats));
+}
+
+/** json_writer.c's layout (as iproute-json.ts), over objects that may repeat a key. */
+function pairsJson(arr: JsonPairs[], pretty: boolean): string {
+  let out = '';
+  let depth = 0;
+  const eol = (): void => {
+    if (pretty) out += '\n' + '    '.repeat(depth);
+  };
+  const str = (x: string): string => JSON.stringify(x);
+  const obj = (o: JsonPairs): void => {
+    out += '{';
+    depth++;
+    o.forEach(([k, v], i) => {
+      if (i > 0) out += ',';
+      eol();
+      out += str(k) + (pretty ? ': ' : ':');
+      if (Array.isArray(v)) obj(v);
+      else out += typeof v === 'string' ? str(v) : String(v);
+    });
+    depth--;
+    if (o.length > 0) eol();
+    out += '}';
+  };
+  out += pretty ? '[ ' : '[';
+  depth++;
+  arr.forEach((o, i) => {
+    if (i > 0) out += ',';
+    obj(o);
+  });
+  depth--;
+  if (pretty && arr.length > 0) out += ' ';
+  return `${out}]\n`;
 }
 
 function doFilter(env: TcEnv, g: TcGlobals, args: string[]): TcResult {

@@ -425,6 +425,50 @@ export class FilterList {
 
 const hex8 = (v: number): string => (v >>> 0).toString(16).padStart(8, '0');
 
+/** A JSON object as a list of pairs: tc's JSON may repeat a key (u32's `match`). */
+export type JsonPairs = [string, string | number | boolean | JsonPairs][];
+
+/** The `tc -j filter show` objects (tc_filter.c print_filter + f_KIND.c print_opt in JSON). */
+export function filtersJson(list: FilterList, parent: number, filterParent: number, prioFilter: number): JsonPairs[] {
+  const out: JsonPairs[] = [];
+  let lastPrio = -1;
+  for (const f of list.filters) {
+    if (prioFilter && f.prio !== prioFilter) continue;
+    const head: JsonPairs = [];
+    if (filterParent === 0 || filterParent !== parent) {
+      if (parent === 0xffffffff) head.push(['root', true]);
+      else if (parent === 0xfffffff2) head.push(['ingress', true]);
+      else if (parent === 0xfffffff3) head.push(['egress', true]);
+      else head.push(['parent', fmtHandle(parent)]);
+    }
+    head.push(['protocol', f.protocol === 0x0003 ? 'all' : 'ip']);
+    if (!prioFilter) head.push(['pref', f.prio]);
+    head.push(['kind', f.kind], ['chain', 0]);
+    if (f.prio !== lastPrio) out.push([...head]);
+    if (f instanceof U32Filter) {
+      if (f.prio !== lastPrio) out.push([...head, ['options', [['fh', `${f.ht.toString(16)}:`], ['ht_divisor', 1]]]]);
+      const o: JsonPairs = [
+        ['fh', `${f.ht.toString(16)}::${f.node.toString(16)}`],
+        ['order', f.node],
+        ['key_ht', f.ht.toString(16)],
+        ['bkt', '0'],
+        ['flowid', fmtHandle(f.classid)],
+        ['not_in_hw', true],
+      ];
+      // f_u32.c print_raw: value and mask in %x, no padding.
+      for (const k of f.keys) o.push(['match', [['value', (k.val >>> 0).toString(16)], ['mask', (k.mask >>> 0).toString(16)], ['offmask', ''], ['off', k.off]]]);
+      out.push([...head, ['options', o]]);
+    } else if (f instanceof FwFilter) {
+      const fw: JsonPairs = [['mark', `0x${f.handle.toString(16)}`], ['mask', `0x${(f.mask >>> 0).toString(16)}`]];
+      out.push([...head, ['options', [['fw', fw], ['classid', fmtHandle(f.classid)]]]]);
+    } else {
+      out.push([...head, ['options', [['handle', f.handle || 1], ['flowid', fmtHandle(f.classid)], ['not_in_hw', true]]]]);
+    }
+    lastPrio = f.prio;
+  }
+  return out;
+}
+
 /** sprint_tc_classid / print_tc_handle: `1:10`, `1:`, `:1`. */
 export function fmtHandle(h: number): string {
   const maj = tcMajor(h);
