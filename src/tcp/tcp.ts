@@ -50,6 +50,8 @@ export const IPPROTO_TCP = 6;
 
 /** Interface queue slots kept free of bulk data: ACKs and other connections get through. */
 const TX_RESERVE = 64;
+/** net.ipv4.tcp_limit_output_bytes (1 MB) in full-size frames. */
+const TSQ_FRAMES = Math.floor(1048576 / 1514);
 
 /** Hooks into the stack's receive batches, so output waits for the batch's end. */
 export interface BatchControl {
@@ -393,7 +395,12 @@ export class Tcp implements TcpHost {
     if (r.type !== 'unicast') return 0x7fffffff;
     // The reserve is an eighth of a small queue (a shaping qdisc's limit may hold only a few dozen frames).
     const dev = r.route.dev;
-    return dev.txRoom - Math.min(TX_RESERVE, dev.txCapacity >> 3);
+    const room = dev.txRoom;
+    const budget = room - Math.min(TX_RESERVE, dev.txCapacity >> 3);
+    // tcp_limit_output_bytes (1 MB): no more than that waits in a qdisc that holds packets
+    // (a deep shaping queue would only add delay to the flow and work to every ACK).
+    const queued = dev.txCapacity - room;
+    return Math.min(budget, TSQ_FRAMES - queued);
   }
 
   resumeLater(c: TcpConnection): void {
