@@ -250,6 +250,24 @@ describe('htb scheduling in virtual time (sch_htb.c)', () => {
     expect(b).toBeGreaterThan(2.5 * 0.97);
   });
 
+  for (const [rate, bps, secs, len] of [
+    ['64kbit', 8000, 30, 200],
+    ['1mbit', 125000, 10, 1000],
+    ['100mbit', 12500000, 2, 1500],
+    ['1gbit', 125000000, 1, 1500],
+  ] as const) {
+    it(`a ${rate} class delivers its rate within 0.5% (virtual time, late whole-ms wakeups)`, () => {
+      const host = new Host();
+      const q = tree(host, '', [[1, 0, `rate ${rate}`]]);
+      const sent = run(q, host, 1.25e9, secs, [1], len, (at) => Math.ceil(at / 1e6) * 1e6);
+      // The rate over the run, plus the 1600-byte burst the class starts with.
+      const want = bps + 1600 / secs;
+      const got = (sent.get(1) as number) / secs;
+      expect(got).toBeGreaterThan(want * 0.995);
+      expect(got).toBeLessThan(want * 1.005);
+    });
+  }
+
   it('children get their rate and share the parent excess by quantum, up to the parent', () => {
     const host = new Host();
     const q = tree(host, '', [
@@ -494,6 +512,25 @@ describe('police (act_police.c, m_police.c)', () => {
     expect(a.drops).toBe(dropped);
     expect(a.overlimits).toBe(dropped);
   });
+  it('packets longer than mtu exceed whatever the bucket holds; reclassify restarts the walk up to 16 times, then drops', () => {
+    const t = { now: 0 };
+    const l = new FilterList({ now: () => t.now });
+    const f = parseFilter('matchall', 'action police rate 1mbit burst 100k mtu 1000 conform-exceed drop/ok flowid 1:1'.split(' '), null, clock);
+    f.prio = 1;
+    l.add(f);
+    expect(l.classify(mkPacket(1000, 0)).verdict).toBe(0);
+    expect(l.classify(mkPacket(1001, 0)).verdict).toBe(2);
+    expect(f.actions[0].overlimits).toBe(1);
+    const r = new FilterList({ now: () => t.now });
+    const g = parseFilter('matchall', 'action police rate 8kbit burst 1000 flowid 1:1'.split(' '), null, clock);
+    g.prio = 1;
+    r.add(g);
+    expect(r.classify(mkPacket(600, 0)).verdict).toBe(0);
+    // The bucket is empty: exceed is reclassify (m_police.c's default), the walk starts over until the limit.
+    expect(r.classify(mkPacket(600, 0)).verdict).toBe(2);
+    expect(g.actions[0].overlimits).toBe(16);
+  });
+
   it('exceed actions: continue goes to the next filter, reclassify restarts, pipe/pass classify', () => {
     const t = { now: 0 };
     const l = new FilterList({ now: () => t.now });
