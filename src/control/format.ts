@@ -21,7 +21,7 @@ function flags(i: Interface): string[] {
 function linkHeader(i: Interface, withMode: boolean): string {
   const state = i.running ? 'UP' : 'DOWN';
   const mode = withMode ? ' mode DEFAULT' : '';
-  return `${i.index}: ${i.name}: <${flags(i).join(',')}> mtu ${i.mtu} qdisc pfifo_fast state ${state}${mode} group default qlen ${i.txQueueLen}`;
+  return `${i.index}: ${i.name}: <${flags(i).join(',')}> mtu ${i.mtu} qdisc ${i.sched.root.kind} state ${state}${mode} group default qlen ${i.txQueueLen}`;
 }
 
 function linkLine(i: Interface): string {
@@ -34,7 +34,7 @@ function linkJson(i: Interface): Record<string, unknown> {
     ifname: i.name,
     flags: flags(i),
     mtu: i.mtu,
-    qdisc: 'pfifo_fast',
+    qdisc: i.sched.root.kind,
     operstate: i.running ? 'UP' : 'DOWN',
     group: 'default',
     txqlen: i.txQueueLen,

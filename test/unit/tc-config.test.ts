@@ -3,9 +3,9 @@ import { Stack } from '../../src/stack.js';
 import { VirtualTime } from '../../src/time/timers.js';
 import { simLink } from '../../src/link/sim.js';
 import { configure } from '../../src/library.js';
-import { parseConfig } from '../../src/control/commands.js';
+import { parseCommand, parseConfig } from '../../src/control/commands.js';
+import { Controller, stackTcEnv } from '../../src/control/exec.js';
 import { runTc } from '../../src/control/tc.js';
-import { stackTcEnv } from '../../src/control/exec.js';
 
 describe('tc lines in a config file', () => {
   const stack = () => {
@@ -20,6 +20,14 @@ describe('tc lines in a config file', () => {
     const s = stack();
     configure(s, ['tc qdisc add dev c0 root handle 1: tbf rate 10mbit burst 10k latency 50ms', 'tc qdisc change dev c0 root handle 1: tbf rate 20mbit burst 10k latency 50ms']);
     expect(runTc(stackTcEnv(s), ['qdisc', 'show']).stdout).toBe('qdisc tbf 1: dev c0 root refcnt 2 rate 20Mbit burst 10Kb lat 50ms \n');
+  });
+
+  it('ip link shows the root qdisc the device has', () => {
+    const s = stack();
+    const link = () => new Controller(s, { open: () => { throw new Error('no devices'); } }).run(parseCommand(['ip', 'link', 'show', 'dev', 'c0']));
+    expect(link()).toContain(' qdisc pfifo_fast state ');
+    configure(s, ['tc qdisc add dev c0 root handle 1: tbf rate 10mbit burst 10k latency 50ms']);
+    expect(link()).toContain(' qdisc tbf state ');
   });
 
   it('refuses a tc show line, and names the line of a tc command the kernel refuses', () => {
