@@ -406,7 +406,8 @@ export class HtbQdisc implements Qdisc {
   deleteClass(classid: number): void {
     const cl = this.classMap.get(classid);
     if (cl === undefined) throw new TcParseError('Error: Specified class not found.', 2);
-    if (cl.children.length > 0) throw new TcParseError('Error: HTB class in use.', 2);
+    // htb_delete: a class with children, or that a filter sends to (qdisc_class_in_use), stays.
+    if (cl.children.length > 0 || this.boundByFilter(classid)) throw new TcParseError('Error: HTB class in use.', 2);
     this.dropLeaf(cl);
     this.classMap.delete(classid);
     const b = this.buckets[classHash(classid, this.buckets.length - 1)];
@@ -426,6 +427,13 @@ export class HtbQdisc implements Qdisc {
         this.reindex();
       }
     }
+  }
+
+  private boundByFilter(classid: number): boolean {
+    const lists = [this.filters];
+    for (const c of this.classMap.values()) lists.push(c.filters);
+    for (const l of lists) if (l !== null && l.filters.some((f) => f.classid === classid)) return true;
+    return false;
   }
 
   private reindex(): void {
