@@ -453,7 +453,7 @@ function graft(s: DevSched, p: Qdisc | null, clid: number, q: Qdisc | null, old:
   }
   const c = p.classes;
   if (c === null) throw rtnlError('Operation not supported');
-  if (!c.list().includes(clid)) throw kernelError('Specified class not found');
+  if (c.leaf(clid) === null && !c.list().includes(clid)) throw kernelError('Specified class not found');
   void old;
   c.graft(clid, q, s);
 }

@@ -133,15 +133,25 @@ export class TbfQdisc implements Qdisc {
   ) {
     this.child = new NoopChild('bfifo', 0, tcHandle(tcMajor(handle), 1), { limit: 0 }, host);
     const self = this;
+    // tbf_find takes any classid as its one class: a graft on 1:2 lands on 1:1.
     this.classes = {
-      leaf: (classid) => (classid === tcHandle(tcMajor(self.handle), 1) ? self.child : null),
-      graft(classid, q, h) {
+      leaf: () => self.child,
+      graft(_classid, q, h) {
         self.child.reset();
-        self.child = q ?? new NoopChild('bfifo', 0, classid, { limit: 0 }, h);
+        self.child = q ?? new NoopChild('bfifo', 0, tcHandle(tcMajor(self.handle), 1), { limit: 0 }, h);
         self.stats.qlen = 0;
         self.stats.backlog = 0;
       },
       list: () => [tcHandle(tcMajor(self.handle), 1)],
+      showClasses(_details, stats, classid) {
+        const id = tcHandle(tcMajor(self.handle), 1);
+        if (classid !== 0 && classid !== id) return '';
+        const maj = tcMajor(self.handle).toString(16);
+        let out = `class tbf ${maj}:1 parent ${maj}: `;
+        if (self.child.handle !== 0) out += `leaf ${tcMajor(self.child.handle).toString(16)}: `;
+        // tbf has no class statistics: -s adds only the empty line.
+        return out + (stats ? '\n\n' : '\n');
+      },
     };
     this.apply(params, host);
   }

@@ -5,6 +5,7 @@ import { VirtualTime } from '../../src/time/timers.js';
 import { simLink } from '../../src/link/sim.js';
 import { runTc } from '../../src/control/tc.js';
 import { stackTcEnv } from '../../src/control/exec.js';
+import '../../src/control/tc-filter.js';
 
 interface Case {
   line: string;

@@ -33,7 +33,7 @@ describe('tc qdisc and class with prio', () => {
       'qdisc prio 1: root refcnt 2 bands 4 priomap 3 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1\n' + 'qdisc tbf 20: parent 1:2 rate 1Mbit burst 2Kb lat 10ms \n',
     );
     expect(tc('class show dev p0').stdout).toBe(
-      'class prio 1:1 parent 1: \n' + 'class prio 1:2 parent 1: leaf 20: \n' + 'class prio 1:3 parent 1: \n' + 'class prio 1:4 parent 1: \n',
+      'class prio 1:1 parent 1: \n' + 'class prio 1:2 parent 1: leaf 20: \n' + 'class prio 1:3 parent 1: \n' + 'class prio 1:4 parent 1: \n' + 'class tbf 20:1 parent 20: \n',
     );
     expect(tc('qdisc add dev p0 parent 1:5 handle 30: pfifo')).toEqual({ code: 2, stdout: '', stderr: 'Error: Specified class not found.\n' });
     expect(tc('qdisc del dev p0 parent 1:2 handle 20:').code).toBe(0);
