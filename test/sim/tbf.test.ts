@@ -91,4 +91,21 @@ describe('tbf on the egress path, in virtual time', () => {
     expect(ia.sched.root.stats.drops).toBe(0);
     expect(a.mib.TcpRetransSegs).toBe(0);
   });
+
+  it('TCP over a 64 kbit/s tbf gets the rate too', async () => {
+    const { time, a, b, ia, tc } = pair(31);
+    tc('qdisc add dev a0 root handle 1: tbf rate 64kbit burst 1600 latency 400ms');
+    let got = 0;
+    b.tcp.createServer((s: TcpSocket) => s.on('data', (d: Buffer) => (got += d.length))).listen(9000);
+    const c = a.tcp.connect(9000, '10.0.0.2');
+    c.on('connect', () => c.write(pattern(1_000_000, 5)));
+    await runFor(time, 5000, { stepMs: 10 });
+    const bytes0 = ia.stats.txBytes;
+    await runFor(time, 20000, { stepMs: 10 });
+    const wireRate = ((ia.stats.txBytes - bytes0) * 8) / 20;
+    expect(Math.abs(wireRate / 64000 - 1)).toBeLessThan(0.03);
+    expect(got).toBeGreaterThan(100_000);
+    expect(ia.sched.root.stats.drops).toBe(0);
+    expect(a.mib.TcpRetransSegs).toBe(0);
+  });
 });
