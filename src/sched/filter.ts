@@ -322,10 +322,13 @@ export class FilterList {
   /** tcf_classify: first filter (by prio, then order added) that matches; actions decide the verdict. */
   classify(pkt: Packet): TcResult {
     const res = this.res;
-    const l3 = pkt.l3 >= 0 ? pkt.l3 : pkt.start;
+    // An IPv4 packet has its header offset (pkt.l3); others (ARP) are not `protocol ip` (tcf_classify's protocol check).
+    const isIp = pkt.l3 >= 0;
+    const l3 = isIp ? pkt.l3 : pkt.start;
     let loops = 0;
     restart: for (;;) {
       for (const f of this.filters) {
+        if (f.protocol === 0x0800 && !isIp) continue;
         if (!f.match(pkt, l3)) continue;
         res.classid = f.classid;
         if (f.actions.length === 0) {

@@ -34,6 +34,7 @@ export class IngressQdisc implements Qdisc, IngressHook {
   ingress(pkt: Packet): boolean {
     this.count(pkt.end - pkt.start);
     if (this.filters === null) return false;
+    pkt.l3 = pkt.start; // the IP header, as the IP layer will set it
     const v = this.filters.classify(pkt).verdict;
     if (v === TC_ACT_SHOT) {
       this.stats.drops++;

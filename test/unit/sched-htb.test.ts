@@ -27,8 +27,10 @@ class Host implements SchedHost {
   }
 }
 
+/** An IPv4 packet of `len` bytes (its header at 0) carrying netfilter mark `mark`. */
 function mkPacket(len: number, mark: number): Packet {
   const p = new Packet(new Uint8Array(len), 0, len);
+  p.l3 = 0;
   p.mark = mark;
   return p;
 }
@@ -437,6 +439,15 @@ describe('classifiers (cls_u32.c, cls_fw.c, cls_matchall.c)', () => {
     const ing = new FilterList(clock);
     ing.add(filt('u32 match ip src 10.0.0.0/8 flowid :1', 1));
     expect(ing.show(0xffff0000, 0xffff0000, 0)).toBe(lines('tc filter show dev e0 parent ffff:'));
+  });
+
+  it('protocol ip filters pass over packets that are not IPv4 (no IP header offset: ARP)', () => {
+    const l = new FilterList(clock);
+    l.add(filt('matchall classid 1:9', 9));
+    const arp = new Packet(new Uint8Array(42), 0, 42);
+    expect(l.classify(arp).verdict).toBe(-1);
+    arp.l3 = 0;
+    expect(l.classify(arp).classid).toBe(H(1, 9));
   });
 
   it('fw matches the netfilter mark (masked), matchall everything', () => {
