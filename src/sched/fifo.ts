@@ -5,7 +5,7 @@
  */
 import type { Packet } from '../packet/packet.js';
 import { NET_XMIT_SUCCESS, QdiscStats, qdiscDrop, TcParseError, type Qdisc, type QdiscKind, type SchedHost } from './qdisc.js';
-import { PacketQueue } from './queue.js';
+import { PktRing } from './pktring.js';
 import { getSize, sprintSize } from './units.js';
 
 export interface FifoParams {
@@ -15,7 +15,7 @@ export interface FifoParams {
 export class FifoQdisc implements Qdisc {
   readonly stats = new QdiscStats();
   readonly classes = null;
-  readonly q = new PacketQueue();
+  readonly q = new PktRing();
   limit = 0;
 
   constructor(

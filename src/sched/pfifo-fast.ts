@@ -6,14 +6,14 @@
  */
 import type { Packet } from '../packet/packet.js';
 import { NET_XMIT_SUCCESS, QdiscStats, qdiscDrop, TcParseError, type Qdisc, type QdiscKind, type SchedHost } from './qdisc.js';
-import { PacketQueue } from './queue.js';
+import { PktRing } from './pktring.js';
 import { packetPriority, PRIO2BAND } from './prio-map.js';
 
 export class PfifoFastQdisc implements Qdisc {
   readonly kind = 'pfifo_fast';
   readonly stats = new QdiscStats();
   readonly classes = null;
-  readonly bands = [new PacketQueue(), new PacketQueue(), new PacketQueue()];
+  readonly bands = [new PktRing(), new PktRing(), new PktRing()];
   private limit: number;
   /** The device's link header length (fixed for a device). */
   private readonly hh: number;

@@ -1,8 +1,9 @@
 /**
- * A growable ring of packets with a time beside each one (the enqueue time
- * for CoDel, the departure time for netem): the qdisc's part of the kernel's
- * skb->cb, kept outside the packet so the packet layer stays untouched and
- * enqueue allocates nothing once the ring has grown.
+ * The qdiscs' packet queue: a growable ring (a power of two long), O(1) at
+ * both ends, with a time beside each packet for the kinds that need one (the
+ * enqueue time for CoDel, the departure time for netem: the qdisc's part of
+ * the kernel's skb->cb, kept outside the packet so the packet layer stays
+ * untouched). Nothing is allocated once the ring has grown.
  */
 import type { Packet } from '../packet/packet.js';
 
@@ -15,8 +16,10 @@ export class PktRing {
   bytes = 0;
 
   constructor(capacity = 16) {
-    this.pkts = new Array<Packet | null>(capacity).fill(null);
-    this.times = new Float64Array(capacity);
+    let n = 1;
+    while (n < capacity) n *= 2;
+    this.pkts = new Array<Packet | null>(n).fill(null);
+    this.times = new Float64Array(n);
   }
 
   private grow(): void {
@@ -24,7 +27,7 @@ export class PktRing {
     const p = new Array<Packet | null>(cap).fill(null);
     const t = new Float64Array(cap);
     for (let i = 0; i < this.length; i++) {
-      const j = (this.head + i) % this.pkts.length;
+      const j = (this.head + i) & (this.pkts.length - 1);
       p[i] = this.pkts[j];
       t[i] = this.times[j];
     }
@@ -34,10 +37,10 @@ export class PktRing {
   }
 
   private idx(i: number): number {
-    return (this.head + i) % this.pkts.length;
+    return (this.head + i) & (this.pkts.length - 1);
   }
 
-  push(pkt: Packet, time: number): void {
+  push(pkt: Packet, time = 0): void {
     if (this.length === this.pkts.length) this.grow();
     const j = this.idx(this.length);
     this.pkts[j] = pkt;
@@ -48,7 +51,7 @@ export class PktRing {
 
   unshift(pkt: Packet, time: number): void {
     if (this.length === this.pkts.length) this.grow();
-    this.head = (this.head + this.pkts.length - 1) % this.pkts.length;
+    this.head = (this.head - 1) & (this.pkts.length - 1);
     this.pkts[this.head] = pkt;
     this.times[this.head] = time;
     this.length++;
@@ -96,7 +99,7 @@ export class PktRing {
     if (this.length === 0) return null;
     const p = this.pkts[this.head] as Packet;
     this.pkts[this.head] = null;
-    this.head = (this.head + 1) % this.pkts.length;
+    this.head = (this.head + 1) & (this.pkts.length - 1);
     this.length--;
     this.bytes -= p.end - p.start;
     return p;
@@ -110,5 +113,16 @@ export class PktRing {
     this.length--;
     this.bytes -= p.end - p.start;
     return p;
+  }
+
+  /** Packet i from the head (0 = oldest). */
+  at(i: number): Packet {
+    return this.pkts[this.idx(i)] as Packet;
+  }
+
+  /** Empties the queue, handing each packet to `fn`. */
+  drain(fn: (p: Packet) => void): void {
+    let p: Packet | null;
+    while ((p = this.shift()) !== null) fn(p);
   }
 }

@@ -8,13 +8,15 @@
  * iproute2's return -1.
  */
 
-/** C's strtod on a prefix: the number read and where it stopped (end = 0: nothing read). */
+/** C's strtod on a prefix (hexadecimal too): the number read and where it stopped (end = 0: nothing read). */
 export function strtod(s: string): { value: number; end: number } {
-  const m = /^\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)/i.exec(s);
+  const m = /^\s*[+-]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)/i.exec(s);
   if (m === null) return { value: 0, end: 0 };
   const t = m[0].trim().toLowerCase();
+  const sign = t.startsWith('-') ? -1 : 1;
   let v: number;
-  if (t.endsWith('inf') || t.endsWith('infinity')) v = t.startsWith('-') ? -Infinity : Infinity;
+  if (/^[+-]?0x/.test(t)) v = sign * parseInt(t.replace(/^[+-]/, ''), 16);
+  else if (t.endsWith('inf') || t.endsWith('infinity')) v = sign * Infinity;
   else if (t.endsWith('nan')) v = NaN;
   else v = Number(t);
   return { value: v, end: m[0].length };
