@@ -11,6 +11,8 @@ import type { Timer } from '../time/timers.js';
 import type { CcState, CongestionControl } from './cc/types.js';
 import { SendBuffer } from './send-buffer.js';
 import { SackScoreboard } from './recovery/sack.js';
+import { CwndValidation } from './cc/cwv.js';
+import { Pacer, pacingRate } from './pacing.js';
 import { RttEstimator, RTO_INITIAL_US, RTO_MAX_US } from './rtt.js';
 import { TcpState, synchronized } from './state.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
@@ -167,7 +169,11 @@ export class TcpConnection implements CcState {
   cwndCnt = 0;
   cwndClamp = 0x7fffffff;
   packetsOut = 0;
-  isCwndLimited = false;
+  /** RFC 7661 as Linux: is the window used (cc/cwv.ts). */
+  readonly cwv = new CwndValidation();
+  /** pacing_rate, and internal pacing when asked (pacing.ts). */
+  readonly pacer = new Pacer();
+  private pacingTimer: Timer | null = null;
   cc: CongestionControl;
   /** Bytes acknowledged short of a whole segment, carried to the next ACK. */
   private ackedRem = 0;
@@ -261,6 +267,29 @@ export class TcpConnection implements CcState {
 
   get minRttUs(): number {
     return this.rtt.minRttUs;
+  }
+
+  /** tcp_is_cwnd_limited, for the congestion control modules. */
+  get isCwndLimited(): boolean {
+    return this.cwv.isCwndLimited(this);
+  }
+
+  get paced(): boolean {
+    return this.pacer.enabled;
+  }
+
+  /** SO_MAX_PACING_RATE (bytes/s): caps pacing_rate and turns internal pacing on, as in Linux. */
+  setMaxPacingRate(rate: number): void {
+    this.pacer.maxRate = rate;
+    this.pacer.enabled = true;
+    if (this.pacingTimer === null) this.pacingTimer = this.host.time.timer(() => this.output());
+    this.updatePacingRate();
+  }
+
+  /** tcp_update_pacing_rate. */
+  updatePacingRate(): void {
+    const s = this.host.settings;
+    this.pacer.rate = pacingRate(this.mss, this.cwnd, this.packetsOut, this.ssthresh, this.rtt.srttUs, s.pacingSsRatio, s.pacingCaRatio, this.pacer.maxRate);
   }
 
   get lastSendUs(): number {
@@ -778,6 +807,7 @@ export class TcpConnection implements CcState {
       this.cc.congAvoid(this, ack, ackedSegs, now * 1000);
     }
     if (this.cwnd > this.cwndClamp) this.cwnd = this.cwndClamp;
+    if (this.pacer.enabled) this.updatePacingRate();
 
     // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
     if (this.sndUna === this.sndMax) {
@@ -880,10 +910,11 @@ export class TcpConnection implements CcState {
     let sent = false;
     for (;;) {
       if (this.pipe(limit) + mss > this.cwnd * mss) {
-        this.isCwndLimited = true;
+        this.cwv.limitedNow = true;
         break;
       }
       if (!this.sb.nextHole(this.rexmitOff, limit, hole)) break;
+      if (this.pacer.enabled && !this.pacePermits()) break;
       const start = hole[0];
       let len = Math.min(mss, hole[1] - start);
       let fin = false;
@@ -897,6 +928,7 @@ export class TcpConnection implements CcState {
         }
       }
       this.host.sendData(this, seqAdd(this.sndUna, start), start, len, fin, true);
+      if (this.pacer.enabled) this.pacer.sent(len, this.host.time.nowNs(), this.dataSegsOut);
       this.noteRetrans(len);
       this.rexmitOff = start + len + (fin ? 1 : 0);
       sent = true;
@@ -1385,6 +1417,7 @@ export class TcpConnection implements CcState {
           idle -= rto;
         }
         this.cwnd = Math.max(cwnd, restart);
+        this.cwv.restarted(now);
       }
       this.cc.cwndEvent(this, 'tx-start', now * 1000);
     }
@@ -1422,11 +1455,11 @@ export class TcpConnection implements CcState {
         }
         if (cwndLeft < len) {
           if (cwndLeft <= 0) {
-            this.isCwndLimited = true;
+            this.cwv.limitedNow = true;
             break;
           }
           if (cwndLeft < mss && len === mss) {
-            this.isCwndLimited = true;
+            this.cwv.limitedNow = true;
             break;
           }
           len = Math.min(len, cwndLeft);
@@ -1434,6 +1467,7 @@ export class TcpConnection implements CcState {
         // RFC 896 (Nagle): a short segment waits while data is unacknowledged.
         if (len < mss && len === unsent && outstanding > 0 && !this.noDelay && !this.finQueued) break;
       }
+      if (this.pacer.enabled && !this.pacePermits()) break;
       if (budget <= 0) {
         // The interface's queue is full: go on once the device has written (TCP small queues).
         host.resumeLater(this);
@@ -1448,6 +1482,7 @@ export class TcpConnection implements CcState {
         this.rttTimeMs = now;
       }
       host.sendData(this, seq, sentData, len, fin, retrans);
+      if (this.pacer.enabled) this.pacer.sent(len, host.time.nowNs(), this.dataSegsOut);
       if (retrans) this.noteRetrans(len);
       sentAny = true;
       this.sndNxt = seqAdd(seq, len + (fin ? 1 : 0));
@@ -1463,9 +1498,21 @@ export class TcpConnection implements CcState {
     if (sentAny) {
       this.lastSendMs = now;
       this.packetsOut = Math.ceil(seqDiff(this.sndNxt, this.sndUna) / mss);
-      this.isCwndLimited = this.isCwndLimited || this.packetsOut >= this.cwnd;
       if (!this.rtxTimer.armed) this.armRtx(this.rtoMs());
     }
+    if (sentAny || this.cwv.limitedNow) {
+      const open = !this.inRecovery && !this.inLoss && this.dupAcks === 0;
+      this.cwv.validate(this, now, this.rtoMs(), host.settings.slowStartAfterIdle, open, this.sendRoom <= 0);
+    }
+  }
+
+  /** tcp_pacing_check: false (and the pacing timer armed) while the next departure is ahead. */
+  private pacePermits(): boolean {
+    const t = this.host.time;
+    const nowNs = t.nowNs();
+    if (this.pacer.due(nowNs)) return true;
+    if (this.pacingTimer !== null && !this.pacingTimer.armed) t.arm(this.pacingTimer, this.pacer.waitMs(nowNs));
+    return false;
   }
 
   /** Counts a data segment (or bare ACK) that left. */

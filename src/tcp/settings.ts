@@ -65,6 +65,14 @@ export class TcpSettings {
   rfc1337 = false;
   /** net.ipv4.tcp_reordering */
   reordering = 3;
+  /** net.ipv4.tcp_pacing_ss_ratio / tcp_pacing_ca_ratio: pacing_rate in % of cwnd * mss / srtt (Linux tcp_update_pacing_rate). */
+  pacingSsRatio = 200;
+  pacingCaRatio = 120;
+  /**
+   * tcp_cubic's module parameters (/sys/module/tcp_cubic/parameters/*), with Linux's
+   * defaults; `hystart` 2 selects HyStart++ (RFC 9406) instead of HyStart.
+   */
+  readonly cubic = { fast_convergence: 1, tcp_friendliness: 1, hystart: 1, hystart_detect: 3, hystart_low_window: 16, hystart_ack_delta_us: 2000 };
   /** net.ipv4.tcp_adv_win_scale is not used: the full free buffer is offered. */
 
   /** The window scale we offer (Linux tcp_select_initial_window: the largest receive space). */

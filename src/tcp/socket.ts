@@ -31,6 +31,11 @@ export interface TcpSocketOptions {
    * link) and only segments arriving on it reach the socket. No such interface: ENODEV.
    */
   bindToDevice?: string;
+  /**
+   * SO_MAX_PACING_RATE, bytes per second: caps the connection's pacing_rate and, as
+   * in Linux without the fq qdisc, makes TCP space its segments at that rate itself.
+   */
+  maxPacingRate?: number;
   readableHighWaterMark?: number;
   writableHighWaterMark?: number;
 }
@@ -68,6 +73,7 @@ export class TcpSocket extends Duplex implements TcpUser {
   private readonly mark: number;
   private readonly device: string | undefined;
   private noDelayOpt = false;
+  private maxPacingRateOpt: number | null = null;
   private keepAliveOpt: { enable: boolean; delay: number } | null = null;
   /** The connection ended with an error that has not been reported yet. */
   private failed: Errno | null = null;
@@ -89,6 +95,7 @@ export class TcpSocket extends Duplex implements TcpUser {
     this.mark = checkMark(opts.mark);
     this.device = opts.bindToDevice || undefined;
     if (opts.noDelay) this.noDelayOpt = true;
+    if (opts.maxPacingRate !== undefined) this.maxPacingRateOpt = checkPacingRate(opts.maxPacingRate);
     if (opts.keepAlive) this.keepAliveOpt = { enable: true, delay: opts.keepAliveInitialDelay ?? 0 };
   }
 
@@ -106,6 +113,7 @@ export class TcpSocket extends Duplex implements TcpUser {
     const c = this.conn;
     if (c === null) return;
     c.noDelay = this.noDelayOpt;
+    if (this.maxPacingRateOpt !== null) c.setMaxPacingRate(this.maxPacingRateOpt);
     if (this.keepAliveOpt !== null) this.applyKeepAlive(this.keepAliveOpt.enable, this.keepAliveOpt.delay);
   }
 
@@ -313,6 +321,13 @@ export class TcpSocket extends Duplex implements TcpUser {
 
   // ---- options ----
 
+  /** SO_MAX_PACING_RATE (bytes/s; Infinity for no cap): turns pacing on for this socket. */
+  setMaxPacingRate(rate: number): this {
+    this.maxPacingRateOpt = checkPacingRate(rate);
+    this.conn?.setMaxPacingRate(this.maxPacingRateOpt);
+    return this;
+  }
+
   setNoDelay(noDelay = true): this {
     this.noDelayOpt = noDelay;
     if (this.conn !== null) {
@@ -439,4 +454,9 @@ export class TcpSocket extends Duplex implements TcpUser {
 
 function noop(): void {
   /* intermediate chunks of a writev complete with the last */
+}
+
+function checkPacingRate(rate: number): number {
+  if (typeof rate !== 'number' || !(rate > 0)) throw new RangeError(`maxPacingRate must be a positive number of bytes per second, got ${String(rate)}`);
+  return rate;
 }

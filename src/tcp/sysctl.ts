@@ -47,6 +47,23 @@ export function registerTcpSysctls(k: Sysctl, s: TcpSettings): void {
   k.flag('net.ipv4.tcp_abort_on_overflow', s, 'abortOnOverflow');
   k.flag('net.ipv4.tcp_rfc1337', s, 'rfc1337');
   k.field('net.ipv4.tcp_reordering', s, 'reordering', 1, INT_MAX);
+  // Linux's range for both: 0..1000 (net/ipv4/sysctl_net_ipv4.c, extra2 = &thousand).
+  k.field('net.ipv4.tcp_pacing_ss_ratio', s, 'pacingSsRatio', 0, 1000);
+  k.field('net.ipv4.tcp_pacing_ca_ratio', s, 'pacingCaRatio', 0, 1000);
+  // tcp_cubic's module parameters under the path Linux shows them at, below /sys:
+  // `sysctl -w module/tcp_cubic/parameters/hystart=2` is `echo 2 > /sys/module/tcp_cubic/parameters/hystart`.
+  // As in Linux, a change applies to connections made afterwards.
+  const cubicRanges: Record<keyof TcpSettings['cubic'], [number, number]> = {
+    fast_convergence: [0, 1],
+    tcp_friendliness: [0, 1],
+    hystart: [0, 2],
+    hystart_detect: [0, 3],
+    hystart_low_window: [0, INT_MAX],
+    hystart_ack_delta_us: [0, INT_MAX],
+  };
+  for (const [name, [min, max]] of Object.entries(cubicRanges) as [keyof TcpSettings['cubic'], [number, number]][]) {
+    k.field(`module.tcp_cubic.parameters.${name}`, s.cubic, name, min, max);
+  }
   k.registerText('net.ipv4.tcp_congestion_control', {
     get: () => s.congestionControl,
     set: (v) => {

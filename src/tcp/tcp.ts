@@ -230,7 +230,7 @@ export class Tcp implements TcpHost {
   // =====================================================================
 
   newConnection(): TcpConnection {
-    return new TcpConnection(this, createCongestionControl(this.settings.congestionControl));
+    return new TcpConnection(this, createCongestionControl(this.settings.congestionControl, this.settings.cubic));
   }
 
   /** A connection for a SYN that reached a listener: its 4-tuple and what its route allows. */
@@ -257,7 +257,7 @@ export class Tcp implements TcpHost {
 
   /** TCP_CONGESTION: another module for one connection (before it is established). */
   setCongestion(c: TcpConnection, name: string): void {
-    c.cc = createCongestionControl(name);
+    c.cc = createCongestionControl(name, this.settings.cubic);
   }
 
   /** A net.Socket-shaped client: `connect(port, host)` or `connect({ port, host, ... })`. */

@@ -8,6 +8,7 @@
  * uses the microseconds it is given. Times must not go backwards.
  */
 import { congAvoidAi, inSlowStart, slowStart } from './reno.js';
+import { HyStartPlusPlus } from './hystart-pp.js';
 import type { CaEvent, CaState, CcState, CongestionControl } from './types.js';
 
 /** Ticks of the epoch clock per second (Linux's HZ; jiffies of 1 ms). */
@@ -48,8 +49,11 @@ export interface CubicOptions {
   fastConvergence?: boolean;
   /** RFC 9438 §4.3 Reno-friendly region (Linux tcp_friendliness = 1). */
   tcpFriendliness?: boolean;
-  /** HyStart slow start exit (Linux hystart = 1). */
-  hystart?: boolean;
+  /**
+   * Slow start exit (Linux's `hystart` module parameter, an int): 0 none, 1 HyStart as
+   * Linux runs it (the default), 2 HyStart++ (RFC 9406) instead. `true` is 1.
+   */
+  hystart?: boolean | number;
   /** Which HyStart detectors run (Linux hystart_detect = 3: both). */
   hystartDetect?: number;
   /** HyStart waits until cwnd reaches this many segments (Linux hystart_low_window = 16). */
@@ -76,6 +80,8 @@ export class Cubic implements CongestionControl {
   private readonly fastConvergence: boolean;
   private readonly tcpFriendliness: boolean;
   private readonly hystart: boolean;
+  /** HyStart++ (RFC 9406) in place of HyStart, or null. */
+  readonly hspp: HyStartPlusPlus | null;
   private readonly hystartDetect: number;
   private readonly hystartLowWindow: number;
   private readonly hystartAckDeltaUs: number;
@@ -113,7 +119,9 @@ export class Cubic implements CongestionControl {
   constructor(opts: CubicOptions = {}) {
     this.fastConvergence = opts.fastConvergence ?? true;
     this.tcpFriendliness = opts.tcpFriendliness ?? true;
-    this.hystart = opts.hystart ?? true;
+    const mode = opts.hystart === undefined ? 1 : Number(opts.hystart);
+    this.hystart = mode === 1;
+    this.hspp = mode === 2 ? new HyStartPlusPlus() : null;
     this.hystartDetect = opts.hystartDetect ?? HYSTART_ACK_TRAIN | HYSTART_DELAY;
     this.hystartLowWindow = opts.hystartLowWindow ?? 16;
     this.hystartAckDeltaUs = opts.hystartAckDeltaUs ?? 2000;
@@ -124,10 +132,13 @@ export class Cubic implements CongestionControl {
     this.reset();
     // Linux's initial_ssthresh is 0: ssthresh stays "infinite" and HyStart ends slow start.
     if (this.hystart) this.hystartReset(s, nowUs);
+    this.hspp?.init(s);
   }
 
   /** RFC 9438 §4.6 and §4.7: remember W_max (lowered by fast convergence) and return cwnd * beta. */
   ssthresh(s: CcState): number {
+    // RFC 9406 §4.2: a loss in slow start or CSS ends HyStart++ for good (§4.3: initial slow start only).
+    this.hspp?.stop();
     this.epochStart = NO_EPOCH; // the next ACK in congestion avoidance starts a new epoch
     if (s.cwnd < this.lastMaxCwnd && this.fastConvergence) {
       // RFC 9438 §4.7: W_max = cwnd * (1 + beta) / 2.
@@ -143,7 +154,8 @@ export class Cubic implements CongestionControl {
     // RFC 9438 §5.8: no growth while the application, not cwnd, limits the flow.
     if (!s.isCwndLimited) return;
     if (inSlowStart(s)) {
-      acked = slowStart(s, acked);
+      // RFC 9406 §4.2: while HyStart++ runs, it grows the window (slow start or CSS).
+      acked = this.hspp !== null && this.hspp.active ? this.hspp.grow(s, acked, s.paced === true) : slowStart(s, acked);
       if (acked === 0) return;
     }
     this.update(s.cwnd, acked, nowUs);
@@ -152,13 +164,18 @@ export class Cubic implements CongestionControl {
 
   pktsAcked(s: CcState, _acked: number, rttUs: number, nowUs: number): void {
     this.lastHeard = nowUs;
-    if (rttUs < 0) return;
+    if (rttUs < 0) {
+      // HyStart++ still ends its rounds on ACKs without a sample.
+      if (this.hspp !== null && this.hspp.active && inSlowStart(s)) this.hspp.onAck(s, -1);
+      return;
+    }
     // Samples within a second of a new epoch are discarded: queues built before the
     // reduction are still draining (Linux).
     if (this.epochStart !== NO_EPOCH && ticks(nowUs) - this.epochStart < HZ) return;
     let delay = Math.floor(rttUs);
     if (delay === 0) delay = 1;
     if (this.delayMin === 0 || this.delayMin > delay) this.delayMin = delay;
+    if (this.hspp !== null && this.hspp.active && inSlowStart(s)) this.hspp.onAck(s, delay);
     // RFC 9438 §4.10 lets slow start end early; Linux runs HyStart once cwnd is large enough.
     if (!this.found && this.hystart && inSlowStart(s) && s.cwnd >= this.hystartLowWindow) {
       this.hystartUpdate(s, delay, nowUs);
@@ -170,6 +187,7 @@ export class Cubic implements CongestionControl {
     // W_max = W_est = cwnd at its start. Linux forgets everything and starts a HyStart
     // round (here timed from the latest ACK, as no time comes with the call).
     if (state === 'loss') {
+      this.hspp?.stop();
       this.reset();
       if (this.hystart) this.hystartReset(s, this.lastHeard);
     }

@@ -27,6 +27,8 @@ export interface CcState {
   sndNxt: number;
   sndUna: number;
   packetsOut: number; // segments in flight
+  /** The connection paces its segments (RFC 9406 §4.3: HyStart++'s L is unlimited then). */
+  paced?: boolean;
   isCwndLimited: boolean; // was the sender limited by cwnd recently (Linux tcp_is_cwnd_limited); don't grow cwnd otherwise
   /**
    * When the last data segment was sent (Linux's tp->lsndtime), as it stood
