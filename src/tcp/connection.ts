@@ -92,7 +92,7 @@ export class TcpConnection implements CcState {
   private earlyBytes = 0;
   private eofPending = false;
   /** The listener that made this connection (passive open), until it is accepted. */
-  listener: { established(c: TcpConnection): void; dropped(c: TcpConnection): void } | null = null;
+  listener: { established(c: TcpConnection): void; dropped(c: TcpConnection): void; overflow(c: TcpConnection, seg: Segment): boolean } | null = null;
   /** No user holds it any more (closed by the application); Linux's orphan. */
   orphan = false;
   /** SO_MARK: rides on every segment and steers `ip rule fwmark` lookups. */
@@ -624,6 +624,7 @@ export class TcpConnection implements CcState {
     this.lastRecvMs = now;
     if (this.state === TcpState.SYN_RECEIVED) {
       if (seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax)) {
+        if (this.listener !== null && this.listener.overflow(this, seg)) return;
         this.rttFromSyn(seg, now);
         this.sndWnd = seg.wnd << this.sndWscale;
         this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
@@ -1811,15 +1812,19 @@ export class TcpConnection implements CcState {
   }
 
   private enterTimeWait(): void {
+    // The bucket is taken before the state changes, so that a connection turned away
+    // never counts as one leaving TIME_WAIT (Tcp.unhash).
+    if (!this.host.enterTimeWait()) {
+      // tcp_max_tw_buckets reached: the connection closes at once (Linux's TCPTimeWaitOverflow),
+      // after acknowledging the peer's FIN (tcp_fin sends the ACK before tcp_time_wait).
+      if (this.ackPending) this.sendAck();
+      this.finish(null);
+      return;
+    }
     this.setState(TcpState.TIME_WAIT);
     this.host.time.cancel(this.rtxTimer);
     this.host.time.cancel(this.delackTimer);
     this.sendBuf.clear();
-    if (!this.host.enterTimeWait()) {
-      // tcp_max_tw_buckets reached: the connection closes at once (Linux's TCPTimeWaitOverflow).
-      this.finish(null);
-      return;
-    }
     // Linux counts a TIME_WAIT as its timer is first set (__inet_twsk_schedule: TcpExtTW).
     this.host.mib.TcpExtTW++;
     this.host.time.arm(this.keepTimer, TIME_WAIT_MS);

@@ -45,8 +45,32 @@ export class TcpListener {
   }
 
   /** Linux sk_acceptq_is_full: more than `backlog` connections wait. */
-  private acceptQueueFull(): boolean {
+  acceptQueueFull(): boolean {
     return this.acceptQueue.length > this.backlog;
+  }
+
+  /**
+   * The ACK that would complete a handshake finds the accept queue full (Linux
+   * tcp_v4_syn_recv_sock's exit_overflow, then tcp_check_req's listen_overflow):
+   * ListenOverflows and ListenDrops count it and the ACK is dropped, the connection
+   * staying half-open so that a later ACK (to a retransmitted SYN-ACK) completes it;
+   * with tcp_abort_on_overflow the peer gets a RST instead and the connection goes.
+   * Returns true when the ACK is not to be taken.
+   */
+  overflow(c: TcpConnection, seg: Segment): boolean {
+    if (!this.acceptQueueFull()) return false;
+    const tcp = this.tcp;
+    tcp.mib.TcpExtListenOverflows++;
+    tcp.mib.TcpExtListenDrops++;
+    if (tcp.settings.abortOnOverflow) {
+      // tcp_check_req embryonic_reset: a RST for the ACK, the request dropped (EmbryonicRsts).
+      if (!(seg.flags & TCP_RST)) tcp.sendReset(c.localAddr, c.localPort, c.remoteAddr, c.remotePort, seg.ack, 0, false);
+      tcp.mib.TcpExtEmbryonicRsts++;
+      c.listener = null;
+      c.finish(null);
+      this.dropped(c);
+    }
+    return true;
   }
 
   input(seg: Segment, laddr: number, lport: number, raddr: number, rport: number): void {

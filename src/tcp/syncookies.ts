@@ -74,9 +74,10 @@ export const SynCookies = {
 
   /**
    * An ACK to a listener: if it carries a good cookie, the connection is rebuilt
-   * and established; else null (the caller answers with a RST).
+   * and established; the listener itself when its accept queue is full (the ACK is
+   * dropped); else null (the caller answers with a RST).
    */
-  complete(tcp: Tcp, l: TcpListener, seg: Segment, laddr: number, lport: number, raddr: number, rport: number): TcpConnection | null {
+  complete(tcp: Tcp, l: TcpListener, seg: Segment, laddr: number, lport: number, raddr: number, rport: number): TcpConnection | TcpListener | null {
     if (seg.flags & 0x02) return null;
     const iss = seqAdd(seg.ack, -1);
     const peerIsn = seqAdd(seg.seq, -1);
@@ -86,6 +87,13 @@ export const SynCookies = {
       return null;
     }
     tcp.mib.TcpExtSyncookiesRecv++;
+    // Linux tcp_get_cookie_sock -> tcp_v4_syn_recv_sock: a full accept queue drops the ACK
+    // (ListenOverflows, ListenDrops) and keeps nothing; the peer's next segment tries again.
+    if (l.acceptQueueFull()) {
+      tcp.mib.TcpExtListenOverflows++;
+      tcp.mib.TcpExtListenDrops++;
+      return l;
+    }
     const o = seg.opts;
     const syn = new Segment();
     syn.seq = peerIsn;

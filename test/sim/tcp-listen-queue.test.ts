@@ -1,0 +1,181 @@
+/**
+ * Listener queues and TIME_WAIT under many connections, as Linux bounds them: the
+ * accept queue (listen(2)'s backlog capped by net.core.somaxconn) drops SYNs and
+ * handshake-completing ACKs when full and counts ListenOverflows/ListenDrops;
+ * net.ipv4.tcp_max_tw_buckets caps TIME_WAIT (TcpExtTCPTimeWaitOverflow).
+ * The peer is played by hand (helpers/tcp-segments.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { Recorder, linuxSynOpts, tcpPeer, type TcpPeer } from '../helpers/tcp-segments.js';
+import { TcpListener } from '../../src/tcp/listen.js';
+import type { TcpConnection } from '../../src/tcp/connection.js';
+import { TcpState } from '../../src/tcp/state.js';
+
+const seq = (a: number, n: number): number => (a + n) >>> 0;
+
+/** A listener whose user takes connections only while `taking.on` holds. */
+function slowListener(p: TcpPeer, backlog: number): { l: TcpListener; accepted: TcpConnection[]; taking: { on: boolean } } {
+  const accepted: TcpConnection[] = [];
+  const taking = { on: false };
+  const l = new TcpListener(p.stack.tcp, 0, 80, backlog, {
+    incoming: (c) => {
+      if (!taking.on) return false;
+      c.user = new Recorder();
+      accepted.push(c);
+      return true;
+    },
+  });
+  expect(p.stack.tcp.addListener(l)).toBeNull();
+  return { l, accepted, taking };
+}
+
+/** SYN from sport, the stack's SYN-ACK; returns the SYN-ACK's sequence number. */
+function syn(p: TcpPeer, sport: number): number {
+  p.send({ sport, seq: sport * 1000, flags: 'S', opts: linuxSynOpts() });
+  const sa = p.one();
+  expect(sa.flags).toBe('SA');
+  return sa.seq;
+}
+
+function ack(p: TcpPeer, sport: number, iss: number): void {
+  p.send({ sport, seq: sport * 1000 + 1, ack: seq(iss, 1), flags: 'A', wnd: 1000 });
+}
+
+describe('the accept queue (Linux sk_acceptq_is_full: more than backlog waiting)', () => {
+  it('net.core.somaxconn caps the backlog; backlog + 1 connections wait, then SYNs are dropped unanswered and counted in ListenOverflows and ListenDrops', () => {
+    const p = tcpPeer();
+    p.stack.sysctl.set('net.core.somaxconn', '3');
+    const { l } = slowListener(p, 511);
+    expect(l.backlog).toBe(3);
+    for (let i = 0; i < 4; i++) ack(p, 41000 + i, syn(p, 41000 + i));
+    expect(l.acceptQueue).toHaveLength(4);
+    expect(p.stack.mib.TcpExtListenOverflows).toBe(0);
+    p.send({ sport: 41010, seq: 5, flags: 'S', opts: linuxSynOpts() });
+    expect(p.take()).toEqual([]);
+    expect(p.stack.mib.TcpExtListenOverflows).toBe(1);
+    expect(p.stack.mib.TcpExtListenDrops).toBe(1);
+    expect(p.stack.tcp.lookup(0x0a000002, 80, 0x0a000001, 41010)).toBeNull();
+  });
+
+  it('tcp_check_req listen_overflow: the ACK completing a handshake into a full queue is dropped; the connection stays SYN-RECV and a later ACK to the retransmitted SYN-ACK brings it in', () => {
+    const p = tcpPeer();
+    const { l, accepted, taking } = slowListener(p, 4);
+    for (let i = 0; i < 4; i++) ack(p, 42000 + i, syn(p, 42000 + i));
+    const iss5 = syn(p, 42005);
+    const iss6 = syn(p, 42006);
+    ack(p, 42005, iss5);
+    expect(l.acceptQueue).toHaveLength(5);
+    ack(p, 42006, iss6);
+    // Dropped: no RST, no state change; counted.
+    expect(p.take()).toEqual([]);
+    expect(p.stack.mib.TcpExtListenOverflows).toBe(1);
+    expect(p.stack.mib.TcpExtListenDrops).toBe(1);
+    const c6 = p.lookup(42006)!;
+    expect(c6.state).toBe(TcpState.SYN_RECEIVED);
+    expect(l.synQueue).toBe(1);
+    // The application accepts what waits; the SYN-ACK's retransmission (1 s) draws a new ACK.
+    taking.on = true;
+    l.drain();
+    expect(accepted).toHaveLength(5);
+    p.advance(1000);
+    const re = p.take();
+    expect(re.map((s) => [s.flags, s.dport, s.seq])).toEqual([['SA', 42006, iss6]]);
+    ack(p, 42006, iss6);
+    expect(accepted).toHaveLength(6);
+    expect(c6.state).toBe(TcpState.ESTABLISHED);
+    expect(l.synQueue).toBe(0);
+    expect(p.stack.mib.TcpExtListenOverflows).toBe(1);
+  });
+
+  it('tcp_abort_on_overflow=1: that ACK draws a RST and the half-open connection goes (EmbryonicRsts)', () => {
+    const p = tcpPeer();
+    p.stack.sysctl.set('net.ipv4.tcp_abort_on_overflow', '1');
+    const { l } = slowListener(p, 1);
+    ack(p, 43000, syn(p, 43000));
+    const iss2 = syn(p, 43002);
+    ack(p, 43001, syn(p, 43001));
+    expect(l.acceptQueue).toHaveLength(2);
+    ack(p, 43002, iss2);
+    expect(p.take().map((s) => [s.flags, s.dport, s.seq])).toEqual([['R', 43002, seq(iss2, 1)]]);
+    expect(p.lookup(43002)).toBeNull();
+    expect(l.synQueue).toBe(0);
+    expect(p.stack.mib.TcpExtListenOverflows).toBe(1);
+    expect(p.stack.mib.TcpExtEmbryonicRsts).toBe(1);
+  });
+
+  it('tcp_syncookies=2: a good cookie ACK into a full queue is dropped (no RST, nothing kept); the next one after accept gets in', () => {
+    const p = tcpPeer();
+    p.stack.sysctl.set('net.ipv4.tcp_syncookies', '2');
+    const { l, accepted, taking } = slowListener(p, 1);
+    const isn = [44000, 44001, 44002].map((sp) => syn(p, sp));
+    ack(p, 44000, isn[0]);
+    ack(p, 44001, isn[1]);
+    expect(l.acceptQueue).toHaveLength(2);
+    expect(p.stack.mib.TcpExtSyncookiesRecv).toBe(2);
+    ack(p, 44002, isn[2]);
+    expect(p.take()).toEqual([]);
+    expect(p.stack.mib.TcpExtSyncookiesRecv).toBe(3);
+    expect(p.stack.mib.TcpExtListenOverflows).toBe(1);
+    expect(p.stack.mib.TcpExtListenDrops).toBe(1);
+    expect(p.lookup(44002)).toBeNull();
+    taking.on = true;
+    l.drain();
+    // The client, established on its side, sends data: the cookie in its ACK field is still good.
+    p.send({ sport: 44002, seq: 44002 * 1000 + 1, ack: seq(isn[2], 1), flags: 'PA', data: 'hi' });
+    expect(accepted).toHaveLength(3);
+    expect((accepted[2].user as Recorder).text()).toBe('hi');
+  });
+});
+
+describe('TIME_WAIT buckets (net.ipv4.tcp_max_tw_buckets)', () => {
+  /** The stack closes first (as an HTTP/1.0 server does): FIN, the peer's ACK and FIN. */
+  function closeFirst(p: TcpPeer, sport: number, l: TcpListener, accepted: TcpConnection[]): TcpConnection {
+    const iss = syn(p, sport);
+    ack(p, sport, iss);
+    const c = accepted[accepted.length - 1];
+    expect(c.remotePort).toBe(sport);
+    p.stack.tcp.batched(() => c.close(false));
+    p.advance(0);
+    const fin = p.one();
+    expect(fin.flags).toBe('FA');
+    p.send({ sport, seq: sport * 1000 + 1, ack: seq(iss, 2), flags: 'FA', wnd: 1000 });
+    expect(p.one().flags).toBe('A');
+    void l;
+    return c;
+  }
+
+  it('beyond tcp_max_tw_buckets a closing connection skips TIME_WAIT (TCPTimeWaitOverflow) and a retransmitted FIN then draws a RST; the buckets empty after 60 s', () => {
+    const p = tcpPeer();
+    p.stack.sysctl.set('net.ipv4.tcp_max_tw_buckets', '3');
+    const { listener, accepted } = p.listen(80, 128);
+    const cs: TcpConnection[] = [];
+    for (let i = 0; i < 5; i++) cs.push(closeFirst(p, 45000 + i, listener, accepted));
+    expect(cs.map((c) => c.state)).toEqual([TcpState.TIME_WAIT, TcpState.TIME_WAIT, TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.CLOSED]);
+    expect(p.stack.tcp.timeWaitCount).toBe(3);
+    // __inet_twsk_schedule counts TW as the timer is first set.
+    expect(p.stack.mib.TcpExtTW).toBe(3);
+    expect(p.stack.mib.TcpExtTCPTimeWaitOverflow).toBe(2);
+    expect(p.stack.tcp.connections.size).toBe(3);
+    // In TIME_WAIT a retransmitted FIN is acknowledged; without it, it meets a RST.
+    p.send({ sport: 45000, seq: 45000 * 1000 + 1, ack: seq(cs[0].iss, 2), flags: 'FA', wnd: 1000 });
+    expect(p.one().flags).toBe('A');
+    p.send({ sport: 45004, seq: 45004 * 1000 + 1, ack: seq(cs[4].iss, 2), flags: 'FA', wnd: 1000 });
+    expect(p.one().flags).toBe('R');
+    p.advance(60_000);
+    expect(p.stack.tcp.timeWaitCount).toBe(0);
+    expect(p.stack.tcp.connections.size).toBe(0);
+    // The buckets are free again.
+    expect(closeFirst(p, 45010, listener, accepted).state).toBe(TcpState.TIME_WAIT);
+    expect(p.stack.tcp.timeWaitCount).toBe(1);
+  });
+
+  it('tcp_max_tw_buckets=0: no connection enters TIME_WAIT; 300 closes leave the table empty, each FIN acknowledged', () => {
+    const p = tcpPeer();
+    p.stack.sysctl.set('net.ipv4.tcp_max_tw_buckets', '0');
+    const { listener, accepted } = p.listen(80, 128);
+    for (let i = 0; i < 300; i++) closeFirst(p, 20000 + i, listener, accepted);
+    expect(p.stack.tcp.timeWaitCount).toBe(0);
+    expect(p.stack.tcp.connections.size).toBe(0);
+    expect(p.stack.mib.TcpExtTCPTimeWaitOverflow).toBe(300);
+  });
+});
