@@ -31,6 +31,10 @@ export const MIB_NAMES = [
   'IpExtInOctets',
   'IpExtOutOctets',
   'IpExtInCsumErrors',
+  'IpExtInNoECTPkts',
+  'IpExtInECT1Pkts',
+  'IpExtInECT0Pkts',
+  'IpExtInCEPkts',
   'IpExtReasmOverlaps',
   // ICMP-MIB.
   'IcmpInMsgs',

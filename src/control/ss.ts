@@ -10,6 +10,7 @@ import type { TcpListener } from '../tcp/listen.js';
 import type { UdpEndpoint } from '../udp/udp.js';
 import { TcpState } from '../tcp/state.js';
 import { seqDiff } from '../tcp/seq.js';
+import { ECN_OK, ECN_SEEN } from '../tcp/ecn.js';
 import { formatIp4 } from '../wire/addr.js';
 import { Col, SsTable } from './ss-render.js';
 import { SS_ALL, SS_CONN, SS_STATE_TEXT, SsFilterError, SsState, parseSsFilter, runSsFilter, scanState, type SsFilter } from './ss-filter.js';
@@ -703,6 +704,9 @@ function tcpInfo(c: TcpConnection, now: number, o: SsOptions): string {
   if (o.showOptions) {
     if (c.tsOk) s += ' ts';
     if (c.sackOk) s += ' sack';
+    // tcpi_options' TCPI_OPT_ECN and TCPI_OPT_ECN_SEEN (ss's tcp_stats_print).
+    if (c.ecnFlags & ECN_OK) s += ' ecn';
+    if (c.ecnFlags & ECN_SEEN) s += ' ecnseen';
   }
   s += ` ${c.cc.name}`;
   if (c.wscaleOk) s += ` wscale:${c.sndWscale},${c.rcvWscale}`;

@@ -146,6 +146,12 @@ export class Ipv4 {
       else mib.IpInHdrErrors++;
       return;
     }
+    // ip_rcv_core counts the ECN field of every datagram with a sane header.
+    const ecn = v.tos & 3;
+    if (ecn === 0) mib.IpExtInNoECTPkts++;
+    else if (ecn === 2) mib.IpExtInECT0Pkts++;
+    else if (ecn === 1) mib.IpExtInECT1Pkts++;
+    else mib.IpExtInCEPkts++;
     if (!v.verifyChecksum()) {
       mib.IpExtInCsumErrors++;
       mib.IpInHdrErrors++;

@@ -16,7 +16,8 @@ import { Pacer, pacingRate } from './pacing.js';
 import { RttEstimator, RTO_INITIAL_US, RTO_MAX_US } from './rtt.js';
 import { TcpState, synchronized } from './state.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, TcpOptions } from '../wire/tcp.js';
+import { TCP_ACK, TCP_CWR, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, TcpOptions } from '../wire/tcp.js';
+import { EcnCwr, ecnAcceptCwr, ecnCheckCe, ecnOnAck, ecnPassive, ecnQueueCwr, ecnSynReceived } from './ecn.js';
 import type { TcpHost } from './host.js';
 import type { Errno } from '../errors.js';
 
@@ -46,6 +47,8 @@ export class Segment {
   buf: Uint8Array = new Uint8Array(0);
   dataOff = 0;
   dataLen = 0;
+  /** The ECN field of the IP header it came in (RFC 3168 §5). */
+  ecn = 0;
   readonly opts = new TcpOptions();
   /** seq + data + SYN + FIN: the sequence space it takes. */
   get len(): number {
@@ -162,6 +165,9 @@ export class TcpConnection implements CcState {
   tsOffset = 0;
   wscaleOk = false;
   sackOk = false;
+  /** ECN (ecn.ts): Linux's ecn_flags, and the window reduction an ECE started. */
+  ecnFlags = 0;
+  readonly cwr = new EcnCwr();
 
   // ---- congestion control (CcState) ----
   cwnd = INITIAL_CWND;
@@ -372,6 +378,7 @@ export class TcpConnection implements CcState {
     this.setIss(this.host.isn(this));
     this.tsOffset = this.host.tsOffset(this);
     this.takeSynOptions(seg);
+    ecnPassive(this, seg.flags, seg.ecn);
     // RFC 7323 §2.2: the window field of a SYN is never scaled.
     this.sndWnd = seg.wnd;
     this.maxSndWnd = seg.wnd;
@@ -488,6 +495,7 @@ export class TcpConnection implements CcState {
     this.rcvNxt = seqAdd(seg.seq, 1);
     this.rcvWup = this.rcvNxt;
     this.takeSynOptions(seg);
+    ecnSynReceived(this, f);
     this.wscaleOk = this.host.settings.windowScaling && seg.opts.wscale >= 0;
     if (!this.wscaleOk) {
       this.sndWscale = 0;
@@ -687,6 +695,7 @@ export class TcpConnection implements CcState {
     }
     this.lastAckRecvMs = now;
     const f = seg.flags;
+    if (f & TCP_CWR) ecnAcceptCwr(this, seg.len);
     const wndRaw = seg.wnd << this.sndWscale;
     if (seqGt(ack, this.sndUna)) {
       this.ackAdvance(seg, ack, now);
@@ -804,7 +813,7 @@ export class TcpConnection implements CcState {
         this.cc.setState(this, 'open');
       }
       this.cc.congAvoid(this, ack, ackedSegs, now * 1000);
-    } else {
+    } else if (this.ecnFlags === 0 || !ecnOnAck(this, seg.flags, ackedSegs, this.packetsOut - Math.floor(this.sb.sacked / mss))) {
       this.cc.congAvoid(this, ack, ackedSegs, now * 1000);
     }
     if (this.cwnd > this.cwndClamp) this.cwnd = this.cwndClamp;
@@ -856,6 +865,7 @@ export class TcpConnection implements CcState {
     this.ssthresh = this.cc.ssthresh(this);
     this.recover = this.sndMax;
     this.inRecovery = true;
+    ecnQueueCwr(this);
     this.cc.setState(this, 'recovery');
     this.cwndCnt = 0;
     if (this.sackOk) {
@@ -1021,6 +1031,7 @@ export class TcpConnection implements CcState {
       return;
     }
     if (len > room) len = room;
+    if (this.ecnFlags !== 0) ecnCheckCe(this, seg.ecn);
     this.bytesReceived += len;
     if (seq === this.rcvNxt) {
       this.deliver(buf, off, len);
@@ -1325,6 +1336,11 @@ export class TcpConnection implements CcState {
     }
   }
 
+  /** Linux tcp_enter_quickack_mode: the next `n` ACKs go out at once. */
+  quickAckMode(n: number): void {
+    if (this.quickAcks < n) this.quickAcks = n;
+  }
+
   /** Sends a bare ACK now. */
   sendAck(): void {
     this.host.sendData(this, this.sndNxt, 0, 0, false, false);
@@ -1622,6 +1638,7 @@ export class TcpConnection implements CcState {
     this.cwndCnt = 0;
     this.inRecovery = false;
     this.inLoss = true;
+    ecnQueueCwr(this);
     this.recover = this.sndMax;
     this.dupAcks = 0;
     this.cc.setState(this, 'loss');

@@ -73,6 +73,10 @@ export class TcpSettings {
    * defaults; `hystart` 2 selects HyStart++ (RFC 9406) instead of HyStart.
    */
   readonly cubic = { fast_convergence: 1, tcp_friendliness: 1, hystart: 1, hystart_detect: 3, hystart_low_window: 16, hystart_ack_delta_us: 2000 };
+  /** net.ipv4.tcp_ecn: 0 off, 1 request and accept, 2 accept when asked (RFC 3168; ecn.ts). */
+  ecn = 2;
+  /** net.ipv4.tcp_ecn_fallback: retransmitted SYNs go without ECE|CWR. */
+  ecnFallback = true;
   /** net.ipv4.tcp_adv_win_scale is not used: the full free buffer is offered. */
 
   /** The window scale we offer (Linux tcp_select_initial_window: the largest receive space). */

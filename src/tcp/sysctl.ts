@@ -64,6 +64,9 @@ export function registerTcpSysctls(k: Sysctl, s: TcpSettings): void {
   for (const [name, [min, max]] of Object.entries(cubicRanges) as [keyof TcpSettings['cubic'], [number, number]][]) {
     k.field(`module.tcp_cubic.parameters.${name}`, s.cubic, name, min, max);
   }
+  // RFC 3168 ECN; Linux's AccECN modes (3 to 5) are not modelled.
+  k.field('net.ipv4.tcp_ecn', s, 'ecn', 0, 2);
+  k.flag('net.ipv4.tcp_ecn_fallback', s, 'ecnFallback');
   k.registerText('net.ipv4.tcp_congestion_control', {
     get: () => s.congestionControl,
     set: (v) => {

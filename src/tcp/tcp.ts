@@ -37,6 +37,7 @@ import { TcpState } from './state.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 import { createCongestionControl } from './cc/index.js';
 import { TcpListener } from './listen.js';
+import { ecnSend, ecnSynAckFlags, ecnSynFlags, INET_ECN_MASK } from './ecn.js';
 import { TcpSocket, type TcpConnectOptions } from './socket.js';
 import { TcpServer, type TcpServerOptions } from './server.js';
 
@@ -96,7 +97,7 @@ export class Tcp implements TcpHost {
   private readonly tsSpec = { val: 0, ecr: 0 };
   private readonly sackOut = new Uint32Array(8);
   /** IP output options, one object for every segment (nothing allocated per segment). */
-  private readonly outOpts = { src: 0, dontFrag: true, mark: 0, oif: null as Interface | null };
+  private readonly outOpts = { src: 0, dontFrag: true, mark: 0, oif: null as Interface | null, tos: 0 };
 
   constructor(
     private readonly ip: Ipv4,
@@ -480,6 +481,8 @@ export class Tcp implements TcpHost {
     seg.buf = pkt.buf;
     seg.dataOff = v.payloadOff;
     seg.dataLen = v.payloadLen;
+    // RFC 3168 §6.1.3: the IP header's ECN field goes up with the segment.
+    seg.ecn = pkt.buf[pkt.l3 + 1] & INET_ECN_MASK;
     const hl = v.headerLen;
     // Linux tcp_parse_options: a malformed option ends parsing; what came before it counts.
     if (hl > TCP_HEADER_LEN) parseTcpOptions(pkt.buf, v.optionsOff, v.optionsLen, seg.opts);
@@ -528,7 +531,7 @@ export class Tcp implements TcpHost {
   // Output
   // =====================================================================
 
-  private xmit(pkt: Packet, src: number, dst: number, c: TcpConnection | null): void {
+  private xmit(pkt: Packet, src: number, dst: number, c: TcpConnection | null, tos = 0): void {
     this.mib.TcpOutSegs++;
     // Linux's default IP_PMTUDISC_WANT: TCP segments carry DF (RFC 1191).
     // A failure (no route, a full queue) counts where IP counts it; retransmission recovers.
@@ -536,6 +539,7 @@ export class Tcp implements TcpHost {
     o.src = src;
     o.mark = c !== null ? c.mark : 0;
     o.oif = c !== null ? c.boundDev : null;
+    o.tos = tos;
     this.ip.output(pkt, dst, IPPROTO_TCP, o);
   }
 
@@ -579,7 +583,9 @@ export class Tcp implements TcpHost {
     c.rcvAdvEdge = seqAdd(c.rcvNxt, wnd);
     c.rcvAdvMax = c.rcvAdvEdge;
     c.rcvWup = c.rcvNxt;
-    this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, c.iss, synAck ? c.rcvNxt : 0, synAck ? TCP_SYN | TCP_ACK : TCP_SYN, wnd, optLen);
+    // RFC 3168 §6.1.1: ECE|CWR asks for ECN, ECE alone in the SYN-ACK agrees (ecn.ts).
+    const flags = synAck ? TCP_SYN | TCP_ACK | ecnSynAckFlags(c) : TCP_SYN | ecnSynFlags(c, c.retransmits === 0);
+    this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, c.iss, synAck ? c.rcvNxt : 0, flags, wnd, optLen);
     c.segmentSent(0);
     if (synAck) c.ackSent();
     this.xmit(pkt, c.localAddr, c.remoteAddr, c);
@@ -614,12 +620,15 @@ export class Tcp implements TcpHost {
     // PSH on the segment that empties what the application gave (RFC 9293 §3.9.1.2).
     if (len > 0 && bufOff + len === c.sendBuf.length) flags |= TCP_PSH;
     if (fin) flags |= TCP_FIN;
+    // ECT(0) on new data, CWR after a reduction, ECE while CE is unanswered (ecn.ts).
+    const ecn = c.ecnFlags !== 0 ? ecnSend(c, len, retrans) : 0;
+    flags |= ecn & 0xff;
     const wnd = c.selectWindow();
     this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, seq, c.rcvNxt, flags, wnd, optLen);
     c.ackSent();
     c.segmentSent(len);
     if (len > 0 && !retrans) this.mib.TcpExtTCPOrigDataSent++;
-    this.xmit(pkt, c.localAddr, c.remoteAddr, c);
+    this.xmit(pkt, c.localAddr, c.remoteAddr, c, ecn >>> 8);
   }
 
   sendProbe(c: TcpConnection): void {

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""The kernel's side of the ECN and Fast Open tests, run in the peer's namespace.
+
+  client HOST PORT NBYTES          connect, send NBYTES, read the answer to EOF, print
+                                   `ss -tio` of the connection (before closing) and the answer's length
+  tfo-client HOST PORT TEXT        the same with TEXT sent by sendto(MSG_FASTOPEN): in the SYN
+                                   when the kernel holds a cookie for HOST
+  server HOST PORT NBYTES QLEN     listen (TCP_FASTOPEN=QLEN when QLEN > 0), accept one
+                                   connection, read NBYTES, print `ss -tio` of it, answer
+                                   `got N` and close
+The listening server prints "listening" once it accepts connections.
+"""
+import socket
+import subprocess
+import sys
+
+
+def ss_of(sock):
+    l = sock.getsockname()
+    r = sock.getpeername()
+    out = subprocess.run(
+        ['ss', '-tioHn', 'src', f'{l[0]}:{l[1]}', 'dst', f'{r[0]}:{r[1]}'],
+        capture_output=True, text=True).stdout
+    return ' '.join(out.split())
+
+
+def read_all(sock):
+    data = b''
+    while True:
+        d = sock.recv(65536)
+        if not d:
+            return data
+        data += d
+
+
+def main():
+    mode = sys.argv[1]
+    if mode in ('client', 'tfo-client'):
+        host, port = sys.argv[2], int(sys.argv[3])
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(10)
+        if mode == 'client':
+            s.connect((host, port))
+            s.sendall(b'x' * int(sys.argv[4]))
+        else:
+            s.sendto(sys.argv[4].encode(), socket.MSG_FASTOPEN, (host, port))
+        s.shutdown(socket.SHUT_WR)
+        info = ss_of(s)
+        answer = read_all(s)
+        print('SS', info)
+        print('ANSWER', answer.decode(errors='replace'))
+        s.close()
+    elif mode == 'server':
+        host, port, n, qlen = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if qlen > 0:
+            ls.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, qlen)
+        ls.bind((host, port))
+        ls.listen(16)
+        print('listening', flush=True)
+        ls.settimeout(20)
+        c, _ = ls.accept()
+        c.settimeout(10)
+        got = b''
+        while len(got) < n:
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+        print('SS', ss_of(c), flush=True)
+        c.sendall(f'got {len(got)}'.encode())
+        c.close()
+        ls.close()
+    else:
+        sys.exit(f'unknown mode {mode}')
+
+
+main()

@@ -1,0 +1,138 @@
+/**
+ * ECN and TCP Fast Open against the Linux kernel, both ways. The stack runs in this
+ * process on a TAP device whose kernel side is in a namespace of its own (tcp_ecn and
+ * tcp_fastopen are per namespace); the kernel's side is tcp-ext-peer.py, and what the
+ * kernel says (`ss -tio`: ecn, ecnseen, fastopen; its TcpExt counters) is the proof.
+ * Kernel commands run asynchronously while the stack answers.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerSide, run, runAsync } from '../helpers/peer.js';
+import { ROOT, waitFor } from '../helpers/harness.js';
+import { Stack } from '../../src/stack.js';
+import { configure, openTap } from '../../src/library.js';
+import type { TcpSocket } from '../../src/tcp/socket.js';
+import { ECN_OK, ECN_SEEN } from '../../src/tcp/ecn.js';
+
+const TAG = process.pid.toString(36).slice(-4);
+const NS = `tsexns${TAG}`;
+const DEV = `tsex${TAG}`;
+const KERNEL_IP = '10.233.60.1';
+const STACK_IP = '10.233.60.2';
+const PEER_PY = path.join(ROOT, 'test/helpers/tcp-ext-peer.py');
+const peer = peerSide(NS);
+
+/** The kernel's TcpExt counters in its namespace (nstat -as: absolute, history untouched). */
+async function kernelNstat(): Promise<Record<string, number>> {
+  const [cmd, args] = peer.command(['nstat', '-asz']);
+  const r = await runAsync(cmd, args);
+  const out: Record<string, number> = {};
+  for (const line of r.out.split('\n')) {
+    const m = /^(\S+)\s+(\d+)/.exec(line);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+async function peerPy(...args: string[]): Promise<string> {
+  const [cmd, a] = peer.command(['python3', PEER_PY, ...args]);
+  const r = await runAsync(cmd, a);
+  if (r.code !== 0) throw new Error(`tcp-ext-peer.py ${args.join(' ')}: ${r.out}`);
+  return r.out;
+}
+
+/** Starts the kernel's server; resolves once it listens, with its output to come in `done`. */
+async function peerServer(port: number, n: number, qlen: number): Promise<{ done: Promise<string> }> {
+  const [cmd, a] = peer.command(['python3', PEER_PY, 'server', KERNEL_IP, String(port), String(n), String(qlen)]);
+  const child = spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  const done = new Promise<string>((res, rej) =>
+    child.on('close', (code) => (code === 0 ? res(out) : rej(new Error(`server exited ${code}: ${out}`)))),
+  );
+  await waitFor(() => out.includes('listening'), 5000);
+  // Wrapped: an async function returning a promise would wait for it.
+  return { done };
+}
+
+/** The stack connects to the kernel, sends `data` (into the SYN with fastOpen) and reads to EOF. */
+function stackClient(stack: Stack, port: number, data: Buffer): Promise<{ answer: string; sock: TcpSocket }> {
+  return new Promise((res, rej) => {
+    const s = stack.tcp.connect({ port, host: KERNEL_IP });
+    let answer = '';
+    s.on('data', (d: Buffer) => (answer += d.toString()));
+    s.on('error', rej);
+    s.on('end', () => res({ answer, sock: s }));
+    s.end(data);
+  });
+}
+
+describe('ECN and Fast Open with the Linux kernel', () => {
+  let stack: Stack;
+  let sysBefore: string[] = [];
+
+  beforeAll(() => {
+    stack = new Stack();
+    openTap(stack, DEV);
+    configure(stack, [`addr add ${STACK_IP}/24 dev ${DEV}`]);
+    peer.create();
+    peer.moveIn(DEV);
+    peer.ip('addr', 'add', `${KERNEL_IP}/24`, 'dev', DEV);
+    peer.ip('link', 'set', DEV, 'up');
+    if (!peer.ns) sysBefore = ['tcp_ecn', 'tcp_fastopen'].map((k) => run('sysctl', '-n', `net.ipv4.${k}`).trim());
+  });
+  afterAll(() => {
+    try {
+      stack?.close();
+    } finally {
+      if (peer.ns) peer.destroy();
+      else {
+        run('sysctl', '-qw', `net.ipv4.tcp_ecn=${sysBefore[0]}`, `net.ipv4.tcp_fastopen=${sysBefore[1]}`);
+        run('sh', '-c', `ip link del ${DEV} 2>/dev/null || true`);
+      }
+    }
+  });
+
+  it('ECN: the kernel (tcp_ecn=1) connects to the stack (tcp_ecn=2); both use it, ECT data both ways', async () => {
+    peer.run('sysctl', '-qw', 'net.ipv4.tcp_ecn=1');
+    let conn: TcpSocket['conn'] = null;
+    const server = stack.tcp
+      .createServer((s: TcpSocket) => {
+        conn = s.conn;
+        let n = 0;
+        s.on('data', (d: Buffer) => (n += d.length));
+        s.on('end', () => s.end(`got ${n}`));
+      })
+      .listen(7101);
+    const ect0 = stack.mib.IpExtInECT0Pkts;
+    try {
+      const out = await peerPy('client', STACK_IP, '7101', '100000');
+      expect(out).toMatch(/ANSWER got 100000/);
+      // The kernel's own view of the connection: ECN agreed (ss prints `ecn` after ts and sack).
+      expect(out).toMatch(/^SS .* ts sack ecn /m);
+      expect(conn).not.toBeNull();
+      expect(conn!.ecnFlags & ECN_OK).toBe(ECN_OK);
+      expect(conn!.ecnFlags & ECN_SEEN).toBe(ECN_SEEN);
+      expect(stack.mib.IpExtInECT0Pkts - ect0).toBeGreaterThan(50);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('ECN: the stack (tcp_ecn=1) connects to the kernel (tcp_ecn=2), which sees ECT (ecnseen)', async () => {
+    peer.run('sysctl', '-qw', 'net.ipv4.tcp_ecn=2');
+    stack.sysctl.set('net.ipv4.tcp_ecn', '1');
+    try {
+      const { done } = await peerServer(7102, 100000, 0);
+      const { answer, sock } = await stackClient(stack, 7102, Buffer.alloc(100000, 7));
+      const out = await done;
+      expect(answer).toBe('got 100000');
+      expect(out).toMatch(/^SS .* ts sack ecn ecnseen /m);
+      expect(sock.destroyed || sock.readableEnded).toBe(true);
+    } finally {
+      stack.sysctl.set('net.ipv4.tcp_ecn', '2');
+    }
+  });
+});
