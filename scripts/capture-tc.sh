@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Runs the real tc over a kernel TAP device for each line of
-# test/fixtures/tc/cases.txt and records its exit code, stdout and stderr in
-# test/fixtures/tc/expected.txt; test/unit/tc-fixtures.test.ts replays the same
-# lines against the stack and compares byte for byte. Needs root; uses the
-# namespace tstc-cap only, removed at the end (also on failure).
+# Runs the real tc over a kernel TAP device for each line of DIR/cases.txt
+# (DIR: test/fixtures/tc unless given, e.g. test/fixtures/tc-ext) and records
+# its exit code, stdout and stderr in DIR/expected.txt;
+# test/unit/tc-fixtures.test.ts replays the same lines against the stack and
+# compares byte for byte. Needs root; uses the namespace tstc-cap only,
+# removed at the end (also on failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NS=tstc-cap
-CASES=test/fixtures/tc/cases.txt
-OUT=test/fixtures/tc/expected.txt
+DIR=${1:-test/fixtures/tc}
+CASES=$DIR/cases.txt
+OUT=$DIR/expected.txt
 cleanup() { ip netns del "$NS" 2>/dev/null || true; }
 trap cleanup EXIT
 cleanup

@@ -4,7 +4,8 @@
  * (sch_api.c tc_ctl_tclass, cls_api.c tc_new_tfilter/tc_del_tfilter,
  * act_api.c), registered into tc.ts's tcObjects.
  */
-import { type Qdisc, type SchedHost, TC_H_ROOT, TcParseError, tcMajor, tcMinor } from '../sched/qdisc.js';
+import { type Qdisc, type SchedHost, TC_H_MIN_EGRESS, TC_H_MIN_INGRESS, TC_H_ROOT, TcParseError, tcMajor, tcMinor } from '../sched/qdisc.js';
+import { getU32Handle } from '../sched/cls-u32.js';
 import { ActionTable, type FilterList, FilterList as FilterListImpl, filtersJson, type JsonPairs, parseFilter, type TcFilter } from '../sched/filter.js';
 import { IngressQdisc } from '../sched/ingress.js';
 import type { DevSched } from '../sched/sched.js';
@@ -182,8 +183,10 @@ function readFilterRequest(args: string[], show: boolean): FilterRequest {
     else if (a === 'root') {
       r.parent = TC_H_ROOT;
       r.parentGiven = true;
-    } else if (a === 'ingress') {
-      r.parent = 0xfffffff2;
+    } else if (a === 'ingress' || a === 'egress') {
+      // TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS | TC_H_MIN_EGRESS)
+      if (r.parentGiven) throw new TcError(`Error: duplicate "parent": "${a}" is the second value.\n`, 255);
+      r.parent = a === 'ingress' ? 0xfffffff2 : 0xfffffff3;
       r.parentGiven = true;
     } else if (a === 'parent') {
       r.parent = classid(next(), 'parent');
@@ -214,12 +217,24 @@ function readFilterRequest(args: string[], show: boolean): FilterRequest {
 
 /** cls_api.c __tcf_qdisc_find/__tcf_block_find: the filter list a parent names (null parent: the root qdisc's). */
 function filterList(s: DevSched, parent: number, create: boolean): { list: FilterList | null; at: number } {
-  if (parent === 0xfffffff2 || (parent !== TC_H_ROOT && tcMajor(parent) === 0xffff)) {
+  if (parent !== TC_H_ROOT && tcMajor(parent) === 0xffff) {
     const q = s.ingress;
     if (!(q instanceof IngressQdisc)) throw kernelError("Parent Qdisc doesn't exists");
-    if (q.filters === null && create) q.filters = new FilterListImpl(s);
-    // The dump names the ingress qdisc's block by its handle; clsact's by the hook (ffff:fff2).
-    return { list: q.filters, at: q.kind === 'clsact' ? 0xfffffff2 : 0xffff0000 };
+    if (q.kind === 'clsact') {
+      // clsact_find/clsact_tcf_block: ffff:fff2 is the ingress block, ffff:fff3 the egress one.
+      const min = tcMinor(parent);
+      if (min !== 0 && min !== TC_H_MIN_INGRESS && min !== TC_H_MIN_EGRESS) throw kernelError("Specified class doesn't exist");
+      if (min === 0) throw rtnlError('Invalid argument');
+      if (min === TC_H_MIN_EGRESS) {
+        if (q.egressFilters === null && create) q.egressFilters = new FilterListImpl(s, q.u32);
+        return { list: q.egressFilters, at: 0xfffffff3 };
+      }
+      if (q.filters === null && create) q.filters = new FilterListImpl(s, q.u32);
+      return { list: q.filters, at: 0xfffffff2 };
+    }
+    // ingress_find/ingress_tcf_block: any minor names the one block, dumped under the qdisc's handle.
+    if (q.filters === null && create) q.filters = new FilterListImpl(s, q.u32);
+    return { list: q.filters, at: 0xffff0000 };
   }
   let q: Qdisc | null;
   if (parent === 0 || parent === TC_H_ROOT) q = s.isDefault ? null : s.root;
@@ -256,6 +271,16 @@ function filterModifyKernel(env: TcEnv, verb: 'add' | 'change' | 'replace' | 'de
   if (verb === 'delete') {
     if (list === null) return ok('');
     if (r.prio !== 0 && !list.filters.some((f) => f.prio === r.prio)) throw kernelError('Filter with specified priority/protocol not found');
+    if (r.handle !== null && r.kind === 'u32') {
+      // tc_del_tfilter with a handle: u32_delete of that node or table.
+      const h = getU32Handle(r.handle);
+      if (h === null) throw new TcError('Illegal filter ID\n', 1);
+      if (r.prio === 0) throw kernelError('Cannot flush filters with protocol, handle or kind set');
+      if (h !== 0) {
+        list.delU32(r.prio, h);
+        return ok('');
+      }
+    }
     list.del(r.prio);
     return ok('');
   }
@@ -272,7 +297,7 @@ function filterModifyKernel(env: TcEnv, verb: 'add' | 'change' | 'replace' | 'de
   f.protocol = r.protocol;
   if (verb === 'add' && f.kind !== 'u32' && r.handle !== null && l.filters.some((x) => x.prio === prio && x.handle === f.handle))
     throw rtnlError('File exists');
-  l.add(f);
+  l.add(f, verb === 'add');
   return ok('');
 }
 
@@ -280,7 +305,15 @@ function filterShow(env: TcEnv, g: TcGlobals, args: string[]): TcResult {
   const r = readFilterRequest(args, true);
   if (r.dev === '') throw new TcError('Must specify either device or block\n', 1);
   const d = device(env, r.dev);
-  const { list, at } = filterList(d.sched, r.parent, false);
+  let found: { list: FilterList | null; at: number };
+  try {
+    found = filterList(d.sched, r.parent, false);
+  } catch (e) {
+    // tc_dump_tfilter answers nothing for a parent that is not there.
+    if (e instanceof TcError && e.code === 2) return ok('');
+    throw e;
+  }
+  const { list, at } = found;
   if (list === null) return ok('');
   if (g.json) return ok(pairsJson(filtersJson(list, at, r.parentGiven ? r.parent : 0, r.prio), g.pretty));
   return ok(list.show(at, r.parentGiven ? r.parent : 0, r.prio, g.stats));

@@ -21,6 +21,7 @@ import {
 import { QDISC_KINDS } from '../sched/kinds.js';
 import type { DevSched } from '../sched/sched.js';
 import { getInteger } from '../sched/units.js';
+import { buildStab, parseStab, type SizeSpec } from '../sched/stab.js';
 import { iprouteJson, type IpJson } from './iproute-json.js';
 
 /** A device as tc sees it. */
@@ -190,6 +191,8 @@ const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 
 interface QdiscRequest {
+  /** `stab ...`: the size table spec, or null. */
+  stab: SizeSpec | null;
   dev: string;
   handle: number;
   parent: number;
@@ -199,7 +202,7 @@ interface QdiscRequest {
 
 /** tc_qdisc_modify's reading of the command line. */
 function readQdiscRequest(args: string[]): QdiscRequest {
-  const r: QdiscRequest = { dev: '', handle: 0, parent: 0, kind: '', args: [] };
+  const r: QdiscRequest = { stab: null, dev: '', handle: 0, parent: 0, kind: '', args: [] };
   let i = 0;
   while (i < args.length) {
     const a = args[i];
@@ -229,7 +232,17 @@ function readQdiscRequest(args: string[]): QdiscRequest {
       const h = getTcClassid(args[i]);
       if (h === null) throw invarg('invalid parent ID', args[i]);
       r.parent = h;
-    } else if (matches(a, 'estimator') || matches(a, 'stab') || matches(a, 'ingress_block') || matches(a, 'egress_block')) {
+    } else if (matches(a, 'stab')) {
+      try {
+        const st = parseStab(args, i + 1);
+        r.stab = st.spec;
+        i = st.next;
+      } catch (e) {
+        if (e instanceof TcParseError) throw new TcError(e.message === '' ? '' : `${e.message}\n`, e.exitCode);
+        throw e;
+      }
+      continue;
+    } else if (matches(a, 'estimator') || matches(a, 'ingress_block') || matches(a, 'egress_block')) {
       throw new TcError(`tc: "${a}" is not supported here\n`, 1);
     } else if (matches(a, 'help')) {
       throw new TcError(QDISC_USAGE, 255);
@@ -384,6 +397,8 @@ function qdiscModify(s: DevSched, flags: number, r: QdiscRequest, kind: QdiscKin
   if (q === null) throw kernelError('Specified qdisc not found');
   if ((flags & NLM_F_EXCL) !== 0) throw kernelError('Exclusivity flag on, cannot modify');
   if (r.kind !== '' && r.kind !== q.kind) throw kernelError('Invalid qdisc name: must match existing qdisc');
+  // qdisc_change: the size table given replaces the one there (none given: none kept).
+  q.stab = r.stab !== null ? buildStab({ ...r.stab }) : null;
   if (kind !== undefined && params !== undefined) {
     try {
       q.change(params, s);
@@ -430,6 +445,7 @@ function createAndGraft(
     if (e instanceof TcParseError) throw new TcError(e.message.endsWith('\n') ? e.message : e.message + '\n', e.exitCode);
     throw e;
   }
+  if (r.stab !== null) q.stab = buildStab({ ...r.stab });
   graft(s, p, clid, q, null);
   return '';
 }
@@ -453,6 +469,7 @@ function graft(s: DevSched, p: Qdisc | null, clid: number, q: Qdisc | null, old:
   }
   const c = p.classes;
   if (c === null) throw rtnlError('Operation not supported');
+  if (q !== null && q.stab) throw kernelError('STAB not supported on a non root');
   if (c.leaf(clid) === null && !c.list().includes(clid)) throw kernelError('Specified class not found');
   void old;
   c.graft(clid, q, s);
@@ -469,6 +486,7 @@ export function formatQdisc(q: Qdisc, dev: TcDev | null, g: TcGlobals, refcnt: n
   if (refcnt !== 1) out += `refcnt ${refcnt} `;
   out += q.printOptions(g.details);
   out += '\n';
+  if (g.details && q.stab) out += `${q.stab.print()}\n`;
   if (g.stats) {
     out += formatStats(q);
     out += q.printXstats();
@@ -495,6 +513,7 @@ export function qdiscJson(q: Qdisc, dev: TcDev | null, g: TcGlobals, refcnt: num
   else if (q.parent !== 0) o.parent = sprintClassid(q.parent);
   if (refcnt !== 1) o.refcnt = refcnt;
   o.options = q.jsonOptions(g.details) as Record<string, IpJson>;
+  if (g.details && q.stab) o.stab = q.stab.json() as Record<string, IpJson>;
   if (g.stats) {
     const st = q.stats;
     o.bytes = st.bytes;

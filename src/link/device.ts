@@ -34,4 +34,6 @@ export interface Device {
    * deleted, say) and has stopped delivering frames.
    */
   onError?: ((err: Error) => void) | null;
+  /** The link's rate in Mbit/s when the device knows it (a rate-limited sim link). */
+  speedMbit?(): number | null;
 }

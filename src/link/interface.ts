@@ -135,6 +135,16 @@ export class Interface implements DeviceReceiver {
     this.device.start(this);
   }
 
+  /**
+   * The link speed in Mbit/s as /sys/class/net/DEV/speed reads (tc's `rate
+   * N%`): what the device knows of its rate, else what Linux's tun driver
+   * reports for a TAP (10000); unknown (null) while not running.
+   */
+  get speedMbit(): number | null {
+    if (!this.running) return null;
+    return this.device.speedMbit?.() ?? 10000;
+  }
+
   /** Up and with a working device: what Linux calls operationally up. */
   get running(): boolean {
     return this.up && this.carrier;

@@ -41,6 +41,11 @@ export class SimDevice implements Device {
   private closed = false;
   onError: ((err: Error) => void) | null = null;
 
+  /** A rate-limited link's rate (Mbit/s); null: none (the interface reports what a TAP does). */
+  speedMbit(): number | null {
+    return this.impair.rateBps ? this.impair.rateBps / 1e6 : null;
+  }
+
   constructor(
     readonly name: string,
     readonly linkType: LinkType,

@@ -33,6 +33,8 @@ export class Packet {
   ctInfo = 0;
   /** The pool this packet goes back to once a device has sent it, or null. */
   pool: PacketPool | null = null;
+  /** The length qdiscs account for it (qdisc_pkt_len: a size table may change it); 0 until an egress qdisc sets it. */
+  qlen = 0;
 
   constructor(buf: Uint8Array, start: number, end: number) {
     this.buf = buf;
@@ -51,6 +53,7 @@ export class Packet {
     this.linkBroadcast = false;
     this.ct = null;
     this.ctInfo = 0;
+    this.qlen = 0;
   }
 
   /** The packet's frame has left through a device: a pooled packet can be reused now. */
@@ -105,6 +108,7 @@ export class Packet {
     p.linkBroadcast = this.linkBroadcast;
     p.ct = this.ct;
     p.ctInfo = this.ctInfo;
+    p.qlen = this.qlen;
     if (this.l3 >= 0) p.l3 = this.l3 - this.start + headroom;
     if (this.l4 >= 0) p.l4 = this.l4 - this.start + headroom;
     return p;

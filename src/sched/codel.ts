@@ -16,6 +16,7 @@ import { PktRing } from './pktring.js';
 import { setCe } from './flowhash.js';
 import { getTime, getU32, illegal, incomplete, sprintTime } from './tcnum.js';
 import { TcParseError } from './qdisc.js';
+import { pktLen } from './qdisc.js';
 
 export const CODEL_SHIFT = 10;
 /** us_to_codel_time: µs → codel time units (ns >> 10). */
@@ -89,7 +90,7 @@ function shouldDrop(pkt: Packet | null, src: CodelSource, vars: CodelVars, p: Co
     return false;
   }
   vars.ldelay = now - src.enqTime;
-  const len = pkt.end - pkt.start;
+  const len = pktLen(pkt);
   if (len > st.maxpacket) st.maxpacket = len;
   if (vars.ldelay < p.target * 1024 || src.codelBacklog() <= p.mtu) {
     // Went below target: stay below for at least an interval.
@@ -136,7 +137,7 @@ export function codelDequeue(src: CodelSource, vars: CodelVars, p: CodelParams, 
           vars.dropNext = controlLaw(vars.dropNext, interval, vars.count);
           break;
         }
-        st.dropLen += (pkt as Packet).end - (pkt as Packet).start;
+        st.dropLen += pktLen(pkt as Packet);
         src.codelDrop(pkt as Packet);
         st.dropCount++;
         pkt = src.codelDequeue();
@@ -151,7 +152,7 @@ export function codelDequeue(src: CodelSource, vars: CodelVars, p: CodelParams, 
     if (p.ecn && setCe(pkt, host)) {
       st.ecnMark++;
     } else {
-      st.dropLen += pkt.end - pkt.start;
+      st.dropLen += pktLen(pkt);
       src.codelDrop(pkt);
       st.dropCount++;
       pkt = src.codelDequeue();
@@ -248,7 +249,7 @@ export class CodelQdisc implements Qdisc, CodelSource {
     while (this.q.length > this.limit) {
       const p = this.q.shift() as Packet;
       this.stats.qlen--;
-      this.stats.backlog -= p.end - p.start;
+      this.stats.backlog -= pktLen(p);
       this.stats.drops++;
       p.sent();
     }
@@ -258,7 +259,7 @@ export class CodelQdisc implements Qdisc, CodelSource {
     if (this.q.length < this.limit) {
       this.q.push(pkt, host.now());
       this.stats.qlen++;
-      this.stats.backlog += pkt.end - pkt.start;
+      this.stats.backlog += pktLen(pkt);
       return NET_XMIT_SUCCESS;
     }
     this.dropOverlimit++;
@@ -272,7 +273,7 @@ export class CodelQdisc implements Qdisc, CodelSource {
     this.enqTime = this.q.peekTime();
     const p = this.q.shift() as Packet;
     this.stats.qlen--;
-    this.stats.backlog -= p.end - p.start;
+    this.stats.backlog -= pktLen(p);
     return p;
   }
 
@@ -292,11 +293,11 @@ export class CodelQdisc implements Qdisc, CodelSource {
     if (p !== null) {
       this.peeked = null;
       this.stats.qlen--;
-      this.stats.backlog -= p.end - p.start;
+      this.stats.backlog -= pktLen(p);
     } else p = codelDequeue(this, this.vars, this.params, this.cstats, host.now(), host);
     if (p !== null) {
       this.stats.packets++;
-      this.stats.bytes += p.end - p.start;
+      this.stats.bytes += pktLen(p);
     }
     return p;
   }
@@ -307,7 +308,7 @@ export class CodelQdisc implements Qdisc, CodelSource {
       const p = codelDequeue(this, this.vars, this.params, this.cstats, host.now(), host);
       if (p !== null) {
         this.stats.qlen++;
-        this.stats.backlog += p.end - p.start;
+        this.stats.backlog += pktLen(p);
       }
       this.peeked = p;
     }

@@ -7,6 +7,7 @@ import type { Packet } from '../packet/packet.js';
 import { NET_XMIT_SUCCESS, QdiscStats, qdiscDrop, TcParseError, type Qdisc, type QdiscKind, type SchedHost } from './qdisc.js';
 import { PktRing } from './pktring.js';
 import { getSize, sprintSize } from './units.js';
+import { pktLen } from './qdisc.js';
 
 export interface FifoParams {
   limit: number | undefined;
@@ -30,7 +31,7 @@ export class FifoQdisc implements Qdisc {
 
   enqueue(pkt: Packet): number {
     const st = this.stats;
-    const len = pkt.end - pkt.start;
+    const len = pktLen(pkt);
     if (this.kind === 'pfifo' ? this.q.length < this.limit : this.q.bytes + len <= this.limit) {
       this.q.push(pkt);
       st.qlen++;
@@ -44,7 +45,7 @@ export class FifoQdisc implements Qdisc {
     const p = this.q.shift();
     if (p === null) return null;
     const st = this.stats;
-    const len = p.end - p.start;
+    const len = pktLen(p);
     st.qlen--;
     st.backlog -= len;
     st.packets++;

@@ -11,6 +11,7 @@ import { PktRing } from './pktring.js';
 import { flowHash, scale } from './flowhash.js';
 import { CodelParams, CodelStats, CodelVars, CT_DISABLED, codelDequeue, ctToUs, usToCt, type CodelSource } from './codel.js';
 import { getSize, getTime, getU32, illegal, incomplete, sprintSize, sprintTime } from './tcnum.js';
+import { pktLen } from './qdisc.js';
 
 export interface FqCodelOpts {
   limit?: number;
@@ -178,7 +179,7 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
       if (p === null) break;
       // Counted as sent by dequeue; the kernel frees it and reduces the tree's backlog.
       this.stats.packets--;
-      this.stats.bytes -= p.end - p.start;
+      this.stats.bytes -= pktLen(p);
       this.stats.drops++;
       p.sent();
     }
@@ -223,9 +224,9 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
     let n = 0;
     do {
       const p = f.q.shift() as Packet;
-      len += p.end - p.start;
+      len += pktLen(p);
       this.memoryUsage -= truesize(p);
-      this.stats.backlog -= p.end - p.start;
+      this.stats.backlog -= pktLen(p);
       this.stats.qlen--;
       p.sent();
     } while (++n < max && len < threshold && f.q.length > 0);
@@ -236,7 +237,7 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
   enqueue(pkt: Packet, host: SchedHost): number {
     const idx = this.classify(pkt, host);
     const f = this.flows[idx];
-    const len = pkt.end - pkt.start;
+    const len = pktLen(pkt);
     f.q.push(pkt, host.now());
     this.stats.backlog += len;
     if (f.list === 0) {
@@ -263,7 +264,7 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
     const p = f.q.shift() as Packet;
     this.memoryUsage -= truesize(p);
     this.stats.qlen--;
-    this.stats.backlog -= p.end - p.start;
+    this.stats.backlog -= pktLen(p);
     return p;
   }
 
@@ -301,7 +302,7 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
         if (l === this.newFlows && this.oldFlows.head >= 0) this.listPush(this.oldFlows, idx, 2);
         continue;
       }
-      f.deficit -= p.end - p.start;
+      f.deficit -= pktLen(p);
       return p;
     }
   }
@@ -311,11 +312,11 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
     if (p !== null) {
       this.peeked = null;
       this.stats.qlen--;
-      this.stats.backlog -= p.end - p.start;
+      this.stats.backlog -= pktLen(p);
     } else p = this.dequeueInner(host);
     if (p !== null) {
       this.stats.packets++;
-      this.stats.bytes += p.end - p.start;
+      this.stats.bytes += pktLen(p);
     }
     return p;
   }
@@ -325,7 +326,7 @@ export class FqCodelQdisc implements Qdisc, CodelSource {
       const p = this.dequeueInner(host);
       if (p !== null) {
         this.stats.qlen++;
-        this.stats.backlog += p.end - p.start;
+        this.stats.backlog += pktLen(p);
       }
       this.peeked = p;
     }

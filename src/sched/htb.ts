@@ -24,6 +24,9 @@ import {
 } from './qdisc.js';
 import { FilterList, TC_ACT_SHOT, TC_ACT_STOLEN, U32Common } from './filter.js';
 import { fmtRate, fmtSize, parseRate, parseSize, psched } from './tcunits-htb.js';
+import { getPercentRate64 } from './units.js';
+import { pktLen } from './qdisc.js';
+import { getLinklayer, LINKLAYER_ETHERNET, linklayerName, rateLen } from './stab.js';
 
 /** sch_htb.c: TC_HTB_MAXDEPTH, TC_HTB_NUMPRIO. */
 export const HTB_MAXDEPTH = 8;
@@ -50,6 +53,12 @@ export interface HtbClassParams {
   cbufferTicks: number;
   prio: number;
   quantum: number;
+  /** mpu, overhead and the link layer (LINKLAYER_*) rate and ceil are charged with (psched_l2t_ns). */
+  mpu: number;
+  overhead: number;
+  linklayer: number;
+  /** The mtu tc built the rate tables for (their cell size). */
+  mtu: number;
 }
 
 const HTB_USAGE = `Usage: ... qdisc add ... htb [default N] [r2q N]
@@ -123,7 +132,7 @@ export function parseHtbQdisc(args: string[]): HtbQdiscParams {
 }
 
 /** q_htb.c htb_parse_class_opt: burst defaults to rate/HZ + mtu (HZ as /proc/net/psched says: 1e9). */
-export function parseHtbClass(args: string[]): HtbClassParams {
+export function parseHtbClass(args: string[], host?: SchedHost): HtbClassParams {
   let rate = 0;
   let ceil = 0;
   let buffer = 0;
@@ -131,6 +140,20 @@ export function parseHtbClass(args: string[]): HtbClassParams {
   let mtu = 1600;
   let prio = 0;
   let quantum = 0;
+  let mpu = 0;
+  let overhead = 0;
+  let linklayer = LINKLAYER_ETHERNET;
+  // get_percent_rate64 for `N%` (of the device's speed), else get_rate64.
+  const pctOrRate = (v: string, what: string): number => {
+    if (v.includes('%')) {
+      const r = getPercentRate64(v, host?.devName ?? '', host?.speedMbit);
+      if ('error' in r) throw new TcParseError(`${r.error}\nIllegal "${what}"\n${HTB_USAGE}`, 1);
+      return (r as { rate: number }).rate;
+    }
+    const r = parseRate(v);
+    if (r === null) illegal(what);
+    return r!;
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const next = (): string => {
@@ -148,6 +171,12 @@ export function parseHtbClass(args: string[]): HtbClassParams {
     } else if (matches(a, 'mpu') || matches(a, 'overhead')) {
       const v = parseU32(next(), 10);
       if (v === null || v > 0xffff) illegal(matches(a, 'mpu') ? 'mpu' : 'overhead');
+      if (matches(a, 'mpu')) mpu = v;
+      else overhead = v;
+    } else if (matches(a, 'linklayer')) {
+      const l = getLinklayer(next());
+      if (l === null) illegal('linklayer');
+      linklayer = l;
     } else if (matches(a, 'quantum')) {
       const v = parseU32(next(), 10);
       if (v === null) illegal('quantum');
@@ -163,15 +192,11 @@ export function parseHtbClass(args: string[]): HtbClassParams {
     } else if (a === 'ceil') {
       const s = next();
       if (ceil) throw new TcParseError('Double "ceil" spec', 1);
-      const v = parseRate(s);
-      if (v === null) illegal('ceil');
-      ceil = v;
+      ceil = pctOrRate(s, 'ceil');
     } else if (a === 'rate') {
       const s = next();
       if (rate) throw new TcParseError('Double "rate" spec', 1);
-      const v = parseRate(s);
-      if (v === null) illegal('rate');
-      rate = v;
+      rate = pctOrRate(s, 'rate');
     } else if (a === 'help') {
       throw new TcParseError(HTB_USAGE, 1);
     } else {
@@ -189,6 +214,10 @@ export function parseHtbClass(args: string[]): HtbClassParams {
     cbufferTicks: psched.xmittime(ceil, cbuffer),
     prio,
     quantum,
+    mpu,
+    overhead,
+    linklayer,
+    mtu,
   };
 }
 
@@ -232,6 +261,10 @@ export class HtbClass {
   ceil = 0;
   bufferTicks = 0;
   cbufferTicks = 0;
+  mpu = 0;
+  overhead = 0;
+  /** LINKLAYER_* rate and ceil are charged for. */
+  linklayer = LINKLAYER_ETHERNET;
   buffer: Ns = 0;
   cbuffer: Ns = 0;
   tokens: Ns = 0;
@@ -315,7 +348,7 @@ export class HtbQdisc implements Qdisc {
         return [...self.classMap.keys()];
       },
       changeClass(classid: number, parent: number, args: string[], host: SchedHost, create: boolean): string {
-        return self.changeClass(classid, parent, parseHtbClass(args), host, create);
+        return self.changeClass(classid, parent, parseHtbClass(args, host), host, create);
       },
       deleteClass(classid: number): void {
         self.deleteClass(classid);
@@ -376,6 +409,10 @@ export class HtbQdisc implements Qdisc {
     }
     cl.rate = p.rate;
     cl.ceil = p.ceil;
+    cl.mpu = p.mpu;
+    cl.overhead = p.overhead;
+    // tc names the link layer in both rate specs (tc_calc_rtable); the kernel keeps it.
+    cl.linklayer = p.linklayer;
     if (cl.level === 0) {
       // sch_htb.c: quantum = rate / r2q, clamped to [1000, 200000] with a warning unless given.
       let q = Math.floor(p.rate / this.r2q);
@@ -432,7 +469,7 @@ export class HtbQdisc implements Qdisc {
   private boundByFilter(classid: number): boolean {
     const lists = [this.filters];
     for (const c of this.classMap.values()) lists.push(c.filters);
-    for (const l of lists) if (l !== null && l.filters.some((f) => f.classid === classid)) return true;
+    for (const l of lists) if (l !== null && l.filters.some((f) => f.bindsTo(classid))) return true;
     return false;
   }
 
@@ -470,9 +507,9 @@ export class HtbQdisc implements Qdisc {
     }
     for (const p of cl.fifo.clear()) {
       this.stats.qlen--;
-      this.stats.backlog -= p.end - p.start;
+      this.stats.backlog -= pktLen(p);
       cl.stats.qlen--;
-      cl.stats.backlog -= p.end - p.start;
+      cl.stats.backlog -= pktLen(p);
       p.sent();
     }
   }
@@ -498,7 +535,7 @@ export class HtbQdisc implements Qdisc {
   }
 
   enqueue(pkt: Packet, host: SchedHost): number {
-    const len = pkt.end - pkt.start;
+    const len = pktLen(pkt);
     const cl = this.classify(pkt);
     if (cl === 'direct') {
       if (this.direct.length >= this.directQlen) return this.drop(pkt);
@@ -623,14 +660,14 @@ export class HtbQdisc implements Qdisc {
       const diff = Math.min(now - c.tC, MBUFFER);
       if (c.level >= level) {
         if (c.level === level) c.lends++;
-        let t = Math.min(c.tokens + diff, c.buffer) - (len * 1e9) / c.rate;
+        let t = Math.min(c.tokens + diff, c.buffer) - (rateLen(len, c.overhead, c.mpu, c.linklayer) * 1e9) / c.rate;
         if (t <= -MBUFFER) t = 1 - MBUFFER;
         c.tokens = t;
       } else {
         c.borrows++;
         c.tokens += diff;
       }
-      let ct = Math.min(c.ctokens + diff, c.cbuffer) - (len * 1e9) / c.ceil;
+      let ct = Math.min(c.ctokens + diff, c.cbuffer) - (rateLen(len, c.overhead, c.mpu, c.linklayer) * 1e9) / c.ceil;
       if (ct <= -MBUFFER) ct = 1 - MBUFFER;
       c.ctokens = ct;
       c.tC = now;
@@ -710,7 +747,7 @@ export class HtbQdisc implements Qdisc {
         if (cl.leafQdisc !== null) continue;
         return null;
       }
-      const len = p.end - p.start;
+      const len = pktLen(p);
       cl.deficit[level] -= len;
       if (cl.deficit[level] < 0) {
         cl.deficit[level] += cl.quantum;
@@ -736,7 +773,7 @@ export class HtbQdisc implements Qdisc {
   }
 
   private took(p: Packet): Packet {
-    const len = p.end - p.start;
+    const len = pktLen(p);
     this.stats.qlen--;
     this.stats.backlog -= len;
     this.stats.bytes += len;
@@ -798,11 +835,13 @@ export class HtbQdisc implements Qdisc {
       s += `prio ${cl.prio} `;
       if (details) s += `quantum ${cl.quantum} `;
     }
-    s += `rate ${fmtRate(cl.rate)} ceil ${fmtRate(cl.ceil)} `;
-    if (details) s += 'linklayer ethernet ';
+    s += `rate ${fmtRate(cl.rate)} `;
+    if (cl.overhead !== 0) s += `overhead ${cl.overhead} `;
+    s += `ceil ${fmtRate(cl.ceil)} `;
+    if (details || cl.linklayer > LINKLAYER_ETHERNET) s += `linklayer ${linklayerName(cl.linklayer)} `;
     const burst = fmtSize(psched.xmitsize(cl.rate, cl.bufferTicks));
     const cburst = fmtSize(psched.xmitsize(cl.ceil, cl.cbufferTicks));
-    if (details) s += `burst ${burst}/1 mpu 0b cburst ${cburst}/1 mpu 0b level ${cl.level} `;
+    if (details) s += `burst ${burst}/1 mpu ${fmtSize(cl.mpu)} cburst ${cburst}/1 mpu ${fmtSize(cl.mpu)} level ${cl.level} `;
     else s += `burst ${burst} cburst ${cburst} `;
     if (stats) {
       const st = cl.stats;

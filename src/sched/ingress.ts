@@ -2,6 +2,14 @@
  * The ingress and clsact qdiscs (sch_ingress.c): no queue, only a place for
  * filters on packets coming in (and, for clsact, going out) at handle ffff:,
  * parent ffff:fff1. Packets that pass through are counted in their stats.
+ * clsact has two filter blocks, ingress (ffff:fff2) and egress (ffff:fff3);
+ * ingress has one, which any minor of ffff: names (ingress_find). The u32
+ * hash tables are the qdisc's, shared by both blocks.
+ *
+ * As the egress hook (net/core/dev.c sch_handle_egress) clsact runs its
+ * egress filters on each packet the device is to send, before the root
+ * qdisc: drop frees the packet and counts it on clsact, stolen frees it,
+ * anything else goes on to the root qdisc.
  *
  * As the Interface's ingressHook (net/core/dev.c sch_handle_ingress) it runs
  * the filters on each received IP packet before the IP layer: a packet whose
@@ -10,14 +18,18 @@
  * qdisc_pkt_len is at ingress).
  */
 import type { Packet } from '../packet/packet.js';
-import { type FilterList, TC_ACT_SHOT, TC_ACT_STOLEN } from './filter.js';
-import { NET_XMIT_SUCCESS, QdiscStats, TcParseError, type IngressHook, type Qdisc, type QdiscKind } from './qdisc.js';
+import { type FilterList, TC_ACT_SHOT, TC_ACT_STOLEN, U32Common } from './filter.js';
+import { type EgressHook, NET_XMIT_SUCCESS, QdiscStats, TcParseError, type IngressHook, type Qdisc, type QdiscKind } from './qdisc.js';
 
-export class IngressQdisc implements Qdisc, IngressHook {
+export class IngressQdisc implements Qdisc, IngressHook, EgressHook {
   readonly stats = new QdiscStats();
   readonly classes = null;
   /** Filters at ffff: (clsact: ffff:fff2); null until the first `tc filter add`. */
   filters: FilterList | null = null;
+  /** clsact's egress filters (ffff:fff3); null until the first `tc filter add ... egress`. */
+  egressFilters: FilterList | null = null;
+  /** u32's hash tables (tc_u_common), one set for the qdisc. */
+  readonly u32 = new U32Common();
 
   constructor(
     readonly kind: 'ingress' | 'clsact',
@@ -36,6 +48,25 @@ export class IngressQdisc implements Qdisc, IngressHook {
     if (this.filters === null) return false;
     pkt.l3 = pkt.start; // the IP header, as the IP layer will set it
     const v = this.filters.classify(pkt).verdict;
+    if (v === TC_ACT_SHOT) {
+      this.stats.drops++;
+      pkt.sent();
+      return true;
+    }
+    if (v === TC_ACT_STOLEN) {
+      pkt.sent();
+      return true;
+    }
+    return false;
+  }
+
+  /** sch_handle_egress: true when the packet was consumed (dropped or stolen). */
+  egress(pkt: Packet): boolean {
+    const fl = this.egressFilters;
+    // No egress filters: no egress mini-qdisc, nothing run or counted.
+    if (fl === null || fl.filters.length === 0) return false;
+    this.count(pkt.end - pkt.start);
+    const v = fl.classify(pkt).verdict;
     if (v === TC_ACT_SHOT) {
       this.stats.drops++;
       pkt.sent();

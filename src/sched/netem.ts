@@ -13,6 +13,8 @@ import { PktRing } from './pktring.js';
 import { setCe } from './flowhash.js';
 import { distTable, NETEM_DIST_SCALE } from './netem-dist.js';
 import { fmtG, getRate64, getS32, getSize, getTime64, getU32, illegal, incomplete, parsePercent, sprintRate, sprintTime64 } from './tcnum.js';
+import { getPercentRate64 } from './units.js';
+import { pktLen } from './qdisc.js';
 
 const U32 = 4294967295;
 const INT_MAX = 0x7fffffff;
@@ -85,7 +87,7 @@ function distOrFail(name: string): string {
 }
 
 /** q_netem.c netem_parse_opt. */
-export function parseNetem(argv: string[]): NetemOpts {
+export function parseNetem(argv: string[], host?: SchedHost): NetemOpts {
   const o: NetemOpts = {
     limit: 1000, latency: 0, jitter: 0, loss: 0, duplicate: 0, gap: 0, delayCorr: 0, lossCorr: 0, dupCorr: 0,
     reorder: 0, reorderCorr: 0, corrupt: 0, corruptCorr: 0, gi: null, ge: null, rate: 0, packetOverhead: 0,
@@ -212,7 +214,13 @@ export function parseNetem(argv: string[]): NetemOpts {
       o.dist = distOrFail(argv[i]);
     } else if (matches(a, 'rate')) {
       nextArg();
-      const r = argv[i].includes('%') ? null : getRate64(argv[i]);
+      let r: number | null;
+      if (argv[i].includes('%')) {
+        // get_percent_rate64: a share of the device's speed.
+        const p = getPercentRate64(argv[i], host?.devName ?? '', host?.speedMbit);
+        if ('error' in p) throw illegal(`${p.error}\nIllegal "rate"`);
+        r = p.rate;
+      } else r = getRate64(argv[i]);
       if (r === null) throw illegal('Illegal "rate"');
       o.rate = r;
       o.present.rate = true;
@@ -549,7 +557,7 @@ export class NetemQdisc implements Qdisc {
       this.duplicated++;
       this.enqueueOne(dup, host, 0);
     }
-    const len = pkt.end - pkt.start;
+    const len = pktLen(pkt);
     this.stats.backlog += len;
     this.stats.qlen++;
     if (o.gap === 0 || this.counter < o.gap - 1 || this.reorderP < this.crandom(this.reorderCor)) {
@@ -581,7 +589,7 @@ export class NetemQdisc implements Qdisc {
   }
 
   private deliver(p: Packet): Packet {
-    const len = p.end - p.start;
+    const len = pktLen(p);
     this.stats.backlog -= len;
     this.stats.qlen--;
     this.stats.packets++;
@@ -600,7 +608,7 @@ export class NetemQdisc implements Qdisc {
       const p = this.tfifo.shift() as Packet;
       if (this.slotOn) {
         this.packetsLeft--;
-        this.bytesLeft -= p.end - p.start;
+        this.bytesLeft -= pktLen(p);
         if (this.packetsLeft <= 0 || this.bytesLeft <= 0) this.getSlotNext(now);
       }
       return this.deliver(p);
@@ -722,6 +730,6 @@ export class NetemQdisc implements Qdisc {
 
 export const netemKind: QdiscKind = {
   name: 'netem',
-  parse: (args) => parseNetem(args),
+  parse: (args, host) => parseNetem(args, host),
   create: (params, host, handle, parent) => new NetemQdisc(params as NetemOpts, host, handle, parent),
 };

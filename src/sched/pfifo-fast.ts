@@ -8,6 +8,7 @@ import type { Packet } from '../packet/packet.js';
 import { NET_XMIT_SUCCESS, QdiscStats, qdiscDrop, TcParseError, type Qdisc, type QdiscKind, type SchedHost } from './qdisc.js';
 import { PktRing } from './pktring.js';
 import { packetPriority, PRIO2BAND } from './prio-map.js';
+import { pktLen } from './qdisc.js';
 
 export class PfifoFastQdisc implements Qdisc {
   readonly kind = 'pfifo_fast';
@@ -33,7 +34,7 @@ export class PfifoFastQdisc implements Qdisc {
     band.push(pkt);
     const st = this.stats;
     st.qlen++;
-    st.backlog += pkt.end - pkt.start;
+    st.backlog += pktLen(pkt);
     return NET_XMIT_SUCCESS;
   }
 
@@ -42,7 +43,7 @@ export class PfifoFastQdisc implements Qdisc {
     const b = this.bands;
     const p = b[0].length > 0 ? b[0].shift()! : b[1].length > 0 ? b[1].shift()! : b[2].shift()!;
     const st = this.stats;
-    const len = p.end - p.start;
+    const len = pktLen(p);
     st.qlen--;
     st.backlog -= len;
     st.packets++;

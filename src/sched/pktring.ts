@@ -6,6 +6,7 @@
  * untouched). Nothing is allocated once the ring has grown.
  */
 import type { Packet } from '../packet/packet.js';
+import { pktLen } from './qdisc.js';
 
 export class PktRing {
   private pkts: (Packet | null)[];
@@ -46,7 +47,7 @@ export class PktRing {
     this.pkts[j] = pkt;
     this.times[j] = time;
     this.length++;
-    this.bytes += pkt.end - pkt.start;
+    this.bytes += pktLen(pkt);
   }
 
   unshift(pkt: Packet, time: number): void {
@@ -55,7 +56,7 @@ export class PktRing {
     this.pkts[this.head] = pkt;
     this.times[this.head] = time;
     this.length++;
-    this.bytes += pkt.end - pkt.start;
+    this.bytes += pktLen(pkt);
   }
 
   /**
@@ -80,7 +81,7 @@ export class PktRing {
     this.pkts[j] = pkt;
     this.times[j] = time;
     this.length++;
-    this.bytes += pkt.end - pkt.start;
+    this.bytes += pktLen(pkt);
   }
 
   peek(): Packet | null {
@@ -101,7 +102,7 @@ export class PktRing {
     this.pkts[this.head] = null;
     this.head = (this.head + 1) & (this.pkts.length - 1);
     this.length--;
-    this.bytes -= p.end - p.start;
+    this.bytes -= pktLen(p);
     return p;
   }
 
@@ -111,7 +112,7 @@ export class PktRing {
     const p = this.pkts[j] as Packet;
     this.pkts[j] = null;
     this.length--;
-    this.bytes -= p.end - p.start;
+    this.bytes -= pktLen(p);
     return p;
   }
 

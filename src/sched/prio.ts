@@ -11,6 +11,7 @@ import { NET_XMIT_SUCCESS, QdiscStats, TcParseError, tcHandle, tcMajor, tcMinor,
 import { FifoQdisc } from './fifo.js';
 import { packetPriority, PRIO2BAND, TC_PRIO_MAX } from './prio-map.js';
 import { getInteger, getU32, sprintSize } from './units.js';
+import { pktLen } from './qdisc.js';
 
 export interface PrioParams {
   bands: number;
@@ -100,7 +101,7 @@ export class PrioQdisc implements Qdisc {
 
   enqueue(pkt: Packet, host: SchedHost): number {
     const q = this.queues[this.priomap[packetPriority(pkt, this.hh) & TC_PRIO_MAX]];
-    const len = pkt.end - pkt.start;
+    const len = pktLen(pkt);
     const r = q.enqueue(pkt, host);
     if (r !== NET_XMIT_SUCCESS) {
       this.stats.drops++;
@@ -115,7 +116,7 @@ export class PrioQdisc implements Qdisc {
     for (let i = 0; i < this.bands; i++) {
       const p = this.queues[i].dequeue(host);
       if (p === null) continue;
-      const len = p.end - p.start;
+      const len = pktLen(p);
       const st = this.stats;
       st.backlog -= len;
       st.qlen--;

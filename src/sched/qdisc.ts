@@ -9,6 +9,7 @@
  */
 import type { Packet } from '../packet/packet.js';
 import type { FilterList } from './filter.js';
+import type { SizeTable } from './stab.js';
 
 export type Ns = number;
 
@@ -57,6 +58,8 @@ export interface SchedHost {
   readonly txQueueLen: number;
   /** The device's name (messages). */
   readonly devName: string;
+  /** The link's speed in Mbit/s as /sys/class/net/DEV/speed gives it (tc's `rate N%`), or null when unknown. */
+  readonly speedMbit?: number | null;
 }
 
 /**
@@ -87,6 +90,8 @@ export interface Qdisc {
   jsonXstats(): Record<string, unknown> | null;
   /** Classful kinds: their classes and child qdiscs (null for classless). */
   readonly classes: QdiscClasses | null;
+  /** `tc qdisc ... stab ...`: the size table (stab.ts; set by tc, applied at the root only, as __dev_xmit_skb does). */
+  stab?: SizeTable | null;
   /**
    * Optional: how many more full-size packets (mtu + link header) the qdisc
    * takes before it drops, and how many it takes when empty (TCP paces itself
@@ -95,6 +100,15 @@ export interface Qdisc {
    */
   room?(host: SchedHost): number;
   capacity?(host: SchedHost): number;
+}
+
+/**
+ * qdisc_pkt_len: the length a qdisc accounts for a packet, set by the egress
+ * path (and by a size table) before enqueue; a packet enqueued without it
+ * counts its bytes.
+ */
+export function pktLen(pkt: Packet): number {
+  return pkt.qlen > 0 ? pkt.qlen : pkt.end - pkt.start;
 }
 
 /** Counts a drop on `q` and gives the packet back (qdisc_drop). */
@@ -131,6 +145,11 @@ export interface QdiscClasses {
  */
 export interface IngressHook {
   ingress(pkt: Packet): boolean;
+}
+
+/** clsact's egress hook (net/core/dev.c sch_handle_egress): true when it consumed the packet. */
+export interface EgressHook {
+  egress(pkt: Packet): boolean;
 }
 
 /** One kind: its name, how tc's arguments are read, how an instance is made. */

@@ -7,7 +7,7 @@
  */
 import type { Packet } from '../packet/packet.js';
 import type { Time, Timer } from '../time/timers.js';
-import { TC_H_ROOT, type IngressHook, type Ns, type Qdisc, type SchedHost } from './qdisc.js';
+import { type EgressHook, NET_XMIT_SUCCESS, TC_H_ROOT, type IngressHook, type Ns, type Qdisc, type SchedHost } from './qdisc.js';
 import { PfifoFastQdisc } from './pfifo-fast.js';
 
 export interface SchedDevice {
@@ -15,6 +15,8 @@ export interface SchedDevice {
   readonly mtu: number;
   readonly txQueueLen: number;
   readonly hardHeaderLen: number;
+  /** Link speed in Mbit/s (ethtool's), or null when unknown (down). */
+  readonly speedMbit?: number | null;
   /** The qdisc has packets that may leave now (the watchdog fired). */
   kick(): void;
 }
@@ -26,6 +28,8 @@ export class DevSched implements SchedHost {
   private ingressQ: Qdisc | null = null;
   /** The ingress/clsact qdisc as the receive path sees it: null costs one check per packet. */
   ingressHook: IngressHook | null = null;
+  /** clsact as the transmit path sees it (its egress filters before the root qdisc), or null. */
+  egressHook: EgressHook | null = null;
   /** The ingress queue exists (made by the first ingress/clsact qdisc; noop_qdisc sits there after a delete). */
   hasIngressQueue = false;
   private readonly timer: Timer;
@@ -49,6 +53,7 @@ export class DevSched implements SchedHost {
   set ingress(q: Qdisc | null) {
     this.ingressQ = q;
     this.ingressHook = q !== null && typeof (q as Partial<IngressHook>).ingress === 'function' ? (q as unknown as IngressHook) : null;
+    this.egressHook = q !== null && q.kind === 'clsact' && typeof (q as Partial<EgressHook>).egress === 'function' ? (q as unknown as EgressHook) : null;
   }
 
   defaultQdisc(): Qdisc {
@@ -89,9 +94,20 @@ export class DevSched implements SchedHost {
     return this.dev.name;
   }
 
+  get speedMbit(): number | null {
+    return this.dev.speedMbit ?? null;
+  }
+
   // ---- the egress path ----
 
   enqueue(pkt: Packet): number {
+    // qdisc_pkt_len_init, then the root's size table (qdisc_calculate_pkt_len).
+    const len = pkt.end - pkt.start;
+    const st = this.root.stab;
+    pkt.qlen = st !== undefined && st !== null ? st.pktLen(len) : len;
+    // __dev_queue_xmit: clsact's egress filters run before the root qdisc; what they drop never reaches it.
+    const eh = this.egressHook;
+    if (eh !== null && eh.egress(pkt)) return NET_XMIT_SUCCESS;
     if (pkt.ifindex !== 0 && pkt.pool === null) this.borrowed.push(pkt);
     return this.root.enqueue(pkt, this);
   }

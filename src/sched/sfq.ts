@@ -11,6 +11,7 @@ import { NET_XMIT_CN, NET_XMIT_DROP, NET_XMIT_SUCCESS, QdiscStats, TcParseError,
 import { PktRing } from './pktring.js';
 import { flowHash } from './flowhash.js';
 import { getS32, getSize, getU32, illegal, incomplete, sprintSize } from './tcnum.js';
+import { pktLen } from './qdisc.js';
 
 /** SFQ_MAX_DEPTH, SFQ_MAX_FLOWS, SFQ_DEFAULT_FLOWS, SFQ_DEFAULT_HASH_DIVISOR. */
 export const SFQ_MAX_DEPTH = 127;
@@ -199,7 +200,7 @@ export class SfqQdisc implements Qdisc {
   private link(x: number, pkt: Packet): void {
     const slot = this.slots[x];
     slot.q.push(pkt, 0);
-    this.stats.backlog += pkt.end - pkt.start;
+    this.stats.backlog += pktLen(pkt);
     if (slot.q.length === 1) {
       if (this.tail < 0) slot.next = x;
       else {
@@ -259,7 +260,7 @@ export class SfqQdisc implements Qdisc {
     if (d === 1) x = this.slots[this.tail].next;
     const slot = this.slots[x];
     const p = (this.headdrop ? slot.q.shift() : slot.q.pop()) as Packet;
-    const len = p.end - p.start;
+    const len = pktLen(p);
     this.stats.qlen--;
     this.stats.backlog -= len;
     this.stats.drops++;
@@ -295,11 +296,11 @@ export class SfqQdisc implements Qdisc {
       }
       // headdrop: the oldest packet of the flow makes room.
       const head = slot.q.shift() as Packet;
-      this.stats.backlog -= head.end - head.start;
+      this.stats.backlog -= pktLen(head);
       this.stats.drops++;
       head.sent();
       slot.q.push(pkt, 0);
-      this.stats.backlog += pkt.end - pkt.start;
+      this.stats.backlog += pktLen(pkt);
       return NET_XMIT_CN;
     }
     const slot = this.slots[x];
@@ -323,7 +324,7 @@ export class SfqQdisc implements Qdisc {
         continue;
       }
       const p = slot.q.shift() as Packet;
-      const len = p.end - p.start;
+      const len = pktLen(p);
       this.stats.qlen--;
       this.stats.backlog -= len;
       this.stats.packets++;

@@ -29,6 +29,7 @@ import { FifoQdisc } from './fifo.js';
 import {
   calcXmitSize,
   calcXmitTime,
+  getPercentRate64,
   getRate64,
   getSize,
   getSizeAndCell,
@@ -40,6 +41,8 @@ import {
   sprintTime,
   tick2time,
 } from './units.js';
+import { pktLen } from './qdisc.js';
+import { getLinklayer, LINKLAYER_ATM, LINKLAYER_ETHERNET, linklayerName, rateLen } from './stab.js';
 
 /** What tc sends (struct tc_tbf_qopt and the TCA_TBF_* attributes). */
 export interface TbfParams {
@@ -54,6 +57,8 @@ export interface TbfParams {
   limit: number;
   mpu: number;
   overhead: number;
+  /** LINKLAYER_*: what tc built the rate tables for. */
+  linklayer: number;
 }
 
 /** struct psched_ratecfg: a rate and its ns-per-byte as mult >> shift. */
@@ -66,6 +71,7 @@ export class RateCfg {
     readonly rateBytesPs: number,
     readonly mpu = 0,
     readonly overhead = 0,
+    readonly linklayer = LINKLAYER_ETHERNET,
   ) {
     // psched_ratecfg_precompute__: the largest mult below 2^31 with factor = 1e9 << shift.
     let mult = 1n;
@@ -87,15 +93,15 @@ export class RateCfg {
 
   /** psched_l2t_ns: ns to send `len` bytes. */
   l2t(len: number): number {
-    len += this.overhead;
-    if (len < this.mpu) len = this.mpu;
+    len = rateLen(len, this.overhead, this.mpu, this.linklayer);
     // len * mult < 2^48: exact as a double, and a power-of-two division stays exact.
     return Math.floor((len * this.mult) / this.div);
   }
 
   /** psched_ns_t2l: bytes sent in `ns`. */
   t2l(ns: number): number {
-    const len = Number((BigInt(Math.floor(ns)) * BigInt(Math.floor(this.rateBytesPs))) / 1000000000n);
+    let len = Number((BigInt(Math.floor(ns)) * BigInt(Math.floor(this.rateBytesPs))) / 1000000000n);
+    if (this.linklayer === LINKLAYER_ATM) len = Math.floor(len / 53) * 48;
     return len > this.overhead ? len - this.overhead : 0;
   }
 }
@@ -158,13 +164,14 @@ export class TbfQdisc implements Qdisc {
 
   /** tbf_change, after the checks (`check` throws what the kernel refuses). */
   private apply(p: TbfParams, host: SchedHost): void {
-    const rate = new RateCfg(p.rate, p.mpu, p.overhead);
+    // tc names the link layer in the rate spec (tc_calc_rtable), the kernel keeps it (psched_ratecfg_precompute).
+    const rate = new RateCfg(p.rate, p.mpu, p.overhead, p.linklayer);
     let maxSize = p.burst;
     const buffer = rate.l2t(maxSize);
     let peak: RateCfg | null = null;
     let mtu = p.mtuTicks * 2 ** PSCHED_SHIFT;
     if (p.peakrate > 0) {
-      peak = new RateCfg(p.peakrate, p.mpu, p.overhead);
+      peak = new RateCfg(p.peakrate, p.mpu, p.overhead, p.linklayer);
       if (peak.rateBytesPs <= rate.rateBytesPs) throw new TcParseError('RTNETLINK answers: Invalid argument', 2);
       maxSize = Math.min(maxSize, p.mtu);
       mtu = peak.l2t(p.mtu);
@@ -189,7 +196,7 @@ export class TbfQdisc implements Qdisc {
   }
 
   enqueue(pkt: Packet, host: SchedHost): number {
-    const len = pkt.end - pkt.start;
+    const len = pktLen(pkt);
     if (len > this.maxSize) {
       // A frame larger than the bucket can never leave (no GSO to split here).
       this.stats.drops++;
@@ -209,7 +216,7 @@ export class TbfQdisc implements Qdisc {
   dequeue(host: SchedHost): Packet | null {
     const skb = this.child.peek(host);
     if (skb === null) return null;
-    const len = skb.end - skb.start;
+    const len = pktLen(skb);
     const now = host.now();
     let toks = Math.min(now - this.tc, this.buffer);
     let ptoks = 0;
@@ -303,7 +310,7 @@ export class TbfQdisc implements Qdisc {
     if (latency >= 0) out += `lat ${sprintTime(latency)} `;
     if (latency < 0) out += `limit ${sprintSize(this.limit)} `;
     if (this.rate.overhead !== 0) out += `overhead ${this.rate.overhead} `;
-    if (details) out += 'linklayer ethernet ';
+    if (details || this.rate.linklayer > LINKLAYER_ETHERNET) out += `linklayer ${linklayerName(this.rate.linklayer)} `;
     return out;
   }
 
@@ -334,7 +341,7 @@ export class TbfQdisc implements Qdisc {
     if (latency >= 0) o.lat = Math.floor(latency);
     else o.limit = this.limit;
     if (this.rate.overhead !== 0) o.overhead = this.rate.overhead;
-    if (details) o.linklayer = 'ethernet';
+    if (details || this.rate.linklayer > LINKLAYER_ETHERNET) o.linklayer = linklayerName(this.rate.linklayer);
     return o;
   }
 
@@ -350,7 +357,7 @@ const USAGE =
 const matches = (arg: string, word: string): boolean => arg.length > 0 && arg.length <= word.length && word.startsWith(arg);
 
 /** q_tbf.c's tbf_parse_opt. */
-export function parseTbf(args: string[]): TbfParams {
+export function parseTbf(args: string[], host?: SchedHost): TbfParams {
   let limit = 0;
   let latency = 0;
   let buffer = 0;
@@ -359,10 +366,22 @@ export function parseTbf(args: string[]): TbfParams {
   let rate = 0;
   let prate = 0;
   let overhead = 0;
+  let linklayer = LINKLAYER_ETHERNET;
   const fail = (msg: string): never => {
     throw new TcParseError(msg, 1);
   };
   const illegal = (arg: string, val: string): never => fail(`tbf: illegal value for "${arg}": "${val}"`);
+  // get_percent_rate64 for `N%` (of the device's speed), else get_rate64.
+  const pctOrRate = (v: string, what: string): number => {
+    if (v.includes('%')) {
+      const r = getPercentRate64(v, host?.devName ?? '', host?.speedMbit);
+      if ('error' in r) fail(`${r.error}\ntbf: illegal value for "${what}": "${v}"`);
+      return (r as { rate: number }).rate;
+    }
+    const r = getRate64(v);
+    if (r === null) illegal(what, v);
+    return r!;
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const next = (): string => {
@@ -404,16 +423,11 @@ export function parseTbf(args: string[]): TbfParams {
     } else if (a === 'rate') {
       const v = next();
       if (rate) fail('tbf: duplicate "rate" specification');
-      if (v.includes('%')) fail(`tbf: illegal value for "rate": "${v}"`);
-      const r = getRate64(v);
-      if (r === null) illegal('rate', v);
-      rate = r!;
+      rate = pctOrRate(v, 'rate');
     } else if (matches(a, 'peakrate')) {
       const v = next();
       if (prate) fail('tbf: duplicate "peakrate" specification');
-      const r = getRate64(v);
-      if (r === null || v.includes('%')) illegal('peakrate', v);
-      prate = r!;
+      prate = pctOrRate(v, 'peakrate');
     } else if (matches(a, 'overhead')) {
       const v = next();
       if (overhead) fail('tbf: duplicate "overhead" specification');
@@ -422,7 +436,9 @@ export function parseTbf(args: string[]): TbfParams {
       overhead = o!;
     } else if (matches(a, 'linklayer')) {
       const v = next();
-      if (v !== 'ethernet' && v !== 'eth' && v !== 'ether') fail(`tbf: linklayer "${v}" is not supported here`);
+      const l = getLinklayer(v);
+      if (l === null) illegal('linklayer', v);
+      linklayer = l!;
     } else if (a === 'help') {
       fail(USAGE);
     } else {
@@ -456,11 +472,12 @@ export function parseTbf(args: string[]): TbfParams {
     limit,
     mpu,
     overhead,
+    linklayer,
   };
 }
 
 export const tbfKind: QdiscKind = {
   name: 'tbf',
-  parse: (args) => parseTbf(args),
+  parse: (args, host) => parseTbf(args, host),
   create: (params, host, handle, parent) => new TbfQdisc(handle, parent, params as TbfParams, host),
 };

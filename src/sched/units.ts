@@ -269,3 +269,30 @@ export function calcXmitSize(rate: number, ticks: number): number {
 function u32(x: number): number {
   return x >= 0 && x < 4294967296 ? Math.floor(x) : Number(BigInt.asUintN(32, BigInt(Math.floor(Math.max(0, x)))));
 }
+
+/**
+ * tc_util.c get_percent_rate64: `N%` of the device's speed (its
+ * /sys/class/net/DEV/speed in Mbit/s, null when the link has none, as a
+ * device that is down); bytes/s, or the lines tc prints before the kind's
+ * own complaint.
+ */
+export function getPercentRate64(str: string, devName: string, speedMbit: number | null | undefined): { rate: number } | { error: string } {
+  if (devName === '') return { error: 'No device specified; specify device to rate limit by percentage' };
+  const file = `/sys/class/net/${devName}/speed`;
+  // undefined: no such device (read_prop's fopen fails).
+  if (speedMbit === undefined) return { error: `fopen ${file}: No such file or directory` };
+  if (speedMbit === null) return { error: `property "speed" in file ${file} is currently unknown\nFailed to parse ${file}` };
+  // sscanf("%m[0-9.%]"), then parse_percent on what it took.
+  const m = /^[0-9.%]+/.exec(str);
+  const malformed = { error: 'Specified rate value could not be read or is malformed' };
+  if (m === null) return malformed;
+  const { value, end } = strtod(m[0]);
+  const perc = value / 100;
+  if (perc > 1 || perc < 0) return { error: `Invalid rate specified; should be between [0,100]% but is ${str}` };
+  const rest = m[0].slice(end);
+  if (rest !== '' && rest !== '%') return malformed;
+  // snprintf("%lf") of the bits, then get_rate64 of that text.
+  const bits = perc * speedMbit * 1000 * 1000;
+  const r = getRate64(bits.toFixed(6));
+  return r === null ? malformed : { rate: r };
+}

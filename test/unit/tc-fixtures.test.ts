@@ -14,9 +14,9 @@ interface Case {
   stderr: string;
 }
 
-/** test/fixtures/tc/expected.txt: the real tc's answers (scripts/capture-tc.sh). */
-function loadCases(): Case[] {
-  const text = readFileSync(new URL('../fixtures/tc/expected.txt', import.meta.url), 'utf8');
+/** test/fixtures/DIR/expected.txt: the real tc's answers (scripts/capture-tc.sh [DIR]). */
+function loadCases(dir: string): Case[] {
+  const text = readFileSync(new URL(`../fixtures/${dir}/expected.txt`, import.meta.url), 'utf8');
   const out: Case[] = [];
   const blocks = text.split(/^### tc /m).slice(1);
   for (const b of blocks) {
@@ -30,7 +30,10 @@ function loadCases(): Case[] {
   return out;
 }
 
-describe('tc against the real tc (test/fixtures/tc)', () => {
+describe.each([
+  ['tc', 100],
+  ['tc-ext', 100],
+])('tc against the real tc (test/fixtures/%s)', (dir, atLeast) => {
   it('answers every case of cases.txt as iproute2 6.1 over a kernel TAP device does', () => {
     const time = new VirtualTime();
     const [d0] = simLink(time, { seed: 1, names: ['tstc0', 'peer'] });
@@ -38,8 +41,8 @@ describe('tc against the real tc (test/fixtures/tc)', () => {
     const i0 = s.addInterface('tstc0', d0, { mtu: 1500 });
     s.setUp(i0, true);
     const env = stackTcEnv(s);
-    const cases = loadCases();
-    expect(cases.length).toBeGreaterThan(100);
+    const cases = loadCases(dir);
+    expect(cases.length).toBeGreaterThan(atLeast);
     const got = cases.map((c) => {
       const r = runTc(env, c.line.split(' '));
       return { line: c.line, code: r.code, stdout: r.stdout, stderr: r.stderr };
