@@ -162,6 +162,10 @@ export class Stack implements InterfaceHost {
       log: (prefix, level, pkt, inIf, outIf) => nfLog.log(prefix, level, pkt, inIf, outIf),
       ct: this.conntrack,
       nat: this.nat,
+      fib: {
+        addrType: (addr, dev) => this.ip.fib.addrType(addr, dev),
+        routeDev: (dst, src, iif, mark, tos, via) => this.ip.fib.routeDev(dst, src, iif, mark, tos, via),
+      },
     });
     this.registerSysctls();
   }

@@ -34,6 +34,8 @@ function value(type: NftType, v: number, o: PrintOptions): Json {
       return v;
     case 'time':
       return Math.round(v / 1000);
+    case 'boolean':
+      return v !== 0;
     case 'inet_proto':
       return o.numericProto === true ? v : (symbolName(type, v) ?? v);
     case 'tcp_flag':
@@ -105,6 +107,8 @@ function field(f: Field): Json {
       return { ct: { key: f.key } };
     case 'numgen':
       return { numgen: { mode: f.mode, mod: f.mod, offset: f.offset ?? 0 } };
+    case 'fib':
+      return { fib: { result: f.result, flags: f.flags } };
   }
 }
 
@@ -140,6 +144,9 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
     case 'match': {
       const types = keyTypes(e.left);
       const type = types[0];
+      // nft writes a fib lookup's device index as a string when no interface has it.
+      if (e.left.kind === 'fib' && type === 'ifindex' && e.right.kind === 'value' && e.mask === undefined)
+        return { match: { op: OPS[e.op], left: key(e.left), right: o.ifname?.(e.right.value) ?? String(e.right.value) } };
       if (FLAG_TYPES.has(type) && e.mask !== undefined && e.right.kind === 'value') {
         if (e.op === 'ne' && e.right.value === 0) return { match: { op: 'in', left: key(e.left), right: flags(type, e.mask) } };
         if (e.op === 'eq') {
@@ -150,9 +157,11 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
       const left = e.mask !== undefined ? { '&': [key(e.left), value(type, e.mask, o)] } : key(e.left);
       return { match: { op: OPS[e.op], left, right: rhs(types, e.right, o) } };
     }
-    case 'ifname': {
+    case 'ifname':
+    case 'fib-name': {
       const names = [...e.names].sort();
-      return { match: { op: e.op === 'ne' ? '!=' : '==', left: { meta: { key: e.dir } }, right: names.length === 1 ? names[0] : { set: names } } };
+      const left: Json = e.kind === 'ifname' ? { meta: { key: e.dir } } : { fib: { result: 'oifname', flags: e.flags } };
+      return { match: { op: e.op === 'ne' ? '!=' : '==', left, right: names.length === 1 ? names[0] : { set: names } } };
     }
     case 'limit': {
       const l: { [k: string]: Json } = {};

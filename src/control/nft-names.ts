@@ -23,7 +23,11 @@ export type NftType =
   | 'ether_type'
   | 'ifindex'
   /** A duration in ms, written 1m30s (`ct expiration`). */
-  | 'time';
+  | 'time'
+  /** A route type (`fib ... type`), RTN_* numbers. */
+  | 'fib_addrtype'
+  /** `exists` / `missing` (`fib ... oif exists`). */
+  | 'boolean';
 
 /** Name tables: name -> value, listed in the order nft prints flag lists (by bit). */
 export const SYMBOLS: Partial<Record<NftType, [string, number][]>> = {
@@ -134,6 +138,24 @@ export const SYMBOLS: Partial<Record<NftType, [string, number][]>> = {
     ['ipv4', 2],
     ['ipv6', 10],
   ],
+  fib_addrtype: [
+    ['unspec', 0],
+    ['unicast', 1],
+    ['local', 2],
+    ['broadcast', 3],
+    ['anycast', 4],
+    ['multicast', 5],
+    ['blackhole', 6],
+    ['unreachable', 7],
+    ['prohibit', 8],
+    ['throw', 9],
+    ['nat', 10],
+    ['xresolve', 11],
+  ],
+  boolean: [
+    ['missing', 0],
+    ['exists', 1],
+  ],
   ether_type: [
     ['ip', 0x0800],
     ['arp', 0x0806],
@@ -231,6 +253,8 @@ export function fieldType(f: Field): NftType {
       break;
     case 'numgen':
       return 'integer';
+    case 'fib':
+      return f.result === 'type' ? 'fib_addrtype' : f.present === true ? 'boolean' : 'ifindex';
   }
   return 'integer';
 }

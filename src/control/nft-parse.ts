@@ -7,6 +7,7 @@ import type {
   NatFlag,
   Expr,
   Family,
+  FibFlag,
   Field,
   HookName,
   KeyExpr,
@@ -19,7 +20,7 @@ import type {
   TimeUnit,
   VerdictAst,
 } from '../netfilter/ast.js';
-import { PRIORITY } from '../netfilter/ast.js';
+import { FIB_FLAGS, PRIORITY } from '../netfilter/ast.js';
 import { parseIp4 } from '../wire/addr.js';
 import { ServicesDb } from './etc-services.js';
 import { NftSyntaxError, tokenize, type Tok } from './nft-lex.js';
@@ -520,6 +521,8 @@ export class NftParser {
       const k = this.word('type, flags, elements, timeout or size');
       switch (k.text) {
         case 'type': {
+          delete set.typeofKey;
+          delete set.typeofData;
           set.type = [this.setKeyType()];
           while (this.accept('.')) set.type.push(this.setKeyType());
           if (isMap) {
@@ -537,8 +540,32 @@ export class NftParser {
           } else if (this.is(':')) throw new NftSyntaxError('a set has no data type (use map)', this.peek());
           break;
         }
-        case 'typeof':
-          throw new NftSyntaxError('typeof is not supported (use type)', k);
+        case 'typeof': {
+          // The types come from the expressions (nft lists the set with them again).
+          const at = this.peek();
+          const key = this.keyExpr();
+          set.type = keyTypes(key).map((t) => {
+            if (!(SET_KEY_TYPES as readonly string[]).includes(t)) throw new NftSyntaxError(`typeof with a key of type ${t} is not supported`, at);
+            return t as SetKeyType;
+          });
+          set.typeofKey = key;
+          delete set.typeofData;
+          delete set.map;
+          if (isMap) {
+            this.expect(':');
+            if (this.accept('verdict')) set.map = 'verdict';
+            else {
+              const dt = this.peek();
+              const data = this.keyExpr();
+              const types = keyTypes(data).join(' . ');
+              if (!['mark', 'ipv4_addr', 'inet_service', 'integer', 'ipv4_addr . inet_service'].includes(types))
+                throw new NftSyntaxError(`map data of type ${types} is not supported`, dt);
+              set.map = types as NamedSet['map'];
+              set.typeofData = data;
+            }
+          } else if (this.is(':')) throw new NftSyntaxError('a set has no data type (use map)', this.peek());
+          break;
+        }
         case 'flags': {
           set.flags = {};
           do {
@@ -688,6 +715,19 @@ export class NftParser {
       case 'oifname':
         this.pos++;
         return [this.ifname(t.text)];
+      case 'fib': {
+        const save = this.pos;
+        const head = this.fibHead();
+        if (head.result === 'oifname') {
+          if (this.is('vmap') || this.is('map')) throw new NftSyntaxError('fib ... oifname is supported only compared with names (fib daddr oifname "eth0")', t);
+          if (this.is('exists') || this.is('missing') || ((this.is('==') || this.is('!=')) && (this.is('exists', 1) || this.is('missing', 1))))
+            throw new NftSyntaxError('Could not process rule: Invalid argument', head.span);
+          const e = this.ifname('oifname') as Extract<Expr, { kind: 'ifname' }>;
+          return [{ kind: 'fib-name', flags: head.flags, op: e.op, names: e.names }];
+        }
+        this.pos = save;
+        break;
+      }
       case 'mark':
         if (this.is('set', 1)) {
           this.pos += 2;
@@ -1063,6 +1103,12 @@ export class NftParser {
         if (!['state', 'status', 'mark', 'direction', 'expiration', 'protocol'].includes(f.text)) throw new NftSyntaxError(`ct ${f.text} is not supported`, f);
         return { kind: 'ct', key: f.text as CtKey };
       }
+      case 'fib': {
+        this.pos--;
+        const head = this.fibHead();
+        if (head.result === 'oifname') throw new NftSyntaxError('fib ... oifname is supported only compared with names (fib daddr oifname "eth0")', t);
+        return { kind: 'fib', flags: head.flags, result: head.result };
+      }
       case 'numgen': {
         const m = this.word('random or inc');
         if (m.text !== 'random' && m.text !== 'inc') throw this.unexpected(m, 'random or inc');
@@ -1080,7 +1126,6 @@ export class NftParser {
       case 'vlan':
       case 'arp':
       case 'rt':
-      case 'fib':
       case 'socket':
       case 'osf':
       case 'exthdr':
@@ -1102,6 +1147,44 @@ export class NftParser {
         throw new NftSyntaxError(`${t.text} expressions are not supported`, t);
     }
     throw this.unexpected(t);
+  }
+
+  /** Where the last fib expression was written (from `fib` to its result), for the kernel's errors. */
+  private lastFibSpan: Tok | null = null;
+
+  /**
+   * `fib FLAG [. FLAG]... oif|oifname|type`: the flags in nft's order, once
+   * each, checked as nft's evaluation and the kernel's nft_fib_init check them.
+   */
+  private fibHead(): { flags: FibFlag[]; result: 'oif' | 'oifname' | 'type'; span: Tok } {
+    const fibTok = this.next();
+    const seen = new Set<string>();
+    const first = this.peek();
+    for (;;) {
+      const w = this.peek();
+      if (w.kind !== 'word' || !(FIB_FLAGS as readonly string[]).includes(w.text)) throw this.unexpected(w, 'saddr or daddr or mark or iif or oif');
+      seen.add(w.text);
+      this.pos++;
+      if (!this.accept('.')) break;
+    }
+    const last = this.toks[this.pos - 1];
+    const r = this.peek();
+    if (r.kind !== 'word' || !['oif', 'oifname', 'type'].includes(r.text)) {
+      const what = r.kind === 'word' && (FIB_FLAGS as readonly string[]).includes(r.text) ? r.text : describe(r);
+      throw new NftSyntaxError(`syntax error, unexpected ${what}, expecting type or oif or oifname`, r);
+    }
+    this.pos++;
+    const flagSpan: Tok = { ...first, len: last.col + last.len - first.col };
+    // nft's fib evaluation.
+    if (seen.has('saddr') && seen.has('daddr')) throw new NftSyntaxError('fib: saddr and daddr are mutually exclusive', flagSpan);
+    if (seen.has('iif') && seen.has('oif')) throw new NftSyntaxError('fib: iif and oif are mutually exclusive', flagSpan);
+    if (!seen.has('saddr') && !seen.has('daddr')) throw new NftSyntaxError('fib: need either saddr or daddr', flagSpan);
+    const span: Tok = { ...fibTok, len: r.col + r.len - fibTok.col };
+    this.lastFibSpan = span;
+    const result = r.text as 'oif' | 'oifname' | 'type';
+    // nft_fib_init: the device a route goes out of is not asked about the output device.
+    if (result !== 'type' && seen.has('oif')) throw new NftSyntaxError('Could not process rule: Invalid argument', span);
+    return { flags: FIB_FLAGS.filter((f) => seen.has(f)), result, span };
   }
 
   private metaKey(f: Tok): Field {
@@ -1136,6 +1219,13 @@ export class NftParser {
     if (op !== undefined && (opTok.kind === 'punct' || opTok.kind === 'word')) this.pos++;
     else op = undefined;
     if (this.atEnd()) throw this.unexpected(this.peek());
+    if (left.kind === 'fib' && (this.is('exists') || this.is('missing'))) {
+      // `fib ... oif exists|missing`: the lookup's present flag (NFTA_FIB_F_PRESENT); the kernel takes it with oif only.
+      if (left.result !== 'oif' || mask !== undefined || (op !== undefined && op !== 'eq' && op !== 'ne'))
+        throw new NftSyntaxError('Could not process rule: Invalid argument', this.lastFibSpan ?? first);
+      const value = this.next().text === 'exists' ? 1 : 0;
+      return { kind: 'match', left: { ...left, present: true }, op: op ?? 'eq', right: { kind: 'value', value } };
+    }
     if (this.accept('@')) {
       const name = this.word('a set name').text;
       return { kind: 'match', left, op: op ?? 'eq', right: { kind: 'setref', name }, ...(mask !== undefined ? { mask } : {}) };
@@ -1255,6 +1345,7 @@ export function valueOf(type: NftType, t: Tok): number {
     return p;
   }
   const v = symbolValue(type, s);
+  if (v === undefined && type === 'fib_addrtype') throw new NftSyntaxError('Could not parse fib address type', t);
   if (v === undefined) throw new NftSyntaxError(`Could not parse ${type.replace('_', ' ')} expression`, t);
   return v;
 }

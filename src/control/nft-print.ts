@@ -175,6 +175,8 @@ function formatField(f: Field): string {
       return `ct ${f.key}`;
     case 'numgen':
       return `numgen ${f.mode} mod ${f.mod}${f.offset !== undefined && f.offset !== 0 ? ` offset ${f.offset}` : ''}`;
+    case 'fib':
+      return `fib ${f.flags.join(' . ')} ${f.result}`;
   }
 }
 
@@ -223,10 +225,11 @@ function formatExpr(e: Expr, ctx: { t: Table; rule: Rule; index: number; src: Pr
       }
       return `${left} ${OPS[e.op]}${formatRhs(types, e.right, o)}`;
     }
-    case 'ifname': {
+    case 'ifname':
+    case 'fib-name': {
       const names = e.names.map((n) => `"${n}"`);
       const rhs = names.length === 1 ? names[0] : `{ ${[...names].sort().join(', ')} }`;
-      return `${e.dir} ${e.op === 'ne' ? '!= ' : ''}${rhs}`;
+      return `${e.kind === 'ifname' ? e.dir : `fib ${e.flags.join(' . ')} oifname`} ${e.op === 'ne' ? '!= ' : ''}${rhs}`;
     }
     case 'limit': {
       let s = `limit rate ${e.over === true ? 'over ' : ''}${formatRate(e.rate, e.per)}/${e.unit}`;
@@ -410,7 +413,9 @@ export function formatSet(t: Table, s: NamedSet, src: PrintSource | null, o: Pri
   const kind = s.map !== undefined ? 'map' : 'set';
   const types = s.type.map((x) => x as NftType);
   const lines = [`${indent}${kind} ${s.name} {${handle(o, s.handle)}`];
-  lines.push(`${indent}\ttype ${s.type.join(' . ')}${s.map !== undefined ? ` : ${s.map}` : ''}`);
+  if (s.typeofKey !== undefined)
+    lines.push(`${indent}\ttypeof ${formatKey(s.typeofKey)}${s.map !== undefined ? ` : ${s.typeofData !== undefined ? formatKey(s.typeofData) : s.map}` : ''}`);
+  else lines.push(`${indent}\ttype ${s.type.join(' . ')}${s.map !== undefined ? ` : ${s.map}` : ''}`);
   if (s.size !== undefined) lines.push(`${indent}\tsize ${s.size}`);
   const flags: string[] = [];
   if (s.flags?.constant === true) flags.push('constant');

@@ -1,6 +1,6 @@
 import type { Chain, Expr, Family, Field, NamedSet, Rule, RulesetState, SetElement, Table } from '../netfilter/ast.js';
 import { RulesetError, type Ruleset } from '../netfilter/ruleset.js';
-import { NAT_HOOK_ERROR, natAllowed } from '../netfilter/compile.js';
+import { FIB_HOOK_ERROR, HOOK_NUM, NAT_HOOK_ERROR, fibHooks, natAllowed } from '../netfilter/compile.js';
 import { NftSyntaxError, formatNftError, type Tok } from './nft-lex.js';
 import { parseNft, resolveElements, withInterfaces, type ChainDelCmd, type NftCommand, type RuleAddCmd, type SetDelCmd } from './nft-parse.js';
 import type { NftType } from './nft-names.js';
@@ -114,7 +114,8 @@ const batchSets = new WeakSet<NamedSet>();
 
 /**
  * What nft works out from the table while it reads a rule: a set that a rule
- * of the same batch adds to gets a size of 65535 unless it has one; a nat
+ * of the same batch adds to gets a size of 65535 unless it has one, and the
+ * dynamic flag; a nat
  * map declared with `ipv4_addr . inet_service` data maps to address and port.
  */
 function fromTable(t: Table, exprs: Expr[], tok: Tok): void {
@@ -124,6 +125,8 @@ function fromTable(t: Table, exprs: Expr[], tok: Tok): void {
       // The kernel keeps no connection count in a set with timeouts.
       if (e.connlimit !== undefined && s?.flags?.timeout === true) throw new ApplyError('Could not process rule: Operation not supported', tok, true);
       if (s !== undefined && s.size === undefined && batchSets.has(s)) s.size = 65535;
+      // nft marks a set declared in the batch that a rule of the batch adds to as dynamic.
+      if (s !== undefined && batchSets.has(s)) s.flags = { ...s.flags, dynamic: true };
     } else if (e.kind === 'nat' && e.addrMap?.map.kind === 'setref') {
       const name = e.addrMap.map.name;
       if (t.sets.find((x) => x.name === name)?.map === 'ipv4_addr . inet_service') e.addrMap.withPort = true;
@@ -135,6 +138,21 @@ function fromTable(t: Table, exprs: Expr[], tok: Tok): void {
 function checkNat(c: Chain, exprs: Expr[], tok: Tok): void {
   if (c.base === undefined) return;
   for (const e of exprs) if (e.kind === 'nat' && !natAllowed(e.type, c.base)) throw new ApplyError(NAT_HOOK_ERROR, tok, true);
+}
+
+/** A kernel refusal of a fib expression on a base chain's hook (nft_fib_validate; checked again through jumps at commit). */
+function checkFib(c: Chain, exprs: Expr[], tok: Tok): void {
+  if (c.base === undefined) return;
+  const bit = 1 << HOOK_NUM[c.base.hook];
+  for (const e of exprs) {
+    let mask = 0x1f;
+    if (e.kind === 'fib-name') mask = fibHooks('oifname', e.flags);
+    else if (e.kind === 'match' || e.kind === 'vmap') {
+      const k = e.kind === 'match' ? e.left : e.key;
+      for (const f of k.kind === 'concat' ? k.fields : [k]) if (f.kind === 'fib') mask &= fibHooks(f.result, f.flags);
+    }
+    if ((mask & bit) === 0) throw new ApplyError(FIB_HOOK_ERROR, tok, true);
+  }
 }
 
 /** The span nft marks for a refused command: from the command's first word to the end of its line. */
@@ -195,7 +213,7 @@ export function dropDependencies(exprs: Expr[], family: Family): Expr[] {
     if (!isL4 && !isNf) continue;
     for (let j = i + 1; j < out.length; j++) {
       const e = out[j];
-      if (e.kind === 'ifname') continue;
+      if (e.kind === 'ifname' || e.kind === 'fib-name') continue;
       if (isNf && e.kind === 'reject' && e.with?.type === 'icmp' && e.with.icmpx !== true) {
         out.splice(i--, 1);
         break;
@@ -349,6 +367,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
         const r = c.rules.find((x) => x.handle === cmd.handle);
         if (r === undefined) throw new ApplyError(`Could not process rule: ${ENOENT}`, cmd.tok);
         checkNat(c, cmd.exprs, cmd.tok);
+        checkFib(c, cmd.exprs, cmd.tok);
         fromTable(t, cmd.exprs, cmd.tok);
         const conflict = conflictingProtocols(cmd.exprs);
         if (conflict !== null) throw new ApplyError(conflict, cmd.tok);
@@ -358,6 +377,7 @@ function apply(s: RulesetState, cmd: NftCommand, post: (() => void)[], rs: Rules
       }
       const a = cmd as RuleAddCmd;
       checkNat(c, a.exprs, cmd.tok);
+      checkFib(c, a.exprs, cmd.tok);
       fromTable(t, a.exprs, cmd.tok);
       if (t.family === 'ip' && a.exprs.some((e) => e.kind === 'reject' && e.with?.type === 'icmp' && e.with.icmpx === true))
         throw new ApplyError('abstracted ICMP unreachable not supported', cmd.tok);
@@ -466,7 +486,7 @@ function anonSets(r: Rule): number {
   for (const e of r.exprs) {
     if (e.kind === 'match' && e.right.kind === 'set') n++;
     else if (e.kind === 'vmap' && e.map.kind === 'set') n++;
-    else if (e.kind === 'ifname' && e.names.length > 1) n++;
+    else if ((e.kind === 'ifname' || e.kind === 'fib-name') && e.names.length > 1) n++;
     else if ((e.kind === 'meta-set' || e.kind === 'ct-set') && typeof e.value !== 'number' && e.value.kind === 'map' && e.value.map.kind === 'set') n++;
     else if (e.kind === 'nat' && e.addrMap?.map.kind === 'set') n++;
   }

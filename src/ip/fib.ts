@@ -1,6 +1,6 @@
 import type { Interface } from '../link/interface.js';
 import { prefixMask } from '../wire/addr.js';
-import { RouteError, RouteTable, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, isReject, type RejectType, type Route } from './route.js';
+import { RTN, RouteError, RouteTable, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, isReject, type RejectType, type Route } from './route.js';
 
 /** What a routing decision is made on (Linux's struct flowi4). */
 export interface Flow {
@@ -205,10 +205,26 @@ export class Fib {
 
   /** Reused for every unicast decision: the per-packet lookup allocates nothing. */
   private readonly unicast = { type: 'unicast' as const, route: null as unknown as Route, table: 0 };
+  private readonly localRes = { type: 'local' as const, dev: null as Interface | null, table: 0 };
+  private readonly rejectRes = { type: 'unreachable' as RejectType, table: 0 };
+
+  private local_(dev: Interface | null, table: number): FibResult {
+    const r = this.localRes;
+    r.dev = dev;
+    r.table = table;
+    return r;
+  }
+
+  private reject(type: RejectType, table: number): FibResult {
+    const r = this.rejectRes;
+    r.type = type;
+    r.table = table;
+    return r;
+  }
 
   /**
-   * The routing decision for `flow`, walking the rules. A unicast decision is
-   * one reused object, valid until the next lookup: keep its route, not it.
+   * The routing decision for `flow`, walking the rules. A decision is one
+   * reused object, valid until the next lookup: keep its route, not it.
    */
   lookup(flow: Flow): FibResult {
     const mark = flow.mark ?? 0;
@@ -219,18 +235,18 @@ export class Fib {
     let hash = -1;
     for (const r of this.rules) {
       if (ruleMatches(r, flow, src, mark) === (r.invert === true)) continue;
-      if (r.action !== 'lookup') return { type: r.action, table: r.table };
+      if (r.action !== 'lookup') return this.reject(r.action, r.table);
       if (r.table === TABLE_LOCAL) {
         const dev = this.isLocal(flow.dst);
-        if (dev !== undefined && (oif === null || oif === dev)) return { type: 'local', dev, table: TABLE_LOCAL };
+        if (dev !== undefined && (oif === null || oif === dev)) return this.local_(dev, TABLE_LOCAL);
       }
       const t = this.tables.get(r.table);
       if (t === undefined) continue;
       const m = oif === null ? t.match(flow.dst) : t.matchOif(flow.dst, oif);
       // RTN_THROW: fib_table_lookup answers -EAGAIN and fib_rules_lookup goes on with the next rule.
       if (m === null || m.type === 'throw') continue;
-      if (isReject(m)) return { type: m.type, table: r.table };
-      if (m.type === 'local') return { type: 'local', dev: m.dev, table: r.table };
+      if (isReject(m)) return this.reject(m.type, r.table);
+      if (m.type === 'local') return this.local_(m.dev, r.table);
       if (m.paths !== undefined && hash < 0) hash = multipathHash(flow, this.hashPolicy, this.hashSeed);
       const u = this.unicast;
       u.route = m.paths !== undefined ? (t.lookupAny(flow.dst, hash) as Route) : m;
@@ -250,6 +266,50 @@ export class Fib {
       return u;
     }
     return NO_ROUTE;
+  }
+
+  /**
+   * inet_dev_addr_type: what `addr` is by table local alone (RTN_* number):
+   * 0/8 and 255.255.255.255 broadcast, 224/4 multicast, else the type of table
+   * local's route for it (local, broadcast, ...) when that route's first path is
+   * through `dev` (or no `dev` is asked about), unicast otherwise.
+   */
+  addrType(addr: number, dev: Interface | null): number {
+    // ipv4_is_zeronet, ipv4_is_lbcast, ipv4_is_multicast.
+    if (addr >>> 24 === 0 || addr === 0xffffffff) return RTN.broadcast;
+    if (addr >>> 28 === 0xe) return RTN.multicast;
+    const r = this.local.match(addr);
+    // A reject route: fib_table_lookup fails and the answer stays unicast.
+    if (r === null || isReject(r)) return RTN.unicast;
+    if (dev !== null && r.dev !== dev) return RTN.unicast;
+    return RTN[r.type ?? 'unicast'];
+  }
+
+  private readonly nfFlow: Flow = { dst: 0, src: 0, iif: null, oif: null, mark: 0, tos: 0, proto: 0, sport: 0, dport: 0 };
+
+  /**
+   * The lookup of nft_fib4_eval (`fib ... oif`): the rules and tables for `dst`
+   * (flowi4_iif `iif`, null for loopback's; no oif), the device the route
+   * leaves through; null for no route, a reject route or a local destination.
+   * With `via`: `via` when one of the route's paths goes through it
+   * (fib_info_nh_uses_dev), else null. Allocates nothing.
+   */
+  routeDev(dst: number, src: number, iif: Interface | null, mark: number, tos: number, via: Interface | null): Interface | null {
+    const f = this.nfFlow;
+    f.dst = dst;
+    f.src = src;
+    f.iif = iif;
+    f.mark = mark;
+    f.tos = tos;
+    const r = this.lookup(f);
+    f.iif = null;
+    if (r.type !== 'unicast') return null;
+    const dev = r.route.dev;
+    if (via === null || dev === via) return dev;
+    const m = this.tables.get(r.table)?.match(dst);
+    if (m === undefined || m === null || isReject(m) || m.nexthops === undefined) return null;
+    for (let i = 0; i < m.nexthops.length; i++) if (m.nexthops[i].dev === via) return via;
+    return null;
   }
 
   /** The route an output bound to a device takes when the tables have none (reused, as `unicast` is). */

@@ -410,6 +410,7 @@ export class Ipv4 {
   /** Datagrams to our own addresses go round through input, after the current work. */
   private loopback(pkt: Packet, iface: Interface): void {
     const copy = pkt.clone();
+    copy.loopback = true;
     this.time.after(0, () => this.input(copy, iface, true));
   }
 }

@@ -14,6 +14,19 @@ export type RejectType = 'blackhole' | 'unreachable' | 'prohibit';
 export type NoDevType = RejectType | 'throw';
 export type RouteType = UnicastType | NoDevType;
 
+/** rtnetlink.h's RTN_* numbers of the route types (what inet_addr_type answers). */
+export const RTN: Record<RouteType, number> = {
+  unicast: 1,
+  local: 2,
+  broadcast: 3,
+  anycast: 4,
+  multicast: 5,
+  blackhole: 6,
+  unreachable: 7,
+  prohibit: 8,
+  throw: 9,
+};
+
 /** Linux's table ids (rtnetlink.h RT_TABLE_*). */
 export const TABLE_LOCAL = 255;
 export const TABLE_MAIN = 254;

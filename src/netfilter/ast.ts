@@ -147,7 +147,19 @@ export type Field =
    * same way but a different key in -j output). `expiration` is in ms.
    */
   | { kind: 'ct'; key: CtKey; dir?: 'original' | 'reply'; ip?: boolean }
-  | { kind: 'numgen'; mode: 'random' | 'inc'; mod: number; offset?: number };
+  | { kind: 'numgen'; mode: 'random' | 'inc'; mod: number; offset?: number }
+  /**
+   * `fib FLAGS oif|type` (nft_fib): a route lookup for the packet's address.
+   * `flags` in nft's order (saddr, daddr, mark, iif, oif), one of saddr/daddr.
+   * `oif` is the ifindex of the device the route leaves through (0: none);
+   * with `present` (`exists`/`missing`) 1 or 0. `type` is the address's
+   * RTN_* type (inet_dev_addr_type). `oifname` results are the `fib-name` expression.
+   */
+  | { kind: 'fib'; flags: FibFlag[]; result: 'oif' | 'type'; present?: boolean };
+
+/** The lookup inputs of a fib expression (NFTA_FIB_F_*), in nft's print order. */
+export type FibFlag = 'saddr' | 'daddr' | 'mark' | 'iif' | 'oif';
+export const FIB_FLAGS: readonly FibFlag[] = ['saddr', 'daddr', 'mark', 'iif', 'oif'];
 
 /** A key made of one field or a concatenation (`ip saddr . tcp dport`). */
 export type KeyExpr = Field | { kind: 'concat'; fields: Field[] };
@@ -205,6 +217,8 @@ export type Expr =
   | { kind: 'match'; left: KeyExpr; mask?: number; op: CmpOp; right: Rhs }
   /** `iifname "eth*"`: a trailing `*` matches any name with that prefix. */
   | { kind: 'ifname'; dir: 'iifname' | 'oifname'; op: 'eq' | 'ne'; names: string[] }
+  /** `fib FLAGS oifname "eth0"`: the name of the device a fib lookup answers ("" for none), matched as ifname matches. */
+  | { kind: 'fib-name'; flags: FibFlag[]; op: 'eq' | 'ne'; names: string[] }
   /** `limit rate [over] N/unit [burst M packets|bytes]`. A bytes rate is in bytes per unit. */
   | { kind: 'limit'; rate: number; unit: TimeUnit; per: 'packets' | 'bytes'; burst?: number; over?: boolean }
   | { kind: 'verdict'; verdict: VerdictAst }
@@ -307,6 +321,12 @@ export interface NamedSet {
   /** Most elements (nft's `size`); adds from rules beyond it fail. */
   size?: number;
   elements: SetElement[];
+  /**
+   * Declared with `typeof EXPR [: EXPR]` (listed that way): the key's
+   * expression, and a map's data expression. `type` and `map` hold what they give.
+   */
+  typeofKey?: KeyExpr;
+  typeofData?: KeyExpr;
 }
 
 export interface NamedCounter {

@@ -16,6 +16,7 @@ import {
   type CmpOp,
   type Expr,
   type Field,
+  type FibFlag,
   type KeyExpr,
   type LogLevel,
   type NamedSet,
@@ -120,6 +121,21 @@ export interface NatProvider {
   registerChain(hook: 'prerouting' | 'input' | 'output' | 'postrouting', priority: number, fn: HookFn): () => void;
 }
 
+/**
+ * Route lookups for `fib` expressions (src/ip/fib.ts answers them; the Stack
+ * wires it in). Neither allocates.
+ */
+export interface FibProvider {
+  /** inet_dev_addr_type: the RTN_* type of `addr` by table local, through `dev` when given. */
+  addrType(addr: number, dev: Interface | null): number;
+  /**
+   * fib_lookup as nft_fib4_eval makes it: the device the route for `dst` leaves
+   * through (null: no route, a reject route, a local destination); with `via`,
+   * `via` when one of the route's paths uses it, else null.
+   */
+  routeDev(dst: number, src: number, iif: Interface | null, mark: number, tos: number, via: Interface | null): Interface | null;
+}
+
 /** `pkt.ct` of a packet a `notrack` statement marked. */
 export const UNTRACKED: { readonly untracked: true } = { untracked: true };
 
@@ -139,7 +155,12 @@ export interface NfEnv {
   ct: CtProvider | null;
   /** NAT, once it exists; while null, nat chains sit on the hooks like filter chains and nat statements are refused at compile time. */
   nat: NatProvider | null;
+  /** Route lookups for `fib`; without them fib expressions are refused at compile time. */
+  fib?: FibProvider | null;
 }
+
+/** Hook numbers (NF_INET_*), as Ctx.hook holds them. */
+export const HOOK_NUM = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 } as const;
 
 /** Per-evaluation state; one per nesting depth (a reject's reply is evaluated inside). */
 export class Ctx {
@@ -152,6 +173,8 @@ export class Ctx {
   /** IP datagram length as the buffer holds it. */
   len = 0;
   now = 0;
+  /** The hook the base chain runs on (HOOK_NUM). */
+  hook = 0;
   readonly stack = new Int32Array(2 * JUMP_STACK);
 
   setup(pkt: Packet, inIf: Interface | null, outIf: Interface | null, now: number): void {
@@ -235,6 +258,9 @@ function fieldBits(f: Field): number {
       return f.key === 'direction' || f.key === 'protocol' ? 8 : f.key === 'proto-src' || f.key === 'proto-dst' ? 16 : 32;
     case 'numgen':
       return 32;
+    case 'fib':
+      // nft_fib_store_result: the present flag stores one byte.
+      return f.present === true ? 8 : 32;
   }
 }
 
@@ -354,6 +380,8 @@ function loader(f: Field, env: NfEnv): Loader {
           return (p) => (p.ct === UNTRACKED || env.ct === null ? -1 : env.ct.tuple(p, dir, field));
         }
       }
+    case 'fib':
+      return fibLoader(f, env);
     case 'numgen': {
       const mod = f.mod;
       const offset = f.offset ?? 0;
@@ -368,6 +396,84 @@ function loader(f: Field, env: NfEnv): Loader {
     }
   }
   throw new CompileError(`unknown field ${JSON.stringify(f)}`);
+}
+
+// ---------------------------------------------------------------- fib (nft_fib.c, nft_fib_ipv4.c)
+
+/** Which hooks a fib expression may run on (nft_fib_validate, as this kernel line has it), as a HOOK_NUM bit mask. */
+export function fibHooks(result: 'oif' | 'oifname' | 'type', flags: readonly FibFlag[]): number {
+  const b = (h: keyof typeof HOOK_NUM): number => 1 << HOOK_NUM[h];
+  if (result !== 'type') return b('prerouting') | b('input') | b('forward');
+  if (flags.includes('iif')) return b('prerouting') | b('input') | b('forward');
+  if (flags.includes('oif')) return b('output') | b('postrouting') | b('forward');
+  return 0x1f;
+}
+
+/** The error the kernel gives a fib expression on a hook it may not run on (nft_chain_validate_hooks: EOPNOTSUPP). */
+export const FIB_HOOK_ERROR = 'Could not process rule: Operation not supported';
+
+/** get_saddr: no route is looked up from a multicast, limited broadcast or zero-network source. */
+function fibSaddr(a: number): number {
+  return a >>> 28 === 0xe || a === 0xffffffff || a >>> 24 === 0 ? 0 : a;
+}
+
+/**
+ * nft_fib4_eval: the device the packet's route goes through, or null.
+ * daddr: the route to the destination; saddr: the route back to the source
+ * (addresses swapped). iif/oif: the answer must be that device. mark: the
+ * packet's mark in the lookup.
+ */
+function fibOutDev(fib: FibProvider, p: Packet, c: Ctx, daddr: boolean, iif: boolean, oif: boolean, mark: boolean): Interface | null {
+  const via = oif ? c.outIf : iif ? c.inIf : null;
+  // nft_fib_is_loopback: a datagram looped back to us is taken to be from its device.
+  if (c.hook === HOOK_NUM.prerouting && p.loopback) return c.inIf;
+  const b = p.buf;
+  const l3 = c.l3;
+  const s = getU32(b, l3 + 12);
+  const d = getU32(b, l3 + 16);
+  // From 0.0.0.0/8 to 255.255.255.255 or 224.0.0.0/24 (DHCP, IGMP): the device it is on.
+  if (s >>> 24 === 0 && (d === 0xffffffff || (d & 0xffffff00) === 0xe0000000)) return c.inIf ?? c.outIf;
+  const m = mark ? p.mark >>> 0 : 0;
+  // DSCP_BITS: the TOS byte without ECN.
+  const tos = b[l3 + 1] & 0xfc;
+  if (daddr) return fib.routeDev(d, fibSaddr(s), null, m, tos, via);
+  // The way back: in forward, it would come in through the device this one leaves by.
+  return fib.routeDev(s, fibSaddr(d), iif && c.hook === HOOK_NUM.forward ? c.outIf : null, m, tos, via);
+}
+
+function fibLoader(f: Extract<Field, { kind: 'fib' }>, env: NfEnv): Loader {
+  const fib = env.fib;
+  if (fib === undefined || fib === null) throw new CompileError('fib: this stack has no routing');
+  const daddr = f.flags.includes('daddr');
+  const iif = f.flags.includes('iif');
+  const oif = f.flags.includes('oif');
+  const mark = f.flags.includes('mark');
+  if (f.result === 'type') {
+    const off = daddr ? 16 : 12;
+    // nft_fib4_eval_type: the type of the address, on the input or output device.
+    if (iif) return (p, c) => fib.addrType(getU32(p.buf, c.l3 + off), c.inIf);
+    if (oif) return (p, c) => fib.addrType(getU32(p.buf, c.l3 + off), c.outIf);
+    return (p, c) => fib.addrType(getU32(p.buf, c.l3 + off), null);
+  }
+  if (f.present === true) return (p, c) => (fibOutDev(fib, p, c, daddr, iif, oif, mark) === null ? 0 : 1);
+  return (p, c) => {
+    const dev = fibOutDev(fib, p, c, daddr, iif, oif, mark);
+    return dev === null ? 0 : dev.index;
+  };
+}
+
+/** `fib FLAGS oifname ...`: the device's name, "" for none. */
+function fibNameLoader(flags: readonly FibFlag[], env: NfEnv): (p: Packet, c: Ctx) => string {
+  const fib = env.fib;
+  if (fib === undefined || fib === null) throw new CompileError('fib: this stack has no routing');
+  const daddr = flags.includes('daddr');
+  const iif = flags.includes('iif');
+  const oif = flags.includes('oif');
+  const mark = flags.includes('mark');
+  return (p, c) => {
+    const dev = fibOutDev(fib, p, c, daddr, iif, oif, mark);
+    return dev === null ? '' : dev.name;
+  };
 }
 
 function keyFields(k: KeyExpr): Field[] {
@@ -438,6 +544,33 @@ export const NAT_HOOK_ERROR = 'Could not process rule: Operation not supported';
 /** Whether a nat statement may sit in a chain of this type on this hook. */
 export function natAllowed(type: NatExpr['type'], base: { type: string; hook: string }): boolean {
   return base.type === 'nat' && NAT_HOOKS[type].includes(base.hook);
+}
+
+/** The hook masks (fibHooks) of the fib expressions in `e`, pushed onto `out`. */
+function fibMasks(e: Expr, out: number[]): void {
+  const key = (k: KeyExpr): void => {
+    for (const f of keyFields(k)) if (f.kind === 'fib') out.push(fibHooks(f.result, f.flags));
+  };
+  switch (e.kind) {
+    case 'match':
+      return key(e.left);
+    case 'fib-name':
+      out.push(fibHooks('oifname', e.flags));
+      return;
+    case 'vmap':
+    case 'set-add':
+      return key(e.key);
+    case 'meta-set':
+    case 'ct-set':
+      if (typeof e.value !== 'number') key(e.value.kind === 'field' ? e.value.field : e.value.key);
+      return;
+    case 'nat':
+      if (e.addrMap !== undefined) key(e.addrMap.key);
+      return;
+    case 'xt':
+      for (const x of e.exprs) fibMasks(x, out);
+      return;
+  }
 }
 
 /** Whether an expression needs conntrack (ct matches and statements, notrack, nat). */
@@ -650,6 +783,8 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
   const declOf = (name: string): NamedSet => table.sets.find((s) => s.name === name)!;
   /** The nat statements of each chain (checked against the hooks that reach it). */
   const natUse: NatExpr['type'][][] = table.chains.map(() => []);
+  /** The hook masks of each chain's fib expressions (fibHooks). */
+  const fibUse: number[][] = table.chains.map(() => []);
   let needsCt = table.chains.some((ch) => ch.base?.type === 'nat');
 
   /** A mark computed per packet (meta/ct mark set): the value, or -1 (the rule ends). */
@@ -728,19 +863,25 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
         if (hi < lo) throw new CompileError(`${where}: range ${lo}-${hi} is empty`);
         return rangeOp(ld, e.op === 'ne', lo, hi);
       }
+      case 'fib-name':
       case 'ifname': {
+        const fibName = e.kind === 'fib-name' ? fibNameLoader(e.flags, env) : null;
         const exact = new Set<string>();
         const prefixes: string[] = [];
         for (const n of e.names) {
           if (n.endsWith('*')) prefixes.push(n.slice(0, -1));
           else exact.add(n);
         }
-        const inDir = e.dir === 'iifname';
+        const inDir = e.kind === 'ifname' && e.dir === 'iifname';
         const hit = e.op === 'eq' ? CONT : BREAK;
         const miss = e.op === 'eq' ? BREAK : CONT;
         return (p, c) => {
-          const i = inDir ? c.inIf : c.outIf;
-          const name = i === null ? '' : i.name;
+          let name: string;
+          if (fibName !== null) name = fibName(p, c);
+          else {
+            const i = inDir ? c.inIf : c.outIf;
+            name = i === null ? '' : i.name;
+          }
           if (exact.has(name)) return hit;
           for (let k = 0; k < prefixes.length; k++) if (name.startsWith(prefixes[k])) return hit;
           return miss;
@@ -1081,6 +1222,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
     current = ci;
     return ch.rules.map((rule) => {
       if (!needsCt && rule.exprs.some(usesConntrack)) needsCt = true;
+      for (const e of rule.exprs) fibMasks(e, fibUse[ci]);
       const ops = rule.exprs.map((e, i) => compileExpr(e, rule.handle, i));
       if (ops.length === 0) return () => CONT;
       if (ops.length === 1) return ops[0];
@@ -1127,7 +1269,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
   };
   table.chains.forEach((_, i) => visit(i));
 
-  // A nat statement may only run from a nat chain on its hooks (the kernel's validate, also through jumps).
+  // A nat statement may only run from a nat chain on its hooks, a fib expression on its hooks (the kernel's validate, also through jumps).
   table.chains.forEach((ch, i) => {
     if (ch.base === undefined) return;
     const seen = new Uint8Array(table.chains.length);
@@ -1135,6 +1277,7 @@ export function compileTable({ table, env, now, old }: CompileInput): CompiledTa
       if (seen[j] === 1) return;
       seen[j] = 1;
       for (const t of natUse[j]) if (!natAllowed(t, ch.base!)) throw new CompileError(NAT_HOOK_ERROR);
+      for (const m of fibUse[j]) if ((m & (1 << HOOK_NUM[ch.base!.hook])) === 0) throw new CompileError(FIB_HOOK_ERROR);
       for (const k of edges[j]) walk(k);
     };
     walk(i);

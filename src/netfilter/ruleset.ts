@@ -2,7 +2,7 @@ import type { Packet } from '../packet/packet.js';
 import type { Interface } from '../link/interface.js';
 import { VERDICT_ACCEPT, VERDICT_DROP, type HookFn, type Hooks, type Verdict } from '../ip/hooks.js';
 import type { BaseChainSpec, Chain, Expr, Family, NamedCounter, NamedSet, Rule, RulesetState, SetElement, Table } from './ast.js';
-import { CompileError, Ctx, V_DROP, compileTable, runChain, type CompiledTable, type NfEnv } from './compile.js';
+import { CompileError, Ctx, HOOK_NUM, V_DROP, compileTable, runChain, type CompiledTable, type NfEnv } from './compile.js';
 import type { SetEntry } from './sets.js';
 
 /** Which chain types may sit on which hooks (as nft allows for ip/inet). */
@@ -86,7 +86,7 @@ export class Ruleset {
       if (l.compiled.needsCt) needsCt = true;
       for (const b of l.compiled.bases) {
         const spec = l.table.chains[b.chain].base!;
-        const fn = this.hookFn(l.compiled, b.chain, b.policy);
+        const fn = this.hookFn(l.compiled, b.chain, b.policy, HOOK_NUM[spec.hook]);
         // NAT runs nat chains itself, for a connection's first packet (nf_nat_inet_fn).
         if (spec.type === 'nat' && nat !== null && spec.hook !== 'forward') unregister.push(nat.registerChain(spec.hook, spec.priority, fn));
         else unregister.push(this.hooks[spec.hook].register(fn, spec.priority));
@@ -123,7 +123,7 @@ export class Ruleset {
     for (const o of all) if (o.handle === 0) o.handle = ++max;
   }
 
-  private hookFn(t: CompiledTable, chain: number, policy: number): HookFn {
+  private hookFn(t: CompiledTable, chain: number, policy: number, hook: number): HookFn {
     const env = this.env;
     return (pkt: Packet, inIf: Interface | null, outIf: Interface | null): Verdict => {
       const d = this.depth;
@@ -133,6 +133,7 @@ export class Ruleset {
         this.ctxs[d] = c;
       }
       c.setup(pkt, inIf, outIf, env.now());
+      c.hook = hook;
       this.depth = d + 1;
       try {
         return runChain(t, chain, policy, pkt, c) === V_DROP ? VERDICT_DROP : VERDICT_ACCEPT;

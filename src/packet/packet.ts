@@ -27,6 +27,8 @@ export class Packet {
   l4 = -1;
   /** Link-layer destination was broadcast or multicast. */
   linkBroadcast = false;
+  /** A datagram of ours looped back to our own address (Linux's PACKET_LOOPBACK). */
+  loopback = false;
   /** Connection tracking entry, set by conntrack (or netfilter's UNTRACKED). */
   ct: unknown = null;
   /** What the packet is to `ct` (IP_CT_* of src/conntrack/entry.ts). */
@@ -51,6 +53,7 @@ export class Packet {
     this.l3 = -1;
     this.l4 = -1;
     this.linkBroadcast = false;
+    this.loopback = false;
     this.ct = null;
     this.ctInfo = 0;
     this.qlen = 0;

@@ -77,6 +77,8 @@ export function testRuleset(): { rs: Ruleset; hooks: Hooks; env: TestEnv } {
     },
     ct: null,
     nat: null,
+    // No routes: every address unicast, no device for any lookup.
+    fib: { addrType: () => 1, routeDev: () => null },
   };
   return { rs: new Ruleset(hooks, env), hooks, env };
 }

@@ -31,7 +31,7 @@ function rules(listing: string): string[] {
 
 describe('nft rules: parse then print is the canonical form', () => {
   // Every rule line the kernel printed for the fixtures, added again from the command line.
-  for (const f of ['basic', 'rules', 'prio', 'nat', 'ct']) {
+  for (const f of ['basic', 'rules', 'prio', 'nat', 'ct', 'fib', 'typeof']) {
     it(`the rules of ${f}.out`, () => {
       const { ok } = setup();
       ok(`-f ${path.join(dir, f + '.nft')}`);
@@ -313,7 +313,8 @@ describe('nft errors: line, column and carets as nft prints them', () => {
   it.each([
     ['add rule t c queue', 'the queue statement is not supported'],
     ['add table ip6 t', 'family ip6 is not supported (ip and inet are)'],
-    ['add set t s { typeof ip saddr ; }', 'typeof is not supported (use type)'],
+    ['add set t s { typeof tcp flags ; }', 'typeof with a key of type tcp_flag is not supported'],
+    ['add rule t c fib daddr oifname vmap { "a" : accept }', 'fib ... oifname is supported only compared with names (fib daddr oifname "eth0")'],
     ['add rule t c ip6 saddr ::1', 'ip6 expressions are not supported'],
     ['add rule t c ip options lsrr', 'ip options is not supported'],
     ['add rule t c meta skuid 0', 'meta skuid is not supported'],
@@ -370,4 +371,62 @@ describe('nat statements and ct expressions refused as nft and the kernel refuse
       expect(r.stdout + r.stderr + (r.code !== 0 ? `(exit ${r.code})\n` : '')).toBe(expected);
     });
   }
+});
+
+describe('fib expressions refused as nft and the kernel refuse them', () => {
+  // fib-errors.out: each line of fib-errors.txt run by the real nft on fib-errors.setup.
+  const text = fs.readFileSync(path.join(dir, 'fib-errors.out'), 'utf8');
+  const steps = text.split(/^\$ nft /m).filter((x) => x !== '');
+  for (const st of steps) {
+    const line = st.slice(0, st.indexOf('\n'));
+    const expected = st.slice(st.indexOf('\n') + 1);
+    it(line, () => {
+      const { nft, ok } = setup();
+      ok(`-f ${path.join(dir, 'fib-errors.setup')}`);
+      const r = nft(line);
+      expect(r.stdout + r.stderr + (r.code !== 0 ? `(exit ${r.code})\n` : '')).toBe(expected);
+    });
+  }
+
+  it('a jump from a hook a fib expression may not run on is refused, the ruleset unchanged', () => {
+    const { nft, ok } = setup();
+    ok(`-f ${path.join(dir, 'fib-errors.setup')}`);
+    ok('add rule ip t reg fib saddr . iif oif missing drop');
+    ok('add rule ip t inp jump reg');
+    const before = ok('list ruleset');
+    const r = nft('add rule ip t outp jump reg');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Operation not supported');
+    expect(ok('list ruleset')).toBe(before);
+  });
+});
+
+describe('typeof sets and maps', () => {
+  it('take their types from the expressions and read elements by them', () => {
+    const { ok } = setup();
+    ok('add table ip t');
+    ok('add set ip t s { typeof ip saddr . tcp dport ; elements = { 10.0.0.1 . ssh } ; }');
+    ok('add map ip t m { typeof ip saddr : meta mark ; flags interval ; elements = { 10.0.0.0/8 : 7 } ; }');
+    ok('add set ip t p { typeof ip protocol ; }');
+    ok('add element ip t p { tcp, 17 }');
+    expect(ok('list set ip t s')).toContain('\t\ttypeof ip saddr . tcp dport\n\t\telements = { 10.0.0.1 . 22 }');
+    expect(ok('list map ip t m')).toContain('\t\ttypeof ip saddr : meta mark\n\t\tflags interval\n\t\telements = { 10.0.0.0/8 : 0x00000007 }');
+    expect(ok('list set ip t p')).toContain('elements = { tcp, udp }');
+    expect(ok('-j list set ip t s')).toContain('"type": ["ipv4_addr", "inet_service"]');
+  });
+
+  it('a later type replaces typeof, as nft lists it', () => {
+    const { ok } = setup();
+    ok('add table ip t');
+    ok('add set ip t s { typeof ip saddr ; type ipv4_addr ; }');
+    expect(ok('list set ip t s')).toContain('\t\ttype ipv4_addr\n');
+  });
+
+  it('refuses data a map cannot hold', () => {
+    const { nft } = setup();
+    nft('add table ip t');
+    const r = nft('add map ip t m { typeof ip saddr : tcp flags ; }');
+    expect(r.code).toBe(1);
+    expect(r.stderr.split('\n')[0]).toBe('Error: map data of type tcp_flag is not supported');
+  });
 });
