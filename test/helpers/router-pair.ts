@@ -2,8 +2,8 @@
  * Two routers side by side for differential tests: the stack (RouterTestbed,
  * namespaces tsrt-a*, tsrt-b*) and a kernel router namespace (tsrk-r*, with
  * clients tsrk-a*, tsrk-b*). Both sides use the same addresses (a = 10.231.A.1,
- * b = 10.231.B.1, the router .2 on each), the same router-side device names
- * and the same MACs, so one ruleset text and one probe apply to both and
+ * b = 10.231.B.1, the router .2 on each; or NET.A.1 ... for another NET), the
+ * same router-side device names and the same MACs, so one ruleset text and one probe apply to both and
  * their answers (log lines included) can be compared as they are.
  */
 import path from 'node:path';
@@ -75,6 +75,7 @@ export class RouterPair {
     readonly subA: number,
     readonly subB: number,
     private readonly prefix?: string,
+    readonly net = '10.231',
   ) {
     // Names: tsrk-*/tsrt-* namespaces and trt* devices, or all under `prefix` (e.g. tsnt).
     const id = this.id;
@@ -85,10 +86,10 @@ export class RouterPair {
     this.sb = prefix ? `${prefix}-sb${id}` : `tsrt-b${id}`;
     this.devA = prefix ? `${prefix}a${id}` : `trta${id}`;
     this.devB = prefix ? `${prefix}b${id}` : `trtb${id}`;
-    this.aIp = `10.231.${subA}.1`;
-    this.bIp = `10.231.${subB}.1`;
-    this.routerA = `10.231.${subA}.2`;
-    this.routerB = `10.231.${subB}.2`;
+    this.aIp = `${net}.${subA}.1`;
+    this.bIp = `${net}.${subB}.1`;
+    this.routerA = `${net}.${subA}.2`;
+    this.routerB = `${net}.${subB}.2`;
   }
 
   private mac(sub: number, host: number): string {
@@ -96,8 +97,8 @@ export class RouterPair {
   }
 
   /** Builds both routers; `extraA` are more addresses (/24) for client a. */
-  static async start(subA: number, subB: number, extraA: string[] = [], prefix?: string): Promise<RouterPair> {
-    const p = new RouterPair(subA, subB, prefix);
+  static async start(subA: number, subB: number, extraA: string[] = [], prefix?: string, net?: string): Promise<RouterPair> {
+    const p = new RouterPair(subA, subB, prefix, net);
     try {
       await p.boot(extraA);
     } catch (e) {
@@ -110,8 +111,8 @@ export class RouterPair {
   private async boot(extraA: string[]): Promise<void> {
     const [A, B] = [this.subA, this.subB];
     this.stack = await RouterTestbed.start(
-      { subnet: A, dev: this.devA, ns: this.sa, mac: this.mac(A, 2), peerMac: this.mac(A, 1) },
-      { subnet: B, dev: this.devB, ns: this.sb, mac: this.mac(B, 2), peerMac: this.mac(B, 1) },
+      { subnet: A, net: this.net, dev: this.devA, ns: this.sa, mac: this.mac(A, 2), peerMac: this.mac(A, 1) },
+      { subnet: B, net: this.net, dev: this.devB, ns: this.sb, mac: this.mac(B, 2), peerMac: this.mac(B, 1) },
       ['sysctl -w net.ipv4.ip_forward=1'],
     );
     for (const ns of [this.kr, this.ka, this.kb]) {
@@ -130,9 +131,9 @@ export class RouterPair {
       shOk(`ip link add ${cdev} netns ${ns} type veth peer name ${rdev} netns ${this.kr}`);
       shOk(`ip -n ${ns} link set ${cdev} address ${this.mac(sub, 1)}`);
       shOk(`ip -n ${this.kr} link set ${rdev} address ${this.mac(sub, 2)}`);
-      shOk(`ip -n ${ns} addr add 10.231.${sub}.1/24 dev ${cdev} && ip -n ${ns} link set ${cdev} up`);
-      shOk(`ip -n ${ns} route add default via 10.231.${sub}.2`);
-      shOk(`ip -n ${this.kr} addr add 10.231.${sub}.2/24 dev ${rdev} && ip -n ${this.kr} link set ${rdev} up`);
+      shOk(`ip -n ${ns} addr add ${this.net}.${sub}.1/24 dev ${cdev} && ip -n ${ns} link set ${cdev} up`);
+      shOk(`ip -n ${ns} route add default via ${this.net}.${sub}.2`);
+      shOk(`ip -n ${this.kr} addr add ${this.net}.${sub}.2/24 dev ${rdev} && ip -n ${this.kr} link set ${rdev} up`);
     }
     shOk(`ip netns exec ${this.kr} sysctl -qw net.ipv4.ip_forward=1`);
     for (const extra of extraA) {

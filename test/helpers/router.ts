@@ -12,8 +12,10 @@ import { runRemote } from '../../src/control/client.js';
 import { CLI, sh, shAsync, shOk, uniqueName, waitFor, type RunResult } from './harness.js';
 
 export interface RouterSide {
-  /** Third octet of 10.231.X.0/24: the stack is .2, the namespace .1. */
+  /** Third octet of 10.231.X.0/24 (or NET.X.0/24): the stack is .2, the namespace .1. */
   subnet: number;
+  /** The first two octets (default 10.231). */
+  net?: string;
   /** MTU of the link (both ends). */
   mtu?: number;
   /** Device and namespace names (default: unique trt* and trns* ones). */
@@ -33,8 +35,8 @@ export class RouterSideBed {
   constructor(readonly side: RouterSide) {
     this.dev = side.dev ?? uniqueName('trt');
     this.ns = side.ns ?? uniqueName('trns');
-    this.stackIp = `10.231.${side.subnet}.2`;
-    this.peerIp = `10.231.${side.subnet}.1`;
+    this.stackIp = `${side.net ?? '10.231'}.${side.subnet}.2`;
+    this.peerIp = `${side.net ?? '10.231'}.${side.subnet}.1`;
   }
 
   cmd(c: string): string {
