@@ -743,13 +743,7 @@ function tcpInfo(c: TcpConnection, now: number, o: SsOptions): string {
   const unacked = inflight > 0 && c.mss > 0 ? Math.ceil(inflight / c.mss) : 0;
   if (unacked) s += ` unacked:${unacked}`;
   // retrans: segments retransmitted and still in flight / all retransmissions.
-  let retransOut = 0;
-  if ((c.inLoss || c.inRecovery) && c.mss > 0) {
-    // With SACK, holes are resent up to rexmitOff; without it, after an RTO, snd_nxt went back to snd_una.
-    if (c.sackOk) retransOut = Math.ceil(c.rexmitOff / c.mss);
-    else if (c.inLoss) retransOut = Math.ceil(Math.max(0, seqDiff(seqLeast(c.sndNxt, c.recover), c.sndUna)) / c.mss);
-    else retransOut = 1;
-  }
+  const retransOut = c.retransOut;
   if (retransOut || c.totalRetrans) s += ` retrans:${retransOut}/${c.totalRetrans}`;
   if (c.rcvSpace) s += ` rcv_space:${c.rcvSpace}`;
   const sentData = Math.min(Math.max(0, seqDiff(c.sndNxt, c.sndUna)), c.sendBuf.length);
@@ -759,10 +753,6 @@ function tcpInfo(c: TcpConnection, now: number, o: SsOptions): string {
   if (minRtt) s += ` minrtt:${cG(minRtt / 1000)}`;
   if (c.sndWnd) s += ` snd_wnd:${c.sndWnd}`;
   return s;
-}
-
-function seqLeast(a: number, b: number): number {
-  return seqDiff(a, b) < 0 ? a : b;
 }
 
 function udpRow(ep: UdpEndpoint): Row {

@@ -10,14 +10,14 @@ import type { Interface } from '../link/interface.js';
 import type { Timer } from '../time/timers.js';
 import type { CcState, CongestionControl } from './cc/types.js';
 import { SendBuffer } from './send-buffer.js';
-import { SackScoreboard } from './recovery/sack.js';
+import { LossRecovery, CA_LOSS, CA_OPEN, CA_RECOVERY, F_DATA, F_WIN_UPDATE, T_REO, T_RTO, T_TLP } from './recovery/loss.js';
+import { RttEstimator, RTO_INITIAL_US, RTO_MAX_US } from './rtt.js';
 import { CwndValidation } from './cc/cwv.js';
 import { Pacer, pacingRate } from './pacing.js';
-import { RttEstimator, RTO_INITIAL_US, RTO_MAX_US } from './rtt.js';
 import { TcpState, synchronized } from './state.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 import { TCP_ACK, TCP_CWR, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, TcpOptions } from '../wire/tcp.js';
-import { EcnCwr, ecnAcceptCwr, ecnCheckCe, ecnOnAck, ecnPassive, ecnQueueCwr, ecnSynReceived } from './ecn.js';
+import { EcnCwr, ecnAcceptCwr, ecnCheckCe, ecnPassive, ecnSynReceived } from './ecn.js';
 import type { TcpHost } from './host.js';
 import type { Errno } from '../errors.js';
 
@@ -181,19 +181,12 @@ export class TcpConnection implements CcState {
   readonly pacer = new Pacer();
   private pacingTimer: Timer | null = null;
   cc: CongestionControl;
-  /** Bytes acknowledged short of a whole segment, carried to the next ACK. */
-  private ackedRem = 0;
-  /** Fast recovery (RFC 6582): when it ends and how many duplicate ACKs came. */
-  inRecovery = false;
-  recover = 0;
-  dupAcks = 0;
-  /** After an RTO, until everything sent before it is acknowledged (Linux CA_Loss). */
-  inLoss = false;
+  /** cwnd when the current window reduction began (Linux prior_cwnd). */
   priorCwnd = 0;
-  /** What the peer has SACKed (RFC 6675), and how far holes have been resent this episode (offset from snd_una). */
-  readonly sb = new SackScoreboard();
-  rexmitOff = 0;
-  private readonly hole = new Int32Array(2);
+  /** The retransmission queue's scoreboard, RACK-TLP, PRR and undo (recovery/loss.ts). */
+  readonly rec: LossRecovery;
+  /** The RTT sample of the ACK being processed (µs), or -1. */
+  lastRttUs = -1;
   /** Acknowledged data made room in the send buffer: the user hears at the end of processAck. */
   private roomFreed = false;
   lastSendMs = 0;
@@ -267,12 +260,50 @@ export class TcpConnection implements CcState {
     if (u !== null && (this.early !== null || this.eofPending)) this.host.defer(this);
   }
 
-  get srttUs(): number {
-    return this.rtt.srttUs;
+  /** Fast recovery (RFC 6675/6582; Linux CA_Recovery). */
+  get inRecovery(): boolean {
+    return this.rec.ca === CA_RECOVERY;
   }
 
-  get minRttUs(): number {
-    return this.rtt.minRttUs;
+  /** After an RTO, until everything sent before it is acknowledged (Linux CA_Loss). */
+  get inLoss(): boolean {
+    return this.rec.ca === CA_LOSS;
+  }
+
+  /** snd_nxt when the current recovery episode began (RFC 6582 "recover", Linux high_seq). */
+  get recover(): number {
+    return this.rec.highSeq;
+  }
+
+  // ---- recovery state for ss -i (tcp_info's tcpi_retrans, lost, sacked, reordering, reord_seen, dsack_dups) ----
+  /** Segments retransmitted and still in flight. */
+  get retransOut(): number {
+    return this.rec.q.retransOut;
+  }
+
+  /** Segments deemed lost and not yet retransmitted or SACKed. */
+  get lostOut(): number {
+    return this.rec.q.lostOut;
+  }
+
+  /** Segments the peer SACKed (or, without SACK, duplicate ACKs counted). */
+  get sackedOut(): number {
+    return this.rec.sackedOut;
+  }
+
+  /** Reordering degree in segments (starts at net.ipv4.tcp_reordering). */
+  get reordering(): number {
+    return this.rec.reordering;
+  }
+
+  /** Times reordering was detected. */
+  get reordSeen(): number {
+    return this.rec.reordSeen;
+  }
+
+  /** Segments the peer reported as duplicates by D-SACK. */
+  get dsackDups(): number {
+    return this.rec.dsackDups;
   }
 
   /** tcp_is_cwnd_limited, for the congestion control modules. */
@@ -296,6 +327,14 @@ export class TcpConnection implements CcState {
   updatePacingRate(): void {
     const s = this.host.settings;
     this.pacer.rate = pacingRate(this.mss, this.cwnd, this.packetsOut, this.ssthresh, this.rtt.srttUs, s.pacingSsRatio, s.pacingCaRatio, this.pacer.maxRate);
+  }
+
+  get srttUs(): number {
+    return this.rtt.srttUs;
+  }
+
+  get minRttUs(): number {
+    return this.rtt.minRttUs;
   }
 
   get lastSendUs(): number {
@@ -330,6 +369,7 @@ export class TcpConnection implements CcState {
     this.rtxTimer = host.time.timer(() => this.onRtxTimer());
     this.delackTimer = host.time.timer(() => this.onDelackTimer());
     this.keepTimer = host.time.timer(() => this.onKeepTimer());
+    this.rec = new LossRecovery(this);
   }
 
   /**
@@ -697,17 +737,15 @@ export class TcpConnection implements CcState {
     const f = seg.flags;
     if (f & TCP_CWR) ecnAcceptCwr(this, seg.len);
     const wndRaw = seg.wnd << this.sndWscale;
-    if (seqGt(ack, this.sndUna)) {
-      this.ackAdvance(seg, ack, now);
-      if (this.sackOk && seg.opts.sackCount > 0) this.sb.update(seg.opts.sack, seg.opts.sackCount, this.sndUna, this.sndMax);
-      this.detectLoss();
-    } else if (ack === this.sndUna) {
-      const newlySacked = this.sackOk && seg.opts.sackCount > 0 ? this.sb.update(seg.opts.sack, seg.opts.sackCount, this.sndUna, this.sndMax) : 0;
-      // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, the same window, with data
-      // outstanding; RFC 6675 §2 counts one that brings new SACK information too.
-      if (this.sndMax !== this.sndUna && ((seg.dataLen === 0 && !(f & (TCP_SYN | TCP_FIN)) && wndRaw === this.sndWnd) || newlySacked > 0)) {
-        this.dupAck();
-      }
+    const prevUna = this.sndUna;
+    this.lastRttUs = -1;
+    if (seqGt(ack, this.sndUna)) this.ackAdvance(seg, ack, now);
+    if (seqGe(ack, prevUna)) {
+      // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, the same window, with data outstanding.
+      const dup = ack === prevUna && this.sndMax !== prevUna && seg.dataLen === 0 && !(f & (TCP_SYN | TCP_FIN)) && wndRaw === this.sndWnd;
+      const flags = (seg.dataLen > 0 ? F_DATA : 0) | (wndRaw !== this.sndWnd ? F_WIN_UPDATE : 0);
+      this.rec.onAck(o.sack, this.sackOk ? o.sackCount : 0, prevUna, ack, dup, flags, f, o.tsPresent ? o.tsEcr : 0, now);
+      if (this.pacer.enabled) this.updatePacingRate();
     }
     // RFC 9293 §3.10.7.4: the send window is updated from the newest segment.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
@@ -764,9 +802,6 @@ export class TcpConnection implements CcState {
     const prevUna = this.sndUna;
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
-    this.dupAcks = 0;
-    this.sb.advance(acked);
-    this.rexmitOff = this.rexmitOff > acked ? this.rexmitOff - acked : 0;
 
     // RTT: RFC 7323 §4.1 from the echoed timestamp, else Karn's timed segment (RFC 6298 §3).
     let rttUs = -1;
@@ -785,118 +820,15 @@ export class TcpConnection implements CcState {
       this.backoff = 0;
     }
     this.retransmits = 0;
+    this.lastRttUs = rttUs;
 
-    const mss = this.mss;
-    const segs = Math.floor((acked + this.ackedRem) / mss);
-    this.ackedRem = (acked + this.ackedRem) % mss;
-    const ackedSegs = segs > 0 ? segs : 0;
-    this.packetsOut = Math.ceil(seqDiff(this.sndNxt, this.sndUna) / mss);
-    this.cc.pktsAcked(this, ackedSegs, rttUs, now * 1000);
-
-    if (this.inRecovery) {
-      if (seqGe(ack, this.recover)) {
-        // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery; cwnd is ssthresh.
-        this.inRecovery = false;
-        this.cwnd = this.sackOk ? Math.max(2, this.ssthresh) : Math.max(2, Math.min(this.ssthresh, this.packetsOut + 1));
-        this.cwndCnt = 0;
-        this.cc.setState(this, 'open');
-      } else if (this.sackOk) {
-        // RFC 6675: holes are resent from the scoreboard as pipe allows; cwnd stays.
-      } else {
-        // RFC 6582 §3.2 step 4: a partial ACK: resend the next hole, deflate by what was acknowledged.
-        this.retransmitHead();
-        this.cwnd = Math.max(1, this.cwnd - ackedSegs + 1);
-      }
-    } else if (this.inLoss) {
-      if (seqGe(ack, this.recover)) {
-        this.inLoss = false;
-        this.cc.setState(this, 'open');
-      }
-      this.cc.congAvoid(this, ack, ackedSegs, now * 1000);
-    } else if (this.ecnFlags === 0 || !ecnOnAck(this, seg.flags, ackedSegs, this.packetsOut - Math.floor(this.sb.sacked / mss))) {
-      this.cc.congAvoid(this, ack, ackedSegs, now * 1000);
-    }
-    if (this.cwnd > this.cwndClamp) this.cwnd = this.cwndClamp;
-    if (this.pacer.enabled) this.updatePacingRate();
-
-    // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
-    if (this.sndUna === this.sndMax) {
-      if (!this.probing) this.host.time.cancel(this.rtxTimer);
-      this.retransStartMs = 0;
-    } else if (!this.probing) this.armRtx(this.rtoMs());
-
+    if (this.sndUna === this.sndMax) this.retransStartMs = 0;
     if (dataAcked > 0 && prevUna !== ack) {
       this.expandSndBuf();
       // The user hears of the room once this ACK's window is in (processAck), so what it
       // writes then goes out against the window this ACK offers, not the one before.
       this.roomFreed = true;
     }
-  }
-
-  /** RFC 5681 §3.2 with RFC 6582: the third duplicate ACK starts fast retransmit. */
-  private dupAck(): void {
-    this.dupAcks++;
-    if (this.inRecovery) {
-      // RFC 5681 §3.2 step 4 (NewReno): each further duplicate inflates the window.
-      if (!this.sackOk) this.cwnd++;
-      return;
-    }
-    this.detectLoss();
-  }
-
-  /**
-   * Fast retransmit starts at the third duplicate ACK (RFC 5681 §3.2) or, with
-   * SACK, once more than (DupThresh - 1) * SMSS bytes above snd_una are SACKed
-   * (RFC 6675 §4, IsLost(snd_una)).
-   */
-  private detectLoss(): void {
-    if (this.inRecovery || this.inLoss || this.sndUna === this.sndMax) return;
-    const thresh = this.host.settings.reordering;
-    const bySack = this.sackOk && this.sb.sacked > (thresh - 1) * this.mss;
-    if (this.dupAcks < thresh && !bySack) return;
-    // RFC 6582 §3.2 step 2: not again for losses of the window already recovered.
-    if (!this.sackOk && this.totalRetrans > 0 && seqLt(this.sndUna, this.recover)) return;
-    this.enterRecovery();
-  }
-
-  private enterRecovery(): void {
-    const mib = this.host.mib;
-    this.priorCwnd = this.cwnd;
-    this.ssthresh = this.cc.ssthresh(this);
-    this.recover = this.sndMax;
-    this.inRecovery = true;
-    ecnQueueCwr(this);
-    this.cc.setState(this, 'recovery');
-    this.cwndCnt = 0;
-    if (this.sackOk) {
-      // RFC 6675 §5 steps 4.2-4.4: cwnd = ssthresh; holes go out as pipe allows.
-      mib.TcpExtTCPSackRecovery++;
-      this.cwnd = Math.max(2, this.ssthresh);
-      this.rexmitOff = 0;
-      this.host.defer(this);
-      return;
-    }
-    mib.TcpExtTCPRenoRecovery++;
-    this.retransmitHead();
-    // RFC 5681 §3.2 step 4: ssthresh plus the three segments that left the network.
-    this.cwnd = this.ssthresh + 3;
-  }
-
-  /**
-   * RFC 6675 §4 SetPipe: bytes believed in flight: what is outstanding and not
-   * SACKed, less what is deemed lost and not yet resent.
-   */
-  private pipe(lostLimit: number): number {
-    const outstanding = seqDiff(this.sndNxt, this.sndUna);
-    let p = outstanding - this.sb.sacked;
-    if (lostLimit > this.rexmitOff) p -= lostLimit - this.rexmitOff - this.sb.sackedIn(this.rexmitOff, lostLimit);
-    return p > 0 ? p : 0;
-  }
-
-  /** Up to where holes count as lost: below the highest SACK in recovery, everything after an RTO. */
-  private lostLimit(): number {
-    if (this.inLoss) return seqDiff(this.recover, this.sndUna);
-    return this.sb.highOff;
   }
 
   /**
@@ -912,55 +844,7 @@ export class TcpConnection implements CcState {
     return this.mss - (n > 0 ? 4 + 8 * n : 0);
   }
 
-  /** RFC 6675 §5 NextSeg rule 1: resend lost holes while cwnd - pipe allows a segment. */
-  private retransmitHoles(): void {
-    const mss = this.sendMss();
-    const limit = this.lostLimit();
-    const hole = this.hole;
-    const dataLen = this.sendBuf.length;
-    let sent = false;
-    for (;;) {
-      if (this.pipe(limit) + mss > this.cwnd * mss) {
-        this.cwv.limitedNow = true;
-        break;
-      }
-      if (!this.sb.nextHole(this.rexmitOff, limit, hole)) break;
-      if (this.pacer.enabled && !this.pacePermits()) break;
-      const start = hole[0];
-      let len = Math.min(mss, hole[1] - start);
-      let fin = false;
-      if (start + len > dataLen) {
-        // The hole reaches our FIN.
-        len = Math.max(0, dataLen - start);
-        fin = this.finSent;
-        if (len === 0 && !fin) {
-          this.rexmitOff = hole[1];
-          continue;
-        }
-      }
-      this.host.sendData(this, seqAdd(this.sndUna, start), start, len, fin, true);
-      if (this.pacer.enabled) this.pacer.sent(len, this.host.time.nowNs(), this.dataSegsOut);
-      this.noteRetrans(len);
-      this.rexmitOff = start + len + (fin ? 1 : 0);
-      sent = true;
-    }
-    if (sent) this.rttTimeMs = -1;
-  }
-
-  /** Resends the first unacknowledged segment (fast retransmit and partial ACKs). */
-  private retransmitHead(): void {
-    const dataLeft = this.sendBuf.length;
-    const len = Math.min(this.mss, dataLeft);
-    let fin = false;
-    if (len === dataLeft && this.finSent) fin = true;
-    if (len === 0 && !fin) return;
-    this.rttTimeMs = -1;
-    this.host.sendData(this, this.sndUna, 0, len, fin, true);
-    this.noteRetrans(len);
-    this.armRtx(this.rtoMs());
-  }
-
-  private noteRetrans(len: number): void {
+  noteRetrans(len: number): void {
     this.totalRetrans++;
     this.bytesRetrans += len;
     this.host.mib.TcpRetransSegs++;
@@ -1439,52 +1323,40 @@ export class TcpConnection implements CcState {
       this.cc.cwndEvent(this, 'tx-start', now * 1000);
     }
     const mss = this.sendMss();
+    const rec = this.rec;
     let sentAny = false;
-    const sackRecovery = this.sackOk && (this.inRecovery || this.inLoss);
-    if (sackRecovery) {
-      const before = this.segsOut;
-      this.retransmitHoles();
-      if (this.segsOut !== before) sentAny = true;
-    }
-    // RFC 3042 limited transmit: the first two duplicate ACKs may each release a new segment.
-    const limited = !this.inRecovery && !this.inLoss && this.dupAcks > 0 ? Math.min(this.dupAcks, 2) : 0;
+    let sentNew = false;
+    // F-RTO (RFC 5682 §3.1 step 2.b): new data goes first, retransmissions only if none can.
+    const frtoNew = rec.frtoNewData;
+    rec.frtoNewData = false;
+    if (!frtoNew && rec.q.lostOut > rec.q.retransOut && rec.xmitRetransmitQueue(now) > 0) sentAny = true;
     let budget = host.txBudget(this);
     for (;;) {
       const outstanding = seqDiff(this.sndNxt, this.sndUna);
-      const inflight = sackRecovery ? this.pipe(this.lostLimit()) : outstanding;
       const sentData = Math.min(outstanding, this.sendBuf.length); // bytes of the buffer already sent
       const unsent = this.sendBuf.length - sentData;
       const finToSend = this.finQueued && (!this.finSent || seqLe(this.sndNxt, this.finSeq)) && unsent === 0;
       if (unsent === 0 && !finToSend) break;
-      const cwndBytes = (this.cwnd + limited) * mss;
       const wndLeft = this.sndWnd - outstanding;
-      const cwndLeft = cwndBytes - inflight;
       let len = Math.min(unsent, mss);
-      if (len > 0) {
-        if (wndLeft < len) {
-          // RFC 9293 §3.8.6.2.1: send a smaller segment only if it is at least half the largest window offered.
-          if (wndLeft <= 0 || (wndLeft < mss && wndLeft < this.maxSndWnd / 2 && outstanding > 0)) {
-            if (this.sndWnd === 0 && outstanding === 0) this.startProbing();
-            break;
-          }
-          len = wndLeft;
-          if (len > unsent) len = unsent;
+      if (len > 0 && wndLeft < len) {
+        // RFC 9293 §3.8.6.2.1: send a smaller segment only if it is at least half the largest window offered.
+        if (wndLeft <= 0 || (wndLeft < mss && wndLeft < this.maxSndWnd / 2 && outstanding > 0)) {
+          if (this.sndWnd === 0 && outstanding === 0) this.startProbing();
+          break;
         }
-        if (cwndLeft < len) {
-          if (cwndLeft <= 0) {
-            this.cwv.limitedNow = true;
-            break;
-          }
-          if (cwndLeft < mss && len === mss) {
-            this.cwv.limitedNow = true;
-            break;
-          }
-          len = Math.min(len, cwndLeft);
-        }
-        // RFC 896 (Nagle): a short segment waits while data is unacknowledged.
-        if (len < mss && len === unsent && outstanding > 0 && !this.noDelay && !this.finQueued) break;
+        len = wndLeft;
+        if (len > unsent) len = unsent;
       }
-      if (this.pacer.enabled && !this.pacePermits()) break;
+      // RFC 5681 §3.1 with RFC 6675's pipe, in segments (Linux tcp_cwnd_test): SACKed and
+      // lost segments leave the network, so duplicate ACKs release new data (RFC 3042).
+      if (rec.inFlight() >= this.cwnd && !rec.forceOne) {
+        this.cwv.limitedNow = true;
+        break;
+      }
+      // RFC 896 (Nagle): a short segment waits while data is unacknowledged.
+      if (len > 0 && len < mss && len === unsent && outstanding > 0 && !this.noDelay && !this.finQueued && !rec.forceOne) break;
+      if (this.pacer.enabled && !rec.forceOne && !this.pacePermits()) break;
       if (budget <= 0) {
         // The interface's queue is full: go on once the device has written (TCP small queues).
         host.resumeLater(this);
@@ -1493,15 +1365,14 @@ export class TcpConnection implements CcState {
       budget--;
       const fin = finToSend || (this.finQueued && len === unsent && (!this.finSent || seqLe(this.sndNxt, this.finSeq)));
       const seq = this.sndNxt;
-      const retrans = seqLt(seq, this.sndMax);
-      if (!retrans && this.rttTimeMs < 0 && !this.tsOk && len > 0) {
+      if (this.rttTimeMs < 0 && !this.tsOk && len > 0) {
         this.rttSeq = seq;
         this.rttTimeMs = now;
       }
-      host.sendData(this, seq, sentData, len, fin, retrans);
+      host.sendData(this, seq, sentData, len, fin, false);
       if (this.pacer.enabled) this.pacer.sent(len, host.time.nowNs(), this.dataSegsOut);
-      if (retrans) this.noteRetrans(len);
       sentAny = true;
+      sentNew = true;
       this.sndNxt = seqAdd(seq, len + (fin ? 1 : 0));
       if (fin) {
         this.finSent = true;
@@ -1510,28 +1381,34 @@ export class TcpConnection implements CcState {
         else if (this.state === TcpState.CLOSE_WAIT) this.setState(TcpState.LAST_ACK);
       }
       if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
-      if (fin) break;
+      rec.onNewData(seq, this.sndNxt, fin, now);
+      if (fin || rec.forceOne) break;
+    }
+    if (frtoNew && !seqGt(this.sndNxt, rec.highSeq)) {
+      // Step 2.b found no new data to send: conventional recovery (RFC 5682 §3.1).
+      rec.frto = false;
+      if (rec.xmitRetransmitQueue(now) > 0) sentAny = true;
     }
     if (sentAny) {
       this.lastSendMs = now;
-      this.packetsOut = Math.ceil(seqDiff(this.sndNxt, this.sndUna) / mss);
-      if (!this.rtxTimer.armed) this.armRtx(this.rtoMs());
+      this.packetsOut = rec.q.count;
+      if (sentNew) rec.afterSend(now);
+      if (!this.rtxTimer.armed) rec.rearmRto(now);
     }
     if (sentAny || this.cwv.limitedNow) {
-      const open = !this.inRecovery && !this.inLoss && this.dupAcks === 0;
+      const open = rec.ca === CA_OPEN;
       this.cwv.validate(this, now, this.rtoMs(), host.settings.slowStartAfterIdle, open, this.sendRoom <= 0);
     }
   }
 
   /** tcp_pacing_check: false (and the pacing timer armed) while the next departure is ahead. */
-  private pacePermits(): boolean {
+  pacePermits(): boolean {
     const t = this.host.time;
     const nowNs = t.nowNs();
     if (this.pacer.due(nowNs)) return true;
     if (this.pacingTimer !== null && !this.pacingTimer.armed) t.arm(this.pacingTimer, this.pacer.waitMs(nowNs));
     return false;
   }
-
   /** Counts a data segment (or bare ACK) that left. */
   segmentSent(dataLen: number): void {
     this.segsOut++;
@@ -1550,6 +1427,7 @@ export class TcpConnection implements CcState {
   }
 
   private armRtx(ms: number): void {
+    this.rec.pending = T_RTO;
     this.host.time.arm(this.rtxTimer, ms);
   }
 
@@ -1618,6 +1496,17 @@ export class TcpConnection implements CcState {
       return;
     }
     if (this.sndUna === this.sndMax) return;
+    // The timer may stand for the loss probe or RACK's reordering wait (RFC 8985 §7, §6.3).
+    const rec = this.rec;
+    if (rec.pending === T_TLP) {
+      rec.sendLossProbe(now);
+      return;
+    }
+    if (rec.pending === T_REO) {
+      rec.pending = T_RTO;
+      rec.onReoTimeout(now);
+      return;
+    }
     // tcp_retries2 (or tcp_orphan_retries when nobody holds the socket), counted as time (Linux retransmits_timed_out).
     const boundary = this.orphan ? s.orphanRetries || 8 : s.retries2;
     if (this.retransmits === 0) this.retransStartMs = now;
@@ -1627,31 +1516,16 @@ export class TcpConnection implements CcState {
       return;
     }
     mib.TcpExtTCPTimeouts++;
-    // RFC 5681 §3.1: after a timeout, ssthresh halves (once per episode) and cwnd is one segment.
-    if (!this.inLoss || this.retransmits === 0) {
-      if (this.retransmits === 0) {
-        this.priorCwnd = this.cwnd;
-        this.ssthresh = this.cc.ssthresh(this);
-      }
-    }
-    this.cwnd = 1;
-    this.cwndCnt = 0;
-    this.inRecovery = false;
-    this.inLoss = true;
-    ecnQueueCwr(this);
-    this.recover = this.sndMax;
-    this.dupAcks = 0;
-    this.cc.setState(this, 'loss');
-    this.rexmitOff = 0;
-    // RFC 6675 §5.1: with SACK, what the scoreboard shows missing is resent from snd_una
-    // in slow start; without it, go back N: everything unacknowledged is sent again.
-    if (!this.sackOk) this.sndNxt = this.sndUna;
+    if (this.retransmits === 0) rec.countTimeout();
+    // RFC 5681 §3.1 / RFC 6675 §5.1 as Linux's tcp_enter_loss: ssthresh falls once per
+    // window, what is outstanding is deemed lost, and it is resent from snd_una in slow start.
+    rec.enterLoss(now);
     this.rttTimeMs = -1;
+    rec.retransmitHead(now);
     this.retransmits++;
     this.backoff++;
-    this.output();
-    // output() armed nothing if the window is closed; the timer must still run.
     this.armRtx(this.rtoMs());
+    this.output();
   }
 
   /** RFC 9293 §3.8.6.1: the persist timer probes a zero window. */
@@ -1842,6 +1716,7 @@ export class TcpConnection implements CcState {
     this.host.time.cancel(this.rtxTimer);
     this.host.time.cancel(this.delackTimer);
     this.sendBuf.clear();
+    this.rec.reset();
     // Linux counts a TIME_WAIT as its timer is first set (__inet_twsk_schedule: TcpExtTW).
     this.host.mib.TcpExtTW++;
     this.host.time.arm(this.keepTimer, TIME_WAIT_MS);
@@ -1859,6 +1734,7 @@ export class TcpConnection implements CcState {
     t.cancel(this.delackTimer);
     t.cancel(this.keepTimer);
     this.sendBuf.clear();
+    this.rec.reset();
     this.ooo = [];
     this.oooBytes = 0;
     this.host.unhash(this, prev === TcpState.TIME_WAIT);
@@ -1884,7 +1760,7 @@ export class TcpConnection implements CcState {
     this.updateMss();
     // Linux tcp_simple_retransmit: what was sent at the old size is sent again.
     if (this.sndUna !== this.sndMax && synchronized(this.state)) {
-      this.sndNxt = this.sndUna;
+      this.rec.simpleRetransmit(this.host.time.now());
       this.output();
     }
   }

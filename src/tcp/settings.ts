@@ -63,7 +63,7 @@ export class TcpSettings {
   /** net.ipv4.tcp_no_metrics_save is implied: nothing is cached between connections. */
   /** net.ipv4.tcp_rfc1337: 0 = an RST in TIME_WAIT ends it early (Linux default). */
   rfc1337 = false;
-  /** net.ipv4.tcp_reordering */
+  /** net.ipv4.tcp_reordering: the initial reordering degree (DupThresh, RFC 5681 §3.2). */
   reordering = 3;
   /** net.ipv4.tcp_pacing_ss_ratio / tcp_pacing_ca_ratio: pacing_rate in % of cwnd * mss / srtt (Linux tcp_update_pacing_rate). */
   pacingSsRatio = 200;
@@ -77,6 +77,14 @@ export class TcpSettings {
   ecn = 2;
   /** net.ipv4.tcp_ecn_fallback: retransmitted SYNs go without ECE|CWR. */
   ecnFallback = true;
+  /** net.ipv4.tcp_max_reordering: the most a connection's reordering degree may grow to. */
+  maxReordering = 300;
+  /** net.ipv4.tcp_recovery: 0x1 RACK loss detection (RFC 8985), 0x2 static reordering window, 0x4 no DupThresh in RACK. */
+  recovery = 1;
+  /** net.ipv4.tcp_frto: F-RTO (RFC 5682) after a timeout; Linux's 2 = the SACK-enhanced variant when SACK is on. */
+  frto = 2;
+  /** net.ipv4.tcp_early_retrans: 3 or 4 = the tail loss probe (RFC 8985 §7); 0 turns it off. */
+  earlyRetrans = 3;
   /** net.ipv4.tcp_adv_win_scale is not used: the full free buffer is offered. */
 
   /** The window scale we offer (Linux tcp_select_initial_window: the largest receive space). */

@@ -67,6 +67,11 @@ export function registerTcpSysctls(k: Sysctl, s: TcpSettings): void {
   // RFC 3168 ECN; Linux's AccECN modes (3 to 5) are not modelled.
   k.field('net.ipv4.tcp_ecn', s, 'ecn', 0, 2);
   k.flag('net.ipv4.tcp_ecn_fallback', s, 'ecnFallback');
+  k.field('net.ipv4.tcp_max_reordering', s, 'maxReordering', 1, INT_MAX);
+  // Linux: tcp_recovery and tcp_frto are plain integers; tcp_early_retrans is 0..4.
+  k.field('net.ipv4.tcp_recovery', s, 'recovery', 0, INT_MAX);
+  k.field('net.ipv4.tcp_frto', s, 'frto', 0, INT_MAX);
+  k.field('net.ipv4.tcp_early_retrans', s, 'earlyRetrans', 0, 4);
   k.registerText('net.ipv4.tcp_congestion_control', {
     get: () => s.congestionControl,
     set: (v) => {

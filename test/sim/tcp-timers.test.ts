@@ -73,6 +73,8 @@ describe('SYN and SYN-ACK retransmission', () => {
 describe('Retransmission timeout (RFC 6298)', () => {
   it('RFC 6298 §5.5, §5.6: the RTO (300 ms for a 100 ms RTT) doubles at each expiry up to 120 s; tcp_retries2 = 15 ends it with ETIMEDOUT', () => {
     const p = tcpPeer();
+    // The tail loss probe (RFC 8985 §7) off: the retransmission timer alone.
+    p.stack.sysctl.set('net.ipv4.tcp_early_retrans', '0');
     const { c, user, iss, irs } = connectTo(p, { rttMs: 100 });
     // RFC 6298 §2.2: SRTT = R, RTTVAR = R/2, RTO = SRTT + max(G, K*RTTVAR) with Linux's 200 ms floor.
     expect(c.rtoMs()).toBe(300);
@@ -94,6 +96,8 @@ describe('Retransmission timeout (RFC 6298)', () => {
 
   it('RFC 6298 §2.4 with Linux tcp_rto_min: a 1 ms RTT gives an RTO of 201 ms, then 402, 804 ms', () => {
     const p = tcpPeer();
+    // The tail loss probe (RFC 8985 §7) off: the retransmission timer alone.
+    p.stack.sysctl.set('net.ipv4.tcp_early_retrans', '0');
     const { c } = connectTo(p, { rttMs: 1 });
     expect(c.rtoMs()).toBe(201);
     c.write(new Uint8Array(100));
@@ -105,6 +109,8 @@ describe('Retransmission timeout (RFC 6298)', () => {
 
   it('RFC 6298 §5 (Karn): an ACK without an RTT sample restarts the timer with the backed-off RTO', () => {
     const p = tcpPeer();
+    // The tail loss probe (RFC 8985 §7) off: the retransmission timer alone.
+    p.stack.sysctl.set('net.ipv4.tcp_early_retrans', '0');
     const { c, iss, irs } = connectTo(p, { rttMs: 100 });
     const S = seq(iss, 1);
     const P = seq(irs, 1);
@@ -133,6 +139,8 @@ describe('Retransmission timeout (RFC 6298)', () => {
 
   it('RFC 6298 §5 note: a valid RTT sample collapses the backed-off RTO to the computed one', () => {
     const p = tcpPeer();
+    // The tail loss probe (RFC 8985 §7) off: the retransmission timer alone.
+    p.stack.sysctl.set('net.ipv4.tcp_early_retrans', '0');
     const { c, iss, irs } = connectTo(p, { rttMs: 100 });
     const S = seq(iss, 1);
     const P = seq(irs, 1);
