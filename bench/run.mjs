@@ -15,6 +15,11 @@
 // Each target's kernel side sits in a namespace of its own. Rounds interleave the
 // targets; the medians of the rounds are printed with the ratios.
 //
+// TCP (bench/tcp.mjs): the stack, pasta, slirp4netns and the kernel over veth side by
+// side (iperf3, HTTP, new connections, ping), written also to bench/out/tcp.json and .svg.
+// Many connections (bench/conns.mjs): 10,000 keep-alive connections, wrk -c 1000 and
+// accept/close churn against the stack's HTTP server.
+//
 // Environment: BENCH_ROUNDS (default 5), BENCH_COUNT (pings per run, default 20000),
 // BENCH_UDP_SECONDS (length of each UDP run, default 3).
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -27,13 +32,14 @@ import { forwardBench } from './forward.mjs';
 import { natBench } from './nat.mjs';
 import { htbBench } from './tc-htb.mjs';
 import { tcBench } from './tc.mjs';
+import { connsBench } from './conns.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const COUNT = Number(process.env.BENCH_COUNT ?? 20000);
 const UDP_SECONDS = Number(process.env.BENCH_UDP_SECONDS ?? 3);
-// BENCH_SECTIONS: which parts to run, from ping,udp,tcp,forward,nat,htb,tc (default all).
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,forward,nat,htb,tc').split(','));
+// BENCH_SECTIONS: which parts to run, from ping,udp,tcp,conns,forward,nat,htb,tc (default all).
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,conns,forward,nat,htb,tc').split(','));
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-bench-'));
 const children = [];
 const namespaces = [];
@@ -191,6 +197,7 @@ const fmt = (x, d = 0) => x.toLocaleString('en-US', { minimumFractionDigits: d, 
 async function main() {
   if (SECTIONS.has('ping') || SECTIONS.has('udp')) await pingAndUdp();
   if (SECTIONS.has('tcp')) await tcpBench({ sh, netns, peerSide, waitFor, children, links, WORK, ROOT, ROUNDS, median, fmt });
+  if (SECTIONS.has('conns')) await connsBench({ sh, netns, peerSide, waitFor, children, links, WORK, ROOT, fmt });
   if (SECTIONS.has('forward')) {
     if (!fs.existsSync(UDP_TOOL)) execFileSync('cc', ['-O2', '-o', UDP_TOOL, path.join(ROOT, 'bench/udp-tool.c')]);
     await forwardBench({ sh, netns, waitFor, children, links, WORK, ROOT, ROUNDS, median, fmt, udpTool: UDP_TOOL });

@@ -1,190 +1,306 @@
-// TCP section of `npm run bench`, in the same run as its references:
+// TCP section of `npm run bench`: the stack, pasta, slirp4netns and the kernel over
+// veth side by side, in one run, rounds interleaving the targets:
 //
-// iperf3 (-t BENCH_TCP_SECONDS, one stream), up = from the client's namespace to the
-// server, down = -R:
-//   stack        the real iperf3 client in a namespace against the stack's built-in
-//                iperf3 service over a TAP device, at MTU 1500 and 9000
-//   kernel       iperf3 client and server in two namespaces over a veth pair, at the
-//                same MTUs
-//   pasta        iperf3 in a namespace made by pasta (passt), to a server on the
-//                host side, MTU 1500
-//   slirp4netns  the same through slirp4netns
-// HTTP, Node's http server with the same handler on both:
-//   stack        examples/http-server.mjs (node:http over tapstack on a TAP)
-//   kernel       bench/http-kernel.mjs (node:http over the kernel, veth)
-//   keep-alive   wrk -t1 -c1: requests/s on one connection
-//   new conns    ab -c 16 without keep-alive: requests/s, one connection each
+//   stack        tapstack's daemon on a TAP (built-in iperf3 service, ICMP), and
+//                bench/http-stack.mjs (node:http over tapstack) for HTTP; the load
+//                runs in the namespace holding the TAP's kernel side
+//   pasta        a namespace attached by pasta (passt) to a sealed stand-in host
+//                namespace whose iperf3 -s and bench/http-kernel.mjs it reaches at
+//                the gateway address (pasta maps it to the host's loopback)
+//   slirp4netns  the same through slirp4netns (the host is 10.0.2.2)
+//   kernel       two namespaces over a veth pair, iperf3 -s and http-kernel.mjs in one
+//
+// Figures (up: from the load's namespace to the server; down: iperf3 -R):
+//   iperf3 one stream up/down at MTU 1500 and at the largest MTU each supports
+//   (stack: a TAP's 65521; pasta 65520; slirp4netns 65521; veth 65535), iperf3 -P 4
+//   up/down at 1500, HTTP requests/s (wrk, one thread) on 1 and on 50 keep-alive
+//   connections, new connections/s (ab -c 50, one request each, no keep-alive),
+//   ping -f: mean RTT and pings/s.
+// It prints the medians with each peer's ratio to the stack and writes them to
+// bench/out/tcp.json and bench/out/tcp.svg.
+//
+// Environment: BENCH_TCP_ROUNDS (default 3), BENCH_TCP_SECONDS (each iperf3 run,
+// default 2), BENCH_HTTP_SECONDS (each wrk and ab run, default 2), BENCH_TCP_PINGS
+// (pings per flood, default 5000), BENCH_TCP_PEERS (default stack,pasta,slirp4netns,kernel).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { barChart } from './svg.mjs';
 
-const SECONDS = Number(process.env.BENCH_TCP_SECONDS ?? 3);
-const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_TCP_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_TCP_SECONDS ?? 2);
+const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 2);
+const PINGS = Number(process.env.BENCH_TCP_PINGS ?? 5000);
+const PEERS = (process.env.BENCH_TCP_PEERS ?? 'stack,pasta,slirp4netns,kernel').split(',');
+const KEEPALIVE_S = 60;
+
+/** The figures, in table order: key, label, unit, lower is better. */
+const FIGURES = [
+  ['up1500', 'iperf3 up, MTU 1500', 'Gb/s'],
+  ['down1500', 'iperf3 down (-R), MTU 1500', 'Gb/s'],
+  ['upMax', 'iperf3 up, largest MTU', 'Gb/s'],
+  ['downMax', 'iperf3 down (-R), largest MTU', 'Gb/s'],
+  ['upP4', 'iperf3 -P 4 up, MTU 1500', 'Gb/s'],
+  ['downP4', 'iperf3 -P 4 down (-R), MTU 1500', 'Gb/s'],
+  ['http1', 'HTTP keep-alive, wrk -c 1', 'requests/s'],
+  ['http50', 'HTTP keep-alive, wrk -c 50', 'requests/s'],
+  ['conns50', 'new connections, ab -c 50', 'connections/s'],
+  ['rtt', 'ping -f mean RTT', 'µs', true],
+  ['flood', 'ping -f rate', 'pings/s'],
+];
 
 export async function tcpBench(ctx) {
-  const { sh, netns, peerSide, waitFor, children, links, WORK, ROOT, ROUNDS, median, fmt } = ctx;
+  const { sh, netns, peerSide, waitFor, children, links, WORK, ROOT, median, fmt } = ctx;
   const cli = path.join(ROOT, 'dist/cli.js');
+  const haveTool = (t) => sh(`command -v ${t}`, { allowFail: true }).trim() !== '';
 
-  /** A daemon with the iperf3 service on a TAP of `mtu`, its kernel side in a namespace. */
-  async function stackTarget(name, mtu, octet) {
-    const ns = netns(`tsb-t${octet}`);
-    const dev = `tsbt${octet}`;
+  /** Spawns a long-running helper and waits for `ready` on its stdout. */
+  async function server(argv, ready, name) {
+    const p = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+    children.push(p);
+    let out = '';
+    p.stdout.on('data', (b) => (out += b));
+    await waitFor(() => {
+      if (p.exitCode !== null) throw new Error(`${name} exited: ${out}`);
+      return out.includes(ready);
+    }, 10_000);
+    return p;
+  }
+
+  /** A daemon with the iperf3 service on a TAP of `mtu` (or the largest the kernel takes). */
+  async function stackDaemon(name, mtu, octet) {
+    const ns = netns(`tscn-s${octet}`);
+    const dev = `tscns${octet}`;
     links.push(dev);
     const conf = path.join(WORK, `${name}.conf`);
-    fs.writeFileSync(conf, [`link add ${dev} type tap mtu ${mtu}`, `addr add 10.250.${octet}.2/24 dev ${dev}`, 'service add iperf3 tcp :5201', ''].join('\n'));
+    fs.writeFileSync(conf, [`link add ${dev} type tap mtu ${mtu}`, `addr add 10.233.${octet}.2/24 dev ${dev}`, 'service add iperf3 tcp :5201', ''].join('\n'));
     const ctl = path.join(WORK, `${name}.sock`);
     const d = spawn(process.execPath, [cli, 'daemon', '-c', conf, '--ctl', ctl, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
     children.push(d);
     await waitFor(() => fs.existsSync(ctl) && sh(`ip link show ${dev}`, { allowFail: true }).length > 0, 10_000);
-    peerSide(dev, ns, `10.250.${octet}.1`);
+    peerSide(dev, ns, `10.233.${octet}.1`);
     sh(`ip -n ${ns} link set ${dev} mtu ${mtu}`);
-    return { name, ns, host: `10.250.${octet}.2`, pid: d.pid };
+    return { ns, host: `10.233.${octet}.2`, pid: d.pid };
   }
 
-  /** Two namespaces over a veth pair of `mtu`, iperf3 -s in the second. */
-  function kernelTarget(name, mtu, octet) {
-    const a = netns(`tsb-k${octet}a`);
-    const b = netns(`tsb-k${octet}b`);
-    sh(`ip link add tsbk${octet}a netns ${a} mtu ${mtu} type veth peer name tsbk${octet}b netns ${b} mtu ${mtu}`);
-    sh(`ip -n ${a} addr add 10.250.${octet}.1/24 dev tsbk${octet}a && ip -n ${a} link set tsbk${octet}a up`);
-    sh(`ip -n ${b} addr add 10.250.${octet}.2/24 dev tsbk${octet}b && ip -n ${b} link set tsbk${octet}b up`);
-    const s = spawn('ip', ['netns', 'exec', b, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
-    children.push(s);
-    return { name, ns: a, serverNs: b, host: `10.250.${octet}.2` };
+  /** Two namespaces over a veth pair of `mtu`; iperf3 -s (and HTTP if asked) in the second. */
+  function vethPair(mtu, octet) {
+    const a = netns(`tscn-ka${octet}`);
+    const b = netns(`tscn-kb${octet}`);
+    sh(`ip link add tscnk${octet}a netns ${a} mtu ${mtu} type veth peer name tscnk${octet}b netns ${b} mtu ${mtu}`);
+    sh(`ip -n ${a} addr add 10.233.${octet}.1/24 dev tscnk${octet}a && ip -n ${a} link set tscnk${octet}a up`);
+    sh(`ip -n ${b} addr add 10.233.${octet}.2/24 dev tscnk${octet}b && ip -n ${b} link set tscnk${octet}b up`);
+    children.push(spawn('ip', ['netns', 'exec', b, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' }));
+    return { a, b, host: `10.233.${octet}.2` };
   }
 
-  /**
-   * A "host" namespace with an iperf3 server and a default route (pasta and
-   * slirp4netns copy the host's routing), for the userspace references.
-   */
-  function hostNamespace() {
-    const h = netns('tsb-uh');
-    const g = netns('tsb-ug');
-    sh(`ip link add tsbu0 netns ${h} type veth peer name tsbu1 netns ${g}`);
-    sh(`ip -n ${h} addr add 10.250.60.1/24 dev tsbu0 && ip -n ${h} link set tsbu0 up`);
-    sh(`ip -n ${g} addr add 10.250.60.254/24 dev tsbu1 && ip -n ${g} link set tsbu1 up`);
-    sh(`ip -n ${h} route add default via 10.250.60.254`);
-    const s = spawn('ip', ['netns', 'exec', h, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
-    children.push(s);
-    return h;
-  }
+  const peers = {};
+  const kmax = { stack: 65521, pasta: 65520, slirp4netns: 65521, kernel: 65535 };
 
-  function parseIperf(out, what) {
+  if (PEERS.includes('stack')) {
+    const s0 = await stackDaemon('stack-1500', 1500, 120);
+    let sMax;
+    try {
+      sMax = await stackDaemon('stack-max', kmax.stack, 121);
+    } catch (e) {
+      throw new Error(`the stack at MTU ${kmax.stack}: ${e.message}`);
+    }
+    const wns = netns('tscn-w');
+    const wdev = 'tscnw0';
+    links.push(wdev);
+    await server([process.execPath, path.join(ROOT, 'bench/http-stack.mjs'), wdev, '10.233.122.2/24', '8080', String(KEEPALIVE_S)], 'listening', 'http-stack');
+    peerSide(wdev, wns, '10.233.122.1');
+    peers.stack = {
+      std: { ns: s0.ns, host: s0.host },
+      max: { ns: sMax.ns, host: sMax.host },
+      http: { ns: wns, url: 'http://10.233.122.2:8080/' },
+      ping: { ns: s0.ns, host: s0.host },
+    };
+  }
+  if (PEERS.includes('kernel')) {
+    const k0 = vethPair(1500, 123);
+    const k1 = vethPair(kmax.kernel, 124);
+    await server(['ip', 'netns', 'exec', k0.b, process.execPath, path.join(ROOT, 'bench/http-kernel.mjs'), '0.0.0.0', '8080', String(KEEPALIVE_S)], 'listening', 'http-kernel');
+    peers.kernel = {
+      std: { ns: k0.a, host: k0.host },
+      max: { ns: k1.a, host: k1.host },
+      http: { ns: k0.a, url: `http://${k0.host}:8080/` },
+      ping: { ns: k0.a, host: k0.host },
+    };
+  }
+  const wantPasta = PEERS.includes('pasta') && haveTool('pasta');
+  const wantSlirp = PEERS.includes('slirp4netns') && haveTool('slirp4netns');
+  if (wantPasta || wantSlirp) {
+    // The stand-in host: a namespace with a default route (pasta and slirp4netns copy the
+    // host's addressing), iperf3 -s and the kernel HTTP server on every address, and ICMP
+    // echo sockets allowed (both answer pings through them).
+    const h = netns('tscn-h');
+    const g = netns('tscn-g');
+    sh(`ip link add tscnu0 netns ${h} type veth peer name tscnu1 netns ${g}`);
+    sh(`ip -n ${h} addr add 10.233.125.1/24 dev tscnu0 && ip -n ${h} link set tscnu0 up`);
+    sh(`ip -n ${g} addr add 10.233.125.254/24 dev tscnu1 && ip -n ${g} link set tscnu1 up`);
+    sh(`ip -n ${h} route add default via 10.233.125.254`);
+    sh(`ip netns exec ${h} sysctl -q -w net.ipv4.ping_group_range="0 2147483647"`);
+    children.push(spawn('ip', ['netns', 'exec', h, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' }));
+    await server(['ip', 'netns', 'exec', h, process.execPath, path.join(ROOT, 'bench/http-kernel.mjs'), '0.0.0.0', '8080', String(KEEPALIVE_S)], 'listening', 'http-kernel (host)');
+    if (wantPasta) {
+      const attach = async (mtu, i) => {
+        const ns = netns(`tscn-p${i}`);
+        const p = spawn('ip', ['netns', 'exec', h, 'pasta', '--quiet', '--runas', '0', '-f', '-I', 'pst0', '--config-net', '-m', String(mtu), '--netns', `/run/netns/${ns}`], { stdio: 'ignore' });
+        children.push(p);
+        await waitFor(() => sh(`ip -n ${ns} -br addr show pst0`, { allowFail: true }).includes('10.233.125.1'), 5000);
+        return { ns, host: '10.233.125.254' };
+      };
+      const std = await attach(1500, 0);
+      const max = await attach(kmax.pasta, 1);
+      peers.pasta = { std, max, http: { ns: std.ns, url: 'http://10.233.125.254:8080/' }, ping: std };
+    }
+    if (wantSlirp) {
+      const attach = async (mtu, i) => {
+        const ns = netns(`tscn-l${i}`);
+        const p = spawn('ip', ['netns', 'exec', h, 'slirp4netns', '--configure', `--mtu=${mtu}`, '--netns-type=path', `/run/netns/${ns}`, 'tap0'], { stdio: 'ignore' });
+        children.push(p);
+        await waitFor(() => sh(`ip -n ${ns} -br addr show tap0`, { allowFail: true }).includes('10.0.2.100'), 5000);
+        return { ns, host: '10.0.2.2' };
+      };
+      const std = await attach(1500, 0);
+      const max = await attach(kmax.slirp4netns, 1);
+      peers.slirp4netns = { std, max, http: { ns: std.ns, url: 'http://10.0.2.2:8080/' }, ping: std };
+    }
+  }
+  const names = PEERS.filter((p) => peers[p]);
+
+  function iperf(t, reverse, streams = 1) {
+    const args = `-c ${t.host} -p 5201 -t ${SECONDS} -J${reverse ? ' -R' : ''}${streams > 1 ? ` -P ${streams}` : ''}`;
+    const out = sh(`ip netns exec ${t.ns} iperf3 ${args}`, { allowFail: true, timeoutMs: (SECONDS + 30) * 1000 });
     try {
       const j = JSON.parse(out);
       if (j.error) throw new Error(j.error);
-      return j.end.sum_received.bits_per_second;
+      return j.end.sum_received.bits_per_second / 1e9;
     } catch (e) {
-      throw new Error(`iperf3 ${what}: ${e.message}\n${out.slice(0, 400)}`);
+      throw new Error(`iperf3 ${args} in ${t.ns}: ${e.message}\n${out.slice(0, 400)}`);
     }
   }
 
-  /** Gb/s of one iperf3 run from `ns` (or through `wrap`) to `host`. */
-  function iperf(t, reverse) {
-    const args = `-c ${t.host} -p 5201 -t ${SECONDS} -J${reverse ? ' -R' : ''}`;
-    const cmd = t.wrap ? t.wrap(`iperf3 ${args}`) : `ip netns exec ${t.ns} iperf3 ${args}`;
-    const out = sh(cmd, { allowFail: true, timeoutMs: (SECONDS + 30) * 1000 });
-    return parseIperf(out, `${t.name}${reverse ? ' -R' : ''}`) / 1e9;
+  function wrk(t, conns) {
+    const out = sh(`ip netns exec ${t.ns} wrk -t1 -c${conns} -d${HTTP_SECONDS}s ${t.url}`, { timeoutMs: (HTTP_SECONDS + 30) * 1000 });
+    const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+    if (!rps) throw new Error(`wrk in ${t.ns}: ${out}`);
+    if (/Non-2xx|Socket errors/.test(out)) throw new Error(`wrk -c${conns} in ${t.ns} saw errors: ${out}`);
+    return Number(rps[1]);
   }
 
-  const targets = [await stackTarget('stack-1500', 1500, 51), await stackTarget('stack-9000', 9000, 52), kernelTarget('kernel-1500', 1500, 53), kernelTarget('kernel-9000', 9000, 54)];
-  const h = hostNamespace();
-  const haveTool = (t) => sh(`command -v ${t}`, { allowFail: true }).trim() !== '';
-  if (haveTool('pasta'))
-    targets.push({
-      name: 'pasta-1500',
-      host: '10.250.60.254',
-      // pasta maps the gateway's address to the host side's loopback.
-      wrap: (cmd) => `ip netns exec ${h} pasta --quiet --runas 0 -I pst0 --config-net -- ${cmd} 2>/dev/null`,
-    });
-  if (haveTool('slirp4netns')) {
-    // slirp4netns attaches to the namespace of a process; 10.0.2.2 is the host side's loopback.
-    const holder = spawn('ip', ['netns', 'exec', h, 'unshare', '-n', 'sleep', '100000'], { stdio: 'ignore' });
-    children.push(holder);
-    await waitFor(() => sh(`pgrep -f "unshare -n sleep 100000"`, { allowFail: true }).trim() !== '', 5000);
-    await new Promise((r) => setTimeout(r, 200));
-    const pid = sh(`pgrep -xf "sleep 100000"`, { allowFail: true }).trim().split('\n')[0];
-    const sl = spawn('ip', ['netns', 'exec', h, 'slirp4netns', '--configure', '--mtu=1500', pid, 'tap0'], { stdio: 'ignore' });
-    children.push(sl);
-    await waitFor(() => sh(`nsenter -t ${pid} -n ip -br addr show tap0`, { allowFail: true }).includes('10.0.2.100'), 5000);
-    targets.push({ name: 'slirp4netns-1500', host: '10.0.2.2', wrap: (cmd) => `nsenter -t ${pid} -n ${cmd}` });
+  function ab(t, conc) {
+    // -t: a time limit (ab stops at -n or when time is up, whichever first).
+    const out = sh(`ip netns exec ${t.ns} ab -q -r -t ${HTTP_SECONDS} -n 10000000 -c ${conc} ${t.url}`, { timeoutMs: (HTTP_SECONDS + 60) * 1000 });
+    const rps = /Requests per second:\s+([\d.]+)/.exec(out);
+    const failed = /Failed requests:\s+(\d+)/.exec(out);
+    if (!rps || !failed) throw new Error(`ab in ${t.ns}: ${out}`);
+    if (Number(failed[1]) !== 0) throw new Error(`ab -c ${conc} in ${t.ns}: ${failed[1]} failed requests\n${out}`);
+    return Number(rps[1]);
   }
-  // Warm up: ARP, JIT.
-  for (const t of targets) iperf({ ...t }, false);
-  const res = Object.fromEntries(targets.map((t) => [t.name, { up: [], down: [], cpu: [] }]));
+
+  function ping(t, count) {
+    const out = sh(`ip netns exec ${t.ns} ping -q -f -c ${count} -W 1 ${t.host}`, { allowFail: true, timeoutMs: 120_000 });
+    const m = /(\d+) packets transmitted, (\d+) received.*time (\d+)ms/s.exec(out);
+    const rtt = /rtt min\/avg\/max\/mdev = [\d.]+\/([\d.]+)\//.exec(out);
+    if (!m || !rtt) throw new Error(`ping in ${t.ns}:\n${out}`);
+    return { rate: (Number(m[2]) * 1000) / Math.max(Number(m[3]), 1), rtt: Number(rtt[1]) * 1000, lost: Number(m[1]) - Number(m[2]) };
+  }
+
+  // Warm up: ARP, JIT, the servers' first connections.
+  for (const n of names) {
+    const p = peers[n];
+    iperf(p.std, false);
+    iperf(p.max, true);
+    wrk(p.http, 1);
+    ping(p.ping, 500);
+  }
+  const res = Object.fromEntries(names.map((n) => [n, Object.fromEntries(FIGURES.map(([k]) => [k, []]))]));
+  const lost = Object.fromEntries(names.map((n) => [n, 0]));
+  const started = Date.now();
   for (let r = 0; r < ROUNDS; r++) {
-    for (const t of targets) {
-      res[t.name].up.push(iperf(t, false));
-      res[t.name].down.push(iperf(t, true));
+    // Each round starts at another peer, so none always runs first.
+    for (let i = 0; i < names.length; i++) {
+      const n = names[(i + r) % names.length];
+      const p = peers[n];
+      const x = res[n];
+      x.up1500.push(iperf(p.std, false));
+      x.down1500.push(iperf(p.std, true));
+      x.upMax.push(iperf(p.max, false));
+      x.downMax.push(iperf(p.max, true));
+      x.upP4.push(iperf(p.std, false, 4));
+      x.downP4.push(iperf(p.std, true, 4));
+      x.http1.push(wrk(p.http, 1));
+      x.http50.push(wrk(p.http, 50));
+      x.conns50.push(ab(p.http, 50));
+      const f = ping(p.ping, PINGS);
+      x.rtt.push(f.rtt);
+      x.flood.push(f.rate);
+      lost[n] += f.lost;
     }
     process.stderr.write(`tcp round ${r + 1}/${ROUNDS} done\n`);
   }
-  const m = (n, d) => median(res[n][d]);
-  console.log(`\nTCP, iperf3 -t ${SECONDS}, one stream, Gb/s, medians of ${ROUNDS} rounds (up: client namespace to server; down: -R)\n`);
-  console.log('target              up Gb/s   down Gb/s   up vs kernel   down vs kernel');
-  for (const t of targets) {
-    const mtu = t.name.split('-')[1];
-    const k = `kernel-${mtu}`;
-    console.log(
-      `${t.name.padEnd(18)} ${fmt(m(t.name, 'up'), 2).padStart(8)}  ${fmt(m(t.name, 'down'), 2).padStart(10)}  ${(fmt((100 * m(t.name, 'up')) / m(k, 'up'), 1) + '%').padStart(13)}  ${(fmt((100 * m(t.name, 'down')) / m(k, 'down'), 1) + '%').padStart(15)}`,
-    );
-  }
-  for (const o of ['pasta-1500', 'slirp4netns-1500'])
-    if (res[o]) console.log(`stack-1500 / ${o}: up ${(m('stack-1500', 'up') / m(o, 'up')).toFixed(2)}x, down ${(m('stack-1500', 'down') / m(o, 'down')).toFixed(2)}x`);
+  const med = Object.fromEntries(names.map((n) => [n, Object.fromEntries(FIGURES.map(([k]) => [k, median(res[n][k])]))]));
 
-  // ---- HTTP ----
-  const webNs = netns('tsb-w');
-  const wdev = 'tsbw0';
-  links.push(wdev);
-  const web = spawn(process.execPath, [path.join(ROOT, 'examples/http-server.mjs'), '--dev', wdev, '--addr', '10.250.61.2/24', '--port', '8080'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(web);
-  let webOut = '';
-  web.stdout.on('data', (b) => (webOut += b));
-  await waitFor(() => webOut.includes('listening'), 10_000);
-  peerSide(wdev, webNs, '10.250.61.1');
-  const kweb = kernelTarget('kernel-web', 1500, 62);
-  const kw = spawn('ip', ['netns', 'exec', kweb.serverNs, process.execPath, path.join(ROOT, 'bench/http-kernel.mjs'), '10.250.62.2', '8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(kw);
-  let kwOut = '';
-  kw.stdout.on('data', (b) => (kwOut += b));
-  await waitFor(() => kwOut.includes('listening'), 10_000);
-  const webTargets = [
-    { name: 'stack', ns: webNs, url: 'http://10.250.61.2:8080/', pid: web.pid },
-    { name: 'kernel', ns: kweb.ns, url: 'http://10.250.62.2:8080/', pid: kw.pid },
-  ];
-  const wrk = (t) => {
-    const out = sh(`ip netns exec ${t.ns} wrk -t1 -c1 -d${HTTP_SECONDS}s ${t.url}`, { timeoutMs: (HTTP_SECONDS + 30) * 1000 });
-    const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-    const errs = /Non-2xx|Socket errors/.exec(out);
-    if (!rps) throw new Error(`wrk ${t.name}: ${out}`);
-    if (errs) throw new Error(`wrk ${t.name} saw errors: ${out}`);
-    return Number(rps[1]);
-  };
-  const ab = (t) => {
-    const n = 4000;
-    const out = sh(`ip netns exec ${t.ns} ab -q -n ${n} -c 16 ${t.url}`, { timeoutMs: 120_000 });
-    const rps = /Requests per second:\s+([\d.]+)/.exec(out);
-    const failed = /Failed requests:\s+(\d+)/.exec(out);
-    if (!rps || !failed) throw new Error(`ab ${t.name}: ${out}`);
-    if (Number(failed[1]) !== 0) throw new Error(`ab ${t.name}: ${failed[1]} failed requests`);
-    return Number(rps[1]);
-  };
-  for (const t of webTargets) wrk(t);
-  const hres = Object.fromEntries(webTargets.map((t) => [t.name, { ka: [], nc: [] }]));
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const t of webTargets) {
-      hres[t.name].ka.push(wrk(t));
-      hres[t.name].nc.push(ab(t));
-    }
-    process.stderr.write(`http round ${r + 1}/${ROUNDS} done\n`);
+  // ---- the table ----
+  const digits = (unit) => (unit === 'Gb/s' ? 2 : unit === 'µs' ? 1 : 0);
+  const others = names.filter((n) => n !== 'stack');
+  const hasStack = names.includes('stack');
+  console.log(
+    `\nTCP, HTTP and ping side by side, medians of ${ROUNDS} rounds (iperf3 -t ${SECONDS}, wrk/ab ${HTTP_SECONDS} s, ping -f -c ${PINGS}; ${os.cpus().length} cores, Node ${process.version}, load average ${os.loadavg()[0].toFixed(1)} at the end)`,
+  );
+  console.log(`largest MTU: ${names.map((n) => `${n} ${kmax[n]}`).join(', ')}; ratios are peer / stack (below 1: the stack is ahead; for RTT above 1)\n`);
+  const head = ['figure'.padEnd(42), ...names.map((n) => n.padStart(12)), ...(hasStack ? others.map((n) => `${n}/stack`.padStart(18)) : [])];
+  console.log(head.join(' '));
+  for (const [k, label, unit] of FIGURES) {
+    const cells = [`${label} (${unit})`.padEnd(42), ...names.map((n) => fmt(med[n][k], digits(unit)).padStart(12))];
+    if (hasStack) for (const n of others) cells.push((med.stack[k] > 0 ? (med[n][k] / med.stack[k]).toFixed(2) : '-').padStart(18));
+    console.log(cells.join(' '));
   }
-  const hm = (n, d) => median(hres[n][d]);
-  console.log(`\nHTTP, node:http with the same handler, medians of ${ROUNDS} rounds\n`);
-  console.log('target    keep-alive req/s (wrk -c1)   new connections/s (ab -c16)   keep-alive vs kernel   new conns vs kernel');
-  for (const t of webTargets)
-    console.log(
-      `${t.name.padEnd(8)} ${fmt(hm(t.name, 'ka')).padStart(27)}  ${fmt(hm(t.name, 'nc')).padStart(28)}  ${(fmt((100 * hm(t.name, 'ka')) / hm('kernel', 'ka'), 1) + '%').padStart(21)}  ${(fmt((100 * hm(t.name, 'nc')) / hm('kernel', 'nc'), 1) + '%').padStart(20)}`,
-    );
+  console.log(`ping losses: ${names.map((n) => `${n} ${lost[n]}`).join(', ')}; section took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  if (hasStack) {
+    const behind = FIGURES.filter(([k, , , lower]) => others.some((n) => (lower ? med[n][k] < med.stack[k] : med[n][k] > med.stack[k])));
+    console.log(behind.length === 0 ? 'the stack is ahead of every peer on every figure' : `figures where a peer is ahead of the stack: ${behind.map(([, l]) => l).join('; ')}`);
+  }
+
+  // ---- JSON and SVG ----
+  const outDir = path.join(ROOT, 'bench/out');
+  fs.mkdirSync(outDir, { recursive: true });
+  const json = {
+    date: new Date().toISOString(),
+    loadAverage: os.loadavg(),
+    node: process.version,
+    cores: os.cpus().length,
+    rounds: ROUNDS,
+    seconds: { iperf3: SECONDS, http: HTTP_SECONDS },
+    pings: PINGS,
+    largestMtu: Object.fromEntries(names.map((n) => [n, kmax[n]])),
+    figures: FIGURES.map(([key, label, unit, lower]) => ({
+      key,
+      label,
+      unit,
+      lowerIsBetter: !!lower,
+      median: Object.fromEntries(names.map((n) => [n, med[n][key]])),
+      ratioToStack: hasStack ? Object.fromEntries(others.map((n) => [n, med.stack[key] > 0 ? med[n][key] / med.stack[key] : null])) : null,
+      rounds: Object.fromEntries(names.map((n) => [n, res[n][key]])),
+    })),
+    pingLost: lost,
+  };
+  fs.writeFileSync(path.join(outDir, 'tcp.json'), JSON.stringify(json, null, 2) + '\n');
+  const svg = barChart({
+    title: 'tapstack, pasta, slirp4netns and the kernel (veth), one run',
+    subtitle: `medians of ${ROUNDS} rounds, ${json.date.slice(0, 16)}Z, ${os.cpus().length} cores, Node ${process.version}`,
+    names,
+    groups: FIGURES.map(([key, label, unit, lower]) => ({
+      label,
+      unit,
+      lowerIsBetter: !!lower,
+      bars: names.map((n) => ({ name: n, value: med[n][key], text: `${fmt(med[n][key], digits(unit))}${hasStack && n !== 'stack' && med.stack[key] > 0 ? ` (${(med[n][key] / med.stack[key]).toFixed(2)}x)` : ''}` })),
+    })),
+  });
+  fs.writeFileSync(path.join(outDir, 'tcp.svg'), svg);
+  console.log(`written: ${path.relative(ROOT, path.join(outDir, 'tcp.json'))}, ${path.relative(ROOT, path.join(outDir, 'tcp.svg'))}`);
+  return json;
 }
