@@ -59,7 +59,7 @@ export function shAsync(cmd: string, timeoutMs = 120_000): Promise<RunResult> {
 export interface DaemonSetup {
   /** 'tap' or 'tun'. */
   type: 'tap' | 'tun';
-  /** Third octet of 10.231.X.0/24, unique per test file. */
+  /** Third octet of the /24 (10.231.X.0/24 unless `net` says otherwise), unique per test file. */
   subnet: number;
   mac?: string;
   mtu?: number;
@@ -67,6 +67,10 @@ export interface DaemonSetup {
   extraConfig?: string[];
   /** Prefix of the peer's namespace name (default `tsns`). */
   nsPrefix?: string;
+  /** Prefix of the device's name (default `tst`/`tsu`). */
+  devPrefix?: string;
+  /** The first two octets of the subnet (default `10.231`). */
+  net?: string;
 }
 
 /** A daemon plus its peer: the kernel side of the device, in a namespace or here. */
@@ -85,10 +89,10 @@ export class Testbed {
   private constructor(readonly setup: DaemonSetup) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-test-'));
     this.ctl = path.join(this.dir, 'ctl.sock');
-    this.dev = uniqueName(setup.type === 'tap' ? 'tst' : 'tsu');
+    this.dev = uniqueName(setup.devPrefix ?? (setup.type === 'tap' ? 'tst' : 'tsu'));
     this.ns = PEER_MODE === 'netns' ? uniqueName(setup.nsPrefix ?? 'tsns') : null;
-    this.stackIp = `10.231.${setup.subnet}.2`;
-    this.peerIp = `10.231.${setup.subnet}.1`;
+    this.stackIp = `${setup.net ?? '10.231'}.${setup.subnet}.2`;
+    this.peerIp = `${setup.net ?? '10.231'}.${setup.subnet}.1`;
     this.pcapPath = setup.pcap ? path.join(this.dir, 'capture.pcap') : null;
   }
 
