@@ -145,8 +145,11 @@ function expr(e: Expr, t: Table, rule: Rule, index: number, src: PrintSource | n
       const types = keyTypes(e.left);
       const type = types[0];
       // nft writes a fib lookup's device index as a string when no interface has it.
-      if (e.left.kind === 'fib' && type === 'ifindex' && e.right.kind === 'value' && e.mask === undefined)
-        return { match: { op: OPS[e.op], left: key(e.left), right: o.ifname?.(e.right.value) ?? String(e.right.value) } };
+      if (e.left.kind === 'fib' && type === 'ifindex' && e.mask === undefined && (e.right.kind === 'value' || e.right.kind === 'set')) {
+        const dev = (v: number): Json => o.ifname?.(v) ?? String(v);
+        const right: Json = e.right.kind === 'value' ? dev(e.right.value) : { set: sorted(e.right.elements).map((el) => dev(el.key as number)) };
+        return { match: { op: OPS[e.op], left: key(e.left), right } };
+      }
       if (FLAG_TYPES.has(type) && e.mask !== undefined && e.right.kind === 'value') {
         if (e.op === 'ne' && e.right.value === 0) return { match: { op: 'in', left: key(e.left), right: flags(type, e.mask) } };
         if (e.op === 'eq') {

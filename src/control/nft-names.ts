@@ -148,9 +148,6 @@ export const SYMBOLS: Partial<Record<NftType, [string, number][]>> = {
     ['blackhole', 6],
     ['unreachable', 7],
     ['prohibit', 8],
-    ['throw', 9],
-    ['nat', 10],
-    ['xresolve', 11],
   ],
   boolean: [
     ['missing', 0],

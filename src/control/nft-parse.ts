@@ -1010,6 +1010,7 @@ export class NftParser {
       this.pos++;
       return { kind: 'meta-set', key: 'mark', value: parseNumber(t.text)! };
     }
+    if (this.is('fib')) throw this.unexpected(this.peek());
     const key = this.keyExpr();
     if (this.accept('map')) {
       const map = this.mapRef(keyTypes(key), 'mark');
