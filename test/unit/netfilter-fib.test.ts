@@ -115,4 +115,57 @@ describe('fib', () => {
     time.advance(100);
     expect(counters(a)).toEqual([1, 0, 1, 1, 0]);
   });
+
+  it('iif: a route back with several paths passes when one of them is through the device it came in on', () => {
+    const { time, a, b } = simPair();
+    const [dx] = simLink(time, { names: ['x0', 'y0'] });
+    const ix = a.addInterface('x0', dx, {});
+    a.setUp(ix, true);
+    a.addAddress(ix, ip('10.9.0.1'), 24);
+    configure(a, [
+      'ip route add 192.0.2.0/24 nexthop via 10.9.0.2 dev x0 nexthop via 10.0.0.2 dev a0',
+      'ip route add 198.51.100.0/24 via 10.9.0.2 dev x0',
+    ]);
+    nft(a, `table ip t {
+	chain pre {
+		type filter hook prerouting priority raw; policy accept;
+		fib saddr . iif oif missing counter drop
+		fib saddr . iif oifname "a0" counter
+	}
+}
+`);
+    // Sources the multipath hash spreads over both paths: all pass.
+    for (let h = 1; h <= 8; h++) b.icmp.sendEcho(ip('10.0.0.1'), 7, h, data, { src: ip(`192.0.2.${h}`) });
+    b.icmp.sendEcho(ip('10.0.0.1'), 7, 9, data, { src: ip('198.51.100.9') });
+    time.advance(100);
+    expect(counters(a)).toEqual([1, 8]);
+  });
+
+  it('saddr . iif in forward: the way back is looked up as coming in through the device the datagram leaves by', () => {
+    const { time, a, b } = simPair();
+    const [dx] = simLink(time, { names: ['x0', 'y0'] });
+    const ix = a.addInterface('x0', dx, {});
+    a.setUp(ix, true);
+    a.addAddress(ix, ip('10.9.0.1'), 24);
+    // 192.0.2.0/24 is routed back through a0 only for datagrams that come in on x0.
+    configure(a, ['sysctl -w net.ipv4.ip_forward=1', 'ip route add 192.0.2.0/24 via 10.0.0.2 dev a0 table 100', 'ip rule add iif x0 table 100']);
+    configure(b, ['ip route add 10.9.0.0/24 via 10.0.0.1']);
+    nft(a, `table ip t {
+	chain forw {
+		type filter hook forward priority filter; policy accept;
+		fib saddr . iif oif missing counter drop
+		counter
+	}
+
+	chain pre {
+		type filter hook prerouting priority filter; policy accept;
+		fib saddr . iif oif missing counter
+	}
+}
+`);
+    b.icmp.sendEcho(ip('10.9.0.2'), 7, 1, data, { src: ip('192.0.2.9') });
+    time.advance(100);
+    // In prerouting the rule's iif is lo's: no way back, missing.
+    expect(counters(a)).toEqual([0, 1, 1]);
+  });
 });
