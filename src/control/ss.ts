@@ -10,11 +10,15 @@ import type { TcpListener } from '../tcp/listen.js';
 import type { UdpEndpoint } from '../udp/udp.js';
 import { TcpState } from '../tcp/state.js';
 import { seqDiff } from '../tcp/seq.js';
-import { ECN_OK, ECN_SEEN } from '../tcp/ecn.js';
 import { formatIp4 } from '../wire/addr.js';
 import { Col, SsTable } from './ss-render.js';
 import { SS_ALL, SS_CONN, SS_STATE_TEXT, SsFilterError, SsState, parseSsFilter, runSsFilter, scanState, type SsFilter } from './ss-filter.js';
 import { ServicesDb } from './etc-services.js';
+import { cG } from './cformat.js';
+import { formatTcpInfo } from './ss-info.js';
+import { tcpGetInfo } from '../tcp/info.js';
+
+export { cG };
 
 export interface SsResult {
   code: number;
@@ -491,71 +495,6 @@ export function parseSsArgs(argv: readonly string[], services: ServicesDb = Serv
 // Number formats
 // ---------------------------------------------------------------------------
 
-/**
- * Rounds `x` to `digits` decimals as glibc's printf does: on the exact binary
- * value, ties to even.
- */
-function cFixed(x: number, digits: number): string {
-  const neg = x < 0;
-  const exact = Math.abs(x).toFixed(100);
-  const dot = exact.indexOf('.');
-  const intPart = exact.slice(0, dot);
-  const frac = exact.slice(dot + 1);
-  let keep = intPart + frac.slice(0, digits);
-  const restDigits = frac.slice(digits);
-  const first = restDigits.charCodeAt(0) - 48;
-  const tail = restDigits.slice(1);
-  let up = first > 5 || (first === 5 && (/[1-9]/.test(tail) || (Number(keep[keep.length - 1]) & 1) === 1));
-  if (up) {
-    const d = keep.split('').map(Number);
-    let i = d.length - 1;
-    while (up && i >= 0) {
-      d[i]++;
-      if (d[i] === 10) {
-        d[i] = 0;
-        i--;
-      } else up = false;
-    }
-    keep = (up ? '1' : '') + d.join('');
-  }
-  const ip = keep.slice(0, keep.length - digits).replace(/^0+(?=\d)/, '') || '0';
-  const fp = keep.slice(keep.length - digits);
-  return (neg ? '-' : '') + ip + (digits > 0 ? '.' + fp : '');
-}
-
-/** C's %.<prec>g. */
-export function cG(x: number, prec = 6): string {
-  if (x === 0) return '0';
-  if (!Number.isFinite(x)) return String(x);
-  const p = prec === 0 ? 1 : prec;
-  // The exponent after rounding to p significant digits.
-  let e = Math.floor(Math.log10(Math.abs(x)));
-  const mant = Math.abs(x) / 10 ** e;
-  if (Number(cFixed(mant, p - 1)) >= 10) e++;
-  if (e < -4 || e >= p) {
-    let m = cFixed(x / 10 ** e, p - 1);
-    if (Math.abs(Number(m)) >= 10) {
-      e++;
-      m = cFixed(x / 10 ** e, p - 1);
-    }
-    if (m.includes('.')) m = m.replace(/0+$/, '').replace(/\.$/, '');
-    return `${m}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
-  }
-  let s = cFixed(x, Math.max(0, p - 1 - e));
-  if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '');
-  return s;
-}
-
-/** ss's sprint_bw: bits per second. */
-function sprintBw(bw: number, numeric: boolean): string {
-  if (numeric) return cFixed(bw, 0);
-  if (bw >= 1e12) return `${cG(bw / 1e12, 3)}T`;
-  if (bw >= 1e9) return `${cG(bw / 1e9, 3)}G`;
-  if (bw >= 1e6) return `${cG(bw / 1e6, 3)}M`;
-  if (bw >= 1e3) return `${cG(bw / 1e3, 3)}k`;
-  return cG(bw);
-}
-
 /** ss's print_ms_timer. */
 export function printMsTimer(timeout: number): string {
   let secs = Math.floor(timeout / 1000);
@@ -698,61 +637,9 @@ function connectionRow(stack: Stack, c: TcpConnection, o: SsOptions): Row {
   };
 }
 
-/** Linux's tcp_info through ss's tcp_show_info/tcp_stats_print, for the fields the stack keeps. */
+/** Linux's tcp_info through ss's tcp_show_info/tcp_stats_print (ss-info.ts). */
 function tcpInfo(c: TcpConnection, now: number, o: SsOptions): string {
-  let s = '';
-  if (o.showOptions) {
-    if (c.tsOk) s += ' ts';
-    if (c.sackOk) s += ' sack';
-    // tcpi_options' TCPI_OPT_ECN and TCPI_OPT_ECN_SEEN (ss's tcp_stats_print).
-    if (c.ecnFlags & ECN_OK) s += ' ecn';
-    if (c.ecnFlags & ECN_SEEN) s += ' ecnseen';
-  }
-  s += ` ${c.cc.name}`;
-  if (c.wscaleOk) s += ` wscale:${c.sndWscale},${c.rcvWscale}`;
-  const rto = Math.round(c.rtoMs());
-  if (rto && rto !== 3000) s += ` rto:${cG(rto)}`;
-  if (c.backoff) s += ` backoff:${c.backoff}`;
-  const rttUs = Math.floor(c.rtt.srttUs);
-  if (rttUs) s += ` rtt:${cG(rttUs / 1000)}/${cG(Math.floor(c.rtt.rttvarUs) / 1000)}`;
-  // icsk_ack.ato: Linux sets it (TCP_ATO_MIN, 40 ms) once data has arrived.
-  if (c.dataSegsIn > 0) s += ' ato:40';
-  if (c.mss) s += ` mss:${c.mss}`;
-  if (c.pmtu) s += ` pmtu:${c.pmtu}`;
-  if (c.rcvMss) s += ` rcvmss:${c.rcvMss}`;
-  if (c.advMss) s += ` advmss:${c.advMss}`;
-  if (c.cwnd) s += ` cwnd:${c.cwnd}`;
-  if (c.ssthresh < 0xffff) s += ` ssthresh:${c.ssthresh}`;
-  if (c.bytesSent) s += ` bytes_sent:${c.bytesSent}`;
-  if (c.bytesRetrans) s += ` bytes_retrans:${c.bytesRetrans}`;
-  if (c.bytesAcked) s += ` bytes_acked:${c.bytesAcked}`;
-  if (c.bytesReceived) s += ` bytes_received:${c.bytesReceived}`;
-  if (c.segsOut) s += ` segs_out:${c.segsOut}`;
-  if (c.segsIn) s += ` segs_in:${c.segsIn}`;
-  if (c.dataSegsOut) s += ` data_segs_out:${c.dataSegsOut}`;
-  if (c.dataSegsIn) s += ` data_segs_in:${c.dataSegsIn}`;
-  if (rttUs > 0 && c.mss && c.cwnd) s += ` send ${sprintBw((c.cwnd * c.mss * 8000000) / rttUs, o.numeric)}bps`;
-  const ago = (t: number): number => (t > 0 ? Math.max(0, Math.floor(now - t)) : 0);
-  const lastsnd = ago(c.lastSendMs);
-  const lastrcv = ago(c.lastRecvMs);
-  const lastack = ago(c.lastAckRecvMs || c.lastRecvMs);
-  if (lastsnd) s += ` lastsnd:${lastsnd}`;
-  if (lastrcv) s += ` lastrcv:${lastrcv}`;
-  if (lastack) s += ` lastack:${lastack}`;
-  const inflight = Math.max(0, seqDiff(c.sndMax, c.sndUna));
-  const unacked = inflight > 0 && c.mss > 0 ? Math.ceil(inflight / c.mss) : 0;
-  if (unacked) s += ` unacked:${unacked}`;
-  // retrans: segments retransmitted and still in flight / all retransmissions.
-  const retransOut = c.retransOut;
-  if (retransOut || c.totalRetrans) s += ` retrans:${retransOut}/${c.totalRetrans}`;
-  if (c.rcvSpace) s += ` rcv_space:${c.rcvSpace}`;
-  const sentData = Math.min(Math.max(0, seqDiff(c.sndNxt, c.sndUna)), c.sendBuf.length);
-  const notsent = c.sendBuf.length - sentData;
-  if (notsent > 0) s += ` notsent:${notsent}`;
-  const minRtt = Math.floor(c.rtt.minRttUs);
-  if (minRtt) s += ` minrtt:${cG(minRtt / 1000)}`;
-  if (c.sndWnd) s += ` snd_wnd:${c.sndWnd}`;
-  return s;
+  return formatTcpInfo(tcpGetInfo(c, now), { numeric: o.numeric, showOptions: o.showOptions });
 }
 
 function udpRow(ep: UdpEndpoint): Row {

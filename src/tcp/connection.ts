@@ -14,6 +14,8 @@ import { LossRecovery, CA_LOSS, CA_OPEN, CA_RECOVERY, F_DATA, F_WIN_UPDATE, T_RE
 import { RttEstimator, RTO_INITIAL_US, RTO_MAX_US } from './rtt.js';
 import { CwndValidation } from './cc/cwv.js';
 import { Pacer, pacingRate } from './pacing.js';
+import { DeliveryRate } from './rate.js';
+import { CHRONO_BUSY, CHRONO_RWND_LIMITED, CHRONO_SNDBUF_LIMITED, TcpChrono } from './chrono.js';
 import { TcpState, synchronized } from './state.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 import { TCP_ACK, TCP_CWR, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, TcpOptions } from '../wire/tcp.js';
@@ -180,6 +182,9 @@ export class TcpConnection implements CcState {
   /** pacing_rate, and internal pacing when asked (pacing.ts). */
   readonly pacer = new Pacer();
   private pacingTimer: Timer | null = null;
+  /** Delivered segments and the delivery rate (rate.ts); busy and limited times (chrono.ts). */
+  readonly rate = new DeliveryRate();
+  readonly chrono = new TcpChrono();
   cc: CongestionControl;
   /** cwnd when the current window reduction began (Linux prior_cwnd). */
   priorCwnd = 0;
@@ -746,6 +751,8 @@ export class TcpConnection implements CcState {
       const flags = (seg.dataLen > 0 ? F_DATA : 0) | (wndRaw !== this.sndWnd ? F_WIN_UPDATE : 0);
       this.rec.onAck(o.sack, this.sackOk ? o.sackCount : 0, prevUna, ack, dup, flags, f, o.tsPresent ? o.tsEcr : 0, now);
       if (this.pacer.enabled) this.updatePacingRate();
+      this.rate.sample(this.rec.delivered, now, this.rtt.srttUs / 1000, this.mss);
+      if (this.sendBuf.length === 0) this.chrono.stop(CHRONO_BUSY, now, true);
     }
     // RFC 9293 §3.10.7.4: the send window is updated from the newest segment.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
@@ -1289,6 +1296,9 @@ export class TcpConnection implements CcState {
 
   /** Data queued by the application. */
   write(data: Uint8Array): void {
+    const now = this.host.time.now();
+    if (this.sendBuf.length === 0) this.chrono.start(CHRONO_BUSY, now);
+    else if (this.chrono.type === CHRONO_SNDBUF_LIMITED) this.chrono.stop(CHRONO_SNDBUF_LIMITED, now, false);
     this.sendBuf.push(data);
   }
 
@@ -1342,6 +1352,7 @@ export class TcpConnection implements CcState {
       if (len > 0 && wndLeft < len) {
         // RFC 9293 §3.8.6.2.1: send a smaller segment only if it is at least half the largest window offered.
         if (wndLeft <= 0 || (wndLeft < mss && wndLeft < this.maxSndWnd / 2 && outstanding > 0)) {
+          this.chrono.rwndLimitedNow = true;
           if (this.sndWnd === 0 && outstanding === 0) this.startProbing();
           break;
         }
@@ -1399,6 +1410,24 @@ export class TcpConnection implements CcState {
       const open = rec.ca === CA_OPEN;
       this.cwv.validate(this, now, this.rtoMs(), host.settings.slowStartAfterIdle, open, this.sendRoom <= 0);
     }
+    this.xmitStats(now);
+  }
+
+  /**
+   * After a transmit, as tcp_write_xmit and tcp_cwnd_validate do: the receive-window
+   * chrono, and, when cwnd was not what held the sender, the send-buffer chrono and
+   * the delivery rate's application-limited mark.
+   */
+  private xmitStats(now: number): void {
+    const ch = this.chrono;
+    if (ch.rwndLimitedNow) ch.start(CHRONO_RWND_LIMITED, now);
+    else ch.stop(CHRONO_RWND_LIMITED, now, this.sendBuf.length === 0);
+    ch.rwndLimitedNow = false;
+    if (this.isCwndLimited) return;
+    const unsent = this.sendBuf.length - Math.min(Math.max(0, seqDiff(this.sndNxt, this.sndUna)), this.sendBuf.length);
+    if (unsent > 0) return;
+    if (this.sendRoom <= 0) ch.start(CHRONO_SNDBUF_LIMITED, now);
+    if (this.packetsOut < this.cwnd) this.rate.checkAppLimited(this.packetsOut);
   }
 
   /** tcp_pacing_check: false (and the pacing timer armed) while the next departure is ahead. */

@@ -61,7 +61,7 @@ describe('ss on the stack in virtual time', () => {
     expect(cli).toMatch(/ timer:\(persist,([\d.]+(ms|sec))?,\d+\)$/);
     const info = ss(p.a, '-tni').split('\n')[2];
     expect(info).toMatch(/^\t cubic wscale:\d+,\d+ rto:\d+ (backoff:\d+ )?rtt:[\d.]+\/[\d.]+ mss:1448 pmtu:1500 rcvmss:\d+ advmss:1460 cwnd:\d+ /);
-    expect(info).toMatch(/ bytes_sent:\d+ bytes_acked:\d+ segs_out:\d+ segs_in:\d+ data_segs_out:\d+ send [\d.]+[kMG]?bps lastsnd:\d+ lastrcv:\d+ lastack:\d+ (unacked:\d+ )?rcv_space:\d+ notsent:\d+ minrtt:[\d.]+$/);
+    expect(info).toMatch(/ bytes_sent:\d+ bytes_acked:\d+ segs_out:\d+ segs_in:\d+ data_segs_out:\d+ send [\d.]+[kMG]?bps lastsnd:\d+ lastrcv:\d+ lastack:\d+ pacing_rate [\d.]+[kMGT]?bps (delivery_rate [\d.]+[kMGT]?bps )?delivered:\d+ (app_limited )?busy:\d+ms rwnd_limited:\d+ms\([\d.]+%\) (unacked:\d+ )?rcv_space:\d+ notsent:\d+ minrtt:[\d.]+$/);
     const mem = ss(p.b, '-tnm').split('\n')[2];
     expect(mem).toBe(`\t skmem:(r${rq},rb${p.b.tcp.connections.values().next().value!.rcvBufSize},t0,tb${p.b.tcp.connections.values().next().value!.sndBufSize},f0,w0,o0,bl0,d0)`);
 
