@@ -1,6 +1,6 @@
 import type { Chain, Expr, Field, KeyExpr, MarkValue, NamedSet, Rhs, Rule, SetElement, Table, VerdictAst } from '../netfilter/ast.js';
 import { formatIp4 } from '../wire/addr.js';
-import { FLAG_TYPES, SYMBOLS, fieldType, keyTypes, symbolName, type NftType } from './nft-names.js';
+import { FLAG_TYPES, SYMBOLS, fieldType, keyTypes, setTypeName, symbolName, type NftType } from './nft-names.js';
 import { ICMPX_NAMES, NAT_FLAG_ORDER, type PrintOptions, type PrintSource } from './nft-print.js';
 
 /**
@@ -299,7 +299,7 @@ export function ruleJson(t: Table, c: Chain, r: Rule, src: PrintSource | null, o
 }
 
 export function setJson(t: Table, s: NamedSet, src: PrintSource | null, o: PrintOptions): Json {
-  const j: { [k: string]: Json } = { family: t.family, name: s.name, table: t.name, type: s.type.length === 1 ? s.type[0] : s.type, handle: s.handle };
+  const j: { [k: string]: Json } = { family: t.family, name: s.name, table: t.name, type: s.type.length === 1 ? setTypeName(s.type[0]) : s.type.map(setTypeName), handle: s.handle };
   if (s.map !== undefined) j.map = s.map;
   if (s.size !== undefined) j.size = s.size;
   const fl: string[] = [];

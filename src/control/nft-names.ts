@@ -272,6 +272,15 @@ export function setKeyNftType(t: SetKeyType): NftType {
 
 export const SET_KEY_TYPES: readonly SetKeyType[] = ['ipv4_addr', 'inet_service', 'inet_proto', 'mark', 'ifindex', 'integer', 'ct_state'];
 
+/** A set key type by the name nft gives it (`type iface_index`), and back. */
+export function setTypeName(t: SetKeyType): string {
+  return t === 'ifindex' ? 'iface_index' : t;
+}
+
+export function setTypeByName(name: string): SetKeyType | undefined {
+  return SET_KEY_TYPES.find((t) => setTypeName(t) === name);
+}
+
 /** nft's time format: 1d2h3m4s5ms. */
 export function formatTime(ms: number): string {
   if (ms === 0) return '0s';

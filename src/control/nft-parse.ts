@@ -24,7 +24,7 @@ import { FIB_FLAGS, PRIORITY } from '../netfilter/ast.js';
 import { parseIp4 } from '../wire/addr.js';
 import { ServicesDb } from './etc-services.js';
 import { NftSyntaxError, tokenize, type Tok } from './nft-lex.js';
-import { FLAG_TYPES, ICMP_REJECT, SET_KEY_TYPES, fieldType, keyTypes, parseTime, symbolValue, type NftType } from './nft-names.js';
+import { FLAG_TYPES, ICMP_REJECT, SET_KEY_TYPES, fieldType, keyTypes, parseTime, setTypeByName, symbolValue, type NftType } from './nft-names.js';
 
 /**
  * The parser of nft's command language (the command line and `nft -f` files)
@@ -607,8 +607,9 @@ export class NftParser {
 
   private setKeyType(): SetKeyType {
     const t = this.word('a type');
-    if (!(SET_KEY_TYPES as readonly string[]).includes(t.text)) throw new NftSyntaxError(`set type ${t.text} is not supported`, t);
-    return t.text as SetKeyType;
+    const k = setTypeByName(t.text);
+    if (k === undefined) throw new NftSyntaxError(`set type ${t.text} is not supported`, t);
+    return k;
   }
 
   private time(): number {

@@ -1,7 +1,7 @@
 import type { BaseChainSpec, Chain, Expr, Field, KeyExpr, MarkValue, NamedSet, NatExpr, NatFlag, Rhs, Rule, SetElement, Table, VerdictAst } from '../netfilter/ast.js';
 import { PRIORITY } from '../netfilter/ast.js';
 import { formatIp4 } from '../wire/addr.js';
-import { FLAG_TYPES, ICMP_REJECT, SYMBOLS, fieldType, formatTime, keyTypes, symbolName, type NftType } from './nft-names.js';
+import { FLAG_TYPES, ICMP_REJECT, SYMBOLS, fieldType, formatTime, keyTypes, setTypeName, symbolName, type NftType } from './nft-names.js';
 
 /**
  * `nft list ...` output, as nft prints it: tabs, canonical rule forms, sets
@@ -415,7 +415,7 @@ export function formatSet(t: Table, s: NamedSet, src: PrintSource | null, o: Pri
   const lines = [`${indent}${kind} ${s.name} {${handle(o, s.handle)}`];
   if (s.typeofKey !== undefined)
     lines.push(`${indent}\ttypeof ${formatKey(s.typeofKey)}${s.map !== undefined ? ` : ${s.typeofData !== undefined ? formatKey(s.typeofData) : s.map}` : ''}`);
-  else lines.push(`${indent}\ttype ${s.type.join(' . ')}${s.map !== undefined ? ` : ${s.map}` : ''}`);
+  else lines.push(`${indent}\ttype ${s.type.map(setTypeName).join(' . ')}${s.map !== undefined ? ` : ${s.map}` : ''}`);
   if (s.size !== undefined) lines.push(`${indent}\tsize ${s.size}`);
   const flags: string[] = [];
   if (s.flags?.constant === true) flags.push('constant');

@@ -422,7 +422,17 @@ describe('typeof sets and maps', () => {
     expect(ok('list set ip t s')).toContain('\t\ttype ipv4_addr\n');
   });
 
-  it('refuses data a map cannot hold', () => {
+  it('the interface index type is iface_index, as nft names it', () => {
+    const { ok, nft } = setup();
+    ok('add table ip t');
+    const r = nft('add set ip t s { type ifindex ; }');
+    expect(r.code).toBe(1);
+    expect(r.stderr.split('\n')[0]).toBe('Error: set type ifindex is not supported');
+    ok('add set ip t s { type iface_index ; }');
+    expect(ok('list set ip t s')).toContain('\t\ttype iface_index\n');
+  });
+
+    it('refuses data a map cannot hold', () => {
     const { nft } = setup();
     nft('add table ip t');
     const r = nft('add map ip t m { typeof ip saddr : tcp flags ; }');
