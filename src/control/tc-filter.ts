@@ -6,6 +6,7 @@
  */
 import { type Qdisc, type SchedHost, TC_H_MIN_EGRESS, TC_H_MIN_INGRESS, TC_H_ROOT, TcParseError, tcMajor, tcMinor } from '../sched/qdisc.js';
 import { getU32Handle } from '../sched/cls-u32.js';
+import { type EstimatorSpec, parseEstimator } from '../sched/estimator.js';
 import { ActionTable, type FilterList, FilterList as FilterListImpl, filtersJson, type JsonPairs, parseFilter, type TcFilter } from '../sched/filter.js';
 import { IngressQdisc } from '../sched/ingress.js';
 import type { DevSched } from '../sched/sched.js';
@@ -165,13 +166,15 @@ interface FilterRequest {
   handle: string | null;
   kind: string;
   args: string[];
+  /** `estimator INTERVAL TIME_CONSTANT`, or null. */
+  est: EstimatorSpec | null;
 }
 
 const ETH_P_ALL = 0x0003;
 const PROTOCOLS: Record<string, number> = { ip: 0x0800, all: ETH_P_ALL, arp: 0x0806, '802.1q': 0x8100, ipv6: 0x86dd };
 
 function readFilterRequest(args: string[], show: boolean): FilterRequest {
-  const r: FilterRequest = { dev: '', parent: 0, parentGiven: false, prio: 0, protocol: show ? 0 : ETH_P_ALL, protocolGiven: false, handle: null, kind: '', args: [] };
+  const r: FilterRequest = { dev: '', parent: 0, parentGiven: false, prio: 0, protocol: show ? 0 : ETH_P_ALL, protocolGiven: false, handle: null, kind: '', args: [], est: null };
   let i = 0;
   for (; i < args.length; i++) {
     const a = args[i];
@@ -204,8 +207,18 @@ function readFilterRequest(args: string[], show: boolean): FilterRequest {
       r.protocolGiven = true;
     } else if (a === 'chain') {
       if (next() !== '0') throw kernelError('Only chain 0 is supported');
-    } else if (matches(a, 'estimator')) i += 2;
-    else {
+    } else if (matches(a, 'estimator')) {
+      // parse_estimator: the filter's actions get a rate estimator (TCA_RATE).
+      try {
+        const e = parseEstimator(args, i + 1);
+        r.est = e.spec;
+        i = e.next - 1;
+      } catch (e) {
+        const x = e as Error & { exitCode?: number };
+        if (x.exitCode !== undefined) throw new TcError(`${x.message}\n`, x.exitCode);
+        throw e;
+      }
+    } else {
       r.kind = a;
       i++;
       break;
@@ -291,7 +304,7 @@ function filterModifyKernel(env: TcEnv, verb: 'add' | 'change' | 'replace' | 'de
   if (prio === 0) prio = l.filters.length === 0 ? 0xc000 : l.filters[0].prio - 1;
   const same = l.filters.find((f) => f.prio === prio);
   if (same !== undefined && same.kind !== r.kind) throw kernelError('Specified filter kind does not match existing one');
-  const f: TcFilter = parseFilter(r.kind, r.args, r.handle, s, actionTable(env));
+  const f: TcFilter = parseFilter(r.kind, r.args, r.handle, s, actionTable(env), r.est);
   if (f.kind === 'fw' && f.handle === 0) throw rtnlError('Invalid argument');
   f.prio = prio;
   f.protocol = r.protocol;

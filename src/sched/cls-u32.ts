@@ -13,7 +13,8 @@
  */
 import type { Packet } from '../packet/packet.js';
 import { type Ns, TcParseError } from './qdisc.js';
-import { type ActClock, type ActionTable, parsePolice, type PoliceAction, TC_ACT_OK, TcFilter, type TcResult } from './act.js';
+import { type ActClock, type ActionTable, parsePolice, PoliceSyntaxError, policeError, type PoliceAction, TC_ACT_OK, TcFilter, type TcResult } from './act.js';
+import type { EstimatorSpec } from './estimator.js';
 import { getInteger, getU32 } from './units.js';
 
 /** include/uapi/linux/pkt_cls.h: struct tc_u32_sel flags. */
@@ -680,7 +681,7 @@ function parseClassid(s: string): number | null {
  * u32_parse_opt: the words after `u32` (and the `handle` tc was given) as
  * the request the kernel gets; police/action words bind into `table`.
  */
-export function parseU32(args: string[], handleWord: string | null, clock: ActClock, table: ActionTable | null): U32Filter {
+export function parseU32(args: string[], handleWord: string | null, clock: ActClock, table: ActionTable | null, est: EstimatorSpec | null = null): U32Filter {
   const f = new U32Filter();
   const illegal = (what: string): never => {
     throw new TcParseError(`Illegal "${what}"`, 1);
@@ -800,7 +801,13 @@ export function parseU32(args: string[], handleWord: string | null, clock: ActCl
     } else if (matchesWord(a, 'action') || matchesWord(a, 'police')) {
       const at = matchesWord(a, 'action') ? w.i + 1 : w.i;
       if (args[at] !== 'police') throw new TcParseError(`bad action type ${args[at]}\nIllegal "action"`, 255);
-      const r = parsePolice(args, at + 1, clock.now());
+      let r: { act: PoliceAction; next: number };
+      try {
+        r = parsePolice(args, at + 1, clock.now(), est);
+      } catch (e) {
+        if (e instanceof PoliceSyntaxError) throw new TcParseError(policeError(e, at !== w.i, args.length - at), 1);
+        throw e;
+      }
       let act = r.act;
       const existing = act.index !== 0 && act.rate === 0 && act.avrate === 0 ? table?.police.get(act.index) : undefined;
       if (existing !== undefined) {

@@ -5,7 +5,8 @@
  */
 import type { Packet } from '../packet/packet.js';
 import { TcParseError, tcMajor, tcMinor } from './qdisc.js';
-import { type ActClock, type ActionTable, parsePolice, TC_ACT_OK, TC_ACT_RECLASSIFY, TC_ACT_SHOT, TC_ACT_UNSPEC, TcFilter, type TcResult } from './act.js';
+import type { EstimatorSpec } from './estimator.js';
+import { type ActClock, type ActionTable, parsePolice, PoliceSyntaxError, policeError, type PoliceAction, TC_ACT_OK, TC_ACT_RECLASSIFY, TC_ACT_SHOT, TC_ACT_UNSPEC, TcFilter, type TcResult } from './act.js';
 import { parseU32, printU32, U32Common, U32Filter, u32JsonPairs } from './cls-u32.js';
 
 export * from './act.js';
@@ -173,7 +174,7 @@ export class FilterList {
         for (const x of f.walk()) {
           out += `${head}${printU32(x, fmtHandle)}\n`;
           if ('actions' in x && x.actions.length > 0) {
-            for (let i = 0; i < x.actions.length; i++) out += `\taction order ${i + 1}: ${x.actions[i].print(stats)}`;
+            for (let i = 0; i < x.actions.length; i++) out += `\taction order ${i + 1}: ${x.actions[i].print(stats, this.clock.now())}`;
             out += '\n';
           }
         }
@@ -186,7 +187,7 @@ export class FilterList {
         if (f.prio !== lastPrio) out += `${head}\n`;
         out += `${head}handle 0x${(f.handle || 1).toString(16)} flowid ${fmtHandle(f.classid)} \n  not_in_hw\n`;
       }
-      for (let i = 0; i < f.actions.length; i++) out += `\taction order ${i + 1}: ${f.actions[i].print(stats)}`;
+      for (let i = 0; i < f.actions.length; i++) out += `\taction order ${i + 1}: ${f.actions[i].print(stats, this.clock.now())}`;
       if (f.actions.length > 0) out += '\n';
       lastPrio = f.prio;
     }
@@ -257,8 +258,15 @@ function parseNum(s: string): number | null {
 }
 
 /** `tc filter add ... KIND ...` after the kind word: the filter (prio/protocol set by the caller). */
-export function parseFilter(kind: string, args: string[], handle: string | null, clock: ActClock, table: ActionTable | null = null): TcFilter {
-  if (kind === 'u32') return parseU32(args, handle, clock, table);
+export function parseFilter(
+  kind: string,
+  args: string[],
+  handle: string | null,
+  clock: ActClock,
+  table: ActionTable | null = null,
+  est: EstimatorSpec | null = null,
+): TcFilter {
+  if (kind === 'u32') return parseU32(args, handle, clock, table, est);
   let f: TcFilter;
   if (kind === 'fw') {
     const fw = new FwFilter();
@@ -285,7 +293,13 @@ export function parseFilter(kind: string, args: string[], handle: string | null,
     } else if (w === 'action' || w === 'police') {
       const at = w === 'action' ? i + 1 : i;
       if (args[at] !== 'police') throw new TcParseError(`bad action type ${args[at]}`, 255);
-      const r = parsePolice(args, at + 1, clock.now());
+      let r: { act: PoliceAction; next: number };
+      try {
+        r = parsePolice(args, at + 1, clock.now(), est);
+      } catch (e) {
+        if (e instanceof PoliceSyntaxError) throw new TcParseError(policeError(e, w === 'action', args.length - at), 1);
+        throw e;
+      }
       let act = r.act;
       const existing = act.index !== 0 && act.rate === 0 && act.avrate === 0 ? table?.police.get(act.index) : undefined;
       if (existing !== undefined) {
