@@ -470,7 +470,8 @@ function graft(s: DevSched, p: Qdisc | null, clid: number, q: Qdisc | null, old:
   const c = p.classes;
   if (c === null) throw rtnlError('Operation not supported');
   if (q !== null && q.stab) throw kernelError('STAB not supported on a non root');
-  if (c.leaf(clid) === null && !c.list().includes(clid)) throw kernelError('Specified class not found');
+  const found = c.find !== undefined ? c.find(clid) : c.leaf(clid) !== null || c.list().includes(clid);
+  if (!found) throw kernelError('Specified class not found');
   void old;
   c.graft(clid, q, s);
 }

@@ -8,7 +8,7 @@
  */
 import type { Packet } from '../packet/packet.js';
 import { Random } from '../random.js';
-import { NET_XMIT_DROP, NET_XMIT_SUCCESS, QdiscStats, TcParseError, type Qdisc, type QdiscKind, type SchedHost } from './qdisc.js';
+import { NET_XMIT_DROP, NET_XMIT_SUCCESS, QdiscStats, tcHandle, tcMajor, TcParseError, type Qdisc, type QdiscClasses, type QdiscKind, type SchedHost } from './qdisc.js';
 import { PktRing } from './pktring.js';
 import { setCe } from './flowhash.js';
 import { distTable, NETEM_DIST_SCALE } from './netem-dist.js';
@@ -316,7 +316,10 @@ const pctStr = (v: number): string => `${fmtG((100 * v) / U32)}%`;
 export class NetemQdisc implements Qdisc {
   readonly kind = 'netem';
   readonly stats = new QdiscStats();
-  readonly classes = null;
+  /** netem's one class (1:1, any classid finds it) holding the child qdisc, null until one is grafted. */
+  readonly classes: QdiscClasses;
+  child: Qdisc | null = null;
+  private peeked: Packet | null = null;
   o!: NetemOpts;
   seed = 0n;
   private prng = new Random(0);
@@ -351,6 +354,31 @@ export class NetemQdisc implements Qdisc {
 
   constructor(opts: NetemOpts, host: SchedHost, public handle: number, public parent: number) {
     this.change(opts, host);
+    const self = this;
+    const id = (): number => tcHandle(tcMajor(self.handle), 1);
+    // sch_netem.c netem_class_ops: netem_find answers 1 for any classid; the class is dumped only with a child.
+    this.classes = {
+      leaf: () => self.child,
+      find: () => true,
+      graft(_classid, q) {
+        const old = self.child;
+        if (old !== null) {
+          // qdisc_replace → qdisc_purge_queue: the old child's packets leave netem's counts.
+          self.stats.qlen -= old.stats.qlen;
+          self.stats.backlog -= old.stats.backlog;
+          old.reset();
+        }
+        self.child = q;
+      },
+      list: () => (self.child !== null ? [id()] : []),
+      showClasses(_details, stats, classid) {
+        if (self.child === null || (classid !== 0 && classid !== id())) return '';
+        const maj = tcMajor(self.handle).toString(16);
+        let out = `class netem ${maj}:1 parent ${maj}: `;
+        if (self.child.handle !== 0) out += `leaf ${tcMajor(self.child.handle).toString(16)}: `;
+        return out + (stats ? '\n\n' : '\n');
+      },
+    };
   }
 
   // sch_netem.c netem_change: limit, gap, loss, duplicate, delay and jitter are
@@ -597,27 +625,71 @@ export class NetemQdisc implements Qdisc {
     return p;
   }
 
+  /**
+   * netem_dequeue: reordered packets first, then the tfifo's head once its
+   * time (and slot) has come. With a child qdisc (class 1:1) every packet
+   * due moves on into the child, and what leaves is what the child gives.
+   */
   dequeue(host: SchedHost): Packet | null {
-    const h = this.head.shift();
-    if (h !== null) return this.deliver(h);
-    if (this.tfifo.length === 0) return null;
-    const now = host.now();
-    const t = this.tfifo.peekTime();
-    if (this.slotOn && this.slotNext < t) this.getSlotNext(now);
-    if (t <= now && this.slotNext <= now) {
-      const p = this.tfifo.shift() as Packet;
-      if (this.slotOn) {
-        this.packetsLeft--;
-        this.bytesLeft -= pktLen(p);
-        if (this.packetsLeft <= 0 || this.bytesLeft <= 0) this.getSlotNext(now);
-      }
-      return this.deliver(p);
+    const st = this.peeked;
+    if (st !== null) {
+      // qdisc_dequeue_peeked: the packet peek() took out is counted once more until now.
+      this.peeked = null;
+      this.stats.qlen--;
+      this.stats.backlog -= pktLen(st);
+      return st;
     }
-    host.watchdog(Math.max(t, this.slotNext));
+    const c = this.child;
+    for (;;) {
+      const h = this.head.shift();
+      if (h !== null) return this.deliver(h);
+      if (this.tfifo.length === 0) break;
+      const now = host.now();
+      const t = this.tfifo.peekTime();
+      if (this.slotOn && this.slotNext < t) this.getSlotNext(now);
+      if (t <= now && this.slotNext <= now) {
+        const p = this.tfifo.shift() as Packet;
+        if (this.slotOn) {
+          this.packetsLeft--;
+          this.bytesLeft -= pktLen(p);
+          if (this.packetsLeft <= 0 || this.bytesLeft <= 0) this.getSlotNext(now);
+        }
+        if (c === null) return this.deliver(p);
+        const len = pktLen(p);
+        if (c.enqueue(p, host) !== NET_XMIT_SUCCESS) {
+          // The child dropped it (and counted it): gone from netem's queue too.
+          this.stats.drops++;
+          this.stats.backlog -= len;
+          this.stats.qlen--;
+        }
+        continue;
+      }
+      if (c !== null) {
+        const p = c.dequeue(host);
+        if (p !== null) return this.deliver(p);
+      }
+      host.watchdog(Math.max(t, this.slotNext));
+      return null;
+    }
+    if (c !== null) {
+      const p = c.dequeue(host);
+      if (p !== null) return this.deliver(p);
+    }
     return null;
   }
 
   peek(host: SchedHost): Packet | null {
+    if (this.child !== null) {
+      // No peek of its own with a child (qdisc_peek_dequeued): dequeue one and keep it.
+      if (this.peeked === null) {
+        const p = this.dequeue(host);
+        if (p === null) return null;
+        this.peeked = p;
+        this.stats.qlen++;
+        this.stats.backlog += pktLen(p);
+      }
+      return this.peeked;
+    }
     const h = this.head.peek();
     if (h !== null) return h;
     if (this.tfifo.length === 0) return null;
@@ -629,6 +701,9 @@ export class NetemQdisc implements Qdisc {
   reset(): void {
     for (let p = this.head.shift(); p !== null; p = this.head.shift()) p.sent();
     for (let p = this.tfifo.shift(); p !== null; p = this.tfifo.shift()) p.sent();
+    if (this.peeked !== null) this.peeked.sent();
+    this.peeked = null;
+    this.child?.reset();
     this.stats.qlen = 0;
     this.stats.backlog = 0;
   }

@@ -124,6 +124,8 @@ export interface QdiscClasses {
   leaf(classid: number): Qdisc | null;
   graft(classid: number, q: Qdisc | null, host: SchedHost): void;
   list(): number[];
+  /** Optional: cops->find, whether `classid` names a class (without it: a class of list() or one with a leaf). */
+  find?(classid: number): boolean;
   /**
    * Optional, for kinds whose classes tc configures (htb): `tc class
    * add|change|replace` with the kind's arguments; returns the kernel's
