@@ -290,9 +290,9 @@ export class Fib {
   /**
    * The lookup of nft_fib4_eval (`fib ... oif`): the rules and tables for `dst`
    * (flowi4_iif `iif`, null for loopback's; no oif), the device the route
-   * leaves through; null for no route, a reject route or a local destination.
-   * With `via`: `via` when one of the route's paths goes through it
-   * (fib_info_nh_uses_dev), else null. Allocates nothing.
+   * leaves through (a multipath route's first path); null for no route, a
+   * reject route or a local destination. With `via`: `via` when one of the
+   * route's paths goes through it (fib_info_nh_uses_dev), else null. Allocates nothing.
    */
   routeDev(dst: number, src: number, iif: Interface | null, mark: number, tos: number, via: Interface | null): Interface | null {
     const f = this.nfFlow;
@@ -305,10 +305,13 @@ export class Fib {
     f.iif = null;
     if (r.type !== 'unicast') return null;
     const dev = r.route.dev;
-    if (via === null || dev === via) return dev;
     const m = this.tables.get(r.table)?.match(dst);
-    if (m === undefined || m === null || isReject(m) || m.nexthops === undefined) return null;
-    for (let i = 0; i < m.nexthops.length; i++) if (m.nexthops[i].dev === via) return via;
+    const hops = m === undefined || m === null || isReject(m) ? undefined : m.nexthops;
+    if (hops === undefined) return via === null || dev === via ? dev : null;
+    // A multipath route: fib_table_lookup answers with its first path (no hash
+    // picks one here), and any of its paths may be the one asked about.
+    if (via === null) return hops[0].dev;
+    for (let i = 0; i < hops.length; i++) if (hops[i].dev === via) return via;
     return null;
   }
 
