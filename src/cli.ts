@@ -6,6 +6,7 @@ import { ControlServerError } from './control/server.js';
 import { parseConfig } from './control/commands.js';
 import { CommandError } from './control/words.js';
 import { kernelDevices } from './control/devices.js';
+import { splitTraceFiles, writeTraceFiles } from './control/trace-files.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -29,7 +30,8 @@ const USAGE = `Usage:
         neigh add|replace|del A.B.C.D lladdr MAC dev NAME [nud permanent|reachable|stale]
         neigh flush [dev NAME]
         service [list] | service add|del echo|discard|chargen|http udp|tcp [ADDR]:PORT
-        ss [-tuanlioemsHO46] [state STATE] [FILTER]
+        ss [-tuanlioemsHO46] [state STATE] [FILTER] [--watch MS]
+        trace tcp [FILTER] [--interval MS] [--duration S] [--csv FILE] [--json FILE] [--svg FILE]
         nc [-v] HOST PORT | nc -l [-v] [ADDR] PORT
         iptables [-t TABLE] -A|-I|-D|-R|-F|-Z|-N|-X|-E|-P|-L|-S|-C ... (as iptables)
         iptables-save [-c] [-t TABLE] | iptables-restore [-n] [-c] [-t] [-T TABLE] [FILE]
@@ -140,6 +142,11 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write(`tapstack: stdout: ${e.message}\n`);
     process.exit(1);
   });
+  if (first === 'trace') return traceMain(ctl, args);
+  if (first === 'ss') {
+    const w = args.indexOf('--watch');
+    if (w >= 0) return watchMain(ctl, [...args.slice(0, w), ...args.slice(w + 2)], args[w + 1]);
+  }
   try {
     // nc (and nft -f -, iptables-restore) stream stdin to the daemon; ss fits its columns to a terminal.
     const code = await runRemote(ctl, args, undefined, undefined, {
@@ -152,6 +159,49 @@ async function main(argv: string[]): Promise<void> {
   } catch (e) {
     if (e instanceof ControlClientError) fail(e.message, 1);
     throw e;
+  }
+}
+
+/** `trace tcp ...`: CSV to stdout as it comes, or to --csv/--json/--svg files at the end. */
+async function traceMain(ctl: string, args: string[]): Promise<void> {
+  let split;
+  try {
+    split = splitTraceFiles(args);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const toFiles = Object.keys(split.files).length > 0;
+  let csv = '';
+  try {
+    const code = await runRemote(ctl, split.argv, toFiles ? (s) => (csv += s) : undefined, undefined, { interruptible: true });
+    if (code === 0 && toFiles) writeTraceFiles(csv, split.files);
+    process.exitCode = code;
+  } catch (e) {
+    if (e instanceof ControlClientError) fail(e.message, 1);
+    throw e;
+  }
+}
+
+/** `ss ... --watch MS`: the listing again every MS ms, until interrupted. */
+async function watchMain(ctl: string, args: string[], msText: string | undefined): Promise<void> {
+  const ms = Number(msText);
+  if (msText === undefined || !Number.isFinite(ms) || ms < 10) fail('ss: --watch needs an interval in ms (at least 10)');
+  let stop = false;
+  process.once('SIGINT', () => (stop = true));
+  while (!stop) {
+    let text = '';
+    try {
+      const code = await runRemote(ctl, args, (s) => (text += s), undefined, { columns: process.stdout.isTTY ? process.stdout.columns : undefined });
+      if (code !== 0) {
+        process.exitCode = code;
+        return;
+      }
+    } catch (e) {
+      if (e instanceof ControlClientError) fail(e.message, 1);
+      throw e;
+    }
+    process.stdout.write(`${new Date().toISOString()}\n${text}\n`);
+    await new Promise((r) => setTimeout(r, ms));
   }
 }
 

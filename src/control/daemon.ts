@@ -9,6 +9,7 @@ import { parsePing, runPing } from './ping.js';
 import { Iperf3ArgError, parseIperf3, runIperf3 } from './iperf3.js';
 import { runSs } from './ss.js';
 import { parseNc, runNc } from './nc.js';
+import { parseTrace, runTrace } from './trace.js';
 import { runIptablesCommand } from './iptables.js';
 import { runNft, stackNftIo } from './nft.js';
 import { runTc, tcChanges } from './tc.js';
@@ -134,6 +135,17 @@ export class Daemon {
       }
       if (changes && r.code === 0) this.log.info({ argv }, 'command');
       return r.code;
+    }
+    if (argv[0] === 'trace') {
+      try {
+        return runTrace(this.stack, parseTrace(argv.slice(1)), out);
+      } catch (e) {
+        if (e instanceof CommandError) {
+          out.err(`${e.message}\n`);
+          return 2;
+        }
+        throw e;
+      }
     }
     if (argv[0] === 'ping') {
       try {

@@ -820,3 +820,25 @@ export function runSs(stack: Stack, argv: readonly string[], screenWidth: number
   stdout += formatSsTable(lines, { netid: o.netidColumn, state: o.stateColumn, header: o.header }, screenWidth);
   return { code: 0, stdout, stderr: '' };
 }
+
+/**
+ * The TCP connections an ss filter selects (`state STATE`, `dport = :N`, ...),
+ * as `ss -t FILTER` would list them, listeners left out; for `trace tcp`.
+ * Throws SsExit with ss's message for a bad filter.
+ */
+export function tcpSelector(stack: Stack, words: readonly string[]): () => TcpConnection[] {
+  const o = parseSsArgs(['-t', ...words]);
+  const range = stack.localPorts;
+  const ephemeral = (p: number): boolean => p >= range.low && p <= range.high;
+  return () => {
+    const out: TcpConnection[] = [];
+    for (const c of stack.tcp.connections) {
+      if (c.state === TcpState.CLOSED || c.state === TcpState.TIME_WAIT) continue;
+      const r = connectionRow(stack, c, o);
+      if (!(o.states & (1 << r.state))) continue;
+      if (o.filter !== null && !runSsFilter(o.filter, r, ephemeral)) continue;
+      out.push(c);
+    }
+    return out;
+  };
+}

@@ -5,6 +5,9 @@
  *   /              HTML: interfaces and addresses, routes, neighbours, TCP
  *                  connections and counters, as the show commands print them
  *   /metrics       Prometheus text exposition (http-metrics.ts)
+ *   /tcp           SVG charts of each live TCP connection's cwnd and throughput
+ *                  over the last minute (sampled every 250 ms, tcp/trace.ts)
+ *   /api/tcp/trace those samples as JSON, by connection
  *   /api/<command> the JSON (`-j`) of a show command, its words as the path:
  *                  /api/ip/addr, /api/ip/-s/link, /api/ip/route/get/10.0.0.1,
  *                  /api/nstat, /api/nstat/-z; 404 for anything else
@@ -20,6 +23,13 @@ import { SS_STATE_NAMES } from '../tcp/state.js';
 import { formatIp4 } from '../wire/addr.js';
 import { ServiceError, type RunningService } from './service.js';
 import { StackMetrics, type ShowFn } from './http-metrics.js';
+import { TcpTracer, TraceHistory } from '../tcp/trace.js';
+import { TcpState } from '../tcp/state.js';
+import { tcpTraceChart } from './tcp-chart.js';
+
+/** The /tcp page's sampling: every 250 ms, a minute kept. */
+const TRACE_INTERVAL_MS = 250;
+const TRACE_KEEP = 240;
 
 export type { ShowFn } from './http-metrics.js';
 
@@ -41,6 +51,8 @@ export class HttpStatusService implements RunningService {
   private readonly server: TcpServer;
   private readonly web: http.Server;
   private readonly metrics: StackMetrics;
+  private readonly history = new TraceHistory(TRACE_KEEP);
+  private readonly tracer: TcpTracer;
 
   constructor(
     private readonly tcp: Tcp,
@@ -59,9 +71,16 @@ export class HttpStatusService implements RunningService {
       /* checked above */
     });
     this.server.listen(port, formatIp4(addr));
+    const live = (c: { state: TcpState }): boolean => c.state !== TcpState.CLOSED && c.state !== TcpState.TIME_WAIT && c.state !== TcpState.LISTEN;
+    this.tracer = new TcpTracer(tcp.time, () => [...tcp.connections].filter(live), TRACE_INTERVAL_MS, (c, smp) => {
+      this.history.add(c, smp);
+      this.history.prune(live);
+    });
+    this.tracer.begin();
   }
 
   close(): void {
+    this.tracer.stop();
     this.server.close();
     this.server.closeAllConnections();
     this.web.close();
@@ -82,6 +101,8 @@ export class HttpStatusService implements RunningService {
           (text) => this.send(res, 200, this.metrics.contentType, text),
           (e: Error) => this.send(res, 500, 'text/plain', `${e.message}\n`),
         );
+      else if (path === '/tcp') this.send(res, 200, 'text/html; charset=utf-8', this.tcpPage());
+      else if (path === '/api/tcp/trace') this.send(res, 200, 'application/json', JSON.stringify(this.traces()));
       else if (path.startsWith('/api/')) this.api(res, path.slice(5));
       else this.send(res, 404, 'text/plain', 'not found\n');
     } catch (e) {
@@ -141,12 +162,29 @@ export class HttpStatusService implements RunningService {
     return rows.map((r) => `${r[0].padEnd(11)} ${r[1].padEnd(22)} ${r[2]}`).join('\n');
   }
 
+  private traces(): { local: string; peer: string; samples: unknown[] }[] {
+    return [...this.history.byConn.values()].filter((a) => a.length > 0).map((a) => ({ local: a[0].local, peer: a[0].peer, samples: a }));
+  }
+
+  /** cwnd and throughput of each live connection over the last minute, as SVG charts. */
+  private tcpPage(): string {
+    const charts = this.traces().map((t) => tcpTraceChart(t.samples as Parameters<typeof tcpTraceChart>[0], `${t.local} ${t.peer}`, { width: 800, height: 300 }));
+    return [
+      '<!doctype html>\n<html><head><meta charset="utf-8"><title>tapstack: TCP</title><meta http-equiv="refresh" content="5">',
+      '<style>body{font-family:sans-serif;margin:1em 2em}svg{display:block;margin:1em 0}</style>',
+      '</head><body>\n<h1>TCP connections</h1>\n',
+      `<p>cwnd and throughput, sampled every ${TRACE_INTERVAL_MS} ms; <a href="/api/tcp/trace">/api/tcp/trace</a> has the numbers.</p>\n`,
+      charts.length > 0 ? charts.join('\n') : '<p>No live connections.</p>\n',
+      '</body></html>\n',
+    ].join('');
+  }
+
   private page(): string {
     return [
       '<!doctype html>\n<html><head><meta charset="utf-8"><title>tapstack</title>',
       '<style>body{font-family:sans-serif;margin:1em 2em}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}h2{font-size:1.1em;margin-top:1.5em}</style>',
       '</head><body>\n<h1>tapstack</h1>\n',
-      '<p><a href="/metrics">/metrics</a> · <a href="/api/ip/addr">/api/ip/addr</a> · <a href="/api/ip/route">/api/ip/route</a> · ',
+      '<p><a href="/tcp">/tcp</a> · <a href="/metrics">/metrics</a> · <a href="/api/ip/addr">/api/ip/addr</a> · <a href="/api/ip/route">/api/ip/route</a> · ',
       '<a href="/api/ip/neigh">/api/ip/neigh</a> · <a href="/api/nstat">/api/nstat</a></p>\n',
       this.section('Interfaces and addresses', ['ip', '-s', 'addr']),
       this.section('Routes', ['ip', 'route']),

@@ -1,0 +1,64 @@
+/**
+ * `tapstack trace tcp` on a live connection: the kernel's iperf3 client (-R,
+ * so the stack sends) against the stack's iperf3 service, traced for two
+ * seconds into CSV and SVG files; also `ss -ti --watch`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, Testbed, shAsync } from '../helpers/harness.js';
+import { parseTraceCsv } from '../../src/control/trace-files.js';
+
+describe('tapstack trace tcp', () => {
+  let tb: Testbed;
+  beforeAll(async () => {
+    tb = await Testbed.start({ type: 'tap', net: '10.233', subnet: 80, nsPrefix: 'tscv', devPrefix: 'tscv', extraConfig: ['service add iperf3 tcp :5201'] });
+  }, 30_000);
+  afterAll(async () => {
+    await tb?.close();
+  });
+
+  it('writes CSV and SVG of cwnd, srtt, bytes in flight, delivered and throughput every interval', async () => {
+    const client = tb.peerAsync(`iperf3 -c ${tb.stackIp} -p 5201 -t 3 -R`, 30_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const csv = path.join(tb.dir, 'trace.csv');
+    const svg = path.join(tb.dir, 'trace.svg');
+    const r = await shAsync(`${process.execPath} ${CLI} --ctl ${tb.ctl} trace tcp sport = :5201 --interval 100 --duration 2 --csv ${csv} --svg ${svg}`, 20_000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const k = await client;
+    expect(k.code).toBe(0);
+    const samples = parseTraceCsv(fs.readFileSync(csv, 'utf8'));
+    // Two connections (iperf3's control and data stream), about 20 samples each.
+    const data = samples.filter((s) => s.bytesAcked > 1_000_000);
+    expect(data.length).toBeGreaterThanOrEqual(15);
+    expect(data.length).toBeLessThanOrEqual(21);
+    for (const s of data) {
+      expect(s.local).toBe(`${tb.stackIp}:5201`);
+      expect(s.cwnd).toBeGreaterThan(0);
+      expect(s.srttMs).toBeGreaterThan(0);
+    }
+    const t = data.map((s) => s.t);
+    for (let i = 1; i < t.length; i++) expect(t[i] - t[i - 1]).toBeGreaterThan(0.05);
+    expect(data.at(-1)!.delivered).toBeGreaterThan(data[0].delivered);
+    expect(Math.max(...data.slice(1).map((s) => s.throughputBps))).toBeGreaterThan(1e6);
+    const text = fs.readFileSync(svg, 'utf8');
+    expect(text.startsWith('<svg')).toBe(true);
+    expect(text).toContain(`${tb.stackIp}:5201`);
+    expect(text).toMatch(/<polyline points="[\d., ]+" fill="none" stroke="#1f77b4"/);
+  }, 40_000);
+
+  it('ss -ti --watch MS prints the listing again every MS ms', async () => {
+    const p = spawn(process.execPath, [CLI, '--ctl', tb.ctl, 'ss', '-tin', '--watch', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    await new Promise((r) => setTimeout(r, 1100));
+    p.kill('SIGINT');
+    await new Promise((r) => p.on('exit', r));
+    const stamps = out.match(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/gm) ?? [];
+    expect(stamps.length).toBeGreaterThanOrEqual(3);
+    expect(stamps.length).toBeLessThanOrEqual(7);
+    expect(out.match(/^State /gm)?.length).toBe(stamps.length);
+  }, 20_000);
+});
