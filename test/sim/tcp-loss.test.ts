@@ -1,0 +1,286 @@
+/**
+ * Loss recovery between two stacks on a sim wire, in virtual time: RACK's
+ * reordering window (RFC 8985 §6), the tail loss probe (§7), PRR against RFC
+ * 6937's example, F-RTO undoing a spurious timeout (RFC 5682), D-SACK on both
+ * sides (RFC 2883, RFC 3708), Reno without SACK (RFC 6582), and bulk transfers
+ * under random and bursty loss held to the Mathis et al. bound for Reno.
+ */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { ip, simPair, type SimPair } from '../helpers/sim.js';
+import { Recorder } from '../helpers/tcp-segments.js';
+import { pattern } from '../helpers/tcp-sim.js';
+import { TcpListener } from '../../src/tcp/listen.js';
+import type { TcpConnection } from '../../src/tcp/connection.js';
+import type { SimDevice } from '../../src/link/sim.js';
+import { Random } from '../../src/random.js';
+import { TcpOptions, parseTcpOptions } from '../../src/wire/tcp.js';
+
+/** One TCP segment leaving a device, as the taps see it. */
+interface Frame {
+  at: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  len: number;
+  /** SACK blocks, [left, right] pairs. */
+  sack: number[];
+}
+
+/** What a tap does with a frame: pass it, drop it, or hold it back this many ms. */
+type Verdict = 'pass' | 'drop' | number;
+
+/**
+ * Watches (and may drop or delay) every TCP segment leaving `dev`. Frames are
+ * copied when held back (the device's buffers are reused after each batch).
+ */
+function tap(p: SimPair, dev: SimDevice, fn: (f: Frame) => Verdict): Frame[] {
+  const log: Frame[] = [];
+  const send = dev.sendBatch.bind(dev);
+  const opts = new TcpOptions();
+  dev.sendBatch = (frames: readonly Uint8Array[], count: number): number => {
+    const keep: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const f = frames[i];
+      const eth = 14;
+      if (f.length < eth + 40 || f[12] !== 0x08 || f[13] !== 0x00 || f[eth + 9] !== 6) {
+        keep.push(f);
+        continue;
+      }
+      const ihl = (f[eth] & 0x0f) * 4;
+      const total = (f[eth + 2] << 8) | f[eth + 3];
+      const t = eth + ihl;
+      const u32 = (o: number): number => ((f[o] << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) >>> 0;
+      const hl = (f[t + 12] >> 4) * 4;
+      parseTcpOptions(f, t + 20, hl - 20, opts);
+      const sack: number[] = [];
+      for (let b = 0; b < opts.sackCount; b++) sack.push(opts.sack[2 * b], opts.sack[2 * b + 1]);
+      const fr: Frame = { at: p.time.now(), seq: u32(t + 4), ack: u32(t + 8), flags: f[t + 13], len: total - ihl - hl, sack };
+      log.push(fr);
+      const v = fn(fr);
+      if (v === 'drop') continue;
+      if (typeof v === 'number') {
+        const copy = f.slice();
+        p.time.after(v, () => send([copy], 1));
+        continue;
+      }
+      keep.push(f);
+    }
+    if (keep.length > 0) send(keep, keep.length);
+    return count;
+  };
+  return log;
+}
+
+/** Consumes and hashes what arrives. */
+class Sink extends Recorder {
+  received = 0;
+  private readonly hash = createHash('sha256');
+  override onData(d: Uint8Array): void {
+    this.received += d.length;
+    this.hash.update(d);
+  }
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/** Sends `data` (all of it, as the send buffer makes room), or what the test writes. */
+class Source extends Recorder {
+  private off = 0;
+  constructor(
+    private readonly c: TcpConnection,
+    private readonly data: Uint8Array | null,
+  ) {
+    super();
+  }
+  fill(): void {
+    const d = this.data;
+    if (d === null) return;
+    const c = this.c;
+    while (this.off < d.length && c.sendRoom > 0) {
+      const n = Math.min(c.sendRoom, 65536, d.length - this.off);
+      c.write(d.subarray(this.off, this.off + n));
+      this.off += n;
+    }
+    if (this.off === d.length) c.shutdownWrite();
+  }
+  override onConnected(): void {
+    super.onConnected();
+    this.fill();
+  }
+  override onRoom(): void {
+    super.onRoom();
+    this.fill();
+  }
+}
+
+interface Flow {
+  p: SimPair;
+  c: TcpConnection;
+  sink: Sink;
+  server: () => TcpConnection;
+}
+
+/** a (10.0.0.1) sends to b (10.0.0.2); `rttMs` of propagation; `data` null: the test writes. */
+function flow(opts: { rttMs: number; data: Uint8Array | null; sysA?: Record<string, string>; sysB?: Record<string, string>; seed?: number }): Flow {
+  const p = simPair({ impair: { delayMs: opts.rttMs / 2 }, seed: opts.seed });
+  p.b.sysctl.set('net.ipv4.tcp_rmem', '4096 33554432 33554432');
+  for (const [k, v] of Object.entries(opts.sysA ?? {})) p.a.sysctl.set(k, v);
+  for (const [k, v] of Object.entries(opts.sysB ?? {})) p.b.sysctl.set(k, v);
+  const sink = new Sink();
+  let server: TcpConnection | null = null;
+  const l = new TcpListener(p.b.tcp, 0, 5001, 16, {
+    incoming: (c) => {
+      server = c;
+      c.user = sink;
+      return true;
+    },
+  });
+  expect(p.b.tcp.addListener(l)).toBeNull();
+  const c = p.a.tcp.newConnection();
+  c.user = new Source(c, opts.data);
+  expect(p.a.tcp.activeOpen(c, ip('10.0.0.2'), 5001)).toBeNull();
+  p.time.advance(opts.rttMs * 2);
+  return { p, c, sink, server: () => server! };
+}
+
+/** Writes `n` full segments now. */
+function burst(f: Flow, n: number): void {
+  f.c.write(new Uint8Array(n * f.c.mss).fill(0x5a));
+  f.p.b.tcp.batched(() => f.c.output());
+  f.p.a.tcp.batched(() => f.c.output());
+}
+
+/** Warms the connection up (RTT samples, min_RTT) with some data, then lets it go idle. */
+function warm(f: Flow): void {
+  for (let i = 0; i < 5; i++) {
+    burst(f, 4);
+    f.p.time.advance(50);
+  }
+  expect(f.c.sndUna).toBe(f.c.sndMax);
+}
+
+const isData = (fr: Frame): boolean => fr.len > 0;
+
+describe('RACK (RFC 8985 §6)', () => {
+  it('RFC 8985 §6.2: a segment overtaken by later ones is marked lost once min_RTT/4 has passed, and not before', () => {
+    const RTT = 20;
+    const run = (holdMs: number): { retrans: number; lossAt: number; sentAt: number; f: Flow } => {
+      const f = flow({ rttMs: RTT, data: null });
+      warm(f);
+      expect(f.c.minRttUs).toBe(RTT * 1000);
+      // Two segments: the first is held back holdMs on the wire, the second overtakes it.
+      // One SACKed segment is below DupThresh, so RACK waits reo_wnd = min_RTT/4 = 5 ms.
+      let target = -1;
+      let sentAt = -1;
+      let lossAt = -1;
+      tap(f.p, f.p.da, (fr) => {
+        if (!isData(fr)) return 'pass';
+        if (target < 0) {
+          target = fr.seq;
+          sentAt = fr.at;
+          return holdMs;
+        }
+        if (fr.seq === target && lossAt < 0) lossAt = fr.at;
+        return 'pass';
+      });
+      const before = f.p.a.mib.TcpRetransSegs;
+      burst(f, 2);
+      f.p.time.advance(200);
+      return { retrans: f.p.a.mib.TcpRetransSegs - before, lossAt, sentAt, f };
+    };
+    // Held 4 ms: it arrives (ACK at 24 ms) before RACK's deadline (20 + 5 ms, on a 2 ms timer floor).
+    const early = run(4);
+    expect(early.retrans).toBe(0);
+    expect(early.f.p.a.mib.TcpExtTCPSACKReorder).toBe(1);
+    expect(early.f.c.reordSeen).toBe(1);
+    // Held 10 ms: it is deemed lost at RACK.rtt + reo_wnd (+ Linux's 2 ms timer floor) after it left.
+    const late = run(10);
+    expect(late.retrans).toBe(1);
+    const waited = late.lossAt - late.sentAt;
+    expect(waited).toBeGreaterThanOrEqual(RTT + RTT / 4);
+    expect(waited).toBeLessThanOrEqual(RTT + RTT / 4 + 2 + 1);
+    expect(late.f.p.a.mib.TcpExtTCPSackRecovery).toBe(1);
+    expect(late.f.p.a.mib.TcpExtTCPTimeouts).toBe(0);
+  });
+});
+
+describe('Tail loss probe (RFC 8985 §7)', () => {
+  it('RFC 8985 §7.2-7.4: the lost tail of a flight is resent by the probe, not by an RTO; the next window shows the loss was repaired', () => {
+    const RTT = 20;
+    const f = flow({ rttMs: RTT, data: null });
+    warm(f);
+    const mib = f.p.a.mib;
+    // Ten segments; the last is lost once.
+    let n = 0;
+    let lastSeq = -1;
+    // SRTT and RTO as they stand when the probe leaves (no ACK came since the timer was set).
+    let srtt = 0;
+    let rto = 0;
+    const sent = tap(f.p, f.p.da, (fr) => {
+      if (!isData(fr)) return 'pass';
+      if (++n === 10) {
+        lastSeq = fr.seq;
+        return 'drop';
+      }
+      if (fr.seq === lastSeq) {
+        srtt = f.c.srttUs / 1000;
+        rto = f.c.rtoMs();
+      }
+      return 'pass';
+    });
+    const acks = tap(f.p, f.p.db, () => 'pass');
+    burst(f, 10);
+    const t0 = f.p.time.now();
+    f.p.time.advance(1000);
+    const rtx = sent.filter((fr) => isData(fr) && fr.seq === lastSeq);
+    expect(rtx.length).toBe(2);
+    // One segment is out once the others are acknowledged: PTO = 2·SRTT + the peer's delayed-ACK
+    // allowance (tcp_rto_min), no later than the RTO would have fired (Linux tcp_schedule_loss_probe).
+    const lastAck = acks.filter((a) => a.at < rtx[1].at).at(-1)!.at + RTT / 2;
+    expect(rtx[1].at - lastAck).toBeCloseTo(Math.min(2 * srtt + 200, rto), 0);
+    expect(rtx[1].at - lastAck).toBeLessThanOrEqual(rto + 0.5);
+    expect(rtx[1].at).toBeGreaterThan(t0);
+    expect(mib.TcpExtTCPLossProbes).toBe(1);
+    expect(mib.TcpExtTCPTimeouts).toBe(0);
+    expect(f.sink.received).toBe(f.c.bytesAcked - 1);
+    // The next data acknowledged beyond the probe shows it repaired a loss (RFC 8985 §7.4.2).
+    burst(f, 4);
+    f.p.time.advance(200);
+    expect(mib.TcpExtTCPLossProbeRecovery).toBe(1);
+    expect(mib.TcpExtTCPTimeouts).toBe(0);
+  });
+
+  it('RFC 8985 §7.2: with more than one segment out, the probe goes 2·SRTT (+2 ms) after the last ACK and RACK repairs the rest', () => {
+    const RTT = 20;
+    const f = flow({ rttMs: RTT, data: null });
+    warm(f);
+    const mib = f.p.a.mib;
+    // Ten segments; the last two are lost once.
+    let n = 0;
+    const lost: number[] = [];
+    let srtt = 0;
+    const sent = tap(f.p, f.p.da, (fr) => {
+      if (!isData(fr)) return 'pass';
+      if (fr.seq === lost[1]) srtt = f.c.srttUs / 1000;
+      n++;
+      if (n === 9 || n === 10) {
+        lost.push(fr.seq);
+        return 'drop';
+      }
+      return 'pass';
+    });
+    const acks = tap(f.p, f.p.db, () => 'pass');
+    burst(f, 10);
+    f.p.time.advance(1000);
+    const probe = sent.find((fr) => isData(fr) && fr.seq === lost[1] && fr.at > sent[0].at)!;
+    const lastAck = acks.filter((a) => a.at < probe.at).at(-1)!.at + RTT / 2;
+    expect(probe.at - lastAck).toBeCloseTo(2 * srtt + 2, 0);
+    // The probe's SACK shows segment 9 missing; RACK marks it lost after reo_wnd and it is resent.
+    expect(sent.filter((fr) => isData(fr) && fr.seq === lost[0]).length).toBe(2);
+    expect(mib.TcpExtTCPLossProbes).toBe(1);
+    expect(mib.TcpExtTCPTimeouts).toBe(0);
+    expect(f.c.sndUna).toBe(f.c.sndMax);
+  });
+});
