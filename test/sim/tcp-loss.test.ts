@@ -284,3 +284,83 @@ describe('Tail loss probe (RFC 8985 §7)', () => {
     expect(f.c.sndUna).toBe(f.c.sndMax);
   });
 });
+
+/** Every frame the sender's device hands up, through `fn` first. */
+function onArrival(dev: SimDevice, fn: () => void): void {
+  const rx = (dev as unknown as { rx: { frame(b: Uint8Array): void } }).rx;
+  const frame = rx.frame.bind(rx);
+  rx.frame = (b: Uint8Array): void => {
+    fn();
+    frame(b);
+  };
+}
+
+describe('Proportional Rate Reduction (RFC 6937)', () => {
+  it("RFC 6937 section 'Examples', one loss: cwnd = pipe = 20, ssthresh 10; N N R on the first three duplicate ACKs, then one new segment every other ACK, ending at ssthresh", () => {
+    const f = flow({ rttMs: 20, data: null, sysA: { 'net.ipv4.tcp_congestion_control': 'reno' } });
+    warm(f);
+    const c = f.c;
+    // The example's starting point: 20 segments in flight, in congestion avoidance.
+    c.cwnd = 20;
+    c.ssthresh = 20;
+    const events: string[] = [];
+    let first = -1;
+    let high = -1;
+    tap(f.p, f.p.da, (fr) => {
+      if (!isData(fr)) return 'pass';
+      const rel = (fr.seq - first) | 0;
+      if (first < 0) {
+        first = fr.seq;
+        events.push('N');
+        high = 0;
+        return 'drop';
+      }
+      if (rel > high) {
+        high = rel;
+        events.push('N');
+      } else events.push('R');
+      return 'pass';
+    });
+    let exitCwnd = -1;
+    let wasRecovering = false;
+    let acksIn = 0;
+    let pipeAt19 = -1;
+    onArrival(f.p.da, () => {
+      if (wasRecovering && !c.inRecovery && exitCwnd < 0) exitCwnd = c.cwnd;
+      wasRecovering = c.inRecovery;
+      // pipe (RFC 6675 §4) once the 19th duplicate ACK has been taken in.
+      if (acksIn++ === 19) pipeAt19 = c.rec.inFlight();
+      events.push('A');
+    });
+    burst(f, 40);
+    expect(events.filter((e) => e === 'N').length).toBe(20);
+    f.p.time.advance(500);
+    if (wasRecovering && !c.inRecovery && exitCwnd < 0) exitCwnd = c.cwnd;
+    // What the sender sent in answer to each of the 19 duplicate ACKs the 19 segments after the hole bring.
+    const answers: string[] = [];
+    let cur = '';
+    for (const e of events.slice(20)) {
+      if (e === 'A') {
+        answers.push(cur);
+        cur = '';
+      } else cur += e;
+    }
+    answers.push(cur);
+    // answers[0] is what went out before the first ACK (nothing); answers[i] follows ACK i.
+    expect(answers[0]).toBe('');
+    // Limited transmit on the first two (RFC 3042), the fast retransmit on the third; then,
+    // while pipe is above ssthresh, sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out
+    // (RFC 6937 §3; RecoverFS is the window before the loss, 20, as Linux's prior_cwnd): one
+    // segment every other ACK. Each pair of ACKs takes pipe down by one, from 18 after the
+    // third to ssthresh at the 19th, where PRR-SSRB allows ssthresh - pipe = 0.
+    const expected = ['N', 'N', 'R', '', 'N', '', 'N', '', 'N', '', 'N', '', 'N', '', 'N', '', 'N', '', ''];
+    expect(answers.slice(1, 20).join(','), events.join('')).toEqual(expected.join(','));
+    expect(pipeAt19).toBe(10);
+    const mib = f.p.a.mib;
+    expect(c.ssthresh).toBe(10);
+    expect(mib.TcpExtTCPSackRecovery).toBe(1);
+    expect(mib.TcpRetransSegs).toBe(1);
+    // RFC 6937 §3: recovery ends with cwnd at ssthresh.
+    expect(exitCwnd).toBe(10);
+  });
+});
