@@ -364,3 +364,131 @@ describe('Proportional Rate Reduction (RFC 6937)', () => {
     expect(exitCwnd).toBe(10);
   });
 });
+
+describe('F-RTO (RFC 5682)', () => {
+  it('RFC 5682 §3.1 (SACK-enhanced, as Linux): a delay spike fires the RTO though nothing was lost; new data is acknowledged, the RTO is undone and cwnd restored', () => {
+    const RTT = 20;
+    // Timestamps off on the sender, so that the Eifel check (RFC 3522) cannot undo it first.
+    const f = flow({ rttMs: RTT, data: pattern(4 << 20), sysA: { 'net.ipv4.tcp_timestamps': '0' } });
+    const c = f.c;
+    const mib = f.p.a.mib;
+    // In slow start, some way into the transfer.
+    f.p.time.advance(100);
+    expect(c.tsOk).toBe(false);
+    expect(mib.TcpRetransSegs).toBe(0);
+    // 400 ms during which the receiver's ACKs are held on the wire (none is lost).
+    let spikeEnd = -1;
+    tap(f.p, f.p.db, () => {
+      const now = f.p.time.now();
+      return now < spikeEnd ? spikeEnd - now : 'pass';
+    });
+    const cwndBefore = c.cwnd;
+    const ssthreshBefore = c.ssthresh;
+    spikeEnd = f.p.time.now() + 400;
+    f.p.time.advance(300);
+    expect(mib.TcpExtTCPTimeouts).toBe(1);
+    expect(c.inLoss).toBe(true);
+    expect(c.cwnd).toBeLessThan(cwndBefore);
+    f.p.time.advance(400);
+    // RFC 5682 §3.1 step 3.b: data never retransmitted was acknowledged after the RTO.
+    expect(mib.TcpExtTCPSpuriousRTOs).toBe(1);
+    expect(mib.TcpExtTCPLossUndo).toBe(1);
+    expect(c.inLoss).toBe(false);
+    // The window is what it was before the timeout (Linux tcp_undo_cwnd_reduction).
+    expect(c.ssthresh).toBeGreaterThanOrEqual(ssthreshBefore);
+    expect(c.cwnd).toBeGreaterThanOrEqual(cwndBefore);
+    expect(mib.TcpExtTCPTimeouts).toBe(1);
+    f.p.time.advance(5000);
+    expect(f.sink.received).toBe(4 << 20);
+    expect(f.sink.digest()).toBe(createHash('sha256').update(pattern(4 << 20)).digest('hex'));
+  });
+});
+
+describe('D-SACK (RFC 2883, RFC 3708)', () => {
+  it('RFC 2883 §4: a duplicate segment is reported in the first SACK block, below the cumulative ACK', () => {
+    const f = flow({ rttMs: 20, data: null });
+    warm(f);
+    // The third segment of a burst reaches the receiver twice (sent again 1 ms later).
+    let n = 0;
+    let dupSeq = -1;
+    let dupLen = 0;
+    tap(f.p, f.p.da, (fr) => {
+      if (isData(fr) && ++n === 3) {
+        dupSeq = fr.seq;
+        dupLen = fr.len;
+      }
+      return 'pass';
+    });
+    const wire = f.p.da.sendBatch.bind(f.p.da);
+    f.p.da.sendBatch = (frames: readonly Uint8Array[], count: number): number => {
+      const before = n;
+      wire(frames, count);
+      if (before < 3 && n >= 3) {
+        for (let i = 0; i < count; i++) {
+          const fr = frames[i];
+          const seq = ((fr[38] << 24) | (fr[39] << 16) | (fr[40] << 8) | fr[41]) >>> 0;
+          if (seq === dupSeq) {
+            const copy = fr.slice();
+            f.p.time.after(1, () => wire([copy], 1));
+          }
+        }
+      }
+      return count;
+    };
+    const acks = tap(f.p, f.p.db, () => 'pass');
+    burst(f, 4);
+    f.p.time.advance(200);
+    const seq3 = dupSeq;
+    const d = acks.find((a) => a.sack.length > 0);
+    expect(d).toBeDefined();
+    expect(d!.sack[0]).toBe(seq3);
+    expect(d!.sack[1]).toBe((seq3 + dupLen) >>> 0);
+    expect((d!.ack - d!.sack[1]) | 0).toBeGreaterThanOrEqual(0);
+    expect(f.p.b.mib.TcpExtTCPDSACKOldSent).toBe(1);
+    expect(f.p.a.mib.TcpExtTCPDSACKRecv).toBe(1);
+    expect(f.c.dsackDups).toBe(1);
+  });
+
+  it('RFC 3708: a fast retransmit caused by reordering is undone once a D-SACK shows both copies arrived; reo_wnd grows (RFC 8985 §6.2 step 4)', () => {
+    const RTT = 20;
+    // Without timestamps, only the D-SACK can tell the retransmission was needless.
+    const f = flow({ rttMs: RTT, data: null, sysA: { 'net.ipv4.tcp_timestamps': '0' } });
+    warm(f);
+    const c = f.c;
+    const mib = f.p.a.mib;
+    c.cwnd = 20;
+    c.ssthresh = 20;
+    // The first segment of a burst of 20 is held 15 ms: the later ones overtake it, three SACKs
+    // (DupThresh) make RACK mark it lost at once, and the original arrives before the retransmission.
+    let n = 0;
+    let first = -1;
+    tap(f.p, f.p.da, (fr) => {
+      if (!isData(fr) || ++n !== 1) return 'pass';
+      first = fr.seq;
+      return 15;
+    });
+    // The receiver's ACK for the original is lost, so the D-SACK for the retransmission comes
+    // with the cumulative ACK that ends recovery (a D-SACK after the end finds nothing to undo).
+    const end = (): number => (first + 20 * c.mss) >>> 0;
+    let dropped = 0;
+    const acks = tap(f.p, f.p.db, (a) => (dropped === 0 && a.ack === end() && a.sack.length === 0 && ++dropped ? 'drop' : 'pass'));
+    burst(f, 20);
+    f.p.time.advance(300);
+    expect(dropped).toBe(1);
+    expect(mib.TcpRetransSegs).toBe(1);
+    expect(mib.TcpExtTCPSackRecovery).toBe(1);
+    const d = acks.find((a) => a.sack.length > 0 && a.ack === end())!;
+    expect(d.sack.slice(0, 2)).toEqual([first, (first + c.mss) >>> 0]);
+    expect(mib.TcpExtTCPDSACKRecv).toBe(1);
+    expect(c.dsackDups).toBe(1);
+    // Every retransmission of the episode came back as a duplicate: undone as the episode ends
+    // (Linux tcp_try_undo_recovery counts it TCPFullUndo; TCPDSACKUndo is for recoveries that go on).
+    expect(mib.TcpExtTCPFullUndo).toBe(1);
+    expect(c.cwnd).toBeGreaterThanOrEqual(20);
+    expect(c.ssthresh).toBeGreaterThanOrEqual(20);
+    // RFC 8985 §6.2 step 4: reo_wnd is now twice min_RTT/4, for the next 16 recoveries.
+    expect(c.rec.reoWndMult).toBe(2);
+    expect(c.rec.reoWndPersist).toBe(16);
+  });
+});
+

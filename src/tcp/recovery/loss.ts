@@ -127,6 +127,7 @@ export class LossRecovery {
   pending = T_RTO;
 
   /** Scratch for one ACK. */
+  private reoBumped = false;
   private flag = 0;
   private newlyLost = 0;
   private priorDelivered = -1;
@@ -264,6 +265,7 @@ export class LossRecovery {
     const c = this.c;
     const q = this.q;
     this.flag = flags;
+    this.reoBumped = false;
     this.newlyLost = 0;
     this.priorDelivered = -1;
     const delivered0 = this.delivered;
@@ -337,8 +339,8 @@ export class LossRecovery {
       const e = blocks[2 * b + 1];
       if (seqLe(e, s) || seqGt(e, c.sndMax)) continue;
       if (b === 0 && dup) {
-        // A D-SACK of data still queued (a SACKed retransmission that was not needed).
-        if (seqGt(e, ack)) this.dsackInQueue(s, e, ack);
+        // A D-SACK of data still queued (this ACK's cumulative part included): a retransmission not needed.
+        if (seqGt(e, prevUna)) this.dsackInQueue(seqLt(s, prevUna) ? prevUna : s, e, prevUna);
         continue;
       }
       if (seqLe(e, ack)) continue;
@@ -366,10 +368,9 @@ export class LossRecovery {
     if (reord >= 0) this.checkSackReordering(reord, priorFack, false);
   }
 
-  private dsackInQueue(s: number, e: number, ack: number): void {
+  private dsackInQueue(s: number, e: number, base: number): void {
     const q = this.q;
-    const c = this.c;
-    for (let i = q.firstEndingAfter(seqLt(s, ack) ? ack : s, c.sndUna); i < q.count; i++) {
+    for (let i = q.firstEndingAfter(s, base); i < q.count; i++) {
       const k = q.slot(i);
       if (seqGe(q.seq[k], e)) break;
       if (q.flags[k] & SB_EVER && this.undoActive && this.undoRetrans > 0) this.undoRetrans--;
@@ -480,6 +481,7 @@ export class LossRecovery {
     // A D-SACK within a round trip of the last widening is not counted again.
     if (this.priorDelivered < this.rackLastDelivered) this.dsackSeen = false;
     if (this.dsackSeen) {
+      this.reoBumped = true;
       this.reoWndMult = Math.min(0xff, this.reoWndMult + 1);
       this.dsackSeen = false;
       this.rackLastDelivered = this.delivered;
@@ -751,7 +753,6 @@ export class LossRecovery {
     const c = this.c;
     if (c.ssthresh < INFINITE_SSTHRESH && (this.ca === CA_CWR || this.undoActive)) c.cwnd = c.ssthresh;
     c.cc.cwndEvent(c, 'complete-cwr', c.host.time.now() * 1000);
-    if (this.reoWndPersist > 0) this.reoWndPersist--;
   }
 
   // ---- undo ----
@@ -789,7 +790,8 @@ export class LossRecovery {
     // RFC 6582 §3.2 step 3 (Linux): without SACK, hold the state until data above high_seq is acknowledged.
     if (c.sndUna === this.highSeq && !c.sackOk) return true;
     this.setCa(CA_OPEN);
-    if (this.reoWndPersist > 0) this.reoWndPersist--;
+    // RFC 8985 §6.2 step 4: each recovery ended without a D-SACK counts down reo_wnd_persist.
+    if (!this.reoBumped && this.reoWndPersist > 0) this.reoWndPersist--;
     return false;
   }
 
