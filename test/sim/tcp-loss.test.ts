@@ -492,3 +492,122 @@ describe('D-SACK (RFC 2883, RFC 3708)', () => {
   });
 });
 
+
+/** Mathis et al. (1997): Reno's throughput under loss rate p: MSS/RTT · C/sqrt(p), C = sqrt(3/2). Bytes per second. */
+function mathis(mss: number, rttMs: number, p: number): number {
+  return (mss / (rttMs / 1000)) * (Math.sqrt(3 / 2) / Math.sqrt(p));
+}
+
+/**
+ * Padhye, Firoiu, Towsley, Kurose (1998), eq. (33): Reno's throughput with the
+ * time spent in timeouts counted. b = 1 (the window grows by what is acknowledged,
+ * as Linux counts it), T0 = the RTO (Linux's floor: RTT + 200 ms). Bytes per second.
+ */
+function pftk(mss: number, rttMs: number, p: number): number {
+  const rtt = rttMs / 1000;
+  const t0 = rtt + 0.2;
+  const b = 1;
+  const denom = rtt * Math.sqrt((2 * b * p) / 3) + t0 * Math.min(1, 3 * Math.sqrt((3 * b * p) / 8)) * p * (1 + 32 * p * p);
+  return mss / denom;
+}
+
+interface BulkResult {
+  goodput: number;
+  /** Segments dropped / data segments sent, and loss events (a burst is one) / data segments sent. */
+  lossRate: number;
+  eventRate: number;
+  wallMs: number;
+  f: Flow;
+}
+
+/**
+ * Sends `size` bytes a -> b over `rttMs`, data segments dropped where `drop` says (ACKs
+ * pass), and returns the goodput: bytes per second of virtual time until the last byte arrived.
+ */
+function bulkUnderLoss(size: number, rttMs: number, drop: (n: number) => boolean, sys: { sysA?: Record<string, string>; sysB?: Record<string, string> } = {}): BulkResult {
+  const wall0 = Date.now();
+  const data = pattern(size, 7);
+  const f = flow({ rttMs, data, ...sys });
+  let sent = 0;
+  let dropped = 0;
+  let events = 0;
+  let last = false;
+  tap(f.p, f.p.da, (fr) => {
+    if (!isData(fr)) return 'pass';
+    sent++;
+    const d = drop(sent);
+    if (d && !last) events++;
+    last = d;
+    if (d) {
+      dropped++;
+      return 'drop';
+    }
+    return 'pass';
+  });
+  const t0 = f.p.time.now() - rttMs * 2;
+  const limit = t0 + 3_600_000;
+  while (f.sink.received < size && f.p.time.now() < limit) f.p.time.advance(10);
+  const t1 = f.p.time.now();
+  expect(f.sink.received).toBe(size);
+  expect(f.sink.digest()).toBe(createHash('sha256').update(data).digest('hex'));
+  return { goodput: size / ((t1 - t0) / 1000), lossRate: dropped / sent, eventRate: events / sent, wallMs: Date.now() - wall0, f };
+}
+
+const MB = 1 << 20;
+
+function report(name: string, r: BulkResult, rttMs: number): void {
+  const m = mathis(r.f.c.mss, rttMs, r.lossRate);
+  const me = mathis(r.f.c.mss, rttMs, r.eventRate);
+  const pf = pftk(r.f.c.mss, rttMs, r.lossRate);
+  const mb = (x: number): string => (x / 1e6).toFixed(3);
+  console.log(
+    `${name}: loss ${(r.lossRate * 100).toFixed(2)}% (events ${(r.eventRate * 100).toFixed(2)}%), goodput ${mb(r.goodput)} MB/s; Mathis ${mb(m)} (${(r.goodput / m).toFixed(2)}x), by events ${mb(me)} (${(r.goodput / me).toFixed(2)}x); PFTK ${mb(pf)} (${(r.goodput / pf).toFixed(2)}x); wall ${r.wallMs} ms`,
+  );
+}
+
+describe('Bulk transfers under loss (Mathis et al., Padhye et al.)', () => {
+  const RTT = 20;
+  for (const p of [0.01, 0.03, 0.1]) {
+    it(`${p * 100}% random loss, RTT ${RTT} ms: 50 MB arrive intact, at no less than Reno's modelled throughput`, () => {
+      const rng = new Random(1000 + p * 1000);
+      const r = bulkUnderLoss(50 * MB, RTT, () => rng.next() < p);
+      report(`random ${p * 100}%`, r, RTT);
+      expect(r.lossRate).toBeGreaterThan(p * 0.9);
+      expect(r.lossRate).toBeLessThan(p * 1.1);
+      expect(r.goodput).toBeGreaterThanOrEqual(pftk(r.f.c.mss, RTT, r.lossRate));
+      expect(r.f.p.a.mib.TcpExtTCPSackRecovery).toBeGreaterThan(0);
+    }, 60_000);
+  }
+
+  it(`bursts of 2 to 5 segments lost (1% of segments start one), RTT ${RTT} ms: 50 MB arrive intact; SACK repairs a burst in one recovery`, () => {
+    const rng = new Random(4242);
+    let left = 0;
+    const r = bulkUnderLoss(50 * MB, RTT, () => {
+      if (left > 0) {
+        left--;
+        return true;
+      }
+      if (rng.next() < 0.01) {
+        left = 1 + Math.floor(rng.next() * 4);
+        return true;
+      }
+      return false;
+    });
+    report('bursts', r, RTT);
+    const mib = r.f.p.a.mib;
+    expect(r.goodput).toBeGreaterThanOrEqual(pftk(r.f.c.mss, RTT, r.lossRate));
+    // RFC 6675: a burst is repaired in one recovery episode, not one per segment lost.
+    expect(mib.TcpExtTCPSackRecovery).toBeLessThan(r.eventRate * ((50 * MB) / r.f.c.mss) * 1.1);
+    expect(mib.TcpExtTCPTimeouts).toBeLessThan(mib.TcpExtTCPSackRecovery / 20);
+  }, 60_000);
+
+  it('RFC 6582: with tcp_sack=0 at the receiver, NewReno recovers 3% random loss; 10 MB arrive intact', () => {
+    const rng = new Random(77);
+    const r = bulkUnderLoss(10 * MB, RTT, () => rng.next() < 0.03, { sysB: { 'net.ipv4.tcp_sack': '0' } });
+    report('reno, no SACK, 3%', r, RTT);
+    const mib = r.f.p.a.mib;
+    expect(r.f.c.sackOk).toBe(false);
+    expect(mib.TcpExtTCPRenoRecovery).toBeGreaterThan(0);
+    expect(mib.TcpExtTCPSackRecovery).toBe(0);
+  }, 60_000);
+});

@@ -277,10 +277,9 @@ export class LossRecovery {
       this.flag |= F_SND_UNA_ADVANCED;
       ackedPkts = this.cleanRtxQueue(ack, priorFack, nowMs);
     }
-    if (!c.sackOk) {
-      if (ackedPkts > 0) this.removeRenoSacks(ackedPkts);
-      else if (dup && priorPackets > 0) this.addRenoSack();
-    }
+    // Without SACK, what the cumulative ACK covers takes its duplicate ACKs with it.
+    if (!c.sackOk && ackedPkts > 0) this.removeRenoSacks(ackedPkts);
+    void priorPackets;
     if (this.fackValid && seqLe(this.fack, c.sndUna)) this.fackValid = false;
     this.updateReoWnd();
     if (this.tlpActive) this.processTlpAck(ack);
@@ -624,7 +623,9 @@ export class LossRecovery {
     }
     switch (this.ca) {
       case CA_RECOVERY:
-        if (this.flag & F_SND_UNA_ADVANCED && this.tryUndoPartial(prevUna, tsEcr)) return;
+        if (!(this.flag & F_SND_UNA_ADVANCED)) {
+          if (!c.sackOk && dup) this.addRenoSack();
+        } else if (this.tryUndoPartial(prevUna, tsEcr)) return;
         if (this.tryUndoDsack()) this.tryToOpen();
         this.identifyPacketLoss(nowMs);
         if (this.caNow() !== CA_RECOVERY) {
@@ -642,6 +643,10 @@ export class LossRecovery {
         break;
     }
     // Open, disorder, CWR.
+    if (!c.sackOk) {
+      if (this.flag & F_SND_UNA_ADVANCED) this.renoSacked = 0;
+      if (dup) this.addRenoSack();
+    }
     if (this.ca === CA_DISORDER) this.tryUndoDsack();
     this.identifyPacketLoss(nowMs);
     if (!this.timeToRecover()) {
