@@ -173,8 +173,9 @@ interface FilterRequest {
 const ETH_P_ALL = 0x0003;
 const PROTOCOLS: Record<string, number> = { ip: 0x0800, all: ETH_P_ALL, arp: 0x0806, '802.1q': 0x8100, ipv6: 0x86dd };
 
-function readFilterRequest(args: string[], show: boolean): FilterRequest {
-  const r: FilterRequest = { dev: '', parent: 0, parentGiven: false, prio: 0, protocol: show ? 0 : ETH_P_ALL, protocolGiven: false, handle: null, kind: '', args: [], est: null };
+function readFilterRequest(args: string[], show: boolean, create = !show): FilterRequest {
+  // tc_filter.c: a request that may create (add, replace) is `protocol all` unless told; others send 0.
+  const r: FilterRequest = { dev: '', parent: 0, parentGiven: false, prio: 0, protocol: create ? ETH_P_ALL : 0, protocolGiven: false, handle: null, kind: '', args: [], est: null };
   let i = 0;
   for (; i < args.length; i++) {
     const a = args[i];
@@ -277,7 +278,7 @@ function filterModify(env: TcEnv, verb: 'add' | 'change' | 'replace' | 'delete',
 }
 
 function filterModifyKernel(env: TcEnv, verb: 'add' | 'change' | 'replace' | 'delete', args: string[]): TcResult {
-  const r = readFilterRequest(args, false);
+  const r = readFilterRequest(args, false, verb === 'add' || verb === 'replace');
   const d = device(env, r.dev);
   const s = d.sched;
   const { list } = filterList(s, r.parent, verb !== 'delete');
@@ -303,14 +304,18 @@ function filterModifyKernel(env: TcEnv, verb: 'add' | 'change' | 'replace' | 'de
   // tcf_auto_prio: below the lowest prio there is, starting at 0xc000.
   if (prio === 0) prio = l.filters.length === 0 ? 0xc000 : l.filters[0].prio - 1;
   const same = l.filters.find((f) => f.prio === prio);
+  // tcf_chain_tp_find, then tc_new_tfilter's checks.
+  if (same !== undefined && r.protocol !== 0 && same.protocol !== r.protocol) throw kernelError('Protocol mismatch for filter with specified priority');
   if (same !== undefined && same.kind !== r.kind) throw kernelError('Specified filter kind does not match existing one');
+  if (same === undefined && r.protocol === 0) throw kernelError('Filter kind and protocol must be specified');
+  if (same === undefined && verb === 'change') throw kernelError('Need both RTM_NEWTFILTER and NLM_F_CREATE to create a new filter');
   const f: TcFilter = parseFilter(r.kind, r.args, r.handle, s, actionTable(env), r.est);
   if (f.kind === 'fw' && f.handle === 0) throw rtnlError('Invalid argument');
   f.prio = prio;
-  f.protocol = r.protocol;
+  f.protocol = r.protocol !== 0 ? r.protocol : (same?.protocol ?? r.protocol);
   if (verb === 'add' && f.kind !== 'u32' && r.handle !== null && l.filters.some((x) => x.prio === prio && x.handle === f.handle))
     throw rtnlError('File exists');
-  l.add(f, verb === 'add');
+  l.add(f, verb === 'add', verb !== 'change');
   return ok('');
 }
 

@@ -274,6 +274,35 @@ export class U32Filter extends TcFilter {
   }
 
   /**
+   * u32_change of a node that is there (`tc filter change|replace ... handle
+   * H:B:N`): the selector stays (u32_init_knode copies it); the class, link
+   * and actions given replace the node's (u32_set_parms).
+   */
+  changeExisting(x: U32Hnode | U32Knode, r: U32Request): void {
+    if (!(x instanceof U32Knode)) throw kernel('cls_u32: Key node id cannot be zero');
+    const n = r.node;
+    if (r.link !== null) {
+      if (u32Key(r.link) !== 0) throw kernel('cls_u32: u32 Link handle must be a hash table');
+      let down: U32Hnode | null = null;
+      if (r.link !== 0) {
+        down = this.common!.lookup(r.link);
+        if (down === null) throw kernel('cls_u32: Link hash table not found');
+        if (down.isRoot) throw kernel('cls_u32: Not linking to root node');
+        down.links++;
+      }
+      if (x.link !== null) x.link.links--;
+      x.link = down;
+    }
+    if (n.hasClassid) {
+      x.classid = n.classid;
+      x.hasClassid = true;
+    }
+    // tcf_exts_validate: the actions given replace the old ones.
+    for (const a of x.actions) a.unbind();
+    x.actions = n.actions;
+  }
+
+  /**
    * u32_delete of `handle`: a node, or a table nothing links to; true when the
    * classifier is left empty and goes (the kernel's `last`).
    */

@@ -90,7 +90,7 @@ export class FilterList {
    * removed again if the request fails); `excl` (add) refuses a handle that
    * is there.
    */
-  add(f: TcFilter, excl = true): void {
+  add(f: TcFilter, excl = true, create = true): void {
     const samePrio = this.filters.filter((x) => x.prio === f.prio);
     if (samePrio.length > 0 && samePrio[0].kind !== f.kind)
       throw new TcParseError('Error: Filter kind and protocol must match existing filters.', 2);
@@ -107,8 +107,10 @@ export class FilterList {
         const there = req.handle !== 0 ? tp.get(req.handle) : null;
         if (there !== null) {
           if (excl) throw kernelErr('Filter already exists');
-          throw new TcParseError('RTNETLINK answers: Operation not supported', 2);
+          tp.changeExisting(there, req);
+          return;
         }
+        if (!create) throw kernelErr('Need both RTM_NEWTFILTER and NLM_F_CREATE to create a new filter');
         tp.change(req);
       } catch (e) {
         if (fresh) {
