@@ -41,6 +41,9 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
     JSON.stringify({
       rss: mem.rss,
       heapUsed: mem.heapUsed,
+      heapTotal: mem.heapTotal,
+      external: mem.external,
+      arrayBuffers: mem.arrayBuffers,
       connections: stack.tcp.connections.size,
       states,
       timeWait: stack.tcp.timeWaitCount,

@@ -22,20 +22,26 @@ export const SB_EVER = 8;
 /** It carries our FIN. */
 export const SB_FIN = 16;
 
+/** The storage of an empty scoreboard, shared: nothing is allocated until a segment is sent. */
+const NO_F64 = new Float64Array(0);
+const NO_U8 = new Uint8Array(0);
+/** The first allocation: a request and its answer rarely take more. */
+const FIRST_CAP = 16;
+
 export class Scoreboard {
-  private cap = 64;
-  private mask = 63;
+  private cap = 0;
+  private mask = 0;
   private head = 0;
   /** Segments held (Linux packets_out). */
   count = 0;
   /** Start and end sequence numbers (u32; the end counts a FIN). */
-  seq = new Float64Array(64);
-  end = new Float64Array(64);
+  seq = NO_F64;
+  end = NO_F64;
   /** When it was last sent (ms on the stack's clock). */
-  xmit = new Float64Array(64);
+  xmit = NO_F64;
   /** The connection's delivered count when it was last sent (RFC 8985's rate sample, Linux prior_delivered). */
-  deliv = new Float64Array(64);
-  flags = new Uint8Array(64);
+  deliv = NO_F64;
+  flags = NO_U8;
   sackedOut = 0;
   lostOut = 0;
   retransOut = 0;
@@ -45,7 +51,12 @@ export class Scoreboard {
     return (this.head + i) & this.mask;
   }
 
+  /** Empties it and gives its storage back (a connection in TIME_WAIT or closed keeps none). */
   clear(): void {
+    this.seq = this.end = this.xmit = this.deliv = NO_F64;
+    this.flags = NO_U8;
+    this.cap = 0;
+    this.mask = 0;
     this.head = 0;
     this.count = 0;
     this.sackedOut = 0;
@@ -71,7 +82,7 @@ export class Scoreboard {
   }
 
   private grow(): void {
-    const n = this.cap * 2;
+    const n = this.cap === 0 ? FIRST_CAP : this.cap * 2;
     const seq = new Float64Array(n);
     const end = new Float64Array(n);
     const xmit = new Float64Array(n);
