@@ -3,7 +3,8 @@
 //
 //   hold    BENCH_CONNS (default 10,000) concurrent keep-alive connections from
 //           bench/conn-tool.c `hold`, each answered, held, asked again, closed:
-//           RSS and JS heap per connection (after a full GC) and what is left after
+//           RSS and JS heap per connection (after a full GC) and what is left after;
+//           the same against node:http over the kernel (veth) for reference
 //   wrk     wrk -t2 -c 1000 for BENCH_CONNS_SECONDS (default 5): requests/s and socket
 //           errors, with the TAP's kernel-side queue at the kernel's default
 //           txqueuelen (1000) and at BENCH_CONNS_TXQLEN (default 4096)
@@ -73,8 +74,15 @@ export async function connsBench(ctx) {
   await waitFor(() => holdOut.includes('open ') || hold.exitCode !== null, 180_000);
   const held = await stats();
   await waitFor(() => holdOut.includes('closed') || hold.exitCode !== null, 180_000);
-  await settle(2000);
-  const after = await stats();
+  // The clients' FINs come all at once; what the TAP's kernel-side queue could not hold
+  // the clients send again. Wait (up to 30 s) for the table to empty.
+  const closedAt = Date.now();
+  let after = await stats();
+  while (after.connections > base.connections && Date.now() - closedAt < 30_000) {
+    await settle(500);
+    after = await stats();
+  }
+  const drainSeconds = (Date.now() - closedAt) / 1000;
   const open = /open (\d+) answered (\d+) errors (\d+) seconds ([\d.]+)/.exec(holdOut);
   const again = /again (\d+) errors (\d+)/.exec(holdOut);
   if (!open || !again) throw new Error(`conn-tool hold: ${holdOut}`);
@@ -87,6 +95,7 @@ export async function connsBench(ctx) {
     before: base,
     held,
     after,
+    drainSeconds,
     rssPerConn: (held.rss - base.rss) / CONNS,
     heapPerConn: (held.heapUsed - base.heapUsed) / CONNS,
   };
@@ -98,7 +107,45 @@ export async function connsBench(ctx) {
   console.log(
     `  RSS ${mb(base.rss)} -> ${mb(held.rss)} MB: ${fmt(result.hold.rssPerConn)} B per connection; JS heap ${mb(base.heapUsed)} -> ${mb(held.heapUsed)} MB: ${fmt(result.hold.heapPerConn)} B per connection`,
   );
-  console.log(`  after closing all: ${after.connections} connections (${JSON.stringify(after.states)}), RSS ${mb(after.rss)} MB, heap ${mb(after.heapUsed)} MB`);
+  console.log(
+    `  after closing all: ${after.connections} connections (${JSON.stringify(after.states)}) ${drainSeconds.toFixed(1)} s later, RSS ${mb(after.rss)} MB, heap ${mb(after.heapUsed)} MB`,
+  );
+
+  // The same hold against node:http over the kernel (bench/http-kernel.mjs across a veth
+  // pair), for what Node's http and a kernel socket cost per connection in that process.
+  {
+    const ka = netns('tscn-cka');
+    const kb = netns('tscn-ckb');
+    sh(`ip link add tscnck0 netns ${ka} type veth peer name tscnck1 netns ${kb}`);
+    sh(`ip -n ${ka} addr add 10.233.128.1/24 dev tscnck0 && ip -n ${ka} link set tscnck0 up`);
+    sh(`ip -n ${kb} addr add 10.233.128.2/24 dev tscnck1 && ip -n ${kb} link set tscnck1 up`);
+    sh(`ip netns exec ${ka} sysctl -q -w net.ipv4.ip_local_port_range="1024 65000"`);
+    sh(`ip netns exec ${kb} sysctl -q -w net.core.somaxconn=4096`);
+    // `ip netns exec` runs node in its own place: the child's pid is node's.
+    const k = spawn('ip', ['netns', 'exec', kb, process.execPath, path.join(ROOT, 'bench/http-kernel.mjs'), '10.233.128.2', '8080', '120'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(k);
+    let kout = '';
+    k.stdout.on('data', (b) => (kout += b));
+    await waitFor(() => kout.includes('listening'), 10_000);
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${k.pid}/status`, 'utf8'))[1]) * 1024;
+    sh(`ip netns exec ${ka} wrk -t1 -c10 -d1s http://10.233.128.2:8080/`);
+    await settle(500);
+    const r0 = rss();
+    const kh = spawn('ip', ['netns', 'exec', ka, tool, 'hold', '10.233.128.2', '8080', String(CONNS), '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(kh);
+    let khOut = '';
+    kh.stdout.on('data', (b) => (khOut += b));
+    await waitFor(() => khOut.includes('open ') || kh.exitCode !== null, 180_000);
+    await settle(500);
+    const r1 = rss();
+    await waitFor(() => khOut.includes('closed') || kh.exitCode !== null, 180_000);
+    const ko = /open (\d+) answered (\d+) errors (\d+) seconds ([\d.]+)/.exec(khOut);
+    result.holdKernel = { answered: ko ? Number(ko[2]) : null, errors: ko ? Number(ko[3]) : null, rssBefore: r0, rssHeld: r1, rssPerConn: (r1 - r0) / CONNS };
+    console.log(
+      `  reference, node:http over the kernel (veth): answered ${fmt(result.holdKernel.answered ?? 0)} (errors ${result.holdKernel.errors}); RSS ${mb(r0)} -> ${mb(r1)} MB: ${fmt(result.holdKernel.rssPerConn)} B per connection (kernel socket memory not included)`,
+    );
+    k.kill('SIGTERM');
+  }
 
   // ---- wrk -c 1000 ----
   result.wrk = [];

@@ -12,7 +12,7 @@ const COLORS = ['#2f6db5', '#d9822b', '#6aa84f', '#8e6bbf', '#c0392b', '#7f8c8d'
 export function barChart({ title, subtitle = '', groups, names }) {
   const barH = 14;
   const gap = 4;
-  const labelW = 250;
+  const labelW = 110;
   const plotW = 420;
   const valueW = 110;
   const width = labelW + plotW + valueW + 20;
@@ -21,8 +21,9 @@ export function barChart({ title, subtitle = '', groups, names }) {
   let y = 60;
   for (const g of groups) {
     const max = Math.max(...g.bars.map((b) => b.value ?? 0), 1e-12);
-    out.push(`<text x="10" y="${y + 12}" font-weight="bold">${esc(g.label)}</text>`);
-    out.push(`<text x="10" y="${y + 27}" fill="#666">${esc(g.unit)}${g.lowerIsBetter ? ', lower is better' : ''}</text>`);
+    // The panel's title on a line of its own, the bars below it.
+    out.push(`<text x="10" y="${y + 12}"><tspan font-weight="bold">${esc(g.label)}</tspan><tspan fill="#666"> (${esc(g.unit)}${g.lowerIsBetter ? ', lower is better' : ''})</tspan></text>`);
+    y += 20;
     g.bars.forEach((b, i) => {
       const by = y + i * (barH + gap);
       const w = b.value == null ? 0 : Math.max(1, (b.value / max) * plotW);
@@ -30,7 +31,7 @@ export function barChart({ title, subtitle = '', groups, names }) {
       out.push(`<rect x="${labelW}" y="${by}" width="${w.toFixed(1)}" height="${barH}" fill="${color(b.name)}"/>`);
       out.push(`<text x="${(labelW + w + 4).toFixed(1)}" y="${by + barH - 3}">${esc(b.text ?? (b.value == null ? 'n/a' : b.value))}</text>`);
     });
-    y += Math.max(g.bars.length * (barH + gap), 34) + 18;
+    y += g.bars.length * (barH + gap) + 14;
   }
   const height = y + 10;
   return [

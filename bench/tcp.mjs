@@ -261,8 +261,15 @@ export async function tcpBench(ctx) {
   }
   console.log(`ping losses: ${names.map((n) => `${n} ${lost[n]}`).join(', ')}; section took ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (hasStack) {
-    const behind = FIGURES.filter(([k, , , lower]) => others.some((n) => (lower ? med[n][k] < med.stack[k] : med[n][k] > med.stack[k])));
-    console.log(behind.length === 0 ? 'the stack is ahead of every peer on every figure' : `figures where a peer is ahead of the stack: ${behind.map(([, l]) => l).join('; ')}`);
+    // The goal: ahead of the userspace peers; the kernel is the ceiling.
+    const user = others.filter((n) => n !== 'kernel');
+    const behind = FIGURES.filter(([k, , , lower]) => user.some((n) => (lower ? med[n][k] < med.stack[k] : med[n][k] > med.stack[k])));
+    const who = (k, lower) => user.filter((n) => (lower ? med[n][k] < med.stack[k] : med[n][k] > med.stack[k])).join(', ');
+    console.log(
+      behind.length === 0
+        ? `the stack is ahead of ${user.join(' and ')} on every figure`
+        : `figures where ${user.join(' or ')} is ahead of the stack: ${behind.map(([k, l, , lower]) => `${l} (${who(k, lower)})`).join('; ')}`,
+    );
   }
 
   // ---- JSON and SVG ----
