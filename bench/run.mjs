@@ -32,6 +32,7 @@ import { forwardBench } from './forward.mjs';
 import { natBench } from './nat.mjs';
 import { htbBench } from './tc-htb.mjs';
 import { tcBench } from './tc.mjs';
+import { lossBench } from './loss.mjs';
 import { connsBench } from './conns.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -208,6 +209,7 @@ async function main() {
   }
   if (SECTIONS.has('htb')) await htbBench({ ROOT, ROUNDS, median, fmt });
   if (SECTIONS.has('tc')) await tcBench({ sh, netns, waitFor, children, links, WORK, ROOT, fmt });
+  if (SECTIONS.has('loss')) await lossBench({ sh, netns, waitFor, children, links, WORK, ROOT, fmt, median });
 }
 
 async function pingAndUdp() {
