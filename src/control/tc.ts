@@ -22,6 +22,7 @@ import { QDISC_KINDS } from '../sched/kinds.js';
 import type { DevSched } from '../sched/sched.js';
 import { getInteger } from '../sched/units.js';
 import { buildStab, parseStab, type SizeSpec } from '../sched/stab.js';
+import { type EstimatorSpec, parseEstimator, RateEstimator } from '../sched/estimator.js';
 import { iprouteJson, type IpJson } from './iproute-json.js';
 
 /** A device as tc sees it. */
@@ -193,6 +194,8 @@ const NLM_F_CREATE = 0x400;
 interface QdiscRequest {
   /** `stab ...`: the size table spec, or null. */
   stab: SizeSpec | null;
+  /** `estimator INTERVAL TIME_CONSTANT`, or null. */
+  est: EstimatorSpec | null;
   dev: string;
   handle: number;
   parent: number;
@@ -202,7 +205,7 @@ interface QdiscRequest {
 
 /** tc_qdisc_modify's reading of the command line. */
 function readQdiscRequest(args: string[]): QdiscRequest {
-  const r: QdiscRequest = { stab: null, dev: '', handle: 0, parent: 0, kind: '', args: [] };
+  const r: QdiscRequest = { stab: null, est: null, dev: '', handle: 0, parent: 0, kind: '', args: [] };
   let i = 0;
   while (i < args.length) {
     const a = args[i];
@@ -242,7 +245,17 @@ function readQdiscRequest(args: string[]): QdiscRequest {
         throw e;
       }
       continue;
-    } else if (matches(a, 'estimator') || matches(a, 'ingress_block') || matches(a, 'egress_block')) {
+    } else if (matches(a, 'estimator')) {
+      try {
+        const e = parseEstimator(args, i + 1);
+        r.est = e.spec;
+        i = e.next - 1;
+      } catch (e) {
+        const x = e as Error & { exitCode?: number };
+        if (x.exitCode !== undefined) throw new TcError(`${x.message}\n`, x.exitCode);
+        throw e;
+      }
+    } else if (matches(a, 'ingress_block') || matches(a, 'egress_block')) {
       throw new TcError(`tc: "${a}" is not supported here\n`, 1);
     } else if (matches(a, 'help')) {
       throw new TcError(QDISC_USAGE, 255);
@@ -337,6 +350,7 @@ function qdiscDelete(s: DevSched, r: QdiscRequest): string {
   if (clid === 0) throw kernelError('Classid cannot be zero');
   if (q.handle === 0) throw kernelError('Cannot delete qdisc with handle of zero');
   graft(s, p, clid, null, q);
+  trackEstimators(s);
   return '';
 }
 
@@ -397,8 +411,12 @@ function qdiscModify(s: DevSched, flags: number, r: QdiscRequest, kind: QdiscKin
   if (q === null) throw kernelError('Specified qdisc not found');
   if ((flags & NLM_F_EXCL) !== 0) throw kernelError('Exclusivity flag on, cannot modify');
   if (r.kind !== '' && r.kind !== q.kind) throw kernelError('Invalid qdisc name: must match existing qdisc');
-  // qdisc_change: the size table given replaces the one there (none given: none kept).
+  // qdisc_change: the size table given replaces the one there (none given: none kept); an estimator given replaces the old one.
   q.stab = r.stab !== null ? buildStab({ ...r.stab }) : null;
+  if (r.est !== null) {
+    q.est = new RateEstimator(r.est, s, q.stats);
+    trackEstimators(s);
+  }
   if (kind !== undefined && params !== undefined) {
     try {
       q.change(params, s);
@@ -446,8 +464,15 @@ function createAndGraft(
     throw e;
   }
   if (r.stab !== null) q.stab = buildStab({ ...r.stab });
+  if (r.est !== null) q.est = new RateEstimator(r.est, s, q.stats);
   graft(s, p, clid, q, null);
+  trackEstimators(s);
   return '';
+}
+
+/** The device's qdiscs with estimators, for the egress path to advance (DevSched.estimated). */
+function trackEstimators(s: DevSched): void {
+  s.estimated = deviceQdiscs(s).filter((q) => q.est && q !== s.ingress);
 }
 
 /** qdisc_graft: puts `q` (or nothing) where `old` was: the root, ingress, or a class of `p`. */
@@ -498,13 +523,15 @@ export function formatQdisc(q: Qdisc, dev: TcDev | null, g: TcGlobals, refcnt: n
 /** The two standard `tc -s` lines (print_tcstats2_attr). */
 export function formatStats(q: Qdisc): string {
   const st = q.stats;
+  // With an estimator its rate line leads the backlog line (print_tcstats2_attr).
+  const rate = q.est ? ` rate ${sprintRate(q.est.bps())} ${q.est.pps()}pps` : '\n';
   return (
     ` Sent ${st.bytes} bytes ${st.packets} pkt (dropped ${st.drops}, overlimits ${st.overlimits} requeues ${st.requeues}) \n` +
-    ` backlog ${sprintSizeBacklog(st.backlog)} ${st.qlen}p requeues ${st.requeues}\n`
+    `${q.est ? rate : ''} backlog ${sprintSizeBacklog(st.backlog)} ${st.qlen}p requeues ${st.requeues}\n`
   );
 }
 
-import { sprintSize } from '../sched/units.js';
+import { sprintRate, sprintSize } from '../sched/units.js';
 const sprintSizeBacklog = sprintSize;
 
 export function qdiscJson(q: Qdisc, dev: TcDev | null, g: TcGlobals, refcnt: number): Record<string, IpJson> {
@@ -522,6 +549,10 @@ export function qdiscJson(q: Qdisc, dev: TcDev | null, g: TcGlobals, refcnt: num
     o.drops = st.drops;
     o.overlimits = st.overlimits;
     o.requeues = st.requeues;
+    if (q.est) {
+      o.rate = q.est.bps();
+      o.pps = q.est.pps();
+    }
     o.backlog = st.backlog;
     o.qlen = st.qlen;
     const x = q.jsonXstats();

@@ -382,6 +382,7 @@ export class Interface implements DeviceReceiver {
     const pkts = this.txPkts;
     const frames = this.txFrames;
     let n = 0;
+    sched.advanceEstimators();
     for (;;) {
       const p = root.dequeue(sched);
       if (p === null) break;

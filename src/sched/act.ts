@@ -282,7 +282,8 @@ export function parsePolice(args: string[], i: number, now: Ns, est: EstimatorSp
     a.mtuPtoks = a.peakCfg.l2t(a.mtu);
   }
   a.avrate = avrate;
-  if (est !== null) a.est = new RateEstimator(est, now, a);
+  // Every read passes the time (the act and the dump); the clock only starts the first period.
+  if (est !== null) a.est = new RateEstimator(est, { now: () => now }, a);
   else if (avrate) throw new TcParseError('RTNETLINK answers: Invalid argument', 2);
   a.toks = a.burst;
   a.ptoks = a.mtuPtoks;

@@ -77,19 +77,19 @@ export class RateEstimator {
 
   constructor(
     spec: EstimatorSpec,
-    now: Ns,
+    private readonly clock: { now(): Ns },
     private readonly counters: { bytes: number; packets: number },
   ) {
     this.intvlLog = spec.interval + 2;
     this.ewmaLog = spec.ewmaLog;
     this.period = 250e6 * pow2(this.intvlLog);
-    this.nextAt = now + this.period;
+    this.nextAt = clock.now() + this.period;
     this.lastBytes = counters.bytes;
     this.lastPackets = counters.packets;
   }
 
-  /** est_timer for every period that ended by `now`. */
-  advance(now: Ns): void {
+  /** est_timer for every period that ended by `now`; call it before the counters move. */
+  advance(now: Ns = this.clock.now()): void {
     const sh = 10 - this.intvlLog;
     const ew = pow2(this.ewmaLog);
     while (this.nextAt <= now) {
@@ -113,13 +113,13 @@ export class RateEstimator {
   }
 
   /** gen_estimator_read: bytes/s. */
-  bps(now: Ns): number {
+  bps(now: Ns = this.clock.now()): number {
     this.advance(now);
     return Math.floor(this.avbps / 256);
   }
 
   /** gen_estimator_read: packets/s. */
-  pps(now: Ns): number {
+  pps(now: Ns = this.clock.now()): number {
     this.advance(now);
     return Math.floor(this.avpps / 256);
   }

@@ -18,6 +18,7 @@
  * qdisc_pkt_len is at ingress).
  */
 import type { Packet } from '../packet/packet.js';
+import type { RateEstimator } from './estimator.js';
 import { type FilterList, TC_ACT_SHOT, TC_ACT_STOLEN, U32Common } from './filter.js';
 import { type EgressHook, NET_XMIT_SUCCESS, QdiscStats, TcParseError, type IngressHook, type Qdisc, type QdiscKind } from './qdisc.js';
 
@@ -28,6 +29,8 @@ export class IngressQdisc implements Qdisc, IngressHook, EgressHook {
   filters: FilterList | null = null;
   /** clsact's egress filters (ffff:fff3); null until the first `tc filter add ... egress`. */
   egressFilters: FilterList | null = null;
+  /** `estimator`: over the packets that pass (it advances itself: this qdisc is not in the egress path's list). */
+  est: RateEstimator | null = null;
   /** u32's hash tables (tc_u_common), one set for the qdisc. */
   readonly u32 = new U32Common();
 
@@ -39,6 +42,7 @@ export class IngressQdisc implements Qdisc, IngressHook, EgressHook {
 
   /** A packet went through (mini_qdisc_bstats_cpu_update). */
   count(len: number): void {
+    this.est?.advance();
     this.stats.packets++;
     this.stats.bytes += len;
   }

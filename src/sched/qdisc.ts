@@ -10,6 +10,7 @@
 import type { Packet } from '../packet/packet.js';
 import type { FilterList } from './filter.js';
 import type { SizeTable } from './stab.js';
+import type { RateEstimator } from './estimator.js';
 
 export type Ns = number;
 
@@ -92,6 +93,8 @@ export interface Qdisc {
   readonly classes: QdiscClasses | null;
   /** `tc qdisc ... stab ...`: the size table (stab.ts; set by tc, applied at the root only, as __dev_xmit_skb does). */
   stab?: SizeTable | null;
+  /** `tc qdisc ... estimator I T`: the rate estimator over stats (estimator.ts), or none. */
+  est?: RateEstimator | null;
   /**
    * Optional: how many more full-size packets (mtu + link header) the qdisc
    * takes before it drops, and how many it takes when empty (TCP paces itself

@@ -100,7 +100,23 @@ export class DevSched implements SchedHost {
 
   // ---- the egress path ----
 
+  /** Qdiscs of this device with a rate estimator (`tc qdisc ... estimator`); kept by tc. */
+  estimated: Qdisc[] = [];
+
+  /**
+   * The estimators see every period that ended before the counters move
+   * (gen_estimator's timer, worked off lazily): called before each enqueue
+   * and each flush.
+   */
+  advanceEstimators(): void {
+    const e = this.estimated;
+    if (e.length === 0) return;
+    const now = this.time.nowNs();
+    for (let i = 0; i < e.length; i++) e[i].est?.advance(now);
+  }
+
   enqueue(pkt: Packet): number {
+    this.advanceEstimators();
     // qdisc_pkt_len_init, then the root's size table (qdisc_calculate_pkt_len).
     const len = pkt.end - pkt.start;
     const st = this.root.stab;

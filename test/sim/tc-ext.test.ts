@@ -218,6 +218,26 @@ describe('clsact egress filters run before the root qdisc (sch_handle_egress)', 
   });
 });
 
+describe('qdisc rate estimators (gen_estimator.c)', () => {
+  it('tc -s shows the rate a 1 Mbit/s tbf sends, as the EWMA has it', () => {
+    const s = setup(81);
+    s.tc('qdisc add dev a0 root handle 1: estimator 250ms 1sec tbf rate 1mbit burst 2k latency 100ms');
+    // 2 Mbit/s offered for 5 s; the tbf sends 1 Mbit/s (125 frames of 1000 bytes a second).
+    for (let i = 0; i < 1250; i++) {
+      s.send();
+      s.time.advance(4);
+    }
+    const m = /\n rate (\d+)(K|M)bit (\d+)pps backlog \d+b \d+p requeues 0\n$/.exec(s.tc('-s qdisc show dev a0'));
+    expect(m).not.toBeNull();
+    const kbit = Number(m![1]) * (m![2] === 'M' ? 1000 : 1);
+    expect(Math.abs(kbit - 1000)).toBeLessThan(10);
+    expect(Math.abs(Number(m![3]) - 125)).toBeLessThanOrEqual(2);
+    // Idle, it decays (weight 1/4 every 250 ms).
+    s.time.advance(8000);
+    expect(s.tc('-s qdisc show dev a0')).toMatch(/\n rate \d+bit 0pps backlog 0b 0p requeues 0\n$/);
+  });
+});
+
 describe('netem with a child qdisc (sch_netem.c: class 1:1)', () => {
   it('delayed packets go on into a tbf grafted on netem, which shapes them', () => {
     const s = setup(61);

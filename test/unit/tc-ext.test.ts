@@ -43,7 +43,7 @@ describe('rate estimators (tc_setup_estimator, gen_estimator.c est_timer)', () =
 
   it('keeps the kernel integer EWMA, scaled by 2^8, period by period', () => {
     const c = { bytes: 0, packets: 0 };
-    const e = new RateEstimator({ interval: -2, ewmaLog: 2 }, 0, c);
+    const e = new RateEstimator({ interval: -2, ewmaLog: 2 }, { now: () => 0 }, c);
     // 1000 bytes in each 250 ms: 4000 B/s offered.
     c.bytes = 1000;
     c.packets = 1;
