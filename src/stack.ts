@@ -195,7 +195,7 @@ export class Stack implements InterfaceHost {
       check: ([low, high]) => (low > high ? 'the first port must not be above the second' : null),
     });
     k.field('net.ipv4.fib_multipath_hash_policy', this.ip.fib, 'hashPolicy', 0, 3);
-    registerTcpSysctls(k, this.tcp.settings);
+    registerTcpSysctls(k, this.tcp.settings, this.tcp.fastOpen);
   }
 
   /** Linux nf_send_reset: a RST for `pkt` (IP header at l3), from its destination. */

@@ -19,6 +19,7 @@ import { CHRONO_BUSY, CHRONO_RWND_LIMITED, CHRONO_SNDBUF_LIMITED, TcpChrono } fr
 import { TcpState, synchronized } from './state.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 import { TCP_ACK, TCP_CWR, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, TcpOptions } from '../wire/tcp.js';
+import type { FastOpenActive } from './fastopen.js';
 import { EcnCwr, ecnAcceptCwr, ecnCheckCe, ecnPassive, ecnSynReceived } from './ecn.js';
 import type { TcpHost } from './host.js';
 import type { Errno } from '../errors.js';
@@ -170,6 +171,14 @@ export class TcpConnection implements CcState {
   /** ECN (ecn.ts): Linux's ecn_flags, and the window reduction an ECE started. */
   ecnFlags = 0;
   readonly cwr = new EcnCwr();
+  /** Fast Open (fastopen.ts): the client's attempt; a server connection made by a Fast Open SYN. */
+  tfo: FastOpenActive | null = null;
+  tfoChild = false;
+  /** Data in the SYN was acknowledged (client) or taken (server): ss shows `fastopen`. */
+  synDataAcked = false;
+  /** The cookie the next SYN-ACK carries (a request was made, or a cookie refused). */
+  synAckCookie: Uint8Array | null = null;
+  synAckCookieExp = false;
 
   // ---- congestion control (CcState) ----
   cwnd = INITIAL_CWND;
@@ -439,6 +448,19 @@ export class TcpConnection implements CcState {
     }
   }
 
+  /** Fast Open: the SYN's data, taken before the handshake ends (tcp_fastopen_create_child). */
+  acceptSynData(seg: Segment): void {
+    this.bytesReceived += seg.dataLen;
+    this.deliver(seg.buf, seg.dataOff, seg.dataLen);
+    this.synDataAcked = true;
+  }
+
+  /** The SYN-ACK of a connection a listener made, and its retransmission timer. */
+  sendSynAck(): void {
+    this.host.sendSyn(this, true);
+    this.armRtx(RTO_INITIAL_US / 1000);
+  }
+
   /** Our initial sequence number, and the send sequence space that starts from it. */
   setIss(iss: number): void {
     this.iss = iss;
@@ -557,7 +579,9 @@ export class TcpConnection implements CcState {
       this.sndWl2 = seg.ack;
       this.cancelRtx();
       this.establish();
-      this.sendAck();
+      // Fast Open: what the SYN-ACK said of the cookie and the SYN's data; unacknowledged
+      // data goes out again now, carrying the ACK (tcp_rcv_fastopen_synack).
+      if (this.tfo === null || !host.fastOpen.synAck(this, seg)) this.sendAck();
       this.user?.onConnected();
       // Data or a FIN in the SYN-ACK: RFC 9293 §3.10.7.3, "continue processing at the sixth step".
       if (seg.dataLen > 0 || seg.flags & TCP_FIN) {
@@ -683,7 +707,8 @@ export class TcpConnection implements CcState {
         this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
         this.sndWl1 = seg.seq;
         this.sndWl2 = seg.ack;
-        this.sndUna = seg.ack;
+        // Only our SYN: data a Fast Open connection sent meanwhile is the ACK step's to take.
+        this.sndUna = seqAdd(this.iss, 1);
         this.cancelRtx();
         this.establish();
         if (this.listener !== null) {
@@ -1310,7 +1335,10 @@ export class TcpConnection implements CcState {
   /** Sends what the windows and Nagle allow (RFC 9293 §3.8.6.2.1, RFC 896, RFC 5681). */
   output(): void {
     const st = this.state;
-    if (st !== TcpState.ESTABLISHED && st !== TcpState.CLOSE_WAIT && st !== TcpState.FIN_WAIT_1 && st !== TcpState.CLOSING && st !== TcpState.LAST_ACK) return;
+    // A Fast Open connection may send before the handshake ends (RFC 7413 §4.2.2), its FIN after.
+    const early = st === TcpState.SYN_RECEIVED && this.tfoChild;
+    if (st !== TcpState.ESTABLISHED && st !== TcpState.CLOSE_WAIT && st !== TcpState.FIN_WAIT_1 && st !== TcpState.CLOSING && st !== TcpState.LAST_ACK && !early) return;
+    const finQueued = this.finQueued && !early;
     const host = this.host;
     const now = host.time.now();
     if (this.sndUna === this.sndMax && this.sendBuf.length > seqDiff(this.sndNxt, this.sndUna)) {
@@ -1342,10 +1370,11 @@ export class TcpConnection implements CcState {
     if (!frtoNew && rec.q.lostOut > rec.q.retransOut && rec.xmitRetransmitQueue(now) > 0) sentAny = true;
     let budget = host.txBudget(this);
     for (;;) {
-      const outstanding = seqDiff(this.sndNxt, this.sndUna);
+      // Before the handshake ends, our SYN is the first sequence number outstanding.
+      const outstanding = seqDiff(this.sndNxt, this.sndUna) - (early ? 1 : 0);
       const sentData = Math.min(outstanding, this.sendBuf.length); // bytes of the buffer already sent
       const unsent = this.sendBuf.length - sentData;
-      const finToSend = this.finQueued && (!this.finSent || seqLe(this.sndNxt, this.finSeq)) && unsent === 0;
+      const finToSend = finQueued && (!this.finSent || seqLe(this.sndNxt, this.finSeq)) && unsent === 0;
       if (unsent === 0 && !finToSend) break;
       const wndLeft = this.sndWnd - outstanding;
       let len = Math.min(unsent, mss);
@@ -1374,7 +1403,7 @@ export class TcpConnection implements CcState {
         break;
       }
       budget--;
-      const fin = finToSend || (this.finQueued && len === unsent && (!this.finSent || seqLe(this.sndNxt, this.finSeq)));
+      const fin = finToSend || (finQueued && len === unsent && (!this.finSent || seqLe(this.sndNxt, this.finSeq)));
       const seq = this.sndNxt;
       if (this.rttTimeMs < 0 && !this.tsOk && len > 0) {
         this.rttSeq = seq;
@@ -1482,6 +1511,7 @@ export class TcpConnection implements CcState {
     const s = host.settings;
     const mib = host.mib;
     const now = host.time.now();
+    if (this.tfo !== null) host.fastOpen.retransmitTimeout(this, this.retransmits);
     switch (this.state) {
       case TcpState.SYN_SENT: {
         // tcp_syn_retries, with the first tcp_syn_linear_timeouts waits kept at the initial RTO.

@@ -2,12 +2,15 @@ import type { Mib } from '../mib.js';
 import type { Time } from '../time/timers.js';
 import type { TcpSettings } from './settings.js';
 import type { TcpConnection } from './connection.js';
+import type { FastOpen } from './fastopen.js';
 
 /** What a connection needs from its protocol: settings, counters, time, and the wire. */
 export interface TcpHost {
   readonly settings: TcpSettings;
   readonly mib: Mib;
   readonly time: Time;
+  /** Fast Open's keys, cookie cache and counters (fastopen.ts). */
+  readonly fastOpen: FastOpen;
   /** RFC 6528 initial sequence number for the connection's 4-tuple. */
   isn(c: TcpConnection): number;
   /** RFC 7323 §5.4: a per-connection offset for TSval. */

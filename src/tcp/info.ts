@@ -97,7 +97,8 @@ export function tcpGetInfo(c: TcpConnection, now: number): TcpInfo {
     // tcpi_options' TCPI_OPT_ECN and TCPI_OPT_ECN_SEEN.
     optEcn: (c.ecnFlags & ECN_OK) !== 0,
     optEcnSeen: (c.ecnFlags & ECN_SEEN) !== 0,
-    optFastOpen: false,
+    // TCPI_OPT_SYN_DATA: the SYN's data was acknowledged (client) or taken (server).
+    optFastOpen: c.synDataAcked,
     sndWscale: c.sndWscale,
     rcvWscale: c.rcvWscale,
     rto: Math.round(c.rtoMs()) * 1000,

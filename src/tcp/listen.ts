@@ -29,6 +29,11 @@ export class TcpListener {
   closed = false;
   /** When this listener last answered with a SYN cookie (Linux last_overflow). */
   private lastCookieMs = -Infinity;
+  /** TCP_FASTOPEN's qlen: Fast Open connections still in SYN-RECEIVED it allows (0: none). */
+  fastOpenMax = 0;
+  /** Fast Open connections made and not yet through their handshake. */
+  private readonly fastOpenPending = new Set<TcpConnection>();
+  private readonly foOut = { cookie: null as Uint8Array | null, exp: false, altKey: false };
   /** SO_MARK and SO_BINDTODEVICE, which its connections inherit. */
   mark = 0;
   boundDev: Interface | null = null;
@@ -112,13 +117,60 @@ export class TcpListener {
     const c = tcp.passiveConnection(laddr, lport, raddr, rport, this);
     c.listener = this;
     tcp.hash(c);
+    if (seg.opts.fastOpen !== null || seg.dataLen > 0) {
+      // RFC 7413 (Linux tcp_try_fastopen): a good cookie makes the connection now.
+      const fo = this.foOut;
+      if (tcp.fastOpen.passive(this.fastOpenQueueLen(), this.fastOpenMax, seg, raddr, laddr, fo)) {
+        this.fastOpenChild(c, seg);
+        return;
+      }
+      c.synAckCookie = fo.cookie;
+      c.synAckCookieExp = fo.exp;
+    }
     this.synQueue++;
     this.pending.add(c);
     c.openPassive(seg);
   }
 
+  /** setsockopt(TCP_FASTOPEN, qlen): the key is made if the stack has none yet. */
+  enableFastOpen(qlen: number): void {
+    this.fastOpenMax = Math.max(0, qlen);
+    this.tcp.fastOpen.initKeyOnce();
+  }
+
+  /** Fast Open connections still in SYN-RECEIVED (those that ended otherwise leave the count). */
+  fastOpenQueueLen(): number {
+    for (const c of this.fastOpenPending) if (c.state !== TcpState.SYN_RECEIVED) this.fastOpenPending.delete(c);
+    return this.fastOpenPending.size;
+  }
+
+  /**
+   * tcp_fastopen_create_child: the connection takes the SYN's data, answers with a
+   * SYN-ACK that acknowledges it, and goes to the application before the handshake ends.
+   */
+  private fastOpenChild(c: TcpConnection, seg: Segment): void {
+    const mib = this.tcp.mib;
+    c.openPassive(seg, true);
+    c.tfoChild = true;
+    if (seg.dataLen > 0) c.acceptSynData(seg);
+    if (this.foOut.altKey) {
+      mib.TcpExtTCPFastOpenPassiveAltKey++;
+      c.synAckCookie = this.foOut.cookie;
+      c.synAckCookieExp = this.foOut.exp;
+    }
+    mib.TcpExtTCPFastOpenPassive++;
+    this.fastOpenPending.add(c);
+    c.sendSynAck();
+    this.adopt(c);
+  }
+
   /** A handshake finished (connection.ts calls this from SYN-RECEIVED). */
   established(c: TcpConnection): void {
+    if (this.fastOpenPending.delete(c)) {
+      // Already the application's: writes that waited for the handshake go on.
+      c.user?.onRoom();
+      return;
+    }
     if (this.pending.delete(c)) this.synQueue--;
     this.adopt(c);
   }
@@ -149,6 +201,7 @@ export class TcpListener {
 
   dropped(c: TcpConnection): void {
     if (this.pending.delete(c)) this.synQueue--;
+    this.fastOpenPending.delete(c);
   }
 
   /** close(2) on the listener: connections not yet accepted are reset. */

@@ -14,6 +14,12 @@ import type { Tcp } from './tcp.js';
 export interface TcpServerOptions extends TcpSocketOptions {
   /** Node's pauseOnConnect: accepted sockets start paused. */
   pauseOnConnect?: boolean;
+  /**
+   * TCP Fast Open (RFC 7413), Linux's setsockopt(TCP_FASTOPEN, qlen): a number is the
+   * queue of Fast Open connections not yet through their handshake, `true` the listen
+   * backlog. As in Linux, the server bit (2) of net.ipv4.tcp_fastopen must be set too.
+   */
+  fastOpen?: boolean | number;
 }
 
 export interface ListenOptions {
@@ -87,6 +93,8 @@ export class TcpServer extends EventEmitter implements ListenUser {
       l.boundDev = dev;
     }
     l.mark = mark;
+    const fo = this.opts.fastOpen;
+    if (fo !== undefined && fo !== false) l.enableFastOpen(fo === true ? l.backlog : Math.floor(Number(fo)));
     const err = this.tcp.addListener(l);
     if (err !== null) {
       process.nextTick(() => this.emit('error', systemError(err, 'listen', formatIp4(addr), port)));

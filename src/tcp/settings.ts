@@ -85,6 +85,10 @@ export class TcpSettings {
   frto = 2;
   /** net.ipv4.tcp_early_retrans: 3 or 4 = the tail loss probe (RFC 8985 §7); 0 turns it off. */
   earlyRetrans = 3;
+  /** net.ipv4.tcp_fastopen: TFO_* bits (fastopen.ts); Linux's default is the client only. */
+  fastOpen = 1;
+  /** net.ipv4.tcp_fastopen_blackhole_timeout_sec: 0 never pauses active Fast Open. */
+  fastOpenBlackholeTimeoutSec = 0;
   /** net.ipv4.tcp_adv_win_scale is not used: the full free buffer is offered. */
 
   /** The window scale we offer (Linux tcp_select_initial_window: the largest receive space). */

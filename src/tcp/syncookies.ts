@@ -12,6 +12,8 @@ import type { Tcp } from './tcp.js';
 import type { TcpListener } from './listen.js';
 import { Segment, type TcpConnection } from './connection.js';
 import { seqAdd } from './seq.js';
+import { ECN_OK } from './ecn.js';
+import { TCP_CWR, TCP_ECE } from '../wire/tcp.js';
 
 const COOKIEBITS = 24;
 const COOKIEMASK = (1 << COOKIEBITS) - 1;
@@ -21,6 +23,8 @@ const MAX_AGE = 2;
 const MSS_TABLE = [536, 1300, 1440, 1460];
 const TS_OPT_MASK = 0x3f;
 const WSCALE_NONE = 0xf;
+/** Linux TS_OPT_ECN: the cookie's timestamp says ECN was agreed. */
+const TS_OPT_ECN = 0x20;
 
 function hash(secrets: readonly Uint8Array[], which: number, saddr: number, daddr: number, sport: number, dport: number, count: number): number {
   const b = Buffer.allocUnsafe(16);
@@ -62,12 +66,15 @@ export const SynCookies = {
     c.setIss(makeCookie(tcp.cookieSecrets, raddr, laddr, rport, lport, seg.seq, cookieTime(tcp), idx));
     if (c.tsOk) {
       // Linux cookie_init_timestamp: the options ride in TSval's low bits.
-      const opts = (c.wscaleOk ? Math.min(o.wscale, 14) : WSCALE_NONE) | (c.sackOk ? 0x10 : 0);
+      // ... and whether ECN was agreed (TS_OPT_ECN).
+      const opts = (c.wscaleOk ? Math.min(o.wscale, 14) : WSCALE_NONE) | (c.sackOk ? 0x10 : 0) | (c.ecnFlags & ECN_OK ? TS_OPT_ECN : 0);
       const now = (Math.floor(tcp.time.now()) + c.tsOffset) >>> 0;
       let ts = ((now & ~TS_OPT_MASK) | opts) >>> 0;
       if (((ts - now) | 0) > 0) ts = (ts - (TS_OPT_MASK + 1)) >>> 0;
       c.tsOffset = (ts - Math.floor(tcp.time.now())) >>> 0;
     }
+    // Linux tcp_conn_request: without timestamps a cookie cannot carry ECN, so none is offered.
+    else c.ecnFlags = 0;
     tcp.mib.TcpExtSyncookiesSent++;
     tcp.sendSyn(c, true);
   },
@@ -108,6 +115,8 @@ export const SynCookies = {
       const ws = bits & 0xf;
       syn.opts.wscale = ws === WSCALE_NONE ? -1 : ws;
       syn.opts.sackPermitted = (bits & 0x10) !== 0;
+      // cookie_ecn_ok: ECN as the SYN-ACK agreed it (tcp_ecn still decides, as ecnPassive does).
+      if (bits & TS_OPT_ECN) syn.flags |= TCP_ECE | TCP_CWR;
     }
     const c = tcp.passiveConnection(laddr, lport, raddr, rport, l);
     c.openPassive(syn, true);

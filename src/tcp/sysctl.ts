@@ -1,11 +1,12 @@
 /** TCP's knobs under their Linux sysctl names (net.ipv4.tcp_*, net.core.somaxconn). */
 import type { Sysctl } from '../sysctl.js';
 import type { TcpSettings } from './settings.js';
+import type { FastOpen } from './fastopen.js';
 import { availableCongestionControl } from './cc/index.js';
 
 const INT_MAX = 2 ** 31 - 1;
 
-export function registerTcpSysctls(k: Sysctl, s: TcpSettings): void {
+export function registerTcpSysctls(k: Sysctl, s: TcpSettings, fastOpen?: FastOpen): void {
   const mem = (name: string, key: 'rmem' | 'wmem'): void =>
     k.registerVector(name, {
       count: 3,
@@ -72,6 +73,15 @@ export function registerTcpSysctls(k: Sysctl, s: TcpSettings): void {
   k.field('net.ipv4.tcp_recovery', s, 'recovery', 0, INT_MAX);
   k.field('net.ipv4.tcp_frto', s, 'frto', 0, INT_MAX);
   k.field('net.ipv4.tcp_early_retrans', s, 'earlyRetrans', 0, 4);
+  // Fast Open (fastopen.ts): the bits are a plain int to Linux (proc_dointvec).
+  k.field('net.ipv4.tcp_fastopen', s, 'fastOpen', -INT_MAX - 1, INT_MAX);
+  k.field('net.ipv4.tcp_fastopen_blackhole_timeout_sec', s, 'fastOpenBlackholeTimeoutSec', 0, INT_MAX);
+  if (fastOpen !== undefined) {
+    k.registerText('net.ipv4.tcp_fastopen_key', {
+      get: () => fastOpen.keyText(),
+      set: (v) => fastOpen.setKeyText(v),
+    });
+  }
   k.registerText('net.ipv4.tcp_congestion_control', {
     get: () => s.congestionControl,
     set: (v) => {

@@ -37,6 +37,7 @@ import { TcpState } from './state.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 import { createCongestionControl } from './cc/index.js';
 import { TcpListener } from './listen.js';
+import { FastOpen, TFO_SERVER_ENABLE, TFO_SERVER_WO_SOCKOPT1 } from './fastopen.js';
 import { ecnSend, ecnSynAckFlags, ecnSynFlags, INET_ECN_MASK } from './ecn.js';
 import { TcpSocket, type TcpConnectOptions } from './socket.js';
 import { TcpServer, type TcpServerOptions } from './server.js';
@@ -93,6 +94,8 @@ export class Tcp implements TcpHost {
   private readonly tsSecret: Uint8Array;
   /** Keys for SYN cookies (syncookies.ts). */
   readonly cookieSecrets: [Uint8Array, Uint8Array];
+  /** Fast Open (RFC 7413): keys, the client's cookie cache. */
+  readonly fastOpen: FastOpen;
   private readonly spec: TcpOptionsSpec & { ts: { val: number; ecr: number } | null } = { ts: null };
   private readonly tsSpec = { val: 0, ecr: 0 };
   private readonly sackOut = new Uint32Array(8);
@@ -114,6 +117,7 @@ export class Tcp implements TcpHost {
     this.isnSecret = secret(16);
     this.tsSecret = secret(16);
     this.cookieSecrets = [secret(16), secret(16)];
+    this.fastOpen = new FastOpen(this.settings, mib, time, secret);
     ip.register(IPPROTO_TCP, (pkt, src, dst, iface) => this.input(pkt, src, dst, iface));
     icmp.onError((e) => this.icmpError(e));
     this.flushTimer = time.timer(() => this.flushDeferred());
@@ -212,6 +216,9 @@ export class Tcp implements TcpHost {
       if (p < 0) return 'EADDRINUSE';
       l.port = p;
     }
+    // inet_listen: tcp_fastopen 0x400|0x2 gives every listener a Fast Open queue of its backlog.
+    const fo = this.settings.fastOpen;
+    if (fo & TFO_SERVER_WO_SOCKOPT1 && fo & TFO_SERVER_ENABLE && l.fastOpenMax === 0) l.enableFastOpen(l.backlog);
     const list = this.listeners.get(l.port);
     if (list === undefined) this.listeners.set(l.port, [l]);
     else list.push(l);
@@ -313,6 +320,8 @@ export class Tcp implements TcpHost {
     c.remotePort = rport;
     c.pmtu = this.pathMtu(raddr, src, c);
     this.hash(c);
+    // Fast Open with a cookie in hand: the SYN waits for the data (TCP_FASTOPEN_CONNECT).
+    if (c.tfo !== null && c.tfo.deferred) return null;
     this.batch.begin();
     try {
       c.openActive();
@@ -573,9 +582,24 @@ export class Tcp implements TcpHost {
     spec.wscale = (synAck ? c.wscaleOk : s.windowScaling) ? c.rcvWscale : -1;
     spec.sack = undefined;
     spec.sackCount = 0;
-    const pkt = this.pool.alloc(TCP_HEADER_LEN + 40);
+    // Fast Open (fastopen.ts): the cookie the SYN-ACK hands out (first transmission only, as
+    // Linux's tcp_rtx_synack sends none), or the client's cookie or request and its data.
+    let dataLen = 0;
+    if (synAck) {
+      spec.fastOpen = c.synAckCookie;
+      spec.fastOpenExp = c.synAckCookieExp;
+      c.synAckCookie = null;
+    } else if (c.tfo !== null) dataLen = this.fastOpen.synOptions(c, spec);
+    const pkt = this.pool.alloc(TCP_HEADER_LEN + 40 + dataLen);
     const optLen = emitTcpOptions(spec, pkt.buf, pkt.start + TCP_HEADER_LEN);
-    pkt.end = pkt.start + TCP_HEADER_LEN + optLen;
+    spec.fastOpen = null;
+    spec.fastOpenExp = false;
+    if (dataLen > 0) {
+      c.sendBuf.copyOut(0, dataLen, pkt.buf, pkt.start + TCP_HEADER_LEN + optLen);
+      c.sndNxt = seqAdd(c.iss, 1 + dataLen);
+      c.sndMax = c.sndNxt;
+    }
+    pkt.end = pkt.start + TCP_HEADER_LEN + optLen + dataLen;
     // RFC 7323 §2.2: a SYN's window is not scaled; Linux offers the buffer rounded down to whole segments.
     const effMss = c.advMss - (synAck && c.tsOk ? 12 : 0);
     let wnd = Math.min(0xffff, c.rcvBufSize);
@@ -586,7 +610,7 @@ export class Tcp implements TcpHost {
     // RFC 3168 §6.1.1: ECE|CWR asks for ECN, ECE alone in the SYN-ACK agrees (ecn.ts).
     const flags = synAck ? TCP_SYN | TCP_ACK | ecnSynAckFlags(c) : TCP_SYN | ecnSynFlags(c, c.retransmits === 0);
     this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, c.iss, synAck ? c.rcvNxt : 0, flags, wnd, optLen);
-    c.segmentSent(0);
+    c.segmentSent(dataLen);
     if (synAck) c.ackSent();
     this.xmit(pkt, c.localAddr, c.remoteAddr, c);
   }

@@ -37,6 +37,9 @@ export const TCPOPT_SACK_PERM = 4;
 export const TCPOPT_SACK = 5;
 export const TCPOPT_TIMESTAMP = 8;
 export const TCPOPT_FASTOPEN = 34;
+/** RFC 6994 experimental option; Fast Open's pre-RFC form is kind 254 with magic 0xF989. */
+export const TCPOPT_EXP = 254;
+export const TCPOPT_FASTOPEN_MAGIC = 0xf989;
 
 // Option lengths (kind and length bytes included).
 const TCPOLEN_MSS = 4;
@@ -47,6 +50,7 @@ const TCPOLEN_SACK_BASE = 2;
 const TCPOLEN_SACK_PERBLOCK = 8;
 const TCP_MAX_SACK_BLOCKS = 4;
 const TCPOLEN_FASTOPEN_BASE = 2;
+const TCPOLEN_EXP_FASTOPEN_BASE = 4;
 /** RFC 7413 §4.1.1: a cookie is 4 to 16 bytes (and Linux's are even). */
 const TCP_FASTOPEN_COOKIE_MIN = 4;
 const TCP_FASTOPEN_COOKIE_MAX = 16;
@@ -205,6 +209,8 @@ export class TcpOptions {
    * is a cookie request; null when absent.
    */
   fastOpen: Uint8Array | null = null;
+  /** The cookie came in the experimental form (kind 254, magic 0xF989). */
+  fastOpenExp = false;
 
   clear(): void {
     this.mss = 0;
@@ -215,6 +221,7 @@ export class TcpOptions {
     this.tsEcr = 0;
     this.sackCount = 0;
     this.fastOpen = null;
+    this.fastOpenExp = false;
   }
 }
 
@@ -275,6 +282,19 @@ export function parseTcpOptions(buf: Uint8Array, off: number, len: number, out: 
           return 'malformed';
         }
         out.fastOpen = buf.subarray(i + 2, i + olen);
+        out.fastOpenExp = false;
+        break;
+      }
+      case TCPOPT_EXP: {
+        // Linux tcp_parse_options: kind 254 is Fast Open when its first two bytes are the magic;
+        // any other experimental option is skipped by its length.
+        if (olen < TCPOLEN_EXP_FASTOPEN_BASE || getU16(buf, i + 2) !== TCPOPT_FASTOPEN_MAGIC) break;
+        const c = olen - TCPOLEN_EXP_FASTOPEN_BASE;
+        if (c !== 0 && (c < TCP_FASTOPEN_COOKIE_MIN || c > TCP_FASTOPEN_COOKIE_MAX || (c & 1) !== 0)) {
+          return 'malformed';
+        }
+        out.fastOpen = buf.subarray(i + 4, i + olen);
+        out.fastOpenExp = true;
         break;
       }
       default:
@@ -299,6 +319,8 @@ export interface TcpOptionsSpec {
   sackCount?: number;
   /** The Fast Open cookie (0 or 4 to 16 bytes; empty: a cookie request). */
   fastOpen?: Uint8Array | null;
+  /** Send the cookie in the experimental form (kind 254, magic 0xF989) instead of kind 34. */
+  fastOpenExp?: boolean;
 }
 
 /** Bytes of everything but the SACK option, each word-aligned as emitted. */
@@ -314,7 +336,7 @@ function fixedOptionsLen(spec: TcpOptionsSpec): number {
     if (c !== 0 && (c < TCP_FASTOPEN_COOKIE_MIN || c > TCP_FASTOPEN_COOKIE_MAX)) {
       throw new WireError('tcp', 'fast open cookie length');
     }
-    n += (TCPOLEN_FASTOPEN_BASE + c + 3) & ~3;
+    n += ((spec.fastOpenExp === true ? TCPOLEN_EXP_FASTOPEN_BASE : TCPOLEN_FASTOPEN_BASE) + c + 3) & ~3;
   }
   // At most MSS 4 + TS 12 + WS 4 + Fast Open 20: the 40 bytes there are.
   return n;
@@ -353,6 +375,7 @@ export function tcpOptionsLen(spec: TcpOptionsSpec): number {
  *   window scale                              01 03 03 shift
  *   SACK blocks                               01 01 05 len left right ...
  *   Fast Open                                 22 len cookie, then NOPs to the word
+ *                                  (or, experimental: fe len f9 89 cookie, NOPs)
  * Returns the byte count (a multiple of 4, at most 40). Throws a WireError for a Fast
  * Open cookie of a length RFC 7413 doesn't allow.
  */
@@ -408,10 +431,12 @@ export function emitTcpOptions(spec: TcpOptionsSpec, buf: Uint8Array, off: numbe
   }
   const fo = spec.fastOpen;
   if (fo) {
-    const olen = TCPOLEN_FASTOPEN_BASE + fo.length;
-    buf[i] = TCPOPT_FASTOPEN;
+    const exp = spec.fastOpenExp === true;
+    const olen = (exp ? TCPOLEN_EXP_FASTOPEN_BASE : TCPOLEN_FASTOPEN_BASE) + fo.length;
+    buf[i] = exp ? TCPOPT_EXP : TCPOPT_FASTOPEN;
     buf[i + 1] = olen;
-    buf.set(fo, i + 2);
+    if (exp) setU16(buf, i + 2, TCPOPT_FASTOPEN_MAGIC);
+    buf.set(fo, i + (exp ? 4 : 2));
     const end = i + ((olen + 3) & ~3);
     for (i += olen; i < end; i++) buf[i] = TCPOPT_NOP;
   }
@@ -443,6 +468,7 @@ function specOf(o: TcpOptions): TcpOptionsSpec {
     spec.sackCount = o.sackCount;
   }
   if (o.fastOpen !== null) spec.fastOpen = copyBytes(o.fastOpen, 0, o.fastOpen.length);
+  if (o.fastOpenExp) spec.fastOpenExp = true;
   return spec;
 }
 

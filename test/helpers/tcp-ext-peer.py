@@ -38,12 +38,15 @@ def main():
     if mode in ('client', 'tfo-client'):
         host, port = sys.argv[2], int(sys.argv[3])
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(10)
         if mode == 'client':
+            s.settimeout(10)
             s.connect((host, port))
             s.sendall(b'x' * int(sys.argv[4]))
         else:
+            # Blocking: a socket with a timeout is non-blocking inside, and MSG_FASTOPEN
+            # would answer EINPROGRESS.
             s.sendto(sys.argv[4].encode(), socket.MSG_FASTOPEN, (host, port))
+            s.settimeout(10)
         s.shutdown(socket.SHUT_WR)
         info = ss_of(s)
         answer = read_all(s)

@@ -14,6 +14,9 @@ import { Stack } from '../../src/stack.js';
 import { configure, openTap } from '../../src/library.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 import { ECN_OK, ECN_SEEN } from '../../src/tcp/ecn.js';
+import { TcpState } from '../../src/tcp/state.js';
+import { fastOpenCookie } from '../../src/tcp/fastopen.js';
+import { parseIp4 } from '../../src/wire/addr.js';
 
 const TAG = process.pid.toString(36).slice(-4);
 const NS = `tsexns${TAG}`;
@@ -58,9 +61,9 @@ async function peerServer(port: number, n: number, qlen: number): Promise<{ done
 }
 
 /** The stack connects to the kernel, sends `data` (into the SYN with fastOpen) and reads to EOF. */
-function stackClient(stack: Stack, port: number, data: Buffer): Promise<{ answer: string; sock: TcpSocket }> {
+function stackClient(stack: Stack, port: number, data: Buffer, fastOpen = false): Promise<{ answer: string; sock: TcpSocket }> {
   return new Promise((res, rej) => {
-    const s = stack.tcp.connect({ port, host: KERNEL_IP });
+    const s = stack.tcp.connect({ port, host: KERNEL_IP, fastOpen });
     let answer = '';
     s.on('data', (d: Buffer) => (answer += d.toString()));
     s.on('error', rej);
@@ -134,5 +137,71 @@ describe('ECN and Fast Open with the Linux kernel', () => {
     } finally {
       stack.sysctl.set('net.ipv4.tcp_ecn', '2');
     }
+  });
+
+  it('Fast Open: the kernel client gets a cookie from the stack, then its data goes in the SYN to the stack server', async () => {
+    stack.sysctl.set('net.ipv4.tcp_fastopen', '3');
+    const seen: { text: string; state: TcpState }[] = [];
+    const server = stack.tcp
+      .createServer({ fastOpen: 16 }, (s: TcpSocket) => {
+        s.on('data', (d: Buffer) => {
+          seen.push({ text: d.toString(), state: s.conn!.state });
+          s.end(`re:${d.toString()}`);
+        });
+      })
+      .listen(7103);
+    const before = await kernelNstat();
+    const passive0 = stack.mib.TcpExtTCPFastOpenPassive;
+    try {
+      // The first: no cookie yet, so the SYN asks for one and the data follows the handshake.
+      expect(await peerPy('tfo-client', STACK_IP, '7103', 'first')).toMatch(/ANSWER re:first/);
+      expect(stack.mib.TcpExtTCPFastOpenCookieReqd).toBeGreaterThanOrEqual(1);
+      // The kernel keeps the stack's cookie: SipHash of its address and ours under our key.
+      const cookie = Buffer.from(stack.tcp.fastOpen.cookie(parseIp4(KERNEL_IP)!, parseIp4(STACK_IP)!)!).toString('hex');
+      const [cmd, a] = peer.command(['ip', 'tcp_metrics', 'show', STACK_IP]);
+      expect((await runAsync(cmd, a)).out).toContain(`fo_cookie ${cookie}`);
+      // The second: data in the SYN, taken before the handshake ended.
+      const out = await peerPy('tfo-client', STACK_IP, '7103', 'second');
+      expect(out).toMatch(/ANSWER re:second/);
+      expect(out).toMatch(/^SS .* fastopen /m);
+      expect(seen.map((x) => x.text)).toEqual(['first', 'second']);
+      expect(seen[1].state).toBe(TcpState.SYN_RECEIVED);
+      expect(stack.mib.TcpExtTCPFastOpenPassive - passive0).toBe(1);
+      const after = await kernelNstat();
+      expect((after.TcpExtTCPFastOpenActive ?? 0) - (before.TcpExtTCPFastOpenActive ?? 0)).toBe(1);
+      expect((after.TcpExtTCPFastOpenActiveFail ?? 0) - (before.TcpExtTCPFastOpenActiveFail ?? 0)).toBe(0);
+    } finally {
+      server.close();
+      stack.sysctl.set('net.ipv4.tcp_fastopen', '1');
+    }
+  });
+
+  it('Fast Open: the stack client gets the kernel’s cookie (our SipHash of its key agrees), then sends its data in the SYN', async () => {
+    const KEY = '00112233-44556677-8899aabb-ccddeeff';
+    peer.run('sysctl', '-qw', 'net.ipv4.tcp_fastopen=3', `net.ipv4.tcp_fastopen_key=${KEY}`);
+    const keyBytes = Buffer.alloc(16);
+    KEY.split('-').forEach((w, i) => keyBytes.writeUInt32LE(parseInt(w, 16), 4 * i));
+    const before = await kernelNstat();
+    {
+      const { done } = await peerServer(7104, 5, 16);
+      const { answer } = await stackClient(stack, 7104, Buffer.from('first'), true);
+      expect(answer).toBe('got 5');
+      expect(await done).not.toMatch(/ fastopen /);
+    }
+    const expected = fastOpenCookie(keyBytes, parseIp4(STACK_IP)!, parseIp4(KERNEL_IP)!);
+    expect(stack.tcp.fastOpen.cached(parseIp4(KERNEL_IP)!)).toEqual(expected);
+    const active0 = stack.mib.TcpExtTCPFastOpenActive;
+    {
+      const { done } = await peerServer(7104, 6, 16);
+      const { answer, sock } = await stackClient(stack, 7104, Buffer.from('second'), true);
+      expect(answer).toBe('got 6');
+      // The kernel's own view: the connection began with data in the SYN.
+      expect(await done).toMatch(/^SS .* fastopen /m);
+      expect(sock.bytesWritten).toBe(6);
+    }
+    expect(stack.mib.TcpExtTCPFastOpenActive - active0).toBe(1);
+    const after = await kernelNstat();
+    expect((after.TcpExtTCPFastOpenPassive ?? 0) - (before.TcpExtTCPFastOpenPassive ?? 0)).toBe(1);
+    expect((after.TcpExtTCPFastOpenCookieReqd ?? 0) - (before.TcpExtTCPFastOpenCookieReqd ?? 0)).toBe(1);
   });
 });

@@ -9,61 +9,11 @@ import { ip, simPair, type SimPair } from '../helpers/sim.js';
 import { runFor, pattern, sha256 } from '../helpers/tcp-sim.js';
 import { runTc } from '../../src/control/tc.js';
 import { stackTcEnv } from '../../src/control/exec.js';
-import { fillIpv4Checksum } from '../../src/wire/ipv4.js';
-import type { SimDevice } from '../../src/link/sim.js';
+import { tap, markCe } from '../helpers/tcp-tap.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 import type { TcpConnection } from '../../src/tcp/connection.js';
 import { ECN_OK, ECN_SEEN } from '../../src/tcp/ecn.js';
 import { TCP_ACK, TCP_CWR, TCP_ECE, TCP_SYN } from '../../src/wire/tcp.js';
-
-/** A TCP segment as it left a device: IP ECN field, flags, data length. */
-interface Seen {
-  at: number;
-  ecn: number;
-  flags: number;
-  seq: number;
-  len: number;
-}
-
-/**
- * Watches (and may change) the TCP segments a device sends: `fn` gets the frame and
- * the IP header's offset, and returns false to drop it.
- */
-function tap(dev: SimDevice, fn: (f: Uint8Array, ipOff: number, s: Seen) => boolean | void): Seen[] {
-  const seen: Seen[] = [];
-  const send = dev.sendBatch.bind(dev);
-  dev.sendBatch = (frames: readonly Uint8Array[], count: number): number => {
-    const keep: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) {
-      const f = frames[i];
-      if (f.length >= 54 && f[12] === 0x08 && f[13] === 0x00 && f[23] === 6) {
-        const ihl = (f[14] & 0x0f) * 4;
-        const t = 14 + ihl;
-        const total = (f[16] << 8) | f[17];
-        const s: Seen = {
-          at: 0,
-          ecn: f[15] & 3,
-          flags: f[t + 13],
-          seq: ((f[t + 4] << 24) | (f[t + 5] << 16) | (f[t + 6] << 8) | f[t + 7]) >>> 0,
-          len: total - ihl - (f[t + 12] >> 4) * 4,
-        };
-        seen.push(s);
-        if (fn(f, 14, s) === false) continue;
-      }
-      keep.push(f);
-    }
-    send(keep, keep.length);
-    return count;
-  };
-  return seen;
-}
-
-/** Marks CE on an ECT datagram, as a router would (RFC 3168 §5). */
-function markCe(f: Uint8Array, ipOff: number): void {
-  if ((f[ipOff + 1] & 3) === 0) return;
-  f[ipOff + 1] |= 3;
-  fillIpv4Checksum(f, ipOff, (f[ipOff] & 0x0f) * 4);
-}
 
 /** a (10.0.0.1) connects to b (10.0.0.2):9000 and sends `data`; b keeps what arrives. */
 function transfer(p: SimPair, data: Buffer): { client: TcpSocket; got: Buffer[]; server: () => TcpConnection | null } {
@@ -88,8 +38,8 @@ describe('ECN negotiation (RFC 3168 §6.1.1, net.ipv4.tcp_ecn)', () => {
         const p = simPair({ impair: { delayMs: 5 } });
         p.a.sysctl.set('net.ipv4.tcp_ecn', String(ca));
         p.b.sysctl.set('net.ipv4.tcp_ecn', String(cb));
-        const fromA = tap(p.da, () => {});
-        const fromB = tap(p.db, () => {});
+        const fromA = tap(p.da);
+        const fromB = tap(p.db);
         const { client, got, server } = transfer(p, pattern(50_000, 1));
         const cconn = client.conn!;
         await runFor(p.time, 500, { stepMs: 5 });
@@ -159,7 +109,7 @@ describe('CE marks (RFC 3168 §6.1.2, §6.1.3)', () => {
     const fromA = tap(p.da, (f, o) => {
       if (marking) markCe(f, o);
     });
-    const fromB = tap(p.db, () => {});
+    const fromB = tap(p.db);
     const data = pattern(30_000_000, 3);
     const { client, got } = transfer(p, data);
     const c = client.conn!;
