@@ -1336,9 +1336,9 @@ export class TcpConnection implements CcState {
   output(): void {
     const st = this.state;
     // A Fast Open connection may send before the handshake ends (RFC 7413 §4.2.2), its FIN after.
-    const early = st === TcpState.SYN_RECEIVED && this.tfoChild;
-    if (st !== TcpState.ESTABLISHED && st !== TcpState.CLOSE_WAIT && st !== TcpState.FIN_WAIT_1 && st !== TcpState.CLOSING && st !== TcpState.LAST_ACK && !early) return;
-    const finQueued = this.finQueued && !early;
+    const tfoEarly = st === TcpState.SYN_RECEIVED && this.tfoChild;
+    if (st !== TcpState.ESTABLISHED && st !== TcpState.CLOSE_WAIT && st !== TcpState.FIN_WAIT_1 && st !== TcpState.CLOSING && st !== TcpState.LAST_ACK && !tfoEarly) return;
+    const finQueued = this.finQueued && !tfoEarly;
     const host = this.host;
     const now = host.time.now();
     if (this.sndUna === this.sndMax && this.sendBuf.length > seqDiff(this.sndNxt, this.sndUna)) {
@@ -1371,7 +1371,7 @@ export class TcpConnection implements CcState {
     let budget = host.txBudget(this);
     for (;;) {
       // Before the handshake ends, our SYN is the first sequence number outstanding.
-      const outstanding = seqDiff(this.sndNxt, this.sndUna) - (early ? 1 : 0);
+      const outstanding = seqDiff(this.sndNxt, this.sndUna) - (tfoEarly ? 1 : 0);
       const sentData = Math.min(outstanding, this.sendBuf.length); // bytes of the buffer already sent
       const unsent = this.sendBuf.length - sentData;
       const finToSend = finQueued && (!this.finSent || seqLe(this.sndNxt, this.finSeq)) && unsent === 0;
