@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The kernel's side of the ECN and Fast Open tests, run in the peer's namespace.
 
-  client HOST PORT NBYTES          connect, send NBYTES, read the answer to EOF, print
-                                   `ss -tio` of the connection (before closing) and the answer's length
-  tfo-client HOST PORT TEXT        the same with TEXT sent by sendto(MSG_FASTOPEN): in the SYN
-                                   when the kernel holds a cookie for HOST
+  client HOST PORT NBYTES          connect, send NBYTES, shut down writing, print `ss -tio` of
+                                   the connection, read the answer to EOF and print it
+  tfo-client HOST PORT TEXT        send TEXT by sendto(MSG_FASTOPEN) (in the SYN when the kernel
+                                   holds a cookie for HOST), read the answer to the server's FIN,
+                                   then print `ss -tio` of the connection and the answer
   server HOST PORT NBYTES QLEN     listen (TCP_FASTOPEN=QLEN when QLEN > 0), accept one
                                    connection, read NBYTES, print `ss -tio` of it, answer
                                    `got N` and close
@@ -47,9 +48,14 @@ def main():
             # would answer EINPROGRESS.
             s.sendto(sys.argv[4].encode(), socket.MSG_FASTOPEN, (host, port))
             s.settimeout(10)
-        s.shutdown(socket.SHUT_WR)
-        info = ss_of(s)
-        answer = read_all(s)
+        if mode == 'client':
+            s.shutdown(socket.SHUT_WR)
+            info = ss_of(s)
+            answer = read_all(s)
+        else:
+            # The server answers and closes: read to its FIN, then look (CLOSE-WAIT keeps tcp_info).
+            answer = read_all(s)
+            info = ss_of(s)
         print('SS', info)
         print('ANSWER', answer.decode(errors='replace'))
         s.close()
