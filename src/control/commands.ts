@@ -29,7 +29,7 @@ export type Command =
   | { kind: 'nstat'; json: boolean; zeros: boolean }
   | { kind: 'sysctl-set'; name: string; value: string; quiet: boolean }
   | { kind: 'sysctl-get'; names: string[]; valueOnly: boolean; all: boolean }
-  | { kind: 'service-add' | 'service-del'; name: ServiceName; proto: ServiceProto; addr: number; port: number }
+  | { kind: 'service-add' | 'service-del'; name: ServiceName; proto: ServiceProto; addr: number; port: number; fastOpen?: number }
   | { kind: 'service-list' }
   /** `nft ARGS...`, run by control/nft.ts. */
   | { kind: 'nft'; argv: string[] }
@@ -272,7 +272,10 @@ function parseSysctl(w: Words): Command {
   return { kind: 'sysctl-get', names: rest, valueOnly, all };
 }
 
-/** `service [list]` and `service add|del NAME PROTO [ADDR]:PORT`, e.g. `service add echo udp :7`. */
+/**
+ * `service [list]` and `service add|del NAME PROTO [ADDR]:PORT [fastopen QLEN]`, e.g.
+ * `service add echo udp :7`; `fastopen` gives a TCP service's listener a Fast Open queue.
+ */
 function parseService(w: Words): Command {
   if (w.done) return { kind: 'service-list' };
   const verb = w.choose(['add', 'delete', 'list', 'show'] as const, 'a service command');
@@ -283,7 +286,7 @@ function parseService(w: Words): Command {
   const name = w.choose(SERVICE_NAMES, 'a service');
   const proto = w.choose(serviceProtos(name), `a protocol ${name} is served over`);
   const dflt = SERVICE_DEFAULT_PORTS[name];
-  const s = w.done && dflt !== undefined ? `:${dflt}` : w.next('ADDR:PORT or :PORT');
+  const s = (w.done || w.peek() === 'fastopen') && dflt !== undefined ? `:${dflt}` : w.next('ADDR:PORT or :PORT');
   const colon = s.lastIndexOf(':');
   if (colon < 0) throw w.error('expected ADDR:PORT or :PORT', s);
   const a = s.slice(0, colon);
@@ -295,8 +298,15 @@ function parseService(w: Words): Command {
     addr = v;
   }
   if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw w.error('expected a port from 1 to 65535 after ":"', s);
+  let fastOpen: number | undefined;
+  if (verb === 'add' && proto === 'tcp' && w.accept('fastopen')) {
+    // setsockopt(TCP_FASTOPEN, QLEN) on the listener (net.ipv4.tcp_fastopen must have the server bit).
+    const q = w.next('QLEN');
+    if (!/^\d+$/.test(q) || Number(q) > 2147483647) throw w.error('expected a Fast Open queue length (0 or more) after fastopen', q);
+    fastOpen = Number(q);
+  }
   w.end();
-  return { kind: verb === 'add' ? 'service-add' : 'service-del', name, proto, addr, port: Number(p) };
+  return { kind: verb === 'add' ? 'service-add' : 'service-del', name, proto, addr, port: Number(p), ...(fastOpen !== undefined ? { fastOpen } : {}) };
 }
 
 /** `nft ...`: syntax checked here (a config file fails before anything runs); carried out by control/nft.ts. */

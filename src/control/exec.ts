@@ -111,7 +111,7 @@ export class Controller {
       }
       case 'service-add':
       case 'service-del': {
-        const spec = { name: cmd.name, proto: cmd.proto, addr: cmd.addr, port: cmd.port };
+        const spec = { name: cmd.name, proto: cmd.proto, addr: cmd.addr, port: cmd.port, ...(cmd.fastOpen !== undefined ? { fastOpen: cmd.fastOpen } : {}) };
         if (cmd.kind === 'service-add') s.services.add(spec, (argv) => this.show(argv));
         else s.services.del(spec);
         return '';

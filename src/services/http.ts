@@ -60,13 +60,14 @@ export class HttpStatusService implements RunningService {
     port: number,
     label: string,
     private readonly show: ShowFn,
+    fastOpen = 0,
   ) {
     // listen() reports its errors asynchronously, as Node's does; `service add` fails at once.
     const err = tcp.listenError(addr, port);
     if (err !== null) throw new ServiceError(`${label}: ${STRERROR[err] ?? err}`, err);
     this.metrics = new StackMetrics(show, tcp);
     this.web = http.createServer((req, res) => this.handle(req, res));
-    this.server = new TcpServer(tcp, {}, (s: TcpSocket) => this.web.emit('connection', s));
+    this.server = new TcpServer(tcp, fastOpen > 0 ? { fastOpen } : {}, (s: TcpSocket) => this.web.emit('connection', s));
     this.server.on('error', () => {
       /* checked above */
     });

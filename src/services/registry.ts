@@ -31,10 +31,12 @@ export interface ServiceSpec {
   proto: ServiceProto;
   addr: number;
   port: number;
+  /** TCP Fast Open queue of the service's listener (`fastopen QLEN`); absent or 0: none. */
+  fastOpen?: number;
 }
 
 export function formatService(s: ServiceSpec): string {
-  return `${s.name} ${s.proto} ${formatIp4(s.addr)}:${s.port}`;
+  return `${s.name} ${s.proto} ${formatIp4(s.addr)}:${s.port}${s.fastOpen ? ` fastopen ${s.fastOpen}` : ''}`;
 }
 
 /** The built-in services a Stack runs. */
@@ -54,11 +56,11 @@ export class Services {
     if (spec.name === 'http') {
       if (spec.proto !== 'tcp') throw new ServiceError(`${label}: http is served over tcp only`, 'EPROTONOSUPPORT');
       if (show === undefined) throw new ServiceError(`${label}: the status page needs the show commands (add it with a command line)`, 'EINVAL');
-      svc = new HttpStatusService(this.tcp, spec.addr, spec.port, label, show);
+      svc = new HttpStatusService(this.tcp, spec.addr, spec.port, label, show, spec.fastOpen ?? 0);
     } else if (spec.name === 'iperf3') {
       if (spec.proto !== 'tcp') throw new ServiceError(`${label}: iperf3 is served over tcp only`, 'EPROTONOSUPPORT');
-      svc = new Iperf3Service(this.tcp, spec.addr, spec.port, label, this.log);
-    } else if (spec.proto === 'tcp') svc = new TcpService(this.tcp, spec.name, spec.addr, spec.port, label);
+      svc = new Iperf3Service(this.tcp, spec.addr, spec.port, label, this.log, spec.fastOpen ?? 0);
+    } else if (spec.proto === 'tcp') svc = new TcpService(this.tcp, spec.name, spec.addr, spec.port, label, spec.fastOpen ?? 0);
     else
       switch (spec.name) {
       case 'echo':

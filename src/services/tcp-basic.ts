@@ -124,8 +124,11 @@ export class TcpService implements RunningService, ListenUser {
     addr: number,
     port: number,
     label: string,
+    /** TCP_FASTOPEN's queue length for the listener (0: none). */
+    fastOpen = 0,
   ) {
     this.listener = new TcpListener(tcp, addr, port, 511, this);
+    if (fastOpen > 0) this.listener.enableFastOpen(fastOpen);
     const err = tcp.addListener(this.listener);
     if (err !== null) throw new ServiceError(`${label}: ${STRERROR[err] ?? err}`, err);
   }

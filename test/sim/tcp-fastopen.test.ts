@@ -13,6 +13,7 @@ import type { TcpServer } from '../../src/tcp/server.js';
 import { TcpState } from '../../src/tcp/state.js';
 import { fastOpenCookie } from '../../src/tcp/fastopen.js';
 import { TCP_ACK, TCP_SYN } from '../../src/wire/tcp.js';
+import { configure } from '../../src/library.js';
 
 const RTT = 20;
 const KEY = '01020304-05060708-090a0b0c-0d0e0f10';
@@ -213,5 +214,28 @@ describe('TCP Fast Open (RFC 7413) between two stacks', () => {
     p.a.sysctl.set('net.ipv4.tcp_fastopen', '0');
     await request(p, 'one');
     expect(fromA.filter(SYN)[0].fastOpen).toBeNull();
+  });
+
+  it("the daemon's echo service with `fastopen 16` echoes what came in the SYN", async () => {
+    const p = simPair({ impair: { delayMs: RTT / 2 } });
+    configure(p.b, ['sysctl -w net.ipv4.tcp_fastopen=3', 'service add echo tcp :7 fastopen 16']);
+    expect(p.b.services.list().map((x) => x.fastOpen)).toEqual([16]);
+    const fromA = tap(p.da);
+    const echo = async (text: string): Promise<string> => {
+      const sock = p.a.tcp.connect({ port: 7, host: '10.0.0.2', fastOpen: true });
+      let got = '';
+      sock.on('data', (d: Buffer) => (got += d.toString()));
+      sock.write(text);
+      await runFor(p.time, 1000, { until: () => got === text });
+      sock.destroy();
+      return got;
+    };
+    expect(await echo('hello')).toBe('hello');
+    expect(await echo('again')).toBe('again');
+    const syns = fromA.filter(SYN);
+    expect(syns[1].data.toString()).toBe('again');
+    expect(p.b.mib.TcpExtTCPFastOpenPassive).toBe(1);
+    expect(() => configure(p.b, ['service add echo udp :8 fastopen 3'])).toThrow(/fastopen/);
+    expect(() => configure(p.b, ['service add discard tcp :9 fastopen x'])).toThrow(/Fast Open queue length/);
   });
 });

@@ -31,8 +31,10 @@ export class Iperf3Service implements RunningService, ListenUser, TestHost {
     readonly port: number,
     label: string,
     readonly log: Logger,
+    fastOpen = 0,
   ) {
     this.listener = new TcpListener(tcp, addr, port, 511, this);
+    if (fastOpen > 0) this.listener.enableFastOpen(fastOpen);
     const err = tcp.addListener(this.listener);
     if (err !== null) throw new ServiceError(`${label}: ${STRERROR[err] ?? err}`, err);
   }
