@@ -81,6 +81,7 @@ export const MIB_NAMES = [
   'TcpExtSyncookiesFailed',
   'TcpExtEmbryonicRsts',
   'TcpExtTW',
+  'TcpExtTWRecycled',
   'TcpExtPAWSEstab',
   'TcpExtDelayedACKs',
   'TcpExtListenOverflows',

@@ -99,6 +99,8 @@ export class TcpConnection implements CcState {
   private eofPending = false;
   /** The listener that made this connection (passive open), until it is accepted. */
   listener: { established(c: TcpConnection): void; dropped(c: TcpConnection): void; overflow(c: TcpConnection, seg: Segment): boolean } | null = null;
+  /** When it entered TIME_WAIT (Linux tw_entry_stamp, for tcp_tw_reuse_delay). */
+  twEntryMs = 0;
   /** No user holds it any more (closed by the application); Linux's orphan. */
   orphan = false;
   /** SO_MARK: rides on every segment and steers `ip rule fwmark` lookups. */
@@ -1772,6 +1774,7 @@ export class TcpConnection implements CcState {
       return;
     }
     this.setState(TcpState.TIME_WAIT);
+    this.twEntryMs = this.host.time.now();
     this.host.time.cancel(this.rtxTimer);
     this.host.time.cancel(this.delackTimer);
     this.sendBuf.clear();

@@ -37,6 +37,10 @@ export class TcpSettings {
   finTimeout = 60;
   /** net.ipv4.tcp_max_tw_buckets */
   maxTwBuckets = 131072;
+  /** net.ipv4.tcp_tw_reuse: connect(2) may take over a TIME_WAIT 4-tuple (0 no, 1 yes, 2 only over loopback). */
+  twReuse = 2;
+  /** net.ipv4.tcp_tw_reuse_delay (ms): how old a TIME_WAIT must be before that. */
+  twReuseDelay = 1000;
   /** net.ipv4.tcp_keepalive_time, _intvl (seconds) and _probes. */
   keepaliveTime = 7200;
   keepaliveIntvl = 75;

@@ -35,6 +35,9 @@ export function registerTcpSysctls(k: Sysctl, s: TcpSettings, fastOpen?: FastOpe
   k.field('net.ipv4.tcp_rto_min_us', s, 'rtoMinUs', 1, INT_MAX);
   k.field('net.ipv4.tcp_fin_timeout', s, 'finTimeout', 1, INT_MAX);
   k.field('net.ipv4.tcp_max_tw_buckets', s, 'maxTwBuckets', 0, INT_MAX);
+  // sysctl_net_ipv4.c: tcp_tw_reuse 0..2, tcp_tw_reuse_delay 1..TCP_PAWS_MSL s in ms.
+  k.field('net.ipv4.tcp_tw_reuse', s, 'twReuse', 0, 2);
+  k.field('net.ipv4.tcp_tw_reuse_delay', s, 'twReuseDelay', 1, 60000);
   k.field('net.ipv4.tcp_keepalive_time', s, 'keepaliveTime', 1, 32767);
   k.field('net.ipv4.tcp_keepalive_intvl', s, 'keepaliveIntvl', 1, 32767);
   k.field('net.ipv4.tcp_keepalive_probes', s, 'keepaliveProbes', 1, 127);

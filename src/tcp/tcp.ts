@@ -310,10 +310,19 @@ export class Tcp implements TcpHost {
     } else if (!this.ip.isLocal(src)) return 'EADDRNOTAVAIL';
     let port = lport;
     if (port === 0) {
-      // Linux __inet_hash_connect: any port whose 4-tuple is free (listeners excluded here).
-      port = this.portRange.pick(this.random, (p) => this.listeners.has(p) || this.lookup(src, p, raddr, rport) !== null);
+      // Linux __inet_hash_connect: any port whose 4-tuple is free (listeners excluded here)
+      // or held by a TIME_WAIT that tcp_tw_reuse lets go.
+      port = this.portRange.pick(this.random, (p) => this.listeners.has(p) || !this.tupleFree(src, p, raddr, rport, true));
       if (port < 0) return 'EADDRNOTAVAIL';
-    } else if (this.lookup(src, port, raddr, rport) !== null) return 'EADDRINUSE';
+    } else if (!this.tupleFree(src, port, raddr, rport, false)) return 'EADDRINUSE';
+    const tw = this.lookup(src, port, raddr, rport);
+    if (tw !== null) {
+      // __inet_check_established: the TIME_WAIT goes (TWRecycled) and the new connection
+      // starts its sequence space beyond the old one's (tcp_twsk_unique: snd_nxt + 65535 + 2).
+      this.reuseIss.set(c, (tw.sndNxt + 65535 + 2) >>> 0 || 1);
+      tw.finish(null);
+      this.mib.TcpExtTWRecycled++;
+    }
     c.localAddr = src;
     c.localPort = port;
     c.remoteAddr = raddr;
@@ -343,7 +352,33 @@ export class Tcp implements TcpHost {
     return this.pathMtu(remote, 0, c) - 40;
   }
 
+  /**
+   * Whether connect(2) may use this 4-tuple: nothing holds it, or a TIME_WAIT with
+   * timestamps (PAWS guards the new connection, RFC 7323 §5) that Linux's
+   * tcp_twsk_unique lets go: always for an explicitly bound port, in the port search
+   * only with tcp_tw_reuse (2: a loopback address at either end) once the TIME_WAIT is
+   * older than tcp_tw_reuse_delay.
+   */
+  private tupleFree(laddr: number, lport: number, raddr: number, rport: number, search: boolean): boolean {
+    const c = this.lookup(laddr, lport, raddr, rport);
+    if (c === null) return true;
+    if (c.state !== TcpState.TIME_WAIT || !c.tsOk) return false;
+    if (!search) return true;
+    const s = this.settings;
+    let reuse = s.twReuse;
+    if (reuse === 2 && laddr >>> 24 !== 127 && raddr >>> 24 !== 127) reuse = 0;
+    return reuse > 0 && this.time.now() > c.twEntryMs + s.twReuseDelay;
+  }
+
+  /** The ISN of a connection opened over a reused TIME_WAIT, until its SYN takes it. */
+  private readonly reuseIss = new WeakMap<TcpConnection, number>();
+
   isn(c: TcpConnection): number {
+    const reused = this.reuseIss.get(c);
+    if (reused !== undefined) {
+      this.reuseIss.delete(c);
+      return reused;
+    }
     // RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs timer.
     const h = createHash('sha256');
     h.update(this.isnSecret);

@@ -2,11 +2,13 @@
  * Listener queues and TIME_WAIT under many connections, as Linux bounds them: the
  * accept queue (listen(2)'s backlog capped by net.core.somaxconn) drops SYNs and
  * handshake-completing ACKs when full and counts ListenOverflows/ListenDrops;
- * net.ipv4.tcp_max_tw_buckets caps TIME_WAIT (TcpExtTCPTimeWaitOverflow).
+ * net.ipv4.tcp_max_tw_buckets caps TIME_WAIT (TcpExtTCPTimeWaitOverflow); connect(2)
+ * takes over a TIME_WAIT 4-tuple as tcp_tw_reuse allows (TcpExtTWRecycled).
  * The peer is played by hand (helpers/tcp-segments.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { Recorder, linuxSynOpts, tcpPeer, type TcpPeer } from '../helpers/tcp-segments.js';
+import { PEER, Recorder, linuxSynOpts, tcpPeer, type TcpPeer } from '../helpers/tcp-segments.js';
+import { ip } from '../helpers/sim.js';
 import { TcpListener } from '../../src/tcp/listen.js';
 import type { TcpConnection } from '../../src/tcp/connection.js';
 import { TcpState } from '../../src/tcp/state.js';
@@ -177,5 +179,69 @@ describe('TIME_WAIT buckets (net.ipv4.tcp_max_tw_buckets)', () => {
     expect(p.stack.tcp.timeWaitCount).toBe(0);
     expect(p.stack.tcp.connections.size).toBe(0);
     expect(p.stack.mib.TcpExtTCPTimeWaitOverflow).toBe(300);
+  });
+});
+
+describe('connect(2) over a TIME_WAIT (net.ipv4.tcp_tw_reuse, Linux tcp_twsk_unique)', () => {
+  /** The stack connects to the peer's port 40000 and closes first: its side ends in TIME_WAIT. */
+  function openAndClose(p: TcpPeer, lport = 0, ts = true): { c: TcpConnection; err: string | null } {
+    const c = p.stack.tcp.newConnection();
+    c.user = new Recorder();
+    const err = p.stack.tcp.activeOpen(c, ip(PEER), 40000, 0, lport);
+    if (err !== null) return { c, err };
+    p.advance(0);
+    const synSeg = p.one();
+    p.useTs = ts;
+    p.send({ sport: 40000, dport: c.localPort, seq: 9000, ack: seq(synSeg.seq, 1), flags: 'SA', opts: ts ? linuxSynOpts() : { mss: 1460, sackPermitted: true, wscale: 7, ts: null } });
+    expect(p.one().flags).toBe('A');
+    p.stack.tcp.batched(() => c.close(false));
+    p.advance(0);
+    const fin = p.one();
+    expect(fin.flags).toBe('FA');
+    p.send({ sport: 40000, dport: c.localPort, seq: 9001, ack: seq(fin.seq, 1), flags: 'FA', wnd: 1000 });
+    expect(p.one().flags).toBe('A');
+    expect(c.state).toBe(TcpState.TIME_WAIT);
+    return { c, err: null };
+  }
+
+  /** A fresh connect from the one-port range; its SYN if it went out. */
+  function again(p: TcpPeer, lport = 0): { err: string | null; synSeq: number } {
+    const c = p.stack.tcp.newConnection();
+    c.user = new Recorder();
+    const err = p.stack.tcp.activeOpen(c, ip(PEER), 40000, 0, lport);
+    p.advance(0);
+    const out = p.take();
+    return { err, synSeq: err === null ? out[0].seq : -1 };
+  }
+
+  it('the port search passes over a TIME_WAIT unless tcp_tw_reuse=1 and tcp_tw_reuse_delay (1 s) has passed; the new ISN is the old snd_nxt + 65537', () => {
+    const p = tcpPeer();
+    p.stack.sysctl.set('net.ipv4.ip_local_port_range', '50000 50000');
+    const { c: old } = openAndClose(p);
+    const sndNxt = old.sndNxt;
+    // tcp_tw_reuse=2 (the default) is for loopback only.
+    expect(again(p).err).toBe('EADDRNOTAVAIL');
+    p.stack.sysctl.set('net.ipv4.tcp_tw_reuse', '1');
+    p.advance(1000);
+    expect(again(p).err).toBe('EADDRNOTAVAIL');
+    p.advance(1);
+    const r = again(p);
+    expect(r.err).toBeNull();
+    expect(r.synSeq).toBe(seq(sndNxt, 65537));
+    expect(old.state).toBe(TcpState.CLOSED);
+    expect(p.stack.tcp.timeWaitCount).toBe(0);
+    expect(p.stack.mib.TcpExtTWRecycled).toBe(1);
+  });
+
+  it('an explicitly bound port takes over a TIME_WAIT with timestamps at once, whatever tcp_tw_reuse says; without timestamps it is EADDRINUSE', () => {
+    const p = tcpPeer();
+    p.stack.sysctl.set('net.ipv4.tcp_tw_reuse', '0');
+    openAndClose(p, 50001);
+    expect(again(p, 50001).err).toBeNull();
+    expect(p.stack.mib.TcpExtTWRecycled).toBe(1);
+    const q = tcpPeer();
+    openAndClose(q, 50002, false);
+    expect(again(q, 50002).err).toBe('EADDRINUSE');
+    expect(q.stack.tcp.timeWaitCount).toBe(1);
   });
 });
