@@ -12,6 +12,13 @@
 #include "errors.h"
 #include "state.h"
 
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
 namespace tapstack {
 
 namespace {
@@ -51,6 +58,8 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
             InstanceMethod<&DeviceHandle::WriteBatch>("writeBatch"),
             InstanceMethod<&DeviceHandle::Write>("write"),
             InstanceMethod<&DeviceHandle::KernelName>("kernelName"),
+            InstanceMethod<&DeviceHandle::SetOffload>("setOffload"),
+            InstanceMethod<&DeviceHandle::SetTxHeaderInline>("setTxHeaderInline"),
             InstanceAccessor<&DeviceHandle::GetId>("id"),
             InstanceAccessor<&DeviceHandle::GetFd>("fd"),
             InstanceAccessor<&DeviceHandle::GetName>("name"),
@@ -135,7 +144,7 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
   int WriteFrame(void* data, size_t len) {
     ssize_t r;
     do {
-      if (dev_.vnetLen) {
+      if (dev_.vnetLen && !dev_.txHdrInline) {
         iovec iov[2] = {{const_cast<uint8_t*>(kZeroVnetHdr), dev_.vnetLen}, {data, len}};
         r = writev(dev_.fd, iov, 2);
       } else {
@@ -159,6 +168,26 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     memset(&ifr, 0, sizeof ifr);
     if (ioctl(dev_.fd, TUNGETIFF, &ifr) < 0) throw ErrnoError(info.Env(), errno, "TUNGETIFF", dev_.name);
     return Napi::String::New(info.Env(), ifr.ifr_name);
+  }
+
+  // setOffload(flags): TUNSETOFFLOAD with TUN_F_* bits (what the kernel may
+  // hand us: partial checksums, TSO/USO super-packets). Returns 0 or the
+  // errno (EINVAL for bits this kernel does not know), so the caller can try
+  // a smaller set.
+  Napi::Value SetOffload(const Napi::CallbackInfo& info) {
+    if (dev_.fd < 0) throw ErrnoError(info.Env(), EBADF, "TUNSETOFFLOAD", dev_.name);
+    uint32_t flags = ArgU32(info, 0, "flags");
+    int r = ioctl(dev_.fd, TUNSETOFFLOAD, static_cast<unsigned long>(flags));
+    return Napi::Number::New(info.Env(), r < 0 ? errno : 0);
+  }
+
+  // setTxHeaderInline(on): frames given to write/writeBatch start with their
+  // own virtio_net_hdr (vnetHdrLength bytes). Only with IFF_VNET_HDR.
+  Napi::Value SetTxHeaderInline(const Napi::CallbackInfo& info) {
+    bool on = info[0].ToBoolean().Value();
+    if (on && dev_.vnetLen == 0) throw Napi::Error::New(info.Env(), "the device was opened without a virtio_net_hdr");
+    dev_.txHdrInline = on;
+    return info.Env().Undefined();
   }
 
   Napi::Value GetId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), dev_.id); }
@@ -192,9 +221,10 @@ void CloseDev(Dev* d) {
   d->st = nullptr;
 }
 
-// open(name, tap, vnetHdr, rxBuffer, slots, slotSize) -> DeviceHandle. The
-// receive buffer holds the frame lengths first (`slots` host-order uint32s),
-// then the slots: frame i at 4 * slots + i * slotSize.
+// open(name, tap, vnetHdr, rxBuffer, slots, slotSize[, rxHeadroom]) ->
+// DeviceHandle. The receive buffer holds the frame lengths first (`slots`
+// host-order uint32s), then the slots: frame i at 4 * slots + i * slotSize
+// (+ rxHeadroom, with the virtio_net_hdr in the bytes right before it).
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* st = env.GetInstanceData<State>();
@@ -207,6 +237,9 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   uint32_t slots = ArgU32(info, 4, "slots");
   uint32_t slotSize = ArgU32(info, 5, "slotSize");
   if (slots == 0 || slotSize == 0) throw Napi::RangeError::New(env, "slots and slotSize must be positive");
+  uint32_t rxHeadroom = info.Length() > 6 && !info[6].IsUndefined() ? ArgU32(info, 6, "rxHeadroom") : 0;
+  if (rxHeadroom >= slotSize || (rxHeadroom & 3) != 0)
+    throw Napi::RangeError::New(env, "rxHeadroom must be a multiple of 4 below slotSize");
   if (rxBuf.ByteLength() < RxBufferBytes(slots, slotSize))
     throw Napi::RangeError::New(env, "rxBuffer is smaller than slots * (4 + slotSize)");
   // IFNAMSIZ counts the terminating NUL; the kernel would silently see a
@@ -234,7 +267,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     close(fd);
     throw ErrnoError(env, e, "TUNGETVNETHDRSZ", name);
   }
-  if (vnetLen < 0 || vnetLen > static_cast<int>(sizeof kZeroVnetHdr)) {
+  if (vnetLen < 0 || vnetLen > static_cast<int>(sizeof kZeroVnetHdr) || (rxHeadroom != 0 && rxHeadroom < static_cast<uint32_t>(vnetLen))) {
     close(fd);
     throw ErrnoError(env, EINVAL, "TUNGETVNETHDRSZ", name, "unexpected virtio_net_hdr size");
   }
@@ -253,6 +286,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   d->vnetLen = static_cast<uint32_t>(vnetLen);
   d->slots = slots;
   d->slotSize = slotSize;
+  d->rxHeadroom = rxHeadroom;
   memcpy(d->name, ifr.ifr_name, IFNAMSIZ);
   d->name[IFNAMSIZ - 1] = 0;
   napi_create_reference(env, rxBuf, 1, &d->rxBuf);

@@ -62,7 +62,20 @@ uint32_t ReadBurst(napi_env env, Dev* d, int* err) {
   for (uint32_t attempt = 0; attempt < d->slots; attempt++) {
     uint8_t* slot = slots + static_cast<size_t>(count) * slotSize;
     ssize_t r;
-    if (d->vnetLen) {
+    if (d->rxHeadroom) {
+      // The header lands right before the frame, inside the slot: JS reads
+      // it there, and a forwarded frame carries it in its headroom.
+      const size_t room = d->rxHeadroom;
+      iovec iov[3] = {{slot + room - d->vnetLen, d->vnetLen}, {slot + room, slotSize - room}, {&spill, 1}};
+      r = readv(d->fd, d->vnetLen ? iov : iov + 1, d->vnetLen ? 3 : 2);
+      if (r >= 0) {
+        r -= d->vnetLen;
+        if (static_cast<size_t>(r) > slotSize - room) {
+          d->rxOversize++;
+          continue;
+        }
+      }
+    } else if (d->vnetLen) {
       // The header goes to scratch space, the frame to the slot: JS never
       // sees the header and nothing is moved afterwards.
       iovec iov[3] = {{hdr, d->vnetLen}, {slot, slotSize}, {&spill, 1}};

@@ -19,6 +19,13 @@ struct Dev {
   int fd = -1;               // -1 once closed
   bool tap = true;
   uint32_t vnetLen = 0;      // virtio_net_hdr bytes in front of each frame; 0 = off
+  // Receive slot bytes before the frame (0: frame at the slot's start and the
+  // virtio_net_hdr read to scratch). When set, the header is read into the
+  // slot right before the frame, where JS reads it (and may send it on).
+  uint32_t rxHeadroom = 0;
+  // Written frames already start with their virtio_net_hdr (built by JS);
+  // otherwise a zeroed header is written in front of each.
+  bool txHdrInline = false;
   bool polling = false;      // member of the epoll set
   uint32_t slots = 0;        // frames read per device per wakeup, at most
   uint32_t slotSize = 0;     // bytes per receive slot = largest frame delivered

@@ -27,7 +27,8 @@ function open(stack: Stack, name: string, type: 'tap' | 'tun', opts: OpenDeviceO
     if (m === null) throw new CommandError('expected a MAC address like 02:00:00:00:00:01', null, opts.mac);
     mac = m;
   } else mac = opts.mac;
-  const devOpts: TapOptions = { vnetHdr: opts.vnetHdr, batch: opts.batch, maxFrame: opts.maxFrame };
+  // virtio-net offloads unless asked otherwise (a bare vnetHdr keeps the plain header).
+  const devOpts: TapOptions = { vnetHdr: opts.vnetHdr, offload: opts.offload ?? !opts.vnetHdr, batch: opts.batch, maxFrame: opts.maxFrame };
   const dev: TapDevice = type === 'tap' ? openTapDevice(name, devOpts) : openTunDevice(name, devOpts);
   try {
     // As `link add` does: the kernel side gets the same MTU and comes up, so the host can talk at once.

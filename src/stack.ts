@@ -540,6 +540,8 @@ export class Stack implements InterfaceHost {
  * protocols are not checked here.
  */
 function rejectChecksumOk(pkt: Packet): boolean {
+  // nf_ip_checksum: CHECKSUM_UNNECESSARY (or a partial one) is taken as right.
+  if (pkt.ipSummed !== 0) return true;
   const b = pkt.buf;
   const o = pkt.l3 >= 0 ? pkt.l3 : pkt.start;
   const hl = (b[o] & 0x0f) << 2;

@@ -1,3 +1,4 @@
+import { CHECKSUM_NONE } from '../packet/packet.js';
 import type { Packet } from '../packet/packet.js';
 import type { Hooks, HookFn } from '../ip/hooks.js';
 import { VERDICT_ACCEPT, VERDICT_DROP, type Verdict } from '../ip/hooks.js';
@@ -577,7 +578,8 @@ export class Conntrack implements CtProvider {
     const src = getU32(b, l3 + 12);
     const dst = getU32(b, l3 + 16);
     const s = this.settings;
-    const csum = pre && s.checksum !== 0;
+    // A checksum the device vouched for, or one left partial (skb_csum_unnecessary), is not summed.
+    const csum = pre && s.checksum !== 0 && pkt.ipSummed === CHECKSUM_NONE;
     let sport = 0;
     let dport = 0;
     if (proto === 6) {

@@ -61,7 +61,7 @@ function wr32(b: Uint8Array, o: number, v: number): void {
  * `port` as source/destination port (TCP, UDP) or as id (ICMP queries).
  * Returns false when the transport header is cut short (the packet is dropped).
  */
-export function manipIpv4(b: Uint8Array, ip: number, end: number, mtype: number, addr: number, port: number): boolean {
+export function manipIpv4(b: Uint8Array, ip: number, end: number, mtype: number, addr: number, port: number, partial = false): boolean {
   if (end - ip < 20) return false;
   const hl = (b[ip] & 0x0f) << 2;
   const proto = b[ip + 9];
@@ -70,7 +70,7 @@ export function manipIpv4(b: Uint8Array, ip: number, end: number, mtype: number,
   // Only a first fragment carries the transport header (the rest pass on their addresses).
   const first = (((b[ip + 6] & 0x1f) << 8) | b[ip + 7]) === 0;
   const t = ip + hl;
-  if (first && !manipL4(b, t, end, proto, mtype, oldAddr, addr, port)) return false;
+  if (first && !manipL4(b, t, end, proto, mtype, oldAddr, addr, port, partial)) return false;
   if (oldAddr !== addr) {
     patch32(b, ip + 10, oldAddr, addr);
     wr32(b, addrOff, addr);
@@ -78,7 +78,28 @@ export function manipIpv4(b: Uint8Array, ip: number, end: number, mtype: number,
   return true;
 }
 
-function manipL4(b: Uint8Array, t: number, end: number, proto: number, mtype: number, oldAddr: number, addr: number, port: number): boolean {
+/**
+ * A CHECKSUM_PARTIAL packet's TCP/UDP checksum field holds the pseudo-header sum
+ * itself, not a complement, and the ports are summed later with the rest: only
+ * the address changes it, added as it is (inet_proto_csum_replace4 with
+ * pseudohdr for CHECKSUM_PARTIAL: ~csum_fold(~unfold + ~from + to) turned round).
+ */
+function patchPartial32(b: Uint8Array, at: number, oldV: number, newV: number): void {
+  const c = ~updateChecksum32(~((b[at] << 8) | b[at + 1]) & 0xffff, oldV, newV) & 0xffff;
+  b[at] = c >>> 8;
+  b[at + 1] = c & 0xff;
+}
+
+function manipL4(b: Uint8Array, t: number, end: number, proto: number, mtype: number, oldAddr: number, addr: number, port: number, partial: boolean): boolean {
+  if (partial && (proto === IPPROTO_TCP || proto === IPPROTO_UDP)) {
+    if (end - t < 8) return false;
+    const p = mtype === MANIP_SRC ? t : t + 2;
+    b[p] = port >>> 8;
+    b[p + 1] = port & 0xff;
+    const at = proto === IPPROTO_TCP ? t + 16 : t + 6;
+    if (end - at >= 2 && oldAddr !== addr) patchPartial32(b, at, oldAddr, addr);
+    return true;
+  }
   if (proto === IPPROTO_TCP) {
     // tcp_manip_pkt: 8 bytes are enough for the ports; the checksum only when the
     // whole 20-byte header is there (a header quoted in an ICMP error may be cut).

@@ -1,3 +1,4 @@
+import { CHECKSUM_PARTIAL } from '../packet/packet.js';
 import type { Packet } from '../packet/packet.js';
 import type { Interface } from '../link/interface.js';
 import { VERDICT_ACCEPT, VERDICT_DROP, type HookFn, type Hooks, type Verdict } from '../ip/hooks.js';
@@ -322,11 +323,11 @@ export class Nat implements NatProvider {
         return VERDICT_DROP;
       }
     }
-    return this.manipPacket(e, info, mtype, b, ip, pkt.end) ? VERDICT_ACCEPT : VERDICT_DROP;
+    return this.manipPacket(e, info, mtype, b, ip, pkt.end, pkt.ipSummed === CHECKSUM_PARTIAL) ? VERDICT_ACCEPT : VERDICT_DROP;
   }
 
   /** nf_nat_packet: the manip for this hook and the packet's direction, if the binding changed anything. */
-  private manipPacket(e: CtEntry, info: number, mtype: number, b: Uint8Array, ip: number, end: number): boolean {
+  private manipPacket(e: CtEntry, info: number, mtype: number, b: Uint8Array, ip: number, end: number, partial: boolean): boolean {
     const reply = info >= IP_CT_IS_REPLY;
     let bit = mtype === MANIP_SRC ? IPS_SRC_NAT : IPS_DST_NAT;
     if (reply) bit ^= IPS_NAT_MASK;
@@ -342,7 +343,7 @@ export class Nat implements NatProvider {
       addr = mtype === MANIP_SRC ? e.od : e.os;
       port = mtype === MANIP_SRC && !icmp ? e.odp : e.osp;
     }
-    if (manipIpv4(b, ip, end, mtype, addr, port)) return true;
+    if (manipIpv4(b, ip, end, mtype, addr, port, partial)) return true;
     this.stats.truncated++;
     return false;
   }

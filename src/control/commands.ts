@@ -10,6 +10,8 @@ import { SERVICE_DEFAULT_PORTS, SERVICE_NAMES, serviceProtos, type ServiceName, 
 import { parseRoute, parseRule, type RouteCommand } from './ip-route.js';
 import { checkConntrackArgs, conntrackChanges } from './conntrack.js';
 import { tcChanges, TcError } from './tc.js';
+import { parseEthtool, parseFeatures } from './ethtool.js';
+import type { OffloadFeature } from '../link/offload.js';
 
 /**
  * The command language: the lines of a config file and the commands the control
@@ -17,9 +19,9 @@ import { tcChanges, TcError } from './tc.js';
  * optional (`addr add ...` and `ip addr add ...` are the same command).
  */
 export type Command =
-  | { kind: 'link-add'; name: string; type: 'tap' | 'tun'; mac?: Uint8Array; mtu?: number; vnetHdr: boolean }
+  | { kind: 'link-add'; name: string; type: 'tap' | 'tun'; mac?: Uint8Array; mtu?: number; vnetHdr: boolean; offload?: boolean }
   | { kind: 'link-del'; name: string }
-  | { kind: 'link-set'; name: string; up?: boolean; mtu?: number }
+  | { kind: 'link-set'; name: string; up?: boolean; mtu?: number; features?: [OffloadFeature, boolean][]; gsoMaxSize?: number }
   | { kind: 'addr-add' | 'addr-del'; addr: number; prefixLen: number; dev: string }
   | RouteCommand
   | { kind: 'neigh-add' | 'neigh-replace'; ip: number; mac: Uint8Array; dev: string; nud: 'PERMANENT' | 'REACHABLE' | 'STALE' }
@@ -38,11 +40,13 @@ export type Command =
   /** `conntrack ARGS...`, run by control/conntrack.ts (-D, -F and -U change the table). */
   | { kind: 'conntrack'; argv: string[]; changes: boolean }
   /** `tc ARGS...`, run by control/tc.ts. */
-  | { kind: 'tc'; argv: string[]; changes: boolean };
+  | { kind: 'tc'; argv: string[]; changes: boolean }
+  /** `ethtool -k|-K|-S DEV ...` (control/ethtool.ts); -K changes features. */
+  | { kind: 'ethtool'; argv: string[]; changes: boolean };
 
 /** Commands that change state (allowed in a config file). */
 export function isConfigCommand(c: Command): boolean {
-  if (c.kind === 'conntrack' || c.kind === 'tc') return c.changes;
+  if (c.kind === 'conntrack' || c.kind === 'tc' || c.kind === 'ethtool') return c.changes;
   return c.kind !== 'show' && c.kind !== 'route-get' && c.kind !== 'route-show' && c.kind !== 'rule-show' && c.kind !== 'nstat' && c.kind !== 'sysctl-get' && c.kind !== 'service-list';
 }
 
@@ -60,6 +64,7 @@ export function parseCommand(argv: readonly string[]): Command {
   if (words[0] === 'iptables') return checkIptables(words.slice(1));
   if (words[0] === 'conntrack') return checkConntrack(words.slice(1));
   if (words[0] === 'tc') return checkTc(words.slice(1));
+  if (words[0] === 'ethtool') return { kind: 'ethtool', argv: words.slice(1), changes: parseEthtool(words.slice(1)).op === 'set' };
   if (words[0] === 'ip') {
     words = words.slice(1);
     // iproute2's global options come before the object.
@@ -142,11 +147,20 @@ function parseLink(w: Words, json: boolean, stats: boolean): Command {
     }
     const name = w.next('a device name');
     const cmd: Command = { kind: 'link-set', name };
-    if (w.done) throw w.error('expected up, down or mtu N');
+    if (w.done) throw w.error('expected up, down, mtu N, offload FEATURE on|off, gro on|off or gso_max_size N');
     while (!w.done) {
-      const k = w.choose(['up', 'down', 'mtu'] as const, 'up, down or mtu N');
+      const k = w.choose(['up', 'down', 'mtu', 'offload', 'gro', 'gso_max_size'] as const, 'up, down, mtu N, offload FEATURE on|off, gro on|off or gso_max_size N');
       if (k === 'up') cmd.up = true;
       else if (k === 'down') cmd.up = false;
+      else if (k === 'offload') {
+        // `offload tso off gro on ...`: the feature pairs run to the end of the line.
+        const rest: string[] = [];
+        while (!w.done) rest.push(w.next('a feature'));
+        cmd.features = [...(cmd.features ?? []), ...parseFeatures(rest, 0)];
+      } else if (k === 'gro') {
+        const v = w.choose(['on', 'off'] as const, 'on or off');
+        cmd.features = [...(cmd.features ?? []), ['gro', v === 'on']];
+      } else if (k === 'gso_max_size') cmd.gsoMaxSize = intArg(w, 'a size', 1, 65536);
       else cmd.mtu = intArg(w, 'an MTU', 68, 65535);
     }
     return cmd;
@@ -161,8 +175,13 @@ function parseLink(w: Words, json: boolean, stats: boolean): Command {
   let mac: Uint8Array | undefined;
   let mtu: number | undefined;
   let vnetHdr = false;
+  let offload: boolean | undefined;
   while (!w.done) {
-    const k = w.choose(['type', 'mac', 'address', 'mtu', 'vnet_hdr'] as const, 'type, mac, mtu or vnet_hdr');
+    const k = w.choose(['type', 'mac', 'address', 'mtu', 'vnet_hdr', 'offload'] as const, 'type, mac, mtu, vnet_hdr or offload on|off');
+    if (k === 'offload') {
+      offload = w.choose(['on', 'off'] as const, 'on or off') === 'on';
+      continue;
+    }
     if (k === 'type') type = w.choose(['tap', 'tun'] as const, 'a device type');
     else if (k === 'mac' || k === 'address') {
       const s = w.next('a MAC address');
@@ -175,7 +194,8 @@ function parseLink(w: Words, json: boolean, stats: boolean): Command {
   }
   if (!type) throw w.error('expected "type tap" or "type tun"');
   if (type === 'tun' && mac) throw w.error('a tun device has no MAC address', 'mac');
-  return { kind: 'link-add', name, type, mac, mtu, vnetHdr };
+  // virtio-net offloads are on unless asked otherwise; a bare `vnet_hdr` keeps the plain header.
+  return offload === undefined ? { kind: 'link-add', name, type, mac, mtu, vnetHdr } : { kind: 'link-add', name, type, mac, mtu, vnetHdr, offload };
 }
 
 function parseAddr(w: Words, json: boolean, stats: boolean): Command {

@@ -7,7 +7,10 @@ import { openTap, openTun } from '../link/tap.js';
  */
 export const kernelDevices: DeviceFactory = {
   open(spec) {
-    const dev = spec.type === 'tap' ? openTap(spec.name, { vnetHdr: spec.vnetHdr }) : openTun(spec.name, { vnetHdr: spec.vnetHdr });
+    // virtio-net offloads by default (`link add ... offload off`, or a bare `vnet_hdr`, opts out).
+    const offload = spec.offload ?? !spec.vnetHdr;
+    const opts = { vnetHdr: spec.vnetHdr, offload };
+    const dev = spec.type === 'tap' ? openTap(spec.name, opts) : openTun(spec.name, opts);
     try {
       if (spec.mtu !== undefined) dev.setMtu(spec.mtu);
       dev.setUp(true);

@@ -10,6 +10,7 @@ import { runIptables } from './iptables.js';
 import { runConntrack, stackConntrackEnv } from './conntrack.js';
 import { runTc, type TcEnv } from './tc.js';
 import './tc-filter.js';
+import { applyFeatures, formatFeatures, formatOffloadStats, parseEthtool } from './ethtool.js';
 
 /** tc's view of a Stack: its interfaces by name. */
 export function stackTcEnv(s: Stack): TcEnv {
@@ -18,7 +19,7 @@ export function stackTcEnv(s: Stack): TcEnv {
 
 /** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */
 export interface DeviceFactory {
-  open(spec: { name: string; type: 'tap' | 'tun'; mtu?: number; vnetHdr: boolean }): Device;
+  open(spec: { name: string; type: 'tap' | 'tun'; mtu?: number; vnetHdr: boolean; offload?: boolean }): Device;
 }
 
 /**
@@ -36,7 +37,7 @@ export class Controller {
     switch (cmd.kind) {
       case 'link-add': {
         if (s.iface(cmd.name)) throw new CommandError(`device "${cmd.name}" exists already`);
-        const dev = this.devices.open({ name: cmd.name, type: cmd.type, mtu: cmd.mtu, vnetHdr: cmd.vnetHdr });
+        const dev = this.devices.open({ name: cmd.name, type: cmd.type, mtu: cmd.mtu, vnetHdr: cmd.vnetHdr, offload: cmd.offload });
         let iface;
         try {
           iface = s.addInterface(cmd.name, dev, { mac: cmd.mac, mtu: cmd.mtu });
@@ -53,6 +54,8 @@ export class Controller {
       case 'link-set': {
         const iface = s.requireIface(cmd.name);
         if (cmd.mtu !== undefined) s.setMtu(iface, cmd.mtu);
+        if (cmd.features !== undefined) applyFeatures(iface, cmd.features);
+        if (cmd.gsoMaxSize !== undefined) iface.offload.gsoMaxSize = cmd.gsoMaxSize;
         if (cmd.up !== undefined) s.setUp(iface, cmd.up);
         return '';
       }
@@ -101,6 +104,13 @@ export class Controller {
       }
       case 'nstat':
         return formatNstat(s, cmd.zeros, cmd.json);
+      case 'ethtool': {
+        const e = parseEthtool(cmd.argv);
+        const iface = s.requireIface(e.dev);
+        if (e.op === 'set') applyFeatures(iface, e.changes);
+        else return e.op === 'show' ? formatFeatures(iface) : formatOffloadStats(iface);
+        return '';
+      }
       case 'sysctl-set': {
         const v = s.sysctl.set(cmd.name, cmd.value);
         return cmd.quiet ? '' : `${cmd.name.replace(/\//g, '.')} = ${v}`;

@@ -1,3 +1,4 @@
+import { gsoFits } from '../link/offload.js';
 import type { Packet } from '../packet/packet.js';
 import type { Interface } from '../link/interface.js';
 import type { Mib } from '../mib.js';
@@ -144,7 +145,8 @@ export class Forwarder {
       return true;
     }
     const len = pkt.end - o;
-    if (len > mtu && (b[o + 6] & 0x40) !== 0) {
+    // ip_exceeds_mtu: a super-packet exceeds it only if its segments would.
+    if (len > mtu && (b[o + 6] & 0x40) !== 0 && !gsoFits(pkt, mtu)) {
       // RFC 1812 §5.2.6 and RFC 1191 §4: DF set and too big: fragmentation needed, with the next-hop MTU.
       mib.IpFragFails++;
       this.icmp.sendError(pkt, ICMP_DEST_UNREACH, 4, { mtu });

@@ -1,6 +1,7 @@
 import { Packet } from '../packet/packet.js';
 import type { Mib } from '../mib.js';
 import { copiedOptions, fillIpv4Checksum } from '../wire/ipv4.js';
+import { plainPacket } from '../link/offload.js';
 
 /** Where fragments go: an Interface, or a test's stand-in. */
 export interface FragmentSink {
@@ -30,6 +31,8 @@ export function fragmentDatagram(pkt: Packet, dev: FragmentSink, nextHop: number
     mib.IpFragFails++;
     return 'EMSGSIZE';
   }
+  // A super-packet or partial checksum can't be split as bytes: finish it first.
+  plainPacket(pkt);
   const total = pkt.length;
   const dataLen = total - hlen;
   // The original's own place, when it is itself a fragment being split again.

@@ -11,6 +11,7 @@ import { setU32 } from '../wire/bytes.js';
 import { badOptionOffset } from './options.js';
 import { Reassembly } from './reassembly.js';
 import { fragmentDatagram } from './fragment.js';
+import { gsoFits } from '../link/offload.js';
 
 /**
  * A transport protocol's receive function. `pkt.start` is at the transport
@@ -326,7 +327,8 @@ export class Ipv4 {
     const o = pkt.push(20);
     const b = pkt.buf;
     const ident = this.ident;
-    this.ident = (ident + 1) & 0xffff;
+    // ip_select_ident_segs: a super-packet's segments take consecutive IDs from here.
+    this.ident = (ident + (pkt.gsoSegs > 1 ? pkt.gsoSegs : 1)) & 0xffff;
     b[o] = 0x45;
     b[o + 1] = opts.tos ?? 0;
     b[o + 2] = len >> 8;
@@ -400,8 +402,9 @@ export class Ipv4 {
       return 'EPERM';
     }
     const nextHop = route.gateway !== 0 ? route.gateway : dst;
-    // RFC 791 §3.2: too big for the link, so it goes in fragments.
-    if (pkt.length > routeMtu(route)) return fragmentDatagram(pkt, dev, nextHop, this.mib, routeMtu(route));
+    // RFC 791 §3.2: too big for the link, so it goes in fragments; a super-packet
+    // whose segments fit is cut later, at the device (ip_finish_output_gso).
+    if (pkt.length > routeMtu(route) && !gsoFits(pkt, routeMtu(route))) return fragmentDatagram(pkt, dev, nextHop, this.mib, routeMtu(route));
     this.mib.IpExtOutOctets += pkt.length;
     dev.outputIp(pkt, nextHop);
     return null;

@@ -15,9 +15,19 @@
 export type LinkType = 'ether' | 'ip';
 
 export interface DeviceReceiver {
-  frame(frame: Uint8Array): void;
+  /**
+   * One received frame. With `hdrLen` > 0 the frame starts with a
+   * virtio_net_hdr of that many bytes (wire/vnet.ts), the link frame after it.
+   */
+  frame(frame: Uint8Array, hdrLen?: number): void;
   batchEnd(): void;
 }
+
+/** What a device can do for the stack (virtio-net offloads). */
+export const DEV_OFFLOAD_CSUM = 1; // finishes partial checksums of sent frames (NEEDS_CSUM)
+export const DEV_OFFLOAD_TSO4 = 2; // cuts TCP super-frames it is given (gso_type TCPV4)
+export const DEV_OFFLOAD_RXCSUM = 4; // marks received checksums (NEEDS_CSUM / DATA_VALID)
+export const DEV_OFFLOAD_LRO = 8; // hands over TCP super-frames (TUN_F_TSO4)
 
 export interface Device {
   readonly name: string;
@@ -36,4 +46,13 @@ export interface Device {
   onError?: ((err: Error) => void) | null;
   /** The link's rate in Mbit/s when the device knows it (a rate-limited sim link). */
   speedMbit?(): number | null;
+  /**
+   * Bytes of virtio_net_hdr each frame given to sendBatch must start with
+   * (0 or absent: plain frames). Received frames then come with one as well.
+   */
+  readonly vnetHdrLen?: number;
+  /** DEV_OFFLOAD_* bits the device can do (absent: none). */
+  readonly offloadCaps?: number;
+  /** Asks the device for receive offloads (TUNSETOFFLOAD); returns the DEV_OFFLOAD_* receive bits now on. */
+  setRxOffloads?(csum: boolean, lro: boolean): number;
 }

@@ -1,6 +1,19 @@
-import type { Device, DeviceReceiver, LinkType } from './device.js';
+import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, type Device, type DeviceReceiver, type LinkType } from './device.js';
+import { Offloads, finishChecksum, gsoHeaderLen, gsoSegment, type OffloadFeature } from './offload.js';
+import { Gro } from './gro.js';
+import { CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, GSO_TCPV4, GSO_UDP_L4 } from '../packet/packet.js';
+import {
+  VIRTIO_NET_HDR_F_DATA_VALID,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_ECN,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_UDP_L4,
+  VnetHdr,
+  readVnetHdr,
+  writeVnetHdr,
+} from '../wire/vnet.js';
 import { NeighbourTable, type NeighParams } from './neighbour.js';
-import { Packet } from '../packet/packet.js';
+import { DEFAULT_HEADROOM, Packet } from '../packet/packet.js';
 import type { Time } from '../time/timers.js';
 import type { Mib } from '../mib.js';
 import { DevSched } from '../sched/sched.js';
@@ -65,6 +78,7 @@ export const LINK_DROP_REASONS = [
   'txqueue-full', // transmit queue full
   'device-busy', // device would not take the frame (EAGAIN)
   'internal-error', // a bug met this frame; counted so it is seen, never fatal
+  'gso-bad', // a super-packet (or partial checksum) whose offsets or type can't be taken
 ] as const;
 export type LinkDropReason = (typeof LINK_DROP_REASONS)[number];
 
@@ -98,6 +112,16 @@ export class Interface implements DeviceReceiver {
   readonly txQueueLen: number;
   private inBatch = false;
   private readonly arpView = new ArpView(new Uint8Array(0), 0, 0);
+  /** Offload switches (`ethtool -K`) and their counters. */
+  readonly offload = new Offloads();
+  /** Bytes of virtio_net_hdr the device wants before each frame (0: none). */
+  private readonly vnetLen: number;
+  private readonly vnetIn = new VnetHdr();
+  /** Where software GSO writes the segments of one flush (reused; grows). */
+  private gsoArena = new Uint8Array(0);
+  private readonly segFrames: Uint8Array[] = [];
+  /** Receive-side merging of TCP segments within a batch. */
+  readonly gro: Gro;
 
   constructor(
     readonly index: number,
@@ -112,6 +136,14 @@ export class Interface implements DeviceReceiver {
     this.txQueueLen = opts.txQueueLen ?? 1000;
     this.sched = new DevSched(this, host.time, () => host.random());
     this.drops = Object.fromEntries(LINK_DROP_REASONS.map((r) => [r, 0])) as Record<LinkDropReason, number>;
+    this.vnetLen = device.vnetHdrLen ?? 0;
+    const caps = device.offloadCaps ?? 0;
+    const off = this.offload;
+    off.can.tx = off.tx = (caps & DEV_OFFLOAD_CSUM) !== 0 && this.vnetLen > 0;
+    off.can.tso = off.tso = (caps & DEV_OFFLOAD_TSO4) !== 0 && this.vnetLen > 0;
+    off.can.rx = off.rx = (caps & DEV_OFFLOAD_RXCSUM) !== 0 && this.vnetLen > 0;
+    off.can.lro = off.lro = (caps & DEV_OFFLOAD_LRO) !== 0 && this.vnetLen > 0;
+    this.gro = new Gro(this, (pkt) => this.deliverIp(pkt));
     this.neigh =
       this.linkType === 'ether'
         ? new NeighbourTable(
@@ -178,13 +210,13 @@ export class Interface implements DeviceReceiver {
 
   // ---- receive ----
 
-  frame(f: Uint8Array): void {
+  frame(f: Uint8Array, hl = 0): void {
     if (!this.inBatch) {
       this.inBatch = true;
       this.host.batchBegin();
     }
     try {
-      this.receive(f);
+      this.receive(f, hl);
     } catch (e) {
       // Whatever a frame does to us, the receive loop goes on.
       this.rxDrop('internal-error');
@@ -192,34 +224,35 @@ export class Interface implements DeviceReceiver {
     }
   }
 
-  private receive(f: Uint8Array): void {
+  private receive(f: Uint8Array, hl: number): void {
     const st = this.stats;
     st.rxPackets++;
-    st.rxBytes += f.length;
-    if (this.host.capture !== null) this.host.capture(this, f);
+    st.rxBytes += f.length - hl;
+    if (this.host.capture !== null) this.host.capture(this, hl === 0 ? f : f.subarray(hl));
     if (!this.up || !this.carrier) return this.rxDrop('link-down');
-    if (this.linkType === 'ip') return this.rxIp(f);
-    if (f.length < ETH_HEADER_LEN) return this.rxDrop('runt');
+    if (this.linkType === 'ip') return this.rxIp(f, hl);
+    if (f.length - hl < ETH_HEADER_LEN) return this.rxDrop('runt');
     let bcast = false;
-    if ((f[0] & 1) !== 0) {
+    const e = hl;
+    if ((f[e] & 1) !== 0) {
       // Group bit set: broadcast or multicast.
       bcast = true;
-      if (!(f[0] === 0xff && f[1] === 0xff && f[2] === 0xff && f[3] === 0xff && f[4] === 0xff && f[5] === 0xff))
+      if (!(f[e] === 0xff && f[e + 1] === 0xff && f[e + 2] === 0xff && f[e + 3] === 0xff && f[e + 4] === 0xff && f[e + 5] === 0xff))
         st.rxMulticast++;
     } else {
       const m = this.mac;
-      if (f[0] !== m[0] || f[1] !== m[1] || f[2] !== m[2] || f[3] !== m[3] || f[4] !== m[4] || f[5] !== m[5])
+      if (f[e] !== m[0] || f[e + 1] !== m[1] || f[e + 2] !== m[2] || f[e + 3] !== m[3] || f[e + 4] !== m[4] || f[e + 5] !== m[5])
         return this.rxDrop('otherhost');
     }
-    const et = (f[12] << 8) | f[13];
+    const et = (f[e + 12] << 8) | f[e + 13];
     if (et === ETHERTYPE_IPV4) {
-      const pkt = new Packet(f, ETH_HEADER_LEN, f.length);
+      const pkt = new Packet(f, e + ETH_HEADER_LEN, f.length);
       pkt.ifindex = this.index;
       pkt.linkBroadcast = bcast;
-      if (this.sched.ingressHook !== null && this.sched.ingressHook.ingress(pkt)) return;
-      this.host.ipInput(pkt, this);
+      if (hl !== 0 && !this.rxOffload(pkt, f, e)) return;
+      this.gro.receive(pkt);
     } else if (et === ETHERTYPE_ARP) {
-      this.arpInput(f, bcast);
+      this.arpInput(hl === 0 ? f : f.subarray(hl), bcast);
     } else if (et === ETHERTYPE_IPV6) {
       this.rxDrop('ipv6');
     } else if (et === ETHERTYPE_VLAN || et === ETHERTYPE_QINQ) {
@@ -229,25 +262,91 @@ export class Interface implements DeviceReceiver {
     }
   }
 
+  /**
+   * The virtio_net_hdr in front of a received frame (f[0, e)) into the packet's
+   * metadata, as virtio_net_hdr_to_skb does: NEEDS_CSUM gives CHECKSUM_PARTIAL
+   * (csum_start counts from the frame's first byte), DATA_VALID gives
+   * CHECKSUM_UNNECESSARY, a TCPV4/UDP_L4 gso_type a super-packet. With rx
+   * checksumming off a partial checksum is finished here and no verdict is
+   * trusted. False: dropped (counted).
+   */
+  private rxOffload(pkt: Packet, f: Uint8Array, e: number): boolean {
+    const h = readVnetHdr(f, 0, this.vnetIn);
+    const off = this.offload;
+    if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+      pkt.ipSummed = CHECKSUM_PARTIAL;
+      pkt.csumStart = e + h.csumStart;
+      pkt.csumOffset = h.csumOffset;
+      if (pkt.csumStart < pkt.start || pkt.csumStart + h.csumOffset + 2 > pkt.end) {
+        off.rxGsoBad++;
+        this.rxDrop('gso-bad');
+        return false;
+      }
+      if (!off.rx) {
+        finishChecksum(pkt);
+        off.rxSwCsum++;
+      }
+    } else if ((h.flags & VIRTIO_NET_HDR_F_DATA_VALID) !== 0 && off.rx) pkt.ipSummed = CHECKSUM_UNNECESSARY;
+    const gt = h.gsoType & ~VIRTIO_NET_HDR_GSO_ECN;
+    if (gt !== 0) {
+      if ((gt !== VIRTIO_NET_HDR_GSO_TCPV4 && gt !== VIRTIO_NET_HDR_GSO_UDP_L4) || h.gsoSize === 0) {
+        off.rxGsoBad++;
+        this.rxDrop('gso-bad');
+        return false;
+      }
+      pkt.gsoType = gt === VIRTIO_NET_HDR_GSO_TCPV4 ? GSO_TCPV4 : GSO_UDP_L4;
+      pkt.gsoSize = h.gsoSize;
+      const hdrs = gsoHeaderLen(pkt, pkt.start);
+      if (hdrs < 0 || hdrs >= pkt.length) {
+        off.rxGsoBad++;
+        this.rxDrop('gso-bad');
+        return false;
+      }
+      pkt.gsoSegs = Math.ceil((pkt.length - hdrs) / h.gsoSize);
+      off.rxGsoPackets++;
+      off.rxGsoSegments += pkt.gsoSegs;
+    }
+    return true;
+  }
+
   batchEnd(): void {
     if (!this.inBatch) return;
     this.inBatch = false;
+    this.gro.flush();
     this.host.batchEnd();
   }
 
-  private rxIp(f: Uint8Array): void {
-    if (f.length < 1) return this.rxDrop('runt');
-    const v = f[0] >> 4;
+  private rxIp(f: Uint8Array, hl: number): void {
+    if (f.length - hl < 1) return this.rxDrop('runt');
+    const v = f[hl] >> 4;
     if (v === 4) {
-      const pkt = new Packet(f, 0, f.length);
+      const pkt = new Packet(f, hl, f.length);
       pkt.ifindex = this.index;
-      if (this.sched.ingressHook !== null && this.sched.ingressHook.ingress(pkt)) return;
-      this.host.ipInput(pkt, this);
+      if (hl !== 0 && !this.rxOffload(pkt, f, hl)) return;
+      this.gro.receive(pkt);
     } else if (v === 6) {
       this.rxDrop('ipv6');
     } else {
       this.rxDrop('unknown-ethertype');
     }
+  }
+
+  /** After GRO (as in __netif_receive_skb_core): tc ingress, then IP. */
+  private deliverIp(pkt: Packet): void {
+    if (this.sched.ingressHook !== null && this.sched.ingressHook.ingress(pkt)) return;
+    this.host.ipInput(pkt, this);
+  }
+
+  /** `ethtool -K DEV FEATURE on|off`: false when the device can't have it on. */
+  setOffload(f: OffloadFeature, on: boolean): boolean {
+    const off = this.offload;
+    if (!off.set(f, on)) return false;
+    if ((f === 'rx' || f === 'lro') && this.device.setRxOffloads !== undefined) {
+      const got = this.device.setRxOffloads(off.rx, off.lro);
+      off.rx = (got & DEV_OFFLOAD_RXCSUM) !== 0;
+      off.lro = (got & DEV_OFFLOAD_LRO) !== 0;
+    }
+    return true;
   }
 
   rxDrop(reason: LinkDropReason): void {
@@ -357,7 +456,40 @@ export class Interface implements DeviceReceiver {
   private queueTx(pkt: Packet): void {
     // The root qdisc takes the frame or drops it (counted on the qdisc, as
     // `tc -s` shows, and as a tx drop of the device as Linux's dev_queue_xmit does).
+    if (pkt.gsoSize > 0 && !holdsSuperPackets(this.sched.root.kind)) return this.queueSegments(pkt);
     if (this.sched.enqueue(pkt) !== 0) this.txDrop('txqueue-full');
+    if (!this.txScheduled) this.kick();
+  }
+
+  /**
+   * A super-packet for a shaping or fair-queueing qdisc goes in as its
+   * segments, so rates, buckets and flow queues count wire-sized packets
+   * (Linux keeps it whole there, counted by qdisc_pkt_len, and tbf cuts one
+   * larger than its bucket: tbf_segment). The segments share one new buffer.
+   */
+  private queueSegments(pkt: Packet): void {
+    const l3 = pkt.start + this.hardHeaderLen;
+    const hdrs = gsoHeaderLen(pkt, l3);
+    const segs = hdrs < 0 ? 0 : Math.ceil((pkt.length - hdrs) / pkt.gsoSize);
+    const buf = new Uint8Array(DEFAULT_HEADROOM + segs * ((hdrs + pkt.gsoSize + DEFAULT_HEADROOM + 3) & ~3));
+    const frames = this.segFrames;
+    frames.length = 0;
+    // Each segment keeps headroom before it for the device's virtio_net_hdr.
+    if (segs === 0 || gsoSegment(pkt, l3, buf, 0, DEFAULT_HEADROOM, false, frames) < 0) {
+      this.txDrop('gso-bad');
+      pkt.sent();
+      return;
+    }
+    this.offload.txSwGsoPackets++;
+    this.offload.txSwGsoSegments += frames.length;
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i];
+      const s = new Packet(buf, f.byteOffset + DEFAULT_HEADROOM, f.byteOffset + f.length);
+      s.mark = pkt.mark;
+      if (this.sched.enqueue(s) !== 0) this.txDrop('txqueue-full');
+    }
+    frames.length = 0;
+    pkt.sent();
     if (!this.txScheduled) this.kick();
   }
 
@@ -381,16 +513,49 @@ export class Interface implements DeviceReceiver {
     }
     const pkts = this.txPkts;
     const frames = this.txFrames;
-    let n = 0;
     sched.advanceEstimators();
+    const hl = this.vnetLen;
+    const off = this.offload;
+    // validate_xmit_skb: after the qdisc, what the device can't do is done here.
+    const tso = off.tso;
+    const txCsum = off.tx;
+    let m = 0;
+    let arenaAt = 0;
     for (;;) {
       const p = root.dequeue(sched);
       if (p === null) break;
-      pkts[n] = p;
-      frames[n] = p.data();
-      n++;
+      pkts[m++] = p;
+      if (p.gsoSize > 0 && !(tso && p.gsoType === GSO_TCPV4)) {
+        arenaAt = this.softwareGso(p, arenaAt, frames, hl, txCsum);
+        continue;
+      }
+      if (p.ipSummed === CHECKSUM_PARTIAL && !txCsum) {
+        if (!finishChecksum(p)) {
+          this.txDrop('gso-bad');
+          continue;
+        }
+        off.txSwCsum++;
+      }
+      if (hl !== 0) {
+        const hdrs = p.gsoSize > 0 ? gsoHeaderLen(p, p.start + this.hardHeaderLen) : 0;
+        const o = p.push(hl);
+        const b = p.buf;
+        if (p.gsoSize > 0) {
+          writeVnetHdr(b, o, hl, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, hdrs, p.gsoSize, p.csumStart - o - hl, p.csumOffset);
+          off.txGsoPackets++;
+          off.txGsoSegments += p.gsoSegs;
+        } else if (p.ipSummed === CHECKSUM_PARTIAL) {
+          writeVnetHdr(b, o, hl, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, p.csumStart - o - hl, p.csumOffset);
+        } else {
+          for (let i = 0; i < hl; i++) b[o + i] = 0;
+        }
+      }
+      frames.push(p.data());
     }
+    const n = frames.length;
     if (n === 0) {
+      for (let i = 0; i < m; i++) pkts[i].sent();
+      pkts.length = 0;
       sched.afterFlush();
       return 0;
     }
@@ -403,14 +568,14 @@ export class Interface implements DeviceReceiver {
       for (let i = 0; i < n; i++) {
         if (i < sent) {
           st.txPackets++;
-          st.txBytes += frames[i].length;
-          if (capture !== null) capture(this, frames[i]);
+          st.txBytes += frames[i].length - hl;
+          if (capture !== null) capture(this, hl === 0 ? frames[i] : frames[i].subarray(hl));
         } else {
           this.txDrop('device-busy');
         }
-        // The device is done with the frame (device.ts): pooled packets can be reused.
-        pkts[i].sent();
       }
+      // The device is done with the frames (device.ts): pooled packets can be reused.
+      for (let i = 0; i < m; i++) pkts[i].sent();
       pkts.length = 0;
       frames.length = 0;
       sched.afterFlush();
@@ -418,11 +583,57 @@ export class Interface implements DeviceReceiver {
     return sent;
   }
 
+  /**
+   * GSO in software (skb_gso_segment): a super-packet the device can't take
+   * whole is cut into segments in the flush's arena, each with its own
+   * virtio_net_hdr when the device wants one (checksum left partial when the
+   * device finishes it). Returns the arena offset after them.
+   */
+  private softwareGso(p: Packet, at: number, frames: Uint8Array[], hl: number, txCsum: boolean): number {
+    const off = this.offload;
+    const l3 = p.start + this.hardHeaderLen;
+    const hdrs = gsoHeaderLen(p, l3);
+    const segs = hdrs < 0 ? 0 : Math.ceil((p.length - hdrs) / p.gsoSize);
+    const need = at + segs * (((hl + hdrs + p.gsoSize) + 3) & ~3);
+    if (need > this.gsoArena.length) {
+      // Frames already cut in this flush stay in the old arena, which they keep alive.
+      const size = Math.max(need - at, 1 << 18, this.gsoArena.length);
+      this.gsoArena = new Uint8Array(size);
+      at = 0;
+    }
+    const partial = txCsum && hl !== 0;
+    const first = frames.length;
+    const end = segs === 0 ? -1 : gsoSegment(p, l3, this.gsoArena, at, hl, partial, frames);
+    if (end < 0) {
+      frames.length = first;
+      this.txDrop('gso-bad');
+      return at;
+    }
+    if (hl !== 0) {
+      const a = this.gsoArena;
+      const l4 = l3 + ((p.buf[l3] & 0x0f) << 2) - p.start;
+      const csumOffset = p.gsoType === GSO_TCPV4 ? 16 : 6;
+      for (let i = first; i < frames.length; i++) {
+        const o = frames[i].byteOffset - a.byteOffset;
+        if (partial) writeVnetHdr(a, o, hl, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, l4, csumOffset);
+        else writeVnetHdr(a, o, hl, 0, 0, 0, 0, 0, 0);
+      }
+    }
+    off.txSwGsoPackets++;
+    off.txSwGsoSegments += frames.length - first;
+    return end;
+  }
+
   close(): void {
     this.neigh?.close();
     this.sched.close();
     this.device.close();
   }
+}
+
+/** Root qdiscs that queue a super-packet whole (packet-counting fifos); the others get its segments. */
+function holdsSuperPackets(kind: string): boolean {
+  return kind === 'pfifo_fast' || kind === 'pfifo' || kind === 'bfifo';
 }
 
 /** RFC 1112 §6.4: 01:00:5e plus the low 23 bits of the group address. */

@@ -44,6 +44,10 @@ export interface NativeDeviceHandle {
   write(frame: Uint8Array): number;
   /** The kernel's current name for the device (follows renames). */
   kernelName(): string;
+  /** TUNSETOFFLOAD with TUN_F_* bits: 0, or the errno the kernel gave. */
+  setOffload(flags: number): number;
+  /** Frames given to write/writeBatch start with their own virtio_net_hdr. */
+  setTxHeaderInline(on: boolean): void;
 }
 
 export interface NativeAddon {
@@ -65,8 +69,11 @@ export interface NativeAddon {
    * slots * (4 + slotSize) bytes) starts with one host-order uint32 length
    * per slot, then the slots: frame i of a wakeup lands at
    * rxBuffer[4 * slots + i * slotSize ..] with its length in the i-th uint32.
+   * With `rxHeadroom` (a multiple of 4, at least the header's size) the frame
+   * lands `rxHeadroom` bytes into its slot and, with vnetHdr, its
+   * virtio_net_hdr in the bytes right before it.
    */
-  open(name: string, tap: boolean, vnetHdr: boolean, rxBuffer: ArrayBuffer, slots: number, slotSize: number): NativeDeviceHandle;
+  open(name: string, tap: boolean, vnetHdr: boolean, rxBuffer: ArrayBuffer, slots: number, slotSize: number, rxHeadroom?: number): NativeDeviceHandle;
   /** Builds the addon's Error shape for an errno the receive callback reported. */
   errnoError(errno: number, syscall: string, subject: string): NativeError;
   /** SIOCSIFFLAGS: set or clear IFF_UP on `name` in this namespace. */

@@ -1,4 +1,5 @@
-import type { Device, DeviceReceiver, LinkType } from './device.js';
+import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, type Device, type DeviceReceiver, type LinkType } from './device.js';
+import { VNET_HDR_LEN } from '../wire/vnet.js';
 import type { Time } from '../time/timers.js';
 import { Random } from '../random.js';
 
@@ -40,6 +41,13 @@ export class SimDevice implements Device {
   private busyUntil = 0;
   private closed = false;
   onError: ((err: Error) => void) | null = null;
+  /**
+   * With offload, the wire is a virtio-net one: every frame carries a
+   * virtio_net_hdr both ways, so partial checksums and TCP super-frames cross
+   * it as they cross a TAP with the kernel on the other side.
+   */
+  readonly vnetHdrLen: number;
+  readonly offloadCaps: number;
 
   /** A rate-limited link's rate (Mbit/s); null: none (the interface reports what a TAP does). */
   speedMbit(): number | null {
@@ -52,8 +60,11 @@ export class SimDevice implements Device {
     private readonly time: Time,
     private readonly rng: Random,
     mtu = 1500,
+    offload = false,
   ) {
     this.maxFrameSize = mtu + (linkType === 'ether' ? 14 : 0);
+    this.vnetHdrLen = offload ? VNET_HDR_LEN : 0;
+    this.offloadCaps = offload ? DEV_OFFLOAD_CSUM | DEV_OFFLOAD_TSO4 | DEV_OFFLOAD_RXCSUM | DEV_OFFLOAD_LRO : 0;
   }
 
   start(rx: DeviceReceiver): void {
@@ -79,7 +90,7 @@ export class SimDevice implements Device {
     let at = now;
     if (im.rateBps) {
       const start = Math.max(now, this.busyUntil);
-      this.busyUntil = start + (frame.length * 8 * 1000) / im.rateBps;
+      this.busyUntil = start + ((frame.length - this.vnetHdrLen) * 8 * 1000) / im.rateBps;
       at = this.busyUntil;
     }
     let delay = im.delayMs ?? 0;
@@ -100,7 +111,7 @@ export class SimDevice implements Device {
       const p = this.peer;
       if (p === null || p.closed || p.rx === null) return;
       p.stats.delivered++;
-      p.rx.frame(frame);
+      p.rx.frame(frame, this.vnetHdrLen);
       p.rx.batchEnd();
     });
   }
@@ -113,13 +124,13 @@ export class SimDevice implements Device {
 /** Makes the two ends of a wire. */
 export function simLink(
   time: Time,
-  opts: { linkType?: LinkType; mtu?: number; seed?: number; names?: [string, string] } = {},
+  opts: { linkType?: LinkType; mtu?: number; seed?: number; names?: [string, string]; offload?: boolean } = {},
 ): [SimDevice, SimDevice] {
   const rng = new Random(opts.seed ?? 1);
   const lt = opts.linkType ?? 'ether';
   const [na, nb] = opts.names ?? ['sim0', 'sim1'];
-  const a = new SimDevice(na, lt, time, rng, opts.mtu);
-  const b = new SimDevice(nb, lt, time, rng, opts.mtu);
+  const a = new SimDevice(na, lt, time, rng, opts.mtu, opts.offload);
+  const b = new SimDevice(nb, lt, time, rng, opts.mtu, opts.offload);
   a.peer = b;
   b.peer = a;
   return [a, b];

@@ -10,7 +10,7 @@
  * and the buffers are reused, which is why a receiver must copy a frame it
  * keeps past `batchEnd()` (see device.ts).
  */
-import type { Device, DeviceReceiver, LinkType } from './device.js';
+import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, type Device, type DeviceReceiver, type LinkType } from './device.js';
 import { forgetRx, loadNative, startRx, stopRx, type NativeDeviceHandle, type NativeError, type RxSink } from './native.js';
 
 export interface TapOptions {
@@ -20,6 +20,13 @@ export interface TapOptions {
    * seen here are the same with or without it.
    */
   vnetHdr?: boolean;
+  /**
+   * virtio-net offloads: IFF_VNET_HDR with the header handed to the stack
+   * (received frames come with it, sent frames carry the stack's), and
+   * TUNSETOFFLOAD asking the kernel for partial checksums and TCP
+   * super-frames. Implies vnetHdr.
+   */
+  offload?: boolean;
   /** Frames read per device per wakeup, at most (default 64). */
   batch?: number;
   /** Receive slot size = largest frame delivered (default 65535 + 14 for TAP, 65535 for TUN). */
@@ -32,6 +39,11 @@ const DEFAULT_BATCH = 64;
 const MAX_BATCH = 1024;
 /** Smallest slot that holds a minimum-MTU IPv4 packet (RFC 791: 68) plus an Ethernet header. */
 const MIN_FRAME = 68 + ETH_HLEN;
+/** Receive slot bytes before the frame in offload mode: room for the virtio_net_hdr, keeping the frame 16-aligned. */
+const RX_HEADROOM = 16;
+// include/uapi/linux/if_tun.h
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
 function positiveInt(value: number | undefined, fallback: number, min: number, max: number, what: string): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -56,6 +68,11 @@ export class TapDevice implements Device {
   /** Frames read per device per wakeup, at most. */
   readonly batch: number;
   readonly vnetHdr: boolean;
+  /** Offload mode: bytes of virtio_net_hdr in front of every frame both ways (0 otherwise). */
+  readonly vnetHdrLen: number;
+  readonly offloadCaps: number;
+  /** Slot bytes before each received frame. */
+  private readonly rxHeadroom: number;
   /**
    * Called with a NativeError when the device fails on receive (e.g. EBADFD
    * after its netdev was deleted); the device has then left the receive set.
@@ -83,7 +100,9 @@ export class TapDevice implements Device {
   constructor(linkType: LinkType, name: string, opts: TapOptions = {}) {
     const tap = linkType === 'ether';
     this.linkType = linkType;
-    this.vnetHdr = opts.vnetHdr ?? false;
+    const offload = opts.offload ?? false;
+    this.vnetHdr = offload || (opts.vnetHdr ?? false);
+    this.rxHeadroom = offload ? RX_HEADROOM : 0;
     this.batch = positiveInt(opts.batch, DEFAULT_BATCH, 1, MAX_BATCH, 'batch');
     this.maxFrameSize = positiveInt(
       opts.maxFrame,
@@ -93,11 +112,22 @@ export class TapDevice implements Device {
       'maxFrame',
     );
     this.rxSlots = 4 * this.batch;
-    this.slotSize = (this.maxFrameSize + 63) & ~63;
+    this.slotSize = (this.maxFrameSize + this.rxHeadroom + 63) & ~63;
     this.rxBuffer = new ArrayBuffer(this.rxSlots + this.batch * this.slotSize);
     this.rxLengths = new Uint32Array(this.rxBuffer, 0, this.batch);
-    this.handle = loadNative().open(name, tap, this.vnetHdr, this.rxBuffer, this.batch, this.slotSize);
+    this.handle = offload
+      ? loadNative().open(name, tap, true, this.rxBuffer, this.batch, this.slotSize, this.rxHeadroom)
+      : loadNative().open(name, tap, this.vnetHdr, this.rxBuffer, this.batch, this.slotSize);
     this.name = this.handle.name;
+    if (offload) {
+      this.handle.setTxHeaderInline(true);
+      this.vnetHdrLen = this.handle.vnetHdrLength;
+      this.offloadCaps = DEV_OFFLOAD_CSUM | DEV_OFFLOAD_TSO4 | DEV_OFFLOAD_RXCSUM | DEV_OFFLOAD_LRO;
+      this.setRxOffloads(true, true);
+    } else {
+      this.vnetHdrLen = 0;
+      this.offloadCaps = 0;
+    }
   }
 
   /** The device's file descriptor (-1 once closed). */
@@ -132,6 +162,21 @@ export class TapDevice implements Device {
   /** The kernel side's MTU. */
   getMtu(): number {
     return loadNative().getMtu(this.name);
+  }
+
+  /**
+   * TUNSETOFFLOAD: partial checksums (TUN_F_CSUM) and TCP super-frames
+   * (TUN_F_TSO4, which needs TUN_F_CSUM) from the kernel. A kernel that
+   * refuses a set gets the smaller one. Returns the DEV_OFFLOAD_* bits on.
+   */
+  setRxOffloads(csum: boolean, lro: boolean): number {
+    if (this.vnetHdrLen === 0) return 0;
+    const tries = csum ? (lro ? [TUN_F_CSUM | TUN_F_TSO4, TUN_F_CSUM] : [TUN_F_CSUM]) : [];
+    for (const f of tries) {
+      if (this.handle.setOffload(f) === 0) return DEV_OFFLOAD_RXCSUM | ((f & TUN_F_TSO4) !== 0 ? DEV_OFFLOAD_LRO : 0);
+    }
+    this.handle.setOffload(0);
+    return 0;
   }
 
   /** Starts (or re-targets) delivery of received frames to `rx`. */
@@ -188,7 +233,9 @@ export class TapDevice implements Device {
     if (count > 0 && rx !== null) {
       const lengths = this.rxLengths;
       const slot = this.slotSize;
-      const first = this.rxSlots;
+      const hl = this.vnetHdrLen;
+      // In offload mode the virtio_net_hdr sits right before the frame: hand both.
+      const first = this.rxSlots + this.rxHeadroom - hl;
       try {
         const max = this.maxFrameSize;
         for (let i = 0; i < count && !this.isClosed; i++) {
@@ -197,7 +244,8 @@ export class TapDevice implements Device {
             this.rxOversizeHere++;
             continue;
           }
-          rx.frame(new Uint8Array(this.rxBuffer, first + i * slot, n));
+          if (hl === 0) rx.frame(new Uint8Array(this.rxBuffer, first + i * slot, n));
+          else rx.frame(new Uint8Array(this.rxBuffer, first + i * slot, n + hl), hl);
         }
         this.rxFrames += count;
       } finally {

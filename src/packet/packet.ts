@@ -11,6 +11,24 @@
 /** Enough for Ethernet + two VLAN tags + IPv4 with options + TCP with options. */
 export const DEFAULT_HEADROOM = 128;
 
+/**
+ * What is known of the transport checksum (the kernel's skb->ip_summed).
+ * NONE: nothing, verify it / it is complete. UNNECESSARY: the device checked
+ * it (virtio DATA_VALID). PARTIAL: the field holds only the pseudo-header sum;
+ * whoever sends the packet on completes it over csumStart.. and stores it at
+ * csumStart + csumOffset (virtio NEEDS_CSUM). A PARTIAL packet counts as
+ * verified on receive, as skb_csum_unnecessary says.
+ */
+export const CHECKSUM_NONE = 0;
+export const CHECKSUM_UNNECESSARY = 1;
+export const CHECKSUM_PARTIAL = 3;
+
+/** gsoType: how a super-packet (gsoSize > 0) is cut in segments (skb_shinfo gso_type). */
+export const GSO_NONE = 0;
+export const GSO_TCPV4 = 1;
+/** UDP segmentation offload (UDP_SEGMENT / USO): each piece its own UDP datagram. */
+export const GSO_UDP_L4 = 5;
+
 export class Packet {
   buf: Uint8Array;
   start: number;
@@ -37,6 +55,18 @@ export class Packet {
   pool: PacketPool | null = null;
   /** The length qdiscs account for it (qdisc_pkt_len: a size table may change it); 0 until an egress qdisc sets it. */
   qlen = 0;
+  /** CHECKSUM_NONE | CHECKSUM_UNNECESSARY | CHECKSUM_PARTIAL. */
+  ipSummed = CHECKSUM_NONE;
+  /** CHECKSUM_PARTIAL: where the sum starts in `buf` (the transport header). */
+  csumStart = 0;
+  /** CHECKSUM_PARTIAL: the checksum field's offset from csumStart (16 for TCP, 6 for UDP). */
+  csumOffset = 0;
+  /** A super-packet: payload bytes per segment (the MSS), 0 for an ordinary packet. */
+  gsoSize = 0;
+  /** GSO_TCPV4 | GSO_UDP_L4 while gsoSize > 0. */
+  gsoType = GSO_NONE;
+  /** Segments the super-packet stands for (gso_segs). */
+  gsoSegs = 0;
 
   constructor(buf: Uint8Array, start: number, end: number) {
     this.buf = buf;
@@ -57,6 +87,20 @@ export class Packet {
     this.ct = null;
     this.ctInfo = 0;
     this.qlen = 0;
+    this.ipSummed = CHECKSUM_NONE;
+    this.gsoSize = 0;
+    this.gsoType = GSO_NONE;
+    this.gsoSegs = 0;
+  }
+
+  /** Copies the checksum and segmentation state of `o` (whose bytes start at `o.start`, ours at `this.start`). */
+  copyOffload(o: Packet): void {
+    this.ipSummed = o.ipSummed;
+    this.csumStart = o.csumStart - o.start + this.start;
+    this.csumOffset = o.csumOffset;
+    this.gsoSize = o.gsoSize;
+    this.gsoType = o.gsoType;
+    this.gsoSegs = o.gsoSegs;
   }
 
   /** The packet's frame has left through a device: a pooled packet can be reused now. */
@@ -114,6 +158,7 @@ export class Packet {
     p.qlen = this.qlen;
     if (this.l3 >= 0) p.l3 = this.l3 - this.start + headroom;
     if (this.l4 >= 0) p.l4 = this.l4 - this.start + headroom;
+    p.copyOffload(this);
     return p;
   }
 
@@ -132,6 +177,7 @@ export class Packet {
     this.end = headroom + len;
     if (this.l3 >= 0) this.l3 += shift;
     if (this.l4 >= 0) this.l4 += shift;
+    this.csumStart += shift;
   }
 
   private grow(extra: number): void {
@@ -142,6 +188,7 @@ export class Packet {
     this.end += extra;
     if (this.l3 >= 0) this.l3 += extra;
     if (this.l4 >= 0) this.l4 += extra;
+    this.csumStart += extra;
   }
 }
 

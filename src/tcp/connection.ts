@@ -1371,6 +1371,8 @@ export class TcpConnection implements CcState {
     rec.frtoNewData = false;
     if (!frtoNew && rec.q.lostOut > rec.q.retransOut && rec.xmitRetransmitQueue(now) > 0) sentAny = true;
     let budget = host.txBudget(this);
+    // GSO (tcp_tso_segs): up to this many whole segments in one super-packet, cut at the device.
+    const gsoMax = mss * host.gsoSegs(mss);
     for (;;) {
       // Before the handshake ends, our SYN is the first sequence number outstanding.
       const outstanding = seqDiff(this.sndNxt, this.sndUna) - (tfoEarly ? 1 : 0);
@@ -1379,7 +1381,7 @@ export class TcpConnection implements CcState {
       const finToSend = finQueued && (!this.finSent || seqLe(this.sndNxt, this.finSeq)) && unsent === 0;
       if (unsent === 0 && !finToSend) break;
       const wndLeft = this.sndWnd - outstanding;
-      let len = Math.min(unsent, mss);
+      let len = Math.min(unsent, rec.forceOne ? mss : gsoMax);
       if (len > 0 && wndLeft < len) {
         // RFC 9293 §3.8.6.2.1: send a smaller segment only if it is at least half the largest window offered.
         if (wndLeft <= 0 || (wndLeft < mss && wndLeft < this.maxSndWnd / 2 && outstanding > 0)) {
@@ -1387,7 +1389,8 @@ export class TcpConnection implements CcState {
           if (this.sndWnd === 0 && outstanding === 0) this.startProbing();
           break;
         }
-        len = wndLeft;
+        // tcp_mss_split_point: a super-packet ends on a whole segment within the window.
+        len = len > mss && wndLeft >= mss ? wndLeft - (wndLeft % mss) : wndLeft;
         if (len > unsent) len = unsent;
       }
       // RFC 5681 §3.1 with RFC 6675's pipe, in segments (Linux tcp_cwnd_test): SACKed and
@@ -1396,7 +1399,11 @@ export class TcpConnection implements CcState {
         this.cwv.limitedNow = true;
         break;
       }
-      // RFC 896 (Nagle): a short segment waits while data is unacknowledged.
+      // A super-packet holds no more segments than cwnd has room for (tcp_cwnd_test's quota).
+      if (len > mss) len = Math.min(len, Math.max(1, this.cwnd - rec.inFlight()) * mss);
+      // RFC 896 (Nagle): a short segment waits while data is unacknowledged; the short
+      // tail of a super-packet too, since the full segments before it will be (tcp_mss_split_point).
+      if (len > mss && len === unsent && len % mss !== 0 && !this.noDelay && !this.finQueued) len -= len % mss;
       if (len > 0 && len < mss && len === unsent && outstanding > 0 && !this.noDelay && !this.finQueued && !rec.forceOne) break;
       if (this.pacer.enabled && !rec.forceOne && !this.pacePermits()) break;
       if (budget <= 0) {
@@ -1404,7 +1411,8 @@ export class TcpConnection implements CcState {
         host.resumeLater(this);
         break;
       }
-      budget--;
+      if (len > mss && len > budget * mss) len = budget * mss;
+      budget -= len > mss ? Math.ceil(len / mss) : 1;
       const fin = finToSend || (finQueued && len === unsent && (!this.finSent || seqLe(this.sndNxt, this.finSeq)));
       const seq = this.sndNxt;
       if (this.rttTimeMs < 0 && !this.tsOk && len > 0) {
@@ -1423,7 +1431,17 @@ export class TcpConnection implements CcState {
         else if (this.state === TcpState.CLOSE_WAIT) this.setState(TcpState.LAST_ACK);
       }
       if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
-      rec.onNewData(seq, this.sndNxt, fin, now);
+      if (len > mss) {
+        // A super-packet enters the retransmission queue as its segments (tcp_skb_pcount of them).
+        let s = seq;
+        for (let left = len; left > 0; ) {
+          const n = left > mss ? mss : left;
+          left -= n;
+          const e = seqAdd(s, n + (left === 0 && fin ? 1 : 0));
+          rec.onNewData(s, e, left === 0 && fin, now);
+          s = e;
+        }
+      } else rec.onNewData(seq, this.sndNxt, fin, now);
       if (fin || rec.forceOne) break;
     }
     if (frtoNew && !seqGt(this.sndNxt, rec.highSeq)) {
@@ -1470,10 +1488,11 @@ export class TcpConnection implements CcState {
     return false;
   }
   /** Counts a data segment (or bare ACK) that left. */
-  segmentSent(dataLen: number): void {
-    this.segsOut++;
+  segmentSent(dataLen: number, segs = 1): void {
+    // tcp_info segs_out counts a super-packet's segments (tcp_skb_pcount).
+    this.segsOut += segs;
     if (dataLen > 0) {
-      this.dataSegsOut++;
+      this.dataSegsOut += segs;
       this.bytesSent += dataLen;
     }
   }

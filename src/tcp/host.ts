@@ -34,6 +34,11 @@ export interface TcpHost {
    * has used them up it calls `resumeLater` and goes on once the device has written.
    */
   txBudget(c: TcpConnection): number;
+  /**
+   * Segments of `mss` bytes one send may carry as a GSO super-packet on the
+   * route the last txBudget(c) looked up (1: no GSO there).
+   */
+  gsoSegs(mss: number): number;
   resumeLater(c: TcpConnection): void;
   /** The connection entered TIME_WAIT; false when tcp_max_tw_buckets is reached. */
   enterTimeWait(): boolean;

@@ -6,7 +6,8 @@
  */
 import type { Interface } from '../link/interface.js';
 import { createHash } from 'node:crypto';
-import { Packet, type PacketPool } from '../packet/packet.js';
+import { CHECKSUM_NONE, GSO_TCPV4, Packet, type PacketPool } from '../packet/packet.js';
+import { setPartialChecksum } from '../link/offload.js';
 import type { Ipv4 } from '../ip/ipv4.js';
 import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
 import type { Mib } from '../mib.js';
@@ -84,6 +85,8 @@ export class Tcp implements TcpHost {
   /** Throttled connections that found no room even after a device write (see resumeLater). */
   private readonly waitingRoom: TcpConnection[] = [];
   private resuming = false;
+  /** The device the last txBudget found the route through (gsoSegs reads it). */
+  private budgetDev: Interface | null = null;
   private readonly resumeTimer: Timer;
   /** Every connection not yet closed, for listings (ss). */
   readonly connections = new Set<TcpConnection>();
@@ -436,16 +439,32 @@ export class Tcp implements TcpHost {
    */
   txBudget(c: TcpConnection): number {
     if (this.ip.local.has(c.remoteAddr)) return 0x7fffffff;
+    this.budgetDev = null;
     const r = this.ip.routeFlow({ dst: c.remoteAddr, src: c.localAddr, proto: IPPROTO_TCP, sport: c.localPort, dport: c.remotePort, mark: c.mark, oif: c.boundDev });
     if (r.type !== 'unicast') return 0x7fffffff;
     // The reserve is an eighth of a small queue (a shaping qdisc's limit may hold only a few dozen frames).
     const dev = r.route.dev;
+    this.budgetDev = dev;
     const room = dev.txRoom;
     const budget = room - Math.min(TX_RESERVE, dev.txCapacity >> 3);
     // tcp_limit_output_bytes (1 MB): no more than that waits in a qdisc that holds packets
     // (a deep shaping queue would only add delay to the flow and work to every ACK).
     const queued = dev.txCapacity - room;
     return Math.min(budget, TSQ_FRAMES - queued);
+  }
+
+  /**
+   * sk_can_gso / tcp_tso_autosize: with GSO or TSO on the device, as many
+   * segments as its gso_max_size holds after the headers (IP, TCP and
+   * options at most 100 bytes), else 1. Loopback to our own address takes 1.
+   */
+  gsoSegs(mss: number): number {
+    const dev = this.budgetDev;
+    if (dev === null || mss <= 0) return 1;
+    const off = dev.offload;
+    if (!off.gso && !off.tso) return 1;
+    const n = Math.floor((Math.min(off.gsoMaxSize, 0xffff) - 100) / mss);
+    return n > 1 ? Math.min(n, off.gsoMaxSegs) : 1;
   }
 
   resumeLater(c: TcpConnection): void {
@@ -509,7 +528,8 @@ export class Tcp implements TcpHost {
       if (v.len >= TCP_HEADER_LEN && v.headerLen < TCP_HEADER_LEN) mib.TcpInErrs++;
       return;
     }
-    if (!verifyTcpChecksum(v, src, dst)) {
+    // skb_csum_unnecessary: a checksum the device verified, or one still partial, is not summed again.
+    if (pkt.ipSummed === CHECKSUM_NONE && !verifyTcpChecksum(v, src, dst)) {
       mib.TcpInCsumErrors++;
       mib.TcpInErrs++;
       return;
@@ -575,8 +595,8 @@ export class Tcp implements TcpHost {
   // Output
   // =====================================================================
 
-  private xmit(pkt: Packet, src: number, dst: number, c: TcpConnection | null, tos = 0): void {
-    this.mib.TcpOutSegs++;
+  private xmit(pkt: Packet, src: number, dst: number, c: TcpConnection | null, tos = 0, segs = 1): void {
+    this.mib.TcpOutSegs += segs;
     // Linux's default IP_PMTUDISC_WANT: TCP segments carry DF (RFC 1191).
     // A failure (no route, a full queue) counts where IP counts it; retransmission recovers.
     const o = this.outOpts;
@@ -588,7 +608,7 @@ export class Tcp implements TcpHost {
   }
 
   /** Builds the header into pkt at pkt.start and checksums header + data. */
-  private finish(pkt: Packet, src: number, dst: number, sport: number, dport: number, seq: number, ack: number, flags: number, wnd: number, optLen: number): void {
+  private finish(pkt: Packet, src: number, dst: number, sport: number, dport: number, seq: number, ack: number, flags: number, wnd: number, optLen: number, partial = false): void {
     const v = this.view.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
     v.srcPort = sport;
     v.dstPort = dport;
@@ -598,7 +618,10 @@ export class Tcp implements TcpHost {
     v.flags = flags;
     v.window = wnd;
     v.urgent = 0;
-    fillTcpChecksum(v, src, dst);
+    // A data segment's checksum is left partial (tcp_v4_send_check under CHECKSUM_PARTIAL):
+    // the device finishes it, or the interface does just before a device that can't.
+    if (partial) setPartialChecksum(pkt, pkt.start, 16, src, dst, IPPROTO_TCP, pkt.end - pkt.start);
+    else fillTcpChecksum(v, src, dst);
   }
 
   sendSyn(c: TcpConnection, synAck: boolean): void {
@@ -661,9 +684,12 @@ export class Tcp implements TcpHost {
       spec.ts = this.tsSpec;
     } else spec.ts = null;
     let n = 0;
+    // A super-packet (GSO): segments of the send MSS, cut by the device or before it.
+    const mss = c.sendMss();
+    const segs = len > mss ? Math.ceil(len / mss) : 1;
     if (c.sackOk && (c.ooo.length > 0 || c.dsackPending)) {
       // RFC 2018 §3: blocks only as the 40 option bytes and the path MTU leave room for.
-      const room = c.pmtu - 40 - len - (c.tsOk ? 12 : 0);
+      const room = c.pmtu - 40 - (segs > 1 ? mss : len) - (c.tsOk ? 12 : 0);
       const max = Math.min(c.tsOk ? 3 : 4, room >= 12 ? (room - 4) >> 3 : 0);
       if (max > 0) n = c.sackBlocks(this.sackOut, max);
     }
@@ -683,11 +709,16 @@ export class Tcp implements TcpHost {
     const ecn = c.ecnFlags !== 0 ? ecnSend(c, len, retrans) : 0;
     flags |= ecn & 0xff;
     const wnd = c.selectWindow();
-    this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, seq, c.rcvNxt, flags, wnd, optLen);
+    this.finish(pkt, c.localAddr, c.remoteAddr, c.localPort, c.remotePort, seq, c.rcvNxt, flags, wnd, optLen, len > 0);
+    if (segs > 1) {
+      pkt.gsoSize = mss;
+      pkt.gsoType = GSO_TCPV4;
+      pkt.gsoSegs = segs;
+    }
     c.ackSent();
-    c.segmentSent(len);
-    if (len > 0 && !retrans) this.mib.TcpExtTCPOrigDataSent++;
-    this.xmit(pkt, c.localAddr, c.remoteAddr, c, ecn >>> 8);
+    c.segmentSent(len, segs);
+    if (len > 0 && !retrans) this.mib.TcpExtTCPOrigDataSent += segs;
+    this.xmit(pkt, c.localAddr, c.remoteAddr, c, ecn >>> 8, segs);
   }
 
   sendProbe(c: TcpConnection): void {

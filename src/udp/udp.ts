@@ -4,7 +4,7 @@
  * endpoint that sent the datagram they quote.
  */
 import type { Interface } from '../link/interface.js';
-import { Packet } from '../packet/packet.js';
+import { CHECKSUM_NONE, Packet } from '../packet/packet.js';
 import type { Ipv4 } from '../ip/ipv4.js';
 import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
 import { routeMtu, type Route } from '../ip/route.js';
@@ -299,7 +299,7 @@ export class Udp {
     // RFC 768: the length field bounds the datagram; anything after it is not data.
     pkt.trim(ulen);
     // RFC 768: a zero checksum means none was sent; any other must verify.
-    if (!verifyUdpChecksum(v, src, dst)) {
+    if (pkt.ipSummed === CHECKSUM_NONE && !verifyUdpChecksum(v, src, dst)) {
       mib.UdpInCsumErrors++;
       mib.UdpInErrors++;
       return;

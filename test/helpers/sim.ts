@@ -22,9 +22,9 @@ export interface SimPair {
 }
 
 /** Two hosts, 10.0.0.1 (a) and 10.0.0.2 (b), on one sim wire. */
-export function simPair(opts: { impair?: SimImpairments; seed?: number; linkType?: 'ether' | 'ip'; mtu?: number } = {}): SimPair {
+export function simPair(opts: { impair?: SimImpairments; seed?: number; linkType?: 'ether' | 'ip'; mtu?: number; offload?: boolean } = {}): SimPair {
   const time = new VirtualTime();
-  const [da, db] = simLink(time, { seed: opts.seed ?? 7, linkType: opts.linkType, mtu: opts.mtu, names: ['a0', 'b0'] });
+  const [da, db] = simLink(time, { seed: opts.seed ?? 7, linkType: opts.linkType, mtu: opts.mtu, names: ['a0', 'b0'], offload: opts.offload });
   if (opts.impair) {
     da.impair = { ...opts.impair };
     db.impair = { ...opts.impair };
