@@ -1372,7 +1372,7 @@ export class TcpConnection implements CcState {
     if (!frtoNew && rec.q.lostOut > rec.q.retransOut && rec.xmitRetransmitQueue(now) > 0) sentAny = true;
     let budget = host.txBudget(this);
     // GSO (tcp_tso_segs): up to this many whole segments in one super-packet, cut at the device.
-    const gsoMax = mss * host.gsoSegs(mss);
+    const gsoMax = mss * host.gsoSegs(this, mss);
     for (;;) {
       // Before the handshake ends, our SYN is the first sequence number outstanding.
       const outstanding = seqDiff(this.sndNxt, this.sndUna) - (tfoEarly ? 1 : 0);

@@ -38,7 +38,7 @@ export interface TcpHost {
    * Segments of `mss` bytes one send may carry as a GSO super-packet on the
    * route the last txBudget(c) looked up (1: no GSO there).
    */
-  gsoSegs(mss: number): number;
+  gsoSegs(c: TcpConnection, mss: number): number;
   resumeLater(c: TcpConnection): void;
   /** The connection entered TIME_WAIT; false when tcp_max_tw_buckets is reached. */
   enterTimeWait(): boolean;

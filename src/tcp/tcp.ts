@@ -458,12 +458,15 @@ export class Tcp implements TcpHost {
    * segments as its gso_max_size holds after the headers (IP, TCP and
    * options at most 100 bytes), else 1. Loopback to our own address takes 1.
    */
-  gsoSegs(mss: number): number {
+  gsoSegs(c: TcpConnection, mss: number): number {
     const dev = this.budgetDev;
     if (dev === null || mss <= 0) return 1;
     const off = dev.offload;
     if (!off.gso && !off.tso) return 1;
-    const n = Math.floor((Math.min(off.gsoMaxSize, 0xffff) - 100) / mss);
+    let n = Math.floor((Math.min(off.gsoMaxSize, 0xffff) - 100) / mss);
+    // tcp_tso_autosize: a paced flow's super-packets carry about 1 ms of its rate
+    // (sk_pacing_shift 10); here down to one segment, so a slow paced flow stays spaced per segment.
+    if (c.pacer.enabled && c.pacer.rate > 0) n = Math.min(n, Math.floor(c.pacer.rate / 1024 / mss));
     return n > 1 ? Math.min(n, off.gsoMaxSegs) : 1;
   }
 
