@@ -147,12 +147,14 @@ export class Ipv4 {
       else mib.IpInHdrErrors++;
       return;
     }
-    // ip_rcv_core counts the ECN field of every datagram with a sane header.
+    // ip_rcv_core counts the ECN field of every datagram with a sane header, a
+    // super-packet as its segments (max(1, gso_segs)).
     const ecn = v.tos & 3;
-    if (ecn === 0) mib.IpExtInNoECTPkts++;
-    else if (ecn === 2) mib.IpExtInECT0Pkts++;
-    else if (ecn === 1) mib.IpExtInECT1Pkts++;
-    else mib.IpExtInCEPkts++;
+    const segs = pkt.gsoSegs > 1 ? pkt.gsoSegs : 1;
+    if (ecn === 0) mib.IpExtInNoECTPkts += segs;
+    else if (ecn === 2) mib.IpExtInECT0Pkts += segs;
+    else if (ecn === 1) mib.IpExtInECT1Pkts += segs;
+    else mib.IpExtInCEPkts += segs;
     if (!v.verifyChecksum()) {
       mib.IpExtInCsumErrors++;
       mib.IpInHdrErrors++;

@@ -61,7 +61,9 @@ describe('the stack forwards between two namespaces (RFC 1812)', () => {
 
   it('counts IpForwDatagrams in nstat', async () => {
     const n = await tb.nstat();
-    expect(n.IpForwDatagrams).toBeGreaterThan(7000);
+    // The 10 MB transfer came in as TSO super-packets over the TAP and was forwarded
+    // as such; ip_forward_finish counts each once, as Linux does.
+    expect(n.IpForwDatagrams).toBeGreaterThan(150);
     const text = await tb.ctlRun('nstat', '-a');
     expect(text.stdout).toMatch(/IpForwDatagrams\s+\d+/);
   });

