@@ -1532,9 +1532,9 @@ export class TcpConnection implements CcState {
     const s = host.settings;
     const mib = host.mib;
     const now = host.time.now();
-    if (this.tfo !== null) host.fastOpen.retransmitTimeout(this, this.retransmits);
     switch (this.state) {
       case TcpState.SYN_SENT: {
+        if (this.tfo !== null) host.fastOpen.retransmitTimeout(this, this.retransmits);
         // tcp_syn_retries, with the first tcp_syn_linear_timeouts waits kept at the initial RTO.
         const limit = s.synRetries + s.synLinearTimeouts;
         if (this.retransmits >= limit) {
@@ -1587,6 +1587,8 @@ export class TcpConnection implements CcState {
       rec.onReoTimeout(now);
       return;
     }
+    // tcp_write_timeout: a Fast Open connection's timeouts may mean a middlebox eats it.
+    if (this.tfo !== null) host.fastOpen.retransmitTimeout(this, this.retransmits);
     // tcp_retries2 (or tcp_orphan_retries when nobody holds the socket), counted as time (Linux retransmits_timed_out).
     const boundary = this.orphan ? s.orphanRetries || 8 : s.retries2;
     if (this.retransmits === 0) this.retransStartMs = now;

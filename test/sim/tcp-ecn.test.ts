@@ -98,6 +98,52 @@ describe('ECN negotiation (RFC 3168 §6.1.1, net.ipv4.tcp_ecn)', () => {
   });
 });
 
+describe('ECN negotiation: the edge cases', () => {
+  it('a SYN that is itself ECT is refused ECN (RFC 3168 §6.1.1, tcp_ecn_create_request)', async () => {
+    const p = simPair({ impair: { delayMs: 5 } });
+    p.a.sysctl.set('net.ipv4.tcp_ecn', '1');
+    tap(p.da, (f, o, s) => {
+      if (s.flags & TCP_SYN) {
+        f[o + 1] |= 2;
+        markCe(f, o); // an ECT SYN, and a router on the way marked it
+      }
+    });
+    const fromB = tap(p.db);
+    const { client, got, server } = transfer(p, pattern(5000, 5));
+    await runFor(p.time, 500, { stepMs: 5 });
+    expect(Buffer.concat(got).length).toBe(5000);
+    expect(fromB.find((x) => x.flags & TCP_SYN)!.flags & TCP_ECE).toBe(0);
+    expect((server()?.ecnFlags ?? 0) & ECN_OK).toBe(0);
+    expect(client.conn === null || (client.conn.ecnFlags & ECN_OK) === 0).toBe(true);
+  });
+
+  it('with SYN cookies, the agreement rides in the timestamp (TS_OPT_ECN) and the rebuilt connection uses ECN', async () => {
+    const p = simPair({ impair: { delayMs: 5 } });
+    p.a.sysctl.set('net.ipv4.tcp_ecn', '1');
+    p.b.sysctl.set('net.ipv4.tcp_syncookies', '2');
+    const fromA = tap(p.da);
+    const { got, server } = transfer(p, pattern(20_000, 6));
+    await runFor(p.time, 500, { stepMs: 5 });
+    expect(Buffer.concat(got).length).toBe(20_000);
+    expect(p.b.mib.TcpExtSyncookiesRecv).toBe(1);
+    expect((server()?.ecnFlags ?? 0) & ECN_OK).toBe(ECN_OK);
+    for (const x of fromA.filter((y) => y.len > 0)) expect(x.ecn).toBe(2);
+  });
+
+  it('with SYN cookies and no timestamps, no ECN is offered', async () => {
+    const p = simPair({ impair: { delayMs: 5 } });
+    p.a.sysctl.set('net.ipv4.tcp_ecn', '1');
+    p.a.sysctl.set('net.ipv4.tcp_timestamps', '0');
+    p.b.sysctl.set('net.ipv4.tcp_syncookies', '2');
+    const fromB = tap(p.db);
+    const { client, got } = transfer(p, pattern(5000, 7));
+    await runFor(p.time, 500, { stepMs: 5 });
+    expect(Buffer.concat(got).length).toBe(5000);
+    expect(fromB.find((x) => x.flags & TCP_SYN)!.flags & TCP_ECE).toBe(0);
+    expect(client.conn === null || (client.conn.ecnFlags & ECN_OK) === 0).toBe(true);
+  });
+});
+
 describe('CE marks (RFC 3168 §6.1.2, §6.1.3)', () => {
   it('the receiver echoes ECE until CWR; the sender reduces once per round trip and resends nothing', async () => {
     const RTT = 100;

@@ -209,6 +209,40 @@ describe('TCP Fast Open (RFC 7413) between two stacks', () => {
     expect(p.b.mib.TcpExtTCPFastOpenCookieReqd).toBe(2);
   });
 
+  it('timeouts on a Fast Open connection pause active Fast Open for tcp_fastopen_blackhole_timeout_sec (TCPFastOpenBlackhole)', async () => {
+    let blackhole = false;
+    const { p, fromA } = setup({ dropFromA: (s) => blackhole && !(s.flags & TCP_SYN) && s.len > 0 });
+    p.a.sysctl.set('net.ipv4.tcp_fastopen_blackhole_timeout_sec', '60');
+    await request(p, 'one');
+    // A Fast Open connection whose later data vanishes: its third timeout is the sign.
+    p.b.tcp.createServer({ fastOpen: 16 }, (x: TcpSocket) => x.on('data', () => {})).listen(81);
+    const sock = p.a.tcp.connect({ port: 81, host: '10.0.0.2', fastOpen: true });
+    sock.on('error', () => {});
+    sock.on('data', () => {});
+    sock.write('two');
+    await runFor(p.time, 3 * RTT);
+    expect(p.a.mib.TcpExtTCPFastOpenActive).toBe(1);
+    blackhole = true;
+    sock.write('more');
+    await runFor(p.time, 2000);
+    blackhole = false;
+    expect(p.a.mib.TcpExtTCPFastOpenActiveFail).toBe(1);
+    expect(p.a.mib.TcpExtTCPFastOpenBlackhole).toBe(1);
+    sock.destroy();
+    // Paused: a plain SYN, no option, no data.
+    let n = fromA.length;
+    expect((await request(p, 'three')).answer).toBe('re:three');
+    let syn = fromA.slice(n).filter(SYN)[0];
+    expect(syn.fastOpen).toBeNull();
+    expect(syn.len).toBe(0);
+    // After the timeout, the cookie is used again.
+    await runFor(p.time, 60_000, { stepMs: 1000 });
+    n = fromA.length;
+    expect((await request(p, 'four')).answer).toBe('re:four');
+    syn = fromA.slice(n).filter(SYN)[0];
+    expect(syn.data.toString()).toBe('four');
+  });
+
   it('without the client bit, fastOpen is a plain connect', async () => {
     const { p, fromA } = setup();
     p.a.sysctl.set('net.ipv4.tcp_fastopen', '0');
