@@ -1,7 +1,8 @@
 /**
  * `tapstack trace tcp` on a live connection: the kernel's iperf3 client (-R,
  * so the stack sends) against the stack's iperf3 service, traced for two
- * seconds into CSV and SVG files; also `ss -ti --watch`.
+ * seconds into CSV and SVG files; the status page's /tcp charts of the same;
+ * also `ss -ti --watch`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { parseTraceCsv } from '../../src/control/trace-files.js';
 describe('tapstack trace tcp', () => {
   let tb: Testbed;
   beforeAll(async () => {
-    tb = await Testbed.start({ type: 'tap', net: '10.233', subnet: 80, nsPrefix: 'tscv', devPrefix: 'tscv', extraConfig: ['service add iperf3 tcp :5201'] });
+    tb = await Testbed.start({ type: 'tap', net: '10.233', subnet: 80, nsPrefix: 'tscv', devPrefix: 'tscv', extraConfig: ['service add iperf3 tcp :5201', 'service add http tcp :8080'] });
   }, 30_000);
   afterAll(async () => {
     await tb?.close();
@@ -30,9 +31,11 @@ describe('tapstack trace tcp', () => {
     const k = await client;
     expect(k.code).toBe(0);
     const samples = parseTraceCsv(fs.readFileSync(csv, 'utf8'));
-    // Two connections (iperf3's control and data stream), about 20 samples each.
-    const data = samples.filter((s) => s.bytesAcked > 1_000_000);
-    expect(data.length).toBeGreaterThanOrEqual(15);
+    // Two connections (iperf3's control and data stream), about 20 samples each over 2 s.
+    const most = samples.reduce((a, b) => (b.bytesAcked > a.bytesAcked ? b : a));
+    expect(most.bytesAcked).toBeGreaterThan(1_000_000);
+    const data = samples.filter((s) => s.peer === most.peer);
+    expect(data.length).toBeGreaterThanOrEqual(12);
     expect(data.length).toBeLessThanOrEqual(21);
     for (const s of data) {
       expect(s.local).toBe(`${tb.stackIp}:5201`);
@@ -49,16 +52,39 @@ describe('tapstack trace tcp', () => {
     expect(text).toMatch(/<polyline points="[\d., ]+" fill="none" stroke="#1f77b4"/);
   }, 40_000);
 
+  it('the HTTP status page draws live connections: /tcp (SVG) and /api/tcp/trace (samples)', async () => {
+    const client = tb.peerAsync(`iperf3 -c ${tb.stackIp} -p 5201 -t 2 -R`, 30_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const page = tb.peer(`curl -s http://${tb.stackIp}:8080/tcp`);
+    const api = tb.peer(`curl -s http://${tb.stackIp}:8080/api/tcp/trace`);
+    expect((await client).code).toBe(0);
+    expect(page.code).toBe(0);
+    expect(page.stdout).toContain('<svg');
+    expect(page.stdout).toContain(`${tb.stackIp}:5201`);
+    const traces = JSON.parse(api.stdout) as { local: string; samples: { cwnd: number; bytesAcked: number }[] }[];
+    const data = traces.find((t) => t.local === `${tb.stackIp}:5201` && t.samples.at(-1)!.bytesAcked > 1_000_000);
+    expect(data).toBeDefined();
+    // Sampled every 250 ms for over a second.
+    expect(data!.samples.length).toBeGreaterThanOrEqual(4);
+    expect(data!.samples.every((x) => x.cwnd > 0)).toBe(true);
+  }, 30_000);
+
   it('ss -ti --watch MS prints the listing again every MS ms', async () => {
     const p = spawn(process.execPath, [CLI, '--ctl', tb.ctl, 'ss', '-tin', '--watch', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    await new Promise((r) => setTimeout(r, 1100));
+    const stampsOf = (): string[] => out.match(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/gm) ?? [];
+    const end = Date.now() + 8000;
+    while (stampsOf().length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     p.kill('SIGINT');
     await new Promise((r) => p.on('exit', r));
-    const stamps = out.match(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/gm) ?? [];
-    expect(stamps.length).toBeGreaterThanOrEqual(3);
-    expect(stamps.length).toBeLessThanOrEqual(7);
-    expect(out.match(/^State /gm)?.length).toBe(stamps.length);
+    const stamps = stampsOf().map((x) => Date.parse(x));
+    expect(stamps.length).toBeGreaterThanOrEqual(4);
+    // One listing per interval (plus the time a listing takes), each with its header.
+    for (let i = 1; i < stamps.length; i++) {
+      expect(stamps[i] - stamps[i - 1]).toBeGreaterThanOrEqual(200);
+      expect(stamps[i] - stamps[i - 1]).toBeLessThan(1000);
+    }
+    expect(out.match(/^State /gm)?.length).toBe(stampsOf().length);
   }, 20_000);
 });
