@@ -25,8 +25,11 @@ export const SB_FIN = 16;
 /** The storage of an empty scoreboard, shared: nothing is allocated until a segment is sent. */
 const NO_F64 = new Float64Array(0);
 const NO_U8 = new Uint8Array(0);
-/** The first allocation: a request and its answer rarely take more. */
-const FIRST_CAP = 16;
+/**
+ * The first allocation: a request and its answer rarely take more, and arrays of
+ * up to 64 bytes live inside V8's heap without a separate backing store.
+ */
+const FIRST_CAP = 8;
 
 export class Scoreboard {
   private cap = 0;
