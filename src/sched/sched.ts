@@ -5,7 +5,7 @@
  * here and, when the device may take frames, dequeues every packet that is
  * due into one batch (link/interface.ts flush).
  */
-import type { Packet } from '../packet/packet.js';
+import { GSO_TCPV4, type Packet } from '../packet/packet.js';
 import type { Time, Timer } from '../time/timers.js';
 import { type EgressHook, NET_XMIT_SUCCESS, TC_H_ROOT, type IngressHook, type Ns, type Qdisc, type SchedHost } from './qdisc.js';
 import { PfifoFastQdisc } from './pfifo-fast.js';
@@ -117,8 +117,15 @@ export class DevSched implements SchedHost {
 
   enqueue(pkt: Packet): number {
     this.advanceEstimators();
-    // qdisc_pkt_len_init, then the root's size table (qdisc_calculate_pkt_len).
-    const len = pkt.end - pkt.start;
+    // qdisc_pkt_len_init (a super-packet counts the headers each segment repeats), then the root's size table.
+    let len = pkt.end - pkt.start;
+    const l3 = pkt.l3;
+    if (pkt.gsoSegs > 1 && l3 >= pkt.start) {
+      const b = pkt.buf;
+      const l4 = l3 + ((b[l3] & 0x0f) << 2);
+      const thl = pkt.gsoType === GSO_TCPV4 ? (b[l4 + 12] >> 4) << 2 : 8;
+      len += (pkt.gsoSegs - 1) * (l4 + thl - pkt.start);
+    }
     const st = this.root.stab;
     pkt.qlen = st !== undefined && st !== null ? st.pktLen(len) : len;
     // __dev_queue_xmit: clsact's egress filters run before the root qdisc; what they drop never reaches it.

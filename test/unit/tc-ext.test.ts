@@ -3,6 +3,10 @@ import { buildStab, parseStab, rateLen, LINKLAYER_ATM, LINKLAYER_ETHERNET } from
 import { RateEstimator, setupEstimator } from '../../src/sched/estimator.js';
 import { getU32Handle, sprintU32Handle } from '../../src/sched/cls-u32.js';
 import { getPercentRate64 } from '../../src/sched/units.js';
+import { DevSched } from '../../src/sched/sched.js';
+import { VirtualTime } from '../../src/time/timers.js';
+import { GSO_UDP_L4 } from '../../src/packet/packet.js';
+import { udpFrame } from './sched-fake.js';
 
 describe('size tables (tc_calc_size_table, __qdisc_calculate_pkt_len)', () => {
   it('without ATM or mpu a table is only the overhead', () => {
@@ -84,5 +88,25 @@ describe('rate N% (get_percent_rate64)', () => {
     expect(getPercentRate64('50%', 'e0', undefined)).toEqual({ error: 'fopen /sys/class/net/e0/speed: No such file or directory' });
     expect(getPercentRate64('x%', 'e0', 100)).toEqual({ error: 'Specified rate value could not be read or is malformed' });
     expect(getPercentRate64('101%', 'e0', 100)).toEqual({ error: 'Invalid rate specified; should be between [0,100]% but is 101%' });
+  });
+});
+
+describe('qdisc_pkt_len on the egress path (qdisc_pkt_len_init, __qdisc_calculate_pkt_len)', () => {
+  const dev = { name: 'e0', mtu: 1500, txQueueLen: 1000, hardHeaderLen: 14, kick: (): void => undefined };
+
+  it('a super-packet counts the headers each further segment repeats; a size table applies to the total', () => {
+    const s = new DevSched(dev, new VirtualTime(), () => 0.5);
+    const p = udpFrame(3000);
+    p.l3 = p.start + 14;
+    p.gsoSize = 1000;
+    p.gsoType = GSO_UDP_L4;
+    p.gsoSegs = 3;
+    s.enqueue(p);
+    // Two more segments, each with Ethernet + IP + UDP headers again.
+    expect(s.root.stats.backlog).toBe(3000 + 2 * (14 + 20 + 8));
+    const q = new DevSched(dev, new VirtualTime(), () => 0.5);
+    q.root.stab = buildStab(parseStab(['overhead', '10'], 0).spec);
+    q.enqueue(udpFrame(500));
+    expect(q.root.stats.backlog).toBe(510);
   });
 });
