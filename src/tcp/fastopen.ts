@@ -330,8 +330,9 @@ export class FastOpen {
 
   /**
    * A SYN reached a listener (tcp_try_fastopen). Returns true when it makes a Fast Open
-   * connection (the caller creates it); otherwise `out` holds the cookie the SYN-ACK
-   * carries (or null) and `outExp` its form.
+   * connection (the caller creates it; `out.altKey` when the backup key took the cookie,
+   * and `out.cookie` is then the primary key's for the SYN-ACK); otherwise `out.cookie`
+   * is the cookie the SYN-ACK carries (or null), `out.exp` its form.
    */
   passive(qlen: number, qmax: number, seg: Segment, saddr: number, daddr: number, out: { cookie: Uint8Array | null; exp: boolean; altKey: boolean }): boolean {
     const mib = this.mib;

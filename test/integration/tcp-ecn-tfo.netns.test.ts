@@ -204,4 +204,21 @@ describe('ECN and Fast Open with the Linux kernel', () => {
     expect((after.TcpExtTCPFastOpenPassive ?? 0) - (before.TcpExtTCPFastOpenPassive ?? 0)).toBe(1);
     expect((after.TcpExtTCPFastOpenCookieReqd ?? 0) - (before.TcpExtTCPFastOpenCookieReqd ?? 0)).toBe(1);
   });
+
+  it("Fast Open: curl --tcp-fastopen gets the daemon's HTTP status page (`service add http ... fastopen 16`) with its request in the SYN", async () => {
+    configure(stack, ['sysctl -w net.ipv4.tcp_fastopen=3', 'service add http tcp :7105 fastopen 16']);
+    try {
+      // The kernel forgets the cookie it got above: the first request asks for one.
+      peer.run('ip', 'tcp_metrics', 'flush', 'all');
+      const passive0 = stack.mib.TcpExtTCPFastOpenPassive;
+      const reqd0 = stack.mib.TcpExtTCPFastOpenCookieReqd;
+      const [cmd, a] = peer.command(['curl', '-s', '--max-time', '5', '--tcp-fastopen', '-o', '/dev/null', '-w', '%{http_code}', `http://${STACK_IP}:7105/`]);
+      expect((await runAsync(cmd, a)).out).toBe('200');
+      expect((await runAsync(cmd, a)).out).toBe('200');
+      expect(stack.mib.TcpExtTCPFastOpenPassive - passive0).toBe(1);
+      expect(stack.mib.TcpExtTCPFastOpenCookieReqd - reqd0).toBe(1);
+    } finally {
+      configure(stack, ['service del http tcp :7105', 'sysctl -w net.ipv4.tcp_fastopen=1']);
+    }
+  });
 });

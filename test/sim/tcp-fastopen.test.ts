@@ -243,6 +243,18 @@ describe('TCP Fast Open (RFC 7413) between two stacks', () => {
     expect(syn.data.toString()).toBe('four');
   });
 
+  it('a Fast Open socket destroyed before its SYN leaves lets its port go', async () => {
+    const { p, fromA } = setup();
+    await request(p, 'one');
+    const n = p.a.tcp.connections.size;
+    const sock = p.a.tcp.connect({ port: 80, host: '10.0.0.2', fastOpen: true });
+    sock.destroy();
+    const syns = fromA.filter(SYN).length;
+    await runFor(p.time, 100);
+    expect(p.a.tcp.connections.size).toBe(n);
+    expect(fromA.filter(SYN).length).toBe(syns);
+  });
+
   it('without the client bit, fastOpen is a plain connect', async () => {
     const { p, fromA } = setup();
     p.a.sysctl.set('net.ipv4.tcp_fastopen', '0');
