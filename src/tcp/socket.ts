@@ -276,7 +276,11 @@ export class TcpSocket extends Duplex implements TcpUser {
       for (const p of this.waiting.splice(0)) p.cb(systemError('EPIPE', 'write'));
       return;
     }
-    if (this.waiting.length === 0) return;
+    if (this.waiting.length === 0) {
+      // end() while connecting, with the writes already gone (in a Fast Open SYN): the FIN now.
+      if (this.finalCb !== null) this.shutdown();
+      return;
+    }
     const done: Pending[] = [];
     while (this.waiting.length > 0 && c.sendRoom > 0) {
       const p = this.waiting.shift()!;
