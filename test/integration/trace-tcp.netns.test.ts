@@ -69,6 +69,18 @@ describe('tapstack trace tcp', () => {
     expect(data!.samples.every((x) => x.cwnd > 0)).toBe(true);
   }, 30_000);
 
+  it("iperf3 --fq-rate paces the stack's sending stream at that rate (SO_MAX_PACING_RATE), shown as pacing_rate .../20Mbps", async () => {
+    const client = tb.peerAsync(`iperf3 -c ${tb.stackIp} -p 5201 -t 3 -R --fq-rate 20M -J`, 30_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const ss = await tb.ctlRun('ss', '-ti', 'sport', '=', ':5201');
+    const k = await client;
+    expect(k.code).toBe(0);
+    const mbps = JSON.parse(k.stdout).end.sum_received.bits_per_second / 1e6;
+    expect(mbps).toBeGreaterThan(17);
+    expect(mbps).toBeLessThan(20.5);
+    expect(ss.stdout).toMatch(/ pacing_rate [\d.]+[kMG]?bps\/20Mbps /);
+  }, 30_000);
+
   it('ss -ti --watch MS prints the listing again every MS ms', async () => {
     const p = spawn(process.execPath, [CLI, '--ctl', tb.ctl, 'ss', '-tin', '--watch', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

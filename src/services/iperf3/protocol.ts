@@ -219,6 +219,8 @@ export interface TestParams {
   nodelay: boolean;
   mss: number;
   congestion?: string;
+  /** --fq-rate in bits per second, 0 for none: the sockets' SO_MAX_PACING_RATE (iperf_tcp.c). */
+  fqrate: number;
   clientVersion?: string;
 }
 
@@ -237,6 +239,7 @@ export function defaultParams(): TestParams {
     window: 0,
     nodelay: false,
     mss: 0,
+    fqrate: 0,
   };
 }
 
@@ -258,6 +261,7 @@ export function paramsJson(p: TestParams): Record<string, unknown> {
   if (p.bandwidth) j.bandwidth = p.bandwidth;
   j.pacing_timer = DEFAULT_PACING_TIMER;
   if (p.congestion !== undefined) j.congestion = p.congestion;
+  if (p.fqrate) j.fqrate = p.fqrate;
   j.client_version = p.clientVersion ?? PROTOCOL_VERSION;
   return j;
 }
@@ -297,6 +301,7 @@ export function parseParams(v: unknown): TestParams | { error: number } {
   if ('len' in v) p.len = int(v.len);
   if ('bandwidth' in v) p.bandwidth = int(v.bandwidth);
   if (typeof v.congestion === 'string') p.congestion = v.congestion;
+  if ('fqrate' in v) p.fqrate = int(v.fqrate);
   if (typeof v.client_version === 'string') p.clientVersion = v.client_version;
   // The client checks these (iperf_parse_arguments); a server that trusted them
   // could be made to open unbounded streams or buffers.

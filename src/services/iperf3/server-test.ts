@@ -121,6 +121,8 @@ export class ServerTest implements ControlOwner, StreamOwner {
     const s = new Iperf3Stream(this, c, true);
     this.candidates.add(s);
     c.noDelay = this.params.nodelay;
+    // iperf_tcp_accept: --fq-rate sets SO_MAX_PACING_RATE (bytes/s) on the stream, which paces it.
+    if (this.params.fqrate > 0) c.setMaxPacingRate(this.params.fqrate / 8);
   }
 
   streamCookie(s: Iperf3Stream, cookie: Uint8Array): void {
