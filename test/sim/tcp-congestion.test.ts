@@ -10,6 +10,7 @@ import { TcpListener } from '../../src/tcp/listen.js';
 import type { TcpConnection } from '../../src/tcp/connection.js';
 import { TcpState } from '../../src/tcp/state.js';
 import type { SimImpairments } from '../../src/link/sim.js';
+import type { Cubic } from '../../src/tcp/cc/cubic.js';
 
 /** Consumes what arrives at once, so the receive window stays open. */
 class Sink extends Recorder {
@@ -132,5 +133,49 @@ describe('HyStart', () => {
     // The queue keeps growing, but no timeout fires spuriously over the next seconds.
     p.time.advance(3000);
     expect(mib.TcpRetransSegs).toBe(0);
+  }, 60_000);
+});
+
+describe('HyStart++', () => {
+  it('RFC 9406 (tcp_cubic hystart=2): on a deep buffer, slow start goes through CSS and ends with ssthresh = cwnd before any loss', () => {
+    const p = simPair({ impair: { delayMs: 20, rateBps: 10e6 } });
+    p.a.sysctl.set('module/tcp_cubic/parameters/hystart', '2');
+    p.b.sysctl.set('net.ipv4.tcp_rmem', '4096 33554432 33554432');
+    const l = new TcpListener(p.b.tcp, 0, 5001, 16, {
+      incoming: (c) => {
+        c.user = new Sink();
+        return true;
+      },
+    });
+    expect(p.b.tcp.addListener(l)).toBeNull();
+    const c = p.a.tcp.newConnection();
+    c.user = new Source(c);
+    expect(p.a.tcp.activeOpen(c, ip('10.0.0.2'), 5001)).toBeNull();
+    const hspp = (c.cc as Cubic).hspp!;
+    expect(hspp).not.toBeNull();
+    let cssAt = -1;
+    let cssCwnd = 0;
+    let exitAt = -1;
+    for (let i = 0; i < 10_000 && exitAt < 0; i++) {
+      p.time.advance(1);
+      if (cssAt < 0 && hspp.cssEntries > 0) {
+        cssAt = p.time.now();
+        cssCwnd = c.cwnd;
+      }
+      if (c.state === TcpState.ESTABLISHED && c.ssthresh !== 0x7fffffff) exitAt = p.time.now();
+    }
+    expect(cssAt).toBeGreaterThan(0);
+    expect(exitAt).toBeGreaterThan(cssAt);
+    // CSS_ROUNDS rounds of CSS at least 40 ms each (the RTT only grows while the queue does).
+    expect(exitAt - cssAt).toBeGreaterThanOrEqual(4 * 40);
+    expect(p.a.mib.TcpRetransSegs).toBe(0);
+    // Linux's HyStart counters stay untouched: it did not run.
+    expect(p.a.mib.TcpExtTCPHystartDelayDetect + p.a.mib.TcpExtTCPHystartTrainDetect).toBe(0);
+    // CSS began once the queue grew, a few BDPs (34 segments) in, and grew cwnd by about a
+    // quarter per round for CSS_ROUNDS rounds (1.25^5 is about 3) rather than doubling.
+    expect(cssCwnd).toBeGreaterThanOrEqual(34);
+    expect(cssCwnd).toBeLessThan(200);
+    expect(c.ssthresh / cssCwnd).toBeGreaterThan(2);
+    expect(c.ssthresh / cssCwnd).toBeLessThan(5);
   }, 60_000);
 });
