@@ -15,6 +15,7 @@ import { RttEstimator, RTO_INITIAL_US, RTO_MAX_US } from './rtt.js';
 import { CwndValidation } from './cc/cwv.js';
 import { Pacer, pacingRate } from './pacing.js';
 import { DeliveryRate } from './rate.js';
+import { RcvRtt } from './rcv-rtt.js';
 import { CHRONO_BUSY, CHRONO_RWND_LIMITED, CHRONO_SNDBUF_LIMITED, TcpChrono } from './chrono.js';
 import { TcpState, synchronized } from './state.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
@@ -196,6 +197,9 @@ export class TcpConnection implements CcState {
   /** Delivered segments and the delivery rate (rate.ts); busy and limited times (chrono.ts). */
   readonly rate = new DeliveryRate();
   readonly chrono = new TcpChrono();
+  /** The receiver's RTT estimate (tcpi_rcv_rtt) and out-of-order segments received (tcpi_rcv_ooopack). */
+  readonly rcvRtt = new RcvRtt();
+  rcvOoopack = 0;
   cc: CongestionControl;
   /** cwnd when the current window reduction began (Linux prior_cwnd). */
   priorCwnd = 0;
@@ -950,6 +954,7 @@ export class TcpConnection implements CcState {
     }
     if (len > room) len = room;
     if (this.ecnFlags !== 0) ecnCheckCe(this, seg.ecn);
+    if (this.tsOk && seg.opts.tsPresent && seg.opts.tsEcr !== 0) this.rcvRtt.measureTs(seg.opts.tsEcr, len, this.rcvMss, this.tsNow(now) - seg.opts.tsEcr);
     this.bytesReceived += len;
     if (seq === this.rcvNxt) {
       this.deliver(buf, off, len);
@@ -961,6 +966,7 @@ export class TcpConnection implements CcState {
       } else this.queueAck(this.unackedBytes >= 2 * this.rcvMss || this.ooo.length > 0);
       this.rcvSpaceAdjust(now);
     } else {
+      this.rcvOoopack++;
       this.oooInsert(this.rcvOff + seqDiff(seq, this.rcvNxt), buf, off, len);
       // RFC 5681 §4.2: an out-of-order segment is acknowledged at once (with SACK blocks).
       this.queueAck(true);

@@ -73,10 +73,8 @@ export interface TcpInfo {
   inFlightBytes: number;
 }
 
-/** Receive-side counters, where the connection keeps them. */
+/** Receive-side values the connection does not keep (yet). */
 interface RecoveryCounters {
-  rcvOoopack?: number;
-  rcvRttUs?: number;
   rcvSsthresh?: number;
 }
 
@@ -144,12 +142,12 @@ export function tcpGetInfo(c: TcpConnection, now: number): TcpInfo {
     fackets: 0,
     reordering: c.reordering,
     reordSeen: c.reordSeen,
-    rcvRtt: rec.rcvRttUs ?? 0,
+    rcvRtt: c.rcvRtt.rttUs,
     rcvSpace: c.rcvSpace,
     rcvSsthresh: rec.rcvSsthresh ?? 0,
     notsentBytes: c.sendBuf.length - sentData,
     minRtt: Math.floor(c.rtt.minRttUs),
-    rcvOoopack: rec.rcvOoopack ?? 0,
+    rcvOoopack: c.rcvOoopack,
     sndWnd: c.sndWnd,
     caState: c.inLoss ? 'loss' : c.inRecovery ? 'recovery' : c.sackedOut > 0 || c.lostOut > 0 ? 'disorder' : 'open',
     inFlightBytes: inflight,
