@@ -370,6 +370,44 @@ describe('Proportional Rate Reduction (RFC 6937)', () => {
     // RFC 6937 §3: recovery ends with cwnd at ssthresh.
     expect(exitCwnd).toBe(10);
   });
+
+  it("RFC 6937 section 'Examples', 15 segments lost: N N then one retransmission per duplicate ACK, the table's PRR-CRB row (RFC 9937 keeps the slow-start bound for ACKs that advance snd_una)", () => {
+    const f = flow({ rttMs: 20, data: null, sysA: { 'net.ipv4.tcp_congestion_control': 'reno' } });
+    warm(f);
+    const c = f.c;
+    c.cwnd = 20;
+    c.ssthresh = 20;
+    const events: string[] = [];
+    let first = -1;
+    let high = -1;
+    let n = 0;
+    tap(f.p, f.p.da, (fr) => {
+      if (!isData(fr)) return 'pass';
+      if (first < 0) first = fr.seq;
+      const rel = (fr.seq - first) | 0;
+      if (rel > high) {
+        high = rel;
+        events.push('N');
+        // The first 15 segments of the window are lost once.
+        if (++n <= 15) return 'drop';
+      } else events.push('R');
+      return 'pass';
+    });
+    onArrival(f.p.da, () => events.push('A'));
+    burst(f, 40);
+    f.p.time.advance(20);
+    const answers = events.slice(20).join('').split('A');
+    // RFC 6937 §3.1, 15 losses (ACKs for segments 15 to 19; 0 to 14 lost):
+    //   PRR-CRB   sent:  N  N  R  R  R    (pipe 19 19 4 4 4)
+    //   PRR-SSRB  sent:  N  N 2R 2R 2R    (pipe 19 19 4 5 6)
+    // Linux's tcp_cwnd_reduction (and RFC 9937) allows the extra segment of the slow-start
+    // bound only on an ACK that advances snd_una without new loss; duplicate ACKs get the
+    // conservative bound, as the CRB row.
+    expect(answers.slice(1, 6)).toEqual(['N', 'N', 'R', 'R', 'R']);
+    expect(c.ssthresh).toBe(10);
+    // pipe is 4 when each retransmission is decided, as the CRB row shows; 5 with the last one out.
+    expect(c.rec.inFlight()).toBe(5);
+  });
 });
 
 describe('F-RTO (RFC 5682)', () => {
