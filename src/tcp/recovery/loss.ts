@@ -354,7 +354,8 @@ export class LossRecovery {
         this.noteDelivered(k, f, nowMs);
         this.flag |= F_DATA_SACKED;
         if (!(f & SB_EVER)) {
-          this.flag |= F_ORIG_SACK_ACKED;
+          // RFC 5682 appendix B (SACK-enhanced F-RTO, Linux): data sent before the episode and never resent.
+          if (seqLe(q.end[k], this.highSeq)) this.flag |= F_ORIG_SACK_ACKED;
           // Linux tcp_sacktag_one: a never-resent segment SACKed below the highest SACK arrived out of order.
           if (seqLt(q.seq[k], priorFack) && (reord < 0 || seqLt(q.seq[k], reord))) reord = q.seq[k];
         }
@@ -420,7 +421,7 @@ export class LossRecovery {
       const f = q.flags[k];
       if (f & SB_EVER) this.flag |= F_RETRANS_DATA_ACKED;
       else if (!(f & SB_SACKED)) {
-        this.flag |= F_ORIG_SACK_ACKED;
+        if (seqLe(q.end[k], this.highSeq)) this.flag |= F_ORIG_SACK_ACKED;
         if (reord < 0) reord = q.seq[k];
       }
       if (!(f & SB_SACKED)) {
