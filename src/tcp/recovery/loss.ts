@@ -270,7 +270,6 @@ export class LossRecovery {
     this.priorDelivered = -1;
     const delivered0 = this.delivered;
     const priorFack = this.fackValid ? this.fack : prevUna;
-    const priorPackets = q.count;
     if (c.sackOk && nBlocks > 0) this.sacktag(blocks, nBlocks, prevUna, ack, nowMs);
     let ackedPkts = 0;
     if (seqGt(ack, prevUna)) {
@@ -279,7 +278,6 @@ export class LossRecovery {
     }
     // Without SACK, what the cumulative ACK covers takes its duplicate ACKs with it.
     if (!c.sackOk && ackedPkts > 0) this.removeRenoSacks(ackedPkts);
-    void priorPackets;
     if (this.fackValid && seqLe(this.fack, c.sndUna)) this.fackValid = false;
     this.updateReoWnd();
     if (this.tlpActive) this.processTlpAck(ack);
@@ -327,9 +325,8 @@ export class LossRecovery {
       // RFC 3708 §3 / Linux "dumb counting" for data already acknowledged: each D-SACK
       // for a retransmission of this episode means one retransmission was needless.
       if (this.undoActive && this.undoRetrans > 0 && seqLe(e0, prevUna) && seqGt(e0, this.undoMarker)) this.undoRetrans = Math.max(0, this.undoRetrans - segs);
-      // The probe and its original both arrived (RFC 8985 §7.4.2).
-      if (this.tlpActive && this.tlpRetrans && seqLe(e0, this.tlpHighSeq) && seqGt(e0, prevUna - 0)) this.flag |= F_DSACK_TLP;
-      else if (this.tlpActive && this.tlpRetrans && e0 === this.tlpHighSeq) this.flag |= F_DSACK_TLP;
+      // The probe and its original both arrived (RFC 8985 §7.4.2): a D-SACK of the probed tail.
+      if (this.tlpActive && this.tlpRetrans && seqLe(e0, this.tlpHighSeq) && seqGt(e0, prevUna)) this.flag |= F_DSACK_TLP;
     }
     const priorFack = this.fackValid ? this.fack : c.sndUna;
     let reord = -1;
@@ -550,14 +547,14 @@ export class LossRecovery {
   /** RFC 8985 §6.3 (Linux tcp_rack_reo_timeout). */
   onReoTimeout(nowMs: number): void {
     const prior = this.inFlight();
-    const lost0 = this.newlyLost;
+    this.flag = 0;
+    this.newlyLost = 0;
     this.rackDetectLoss(nowMs);
     if (prior !== this.inFlight()) {
       if (this.ca !== CA_RECOVERY && this.ca !== CA_LOSS) {
         this.enterRecovery();
         this.cwndReduction(1);
       }
-      void lost0;
       this.xmitRetransmitQueue(nowMs);
     }
     if (this.pending !== T_RTO || !this.c.rtxTimer.armed) this.rearmRto(nowMs);
@@ -877,7 +874,6 @@ export class LossRecovery {
   /** An RTO (Linux tcp_enter_loss): all but recently sent segments are lost; cwnd is 1 + what is in flight. */
   enterLoss(nowMs: number): void {
     const c = this.c;
-    const q = this.q;
     const s = c.host.settings;
     const newRecovery = this.ca < CA_RECOVERY;
     this.timeoutMarkLost(nowMs);
@@ -900,7 +896,6 @@ export class LossRecovery {
     // RFC 5682 §3.1 step 1: F-RTO unless recovery was already under way (a repeated timeout keeps it).
     this.frto = s.frto > 0 && (newRecovery || c.retransmits > 0);
     this.frtoNewData = false;
-    void q;
   }
 
   /** Linux tcp_timeout_mark_lost: the head always, the rest unless RACK says they may still arrive. */
@@ -1045,7 +1040,6 @@ export class LossRecovery {
 
   /** RFC 8985 §7.4 (Linux tcp_process_tlp_ack): did the probe repair a loss? */
   private processTlpAck(ack: number): void {
-    const c = this.c;
     if (seqLt(ack, this.tlpHighSeq)) return;
     if (!this.tlpRetrans) this.tlpActive = false;
     else if (this.flag & F_DSACK_TLP) this.tlpActive = false;
@@ -1057,7 +1051,6 @@ export class LossRecovery {
       this.tryKeepOpen();
       this.mib.TcpExtTCPLossProbeRecovery++;
     } else if (!(this.flag & (F_SND_UNA_ADVANCED | F_NOT_DUP | F_DATA_SACKED))) this.tlpActive = false;
-    void c;
   }
 
   /** tcp_retransmit_timer's counters for the first timeout of an episode. */
@@ -1071,9 +1064,5 @@ export class LossRecovery {
       if (this.c.sackOk) m.TcpExtTCPSackFailures++;
       else m.TcpExtTCPRenoFailures++;
     }
-  }
-
-  isLost(k: number): boolean {
-    return (this.q.flags[k] & SB_LOST) !== 0;
   }
 }
