@@ -20,7 +20,8 @@ def ss_of(sock):
     l = sock.getsockname()
     r = sock.getpeername()
     out = subprocess.run(
-        ['ss', '-tioHn', 'src', f'{l[0]}:{l[1]}', 'dst', f'{r[0]}:{r[1]}'],
+        # state all: a Fast Open child is accepted in SYN-RECV, which ss leaves out by default.
+        ['ss', '-tioHn', 'state', 'all', 'src', f'{l[0]}:{l[1]}', 'dst', f'{r[0]}:{r[1]}'],
         capture_output=True, text=True).stdout
     return ' '.join(out.split())
 
