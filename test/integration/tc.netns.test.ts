@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
 import { CLI, sh, shAsync, shOk, waitFor } from '../helpers/harness.js';
 import { runRemote } from '../../src/control/client.js';
 
@@ -11,7 +12,8 @@ import { runRemote } from '../../src/control/client.js';
  * line on the stack's TAP device (through `tapstack tc`) and on a kernel veth,
  * the same TCP bulk transfer through each (iperf3), and the rates the
  * receivers saw compared with the configured one. Namespaces tstc-*, subnets
- * 10.231.90.0/24 (the stack) and 10.231.91.0/24 (the kernel pair).
+ * 10.231.90.0/24 (the stack) and 10.231.91.0/24 (the kernel pair). TCP (iperf3) and
+ * UDP (a paced sender, test/helpers/udp-pace.py).
  */
 
 const TAG = `${process.pid % 10000}`;
@@ -43,7 +45,7 @@ describe('tbf on live frames, stack and kernel in the same run', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-tc-'));
     ctl = path.join(dir, 'ctl.sock');
     const conf = path.join(dir, 'tapstack.conf');
-    fs.writeFileSync(conf, [`link add ${DEV} type tap`, `addr add ${STACK_IP}/24 dev ${DEV}`].join('\n') + '\n');
+    fs.writeFileSync(conf, [`link add ${DEV} type tap`, `addr add ${STACK_IP}/24 dev ${DEV}`, 'service add echo udp :7'].join('\n') + '\n');
     daemon = spawn(process.execPath, [CLI, 'daemon', '-c', conf, '--ctl', ctl, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
     daemon.stdout!.on('data', (b: Buffer) => (log += b.toString()));
     daemon.stderr!.on('data', (b: Buffer) => (log += b.toString()));
@@ -141,6 +143,33 @@ describe('tbf on live frames, stack and kernel in the same run', () => {
       console.log(`tbf ${rate}: stack ${(stack / 1e6).toFixed(2)} Mbit/s, kernel ${(kernel / 1e6).toFixed(2)} Mbit/s (on the wire)`);
       expect(Math.abs(stack / bps - 1)).toBeLessThan(0.03);
       expect(Math.abs(kernel / bps - 1)).toBeLessThan(0.03);
+    }, 60_000);
+  }
+
+  // UDP through the same shapers, at 64 kbit/s too: a paced sender offers twice the
+  // rate. On the stack the shaped traffic is its echo service's answers; on the kernel,
+  // the datagrams themselves on their way from tstc-a to tstc-b.
+  const PACER = path.join(path.dirname(fileURLToPath(import.meta.url)), '../helpers/udp-pace.py');
+  for (const [rate, burst, bps, size] of [
+    ['10mbit', '10k', 10e6, 1000],
+    ['64kbit', '1600', 64e3, 200],
+  ] as const) {
+    it(`tc qdisc add ... tbf rate ${rate}: UDP at twice the rate leaves at the rate, on both`, async () => {
+      const line = `qdisc replace dev DEV root handle 1: tbf rate ${rate} burst ${burst} latency 50ms`;
+      expect((await tapstack('tc', ...line.replace('DEV', DEV).split(' '))).code).toBe(0);
+      shOk(`ip netns exec ${NS_K1} tc ${line.replace('DEV', 'tstck1')}`);
+      const pace = (ns: string, host: string, port: number) =>
+        shAsync(`ip netns exec ${ns} /usr/bin/python3 ${PACER} ${host} ${port} ${size} ${2 * bps} 5`, 30_000).then((r) => {
+          if (r.code !== 0) throw new Error(`udp-pace: ${r.stderr}`);
+        });
+      const stack = await measure(pace(NS_STACK, STACK_IP, 7), NS_STACK, DEV);
+      const kernel = await measure(pace(NS_K1, '10.231.91.2', 9), NS_K2, 'tstck2');
+      console.log(`tbf ${rate} UDP: stack ${(stack / 1e3).toFixed(1)} kbit/s, kernel ${(kernel / 1e3).toFixed(1)} kbit/s (on the wire)`);
+      expect(Math.abs(stack / bps - 1)).toBeLessThan(0.03);
+      expect(Math.abs(kernel / bps - 1)).toBeLessThan(0.03);
+      // What the shaper could not send it dropped, and tc -s says so.
+      const q = JSON.parse((await tapstack('tc', '-s', '-j', 'qdisc', 'show', 'dev', DEV)).stdout) as { kind: string; drops: number }[];
+      expect(q.find((x) => x.kind === 'tbf')!.drops).toBeGreaterThan(0);
     }, 60_000);
   }
 
