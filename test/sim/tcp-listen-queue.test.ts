@@ -245,3 +245,53 @@ describe('connect(2) over a TIME_WAIT (net.ipv4.tcp_tw_reuse, Linux tcp_twsk_uni
     expect(q.stack.tcp.timeWaitCount).toBe(1);
   });
 });
+
+describe('nothing left behind', () => {
+  it('2,000 connections opened, used and closed (half by the peer first, half by us first) leave no table entry, port count, timer or queue behind', () => {
+    const p = tcpPeer();
+    const tcp = p.stack.tcp;
+    const { listener, accepted } = p.listen(80, 128);
+    const timers0 = p.time.pending;
+    for (let i = 0; i < 2000; i++) {
+      const sport = 10000 + i;
+      const iss = syn(p, sport);
+      ack(p, sport, iss);
+      const c = accepted[i];
+      p.send({ sport, seq: sport * 1000 + 1, ack: seq(iss, 1), flags: 'PA', data: 'GET / HTTP/1.1\r\n\r\n', wnd: 1000 });
+      const n = 18;
+      c.write(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'));
+      tcp.batched(() => c.output());
+      p.advance(0);
+      p.take();
+      if (i % 2 === 0) {
+        // The peer closes first: CLOSE-WAIT, our FIN, LAST-ACK, its ACK.
+        p.send({ sport, seq: sport * 1000 + 1 + n, ack: seq(iss, 20), flags: 'FA', wnd: 1000 });
+        tcp.batched(() => c.close(false));
+        p.advance(0);
+        const fin = p.take().find((s) => s.flags.includes('F'))!;
+        p.send({ sport, seq: sport * 1000 + 2 + n, ack: seq(fin.seq, 1), flags: 'A', wnd: 1000 });
+      } else {
+        // We close first: FIN-WAIT, the peer's FIN, TIME-WAIT.
+        tcp.batched(() => c.close(false));
+        p.advance(0);
+        const fin = p.take().find((s) => s.flags.includes('F'))!;
+        p.send({ sport, seq: sport * 1000 + 1 + n, ack: seq(fin.seq, 1), flags: 'FA', wnd: 1000 });
+        p.take();
+      }
+    }
+    expect(accepted).toHaveLength(2000);
+    expect(tcp.timeWaitCount).toBe(1000);
+    expect(tcp.connections.size).toBe(1000);
+    p.advance(61_000);
+    expect(accepted.every((c) => c.state === TcpState.CLOSED)).toBe(true);
+    expect(tcp.connections.size).toBe(0);
+    expect(tcp.timeWaitCount).toBe(0);
+    expect(tcp['table'].size).toBe(0);
+    expect(tcp['portUse'].size).toBe(0);
+    expect(listener.synQueue).toBe(0);
+    expect(listener.acceptQueue).toHaveLength(0);
+    expect(listener['pending'].size).toBe(0);
+    expect(p.time.pending).toBe(timers0);
+    expect(p.stack.mib.TcpCurrEstab).toBe(0);
+  });
+});
