@@ -6,7 +6,7 @@
  */
 import { type Qdisc, type SchedHost, TC_H_MIN_EGRESS, TC_H_MIN_INGRESS, TC_H_ROOT, TcParseError, tcMajor, tcMinor } from '../sched/qdisc.js';
 import { getU32Handle } from '../sched/cls-u32.js';
-import { type EstimatorSpec, parseEstimator } from '../sched/estimator.js';
+import type { EstimatorSpec } from '../sched/estimator.js';
 import { ActionTable, type FilterList, FilterList as FilterListImpl, filtersJson, type JsonPairs, parseFilter, type TcFilter } from '../sched/filter.js';
 import { IngressQdisc } from '../sched/ingress.js';
 import type { DevSched } from '../sched/sched.js';
@@ -18,6 +18,7 @@ import {
   qdiscLookup,
   rtnlError,
   TcError,
+  tcEstimator,
   tcObjects,
   type TcDev,
   type TcEnv,
@@ -210,15 +211,9 @@ function readFilterRequest(args: string[], show: boolean, create = !show): Filte
       if (next() !== '0') throw kernelError('Only chain 0 is supported');
     } else if (matches(a, 'estimator')) {
       // parse_estimator: the filter's actions get a rate estimator (TCA_RATE).
-      try {
-        const e = parseEstimator(args, i + 1);
-        r.est = e.spec;
-        i = e.next - 1;
-      } catch (e) {
-        const x = e as Error & { exitCode?: number };
-        if (x.exitCode !== undefined) throw new TcError(`${x.message}\n`, x.exitCode);
-        throw e;
-      }
+      const e = tcEstimator(args, i + 1);
+      r.est = e.spec;
+      i = e.next - 1;
     } else {
       r.kind = a;
       i++;

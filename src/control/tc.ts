@@ -87,6 +87,17 @@ export function matches(arg: string, word: string): boolean {
   return arg.length > 0 && arg.length <= word.length && word.startsWith(arg);
 }
 
+/** parse_estimator for `estimator INTERVAL TIME_CONST` at args[i], its failure as tc's message and exit code. */
+export function tcEstimator(args: string[], i: number): { spec: EstimatorSpec; next: number } {
+  try {
+    return parseEstimator(args, i);
+  } catch (e) {
+    const x = e as Error & { exitCode?: number };
+    if (x.exitCode !== undefined) throw new TcError(`${x.message}\n`, x.exitCode);
+    throw e;
+  }
+}
+
 /** invarg(): `Error: argument "ARG" is wrong: MSG`, exit 255. */
 export function invarg(msg: string, arg: string): TcError {
   return new TcError(`Error: argument "${arg}" is wrong: ${msg}\n`, 255);
@@ -246,15 +257,9 @@ function readQdiscRequest(args: string[]): QdiscRequest {
       }
       continue;
     } else if (matches(a, 'estimator')) {
-      try {
-        const e = parseEstimator(args, i + 1);
-        r.est = e.spec;
-        i = e.next - 1;
-      } catch (e) {
-        const x = e as Error & { exitCode?: number };
-        if (x.exitCode !== undefined) throw new TcError(`${x.message}\n`, x.exitCode);
-        throw e;
-      }
+      const e = tcEstimator(args, i + 1);
+      r.est = e.spec;
+      i = e.next - 1;
     } else if (matches(a, 'ingress_block') || matches(a, 'egress_block')) {
       throw new TcError(`tc: "${a}" is not supported here\n`, 1);
     } else if (matches(a, 'help')) {

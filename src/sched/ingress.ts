@@ -51,17 +51,7 @@ export class IngressQdisc implements Qdisc, IngressHook, EgressHook {
     this.count(pkt.end - pkt.start);
     if (this.filters === null) return false;
     pkt.l3 = pkt.start; // the IP header, as the IP layer will set it
-    const v = this.filters.classify(pkt).verdict;
-    if (v === TC_ACT_SHOT) {
-      this.stats.drops++;
-      pkt.sent();
-      return true;
-    }
-    if (v === TC_ACT_STOLEN) {
-      pkt.sent();
-      return true;
-    }
-    return false;
+    return this.consumed(this.filters.classify(pkt).verdict, pkt);
   }
 
   /** sch_handle_egress: true when the packet was consumed (dropped or stolen). */
@@ -70,7 +60,11 @@ export class IngressQdisc implements Qdisc, IngressHook, EgressHook {
     // No egress filters: no egress mini-qdisc, nothing run or counted.
     if (fl === null || fl.filters.length === 0) return false;
     this.count(pkt.end - pkt.start);
-    const v = fl.classify(pkt).verdict;
+    return this.consumed(fl.classify(pkt).verdict, pkt);
+  }
+
+  /** A shot packet is counted as a drop; shot or stolen, it is consumed and freed. */
+  private consumed(v: number, pkt: Packet): boolean {
     if (v === TC_ACT_SHOT) {
       this.stats.drops++;
       pkt.sent();
