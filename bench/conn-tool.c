@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -185,6 +186,16 @@ static void hold_pump(unsigned long long *pending, unsigned long long *answered,
 
 static int hold(int argc, char **argv) {
   int total = atoi(argv[4]);
+  /* One descriptor per connection: the soft limit goes up to the hard one. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)total + 16 > rl.rlim_cur) {
+    fprintf(stderr, "conn-tool: %d connections need more file descriptors than the limit (%llu)\n", total, (unsigned long long)rl.rlim_cur);
+    return 2;
+  }
   double seconds = atof(argv[5]);
   const char *path = argc > 6 ? argv[6] : "/";
   request_len = (size_t)snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, argv[2]);
