@@ -357,36 +357,30 @@ describe('nft lines in a config file', () => {
   });
 });
 
-describe('nat statements and ct expressions refused as nft and the kernel refuse them', () => {
-  // nat-errors.out: each line of nat-errors.txt run by the real nft on nat-errors.setup.
-  const text = fs.readFileSync(path.join(dir, 'nat-errors.out'), 'utf8');
+/** One test per `$ nft LINE` step of NAME-errors.out, run on NAME-errors.setup: output and exit code as the real nft's. */
+function errorSteps(name: string): void {
+  const text = fs.readFileSync(path.join(dir, `${name}-errors.out`), 'utf8');
   const steps = text.split(/^\$ nft /m).filter((x) => x !== '');
   for (const st of steps) {
     const line = st.slice(0, st.indexOf('\n'));
     const expected = st.slice(st.indexOf('\n') + 1);
     it(line, () => {
       const { nft, ok } = setup();
-      ok(`-f ${path.join(dir, 'nat-errors.setup')}`);
+      ok(`-f ${path.join(dir, `${name}-errors.setup`)}`);
       const r = nft(line);
       expect(r.stdout + r.stderr + (r.code !== 0 ? `(exit ${r.code})\n` : '')).toBe(expected);
     });
   }
+}
+
+describe('nat statements and ct expressions refused as nft and the kernel refuse them', () => {
+  // nat-errors.out: each line of nat-errors.txt run by the real nft on nat-errors.setup.
+  errorSteps('nat');
 });
 
 describe('fib expressions refused as nft and the kernel refuse them', () => {
   // fib-errors.out: each line of fib-errors.txt run by the real nft on fib-errors.setup.
-  const text = fs.readFileSync(path.join(dir, 'fib-errors.out'), 'utf8');
-  const steps = text.split(/^\$ nft /m).filter((x) => x !== '');
-  for (const st of steps) {
-    const line = st.slice(0, st.indexOf('\n'));
-    const expected = st.slice(st.indexOf('\n') + 1);
-    it(line, () => {
-      const { nft, ok } = setup();
-      ok(`-f ${path.join(dir, 'fib-errors.setup')}`);
-      const r = nft(line);
-      expect(r.stdout + r.stderr + (r.code !== 0 ? `(exit ${r.code})\n` : '')).toBe(expected);
-    });
-  }
+  errorSteps('fib');
 
   it('a jump from a hook a fib expression may not run on is refused, the ruleset unchanged', () => {
     const { nft, ok } = setup();
