@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { simPair } from '../helpers/sim.js';
-import { runFor, pattern, sha256 } from '../helpers/tcp-sim.js';
+import { exchangeBothWays, runFor, pattern, sha256 } from '../helpers/tcp-sim.js';
 import type { SimImpairments } from '../../src/link/sim.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 
@@ -13,28 +13,11 @@ async function exchange(offload: boolean, impair: SimImpairments, size: number, 
   const p = simPair({ impair, seed, offload });
   const up = pattern(size, seed * 3 + 1);
   const down = pattern(size, seed * 3 + 2);
-  const atServer: Buffer[] = [];
-  const atClient: Buffer[] = [];
-  let serverEnded = false;
-  let clientClosed = false;
-  const server = p.b.tcp.createServer((s: TcpSocket) => {
-    s.on('data', (d: Buffer) => atServer.push(d));
-    s.on('end', () => (serverEnded = true));
-    s.write(down);
-    s.end();
-  });
-  server.listen(5001);
-  const c = p.a.tcp.connect(5001, '10.0.0.2');
-  c.on('connect', () => {
-    c.write(up);
-    c.end();
-  });
-  c.on('data', (d: Buffer) => atClient.push(d));
-  c.on('close', () => (clientClosed = true));
-  await runFor(p.time, 600_000, { stepMs: 2, until: () => clientClosed && serverEnded });
+  const { atServer, atClient, errors } = await exchangeBothWays(p, up, down);
+  expect(errors).toEqual([]);
   return {
-    up: sha256(Buffer.concat(atServer)),
-    down: sha256(Buffer.concat(atClient)),
+    up: sha256(atServer),
+    down: sha256(atClient),
     want: [sha256(up), sha256(down)],
     p,
   };

@@ -7,10 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ip, simPair, type SimPair } from '../helpers/sim.js';
+import type { SimPair } from '../helpers/sim.js';
 import { Recorder } from '../helpers/tcp-segments.js';
-import { pattern } from '../helpers/tcp-sim.js';
-import { TcpListener } from '../../src/tcp/listen.js';
+import { bulkPair, Filler, pattern } from '../helpers/tcp-sim.js';
 import type { TcpConnection } from '../../src/tcp/connection.js';
 import type { SimDevice } from '../../src/link/sim.js';
 import { Random } from '../../src/random.js';
@@ -86,7 +85,7 @@ class Sink extends Recorder {
 }
 
 /** Sends `data` (all of it, as the send buffer makes room), or what the test writes. */
-class Source extends Recorder {
+class Source extends Filler {
   private off = 0;
   constructor(
     private readonly c: TcpConnection,
@@ -105,14 +104,6 @@ class Source extends Recorder {
     }
     if (this.off === d.length) c.shutdownWrite();
   }
-  override onConnected(): void {
-    super.onConnected();
-    this.fill();
-  }
-  override onRoom(): void {
-    super.onRoom();
-    this.fill();
-  }
 }
 
 interface Flow {
@@ -124,25 +115,17 @@ interface Flow {
 
 /** a (10.0.0.1) sends to b (10.0.0.2); `rttMs` of propagation; `data` null: the test writes. */
 function flow(opts: { rttMs: number; data: Uint8Array | null; sysA?: Record<string, string>; sysB?: Record<string, string>; seed?: number }): Flow {
-  const p = simPair({ impair: { delayMs: opts.rttMs / 2 }, seed: opts.seed });
-  p.b.sysctl.set('net.ipv4.tcp_rmem', '4096 33554432 33554432');
-  for (const [k, v] of Object.entries(opts.sysA ?? {})) p.a.sysctl.set(k, v);
-  for (const [k, v] of Object.entries(opts.sysB ?? {})) p.b.sysctl.set(k, v);
   const sink = new Sink();
-  let server: TcpConnection | null = null;
-  const l = new TcpListener(p.b.tcp, 0, 5001, 16, {
-    incoming: (c) => {
-      server = c;
-      c.user = sink;
-      return true;
-    },
+  const { p, c, server } = bulkPair({
+    impair: { delayMs: opts.rttMs / 2 },
+    seed: opts.seed,
+    sysA: opts.sysA,
+    sysB: opts.sysB,
+    sink,
+    source: (c) => new Source(c, opts.data),
   });
-  expect(p.b.tcp.addListener(l)).toBeNull();
-  const c = p.a.tcp.newConnection();
-  c.user = new Source(c, opts.data);
-  expect(p.a.tcp.activeOpen(c, ip('10.0.0.2'), 5001)).toBeNull();
   p.time.advance(opts.rttMs * 2);
-  return { p, c, sink, server: () => server! };
+  return { p, c, sink, server };
 }
 
 /** Writes `n` full segments now. */
@@ -295,32 +278,40 @@ function onArrival(dev: SimDevice, fn: () => void): void {
   };
 }
 
+/**
+ * RFC 6937 §3.1's starting point: a Reno flow with 20 segments in flight in congestion
+ * avoidance (cwnd = ssthresh = 20). The sender's data frames are logged in `events` as
+ * 'N' (new) or 'R' (retransmission); the n-th new segment (from 1) is dropped when
+ * `lose(n)` says so.
+ */
+function prrFlow(lose: (n: number) => boolean): { f: Flow; c: TcpConnection; events: string[] } {
+  const f = flow({ rttMs: 20, data: null, sysA: { 'net.ipv4.tcp_congestion_control': 'reno' } });
+  warm(f);
+  const c = f.c;
+  c.cwnd = 20;
+  c.ssthresh = 20;
+  const events: string[] = [];
+  let first = -1;
+  let high = -1;
+  let n = 0;
+  tap(f.p, f.p.da, (fr) => {
+    if (!isData(fr)) return 'pass';
+    if (first < 0) first = fr.seq;
+    const rel = (fr.seq - first) | 0;
+    if (rel > high) {
+      high = rel;
+      events.push('N');
+      if (lose(++n)) return 'drop';
+    } else events.push('R');
+    return 'pass';
+  });
+  return { f, c, events };
+}
+
 describe('Proportional Rate Reduction (RFC 6937)', () => {
   it("RFC 6937 section 'Examples', one loss: cwnd = pipe = 20, ssthresh 10; N N R on the first three duplicate ACKs, then one new segment every other ACK, ending at ssthresh", () => {
-    const f = flow({ rttMs: 20, data: null, sysA: { 'net.ipv4.tcp_congestion_control': 'reno' } });
-    warm(f);
-    const c = f.c;
-    // The example's starting point: 20 segments in flight, in congestion avoidance.
-    c.cwnd = 20;
-    c.ssthresh = 20;
-    const events: string[] = [];
-    let first = -1;
-    let high = -1;
-    tap(f.p, f.p.da, (fr) => {
-      if (!isData(fr)) return 'pass';
-      const rel = (fr.seq - first) | 0;
-      if (first < 0) {
-        first = fr.seq;
-        events.push('N');
-        high = 0;
-        return 'drop';
-      }
-      if (rel > high) {
-        high = rel;
-        events.push('N');
-      } else events.push('R');
-      return 'pass';
-    });
+    // The first segment of the window is lost once.
+    const { f, c, events } = prrFlow((n) => n === 1);
     let exitCwnd = -1;
     let wasRecovering = false;
     let acksIn = 0;
@@ -372,27 +363,8 @@ describe('Proportional Rate Reduction (RFC 6937)', () => {
   });
 
   it("RFC 6937 section 'Examples', 15 segments lost: N N then one retransmission per duplicate ACK, the table's PRR-CRB row (RFC 9937 keeps the slow-start bound for ACKs that advance snd_una)", () => {
-    const f = flow({ rttMs: 20, data: null, sysA: { 'net.ipv4.tcp_congestion_control': 'reno' } });
-    warm(f);
-    const c = f.c;
-    c.cwnd = 20;
-    c.ssthresh = 20;
-    const events: string[] = [];
-    let first = -1;
-    let high = -1;
-    let n = 0;
-    tap(f.p, f.p.da, (fr) => {
-      if (!isData(fr)) return 'pass';
-      if (first < 0) first = fr.seq;
-      const rel = (fr.seq - first) | 0;
-      if (rel > high) {
-        high = rel;
-        events.push('N');
-        // The first 15 segments of the window are lost once.
-        if (++n <= 15) return 'drop';
-      } else events.push('R');
-      return 'pass';
-    });
+    // The first 15 segments of the window are lost once.
+    const { f, c, events } = prrFlow((n) => n <= 15);
     onArrival(f.p.da, () => events.push('A'));
     burst(f, 40);
     f.p.time.advance(20);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { simPair } from '../helpers/sim.js';
-import { runFor, pattern, sha256 } from '../helpers/tcp-sim.js';
+import { exchangeBothWays, runFor, pattern, sha256 } from '../helpers/tcp-sim.js';
 import type { SimImpairments } from '../../src/link/sim.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 
@@ -23,31 +23,9 @@ async function exchange(impair: SimImpairments, size: number, seed: number): Pro
   const p = simPair({ impair, seed });
   const up = pattern(size, seed * 3 + 1);
   const down = pattern(size, seed * 3 + 2);
-  const atServer: Buffer[] = [];
-  const atClient: Buffer[] = [];
-  let serverEnded = false;
-  let clientClosed = false;
-  const server = p.b.tcp.createServer((s: TcpSocket) => {
-    s.on('data', (d: Buffer) => atServer.push(d));
-    s.on('end', () => (serverEnded = true));
-    s.write(down);
-    s.end();
-  });
-  server.listen(5001);
-  const c = p.a.tcp.connect(5001, '10.0.0.2');
-  c.on('connect', () => {
-    c.write(up);
-    c.end();
-  });
-  c.on('data', (d: Buffer) => atClient.push(d));
-  c.on('close', () => (clientClosed = true));
-  const errors: Error[] = [];
-  c.on('error', (e) => errors.push(e));
   const start = p.time.now();
-  await runFor(p.time, 600_000, { stepMs: 2, until: () => clientClosed && serverEnded });
+  const { atServer: gotUp, atClient: gotDown, errors } = await exchangeBothWays(p, up, down);
   expect(errors).toEqual([]);
-  const gotUp = Buffer.concat(atServer);
-  const gotDown = Buffer.concat(atClient);
   expect(gotUp.length).toBe(size);
   expect(gotDown.length).toBe(size);
   return {
