@@ -482,10 +482,20 @@ export class Interface implements DeviceReceiver {
     }
     this.offload.txSwGsoPackets++;
     this.offload.txSwGsoSegments += frames.length;
+    // Each segment keeps the super-packet's mark, conntrack entry and header offsets
+    // (skb_segment copies them), so filters see an IP packet of the same flow: u32 and
+    // `protocol ip` read pkt.l3, and a segment without it would fall to the default class.
+    // (ifindex stays 0: the segments own their buffer, none is borrowed from a receive batch.)
+    const l3Off = l3 - pkt.start;
+    const l4Off = l3Off + ((pkt.buf[l3] & 0x0f) << 2);
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i];
       const s = new Packet(buf, f.byteOffset + DEFAULT_HEADROOM, f.byteOffset + f.length);
       s.mark = pkt.mark;
+      s.ct = pkt.ct;
+      s.ctInfo = pkt.ctInfo;
+      s.l3 = s.start + l3Off;
+      s.l4 = s.start + l4Off;
       if (this.sched.enqueue(s) !== 0) this.txDrop('txqueue-full');
     }
     frames.length = 0;
