@@ -4,58 +4,18 @@
  * slow start on a deep buffer before anything is lost.
  */
 import { describe, expect, it } from 'vitest';
-import { ip, simPair, type SimPair } from '../helpers/sim.js';
-import { Recorder, dropSegments } from '../helpers/tcp-segments.js';
-import { TcpListener } from '../../src/tcp/listen.js';
+import type { SimPair } from '../helpers/sim.js';
+import { dropSegments } from '../helpers/tcp-segments.js';
+import { bulkPair } from '../helpers/tcp-sim.js';
 import type { TcpConnection } from '../../src/tcp/connection.js';
 import { TcpState } from '../../src/tcp/state.js';
 import type { SimImpairments } from '../../src/link/sim.js';
 import type { Cubic } from '../../src/tcp/cc/cubic.js';
 
-/** Consumes what arrives at once, so the receive window stays open. */
-class Sink extends Recorder {
-  override onData(d: Uint8Array): void {
-    this.received += d.length;
-  }
-  received = 0;
-}
-
-/** Keeps the send buffer full: a bulk sender limited only by the network. */
-class Source extends Recorder {
-  constructor(private readonly c: TcpConnection) {
-    super();
-  }
-  fill(): void {
-    const c = this.c;
-    while (c.sendRoom > 0) c.write(new Uint8Array(Math.min(c.sendRoom, 65536)));
-  }
-  override onConnected(): void {
-    super.onConnected();
-    this.fill();
-  }
-  override onRoom(): void {
-    super.onRoom();
-    this.fill();
-  }
-}
-
 /** a (10.0.0.1) sends to b (10.0.0.2) over one connection, as fast as the network lets it. */
 function bulk(impair: SimImpairments, cc = 'cubic'): { p: SimPair; c: TcpConnection } {
-  const p = simPair({ impair });
-  // The receiver's buffer must never be what limits the sender.
-  p.b.sysctl.set('net.ipv4.tcp_rmem', '4096 33554432 33554432');
-  p.a.sysctl.set('net.ipv4.tcp_congestion_control', cc);
-  const l = new TcpListener(p.b.tcp, 0, 5001, 16, {
-    incoming: (c) => {
-      c.user = new Sink();
-      return true;
-    },
-  });
-  expect(p.b.tcp.addListener(l)).toBeNull();
-  const c = p.a.tcp.newConnection();
-  c.user = new Source(c);
-  expect(p.a.tcp.activeOpen(c, ip('10.0.0.2'), 5001)).toBeNull();
-  return { p, c };
+  // bulkPair: the receiver's buffer never limits the sender.
+  return bulkPair({ impair, sysA: { 'net.ipv4.tcp_congestion_control': cc } });
 }
 
 // RFC 9438 §4.1.1: C = 0.4.
@@ -138,19 +98,7 @@ describe('HyStart', () => {
 
 describe('HyStart++', () => {
   it('RFC 9406 (tcp_cubic hystart=2): on a deep buffer, slow start goes through CSS and ends with ssthresh = cwnd before any loss', () => {
-    const p = simPair({ impair: { delayMs: 20, rateBps: 10e6 } });
-    p.a.sysctl.set('module/tcp_cubic/parameters/hystart', '2');
-    p.b.sysctl.set('net.ipv4.tcp_rmem', '4096 33554432 33554432');
-    const l = new TcpListener(p.b.tcp, 0, 5001, 16, {
-      incoming: (c) => {
-        c.user = new Sink();
-        return true;
-      },
-    });
-    expect(p.b.tcp.addListener(l)).toBeNull();
-    const c = p.a.tcp.newConnection();
-    c.user = new Source(c);
-    expect(p.a.tcp.activeOpen(c, ip('10.0.0.2'), 5001)).toBeNull();
+    const { p, c } = bulkPair({ impair: { delayMs: 20, rateBps: 10e6 }, sysA: { 'module/tcp_cubic/parameters/hystart': '2' } });
     const hspp = (c.cc as Cubic).hspp!;
     expect(hspp).not.toBeNull();
     let cssAt = -1;

@@ -4,56 +4,25 @@
  * data segments leave spaced by len / pacing_rate, and the flow gets that rate.
  */
 import { describe, expect, it } from 'vitest';
-import { ip, simPair } from '../helpers/sim.js';
-import { Recorder, dropSegments } from '../helpers/tcp-segments.js';
-import { TcpListener } from '../../src/tcp/listen.js';
+import { dropSegments } from '../helpers/tcp-segments.js';
+import { BulkSink, bulkPair } from '../helpers/tcp-sim.js';
 import type { TcpConnection } from '../../src/tcp/connection.js';
 
-class Sink extends Recorder {
-  override onData(d: Uint8Array): void {
-    this.received += d.length;
-  }
-  received = 0;
-}
-
-class Source extends Recorder {
-  constructor(private readonly c: TcpConnection) {
-    super();
-  }
-  fill(): void {
-    while (this.c.sendRoom > 0) this.c.write(new Uint8Array(Math.min(this.c.sendRoom, 65536)));
-  }
-  override onConnected(): void {
-    super.onConnected();
-    this.fill();
-  }
-  override onRoom(): void {
-    super.onRoom();
-    this.fill();
-  }
-}
-
 /** a sends to b in bulk over 100 Mb/s with 20 ms RTT; returns each data segment's departure (ms), length and pacing rate then. */
-function run(maxRate: number | null, ms: number): { deps: { t: number; len: number; rate: number }[]; c: TcpConnection; sink: Sink } {
-  const p = simPair({ impair: { delayMs: 10, rateBps: 100e6 } });
-  p.b.sysctl.set('net.ipv4.tcp_rmem', '4096 33554432 33554432');
-  const sink = new Sink();
-  const l = new TcpListener(p.b.tcp, 0, 5001, 16, {
-    incoming: (c) => {
-      c.user = sink;
-      return true;
+function run(maxRate: number | null, ms: number): { deps: { t: number; len: number; rate: number }[]; c: TcpConnection; sink: BulkSink } {
+  const sink = new BulkSink();
+  const deps: { t: number; len: number; rate: number }[] = [];
+  const { p, c } = bulkPair({
+    impair: { delayMs: 10, rateBps: 100e6 },
+    sink,
+    beforeOpen: (pair, conn) => {
+      if (maxRate !== null) conn.setMaxPacingRate(maxRate);
+      dropSegments(pair.da, (s) => {
+        if (s.len > 0) deps.push({ t: pair.time.now(), len: s.len, rate: conn.pacer.rate });
+        return false;
+      });
     },
   });
-  expect(p.b.tcp.addListener(l)).toBeNull();
-  const c = p.a.tcp.newConnection();
-  c.user = new Source(c);
-  if (maxRate !== null) c.setMaxPacingRate(maxRate);
-  const deps: { t: number; len: number; rate: number }[] = [];
-  dropSegments(p.da, (s) => {
-    if (s.len > 0) deps.push({ t: p.time.now(), len: s.len, rate: c.pacer.rate });
-    return false;
-  });
-  expect(p.a.tcp.activeOpen(c, ip('10.0.0.2'), 5001)).toBeNull();
   p.time.advance(ms);
   return { deps, c, sink };
 }
