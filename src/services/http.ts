@@ -5,8 +5,9 @@
  *   /              HTML: interfaces and addresses, routes, neighbours, TCP
  *                  connections and counters, as the show commands print them
  *   /metrics       Prometheus text exposition (http-metrics.ts)
- *   /tcp           SVG charts of each live TCP connection's cwnd and throughput
- *                  over the last minute (sampled every 250 ms, tcp/trace.ts)
+ *   /tcp           SVG charts of the live TCP connections' cwnd and throughput
+ *                  over the last minute (sampled every 250 ms, tcp/trace.ts; the
+ *                  32 busiest)
  *   /api/tcp/trace those samples as JSON, by connection
  *   /api/<command> the JSON (`-j`) of a show command, its words as the path:
  *                  /api/ip/addr, /api/ip/-s/link, /api/ip/route/get/10.0.0.1,
@@ -25,11 +26,13 @@ import { ServiceError, type RunningService } from './service.js';
 import { StackMetrics, type ShowFn } from './http-metrics.js';
 import { TcpTracer, TraceHistory } from '../tcp/trace.js';
 import { TcpState } from '../tcp/state.js';
+import type { TcpConnection } from '../tcp/connection.js';
 import { tcpTraceChart } from './tcp-chart.js';
 
 /** The /tcp page's sampling: every 250 ms, a minute kept. */
 const TRACE_INTERVAL_MS = 250;
 const TRACE_KEEP = 240;
+const TRACE_CONNS = 32;
 
 export type { ShowFn } from './http-metrics.js';
 
@@ -73,10 +76,14 @@ export class HttpStatusService implements RunningService {
     });
     this.server.listen(port, formatIp4(addr));
     const live = (c: { state: TcpState }): boolean => c.state !== TcpState.CLOSED && c.state !== TcpState.TIME_WAIT && c.state !== TcpState.LISTEN;
-    this.tracer = new TcpTracer(tcp.time, () => [...tcp.connections].filter(live), TRACE_INTERVAL_MS, (c, smp) => {
-      this.history.add(c, smp);
+    // The busiest TRACE_CONNS live connections, by bytes moved.
+    const select = (): TcpConnection[] => {
       this.history.prune(live);
-    });
+      const list = [...tcp.connections].filter(live);
+      if (list.length > TRACE_CONNS) list.sort((x, y) => y.bytesAcked + y.bytesReceived - (x.bytesAcked + x.bytesReceived)).length = TRACE_CONNS;
+      return list;
+    };
+    this.tracer = new TcpTracer(tcp.time, select, TRACE_INTERVAL_MS, (c, smp) => this.history.add(c, smp));
     this.tracer.begin();
   }
 
