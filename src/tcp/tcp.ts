@@ -6,7 +6,7 @@
  */
 import type { Interface } from '../link/interface.js';
 import { createHash } from 'node:crypto';
-import { CHECKSUM_NONE, GSO_TCPV4, Packet, type PacketPool } from '../packet/packet.js';
+import { CHECKSUM_NONE, GSO_TCPV4, Packet, PacketPool } from '../packet/packet.js';
 import { setPartialChecksum } from '../link/offload.js';
 import type { Ipv4 } from '../ip/ipv4.js';
 import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
@@ -92,6 +92,8 @@ export class Tcp implements TcpHost {
   readonly connections = new Set<TcpConnection>();
   timeWaitCount = 0;
   private readonly view = new TcpView(new Uint8Array(0), 0, 0);
+  /** Buffers for super-packets (and segments too large for the stack's pool), reused once a device wrote them. */
+  private readonly superPool = new PacketPool(65536 + 256, 64);
   private readonly seg = new Segment();
   private readonly isnSecret: Uint8Array;
   private readonly tsSecret: Uint8Array;
@@ -699,7 +701,9 @@ export class Tcp implements TcpHost {
     spec.sack = this.sackOut;
     spec.sackCount = n;
     const optMax = 40;
-    const pkt = len + TCP_HEADER_LEN + optMax + 128 <= this.pool.bufferSize ? this.pool.alloc(TCP_HEADER_LEN + optMax + len) : Packet.alloc(TCP_HEADER_LEN + optMax + len);
+    const need = TCP_HEADER_LEN + optMax + len;
+    const pkt =
+      need + 128 <= this.pool.bufferSize ? this.pool.alloc(need) : need + 128 <= this.superPool.bufferSize ? this.superPool.alloc(need) : Packet.alloc(need);
     const optLen = emitTcpOptions(spec, pkt.buf, pkt.start + TCP_HEADER_LEN);
     const hl = TCP_HEADER_LEN + optLen;
     if (len > 0) c.sendBuf.copyOut(bufOff, len, pkt.buf, pkt.start + hl);
