@@ -53,6 +53,18 @@ function endRound(s: CcState, h: HyStartPlusPlus): void {
   s.sndNxt = (s.sndUna + s.cwnd) >>> 0;
 }
 
+/** A first round at 20 ms, then one at 30 ms (10 ms above, more than RttThresh): in CSS after N_RTT_SAMPLE samples. */
+function inCss(): { s: CcState; h: HyStartPlusPlus } {
+  const s = state();
+  const h = new HyStartPlusPlus();
+  h.init(s);
+  round(h, s, [20_000], 10);
+  endRound(s, h);
+  round(h, s, [30_000], 8);
+  expect(h.phase).toBe(HsppPhase.CSS);
+  return { s, h };
+}
+
 describe('HyStart++ (RFC 9406)', () => {
   it('§4.3 constants', () => {
     expect([MIN_RTT_THRESH_US, MAX_RTT_THRESH_US, N_RTT_SAMPLE, CSS_GROWTH_DIVISOR, CSS_ROUNDS, L_NON_PACED]).toEqual([4000, 16000, 8, 4, 5, 8]);
@@ -134,13 +146,7 @@ describe('HyStart++ (RFC 9406)', () => {
   });
 
   it('§4.2 CSS grows cwnd by a CSS_GROWTH_DIVISOR-th of what slow start would', () => {
-    const s = state();
-    const h = new HyStartPlusPlus();
-    h.init(s);
-    round(h, s, [20_000], 10);
-    endRound(s, h);
-    round(h, s, [30_000], 8);
-    expect(h.phase).toBe(HsppPhase.CSS);
+    const { s, h } = inCss();
     const before = s.cwnd;
     // 12 more ACKs of one segment each, the RTT still high: +3 segments.
     round(h, s, [30_000], 12);
@@ -153,13 +159,7 @@ describe('HyStart++ (RFC 9406)', () => {
   });
 
   it('§4.2 a CSS round whose lowest RTT falls below the baseline resumes slow start (after N_RTT_SAMPLE samples)', () => {
-    const s = state();
-    const h = new HyStartPlusPlus();
-    h.init(s);
-    round(h, s, [20_000], 10);
-    endRound(s, h);
-    round(h, s, [30_000], 8);
-    expect(h.phase).toBe(HsppPhase.CSS);
+    const { s, h } = inCss();
     endRound(s, h);
     round(h, s, [25_000], N_RTT_SAMPLE - 1);
     expect(h.phase).toBe(HsppPhase.CSS);
@@ -170,13 +170,7 @@ describe('HyStart++ (RFC 9406)', () => {
   });
 
   it('§4.2 after CSS_ROUNDS rounds of CSS, ssthresh = cwnd and congestion avoidance takes over', () => {
-    const s = state();
-    const h = new HyStartPlusPlus();
-    h.init(s);
-    round(h, s, [20_000], 10);
-    endRound(s, h);
-    round(h, s, [30_000], 8);
-    expect(h.phase).toBe(HsppPhase.CSS);
+    const { s, h } = inCss();
     // The round CSS started in ends, then four more.
     for (let r = 1; r < CSS_ROUNDS; r++) {
       endRound(s, h);
