@@ -30,6 +30,14 @@ function transfer(p: SimPair, data: Buffer): { client: TcpSocket; got: Buffer[];
   return { client, got, server: () => sconn };
 }
 
+/** Sends `n` bytes of pattern(n, seed) from a to b (transfer) and checks that all of them arrive within `ms`. */
+async function deliver(p: SimPair, n: number, seed: number, ms = 500): Promise<{ client: TcpSocket; server: () => TcpConnection | null }> {
+  const { client, got, server } = transfer(p, pattern(n, seed));
+  await runFor(p.time, ms, { stepMs: 5 });
+  expect(Buffer.concat(got).length).toBe(n);
+  return { client, server };
+}
+
 describe('ECN negotiation (RFC 3168 §6.1.1, net.ipv4.tcp_ecn)', () => {
   for (const ca of [0, 1, 2])
     for (const cb of [0, 1, 2]) {
@@ -72,9 +80,7 @@ describe('ECN negotiation (RFC 3168 §6.1.1, net.ipv4.tcp_ecn)', () => {
     p.a.sysctl.set('net.ipv4.tcp_ecn', '1');
     let syns = 0;
     const fromA = tap(p.da, (_f, _o, s) => !(s.flags & TCP_SYN && ++syns === 1));
-    const { client, got } = transfer(p, pattern(10_000, 2));
-    await runFor(p.time, 2000, { stepMs: 5 });
-    expect(Buffer.concat(got).length).toBe(10_000);
+    const { client } = await deliver(p, 10_000, 2, 2000);
     const sent = fromA.filter((s) => s.flags & TCP_SYN);
     expect(sent.length).toBe(2);
     expect(sent[0].flags & (TCP_ECE | TCP_CWR)).toBe(TCP_ECE | TCP_CWR);
@@ -89,9 +95,7 @@ describe('ECN negotiation (RFC 3168 §6.1.1, net.ipv4.tcp_ecn)', () => {
     p.a.sysctl.set('net.ipv4.tcp_ecn_fallback', '0');
     let syns = 0;
     const fromA = tap(p.da, (_f, _o, s) => !(s.flags & TCP_SYN && ++syns === 1));
-    const { got } = transfer(p, pattern(10_000, 2));
-    await runFor(p.time, 2000, { stepMs: 5 });
-    expect(Buffer.concat(got).length).toBe(10_000);
+    await deliver(p, 10_000, 2, 2000);
     const sent = fromA.filter((s) => s.flags & TCP_SYN);
     expect(sent.map((s) => s.flags & (TCP_ECE | TCP_CWR))).toEqual([TCP_ECE | TCP_CWR, TCP_ECE | TCP_CWR]);
     for (const s of fromA.filter((x) => x.len > 0)) expect(s.ecn).toBe(2);
@@ -109,9 +113,7 @@ describe('ECN negotiation: the edge cases', () => {
       }
     });
     const fromB = tap(p.db);
-    const { client, got, server } = transfer(p, pattern(5000, 5));
-    await runFor(p.time, 500, { stepMs: 5 });
-    expect(Buffer.concat(got).length).toBe(5000);
+    const { client, server } = await deliver(p, 5000, 5);
     expect(fromB.find((x) => x.flags & TCP_SYN)!.flags & TCP_ECE).toBe(0);
     expect((server()?.ecnFlags ?? 0) & ECN_OK).toBe(0);
     expect(client.conn === null || (client.conn.ecnFlags & ECN_OK) === 0).toBe(true);
@@ -122,9 +124,7 @@ describe('ECN negotiation: the edge cases', () => {
     p.a.sysctl.set('net.ipv4.tcp_ecn', '1');
     p.b.sysctl.set('net.ipv4.tcp_syncookies', '2');
     const fromA = tap(p.da);
-    const { got, server } = transfer(p, pattern(20_000, 6));
-    await runFor(p.time, 500, { stepMs: 5 });
-    expect(Buffer.concat(got).length).toBe(20_000);
+    const { server } = await deliver(p, 20_000, 6);
     expect(p.b.mib.TcpExtSyncookiesRecv).toBe(1);
     expect((server()?.ecnFlags ?? 0) & ECN_OK).toBe(ECN_OK);
     for (const x of fromA.filter((y) => y.len > 0)) expect(x.ecn).toBe(2);
@@ -136,9 +136,7 @@ describe('ECN negotiation: the edge cases', () => {
     p.a.sysctl.set('net.ipv4.tcp_timestamps', '0');
     p.b.sysctl.set('net.ipv4.tcp_syncookies', '2');
     const fromB = tap(p.db);
-    const { client, got } = transfer(p, pattern(5000, 7));
-    await runFor(p.time, 500, { stepMs: 5 });
-    expect(Buffer.concat(got).length).toBe(5000);
+    const { client } = await deliver(p, 5000, 7);
     expect(fromB.find((x) => x.flags & TCP_SYN)!.flags & TCP_ECE).toBe(0);
     expect(client.conn === null || (client.conn.ecnFlags & ECN_OK) === 0).toBe(true);
   });
