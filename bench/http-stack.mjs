@@ -9,9 +9,9 @@
 // is answered with one JSON line on stdout: the process's RSS and heap, the
 // stack's TCP connections by state, TIME_WAIT count and listen/TIME_WAIT counters.
 // "gc" first runs a full collection when Node was started with --expose-gc.
-import http from 'node:http';
 import readline from 'node:readline';
 import { Stack, configure, openTap } from 'tapstack';
+import { helloWeb } from './http-web.mjs';
 
 const STATE_NAMES = ['CLOSED', 'LISTEN', 'SYN-SENT', 'SYN-RECV', 'ESTAB', 'FIN-WAIT-1', 'FIN-WAIT-2', 'CLOSE-WAIT', 'CLOSING', 'LAST-ACK', 'TIME-WAIT'];
 const [dev, addr, port, keepAlive, ...sysctls] = process.argv.slice(2);
@@ -19,15 +19,7 @@ const stack = new Stack();
 openTap(stack, dev);
 configure(stack, [`addr add ${addr} dev ${dev}`, ...sysctls.map((s) => `sysctl -w ${s}`)]);
 
-const web = http.createServer((req, res) => {
-  let received = 0;
-  req.on('data', (chunk) => (received += chunk.length));
-  req.on('end', () => {
-    res.setHeader('content-type', 'text/plain; charset=utf-8');
-    res.end(`Hello from tapstack: ${req.method} ${req.url}, ${received} bytes from ${req.socket.remoteAddress}\n`);
-  });
-});
-if (keepAlive) web.keepAliveTimeout = Number(keepAlive) * 1000;
+const web = helloWeb(keepAlive);
 const server = stack.tcp.createServer((socket) => web.emit('connection', socket));
 server.listen(Number(port), () => console.log(`listening on http://${addr.split('/')[0]}:${port}/`));
 
