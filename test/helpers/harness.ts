@@ -56,6 +56,14 @@ export function shAsync(cmd: string, timeoutMs = 120_000): Promise<RunResult> {
   });
 }
 
+/** Runs a command on the daemon listening on control socket `ctl`: its exit code and output. */
+export async function ctlRun(ctl: string, ...argv: string[]): Promise<RunResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runRemote(ctl, argv, (s) => (stdout += s), (s) => (stderr += s));
+  return { code, stdout, stderr };
+}
+
 export interface DaemonSetup {
   /** 'tap' or 'tun'. */
   type: 'tap' | 'tun';
@@ -121,11 +129,8 @@ export class Testbed {
   }
 
   /** Runs a command on the daemon through its control socket. */
-  async ctlRun(...argv: string[]): Promise<RunResult> {
-    let stdout = '';
-    let stderr = '';
-    const code = await runRemote(this.ctl, argv, (s) => (stdout += s), (s) => (stderr += s));
-    return { code, stdout, stderr };
+  ctlRun(...argv: string[]): Promise<RunResult> {
+    return ctlRun(this.ctl, ...argv);
   }
 
   async ctlJson<T>(...argv: string[]): Promise<T> {

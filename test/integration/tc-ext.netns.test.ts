@@ -3,8 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, sh, shOk, waitFor } from '../helpers/harness.js';
-import { runRemote } from '../../src/control/client.js';
+import { CLI, ctlRun, sh, shOk, waitFor, type RunResult } from '../helpers/harness.js';
 
 /**
  * Size tables, link layers, clsact and u32 hash tables on a live daemon: the
@@ -27,12 +26,7 @@ describe('stab, link layers, clsact and u32 hash tables on a live daemon', () =>
   let daemon: ChildProcess | null = null;
   let ctl = '';
 
-  async function tapstack(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const code = await runRemote(ctl, argv, (s) => (stdout += s), (s) => (stderr += s));
-    return { code, stdout, stderr };
-  }
+  const tapstack = (...argv: string[]): Promise<RunResult> => ctlRun(ctl, ...argv);
 
   /** Runs one tc line on both devices; both must take it. */
   async function both(line: string): Promise<void> {

@@ -4,8 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { CLI, sh, shAsync, shOk, waitFor } from '../helpers/harness.js';
-import { runRemote } from '../../src/control/client.js';
+import { CLI, ctlRun, sh, shAsync, shOk, waitFor, type RunResult } from '../helpers/harness.js';
 
 /**
  * tbf on live frames, the stack and the kernel side by side: the same `tc`
@@ -34,12 +33,7 @@ describe('tbf on live frames, stack and kernel in the same run', () => {
   let ctl = '';
   let log = '';
 
-  async function tapstack(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const code = await runRemote(ctl, argv, (s) => (stdout += s), (s) => (stderr += s));
-    return { code, stdout, stderr };
-  }
+  const tapstack = (...argv: string[]): Promise<RunResult> => ctlRun(ctl, ...argv);
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-tc-'));
