@@ -39,8 +39,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const COUNT = Number(process.env.BENCH_COUNT ?? 20000);
 const UDP_SECONDS = Number(process.env.BENCH_UDP_SECONDS ?? 3);
-// BENCH_SECTIONS: which parts to run, from ping,udp,tcp,conns,forward,nat,htb,tc (default all).
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,conns,forward,nat,htb,tc').split(','));
+// BENCH_SECTIONS: which parts to run, from ping,udp,tcp,conns,loss,forward,nat,htb,tc (default all).
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,conns,loss,forward,nat,htb,tc').split(','));
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-bench-'));
 const children = [];
 const namespaces = [];
