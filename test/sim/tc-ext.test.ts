@@ -26,7 +26,15 @@ function setup(seed: number) {
   tx.bind(7001);
   /** A 1000-byte frame (with the Ethernet header) to 10.0.0.2:`port`. */
   const send = (port = 7000, dst = '10.0.0.2'): void => tx.send(new Uint8Array(1000 - 14 - 20 - 8), port, dst);
-  return { ...p, env, tc, departures, send };
+  /** Counts the datagrams b takes in on port 7000. */
+  const receiver = (): { got: number } => {
+    const r = { got: 0 };
+    const rx = p.b.udp.createSocket('udp4');
+    rx.on('message', () => r.got++);
+    rx.bind(7000);
+    return r;
+  };
+  return { ...p, env, tc, departures, send, receiver };
 }
 
 /** Gaps between consecutive departures. */
@@ -137,10 +145,7 @@ describe('clsact egress filters run before the root qdisc (sch_handle_egress)', 
     const s = setup(51);
     s.tc('qdisc add dev a0 clsact');
     s.tc('filter add dev a0 egress protocol ip prio 1 u32 match ip dst 10.0.0.2/32 action police rate 1mbit burst 10k conform-exceed drop');
-    const rx = s.b.udp.createSocket('udp4');
-    let got = 0;
-    rx.on('message', () => got++);
-    rx.bind(7000);
+    const rx = s.receiver();
     const n = 2500;
     for (let i = 0; i < n; i++) {
       s.send();
@@ -148,26 +153,23 @@ describe('clsact egress filters run before the root qdisc (sch_handle_egress)', 
     }
     s.time.advance(100);
     // 125000 B/s for 10 s plus the 10 KiB bucket: 1250 + 10 frames, within a few.
-    expect(got).toBeGreaterThanOrEqual(1255);
-    expect(got).toBeLessThanOrEqual(1265);
+    expect(rx.got).toBeGreaterThanOrEqual(1255);
+    expect(rx.got).toBeLessThanOrEqual(1265);
     const cls = s.ia.sched.ingress!;
-    expect(cls.stats.drops).toBe(n - got);
+    expect(cls.stats.drops).toBe(n - rx.got);
     expect(cls.stats.packets).toBe(n);
-    expect(s.departures.length).toBe(got);
+    expect(s.departures.length).toBe(rx.got);
     const show = s.tc('-s filter show dev a0 egress');
     expect(show).toContain(` police 0x1 rate 1Mbit burst 10Kb mtu 2Kb action drop overhead 0b \n\tref 1 bind 1 \n`);
-    expect(show).toContain(`\tAction statistics:\n\tSent ${n * 1000} bytes ${n} pkt (dropped ${n - got}, overlimits ${n - got} requeues 0) \n`);
-    expect(s.tc('-s qdisc show dev a0')).toContain(`qdisc clsact ffff: parent ffff:fff1 \n Sent ${n * 1000} bytes ${n} pkt (dropped ${n - got}, overlimits 0 requeues 0) \n`);
+    expect(show).toContain(`\tAction statistics:\n\tSent ${n * 1000} bytes ${n} pkt (dropped ${n - rx.got}, overlimits ${n - rx.got} requeues 0) \n`);
+    expect(s.tc('-s qdisc show dev a0')).toContain(`qdisc clsact ffff: parent ffff:fff1 \n Sent ${n * 1000} bytes ${n} pkt (dropped ${n - rx.got}, overlimits 0 requeues 0) \n`);
   });
 
   it('police peakrate 2mbit mtu 2k holds a burst to the peak rate although the bucket is deep', () => {
     const s = setup(52);
     s.tc('qdisc add dev a0 clsact');
     s.tc('filter add dev a0 egress protocol ip prio 1 matchall action police rate 1mbit burst 200k peakrate 2mbit mtu 2k conform-exceed drop');
-    const rx = s.b.udp.createSocket('udp4');
-    let got = 0;
-    rx.on('message', () => got++);
-    rx.bind(7000);
+    const rx = s.receiver();
     // 4 Mbit/s (a frame each 2 ms) for 1 s: rate and its 200 KiB bucket would pass 330 frames; 2 Mbit/s of peak passes half.
     for (let i = 0; i < 500; i++) {
       s.send();
@@ -175,8 +177,8 @@ describe('clsact egress filters run before the root qdisc (sch_handle_egress)', 
     }
     s.time.advance(100);
     // A frame costs 4 ms of peak tokens, 2 ms come a frame; the 2 KiB (8.192 ms) peak bucket adds a frame or two.
-    expect(got).toBeGreaterThanOrEqual(250);
-    expect(got).toBeLessThanOrEqual(253);
+    expect(rx.got).toBeGreaterThanOrEqual(250);
+    expect(rx.got).toBeLessThanOrEqual(253);
     expect(s.tc('filter show dev a0 egress')).toContain(' police 0x1 rate 1Mbit burst 200Kb mtu 2Kb peakrate 2Mbit action drop overhead 0b \n');
   });
 
@@ -184,24 +186,21 @@ describe('clsact egress filters run before the root qdisc (sch_handle_egress)', 
     const s = setup(53);
     s.tc('qdisc add dev a0 clsact');
     s.tc('filter add dev a0 egress protocol ip prio 1 estimator 250ms 1sec u32 match ip dst 10.0.0.2/32 action police avrate 1mbit conform-exceed drop');
-    const rx = s.b.udp.createSocket('udp4');
-    let got = 0;
-    rx.on('message', () => got++);
-    rx.bind(7000);
+    const rx = s.receiver();
     // 0.5 Mbit/s for 4 s: all of it passes.
     for (let i = 0; i < 250; i++) {
       s.send();
       s.time.advance(16);
     }
-    expect(got).toBe(250);
+    expect(rx.got).toBe(250);
     // Then 2 Mbit/s: the EWMA (weight 1/4 every 250 ms) passes 1 Mbit/s within a second, and from then on all is dropped.
-    const before = got;
+    const before = rx.got;
     for (let i = 0; i < 1000; i++) {
       s.send();
       s.time.advance(4);
     }
     s.time.advance(100);
-    const passed = got - before;
+    const passed = rx.got - before;
     expect(passed).toBeGreaterThan(50);
     expect(passed).toBeLessThan(250);
     const act = actionTable(s.env).police.get(1)!;
