@@ -22,6 +22,14 @@ function counters(s: Stack): number[] {
 
 const data = new Uint8Array(16);
 
+/** A second device on a, x0 with 10.9.0.1/24 (its wire's other end, y0, left unattached). */
+function addX0(a: Stack): void {
+  const [dx] = simLink(a.time, { names: ['x0', 'y0'] });
+  const ix = a.addInterface('x0', dx, {});
+  a.setUp(ix, true);
+  a.addAddress(ix, ip('10.9.0.1'), 24);
+}
+
 describe('fib', () => {
   it('saddr . iif oif missing: a source routed back through another way, or not at all, is dropped; our own looped datagrams pass', () => {
     const { time, a, b } = simPair();
@@ -83,10 +91,7 @@ describe('fib', () => {
     expect(f.addrType(ip('224.0.0.5'), null)).toBe(5);
     expect(f.addrType(ip('10.0.0.2'), null)).toBe(1);
     expect(f.addrType(ip('10.0.0.1'), ia)).toBe(2);
-    const [dx] = simLink(time, { names: ['x0', 'y0'] });
-    const ix = a.addInterface('x0', dx, {});
-    a.setUp(ix, true);
-    a.addAddress(ix, ip('10.9.0.1'), 24);
+    addX0(a);
     configure(a, ['ip route add blackhole 10.8.0.0/16 table local']);
     // Not through a0, so unicast as seen from a0; a reject route in table local answers unicast.
     expect(f.addrType(ip('10.9.0.1'), ia)).toBe(1);
@@ -118,10 +123,7 @@ describe('fib', () => {
 
   it('iif: a route back with several paths passes when one of them is through the device it came in on', () => {
     const { time, a, b } = simPair();
-    const [dx] = simLink(time, { names: ['x0', 'y0'] });
-    const ix = a.addInterface('x0', dx, {});
-    a.setUp(ix, true);
-    a.addAddress(ix, ip('10.9.0.1'), 24);
+    addX0(a);
     configure(a, [
       'ip route add 192.0.2.0/24 nexthop via 10.9.0.2 dev x0 nexthop via 10.0.0.2 dev a0',
       'ip route add 198.51.100.0/24 via 10.9.0.2 dev x0',
@@ -145,10 +147,7 @@ describe('fib', () => {
 
   it('saddr . iif in forward: the way back is looked up as coming in through the device the datagram leaves by', () => {
     const { time, a, b } = simPair();
-    const [dx] = simLink(time, { names: ['x0', 'y0'] });
-    const ix = a.addInterface('x0', dx, {});
-    a.setUp(ix, true);
-    a.addAddress(ix, ip('10.9.0.1'), 24);
+    addX0(a);
     // 192.0.2.0/24 is routed back through a0 only for datagrams that come in on x0.
     configure(a, ['sysctl -w net.ipv4.ip_forward=1', 'ip route add 192.0.2.0/24 via 10.0.0.2 dev a0 table 100', 'ip rule add iif x0 table 100']);
     configure(b, ['ip route add 10.9.0.0/24 via 10.0.0.1']);
