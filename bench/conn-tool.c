@@ -237,29 +237,29 @@ static int hold(int argc, char **argv) {
   return 0;
 }
 
+/* dst = HOST:PORT; -1 (after saying so) when HOST is not an IPv4 address. */
+static int set_dst(const char *host, const char *port) {
+  memset(&dst, 0, sizeof dst);
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons((unsigned short)atoi(port));
+  if (inet_pton(AF_INET, host, &dst.sin_addr) != 1) {
+    fprintf(stderr, "conn-tool: bad address %s\n", host);
+    return -1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "serve") == 0) return serve(argv[2]);
   if (argc >= 6 && strcmp(argv[1], "hold") == 0) {
-    memset(&dst, 0, sizeof dst);
-    dst.sin_family = AF_INET;
-    dst.sin_port = htons((unsigned short)atoi(argv[3]));
-    if (inet_pton(AF_INET, argv[2], &dst.sin_addr) != 1) {
-      fprintf(stderr, "conn-tool: bad address %s\n", argv[2]);
-      return 2;
-    }
+    if (set_dst(argv[2], argv[3]) != 0) return 2;
     return hold(argc, argv);
   }
   if (argc < 6 || strcmp(argv[1], "connect") != 0) {
     fprintf(stderr, "usage: conn-tool serve PORT | conn-tool connect HOST PORT SECONDS CONCURRENCY | conn-tool hold HOST PORT N SECONDS [PATH]\n");
     return 2;
   }
-  memset(&dst, 0, sizeof dst);
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons((unsigned short)atoi(argv[3]));
-  if (inet_pton(AF_INET, argv[2], &dst.sin_addr) != 1) {
-    fprintf(stderr, "conn-tool: bad address %s\n", argv[2]);
-    return 2;
-  }
+  if (set_dst(argv[2], argv[3]) != 0) return 2;
   double seconds = atof(argv[4]);
   int conc = atoi(argv[5]);
   ep = epoll_create1(0);
