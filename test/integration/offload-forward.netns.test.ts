@@ -3,24 +3,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shOk } from '../helpers/harness.js';
 import { RouterTestbed } from '../helpers/router.js';
+import { kernelCsumErrors, offloadStats } from '../helpers/offload-live.js';
 
 // The stack forwarding between two TAPs with virtio-net offloads, each kernel side in a namespace
 // (10.233.103.0/24 and 10.233.104.0/24). Needs namespaces: the container run
 // (TAPSTACK_TEST_PEER=local) leaves this file out.
-
-/** `ethtool -S DEV` of the daemon as numbers. */
-async function offloadStats(run: (...argv: string[]) => Promise<{ code: number; stdout: string }>, dev: string): Promise<Record<string, number>> {
-  const r = await run('ethtool', '-S', dev);
-  expect(r.code).toBe(0);
-  return Object.fromEntries([...r.stdout.matchAll(/^\s+(\w+): (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
-}
-
-/** The kernel's TCP checksum errors in a namespace. */
-function kernelCsumErrors(run: (c: string) => { stdout: string }): number {
-  const m = /TcpInCsumErrors\s+(\d+)/.exec(run('nstat -az TcpInCsumErrors').stdout);
-  return m ? Number(m[1]) : 0;
-}
-
 
 describe('forwarding TAP to TAP with offloads, plain and through SNAT', () => {
   let tb: RouterTestbed;

@@ -2,22 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Testbed, shOk } from '../helpers/harness.js';
+import { kernelCsumErrors, offloadStats } from '../helpers/offload-live.js';
 
 // virtio-net offloads through a real TAP with the kernel on the other side (10.233.101.0/24 and
 // 10.233.102.0/24), in a namespace or (TAPSTACK_TEST_PEER=local) in this one.
-
-/** `ethtool -S DEV` of the daemon as numbers. */
-async function offloadStats(run: (...argv: string[]) => Promise<{ code: number; stdout: string }>, dev: string): Promise<Record<string, number>> {
-  const r = await run('ethtool', '-S', dev);
-  expect(r.code).toBe(0);
-  return Object.fromEntries([...r.stdout.matchAll(/^\s+(\w+): (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
-}
-
-/** The kernel's TCP checksum errors in a namespace. */
-function kernelCsumErrors(run: (c: string) => { stdout: string }): number {
-  const m = /TcpInCsumErrors\s+(\d+)/.exec(run('nstat -az TcpInCsumErrors').stdout);
-  return m ? Number(m[1]) : 0;
-}
 
 function iperfBits(out: string): number {
   const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
