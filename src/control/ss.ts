@@ -7,6 +7,7 @@
 import type { Stack } from '../stack.js';
 import type { TcpConnection } from '../tcp/connection.js';
 import type { TcpListener } from '../tcp/listen.js';
+import type { TimeWaitRecord } from '../tcp/timewait.js';
 import type { UdpEndpoint } from '../udp/udp.js';
 import { TcpState } from '../tcp/state.js';
 import { seqDiff } from '../tcp/seq.js';
@@ -637,6 +638,25 @@ function connectionRow(stack: Stack, c: TcpConnection, o: SsOptions): Row {
   };
 }
 
+/** A TIME_WAIT record (Linux's timewait sock): no queues, memory or tcp_info; the timewait timer. */
+function timeWaitRow(now: number, r: TimeWaitRecord): Row {
+  return {
+    netid: 'tcp',
+    state: SsState.TIME_WAIT,
+    rq: 0,
+    wq: 0,
+    laddr: r.localAddr,
+    lport: r.localPort,
+    raddr: r.remoteAddr,
+    rport: r.remotePort,
+    timer: { kind: 3, expiresMs: Math.max(0, Math.round(r.expiresMs - now)), retrans: 0 },
+    shutdown: null,
+    skmem: null,
+    info: null,
+    key: r,
+  };
+}
+
 /** Linux's tcp_info through ss's tcp_show_info/tcp_stats_print (ss-info.ts). */
 function tcpInfo(c: TcpConnection, now: number, o: SsOptions): string {
   return formatTcpInfo(tcpGetInfo(c, now), { numeric: o.numeric, showOptions: o.showOptions });
@@ -669,6 +689,8 @@ function collect(stack: Stack, o: SsOptions): Row[] {
   if (o.tcp) {
     for (const l of stack.tcp.listenerList()) rows.push(listenerRow(stack, l));
     for (const c of stack.tcp.connections) if (c.state !== TcpState.CLOSED) rows.push(connectionRow(stack, c, o));
+    const now = stack.time.now();
+    for (const r of stack.tcp.timeWait.records()) rows.push(timeWaitRow(now, r));
   }
   return rows;
 }

@@ -100,8 +100,6 @@ export class TcpConnection implements CcState {
   private eofPending = false;
   /** The listener that made this connection (passive open), until it is accepted. */
   listener: { established(c: TcpConnection): void; dropped(c: TcpConnection): void; overflow(c: TcpConnection, seg: Segment): boolean } | null = null;
-  /** When it entered TIME_WAIT (Linux tw_entry_stamp, for tcp_tw_reuse_delay). */
-  twEntryMs = 0;
   /** No user holds it any more (closed by the application); Linux's orphan. */
   orphan = false;
   /** SO_MARK: rides on every segment and steers `ip rule fwmark` lookups. */
@@ -1791,26 +1789,12 @@ export class TcpConnection implements CcState {
   }
 
   private enterTimeWait(): void {
-    // The bucket is taken before the state changes, so that a connection turned away
-    // never counts as one leaving TIME_WAIT (Tcp.unhash).
-    if (!this.host.enterTimeWait()) {
-      // tcp_max_tw_buckets reached: the connection closes at once (Linux's TCPTimeWaitOverflow),
-      // after acknowledging the peer's FIN (tcp_fin sends the ACK before tcp_time_wait).
-      if (this.ackPending) this.sendAck();
-      this.finish(null);
-      return;
-    }
-    this.setState(TcpState.TIME_WAIT);
-    this.twEntryMs = this.host.time.now();
-    this.host.time.cancel(this.rtxTimer);
-    this.host.time.cancel(this.delackTimer);
-    this.sendBuf.clear();
-    this.rec.reset();
-    // Linux counts a TIME_WAIT as its timer is first set (__inet_twsk_schedule: TcpExtTW).
-    this.host.mib.TcpExtTW++;
-    this.host.time.arm(this.keepTimer, TIME_WAIT_MS);
-    const u = this.user;
-    if (u !== null) u.onClosed(null);
+    // Linux tcp_time_wait: the peer's FIN is acknowledged first (tcp_fin), then a small
+    // TIME_WAIT record takes the 4-tuple (timewait.ts) and the connection closes. Beyond
+    // tcp_max_tw_buckets (TCPTimeWaitOverflow) it just closes.
+    if (this.ackPending) this.sendAck();
+    this.host.enterTimeWait(this);
+    this.finish(null);
   }
 
   /** The connection is over: timers stop, it leaves the tables, the user hears. */
@@ -1826,11 +1810,10 @@ export class TcpConnection implements CcState {
     this.rec.reset();
     this.ooo = [];
     this.oooBytes = 0;
-    this.host.unhash(this, prev === TcpState.TIME_WAIT);
+    this.host.unhash(this);
     const u = this.user;
     this.user = null;
-    if (u !== null && prev !== TcpState.TIME_WAIT) u.onClosed(err);
-    else if (u !== null) u.onClosed(err);
+    if (u !== null) u.onClosed(err);
   }
 
   // =====================================================================

@@ -40,8 +40,11 @@ export interface TcpHost {
    */
   gsoSegs(c: TcpConnection, mss: number): number;
   resumeLater(c: TcpConnection): void;
-  /** The connection entered TIME_WAIT; false when tcp_max_tw_buckets is reached. */
-  enterTimeWait(): boolean;
+  /**
+   * The connection enters TIME_WAIT: a record takes over its 4-tuple and the connection is
+   * to close; false when tcp_max_tw_buckets is reached.
+   */
+  enterTimeWait(c: TcpConnection): boolean;
   /** The connection is closed: out of the tables. */
-  unhash(c: TcpConnection, wasTimeWait: boolean): void;
+  unhash(c: TcpConnection): void;
 }

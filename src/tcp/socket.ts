@@ -319,7 +319,7 @@ export class TcpSocket extends Duplex implements TcpUser {
     const c = this.conn;
     this.conn = null;
     // A Fast Open connection whose SYN was still waiting for data holds its 4-tuple: let it go.
-    if (c !== null && c.state === TcpState.CLOSED && c.hashed) this.tcp.unhash(c, false);
+    if (c !== null && c.state === TcpState.CLOSED && c.hashed) this.tcp.unhash(c);
     if (c !== null && c.state !== TcpState.CLOSED) {
       // close(2): data nobody read means RST (RFC 9293 §3.10.4, Linux tcp_close).
       const unread = this.readableLength > 0 && !this.readableEnded;

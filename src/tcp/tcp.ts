@@ -42,6 +42,7 @@ import { FastOpen, TFO_SERVER_ENABLE, TFO_SERVER_WO_SOCKOPT1 } from './fastopen.
 import { ecnSend, ecnSynAckFlags, ecnSynFlags, INET_ECN_MASK } from './ecn.js';
 import { TcpSocket, type TcpConnectOptions } from './socket.js';
 import { TcpServer, type TcpServerOptions } from './server.js';
+import { TimeWaitRecord, TimeWaitTable, TW_ACK, TW_SYN, tupleHash } from './timewait.js';
 
 /** What a socket's SO_MARK and SO_BINDTODEVICE give its connections. */
 export interface SocketRouting {
@@ -61,13 +62,6 @@ export interface BatchControl {
   begin(): void;
   end(): void;
   readonly active: boolean;
-}
-
-function tupleHash(laddr: number, lport: number, raddr: number, rport: number): number {
-  let h = Math.imul(raddr ^ 0x5bd1e995, 0x9e3779b1);
-  h ^= Math.imul((rport << 16) | lport, 0x85ebca6b);
-  h ^= Math.imul(laddr, 0xc2b2ae35);
-  return (h ^ (h >>> 15)) >>> 0;
 }
 
 export class Tcp implements TcpHost {
@@ -90,7 +84,8 @@ export class Tcp implements TcpHost {
   private readonly resumeTimer: Timer;
   /** Every connection not yet closed, for listings (ss). */
   readonly connections = new Set<TcpConnection>();
-  timeWaitCount = 0;
+  /** Connections in TIME_WAIT, as small records (timewait.ts); not in `connections`. */
+  readonly timeWait: TimeWaitTable;
   private readonly view = new TcpView(new Uint8Array(0), 0, 0);
   /** Buffers for super-packets (and segments too large for the stack's pool), reused once a device wrote them. */
   private readonly superPool = new PacketPool(65536 + 256, 64);
@@ -127,6 +122,11 @@ export class Tcp implements TcpHost {
     icmp.onError((e) => this.icmpError(e));
     this.flushTimer = time.timer(() => this.flushDeferred());
     this.resumeTimer = time.timer(() => this.resume());
+    this.timeWait = new TimeWaitTable(this);
+  }
+
+  get timeWaitCount(): number {
+    return this.timeWait.count;
   }
 
   // =====================================================================
@@ -151,8 +151,7 @@ export class Tcp implements TcpHost {
     this.connections.add(c);
   }
 
-  unhash(c: TcpConnection, wasTimeWait: boolean): void {
-    if (wasTimeWait) this.timeWaitCount--;
+  unhash(c: TcpConnection): void {
     this.connections.delete(c);
     if (!c.hashed) return;
     c.hashed = false;
@@ -166,17 +165,46 @@ export class Tcp implements TcpHost {
       if (p !== null) p.hashNext = c.hashNext;
     }
     c.hashNext = null;
-    const n = (this.portUse.get(c.localPort) ?? 1) - 1;
-    if (n <= 0) this.portUse.delete(c.localPort);
-    else this.portUse.set(c.localPort, n);
+    this.portReleased(c.localPort);
   }
 
-  enterTimeWait(): boolean {
-    if (this.timeWaitCount >= this.settings.maxTwBuckets) {
+  portReleased(port: number): void {
+    const n = (this.portUse.get(port) ?? 1) - 1;
+    if (n <= 0) this.portUse.delete(port);
+    else this.portUse.set(port, n);
+  }
+
+  /**
+   * Linux tcp_time_wait: a TIME_WAIT record takes the connection's 4-tuple (and its hold
+   * on the local port), and the connection can be released. False when
+   * tcp_max_tw_buckets is reached (TCPTimeWaitOverflow): the connection just closes.
+   */
+  enterTimeWait(c: TcpConnection): boolean {
+    const tw = this.timeWait;
+    if (tw.count >= this.settings.maxTwBuckets) {
       this.mib.TcpExtTCPTimeWaitOverflow++;
       return false;
     }
-    this.timeWaitCount++;
+    const r = new TimeWaitRecord();
+    r.localAddr = c.localAddr;
+    r.localPort = c.localPort;
+    r.remoteAddr = c.remoteAddr;
+    r.remotePort = c.remotePort;
+    r.sndNxt = c.sndNxt;
+    r.rcvNxt = c.rcvNxt;
+    // tcp_time_wait: tw_rcv_wnd = tcp_receive_window(), sent shifted by tw_rcv_wscale.
+    const wnd = c.rcvAdvEdge - c.rcvNxt;
+    r.wndField = Math.min(0xffff, (wnd | 0) > 0 ? wnd >>> c.rcvWscale : 0);
+    r.tsOk = c.tsOk;
+    r.tsRecent = c.tsRecent;
+    r.tsRecentStamp = c.tsRecentStamp;
+    r.tsOffset = c.tsOffset;
+    r.mark = c.mark;
+    r.boundDev = c.boundDev;
+    tw.add(r);
+    this.portUse.set(r.localPort, (this.portUse.get(r.localPort) ?? 0) + 1);
+    // Linux counts a TIME_WAIT as its timer is first set (__inet_twsk_schedule: TcpExtTW).
+    this.mib.TcpExtTW++;
     return true;
   }
 
@@ -320,12 +348,12 @@ export class Tcp implements TcpHost {
       port = this.portRange.pick(this.random, (p) => this.listeners.has(p) || !this.tupleFree(src, p, raddr, rport, true));
       if (port < 0) return 'EADDRNOTAVAIL';
     } else if (!this.tupleFree(src, port, raddr, rport, false)) return 'EADDRINUSE';
-    const tw = this.lookup(src, port, raddr, rport);
+    const tw = this.timeWait.lookup(src, port, raddr, rport);
     if (tw !== null) {
       // __inet_check_established: the TIME_WAIT goes (TWRecycled) and the new connection
       // starts its sequence space beyond the old one's (tcp_twsk_unique: snd_nxt + 65535 + 2).
       this.reuseIss.set(c, (tw.sndNxt + 65535 + 2) >>> 0 || 1);
-      tw.finish(null);
+      this.timeWait.remove(tw);
       this.mib.TcpExtTWRecycled++;
     }
     c.localAddr = src;
@@ -365,14 +393,15 @@ export class Tcp implements TcpHost {
    * older than tcp_tw_reuse_delay.
    */
   private tupleFree(laddr: number, lport: number, raddr: number, rport: number, search: boolean): boolean {
-    const c = this.lookup(laddr, lport, raddr, rport);
-    if (c === null) return true;
-    if (c.state !== TcpState.TIME_WAIT || !c.tsOk) return false;
+    if (this.lookup(laddr, lport, raddr, rport) !== null) return false;
+    const tw = this.timeWait.lookup(laddr, lport, raddr, rport);
+    if (tw === null) return true;
+    if (!tw.tsOk) return false;
     if (!search) return true;
     const s = this.settings;
     let reuse = s.twReuse;
     if (reuse === 2 && laddr >>> 24 !== 127 && raddr >>> 24 !== 127) reuse = 0;
-    return reuse > 0 && this.time.now() > c.twEntryMs + s.twReuseDelay;
+    return reuse > 0 && this.time.now() > tw.entryMs + s.twReuseDelay;
   }
 
   /** The ISN of a connection opened over a reused TIME_WAIT, until its SYN takes it. */
@@ -383,6 +412,12 @@ export class Tcp implements TcpHost {
     if (reused !== undefined) {
       this.reuseIss.delete(c);
       return reused;
+    }
+    if (this.twSynIsn !== 0) {
+      // A SYN that ended a TIME_WAIT: tcp_conn_request takes the ISN it gave (tcp_tw_isn).
+      const isn = this.twSynIsn;
+      this.twSynIsn = 0;
+      return isn;
     }
     // RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs timer.
     const h = createHash('sha256');
@@ -566,13 +601,31 @@ export class Tcp implements TcpHost {
     // inet_match: a connection bound to a device is found only by what arrives on it.
     if (c !== null && c.boundDev !== null && c.boundDev !== iface) c = null;
     if (c !== null) {
-      if (c.state === TcpState.TIME_WAIT && (f & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN && this.timeWaitReopen(c, seg)) {
-        // Linux tcp_timewait_state_process: a new SYN beyond the old connection ends TIME_WAIT.
-        c.finish(null);
-      } else {
-        c.input(seg);
-        return;
+      c.input(seg);
+      return;
+    }
+    let tw = this.timeWait.lookup(dst, dport, src, sport);
+    if (tw !== null && tw.boundDev !== null && tw.boundDev !== iface) tw = null;
+    if (tw !== null) {
+      // Linux tcp_v4_rcv's TIME_WAIT cases (tcp_timewait_state_process).
+      const st = this.timeWait.input(tw, seg);
+      if (st === TW_SYN) {
+        const l = this.findListener(dst, dport, iface);
+        if (l !== null) {
+          // A new SYN beyond the old connection ends TIME_WAIT; the listener takes it.
+          this.timeWait.remove(tw);
+          this.twSynIsn = this.timeWait.synIsn;
+          try {
+            l.input(seg, dst, dport, src, sport);
+          } finally {
+            this.twSynIsn = 0;
+          }
+          return;
+        }
       }
+      // No listener for the SYN: it is acknowledged from TIME_WAIT like anything out of window.
+      if (st === TW_ACK || st === TW_SYN) this.sendTimeWaitAck(tw);
+      return;
     }
     const l = this.findListener(dst, dport, iface);
     if (l !== null) {
@@ -582,11 +635,8 @@ export class Tcp implements TcpHost {
     this.closedInput(seg, dst, dport, src, sport);
   }
 
-  private timeWaitReopen(c: TcpConnection, seg: Segment): boolean {
-    // RFC 6191: a SYN whose timestamp is newer, or (without timestamps) whose ISN lies above rcv_nxt.
-    if (c.tsOk && seg.opts.tsPresent) return seqGt(seg.opts.tsVal, c.tsRecent);
-    return seqGt(seg.seq, c.rcvNxt);
-  }
+  /** The ISN for the connection a SYN over a TIME_WAIT opens, while the listener handles it. */
+  private twSynIsn = 0;
 
   /** RFC 9293 §3.10.7.1: a segment to no connection draws a RST, unless it is one. */
   closedInput(seg: Segment, laddr: number, lport: number, raddr: number, rport: number): void {
@@ -748,6 +798,31 @@ export class Tcp implements TcpHost {
     this.xmit(pkt, c.localAddr, c.remoteAddr, c);
   }
 
+  /** Linux tcp_v4_timewait_ack: snd_nxt, rcv_nxt, the last window, and timestamps if agreed. */
+  private sendTimeWaitAck(tw: TimeWaitRecord): void {
+    const spec = this.spec;
+    spec.mss = 0;
+    spec.wscale = -1;
+    spec.sackPermitted = false;
+    spec.sackCount = 0;
+    if (tw.tsOk) {
+      this.tsSpec.val = (Math.floor(this.time.now()) + tw.tsOffset) >>> 0;
+      this.tsSpec.ecr = tw.tsRecent;
+      spec.ts = this.tsSpec;
+    } else spec.ts = null;
+    const pkt = this.pool.alloc(TCP_HEADER_LEN + 40);
+    const optLen = emitTcpOptions(spec, pkt.buf, pkt.start + TCP_HEADER_LEN);
+    pkt.end = pkt.start + TCP_HEADER_LEN + optLen;
+    this.finish(pkt, tw.localAddr, tw.remoteAddr, tw.localPort, tw.remotePort, tw.sndNxt, tw.rcvNxt, TCP_ACK, tw.wndField, optLen);
+    this.mib.TcpOutSegs++;
+    const o = this.outOpts;
+    o.src = tw.localAddr;
+    o.mark = tw.mark;
+    o.oif = tw.boundDev;
+    o.tos = 0;
+    this.ip.output(pkt, tw.remoteAddr, IPPROTO_TCP, o);
+  }
+
   sendReset(laddr: number, lport: number, raddr: number, rport: number, seq: number, ack: number, withAck: boolean): void {
     const pkt = this.pool.alloc(TCP_HEADER_LEN);
     this.mib.TcpOutRsts++;
@@ -784,6 +859,7 @@ export class Tcp implements TcpHost {
   /** The closing of everything (stack shutdown). */
   closeAll(): void {
     for (const c of [...this.connections]) c.finish(null);
+    this.timeWait.clear();
     for (const l of this.listenerList()) l.close();
   }
 }

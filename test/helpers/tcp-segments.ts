@@ -11,6 +11,7 @@ import type { Interface } from '../../src/link/interface.js';
 import { emitTcp, parseTcp, tcpOptionsLen, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, type TcpOptionsSpec } from '../../src/wire/tcp.js';
 import { formatIp4 } from '../../src/wire/addr.js';
 import type { TcpConnection, TcpUser } from '../../src/tcp/connection.js';
+import type { TimeWaitRecord } from '../../src/tcp/timewait.js';
 import { TcpListener } from '../../src/tcp/listen.js';
 import type { Errno } from '../../src/errors.js';
 import { concat, ethHeader, ipHeader } from './frames.js';
@@ -293,6 +294,11 @@ export class TcpPeer {
   /** The connection in the stack's table for the peer's default ports, or null. */
   lookup(sport = this.sport, dport = this.dport): TcpConnection | null {
     return this.stack.tcp.lookup(ip(US), dport, ip(PEER), sport);
+  }
+
+  /** The TIME_WAIT record for the peer's default ports, or null. */
+  timeWait(sport = this.sport, dport = this.dport): TimeWaitRecord | null {
+    return this.stack.tcp.timeWait.lookup(ip(US), dport, ip(PEER), sport);
   }
 }
 

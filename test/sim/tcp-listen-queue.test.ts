@@ -152,12 +152,14 @@ describe('TIME_WAIT buckets (net.ipv4.tcp_max_tw_buckets)', () => {
     const { listener, accepted } = p.listen(80, 128);
     const cs: TcpConnection[] = [];
     for (let i = 0; i < 5; i++) cs.push(closeFirst(p, 45000 + i, listener, accepted));
-    expect(cs.map((c) => c.state)).toEqual([TcpState.TIME_WAIT, TcpState.TIME_WAIT, TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.CLOSED]);
+    // Every connection is released; TIME_WAIT records hold the first three 4-tuples.
+    expect(cs.map((c) => c.state)).toEqual([TcpState.CLOSED, TcpState.CLOSED, TcpState.CLOSED, TcpState.CLOSED, TcpState.CLOSED]);
+    expect(cs.map((c) => p.timeWait(c.remotePort) !== null)).toEqual([true, true, true, false, false]);
     expect(p.stack.tcp.timeWaitCount).toBe(3);
     // __inet_twsk_schedule counts TW as the timer is first set.
     expect(p.stack.mib.TcpExtTW).toBe(3);
     expect(p.stack.mib.TcpExtTCPTimeWaitOverflow).toBe(2);
-    expect(p.stack.tcp.connections.size).toBe(3);
+    expect(p.stack.tcp.connections.size).toBe(0);
     // In TIME_WAIT a retransmitted FIN is acknowledged; without it, it meets a RST.
     p.send({ sport: 45000, seq: 45000 * 1000 + 1, ack: seq(cs[0].iss, 2), flags: 'FA', wnd: 1000 });
     expect(p.one().flags).toBe('A');
@@ -167,7 +169,8 @@ describe('TIME_WAIT buckets (net.ipv4.tcp_max_tw_buckets)', () => {
     expect(p.stack.tcp.timeWaitCount).toBe(0);
     expect(p.stack.tcp.connections.size).toBe(0);
     // The buckets are free again.
-    expect(closeFirst(p, 45010, listener, accepted).state).toBe(TcpState.TIME_WAIT);
+    closeFirst(p, 45010, listener, accepted);
+    expect(p.timeWait(45010)).not.toBeNull();
     expect(p.stack.tcp.timeWaitCount).toBe(1);
   });
 
@@ -200,7 +203,7 @@ describe('connect(2) over a TIME_WAIT (net.ipv4.tcp_tw_reuse, Linux tcp_twsk_uni
     expect(fin.flags).toBe('FA');
     p.send({ sport: 40000, dport: c.localPort, seq: 9001, ack: seq(fin.seq, 1), flags: 'FA', wnd: 1000 });
     expect(p.one().flags).toBe('A');
-    expect(c.state).toBe(TcpState.TIME_WAIT);
+    expect(p.timeWait(40000, c.localPort)).not.toBeNull();
     return { c, err: null };
   }
 
@@ -228,7 +231,7 @@ describe('connect(2) over a TIME_WAIT (net.ipv4.tcp_tw_reuse, Linux tcp_twsk_uni
     const r = again(p);
     expect(r.err).toBeNull();
     expect(r.synSeq).toBe(seq(sndNxt, 65537));
-    expect(old.state).toBe(TcpState.CLOSED);
+    expect(p.timeWait(40000, 50000)).toBeNull();
     expect(p.stack.tcp.timeWaitCount).toBe(0);
     expect(p.stack.mib.TcpExtTWRecycled).toBe(1);
   });
@@ -281,12 +284,15 @@ describe('nothing left behind', () => {
     }
     expect(accepted).toHaveLength(2000);
     expect(tcp.timeWaitCount).toBe(1000);
-    expect(tcp.connections.size).toBe(1000);
+    // The TIME_WAIT connections are released; records hold their 4-tuples.
+    expect(tcp.connections.size).toBe(0);
+    expect(accepted.every((c) => c.state === TcpState.CLOSED)).toBe(true);
     p.advance(61_000);
     expect(accepted.every((c) => c.state === TcpState.CLOSED)).toBe(true);
     expect(tcp.connections.size).toBe(0);
     expect(tcp.timeWaitCount).toBe(0);
     expect(tcp['table'].size).toBe(0);
+    expect(tcp.timeWait['table'].size).toBe(0);
     expect(tcp['portUse'].size).toBe(0);
     expect(listener.synQueue).toBe(0);
     expect(listener.acceptQueue).toHaveLength(0);

@@ -534,7 +534,11 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
     expect(c.state).toBe(TcpState.FIN_WAIT_2);
     expect(p.take()).toEqual([]);
     p.send({ seq: P, ack: seq(S, 1), flags: 'FA' });
-    expect(c.state).toBe(TcpState.TIME_WAIT);
+    // Linux tcp_time_wait: the connection closes and a TIME_WAIT record holds its 4-tuple.
+    expect(c.state).toBe(TcpState.CLOSED);
+    expect(p.lookup()).toBeNull();
+    expect([p.timeWait()?.sndNxt, p.timeWait()?.rcvNxt]).toEqual([seq(S, 1), seq(P, 1)]);
+    expect(p.stack.tcp.timeWaitCount).toBe(1);
     expect(p.take().map((s) => [s.flags, s.seq, s.ack])).toEqual([['A', seq(S, 1), seq(P, 1)]]);
   });
 
@@ -545,7 +549,8 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
     p.advance(0);
     p.take();
     p.send({ seq: P, ack: seq(S, 1), flags: 'FA' });
-    expect(c.state).toBe(TcpState.TIME_WAIT);
+    expect(c.state).toBe(TcpState.CLOSED);
+    expect(p.timeWait()).not.toBeNull();
     expect(p.take().map((s) => [s.flags, s.ack])).toEqual([['A', seq(P, 1)]]);
   });
 
@@ -561,7 +566,8 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
     expect(user.eof).toBe(true);
     expect(p.take().map((s) => [s.flags, s.seq, s.ack])).toEqual([['A', seq(S, 1), seq(P, 1)]]);
     p.send({ seq: seq(P, 1), ack: seq(S, 1), flags: 'A' });
-    expect(c.state).toBe(TcpState.TIME_WAIT);
+    expect(c.state).toBe(TcpState.CLOSED);
+    expect(p.timeWait()).not.toBeNull();
     expect(p.take()).toEqual([]);
   });
 
@@ -574,21 +580,21 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
     p.send({ seq: P, ack: seq(S, 1), flags: 'FA' });
     p.take();
     const t0 = p.time.now();
-    expect(c.state).toBe(TcpState.TIME_WAIT);
+    expect(p.timeWait()).not.toBeNull();
     expect(user.closed).toBeNull();
     // The FIN again at 30 s: acknowledged again, the wait starts over.
     p.advanceTo(t0 + 30_000);
     p.send({ seq: P, ack: seq(S, 1), flags: 'FA' });
     expect(p.take().map((s) => [s.flags, s.seq, s.ack])).toEqual([['A', seq(S, 1), seq(P, 1)]]);
     p.advanceTo(t0 + 89_999);
-    expect(c.state).toBe(TcpState.TIME_WAIT);
-    expect(p.lookup()).toBe(c);
+    expect(p.timeWait()).not.toBeNull();
+    expect(p.lookup()).toBeNull();
     // Linux __inet_twsk_schedule: LINUX_MIB_TIMEWAITED counts a TIME_WAIT as its timer is
     // first set, once, however often a retransmitted FIN restarts it.
     expect(p.stack.mib.TcpExtTW).toBe(1);
     p.advance(1);
-    expect(c.state).toBe(TcpState.CLOSED);
-    expect(p.lookup()).toBeNull();
+    expect(p.timeWait()).toBeNull();
+    expect(p.stack.tcp.timeWaitCount).toBe(0);
     expect(p.take()).toEqual([]);
     expect(p.stack.mib.TcpExtTW).toBe(1);
   });
@@ -601,9 +607,9 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
     p.send({ seq: P, ack: seq(S, 1), flags: 'FA' });
     const t0 = p.time.now();
     p.advanceTo(t0 + 59_999);
-    expect(c.state).toBe(TcpState.TIME_WAIT);
+    expect(p.timeWait()).not.toBeNull();
     p.advance(1);
-    expect(c.state).toBe(TcpState.CLOSED);
+    expect(p.timeWait()).toBeNull();
     // The port answers as a closed one.
     p.take();
     p.send({ seq: seq(P, 1), ack: seq(S, 1), flags: 'A' });
@@ -635,10 +641,11 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
     p.stack.tcp.batched(() => c.shutdownWrite());
     p.advance(0);
     p.send({ seq: P, ack: seq(S, 1), flags: 'FA' });
-    expect(c.state).toBe(TcpState.TIME_WAIT);
+    expect(p.timeWait()).not.toBeNull();
     p.advance(1000);
     p.send({ seq: seq(P, 1), flags: 'R' });
-    expect(c.state).toBe(TcpState.CLOSED);
+    expect(p.timeWait()).toBeNull();
+    expect(p.stack.tcp.timeWaitCount).toBe(0);
     expect(p.lookup()).toBeNull();
   });
 
@@ -648,13 +655,15 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
     p.stack.tcp.batched(() => c.shutdownWrite());
     p.advance(0);
     p.send({ seq: P, ack: seq(S, 1), flags: 'FA' });
-    expect(c.state).toBe(TcpState.TIME_WAIT);
+    expect(p.timeWait()).not.toBeNull();
     p.take();
     p.advance(5000);
     p.send({ seq: seq(P, 100_000), flags: 'S', opts: linuxSynOpts() });
     const sa = p.one();
     expect([sa.flags, sa.ack]).toEqual(['SA', seq(P, 100_001)]);
-    expect(c.state).toBe(TcpState.CLOSED);
+    // tcp_timewait_state_process: the new connection's ISN is the old snd_nxt + 65535 + 2.
+    expect(sa.seq).toBe(seq(S, 1 + 65537));
+    expect(p.timeWait()).toBeNull();
     expect(p.lookup()?.state).toBe(TcpState.SYN_RECEIVED);
     expect(listener.synQueue).toBe(1);
   });
