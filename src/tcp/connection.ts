@@ -228,6 +228,14 @@ export class TcpConnection implements CcState {
   // ---- ACK state ----
   /** Segments to ACK at once before delayed ACKs begin (Linux quickack). */
   quickAcks = MAX_QUICKACKS;
+  /**
+   * Linux icsk_ack.pingpong: replies sent within the ACK timeout of the data they answer.
+   * While set (TCP_PINGPONG_THRESH, 1), the peer's data waits for a reply to carry its ACK
+   * instead of a quick ACK (tcp_in_quickack_mode).
+   */
+  pingpong = 0;
+  /** Linux icsk_ack.lrcvtime: when data last arrived (ms). */
+  lastDataRcvMs = -DELACK_MS;
   /** An ACK is owed; `ackNow` asks for it at the end of this batch. */
   ackPending = false;
   ackNow = false;
@@ -926,6 +934,7 @@ export class TcpConnection implements CcState {
     let len = seg.dataLen;
     const buf = seg.buf;
     if (len > this.rcvMss) this.rcvMss = Math.min(len, this.advMss);
+    this.lastDataRcvMs = now; // tcp_event_data_recv
     // Trim what we already have.
     const before = seqDiff(this.rcvNxt, seq);
     if (before > 0) {
@@ -958,9 +967,11 @@ export class TcpConnection implements CcState {
       this.deliver(buf, off, len);
       if (this.ooo.length > 0) this.drainOoo();
       // Linux: data that fills a hole is acknowledged at once.
+      // tcp_in_quickack_mode: not while replies answer the peer's data (pingpong), whose
+      // ACK then rides on the reply or leaves with the delayed-ACK timer.
       if (this.quickAcks > 0) {
         this.quickAcks--;
-        this.queueAck(true);
+        this.queueAck(this.pingpong === 0 || this.unackedBytes >= 2 * this.rcvMss || this.ooo.length > 0);
       } else this.queueAck(this.unackedBytes >= 2 * this.rcvMss || this.ooo.length > 0);
       this.rcvSpaceAdjust(now);
     } else {
@@ -1261,6 +1272,7 @@ export class TcpConnection implements CcState {
   /** Linux tcp_enter_quickack_mode: the next `n` ACKs go out at once. */
   quickAckMode(n: number): void {
     if (this.quickAcks < n) this.quickAcks = n;
+    this.pingpong = 0; // inet_csk_exit_pingpong_mode
   }
 
   /** Sends a bare ACK now. */
@@ -1424,6 +1436,8 @@ export class TcpConnection implements CcState {
         this.rttTimeMs = now;
       }
       host.sendData(this, seq, sentData, len, fin, false);
+      // tcp_event_data_sent: a reply within the ACK timeout of the data it answers.
+      if (len > 0 && now - this.lastDataRcvMs < DELACK_MS) this.pingpong++;
       if (this.pacer.enabled) this.pacer.sent(len, host.time.nowNs(), this.dataSegsOut);
       sentAny = true;
       sentNew = true;
@@ -1638,6 +1652,8 @@ export class TcpConnection implements CcState {
 
   private onDelackTimer(): void {
     if (this.ackPending && this.state !== TcpState.CLOSED) {
+      // tcp_delack_timer_handler: a delayed ACK that no reply carried ends pingpong mode.
+      this.pingpong = 0;
       this.host.mib.TcpExtDelayedACKs++;
       this.sendAck();
     }

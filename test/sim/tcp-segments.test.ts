@@ -783,4 +783,49 @@ describe('ACK timing (RFC 9293 §3.8.6.3, RFC 5681 §4.2, Linux quick ACKs)', ()
     p.advance(1);
     expect(p.one().ack).toBe(seq(P, off + 1));
   });
+
+  it('Linux pingpong mode: once a reply answers a request within the ACK timeout, requests get no quick ACK; the reply carries it, and a delayed ACK no reply took ends the mode', () => {
+    const p = tcpPeer();
+    const { c, S, P } = established(p);
+    let off = 0;
+    let sent = 0;
+    const request = () => {
+      p.send({ seq: seq(P, off), ack: seq(S, sent), flags: 'PA', data: 'GET' });
+      off += 3;
+    };
+    const reply = () => {
+      c.write(bytes(10));
+      p.stack.tcp.batched(() => c.output());
+      p.advance(0);
+      sent += 10;
+    };
+    // The first request is in quick-ACK mode: a bare ACK at once, then the reply.
+    request();
+    expect(p.take().map((s) => [s.flags, s.ack, s.data.length])).toEqual([['A', seq(P, off), 0]]);
+    p.advance(1);
+    reply();
+    expect(p.take().map((s) => [s.flags, s.ack, s.data.length])).toEqual([['PA', seq(P, off), 10]]);
+    // tcp_event_data_sent: that reply came within the ACK timeout, so the next requests
+    // wait for their replies (include/net/inet_connection_sock.h TCP_PINGPONG_THRESH).
+    for (let i = 0; i < 3; i++) {
+      p.advance(5);
+      request();
+      expect(p.take()).toEqual([]);
+      p.advance(1);
+      reply();
+      expect(p.take().map((s) => [s.flags, s.ack, s.data.length])).toEqual([['PA', seq(P, off), 10]]);
+    }
+    expect(p.stack.mib.TcpExtDelayedACKs).toBe(0);
+    // No reply: the delayed ACK goes 40 ms later and quick ACKs resume (tcp_delack_timer_handler).
+    p.advance(5);
+    request();
+    p.advance(39);
+    expect(p.take()).toEqual([]);
+    p.advance(1);
+    expect(p.take().map((s) => [s.flags, s.ack, s.data.length])).toEqual([['A', seq(P, off), 0]]);
+    expect(p.stack.mib.TcpExtDelayedACKs).toBe(1);
+    p.advance(5);
+    request();
+    expect(p.take().map((s) => [s.flags, s.ack, s.data.length])).toEqual([['A', seq(P, off), 0]]);
+  });
 });
