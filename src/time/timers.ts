@@ -161,9 +161,15 @@ export class RealTime extends Time {
     super(new RealClock());
   }
 
+  private readonly onFire = (): void => this.fire();
+
   protected earliestChanged(): void {
     const next = this.nextDeadline();
     if (next === this.armedFor) return;
+    // A later earliest deadline (a timer cancelled or pushed back, as a delayed ACK that a
+    // reply carried) keeps the Node timer: it fires early, finds nothing due and re-arms.
+    // Re-arming Node's timer on every such change costs more than that one early wake.
+    if (next > this.armedFor) return;
     this.disarm();
     this.armedFor = next;
     if (next === Infinity) return;
@@ -171,10 +177,10 @@ export class RealTime extends Time {
     if (delay <= 0) {
       // Left ref'd: an unref'd immediate lets the loop block in poll and run late.
       // It is due now, so it never holds the process open for long.
-      this.immediate = setImmediate(() => this.fire());
+      this.immediate = setImmediate(this.onFire);
       return;
     }
-    this.handle = setTimeout(() => this.fire(), Math.ceil(delay));
+    this.handle = setTimeout(this.onFire, Math.ceil(delay));
     // Timers alone never keep the process alive: devices and sockets do.
     this.handle.unref();
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { VirtualTime } from '../../src/time/timers.js';
+import { RealTime, VirtualTime } from '../../src/time/timers.js';
 
 describe('timer queue on virtual time', () => {
   it('runs timers in deadline order, each at its own time, FIFO on ties', () => {
@@ -59,5 +59,26 @@ describe('timer queue on virtual time', () => {
     t.advance(20000);
     expect(order.length).toBe(2000 - Math.ceil(2000 / 3));
     for (let i = 1; i < order.length; i++) expect(order[i]).toBeGreaterThanOrEqual(order[i - 1]);
+  });
+});
+
+describe('timer queue on real time', () => {
+  it('a timer cancelled or pushed back leaves the Node timer early; nothing fires before its deadline, each fires after it', async () => {
+    const t = new RealTime();
+    const fired: Array<[string, number]> = [];
+    const start = t.now();
+    const a = t.timer(() => fired.push(['a', t.now() - start]));
+    const b = t.timer(() => fired.push(['b', t.now() - start]));
+    t.arm(a, 60);
+    t.arm(b, 10);
+    t.cancel(b); // the earliest deadline moves later: 10 -> 60
+    t.arm(b, 20);
+    t.arm(b, 40); // pushed back
+    await new Promise((r) => setTimeout(r, 120));
+    t.stop();
+    expect(fired.map((f) => f[0])).toEqual(['b', 'a']);
+    expect(fired[0][1]).toBeGreaterThanOrEqual(40);
+    expect(fired[1][1]).toBeGreaterThanOrEqual(60);
+    expect(a.armed || b.armed).toBe(false);
   });
 });
