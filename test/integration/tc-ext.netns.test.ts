@@ -56,6 +56,9 @@ describe('stab, link layers, clsact and u32 hash tables on a live daemon', () =>
     shOk(`ip -n ${NS_STACK} addr add ${PEER_IP}/24 dev ${DEV}`);
     shOk(`ip -n ${NS_STACK} link set ${DEV} up`);
     shOk(`ip netns add ${NS_K}`);
+    // No IPv6 on the kernel's veth: its router solicitations and MLD reports would go
+    // out through the htb under test and count in direct_packets_stat.
+    shOk(`ip netns exec ${NS_K} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1`);
     shOk(`ip -n ${NS_K} link add ${KDEV} type veth peer name ${KDEV}p`);
     shOk(`ip -n ${NS_K} addr add 10.233.21.1/24 dev ${KDEV}`);
     shOk(`ip -n ${NS_K} link set ${KDEV} up`);
@@ -79,12 +82,19 @@ describe('stab, link layers, clsact and u32 hash tables on a live daemon', () =>
     await both('filter add dev DEV egress prio 5 handle 2: protocol ip u32 divisor 256');
     await both('filter add dev DEV egress prio 5 protocol ip u32 ht 800:: match ip dst 10.233.0.0/16 hashkey mask 0x000000ff at 16 link 2:');
     await both('filter add dev DEV egress prio 5 protocol ip u32 ht 2:1: match ip dst 10.233.20.1 classid 1:10');
-    for (const line of ['-d qdisc show dev DEV', '-d class show dev DEV', 'filter show dev DEV egress']) {
-      const [ours, theirs] = await show(line);
-      expect(ours.replace(/refcnt \d+ /, '')).toBe(theirs.replace(/refcnt \d+ /, ''));
+    try {
+      for (const line of ['-d qdisc show dev DEV', '-d class show dev DEV', 'filter show dev DEV egress']) {
+        const [ours, theirs] = await show(line);
+        expect(ours.replace(/refcnt \d+ /, '')).toBe(theirs.replace(/refcnt \d+ /, ''));
+      }
+    } finally {
+      // Gone on both whatever the outcome, so the next test starts from the default qdisc.
+      for (const line of ['qdisc del dev DEV clsact', 'qdisc del dev DEV root']) {
+        const r = await tapstack('tc', ...line.replace('DEV', DEV).split(' '));
+        const k = sh(`ip netns exec ${NS_K} tc ${line.replace('DEV', KDEV)}`);
+        expect([line, r.code, k.code]).toEqual([line, 0, 0]);
+      }
     }
-    await both('qdisc del dev DEV clsact');
-    await both('qdisc del dev DEV root');
   }, 20_000);
 
   it('a police found through a u32 hash bucket on clsact egress drops the pings over its rate', async () => {
