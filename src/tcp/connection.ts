@@ -70,8 +70,6 @@ interface OooSegment {
 const DELACK_MS = 40;
 /** Linux TCP_MAX_QUICKACKS. */
 const MAX_QUICKACKS = 16;
-/** RFC 9293 §3.4.2 / Linux TCP_TIMEWAIT_LEN: 60 s. */
-export const TIME_WAIT_MS = 60_000;
 /** RFC 7323 §5.5: a timestamp older than 24 days is no guard (PAWS_24DAYS). */
 const PAWS_24DAYS_MS = 24 * 24 * 3600 * 1000;
 /** RFC 9293 §3.7.1: the MSS assumed when the peer sends none. */
@@ -380,7 +378,7 @@ export class TcpConnection implements CcState {
 
   readonly rtxTimer: Timer;
   readonly delackTimer: Timer;
-  /** Keepalive while open; FIN_WAIT_2 and TIME_WAIT lifetimes when closing. */
+  /** Keepalive while open; the FIN_WAIT_2 lifetime when closing (TIME_WAIT is a record: timewait.ts). */
   readonly keepTimer: Timer;
 
   constructor(
@@ -910,7 +908,7 @@ export class TcpConnection implements CcState {
     if (seg.dataLen > 0) {
       if (canReceive) this.receiveData(seg, now);
       // Data after our peer's FIN, or after a close: nothing to give it to.
-      else if (st === TcpState.CLOSE_WAIT || st === TcpState.CLOSING || st === TcpState.LAST_ACK || st === TcpState.TIME_WAIT) {
+      else if (st === TcpState.CLOSE_WAIT || st === TcpState.CLOSING || st === TcpState.LAST_ACK) {
         this.queueAck(true);
       }
     }
@@ -920,10 +918,6 @@ export class TcpConnection implements CcState {
       else if (seqGt(finSeq, this.rcvNxt) && canReceive) {
         this.oooFinOff = this.rcvOff + seqDiff(finSeq, this.rcvNxt);
         this.queueAck(true);
-      } else if (st === TcpState.TIME_WAIT) {
-        // RFC 9293 §3.10.7.4, eighth: a retransmitted FIN restarts the 2 MSL wait.
-        this.queueAck(true);
-        this.host.time.arm(this.keepTimer, TIME_WAIT_MS);
       }
     }
   }
@@ -1583,7 +1577,6 @@ export class TcpConnection implements CcState {
       }
       case TcpState.CLOSED:
       case TcpState.LISTEN:
-      case TcpState.TIME_WAIT:
       case TcpState.FIN_WAIT_2:
         return;
       default:
@@ -1678,9 +1671,6 @@ export class TcpConnection implements CcState {
     const s = host.settings;
     const now = host.time.now();
     switch (this.state) {
-      case TcpState.TIME_WAIT:
-        this.finish(null);
-        return;
       case TcpState.FIN_WAIT_2:
         if (this.orphan) {
           // tcp_fin_timeout: an orphan waits no longer for the peer's FIN. Linux has moved it to
@@ -1779,8 +1769,7 @@ export class TcpConnection implements CcState {
       this.drop();
       return;
     }
-    if (st === TcpState.TIME_WAIT || st === TcpState.CLOSING || st === TcpState.LAST_ACK) {
-      if (st === TcpState.TIME_WAIT && this.host.settings.rfc1337) return;
+    if (st === TcpState.CLOSING || st === TcpState.LAST_ACK) {
       this.finish(null);
       return;
     }
