@@ -1549,13 +1549,14 @@ export class TcpConnection implements CcState {
         if (this.tfo !== null) host.fastOpen.retransmitTimeout(this, this.retransmits);
         // tcp_syn_retries, with the first tcp_syn_linear_timeouts waits kept at the initial RTO.
         const limit = s.synRetries + s.synLinearTimeouts;
+        // tcp_retransmit_timer counts every expiry, the one that gives up included.
+        mib.TcpExtTCPTimeouts++;
         if (this.retransmits >= limit) {
           this.fail('ETIMEDOUT');
           return;
         }
         this.retransmits++;
         this.backoff = this.retransmits > s.synLinearTimeouts ? this.retransmits - s.synLinearTimeouts : 0;
-        mib.TcpExtTCPTimeouts++;
         mib.TcpRetransSegs++;
         this.totalRetrans++;
         host.sendSyn(this, false);
@@ -1563,12 +1564,13 @@ export class TcpConnection implements CcState {
         return;
       }
       case TcpState.SYN_RECEIVED: {
+        // tcp_syn_ack_timeout: every expiry of the SYN-ACK timer, the last one too.
+        mib.TcpExtTCPTimeouts++;
         if (this.retransmits >= s.synackRetries) {
           this.drop();
           return;
         }
         this.retransmits++;
-        mib.TcpExtTCPTimeouts++;
         mib.TcpRetransSegs++;
         this.totalRetrans++;
         host.sendSyn(this, true);
@@ -1603,12 +1605,13 @@ export class TcpConnection implements CcState {
     // tcp_retries2 (or tcp_orphan_retries when nobody holds the socket), counted as time (Linux retransmits_timed_out).
     const boundary = this.orphan ? s.orphanRetries || 8 : s.retries2;
     if (this.retransmits === 0) this.retransStartMs = now;
+    // tcp_retransmit_timer counts the expiry before tcp_write_timeout decides to give up.
+    mib.TcpExtTCPTimeouts++;
     if (this.retransmits > 0 && now - this.retransStartMs >= this.modelTimeout(boundary, s.rtoMinUs / 1000)) {
       mib.TcpExtTCPAbortOnTimeout++;
       this.fail(this.softError ?? 'ETIMEDOUT');
       return;
     }
-    mib.TcpExtTCPTimeouts++;
     if (this.retransmits === 0) rec.countTimeout();
     // RFC 5681 §3.1 / RFC 6675 §5.1 as Linux's tcp_enter_loss: ssthresh falls once per
     // window, what is outstanding is deemed lost, and it is resent from snd_una in slow start.

