@@ -388,6 +388,7 @@ export class TcpConnection implements CcState {
     const s = host.settings;
     this.cc = cc;
     this.rtt = new RttEstimator(s.rtoMinUs);
+    this.rtt.minRttWlenMs = s.minRttWlen * 1000;
     this.sndBufSize = s.wmem[1];
     this.rcvBufSize = s.rmem[1];
     this.rtxTimer = host.time.timer(() => this.onRtxTimer());
@@ -614,9 +615,9 @@ export class TcpConnection implements CcState {
   private rttFromSyn(seg: Segment, now: number): void {
     if (this.tsOk && seg.opts.tsPresent && seg.opts.tsEcr !== 0) {
       const r = this.tsNow(now) - seg.opts.tsEcr;
-      if (r >= 0 && r < 0x7fffffff) this.rtt.sample(r * 1000 || 1);
+      if (r >= 0 && r < 0x7fffffff) this.rtt.sample(r * 1000 || 1, now);
     } else if (this.retransmits === 0) {
-      this.rtt.sample((now - this.retransStartMs) * 1000);
+      this.rtt.sample((now - this.retransStartMs) * 1000, now);
     }
   }
 
@@ -858,7 +859,7 @@ export class TcpConnection implements CcState {
     // RFC 6298 §5 (Karn): the backed-off RTO stays until a valid RTT sample collapses it
     // (Linux tcp_ack_update_rtt resets icsk_backoff only then).
     if (rttUs > 0 && (this.retransmits === 0 || this.tsOk)) {
-      this.rtt.sample(rttUs);
+      this.rtt.sample(rttUs, now);
       this.backoff = 0;
     }
     this.retransmits = 0;

@@ -33,6 +33,8 @@ export class TcpSettings {
   orphanRetries = 0;
   /** net.ipv4.tcp_rto_min_us (RFC 6298 §2.4 lets a host pick its minimum; Linux's is 200 ms). */
   rtoMinUs = 200000;
+  /** net.ipv4.tcp_min_rtt_wlen (seconds): the window of the min RTT filter RACK and tcp_info use. */
+  minRttWlen = 300;
   /** net.ipv4.tcp_fin_timeout, in seconds. */
   finTimeout = 60;
   /** net.ipv4.tcp_max_tw_buckets */

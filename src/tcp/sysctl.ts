@@ -33,6 +33,8 @@ export function registerTcpSysctls(k: Sysctl, s: TcpSettings, fastOpen?: FastOpe
   k.field('net.ipv4.tcp_retries2', s, 'retries2', 0, 255);
   k.field('net.ipv4.tcp_orphan_retries', s, 'orphanRetries', 0, 255);
   k.field('net.ipv4.tcp_rto_min_us', s, 'rtoMinUs', 1, INT_MAX);
+  // sysctl_net_ipv4.c: tcp_min_rtt_wlen 0..ONE_DAY_SECS.
+  k.field('net.ipv4.tcp_min_rtt_wlen', s, 'minRttWlen', 0, 86400);
   k.field('net.ipv4.tcp_fin_timeout', s, 'finTimeout', 1, INT_MAX);
   k.field('net.ipv4.tcp_max_tw_buckets', s, 'maxTwBuckets', 0, INT_MAX);
   // sysctl_net_ipv4.c: tcp_tw_reuse 0..2, tcp_tw_reuse_delay 1..TCP_PAWS_MSL s in ms.

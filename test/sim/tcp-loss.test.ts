@@ -189,6 +189,33 @@ describe('RACK (RFC 8985 §6)', () => {
   });
 });
 
+describe('min_RTT (RFC 8985 §6.2, Linux tcp_min_rtt_wlen)', () => {
+  it('RACK\'s min_RTT is the lowest RTT of the last tcp_min_rtt_wlen seconds: after the path lengthens, it and reo_wnd follow once the window has passed', () => {
+    const f = flow({ rttMs: 20, data: null, sysA: { 'net.ipv4.tcp_min_rtt_wlen': '10' } });
+    expect(f.p.b.sysctl.get('net.ipv4.tcp_min_rtt_wlen')).toBe(300);
+    warm(f);
+    expect(f.c.minRttUs).toBe(20_000);
+    expect(f.c.rec.reoWndUs()).toBe(5_000);
+    // The path grows to 60 ms of RTT; data keeps flowing.
+    f.p.da.impair.delayMs = 30;
+    f.p.db.impair.delayMs = 30;
+    const lengthened = f.p.time.now();
+    const minAt: [number, number][] = [];
+    while (f.p.time.now() - lengthened < 12_000) {
+      burst(f, 2);
+      f.p.time.advance(100);
+      minAt.push([f.p.time.now() - lengthened, f.c.minRttUs]);
+    }
+    // Within the window the 20 ms sample still rules; past it, only 60 ms samples are left.
+    for (const [t, m] of minAt) {
+      if (t < 9_900) expect(m).toBe(20_000);
+      if (t > 10_200) expect(m).toBe(60_000);
+    }
+    // reo_wnd = min_RTT/4, times what D-SACKs of the probes the longer path made needless have added.
+    expect(f.c.rec.reoWndUs()).toBe(Math.min(15_000 * f.c.rec.reoWndMult, f.c.srttUs));
+  });
+});
+
 describe('Tail loss probe (RFC 8985 §7)', () => {
   it('RFC 8985 §7.2-7.4: the lost tail of a flight is resent by the probe, not by an RTO; the next window shows the loss was repaired', () => {
     const RTT = 20;
