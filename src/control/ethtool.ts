@@ -32,12 +32,13 @@ const LINES: [string, OffloadFeature | null, boolean][] = [
   ['generic-receive-offload', 'gro', false],
   ['large-receive-offload', 'lro', false],
 ];
+/** The rest of ethtool's list, off and fixed here but for the one marked with our feature. */
 const FIXED_OFF = [
   'rx-vlan-offload', 'tx-vlan-offload', 'ntuple-filters', 'receive-hashing', 'highdma', 'rx-vlan-filter',
   'vlan-challenged', 'tx-gso-robust', 'tx-fcoe-segmentation', 'tx-gre-segmentation', 'tx-gre-csum-segmentation',
   'tx-ipxip4-segmentation', 'tx-ipxip6-segmentation', 'tx-udp_tnl-segmentation', 'tx-udp_tnl-csum-segmentation',
   'tx-gso-partial', 'tx-tunnel-remcsum-segmentation', 'tx-sctp-segmentation', 'tx-esp-segmentation',
-  'tx-udp-segmentation', 'tx-gso-list', 'tx-nocache-copy', 'loopback', 'rx-fcs', 'rx-all', 'tx-vlan-stag-hw-insert',
+  'tx-udp-segmentation:uso', 'tx-gso-list', 'tx-nocache-copy', 'loopback', 'rx-fcs', 'rx-all', 'tx-vlan-stag-hw-insert',
   'rx-vlan-stag-hw-parse', 'rx-vlan-stag-filter', 'l2-fwd-offload', 'hw-tc-offload', 'esp-hw-offload',
   'esp-tx-csum-hw-offload', 'rx-udp_tunnel-port-offload', 'tls-hw-tx-offload', 'tls-hw-rx-offload', 'rx-gro-hw',
   'tls-hw-record', 'rx-gro-list', 'macsec-hw-offload', 'rx-udp-gro-forwarding', 'hsr-tag-ins-offload',
@@ -60,15 +61,17 @@ const NAMES: Record<string, OffloadFeature> = {
   'generic-receive-offload': 'gro',
   lro: 'lro',
   'large-receive-offload': 'lro',
+  uso: 'uso',
+  'tx-udp-segmentation': 'uso',
 };
 
 /** Reads `FEATURE on|off ...` pairs (ethtool -K and `link set DEV offload`). */
 export function parseFeatures(words: readonly string[], at: number): [OffloadFeature, boolean][] {
   const out: [OffloadFeature, boolean][] = [];
-  if (at >= words.length) throw new CommandError('expected a feature (rx, tx, tso, gso, gro, lro) and on or off');
+  if (at >= words.length) throw new CommandError('expected a feature (rx, tx, tso, uso, gso, gro, lro) and on or off');
   for (let i = at; i < words.length; i += 2) {
     const f = NAMES[words[i]];
-    if (f === undefined) throw new CommandError('expected a feature: rx, tx, tso, gso, gro or lro', null, words[i]);
+    if (f === undefined) throw new CommandError('expected a feature: rx, tx, tso, tx-udp-segmentation (uso), gso, gro or lro', null, words[i]);
     const v = words[i + 1];
     if (v !== 'on' && v !== 'off') throw new CommandError('expected on or off', null, v ?? '(end)');
     out.push([f, v === 'on']);
@@ -84,7 +87,11 @@ export function formatFeatures(iface: Interface): string {
     const v = f === null ? 'off [fixed]' : `${off.get(f) ? 'on' : 'off'}${off.can[f] || off.get(f) ? '' : ' [fixed]'}`;
     lines.push(`${sub ? '\t' : ''}${name}: ${v}`);
   }
-  for (const name of FIXED_OFF) lines.push(`${name}: off [fixed]`);
+  for (const entry of FIXED_OFF) {
+    // `name:feature`: a line of the fixed-off block that shows one of our features.
+    const [name, f] = entry.split(':') as [string, OffloadFeature | undefined];
+    lines.push(`${name}: ${f === undefined ? 'off [fixed]' : `${off.get(f) ? 'on' : 'off'}${off.can[f] || off.get(f) ? '' : ' [fixed]'}`}`);
+  }
   return lines.join('\n');
 }
 

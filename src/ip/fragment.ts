@@ -1,7 +1,7 @@
-import { Packet } from '../packet/packet.js';
+import { DEFAULT_HEADROOM, Packet } from '../packet/packet.js';
 import type { Mib } from '../mib.js';
 import { copiedOptions, fillIpv4Checksum } from '../wire/ipv4.js';
-import { plainPacket } from '../link/offload.js';
+import { gsoHeaderLen, gsoSegment, plainPacket } from '../link/offload.js';
 
 /** Where fragments go: an Interface, or a test's stand-in. */
 export interface FragmentSink {
@@ -85,4 +85,42 @@ export function fragmentDatagram(pkt: Packet, dev: FragmentSink, nextHop: number
   mib.IpFragCreates += created;
   mib.IpFragOKs++;
   return null;
+}
+
+/**
+ * ip_finish_output_gso's slow path: a super-packet whose segments don't fit
+ * `mtu` (forwarded without DF) is cut into its segments in software, and each
+ * goes on as a datagram of its own, fragmented when it is too big
+ * (ip_fragment per segment). Returns the first error, or null.
+ */
+export function fragmentSegments(pkt: Packet, dev: FragmentSink, nextHop: number, mib: Mib, mtu = dev.mtu): 'EMSGSIZE' | null {
+  const hdrs = gsoHeaderLen(pkt, pkt.start);
+  const segs = hdrs < 0 ? 0 : Math.ceil((pkt.length - hdrs) / pkt.gsoSize);
+  if (segs === 0) {
+    mib.IpOutDiscards++;
+    return 'EMSGSIZE';
+  }
+  // Each segment keeps headroom before it for the link header.
+  const arena = new Uint8Array(segs * ((DEFAULT_HEADROOM + hdrs + pkt.gsoSize + 3) & ~3));
+  const frames: Uint8Array[] = [];
+  if (gsoSegment(pkt, pkt.start, arena, 0, DEFAULT_HEADROOM, false, frames) < 0) {
+    mib.IpOutDiscards++;
+    return 'EMSGSIZE';
+  }
+  let err: 'EMSGSIZE' | null = null;
+  for (const f of frames) {
+    const s = new Packet(arena, f.byteOffset + DEFAULT_HEADROOM, f.byteOffset + f.length);
+    s.l3 = s.start;
+    s.mark = pkt.mark;
+    s.ct = pkt.ct;
+    s.ctInfo = pkt.ctInfo;
+    if (s.length > mtu) {
+      const e = fragmentDatagram(s, dev, nextHop, mib, mtu);
+      if (err === null) err = e;
+    } else {
+      mib.IpExtOutOctets += s.length;
+      dev.outputIp(s, nextHop);
+    }
+  }
+  return err;
 }

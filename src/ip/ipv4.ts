@@ -10,7 +10,7 @@ import { Ipv4View, IPPROTO_ICMP, fillIpv4Checksum } from '../wire/ipv4.js';
 import { setU32 } from '../wire/bytes.js';
 import { badOptionOffset } from './options.js';
 import { Reassembly } from './reassembly.js';
-import { fragmentDatagram } from './fragment.js';
+import { fragmentDatagram, fragmentSegments } from './fragment.js';
 import { gsoFits } from '../link/offload.js';
 
 /**
@@ -406,7 +406,10 @@ export class Ipv4 {
     const nextHop = route.gateway !== 0 ? route.gateway : dst;
     // RFC 791 §3.2: too big for the link, so it goes in fragments; a super-packet
     // whose segments fit is cut later, at the device (ip_finish_output_gso).
-    if (pkt.length > routeMtu(route) && !gsoFits(pkt, routeMtu(route))) return fragmentDatagram(pkt, dev, nextHop, this.mib, routeMtu(route));
+    // A super-packet whose segments don't fit is cut, then each segment is fragmented (ip_finish_output_gso).
+    const mtu = routeMtu(route);
+    if (pkt.length > mtu && !gsoFits(pkt, mtu))
+      return pkt.gsoSize > 0 ? fragmentSegments(pkt, dev, nextHop, this.mib, mtu) : fragmentDatagram(pkt, dev, nextHop, this.mib, mtu);
     this.mib.IpExtOutOctets += pkt.length;
     dev.outputIp(pkt, nextHop);
     return null;

@@ -28,6 +28,7 @@ export const DEV_OFFLOAD_CSUM = 1; // finishes partial checksums of sent frames 
 export const DEV_OFFLOAD_TSO4 = 2; // cuts TCP super-frames it is given (gso_type TCPV4)
 export const DEV_OFFLOAD_RXCSUM = 4; // marks received checksums (NEEDS_CSUM / DATA_VALID)
 export const DEV_OFFLOAD_LRO = 8; // hands over TCP super-frames (TUN_F_TSO4)
+export const DEV_OFFLOAD_USO = 16; // takes and hands over UDP super-frames (gso_type UDP_L4; TUN_F_USO4)
 
 export interface Device {
   readonly name: string;
@@ -54,5 +55,5 @@ export interface Device {
   /** DEV_OFFLOAD_* bits the device can do (absent: none). */
   readonly offloadCaps?: number;
   /** Asks the device for receive offloads (TUNSETOFFLOAD); returns the DEV_OFFLOAD_* receive bits now on. */
-  setRxOffloads?(csum: boolean, lro: boolean): number;
+  setRxOffloads?(csum: boolean, lro: boolean, uso?: boolean): number;
 }

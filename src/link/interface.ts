@@ -1,4 +1,4 @@
-import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, type Device, type DeviceReceiver, type LinkType } from './device.js';
+import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, DEV_OFFLOAD_USO, type Device, type DeviceReceiver, type LinkType } from './device.js';
 import { Offloads, finishChecksum, gsoHeaderLen, gsoSegment, type OffloadFeature } from './offload.js';
 import { Gro } from './gro.js';
 import { CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, GSO_TCPV4, GSO_UDP_L4 } from '../packet/packet.js';
@@ -143,6 +143,7 @@ export class Interface implements DeviceReceiver {
     off.can.tso = off.tso = (caps & DEV_OFFLOAD_TSO4) !== 0 && this.vnetLen > 0;
     off.can.rx = off.rx = (caps & DEV_OFFLOAD_RXCSUM) !== 0 && this.vnetLen > 0;
     off.can.lro = off.lro = (caps & DEV_OFFLOAD_LRO) !== 0 && this.vnetLen > 0;
+    off.can.uso = off.uso = (caps & DEV_OFFLOAD_USO) !== 0 && off.can.tx && off.can.rx;
     this.gro = new Gro(this, (pkt) => this.deliverIp(pkt));
     this.neigh =
       this.linkType === 'ether'
@@ -341,10 +342,11 @@ export class Interface implements DeviceReceiver {
   setOffload(f: OffloadFeature, on: boolean): boolean {
     const off = this.offload;
     if (!off.set(f, on)) return false;
-    if ((f === 'rx' || f === 'lro') && this.device.setRxOffloads !== undefined) {
-      const got = this.device.setRxOffloads(off.rx, off.lro);
+    if ((f === 'rx' || f === 'lro' || f === 'uso' || f === 'tx') && this.device.setRxOffloads !== undefined) {
+      const got = this.device.setRxOffloads(off.rx, off.lro, off.uso);
       off.rx = (got & DEV_OFFLOAD_RXCSUM) !== 0;
       off.lro = (got & DEV_OFFLOAD_LRO) !== 0;
+      off.uso = (got & DEV_OFFLOAD_USO) !== 0;
     }
     return true;
   }
@@ -528,6 +530,7 @@ export class Interface implements DeviceReceiver {
     const off = this.offload;
     // validate_xmit_skb: after the qdisc, what the device can't do is done here.
     const tso = off.tso;
+    const uso = off.uso;
     const txCsum = off.tx;
     let m = 0;
     let arenaAt = 0;
@@ -535,7 +538,7 @@ export class Interface implements DeviceReceiver {
       const p = root.dequeue(sched);
       if (p === null) break;
       pkts[m++] = p;
-      if (p.gsoSize > 0 && !(tso && p.gsoType === GSO_TCPV4)) {
+      if (p.gsoSize > 0 && !this.takesWhole(p, tso, uso)) {
         arenaAt = this.softwareGso(p, arenaAt, frames, hl, txCsum);
         continue;
       }
@@ -551,7 +554,8 @@ export class Interface implements DeviceReceiver {
         const o = p.push(hl);
         const b = p.buf;
         if (p.gsoSize > 0) {
-          writeVnetHdr(b, o, hl, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, hdrs, p.gsoSize, p.csumStart - o - hl, p.csumOffset);
+          const gt = p.gsoType === GSO_TCPV4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_UDP_L4;
+          writeVnetHdr(b, o, hl, VIRTIO_NET_HDR_F_NEEDS_CSUM, gt, hdrs, p.gsoSize, p.csumStart - o - hl, p.csumOffset);
           off.txGsoPackets++;
           off.txGsoSegments += p.gsoSegs;
         } else if (p.ipSummed === CHECKSUM_PARTIAL) {
@@ -591,6 +595,18 @@ export class Interface implements DeviceReceiver {
       sched.afterFlush();
     }
     return sent;
+  }
+
+  /**
+   * netif_skb_features / skb_gso_ok: the device takes a TCP super-packet with
+   * TSO, a UDP one with USO and at most UDP_MAX_SEGMENTS segments (the kernel
+   * refuses more: virtio_net_hdr_to_skb), each with its checksum partial at the
+   * transport header (what the device finishes; one finished on arrival is cut here).
+   */
+  private takesWhole(p: Packet, tso: boolean, uso: boolean): boolean {
+    if (p.ipSummed !== CHECKSUM_PARTIAL) return false;
+    if (p.gsoType === GSO_TCPV4) return tso;
+    return uso && p.gsoType === GSO_UDP_L4 && p.gsoSegs <= UDP_MAX_SEGMENTS && p.csumOffset === 6;
   }
 
   /**
@@ -640,6 +656,9 @@ export class Interface implements DeviceReceiver {
     this.device.close();
   }
 }
+
+/** include/linux/udp.h UDP_MAX_SEGMENTS: 64 before Linux 6.13 (128 since); the lower bound is safe for both. */
+const UDP_MAX_SEGMENTS = 64;
 
 /** Root qdiscs that queue a super-packet whole (packet-counting fifos); the others get its segments. */
 function holdsSuperPackets(kind: string): boolean {

@@ -14,6 +14,7 @@ export const OFFLOAD_FEATURES = [
   ['rx', 'rx-checksumming'],
   ['tx', 'tx-checksumming'],
   ['tso', 'tcp-segmentation-offload'],
+  ['uso', 'tx-udp-segmentation'],
   ['gso', 'generic-segmentation-offload'],
   ['gro', 'generic-receive-offload'],
   ['lro', 'large-receive-offload'],
@@ -28,18 +29,24 @@ export class Offloads {
   tx = false;
   /** Hand TCP super-packets to the device whole. */
   tso = false;
+  /**
+   * UDP super-packets (UDP_SEGMENT, gso_type UDP_L4) cross the device whole, both
+   * ways: handed to it for the kernel to cut, and asked of it (TUN_F_USO4, which
+   * the kernel shows as tx-udp-segmentation on its TAP).
+   */
+  uso = false;
   /** Build super-packets and cut them in software before the device when it has no TSO. */
   gso = true;
   /** Merge consecutive TCP segments of a flow within a receive batch. */
   gro = true;
-  /** Take super-packets from the device (TUN_F_TSO4). */
+  /** Take TCP super-packets from the device (TUN_F_TSO4). */
   lro = false;
   /** `ip link set DEV gso_max_size N`: the largest super-packet TCP builds for this link. */
   gsoMaxSize = 65536;
   /** gso_max_segs. */
   gsoMaxSegs = 65535;
   /** Which features the device can have on at all (the rest show `[fixed]`). */
-  readonly can: Record<OffloadFeature, boolean> = { rx: false, tx: false, tso: false, gso: true, gro: true, lro: false };
+  readonly can: Record<OffloadFeature, boolean> = { rx: false, tx: false, tso: false, uso: false, gso: true, gro: true, lro: false };
 
   // Counters (`ethtool -S`).
   /** Super-packets received from the device. */
@@ -71,10 +78,13 @@ export class Offloads {
     if (on && !this.can[f]) return false;
     this[f] = on;
     // netdev_fix_features: TSO needs checksum offload, LRO needs the receive checksums.
-    if (f === 'tx' && !on) this.tso = false;
+    // USO needs both: the kernel's UDP_L4 frames come and go with NEEDS_CSUM only
+    // (virtio_net_hdr_to_skb refuses one without it; TUN_F_USO4 needs TUN_F_CSUM).
+    if (f === 'tx' && !on) this.tso = this.uso = false;
     if (f === 'tso' && on) this.tx = true;
-    if (f === 'rx' && !on) this.lro = false;
+    if (f === 'rx' && !on) this.lro = this.uso = false;
     if (f === 'lro' && on) this.rx = true;
+    if (f === 'uso' && on) this.rx = this.tx = true;
     return true;
   }
 }

@@ -1,4 +1,4 @@
-import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, type Device, type DeviceReceiver, type LinkType } from './device.js';
+import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, DEV_OFFLOAD_USO, type Device, type DeviceReceiver, type LinkType } from './device.js';
 import { VNET_HDR_LEN } from '../wire/vnet.js';
 import type { Time } from '../time/timers.js';
 import { Random } from '../random.js';
@@ -43,7 +43,7 @@ export class SimDevice implements Device {
   onError: ((err: Error) => void) | null = null;
   /**
    * With offload, the wire is a virtio-net one: every frame carries a
-   * virtio_net_hdr both ways, so partial checksums and TCP super-frames cross
+   * virtio_net_hdr both ways, so partial checksums and TCP and UDP super-frames cross
    * it as they cross a TAP with the kernel on the other side.
    */
   readonly vnetHdrLen: number;
@@ -64,7 +64,7 @@ export class SimDevice implements Device {
   ) {
     this.maxFrameSize = mtu + (linkType === 'ether' ? 14 : 0);
     this.vnetHdrLen = offload ? VNET_HDR_LEN : 0;
-    this.offloadCaps = offload ? DEV_OFFLOAD_CSUM | DEV_OFFLOAD_TSO4 | DEV_OFFLOAD_RXCSUM | DEV_OFFLOAD_LRO : 0;
+    this.offloadCaps = offload ? DEV_OFFLOAD_CSUM | DEV_OFFLOAD_TSO4 | DEV_OFFLOAD_RXCSUM | DEV_OFFLOAD_LRO | DEV_OFFLOAD_USO : 0;
   }
 
   start(rx: DeviceReceiver): void {

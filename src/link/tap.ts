@@ -10,7 +10,7 @@
  * and the buffers are reused, which is why a receiver must copy a frame it
  * keeps past `batchEnd()` (see device.ts).
  */
-import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, type Device, type DeviceReceiver, type LinkType } from './device.js';
+import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, DEV_OFFLOAD_USO, type Device, type DeviceReceiver, type LinkType } from './device.js';
 import { forgetRx, loadNative, startRx, stopRx, type NativeDeviceHandle, type NativeError, type RxSink } from './native.js';
 
 export interface TapOptions {
@@ -23,7 +23,7 @@ export interface TapOptions {
   /**
    * virtio-net offloads: IFF_VNET_HDR with the header handed to the stack
    * (received frames come with it, sent frames carry the stack's), and
-   * TUNSETOFFLOAD asking the kernel for partial checksums and TCP
+   * TUNSETOFFLOAD asking the kernel for partial checksums and TCP and UDP
    * super-frames. Implies vnetHdr.
    */
   offload?: boolean;
@@ -44,6 +44,8 @@ const RX_HEADROOM = 16;
 // include/uapi/linux/if_tun.h
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
+const TUN_F_USO4 = 0x20;
+const TUN_F_USO6 = 0x40;
 function positiveInt(value: number | undefined, fallback: number, min: number, max: number, what: string): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -122,8 +124,9 @@ export class TapDevice implements Device {
     if (offload) {
       this.handle.setTxHeaderInline(true);
       this.vnetHdrLen = this.handle.vnetHdrLength;
-      this.offloadCaps = DEV_OFFLOAD_CSUM | DEV_OFFLOAD_TSO4 | DEV_OFFLOAD_RXCSUM | DEV_OFFLOAD_LRO;
-      this.setRxOffloads(true, true);
+      // A kernel without TUN_F_USO4 (before 6.2) refuses it: UDP super-frames stay off for good.
+      const got = this.setRxOffloads(true, true, true);
+      this.offloadCaps = DEV_OFFLOAD_CSUM | DEV_OFFLOAD_TSO4 | DEV_OFFLOAD_RXCSUM | DEV_OFFLOAD_LRO | (got & DEV_OFFLOAD_USO);
     } else {
       this.vnetHdrLen = 0;
       this.offloadCaps = 0;
@@ -165,15 +168,25 @@ export class TapDevice implements Device {
   }
 
   /**
-   * TUNSETOFFLOAD: partial checksums (TUN_F_CSUM) and TCP super-frames
-   * (TUN_F_TSO4, which needs TUN_F_CSUM) from the kernel. A kernel that
-   * refuses a set gets the smaller one. Returns the DEV_OFFLOAD_* bits on.
+   * TUNSETOFFLOAD: partial checksums (TUN_F_CSUM), TCP super-frames
+   * (TUN_F_TSO4) and UDP ones (TUN_F_USO4) from the kernel; both kinds need
+   * TUN_F_CSUM. A kernel that refuses a set gets a smaller one (without USO,
+   * then without TSO). Returns the DEV_OFFLOAD_* bits on.
    */
-  setRxOffloads(csum: boolean, lro: boolean): number {
+  setRxOffloads(csum: boolean, lro: boolean, uso = false): number {
     if (this.vnetHdrLen === 0) return 0;
-    const tries = csum ? (lro ? [TUN_F_CSUM | TUN_F_TSO4, TUN_F_CSUM] : [TUN_F_CSUM]) : [];
+    const tries: number[] = [];
+    if (csum) {
+      // tun.c set_offload takes USO4 only with USO6 (NETIF_F_GSO_UDP_L4 is one
+      // feature for both); IPv6 frames are dropped here as any other IPv6 frame.
+      const tso = lro ? TUN_F_TSO4 : 0;
+      if (uso) tries.push(TUN_F_CSUM | tso | TUN_F_USO4 | TUN_F_USO6);
+      if (lro) tries.push(TUN_F_CSUM | tso);
+      tries.push(TUN_F_CSUM);
+    }
     for (const f of tries) {
-      if (this.handle.setOffload(f) === 0) return DEV_OFFLOAD_RXCSUM | ((f & TUN_F_TSO4) !== 0 ? DEV_OFFLOAD_LRO : 0);
+      if (this.handle.setOffload(f) === 0)
+        return DEV_OFFLOAD_RXCSUM | ((f & TUN_F_TSO4) !== 0 ? DEV_OFFLOAD_LRO : 0) | ((f & TUN_F_USO4) !== 0 ? DEV_OFFLOAD_USO : 0);
     }
     this.handle.setOffload(0);
     return 0;

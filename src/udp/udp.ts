@@ -4,7 +4,7 @@
  * endpoint that sent the datagram they quote.
  */
 import type { Interface } from '../link/interface.js';
-import { CHECKSUM_NONE, Packet } from '../packet/packet.js';
+import { CHECKSUM_NONE, CHECKSUM_PARTIAL, GSO_UDP_L4, Packet } from '../packet/packet.js';
 import type { Ipv4 } from '../ip/ipv4.js';
 import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
 import { routeMtu, type Route } from '../ip/route.js';
@@ -307,8 +307,10 @@ export class Udp {
     const sport = v.srcPort;
     const dport = v.dstPort;
     const data = pkt.buf.subarray(pkt.start + UDP_HEADER_LEN, pkt.start + ulen);
+    // A super-packet (UDP_SEGMENT from the kernel) is cut for each endpoint it reaches (udp_queue_rcv_skb).
+    const seg = pkt.gsoSize > 0 ? this.segmentSize(pkt) : 0;
     if (!this.ip.isLocal(dst)) {
-      this.broadcastInput(data, src, sport, dst, dport, iface);
+      this.broadcastInput(data, src, sport, dst, dport, iface, seg);
       return;
     }
     const ep = this.lookup(dst, dport, src, sport, iface);
@@ -318,7 +320,40 @@ export class Udp {
       this.icmp.sendError(pkt, ICMP_DEST_UNREACH, 3);
       return;
     }
-    this.deliver(ep, data, src, sport, dst);
+    if (seg === 0) this.deliver(ep, data, src, sport, dst);
+    else this.deliverSegments(ep, data, seg, pkt.gsoSegs, src, sport, dst);
+  }
+
+  /**
+   * The datagram size a super-packet is cut into for a socket, or -1 when it
+   * can't be cut. Linux's sockets without UDP_GRO take the segments one by one
+   * (udp_unexpected_gso, udp_rcv_segment); __udp_gso_segment refuses a packet
+   * of UDP_L4 type no longer than one segment, and a partial checksum that does
+   * not start at the UDP header.
+   */
+  private segmentSize(pkt: Packet): number {
+    if (pkt.gsoType !== GSO_UDP_L4) return -1;
+    const mss = pkt.gsoSize;
+    if (pkt.end - pkt.start <= UDP_HEADER_LEN + mss) return -1;
+    if (pkt.ipSummed === CHECKSUM_PARTIAL && pkt.csumStart !== pkt.start) return -1;
+    return mss;
+  }
+
+  /**
+   * udp_queue_rcv_skb for a super-packet: each segment (`mss` bytes, the last
+   * what is left) is its own datagram to the endpoint, counted on its own
+   * (udp_queue_rcv_one_skb). Its checksum is covered by the super-packet's:
+   * verified whole, or partial, which a receiver takes as good.
+   */
+  private deliverSegments(ep: UdpEndpoint, data: Uint8Array, mss: number, segs: number, src: number, sport: number, dst: number): void {
+    if (mss < 0) {
+      // udp_rcv_segment: segmentation failed; the whole super-packet is dropped, counted per segment.
+      this.mib.UdpInErrors += segs > 1 ? segs : 1;
+      return;
+    }
+    for (let o = 0; o < data.length && !ep.closed; o += mss) {
+      this.deliver(ep, data.subarray(o, o + mss < data.length ? o + mss : data.length), src, sport, dst);
+    }
   }
 
   /**
@@ -326,7 +361,7 @@ export class Udp {
    * every endpoint on the port that is bound to it or to any address; with none,
    * it is ignored (no ICMP error, RFC 1122 §3.2.2).
    */
-  private broadcastInput(data: Uint8Array, src: number, sport: number, dst: number, dport: number, iface: Interface): void {
+  private broadcastInput(data: Uint8Array, src: number, sport: number, dst: number, dport: number, iface: Interface, seg: number): void {
     const list = this.ports.get(dport);
     let n = 0;
     if (list !== undefined) {
@@ -334,7 +369,8 @@ export class Udp {
         if (ep.boundDev !== null && ep.boundDev !== iface) continue;
         if (ep.localAddr !== 0 && ep.localAddr !== dst) continue;
         if (ep.connected && (ep.remoteAddr !== src || ep.remotePort !== sport)) continue;
-        this.deliver(ep, data, src, sport, dst);
+        if (seg === 0) this.deliver(ep, data, src, sport, dst);
+        else this.deliverSegments(ep, data, seg, Math.ceil(data.length / Math.max(seg, 1)), src, sport, dst);
         n++;
       }
     }

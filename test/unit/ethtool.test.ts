@@ -37,8 +37,8 @@ describe('ethtool -k / -K / -S', () => {
     const { run } = controlled(true);
     const ours = run('ethtool -k tsofe0').split('\n');
     expect(ours.map(name)).toEqual(kernel.map(name));
-    // What both have, the same way: transmit checksums, TSO, GSO, GRO.
-    for (const f of ['tx-checksumming', '\ttx-checksum-ip-generic', 'tcp-segmentation-offload', '\ttx-tcp-segmentation', 'generic-segmentation-offload', 'generic-receive-offload'])
+    // What both have, the same way: transmit checksums, TSO, USO, GSO, GRO.
+    for (const f of ['tx-checksumming', '\ttx-checksum-ip-generic', 'tcp-segmentation-offload', '\ttx-tcp-segmentation', 'tx-udp-segmentation', 'generic-segmentation-offload', 'generic-receive-offload'])
       expect(ours.find((l) => name(l) === f)).toBe(kernel.find((l) => name(l) === f));
   });
 
@@ -51,6 +51,24 @@ describe('ethtool -k / -K / -S', () => {
     expect([i.offload.tso, i.offload.gro, i.offload.tx]).toEqual([false, false, true]);
   });
 
+  it('-K tx-udp-segmentation off changes the line the kernel changes; rx off or tx off takes USO with it', () => {
+    const kernelUsoOff = fs.readFileSync(path.join(FIX, 'tap-k-uso-off.txt'), 'utf8').trimEnd().split('\n');
+    const { run, i } = controlled(true);
+    expect(i.offload.uso).toBe(true);
+    const before = run('ethtool -k tsofe0').split('\n');
+    expect(run('ethtool -K tsofe0 tx-udp-segmentation off')).toBe('');
+    expect(changed(run('ethtool -k tsofe0').split('\n'), before)).toEqual(changed(kernelUsoOff, kernel));
+    expect([i.offload.uso, i.offload.tso, i.offload.lro]).toEqual([false, true, true]);
+    run('link set tsofe0 offload uso on');
+    expect(i.offload.uso).toBe(true);
+    run('ethtool -K tsofe0 tx off');
+    expect([i.offload.uso, i.offload.tso]).toEqual([false, false]);
+    run('ethtool -K tsofe0 tx-udp-segmentation on');
+    expect([i.offload.uso, i.offload.tx, i.offload.rx]).toEqual([true, true, true]);
+    run('ethtool -K tsofe0 rx off');
+    expect([i.offload.uso, i.offload.lro]).toEqual([false, false]);
+  });
+
   it('link set DEV offload ... and gro on|off are the same switches; a device without the offload keeps it fixed off', () => {
     const { run, i } = controlled(false);
     run('link set tsofe0 gro off');
@@ -59,6 +77,8 @@ describe('ethtool -k / -K / -S', () => {
     expect([i.offload.gro, i.offload.gso]).toEqual([true, false]);
     expect(run('ethtool -k tsofe0').split('\n').find((l) => l.startsWith('tcp-segmentation-offload'))).toBe('tcp-segmentation-offload: off [fixed]');
     expect(() => run('ethtool -K tsofe0 tso on')).toThrow(/Could not change any device features/);
+    expect(() => run('ethtool -K tsofe0 tx-udp-segmentation on')).toThrow(/Could not change any device features/);
+    expect(run('ethtool -k tsofe0').split('\n').find((l) => l.startsWith('tx-udp-segmentation'))).toBe('tx-udp-segmentation: off [fixed]');
     expect(() => run('link set tsofe0 offload tso maybe')).toThrow(/expected on or off/);
     expect(() => run('ethtool -K tsofe0 sg off')).toThrow(/expected a feature/);
   });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CHECKSUM_NONE, CHECKSUM_PARTIAL, GSO_TCPV4, Packet } from '../../src/packet/packet.js';
 import { VnetHdr, readVnetHdr, writeVnetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4 } from '../../src/wire/vnet.js';
 import { Offloads, finishChecksum, gsoFits, gsoSegment, setPartialChecksum } from '../../src/link/offload.js';
+import { fillIpv4Checksum } from '../../src/wire/ipv4.js';
 import { Gro } from '../../src/link/gro.js';
 import { checksum, fold, pseudoHeaderSum, sum16 } from '../../src/wire/checksum.js';
 import { manipIpv4, MANIP_DST, MANIP_SRC } from '../../src/conntrack/nat-mangle.js';
@@ -225,3 +226,78 @@ describe('NAT of a partial checksum', () => {
   });
 });
 
+
+describe('UDP GSO (UDP_L4) as the kernel hands it over', () => {
+  /** A UDP super-packet as udp_send_skb builds one: its checksum field the pseudo-header sum for the whole length (partial). */
+  function kernelUso(payload: number, mss: number, id: number): Packet {
+    const p = superTcp({ payload, mss, seq: 0, id, flags: 0, ether: false, udp: true });
+    const b = p.buf;
+    const o = p.start;
+    setPartialChecksum(p, o + 20, 6, u32(b, o + 12), u32(b, o + 16), 17, 8 + payload);
+    return p;
+  }
+
+  it('__udp_gso_segment and inet_gso_segment: gso_size datagrams and a short last one, IDs counting up, DF kept, every checksum complete', () => {
+    const p = kernelUso(5 * 1200 + 345, 1200, 0xfffd);
+    p.buf[p.start + 6] = 0x40; // DF, as a UDP_SEGMENT sender with path MTU discovery sets it
+    fillIpv4Checksum(p.buf, p.start, 20);
+    const out: Uint8Array[] = [];
+    expect(gsoSegment(p, p.start, new Uint8Array(1 << 15), 0, 0, false, out)).toBeGreaterThan(0);
+    // UDP length per segment: header + gso_size, the remainder last.
+    expect(out.map((f) => u16(f, 24))).toEqual([1208, 1208, 1208, 1208, 1208, 353]);
+    expect(out.map((f) => u16(f, 2))).toEqual([1228, 1228, 1228, 1228, 1228, 373]);
+    // inet_gso_segment: not a fixed-ID type, so each segment takes the next ID (id++), wrapping.
+    expect(out.map((f) => u16(f, 4))).toEqual([0xfffd, 0xfffe, 0xffff, 0, 1, 2]);
+    for (const f of out) {
+      expect(f[6] & 0x40).toBe(0x40);
+      expect(IP_OK(f, 0)).toBe(true);
+      expect(tcpOk(f, 0, f.length)).toBe(true);
+      expect(u16(f, 26)).not.toBe(0);
+      expect([u16(f, 20), u16(f, 22)]).toEqual([4000, 5000]);
+    }
+    const joined = Buffer.concat(out.map((f) => Buffer.from(f.subarray(28))));
+    expect(joined.equals(Buffer.from(p.buf.subarray(p.start + 28, p.end)))).toBe(true);
+  });
+
+  it('left partial for a device that finishes it: each segment the pseudo-header sum of its own length', () => {
+    const p = kernelUso(3000, 1400, 9);
+    const out: Uint8Array[] = [];
+    gsoSegment(p, p.start, new Uint8Array(1 << 14), 0, 0, true, out);
+    expect(out.length).toBe(3);
+    for (const f of out) {
+      expect(u16(f, 26)).toBe(fold(pseudoHeaderSum(u32(f, 12), u32(f, 16), 17, f.length - 20)));
+      const g = new Packet(f, 0, f.length);
+      g.ipSummed = CHECKSUM_PARTIAL;
+      g.csumStart = 20;
+      g.csumOffset = 6;
+      expect(finishChecksum(g)).toBe(true);
+      expect(tcpOk(f, 0, f.length)).toBe(true);
+    }
+  });
+
+  it('NAT of the partial super-packet: the field is the new pseudo-header sum, so what the far kernel finishes per segment is right', () => {
+    const p = kernelUso(4000, 1000, 1);
+    const b = p.buf;
+    const o = p.start;
+    expect(manipIpv4(b, o, p.end, MANIP_SRC, ip('192.0.2.7'), 40000, true)).toBe(true);
+    expect(u16(b, o + 26)).toBe(fold(pseudoHeaderSum(ip('192.0.2.7'), u32(b, o + 16), 17, 8 + 4000)));
+    expect(IP_OK(b, o)).toBe(true);
+    // The kernel's __udp_gso_segment adjusts that field by the length only (old out, new in)
+    // and finishes each segment from it: do the same here.
+    const whole = u16(b, o + 26);
+    const out: Uint8Array[] = [];
+    gsoSegment(p, o, new Uint8Array(1 << 14), 0, 0, true, out);
+    for (const f of out) {
+      const adj = fold(whole + (~(8 + 4000) & 0xffff) + (f.length - 20));
+      f[26] = adj >> 8;
+      f[27] = adj & 0xff;
+      const g = new Packet(f, 0, f.length);
+      g.ipSummed = CHECKSUM_PARTIAL;
+      g.csumStart = 20;
+      g.csumOffset = 6;
+      finishChecksum(g);
+      expect(tcpOk(f, 0, f.length)).toBe(true);
+      expect(u16(f, 20)).toBe(40000);
+    }
+  });
+});
