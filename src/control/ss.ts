@@ -601,8 +601,9 @@ function connectionRow(stack: Stack, c: TcpConnection, o: SsOptions): Row {
   const now = stack.time.now();
   const st = c.state;
   const state = TCP_TO_SS[st];
-  // TIME-WAIT, and an orphan's FIN-WAIT-2 (Linux keeps both as timewait socks, with less to show).
-  const tw = st === TcpState.TIME_WAIT || (st === TcpState.FIN_WAIT_2 && c.orphan);
+  // A connection in TIME-WAIT is shown as Linux's timewait sock (the records are: timeWaitRow).
+  // An orphan kept in FIN-WAIT-2 (tcp_fin_timeout above 60 s) is a full socket on its keepalive timer.
+  const tw = st === TcpState.TIME_WAIT;
   const req = isRequestSock(c);
   // Send-Q: write_seq - snd_una, which counts an unacknowledged SYN or FIN.
   let wq = c.sendBuf.length;
@@ -612,8 +613,8 @@ function connectionRow(stack: Stack, c: TcpConnection, o: SsOptions): Row {
   let timer: Row['timer'] = null;
   if (c.rtxTimer.armed) timer = { kind: c.probing ? 4 : 1, expiresMs: c.rtxTimer.deadline - now, retrans: c.probing ? c.probesOut : c.retransmits };
   else if (c.keepTimer.armed) {
-    // TIME-WAIT and an orphan's FIN-WAIT-2 are Linux's timewait socks; otherwise the keepalive timer.
-    if (tw || st === TcpState.FIN_WAIT_2) timer = { kind: 3, expiresMs: c.keepTimer.deadline - now, retrans: 0 };
+    // TIME-WAIT is Linux's timewait sock; otherwise the keepalive timer (FIN-WAIT-2's too).
+    if (tw) timer = { kind: 3, expiresMs: c.keepTimer.deadline - now, retrans: 0 };
     else timer = { kind: 2, expiresMs: c.keepTimer.deadline - now, retrans: c.keepProbes };
   }
   if (timer !== null) timer.expiresMs = Math.max(0, Math.round(timer.expiresMs));
@@ -638,11 +639,14 @@ function connectionRow(stack: Stack, c: TcpConnection, o: SsOptions): Row {
   };
 }
 
-/** A TIME_WAIT record (Linux's timewait sock): no queues, memory or tcp_info; the timewait timer. */
+/**
+ * A TIME_WAIT or FIN_WAIT_2 record (Linux's timewait sock, listed in its substate as
+ * inet_twsk_diag_fill does): no queues, memory or tcp_info; the timewait timer.
+ */
 function timeWaitRow(now: number, r: TimeWaitRecord): Row {
   return {
     netid: 'tcp',
-    state: SsState.TIME_WAIT,
+    state: r.substate === TcpState.FIN_WAIT_2 ? SsState.FIN_WAIT2 : SsState.TIME_WAIT,
     rq: 0,
     wq: 0,
     laddr: r.localAddr,

@@ -24,6 +24,7 @@ import type { FastOpenActive } from './fastopen.js';
 import { EcnCwr, ecnAcceptCwr, ecnCheckCe, ecnPassive, ecnSynReceived } from './ecn.js';
 import type { TcpHost } from './host.js';
 import type { Errno } from '../errors.js';
+import { TIME_WAIT_LEN_MS } from './timewait.js';
 
 /** What the owner of a connection (a socket, a built-in service) hears. */
 export interface TcpUser {
@@ -817,7 +818,12 @@ export class TcpConnection implements CcState {
       switch (this.state) {
         case TcpState.FIN_WAIT_1:
           this.setState(TcpState.FIN_WAIT_2);
-          if (this.orphan) this.armFinWait2();
+          // tcp_rcv_state_process: an orphan's wait for the peer's FIN goes on as a FIN_WAIT_2
+          // record, unless this segment brings new data (answered with a RST below) or the
+          // FIN itself (taken below, into TIME_WAIT).
+          if (this.orphan && !(seg.dataLen > 0 && seqGt(seqAdd(seg.seq, seg.dataLen), this.rcvNxt))) {
+            if (this.orphanFinWait2((seg.flags & TCP_FIN) !== 0)) return false;
+          }
           break;
         case TcpState.CLOSING:
           this.enterTimeWait();
@@ -1666,8 +1672,37 @@ export class TcpConnection implements CcState {
     return this.keepIdleS || this.host.settings.keepaliveTime;
   }
 
-  private armFinWait2(): void {
-    this.host.time.arm(this.keepTimer, this.host.settings.finTimeout * 1000);
+  /** tcp_fin_time: how long an orphan waits in FIN_WAIT_2: tcp_fin_timeout, at least 3.5 RTOs. */
+  private finTimeMs(): number {
+    return Math.max(this.host.settings.finTimeout * 1000, this.rtoMs() * 3.5);
+  }
+
+  /**
+   * An orphan in FIN_WAIT_2 (its FIN acknowledged after close(2), or closed once it
+   * was), as Linux's tcp_close and tcp_rcv_state_process have it: a wait of up to 60 s
+   * is spent as a FIN_WAIT_2 record (timewait.ts) and the connection is released; a
+   * longer one (tcp_fin_timeout above 60 s) keeps the connection for the part beyond
+   * 60 s first, on the keepalive timer. `keep`: the segment at hand carries the FIN,
+   * so the connection stays to take it. True when released.
+   */
+  private orphanFinWait2(keep: boolean): boolean {
+    const tmo = this.finTimeMs();
+    if (tmo > TIME_WAIT_LEN_MS) {
+      this.host.time.arm(this.keepTimer, tmo - TIME_WAIT_LEN_MS);
+      return false;
+    }
+    if (keep) {
+      this.host.time.arm(this.keepTimer, tmo);
+      return false;
+    }
+    this.toFinWait2Record(tmo);
+    return true;
+  }
+
+  /** tcp_time_wait(sk, TCP_FIN_WAIT2, tmo): the record lives tmo, at least 3.5 RTOs. */
+  private toFinWait2Record(tmo: number): void {
+    this.host.enterTimeWait(this, TcpState.FIN_WAIT_2, Math.max(tmo, this.rtoMs() * 3.5));
+    this.finish(null);
   }
 
   private onKeepTimer(): void {
@@ -1677,9 +1712,14 @@ export class TcpConnection implements CcState {
     switch (this.state) {
       case TcpState.FIN_WAIT_2:
         if (this.orphan) {
-          // tcp_fin_timeout: an orphan waits no longer for the peer's FIN. Linux has moved it to
-          // a FIN_WAIT_2 timewait socket (tcp_time_wait), which expires without a RST.
-          this.finish(null);
+          // tcp_keepalive_timer: what is left of tcp_fin_time beyond 60 s is spent as a
+          // FIN_WAIT_2 record; with nothing left, tcp_send_active_reset and done.
+          const rest = this.finTimeMs() - TIME_WAIT_LEN_MS;
+          if (rest > 0) this.toFinWait2Record(rest);
+          else {
+            host.sendReset(this.localAddr, this.localPort, this.remoteAddr, this.remotePort, this.sndNxt, this.rcvNxt, true);
+            this.finish(null);
+          }
           return;
         }
         break;
@@ -1754,7 +1794,7 @@ export class TcpConnection implements CcState {
       return;
     }
     this.shutdownWrite();
-    if (this.state === TcpState.FIN_WAIT_2) this.armFinWait2();
+    if (this.state === TcpState.FIN_WAIT_2) this.orphanFinWait2(false);
   }
 
   /** Sends RST and drops the connection (RFC 9293 §3.10.5 ABORT). */

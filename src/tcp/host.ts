@@ -1,3 +1,4 @@
+import type { TcpState } from './state.js';
 import type { Mib } from '../mib.js';
 import type { Time } from '../time/timers.js';
 import type { TcpSettings } from './settings.js';
@@ -41,10 +42,11 @@ export interface TcpHost {
   gsoSegs(c: TcpConnection, mss: number): number;
   resumeLater(c: TcpConnection): void;
   /**
-   * The connection enters TIME_WAIT: a record takes over its 4-tuple and the connection is
-   * to close; false when tcp_max_tw_buckets is reached.
+   * The connection enters TIME_WAIT (or, an orphan, FIN_WAIT_2 for `timeoutMs`): a record
+   * takes over its 4-tuple and the connection is to close; false when tcp_max_tw_buckets
+   * is reached.
    */
-  enterTimeWait(c: TcpConnection): boolean;
+  enterTimeWait(c: TcpConnection, substate?: TcpState, timeoutMs?: number): boolean;
   /** The connection is closed: out of the tables. */
   unhash(c: TcpConnection): void;
 }

@@ -42,7 +42,7 @@ import { FastOpen, TFO_SERVER_ENABLE, TFO_SERVER_WO_SOCKOPT1 } from './fastopen.
 import { ecnSend, ecnSynAckFlags, ecnSynFlags, INET_ECN_MASK } from './ecn.js';
 import { TcpSocket, type TcpConnectOptions } from './socket.js';
 import { TcpServer, type TcpServerOptions } from './server.js';
-import { TimeWaitRecord, TimeWaitTable, TW_ACK, TW_SYN, tupleHash } from './timewait.js';
+import { TimeWaitRecord, TimeWaitTable, TW_ACK, TW_RST, TW_SYN, TIME_WAIT_LEN_MS, tupleHash } from './timewait.js';
 
 /** What a socket's SO_MARK and SO_BINDTODEVICE give its connections. */
 export interface SocketRouting {
@@ -175,11 +175,12 @@ export class Tcp implements TcpHost {
   }
 
   /**
-   * Linux tcp_time_wait: a TIME_WAIT record takes the connection's 4-tuple (and its hold
-   * on the local port), and the connection can be released. False when
-   * tcp_max_tw_buckets is reached (TCPTimeWaitOverflow): the connection just closes.
+   * Linux tcp_time_wait: a record takes the connection's 4-tuple (and its hold on the
+   * local port), and the connection can be released: a TIME_WAIT record, or for an
+   * orphan waiting for the peer's FIN a FIN_WAIT_2 one that lives `timeoutMs`. False
+   * when tcp_max_tw_buckets is reached (TCPTimeWaitOverflow): the connection just closes.
    */
-  enterTimeWait(c: TcpConnection): boolean {
+  enterTimeWait(c: TcpConnection, substate: TcpState = TcpState.TIME_WAIT, timeoutMs = TIME_WAIT_LEN_MS): boolean {
     const tw = this.timeWait;
     if (tw.count >= this.settings.maxTwBuckets) {
       this.mib.TcpExtTCPTimeWaitOverflow++;
@@ -194,17 +195,17 @@ export class Tcp implements TcpHost {
     r.rcvNxt = c.rcvNxt;
     // tcp_time_wait: tw_rcv_wnd = tcp_receive_window(), sent shifted by tw_rcv_wscale.
     const wnd = c.rcvAdvEdge - c.rcvNxt;
-    r.wndField = Math.min(0xffff, (wnd | 0) > 0 ? wnd >>> c.rcvWscale : 0);
+    r.rcvWnd = (wnd | 0) > 0 ? wnd >>> 0 : 0;
+    r.wndField = Math.min(0xffff, r.rcvWnd >>> c.rcvWscale);
     r.tsOk = c.tsOk;
     r.tsRecent = c.tsRecent;
     r.tsRecentStamp = c.tsRecentStamp;
     r.tsOffset = c.tsOffset;
     r.mark = c.mark;
     r.boundDev = c.boundDev;
-    tw.add(r);
+    r.substate = substate;
+    tw.add(r, timeoutMs);
     this.portUse.set(r.localPort, (this.portUse.get(r.localPort) ?? 0) + 1);
-    // Linux counts a TIME_WAIT as its timer is first set (__inet_twsk_schedule: TcpExtTW).
-    this.mib.TcpExtTW++;
     return true;
   }
 
@@ -622,6 +623,12 @@ export class Tcp implements TcpHost {
           }
           return;
         }
+      }
+      if (st === TW_RST) {
+        // tcp_v4_rcv's TCP_TW_RST: the segment is answered as if to no connection, and the record goes.
+        this.timeWait.remove(tw);
+        this.closedInput(seg, dst, dport, src, sport);
+        return;
       }
       // No listener for the SYN: it is acknowledged from TIME_WAIT like anything out of window.
       if (st === TW_ACK || st === TW_SYN) this.sendTimeWaitAck(tw);

@@ -2,19 +2,26 @@
  * TIME_WAIT records: what is left of a connection for its 2 MSL wait (RFC 9293 §3.4.2).
  * As Linux's tcp_time_wait replaces the socket by an inet_timewait_sock, a connection
  * entering TIME_WAIT is released and a small record takes its 4-tuple: the sequence
- * numbers, the timestamp state and the window to acknowledge with. All records share
- * one hash table and one timer; they expire in order from a list kept by deadline
- * (every deadline is "now + 60 s", so appending keeps it sorted).
+ * numbers, the timestamp state and the window to acknowledge with. An orphaned
+ * connection in FIN_WAIT_2 (closed by the application, waiting for the peer's FIN)
+ * becomes such a record too, with substate FIN_WAIT_2 and tcp_fin_timeout to live
+ * (tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)); the peer's FIN turns it into TIME_WAIT.
+ *
+ * All records share one hash table and one timer; they expire in order from two lists
+ * kept by deadline: TIME_WAIT's (every deadline is "now + 60 s", so appending keeps it
+ * sorted) and FIN_WAIT_2's (deadlines of now + tcp_fin_timeout, or more for a slow
+ * path: mostly appended, else placed from the tail).
  *
  * Segments to a record are handled as Linux's tcp_timewait_state_process does.
  */
 import type { Interface } from '../link/interface.js';
 import type { Mib } from '../mib.js';
 import type { Time, Timer } from '../time/timers.js';
-import { TCP_ACK, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import type { Segment } from './connection.js';
 import type { TcpSettings } from './settings.js';
-import { seqAdd, seqGt } from './seq.js';
+import { seqAdd, seqGe, seqGt, seqLt } from './seq.js';
+import { TcpState } from './state.js';
 
 /** RFC 9293 §3.4.2 / Linux TCP_TIMEWAIT_LEN: 60 s. */
 export const TIME_WAIT_LEN_MS = 60_000;
@@ -29,6 +36,10 @@ export const TW_SUCCESS = 0;
 export const TW_ACK = 1;
 /** A new SYN: a listener may take it, with the ISN in TimeWaitTable.synIsn. */
 export const TW_SYN = 2;
+/** Answer it with a RST and end the record (new data to a FIN_WAIT_2 record). */
+export const TW_RST = 3;
+/** Linux's __inet_twsk_schedule counts a record set for at most 4 s as killed (TWKilled), else TW. */
+const TW_KILL_MS = 4000;
 
 export function tupleHash(laddr: number, lport: number, raddr: number, rport: number): number {
   let h = Math.imul(raddr ^ 0x5bd1e995, 0x9e3779b1);
@@ -55,6 +66,10 @@ export class TimeWaitRecord {
   lastOowAckMs = -Infinity;
   /** When it entered TIME_WAIT (tw_entry_stamp, for tcp_tw_reuse_delay). */
   entryMs = 0;
+  /** TcpState.TIME_WAIT, or FIN_WAIT_2 for an orphan still waiting for the peer's FIN (tw_substate). */
+  substate: TcpState = TcpState.TIME_WAIT;
+  /** The receive window (tw_rcv_wnd): a FIN_WAIT_2 record checks segments against it. */
+  rcvWnd = 0;
   expiresMs = 0;
   mark = 0;
   boundDev: Interface | null = null;
@@ -73,12 +88,22 @@ export interface TimeWaitOwner {
   portReleased(port: number): void;
 }
 
+/** One expiry list, oldest deadline first. */
+class ExpiryList {
+  head: TimeWaitRecord | null = null;
+  tail: TimeWaitRecord | null = null;
+}
+
 export class TimeWaitTable {
   private readonly table = new Map<number, TimeWaitRecord>();
-  private head: TimeWaitRecord | null = null;
-  private tail: TimeWaitRecord | null = null;
+  /** TIME_WAIT records; FIN_WAIT_2 ones. */
+  private readonly tw = new ExpiryList();
+  private readonly fw2 = new ExpiryList();
   private readonly timer: Timer;
+  /** Records of either substate (what tcp_max_tw_buckets bounds and ss -s calls timewait). */
   count = 0;
+  /** Of which FIN_WAIT_2. */
+  finWait2Count = 0;
   /** The ISN for the connection a TW_SYN opens (tcp_timewait_state_process: snd_nxt + 65535 + 2). */
   synIsn = 0;
 
@@ -95,14 +120,22 @@ export class TimeWaitTable {
     return null;
   }
 
-  /** Adds a record (its 4-tuple and state filled in by the caller); the wait starts now. */
-  add(r: TimeWaitRecord): void {
+  /**
+   * Adds a record (its 4-tuple and state filled in by the caller); the wait starts now:
+   * 60 s for TIME_WAIT, `timeoutMs` for FIN_WAIT_2. Counted as Linux's __inet_twsk_schedule
+   * counts it: TWKilled when set for 4 s or less, else TW.
+   */
+  add(r: TimeWaitRecord, timeoutMs = TIME_WAIT_LEN_MS): void {
     const h = tupleHash(r.localAddr, r.localPort, r.remoteAddr, r.remotePort);
     r.hashNext = this.table.get(h) ?? null;
     this.table.set(h, r);
     this.count++;
+    if (r.substate === TcpState.FIN_WAIT_2) this.finWait2Count++;
     r.entryMs = this.owner.time.now();
-    this.schedule(r);
+    const ms = r.substate === TcpState.TIME_WAIT ? TIME_WAIT_LEN_MS : timeoutMs;
+    if (ms <= TW_KILL_MS) this.owner.mib.TcpExtTWKilled++;
+    else this.owner.mib.TcpExtTW++;
+    this.schedule(r, ms);
   }
 
   /** Ends a record early (RST, a new SYN, connect(2) taking it over) or at expiry. */
@@ -120,46 +153,67 @@ export class TimeWaitTable {
     r.hashNext = null;
     this.unlink(r);
     this.count--;
+    if (r.substate === TcpState.FIN_WAIT_2) this.finWait2Count--;
     this.owner.portReleased(r.localPort);
-    if (this.head === null) this.owner.time.cancel(this.timer);
+    this.rearm();
   }
 
-  /** Every record, for listings (ss), oldest deadline first. */
+  /** Every record, for listings (ss): TIME_WAIT ones, then FIN_WAIT_2 ones, each oldest deadline first. */
   *records(): IterableIterator<TimeWaitRecord> {
-    for (let r = this.head; r !== null; r = r.next) yield r;
+    for (let r = this.tw.head; r !== null; r = r.next) yield r;
+    for (let r = this.fw2.head; r !== null; r = r.next) yield r;
   }
 
   clear(): void {
-    while (this.head !== null) this.remove(this.head);
+    while (this.tw.head !== null) this.remove(this.tw.head);
+    while (this.fw2.head !== null) this.remove(this.fw2.head);
   }
 
-  /** inet_twsk_reschedule: the 60 s start over. */
-  private schedule(r: TimeWaitRecord): void {
+  /** inet_twsk_reschedule: the wait starts over (60 s in TIME_WAIT). */
+  private schedule(r: TimeWaitRecord, ms = TIME_WAIT_LEN_MS): void {
     this.unlink(r);
-    r.expiresMs = this.owner.time.now() + TIME_WAIT_LEN_MS;
-    r.prev = this.tail;
-    r.next = null;
-    if (this.tail !== null) this.tail.next = r;
-    else this.head = r;
-    this.tail = r;
-    if (this.head === r) this.owner.time.arm(this.timer, TIME_WAIT_LEN_MS);
+    r.expiresMs = this.owner.time.now() + ms;
+    const l = r.substate === TcpState.TIME_WAIT ? this.tw : this.fw2;
+    // From the tail back to the last record due no later (at once for TIME_WAIT's constant 60 s).
+    let p = l.tail;
+    while (p !== null && p.expiresMs > r.expiresMs) p = p.prev;
+    r.prev = p;
+    r.next = p === null ? l.head : p.next;
+    if (r.next !== null) r.next.prev = r;
+    else l.tail = r;
+    if (p !== null) p.next = r;
+    else l.head = r;
+    if (l.head === r) this.rearm();
   }
 
   private unlink(r: TimeWaitRecord): void {
-    const wasHead = this.head === r;
+    const l = r.substate === TcpState.TIME_WAIT ? this.tw : this.fw2;
+    if (r.prev === null && l.head !== r) return;
+    const wasHead = l.head === r;
     if (r.prev !== null) r.prev.next = r.next;
-    else if (wasHead) this.head = r.next;
+    else l.head = r.next;
     if (r.next !== null) r.next.prev = r.prev;
-    else if (this.tail === r) this.tail = r.prev;
+    else l.tail = r.prev;
     r.prev = null;
     r.next = null;
-    if (wasHead && this.head !== null) this.owner.time.arm(this.timer, this.head.expiresMs - this.owner.time.now());
+    if (wasHead) this.rearm();
+  }
+
+  /** The one timer, for the earlier of the two lists' first deadlines. */
+  private rearm(): void {
+    const a = this.tw.head;
+    const b = this.fw2.head;
+    const first = a === null ? b : b === null || a.expiresMs <= b.expiresMs ? a : b;
+    if (first === null) this.owner.time.cancel(this.timer);
+    else this.owner.time.arm(this.timer, Math.max(0, first.expiresMs - this.owner.time.now()));
   }
 
   private expire(): void {
     const now = this.owner.time.now();
-    while (this.head !== null && this.head.expiresMs <= now) this.remove(this.head);
-    if (this.head !== null) this.owner.time.arm(this.timer, this.head.expiresMs - now);
+    // A FIN_WAIT_2 record that times out just goes, as a TIME_WAIT one does (no RST).
+    while (this.tw.head !== null && this.tw.head.expiresMs <= now) this.remove(this.tw.head);
+    while (this.fw2.head !== null && this.fw2.head.expiresMs <= now) this.remove(this.fw2.head);
+    this.rearm();
   }
 
   /**
@@ -180,6 +234,7 @@ export class TimeWaitTable {
       const ok = ((r.tsRecent - o.tsVal) | 0) <= 0 || now >= r.tsRecentStamp + PAWS_24DAYS_MS || r.tsRecent === 0;
       pawsReject = !ok && !(rst && now >= r.tsRecentStamp + PAWS_MSL_MS);
     }
+    if (r.substate === TcpState.FIN_WAIT_2) return this.inputFinWait2(r, seg, pawsReject, now);
     if (!pawsReject && seg.seq === r.rcvNxt && (seg.len === 0 || rst)) {
       // In window: only a RST or a bare ACK can be.
       if (rst) {
@@ -215,4 +270,58 @@ export class TimeWaitTable {
     r.lastOowAckMs = now;
     return TW_ACK;
   }
+
+  /**
+   * tcp_timewait_state_process for the FIN_WAIT_2 substate, which repeats
+   * tcp_rcv_state_process's checks: out of the window (or PAWS) is acknowledged
+   * (rate-limited, TCPACKSkippedFinWait2); an in-window RST ends the record; a SYN at
+   * or past rcv_nxt, new data, or anything but the FIN right at rcv_nxt gets a RST
+   * and ends it; a duplicate ACK is taken silently; the FIN moves the record to
+   * TIME_WAIT for 60 s, and is acknowledged.
+   */
+  private inputFinWait2(r: TimeWaitRecord, seg: Segment, pawsReject: boolean, now: number): number {
+    const owner = this.owner;
+    const f = seg.flags;
+    const seq = seg.seq;
+    const end = seqAdd(seq, seg.len);
+    const rcvNxt = r.rcvNxt;
+    if (pawsReject || !inWindow(seq, end, rcvNxt, seqAdd(rcvNxt, r.rcvWnd))) {
+      if (pawsReject) owner.mib.TcpExtPAWSEstab++;
+      // tcp_oow_rate_limited: data or FIN without SYN is always answered.
+      if (seg.len > 0 && !(f & TCP_SYN)) return TW_ACK;
+      if (now - r.lastOowAckMs < owner.settings.invalidRatelimit) {
+        owner.mib.TcpExtTCPACKSkippedFinWait2++;
+        return TW_SUCCESS;
+      }
+      r.lastOowAckMs = now;
+      return TW_ACK;
+    }
+    if (f & TCP_RST) {
+      this.remove(r);
+      return TW_SUCCESS;
+    }
+    if (f & TCP_SYN && seqGe(seq, rcvNxt)) return TW_RST;
+    // A duplicate ACK, or a segment that takes no sequence space.
+    if (!(f & TCP_ACK) || !seqGt(end, rcvNxt) || seg.len === 0) return TW_SUCCESS;
+    // New data after the application closed: RST (RFC 1122 §4.2.2.13). Only the FIN right at rcv_nxt goes on.
+    if (!(f & TCP_FIN) || end !== seqAdd(rcvNxt, 1)) return TW_RST;
+    this.unlink(r);
+    this.finWait2Count--;
+    r.substate = TcpState.TIME_WAIT;
+    r.rcvNxt = end;
+    if (r.tsOk && seg.opts.tsPresent) {
+      r.entryMs = now;
+      r.tsRecent = seg.opts.tsVal;
+      r.tsRecentStamp = now;
+    }
+    this.schedule(r);
+    return TW_ACK;
+  }
+}
+
+/** tcp_in_window: the segment [seq, end) starts at the window's left edge, overlaps it, or is empty at its right edge. */
+function inWindow(seq: number, end: number, left: number, right: number): boolean {
+  if (seq === left) return true;
+  if (seqGt(end, left) && seqLt(seq, right)) return true;
+  return seq === right && seq === end;
 }

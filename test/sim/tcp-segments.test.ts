@@ -668,7 +668,7 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
     expect(listener.synQueue).toBe(1);
   });
 
-  it('tcp_fin_timeout: an orphan in FIN_WAIT_2 is gone 60 s after our FIN was acknowledged, silently as in Linux', () => {
+  it('tcp_fin_timeout: an orphan in FIN_WAIT_2 becomes a FIN_WAIT_2 record, gone 60 s after our FIN was acknowledged, silently as in Linux', () => {
     const p = tcpPeer();
     const { c, S, P } = established(p);
     p.stack.tcp.batched(() => c.close(false));
@@ -677,17 +677,19 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
     p.advance(50);
     p.send({ seq: P, ack: seq(S, 1), flags: 'A' });
     const t0 = p.time.now();
-    expect(c.state).toBe(TcpState.FIN_WAIT_2);
-    p.advanceTo(t0 + 59_999);
-    expect(c.state).toBe(TcpState.FIN_WAIT_2);
-    p.advance(1);
+    // tcp_rcv_state_process: tcp_time_wait(sk, TCP_FIN_WAIT2, tmo); the connection is released.
     expect(c.state).toBe(TcpState.CLOSED);
     expect(p.lookup()).toBeNull();
-    // Linux (tcp_rcv_state_process, tcp_time_wait(TCP_FIN_WAIT2)) lets it expire without a RST.
+    expect(p.timeWait()?.substate).toBe(TcpState.FIN_WAIT_2);
+    p.advanceTo(t0 + 59_999);
+    expect(p.timeWait()).not.toBeNull();
+    p.advance(1);
+    expect(p.timeWait()).toBeNull();
+    // The record expires without a RST.
     expect(p.take()).toEqual([]);
   });
 
-  it('RFC 1122 §4.2.2.13: new data reaching a closed (orphaned) connection in FIN_WAIT_1 or FIN_WAIT_2 is answered with RST (TcpExtTCPAbortOnData)', () => {
+  it('RFC 1122 §4.2.2.13: new data reaching a closed (orphaned) connection in FIN_WAIT_1 or FIN_WAIT_2 is answered with RST (the connection: TcpExtTCPAbortOnData; the FIN_WAIT_2 record: TCP_TW_RST)', () => {
     for (const ackOurFin of [false, true]) {
       const p = tcpPeer();
       const { c, S, P } = established(p);
@@ -696,14 +698,30 @@ describe('FIN processing (RFC 9293 §3.10.7.4, eighth step)', () => {
       expect(p.take().map((s) => s.flags)).toEqual(['FA']);
       const ack = ackOurFin ? seq(S, 1) : S;
       if (ackOurFin) p.send({ seq: P, ack, flags: 'A' });
-      expect(c.state).toBe(ackOurFin ? TcpState.FIN_WAIT_2 : TcpState.FIN_WAIT_1);
+      expect(c.state).toBe(ackOurFin ? TcpState.CLOSED : TcpState.FIN_WAIT_1);
+      expect(p.timeWait()?.substate ?? null).toBe(ackOurFin ? TcpState.FIN_WAIT_2 : null);
       p.send({ seq: P, ack, flags: 'PA', data: 'too late' });
-      // Linux tcp_rcv_state_process: tcp_reset, and tcp_v4_send_reset answers the segment.
+      // Linux tcp_rcv_state_process: tcp_reset, and tcp_v4_send_reset answers the segment;
+      // from a FIN_WAIT_2 timewait sock, tcp_timewait_state_process's TCP_TW_RST does the same.
       expect(p.take().map((s) => [s.flags, s.seq])).toEqual([['R', ack]]);
       expect(c.state).toBe(TcpState.CLOSED);
       expect(p.lookup()).toBeNull();
-      expect(p.stack.mib.TcpExtTCPAbortOnData).toBe(1);
+      expect(p.timeWait()).toBeNull();
+      expect(p.stack.mib.TcpExtTCPAbortOnData).toBe(ackOurFin ? 0 : 1);
     }
+  });
+
+  it('new data in the segment that acknowledges our FIN: the orphan is aborted there (TcpExtTCPAbortOnData), no record', () => {
+    const p = tcpPeer();
+    const { c, S, P } = established(p);
+    p.stack.tcp.batched(() => c.close(false));
+    p.advance(0);
+    p.take();
+    p.send({ seq: P, ack: seq(S, 1), flags: 'PA', data: 'too late' });
+    expect(p.take().map((s) => [s.flags, s.seq])).toEqual([['R', seq(S, 1)]]);
+    expect(c.state).toBe(TcpState.CLOSED);
+    expect(p.timeWait()).toBeNull();
+    expect(p.stack.mib.TcpExtTCPAbortOnData).toBe(1);
   });
 
   it('tcp_fin_timeout applies to orphans only: a half-closed socket waits in FIN_WAIT_2 for the peer', () => {

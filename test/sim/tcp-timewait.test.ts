@@ -159,3 +159,138 @@ describe('TIME_WAIT records (Linux inet_timewait_sock)', () => {
     expect(p.stack.tcp.timeWaitCount).toBe(1);
   });
 });
+
+/**
+ * A connection from `sport` that the stack closes first and the peer never finishes: the
+ * peer acknowledges the stack's FIN and sends none of its own, which leaves the stack's
+ * side an orphan in FIN_WAIT_2.
+ */
+function serverHalfCloses(p: TcpPeer, sport: number, accepted: TcpConnection[]): { c: TcpConnection; iss: number } {
+  p.send({ sport, seq: sport * 1000, flags: 'S', opts: linuxSynOpts() });
+  const iss = p.out[p.out.length - 1].seq;
+  p.send({ sport, seq: sport * 1000 + 1, ack: seq(iss, 1), flags: 'A', wnd: 1000 });
+  const c = accepted.pop()!;
+  p.stack.tcp.batched(() => c.close(false));
+  p.advance(0);
+  p.send({ sport, seq: sport * 1000 + 1, ack: seq(iss, 2), flags: 'A', wnd: 1000 });
+  p.out.length = 0;
+  return { c, iss };
+}
+
+describe('orphaned FIN_WAIT_2 as records (tcp_time_wait(sk, TCP_FIN_WAIT2, tmo))', () => {
+  it('10,000 orphans waiting for the peer FIN are 10,000 small FIN_WAIT_2 records, listed by ss as FIN-WAIT-2, gone after tcp_fin_timeout', async () => {
+    const p = tcpPeer();
+    const tcp = p.stack.tcp;
+    const { accepted } = p.listen(80, 128);
+    const timers0 = p.time.pending;
+    const N = 10_000;
+    for (let i = 0; i < 200; i++) serverHalfCloses(p, 5000 + i, accepted);
+    p.advance(61_000);
+    expect(tcp.timeWaitCount).toBe(0);
+    p.stack.sysctl.set('net.ipv4.tcp_fin_timeout', '30');
+    await collect();
+    const heap0 = process.memoryUsage().heapUsed;
+    const refs: WeakRef<TcpConnection>[] = [];
+    const t0 = p.time.now();
+    for (let i = 0; i < N; i++) {
+      const { c } = serverHalfCloses(p, 10000 + i, accepted);
+      if (i % 20 === 0) refs.push(new WeakRef(c));
+    }
+    expect(tcp.timeWaitCount).toBe(N);
+    expect(tcp.timeWait.finWait2Count).toBe(N);
+    expect(tcp.connections.size).toBe(0);
+    // __inet_twsk_schedule counts each (TcpExtTW, set for more than 4 s).
+    expect(p.stack.mib.TcpExtTW).toBe(200 + N);
+    await collect();
+    const perRecord = (process.memoryUsage().heapUsed - heap0) / N;
+    expect(perRecord).toBeLessThan(600);
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+    // ss: state FIN-WAIT-2 (the record's substate, inet_twsk_diag_fill), the timewait timer; counted as timewait by -s.
+    const rows = runSs(p.stack, ['-tan']).stdout.split('\n').filter((l) => l.startsWith('FIN-WAIT-2'));
+    expect(rows).toHaveLength(N);
+    expect(runSs(p.stack, ['-tano']).stdout).toMatch(/\nFIN-WAIT-2 +0 +0 +10\.0\.0\.2:80 +10\.0\.0\.1:10000 +timer:\(timewait,30sec,0\) *\n/);
+    expect(runSs(p.stack, ['-tan', 'state', 'fin-wait-2']).stdout.split('\n').filter((l) => l.includes('10.0.0.2:80'))).toHaveLength(N);
+    expect(runSs(p.stack, ['-tan', 'state', 'time-wait']).stdout.split('\n').filter((l) => l.includes('10.0.0.2:80'))).toHaveLength(0);
+    expect(runSs(p.stack, ['-s']).stdout).toContain(`orphaned 0, timewait ${N})`);
+    // One timer; tcp_fin_timeout (30 s here) after each FIN was acknowledged they are gone, without a RST.
+    expect(p.time.pending).toBe(timers0 + 1);
+    p.advanceTo(t0 + 29_999);
+    expect(tcp.timeWaitCount).toBe(N);
+    p.advanceTo(t0 + 30_000 + 10);
+    expect(tcp.timeWaitCount).toBe(0);
+    expect(tcp.timeWait.finWait2Count).toBe(0);
+    expect(tcp['portUse'].size).toBe(0);
+    expect(p.time.pending).toBe(timers0);
+    expect(p.take()).toEqual([]);
+  }, 120_000);
+
+  it("a late FIN moves the record to TIME_WAIT and is acknowledged; the 60 s start then (tcp_timewait_state_process)", () => {
+    const p = tcpPeer();
+    const { accepted } = p.listen(80, 128);
+    const { iss } = serverHalfCloses(p, 45000, accepted);
+    const tw = p.timeWait(45000)!;
+    expect(tw.substate).toBe(TcpState.FIN_WAIT_2);
+    p.advance(20_000);
+    const t1 = p.time.now();
+    const finTs = p.tsVal();
+    p.send({ sport: 45000, seq: 45000 * 1000 + 1, ack: seq(iss, 2), flags: 'FA', wnd: 1000 });
+    const a = p.take();
+    expect(a.map((s) => [s.flags, s.seq, s.ack])).toEqual([['A', seq(iss, 2), 45000 * 1000 + 2]]);
+    expect(a[0].opts.ts?.ecr).toBe(finTs);
+    expect(tw.substate).toBe(TcpState.TIME_WAIT);
+    expect(p.stack.tcp.timeWait.finWait2Count).toBe(0);
+    expect(runSs(p.stack, ['-tano']).stdout).toMatch(/\nTIME-WAIT +0 +0 +10\.0\.0\.2:80 +10\.0\.0\.1:45000 +timer:\(timewait,1min,0\) *\n/);
+    // Now a TIME_WAIT record: a retransmitted FIN is acknowledged again.
+    p.send({ sport: 45000, seq: 45000 * 1000 + 1, ack: seq(iss, 2), flags: 'FA', wnd: 1000 });
+    expect(p.take().map((s) => [s.flags, s.ack])).toEqual([['A', 45000 * 1000 + 2]]);
+    p.advanceTo(t1 + 59_999);
+    expect(p.timeWait(45000)).not.toBeNull();
+    p.advance(1);
+    expect(p.timeWait(45000)).toBeNull();
+  });
+
+  it('duplicate ACKs are taken silently; out-of-window segments acknowledged (rate-limited: TCPACKSkippedFinWait2); an in-window RST ends it; a SYN gets a RST and ends it', () => {
+    const p = tcpPeer();
+    const { accepted } = p.listen(80, 128);
+    const { iss } = serverHalfCloses(p, 46000, accepted);
+    const rcvNxt = 46000 * 1000 + 1;
+    p.send({ sport: 46000, seq: rcvNxt, ack: seq(iss, 2), flags: 'A', wnd: 1000 });
+    expect(p.take()).toEqual([]);
+    // Far beyond the window: an ACK back, then the next within tcp_invalid_ratelimit is skipped.
+    p.send({ sport: 46000, seq: rcvNxt + 10_000_000, ack: seq(iss, 2), flags: 'A', wnd: 1000 });
+    expect(p.take().map((s) => [s.flags, s.seq, s.ack])).toEqual([['A', seq(iss, 2), rcvNxt]]);
+    p.send({ sport: 46000, seq: rcvNxt + 10_000_000, ack: seq(iss, 2), flags: 'A', wnd: 1000 });
+    expect(p.take()).toEqual([]);
+    expect(p.stack.mib.TcpExtTCPACKSkippedFinWait2).toBe(1);
+    expect(p.timeWait(46000)?.substate).toBe(TcpState.FIN_WAIT_2);
+    p.send({ sport: 46000, seq: rcvNxt, flags: 'R' });
+    expect(p.timeWait(46000)).toBeNull();
+    expect(p.take()).toEqual([]);
+    // A SYN at rcv_nxt or beyond: TCP_TW_RST, answered as to no connection, and the record goes.
+    const { iss: iss2 } = serverHalfCloses(p, 47000, accepted);
+    void iss2;
+    p.send({ sport: 47000, seq: 47000 * 1000 + 5, flags: 'S', opts: linuxSynOpts() });
+    expect(p.take().map((s) => [s.flags, s.ack])).toEqual([['RA', 47000 * 1000 + 6]]);
+    expect(p.timeWait(47000)).toBeNull();
+  });
+
+  it('tcp_fin_timeout above 60 s: the connection is kept for the part beyond 60 s, then a record for what tcp_fin_time less 60 s gives (tcp_keepalive_timer)', () => {
+    const p = tcpPeer();
+    p.stack.sysctl.set('net.ipv4.tcp_fin_timeout', '100');
+    const { accepted } = p.listen(80, 128);
+    const { c } = serverHalfCloses(p, 48000, accepted);
+    const t0 = p.time.now();
+    expect(c.state).toBe(TcpState.FIN_WAIT_2);
+    expect(p.timeWait(48000)).toBeNull();
+    // A full socket on its keepalive timer, as ss shows Linux's.
+    expect(runSs(p.stack, ['-tano']).stdout).toMatch(/\nFIN-WAIT-2 +0 +0 +10\.0\.0\.2:80 +10\.0\.0\.1:48000 +timer:\(keepalive,40sec,0\) *\n/);
+    p.advanceTo(t0 + 40_000);
+    expect(c.state).toBe(TcpState.CLOSED);
+    expect(p.timeWait(48000)?.substate).toBe(TcpState.FIN_WAIT_2);
+    p.advanceTo(t0 + 79_999);
+    expect(p.timeWait(48000)).not.toBeNull();
+    p.advance(1);
+    expect(p.timeWait(48000)).toBeNull();
+    expect(p.take()).toEqual([]);
+  });
+});
