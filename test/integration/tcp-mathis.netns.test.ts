@@ -24,7 +24,8 @@
  *
  * Heavy (namespaces, 20 s transfers): run it under the shared lock,
  *   flock /tmp/tapstack-heavy.lock npx vitest run test/integration/tcp-mathis.netns.test.ts
- * MATHIS_RATES (percent, default 1,3,10) picks the rates.
+ * MATHIS_RATES (percent, default 1,3,10) picks the rates, MATHIS_SCALE (default 1) makes
+ * each transfer that many times longer.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -48,6 +49,8 @@ const K_PORT = 5301;
 const S_PORT = 5302;
 const PEER_PY = path.join(ROOT, 'test/helpers/tcp-loss-peer.py');
 const RATES = (process.env.MATHIS_RATES ?? '1,3,10').split(',').map(Number);
+/** Longer runs (fewer rates per locked run): MATHIS_SCALE times the bytes and the time. */
+const SCALE = Number(process.env.MATHIS_SCALE ?? 1);
 /** Bytes per rate: about 20 s of CUBIC at 20 ms RTT. */
 const SIZE: Record<number, number> = { 1: 16 << 20, 3: 8 << 20, 10: 3 << 20 };
 
@@ -163,14 +166,14 @@ describe('goodput under random loss against the Mathis bound: kernel CUBIC and t
     it(`${pct}% random loss on data segments, 20 ms RTT: both senders' goodput against Mathis`, async () => {
       expect(rttS).toBeGreaterThan(0.019);
       expect(rttS).toBeLessThan(0.03);
-      const size = SIZE[pct] ?? 4 << 20;
+      const size = Math.round((SIZE[pct] ?? 4 << 20) * SCALE);
       const want = createHash('sha256').update(patternBytes(size)).digest('hex');
       setLoss(pct);
       const mib0 = kernelMib();
       const stack0 = { ...stack.mib } as Record<string, number>;
-      const k = await sink(K_PORT, 90);
-      const s = await sink(S_PORT, 90);
-      const sender = spawn('ip', ['netns', 'exec', NS_K, 'timeout', '90', 'python3', PEER_PY, 'send', '10.233.181.1', String(K_PORT), String(size), 'cubic'], { stdio: 'ignore' });
+      const k = await sink(K_PORT, 90 * SCALE);
+      const s = await sink(S_PORT, 90 * SCALE);
+      const sender = spawn('ip', ['netns', 'exec', NS_K, 'timeout', String(90 * SCALE), 'python3', PEER_PY, 'send', '10.233.181.1', String(K_PORT), String(size), 'cubic'], { stdio: 'ignore' });
       const sock = stack.tcp.connect({ port: S_PORT, host: '10.233.181.1' });
       sock.on('data', () => {});
       sock.end(patternBytes(size));
@@ -200,6 +203,6 @@ describe('goodput under random loss against the Mathis bound: kernel CUBIC and t
         expect(drop / seen).toBeGreaterThan((pct / 100) * 0.7);
         expect(drop / seen).toBeLessThan((pct / 100) * 1.3);
       }
-    }, 120_000);
+    }, 120_000 * SCALE);
   }
 });

@@ -254,6 +254,8 @@ describe('Tail loss probe (RFC 8985 §7)', () => {
     expect(rtx[1].at).toBeGreaterThan(t0);
     expect(mib.TcpExtTCPLossProbes).toBe(1);
     expect(mib.TcpExtTCPTimeouts).toBe(0);
+    // A resent segment is data sent too (tcp_event_data_sent sets lsndtime): tcpi_last_data_sent counts from the probe.
+    expect(f.c.lastSendMs).toBe(rtx[1].at);
     expect(f.sink.received).toBe(f.c.bytesAcked - 1);
     // The next data acknowledged beyond the probe shows it repaired a loss (RFC 8985 §7.4.2).
     burst(f, 4);

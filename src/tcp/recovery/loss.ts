@@ -212,6 +212,8 @@ export class LossRecovery {
       left -= len;
     } while (left > 0);
     q.markRetrans(k, this.stamp(nowMs));
+    // tcp_event_data_sent: lsndtime moves with every data segment, resent ones included.
+    c.lastSendMs = nowMs;
     if (this.retransStampMs === 0) this.retransStampMs = nowMs;
     if (this.undoRetrans < 0) this.undoRetrans = 0;
     this.undoRetrans++;
