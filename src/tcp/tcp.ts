@@ -391,7 +391,7 @@ export class Tcp implements TcpHost {
    * timestamps (PAWS guards the new connection, RFC 7323 §5) that Linux's
    * tcp_twsk_unique lets go: always for an explicitly bound port, in the port search
    * only with tcp_tw_reuse (2: a loopback address at either end) once the TIME_WAIT is
-   * older than tcp_tw_reuse_delay.
+   * older than tcp_tw_reuse_delay, and never for a FIN_WAIT_2 record.
    */
   private tupleFree(laddr: number, lport: number, raddr: number, rport: number, search: boolean): boolean {
     if (this.lookup(laddr, lport, raddr, rport) !== null) return false;
@@ -399,6 +399,8 @@ export class Tcp implements TcpHost {
     if (tw === null) return true;
     if (!tw.tsOk) return false;
     if (!search) return true;
+    // tcp_twsk_unique: the port search never takes a FIN_WAIT_2 record (the peer may still send).
+    if (tw.substate === TcpState.FIN_WAIT_2) return false;
     const s = this.settings;
     let reuse = s.twReuse;
     if (reuse === 2 && laddr >>> 24 !== 127 && raddr >>> 24 !== 127) reuse = 0;

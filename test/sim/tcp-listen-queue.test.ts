@@ -249,6 +249,39 @@ describe('connect(2) over a TIME_WAIT (net.ipv4.tcp_tw_reuse, Linux tcp_twsk_uni
   });
 });
 
+describe('connect(2) over a FIN_WAIT_2 record', () => {
+  it('the port search never takes one (tcp_twsk_unique: no reuse in FIN_WAIT2), an explicitly bound port does', () => {
+    const p = tcpPeer();
+    p.stack.sysctl.set('net.ipv4.ip_local_port_range', '50000 50000');
+    p.stack.sysctl.set('net.ipv4.tcp_tw_reuse', '1');
+    for (const lport of [0, 50000]) {
+      const c = p.stack.tcp.newConnection();
+      c.user = new Recorder();
+      expect(p.stack.tcp.activeOpen(c, ip(PEER), 40000, 0, 0)).toBeNull();
+      p.advance(0);
+      const synSeg = p.one();
+      p.send({ sport: 40000, dport: 50000, seq: 9000, ack: seq(synSeg.seq, 1), flags: 'SA', opts: linuxSynOpts() });
+      p.take();
+      p.stack.tcp.batched(() => c.close(false));
+      p.advance(0);
+      const fin = p.one();
+      // The peer acknowledges our FIN and keeps its side open: a FIN_WAIT_2 record.
+      p.send({ sport: 40000, dport: 50000, seq: 9001, ack: seq(fin.seq, 1), flags: 'A', wnd: 1000 });
+      expect(p.timeWait(40000, 50000)?.substate).toBe(TcpState.FIN_WAIT_2);
+      p.advance(5000);
+      const n = p.stack.tcp.newConnection();
+      n.user = new Recorder();
+      const err = p.stack.tcp.activeOpen(n, ip(PEER), 40000, 0, lport);
+      expect(err).toBe(lport === 0 ? 'EADDRNOTAVAIL' : null);
+      if (lport === 0) {
+        p.advance(60_000);
+        expect(p.timeWait(40000, 50000)).toBeNull();
+      } else expect(p.stack.mib.TcpExtTWRecycled).toBe(1);
+      p.take();
+    }
+  });
+});
+
 describe('nothing left behind', () => {
   it('2,000 connections opened, used and closed (half by the peer first, half by us first) leave no table entry, port count, timer or queue behind', () => {
     const p = tcpPeer();
