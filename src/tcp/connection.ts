@@ -235,6 +235,8 @@ export class TcpConnection implements CcState {
   pingpong = 0;
   /** Linux icsk_ack.lrcvtime: when data last arrived (ms). */
   lastDataRcvMs = -DELACK_MS;
+  /** When in-order data last arrived (Linux icsk_ack.lrcvtime), -1 before any. */
+  private lrcvMs = -1;
   /** An ACK is owed; `ackNow` asks for it at the end of this batch. */
   ackPending = false;
   ackNow = false;
@@ -941,6 +943,8 @@ export class TcpConnection implements CcState {
     if (before > 0) {
       if (before >= len) {
         this.noteDsack(seq, seqAdd(seq, len));
+        // tcp_data_queue: a retransmission of what we have means our ACKs are lost or late.
+        this.quickAckMode(this.quickAckQuota(MAX_QUICKACKS));
         this.queueAck(true);
         return;
       }
@@ -965,6 +969,13 @@ export class TcpConnection implements CcState {
     if (this.tsOk && seg.opts.tsPresent && seg.opts.tsEcr !== 0) this.rcvRtt.measureTs(seg.opts.tsEcr, len, this.rcvMss, this.tsNow(now) - seg.opts.tsEcr);
     this.bytesReceived += len;
     if (seq === this.rcvNxt) {
+      // tcp_event_data_recv: in-order data after a silence longer than the RTO (the sender
+      // timed out, or restarts after idle) is acknowledged segment by segment for a while.
+      if (this.lrcvMs >= 0 && now - this.lrcvMs > this.rtt.rtoUs / 1000) {
+        const n = this.quickAckQuota(MAX_QUICKACKS);
+        if (n > this.quickAcks) this.quickAcks = n;
+      }
+      this.lrcvMs = now;
       this.deliver(buf, off, len);
       if (this.ooo.length > 0) this.drainOoo();
       // Linux: data that fills a hole is acknowledged at once.
@@ -1268,6 +1279,12 @@ export class TcpConnection implements CcState {
     } else if (!this.delackTimer.armed) {
       this.host.time.arm(this.delackTimer, DELACK_MS);
     }
+  }
+
+  /** Linux tcp_incr_quickack's count: half the window in segments (at least 2), at most `max`. */
+  private quickAckQuota(max: number): number {
+    const n = Math.floor(this.rcvWndNow() / (2 * this.rcvMss)) || 2;
+    return Math.min(n, max);
   }
 
   /** Linux tcp_enter_quickack_mode: the next `n` ACKs go out at once. */
