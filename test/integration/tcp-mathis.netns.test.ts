@@ -105,9 +105,9 @@ function setLoss(pct: number): void {
   if (spawnSync('ip', ['netns', 'exec', NS_M, 'nft', '-f', '-'], { input: rules, stdio: ['pipe', 'ignore', 'inherit'] }).status !== 0) throw new Error('nft failed');
 }
 
-/** The kernel sender's TCP counters (mtk's namespace). */
-function kernelMib(): Record<string, number> {
-  const out = nsx(NS_K, 'nstat', '-asz', '--json');
+/** A namespace's TCP counters: the kernel sender's in mtk, the kernel receivers' in mtr. */
+function kernelMib(ns = NS_K): Record<string, number> {
+  const out = nsx(ns, 'nstat', '-asz', '--json');
   return (JSON.parse(out) as { kernel: Record<string, number> }).kernel;
 }
 
@@ -170,6 +170,7 @@ describe('goodput under random loss against the Mathis bound: kernel CUBIC and t
       const want = createHash('sha256').update(patternBytes(size)).digest('hex');
       setLoss(pct);
       const mib0 = kernelMib();
+      const rcv0 = kernelMib(NS_R);
       const stack0 = { ...stack.mib } as Record<string, number>;
       const k = await sink(K_PORT, 90 * SCALE);
       const s = await sink(S_PORT, 90 * SCALE);
@@ -180,6 +181,8 @@ describe('goodput under random loss against the Mathis bound: kernel CUBIC and t
       const [kr, sr] = await Promise.all([k.done, s.done]);
       sender.kill();
       const mib1 = kernelMib();
+      const rcv1 = kernelMib(NS_R);
+      const rd = (n: string): number => (rcv1[n] ?? 0) - (rcv0[n] ?? 0);
       const kd = (n: string): number => (mib1[n] ?? 0) - (mib0[n] ?? 0);
       const sd = (n: string): number => (stack.mib as unknown as Record<string, number>)[n] - stack0[n];
       const [kSeen, kDrop] = counters(K_PORT);
@@ -191,7 +194,10 @@ describe('goodput under random loss against the Mathis bound: kernel CUBIC and t
         const m = mathis(mss, rttS, p);
         return `${who}: ${(g / 1e6).toFixed(3)} MB/s in ${r.seconds.toFixed(1)} s; p ${(100 * p).toFixed(2)}% (${drop}/${seen}); Mathis ${(m / 1e6).toFixed(3)} MB/s, ratio ${(g / m).toFixed(2)}; recoveries ${d('TcpExtTCPSackRecovery')}, timeouts ${d('TcpExtTCPTimeouts')}, probes ${d('TcpExtTCPLossProbes')}, resent ${d('TcpRetransSegs')}`;
       };
-      console.log(`${pct}% loss, RTT ${(rttS * 1000).toFixed(2)} ms\n  ${line('kernel cubic', kr, kSeen, kDrop, kd)}\n  ${line('stack cubic ', sr, sSeen, sDrop, sd)}`);
+      console.log(
+        `${pct}% loss, RTT ${(rttS * 1000).toFixed(2)} ms\n  ${line('kernel cubic', kr, kSeen, kDrop, kd)}\n  ${line('stack cubic ', sr, sSeen, sDrop, sd)}\n` +
+          `  kernel receivers (both flows): ${rd('TcpInSegs')} segments in, ${rd('TcpOutSegs')} out (ACKs), ${rd('TcpExtDelayedACKs')} delayed ACKs, ${rd('TcpExtTCPOFOQueue')} out of order`,
+      );
       expect(kr.bytes).toBe(size);
       expect(kr.sha).toBe(want);
       expect(sr.bytes).toBe(size);
