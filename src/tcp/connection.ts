@@ -54,6 +54,8 @@ export class Segment {
   dataLen = 0;
   /** The ECN field of the IP header it came in (RFC 3168 §5). */
   ecn = 0;
+  /** A super-packet's segment size (GRO's gso_size), else 0. */
+  gsoSize = 0;
   readonly opts = new TcpOptions();
   /** seq + data + SYN + FIN: the sequence space it takes. */
   get len(): number {
@@ -683,8 +685,12 @@ export class TcpConnection implements CcState {
         return;
       }
       if (!(f & TCP_RST)) {
-        // A duplicate of data we have: report it as a D-SACK (RFC 2883 §4).
-        if (seg.dataLen > 0 && seqLt(seg.seq, this.rcvNxt)) this.noteDsack(seg.seq, endSeq);
+        // A duplicate of data we have: report it as a D-SACK (RFC 2883 §4); our ACK was
+        // lost, so the next ones go at once (tcp_send_dupack, tcp_enter_quickack_mode).
+        if (seg.dataLen > 0 && seqLt(seg.seq, this.rcvNxt)) {
+          this.noteDsack(seg.seq, endSeq);
+          this.quickAckMode(this.quickAckQuota(MAX_QUICKACKS));
+        }
         this.oowAck(seg, now);
       }
       return;
@@ -936,7 +942,9 @@ export class TcpConnection implements CcState {
     let off = seg.dataOff;
     let len = seg.dataLen;
     const buf = seg.buf;
-    if (len > this.rcvMss) this.rcvMss = Math.min(len, this.advMss);
+    // tcp_measure_rcv_mss: a GRO super-packet counts by its segment size, not its length.
+    const segLen = seg.gsoSize > 0 ? seg.gsoSize : len;
+    if (segLen > this.rcvMss) this.rcvMss = Math.min(segLen, this.advMss);
     this.lastDataRcvMs = now; // tcp_event_data_recv
     // Trim what we already have.
     const before = seqDiff(this.rcvNxt, seq);
@@ -977,17 +985,24 @@ export class TcpConnection implements CcState {
       }
       this.lrcvMs = now;
       this.deliver(buf, off, len);
-      if (this.ooo.length > 0) this.drainOoo();
-      // Linux: data that fills a hole is acknowledged at once.
+      // RFC 5681 §4.2: data that fills a hole, or part of it, is acknowledged at once
+      // (tcp_data_queue's ICSK_ACK_NOW, __tcp_ack_snd_check with out-of-order data).
+      const hole = this.ooo.length > 0;
+      if (hole) this.drainOoo();
+      // __tcp_ack_snd_check: at once when more than one full segment is unacknowledged
+      // (rcv_nxt - rcv_wup > rcv_mss), so every second segment, or every GRO super-packet.
       // tcp_in_quickack_mode: not while replies answer the peer's data (pingpong), whose
       // ACK then rides on the reply or leaves with the delayed-ACK timer.
+      const immediate = hole || this.unackedBytes > this.rcvMss;
       if (this.quickAcks > 0) {
         this.quickAcks--;
-        this.queueAck(this.pingpong === 0 || this.unackedBytes >= 2 * this.rcvMss || this.ooo.length > 0);
-      } else this.queueAck(this.unackedBytes >= 2 * this.rcvMss || this.ooo.length > 0);
+        this.queueAck(this.pingpong === 0 || immediate);
+      } else this.queueAck(immediate);
       this.rcvSpaceAdjust(now);
     } else {
-      this.rcvOoopack++;
+      // tcp_data_queue_ofo: a super-packet counts its segments.
+      this.rcvOoopack += seg.gsoSize > 0 ? Math.ceil(len / seg.gsoSize) : 1;
+      this.host.mib.TcpExtTCPOFOQueue++;
       this.oooInsert(this.rcvOff + seqDiff(seq, this.rcvNxt), buf, off, len);
       // RFC 5681 §4.2: an out-of-order segment is acknowledged at once (with SACK blocks).
       this.queueAck(true);

@@ -588,6 +588,7 @@ export class Tcp implements TcpHost {
     seg.buf = pkt.buf;
     seg.dataOff = v.payloadOff;
     seg.dataLen = v.payloadLen;
+    seg.gsoSize = pkt.gsoSize;
     // RFC 3168 §6.1.3: the IP header's ECN field goes up with the segment.
     seg.ecn = pkt.buf[pkt.l3 + 1] & INET_ECN_MASK;
     const hl = v.headerLen;
