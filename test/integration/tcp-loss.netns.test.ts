@@ -5,6 +5,12 @@
  * mod 100 < 3 drop` on input). In the same run the kernel (CUBIC) sends from A, then
  * the stack, on a TAP device whose kernel side is in A (A forwards it), sends the
  * same bytes; the stack must reach 80% of the kernel's goodput.
+ *
+ * The other way round, the stack receives: the kernel (CUBIC) in B sends at once to the
+ * stack (through A, which forwards to the TAP) and to a kernel sink in A, A's nft dropping
+ * 3% of the data segments of each (forward hook for the stack's, input hook for its own).
+ * The kernel sending to the stack must reach 80% of its goodput to the kernel: how the
+ * receiver acknowledges (every second segment, SACK at once) sets the sender's pace.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -26,6 +32,9 @@ const PORT = 5201;
 const PEER_PY = path.join(ROOT, 'test/helpers/tcp-loss-peer.py');
 const SIZE = 8 << 20;
 const K_PORT = 5202;
+/** The stack receiving, and the kernel sink in A it is compared with. */
+const R_PORT = 5203;
+const KR_PORT = 5204;
 
 /** The test pattern of tcp-loss-peer.py: bytes 0..255 repeated. */
 function patternBytes(n: number): Buffer {
@@ -45,7 +54,7 @@ interface SinkResult {
 
 /** Starts a kernel sink in `ns`; resolves once it listens, with its result to come in `done`. */
 async function sink(ns: string, host: string, port: number): Promise<{ done: Promise<SinkResult> }> {
-  const child = spawn('ip', ['netns', 'exec', ns, 'timeout', '30', 'python3', PEER_PY, 'sink', host, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', ns, 'timeout', '45', 'python3', PEER_PY, 'sink', host, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -60,9 +69,9 @@ async function sink(ns: string, host: string, port: number): Promise<{ done: Pro
   return { done };
 }
 
-/** Drops counted by the receiver's nft rule for each port. */
-function drops(ns: string, port: number): number {
-  const out = nsx(ns, 'nft', 'list', 'table', 'inet', 'tsls');
+/** Drops counted by the nft rule for each port (table tsls in B, tslr in A). */
+function drops(ns: string, port: number, table = 'tsls'): number {
+  const out = nsx(ns, 'nft', 'list', 'table', 'inet', table);
   const m = new RegExp(`dport ${port} numgen random mod 100 < 3 counter packets (\\d+)`).exec(out);
   return Number(m?.[1] ?? -1);
 }
@@ -89,6 +98,9 @@ describe('loss recovery against the kernel: 3% loss by nft numgen, 10 ms of nete
     const rule = (port: number): string => `    tcp dport ${port} numgen random mod 100 < 3 counter drop\n`;
     const rules = `table inet tsls {\n  chain in {\n    type filter hook input priority 0; policy accept;\n${rule(PORT)}${rule(K_PORT)}  }\n}\n`;
     if (spawnSync('ip', ['netns', 'exec', NS_B, 'nft', '-f', '-'], { input: rules, stdio: ['pipe', 'ignore', 'inherit'] }).status !== 0) throw new Error('nft failed');
+    // A drops 3% of the data segments B sends to the stack (forwarded) and to A's own sink (input).
+    const rulesA = `table inet tslr {\n  chain forwarded {\n    type filter hook forward priority 0; policy accept;\n${rule(R_PORT)}  }\n  chain in {\n    type filter hook input priority 0; policy accept;\n${rule(KR_PORT)}  }\n}\n`;
+    if (spawnSync('ip', ['netns', 'exec', NS_A, 'nft', '-f', '-'], { input: rulesA, stdio: ['pipe', 'ignore', 'inherit'] }).status !== 0) throw new Error('nft failed');
   }, 20_000);
 
   afterAll(async () => {
@@ -129,4 +141,52 @@ describe('loss recovery against the kernel: 3% loss by nft numgen, 10 ms of nete
     expect(m.TcpExtTCPSackRecovery).toBeGreaterThan(0);
     expect(sGood).toBeGreaterThanOrEqual(0.8 * kGood);
   }, 20_000);
+
+  it('the kernel sending to the stack reaches at least 80% of its goodput to a kernel receiver through the same impairment, data intact', async () => {
+    const want = createHash('sha256').update(patternBytes(SIZE)).digest('hex');
+    const aIp = tb.a.peerIp;
+    // The stack's sink, timed as the kernel's: first byte to EOF.
+    let t0 = 0;
+    const stackDone = new Promise<SinkResult>((resolve) => {
+      const server = stack.tcp.createServer((s) => {
+        const h = createHash('sha256');
+        let n = 0;
+        s.on('data', (d: Buffer) => {
+          if (n === 0) t0 = performance.now();
+          n += d.length;
+          h.update(d);
+        });
+        s.on('end', () => {
+          const seconds = (performance.now() - t0) / 1000;
+          s.end();
+          server.close();
+          resolve({ bytes: n, seconds, sha: h.digest('hex'), ss: '' });
+        });
+      });
+      server.listen(R_PORT);
+    });
+    const k = await sink(NS_A, aIp, KR_PORT);
+    const ofo0 = stack.mib.TcpExtTCPOFOQueue;
+    // Both at once from B, CUBIC, so both meet the same conditions.
+    const senders = [STACK_IP, aIp].map((host, i) =>
+      spawn('ip', ['netns', 'exec', NS_B, 'timeout', '45', 'python3', PEER_PY, 'send', host, String(i === 0 ? R_PORT : KR_PORT), String(SIZE), 'cubic'], { stdio: 'ignore' }),
+    );
+    const [kr, sr] = await Promise.all([k.done, stackDone]);
+    for (const c of senders) c.kill();
+    const kernelDrops = drops(NS_A, KR_PORT, 'tslr');
+    const stackDrops = drops(NS_A, R_PORT, 'tslr');
+    const kGood = kr.bytes / kr.seconds;
+    const sGood = sr.bytes / sr.seconds;
+    console.log(
+      `kernel -> kernel: ${(kGood / 1e6).toFixed(2)} MB/s in ${kr.seconds.toFixed(2)} s (${kernelDrops} dropped); kernel -> stack: ${(sGood / 1e6).toFixed(2)} MB/s in ${sr.seconds.toFixed(2)} s (${stackDrops} dropped, ${stack.mib.TcpExtTCPOFOQueue - ofo0} out of order); ratio ${(sGood / kGood).toFixed(2)}`,
+    );
+    expect(kr.bytes).toBe(SIZE);
+    expect(kr.sha).toBe(want);
+    expect(sr.bytes).toBe(SIZE);
+    expect(sr.sha).toBe(want);
+    expect(kernelDrops).toBeGreaterThan(0);
+    expect(stackDrops).toBeGreaterThan(0);
+    expect(stack.mib.TcpExtTCPOFOQueue - ofo0).toBeGreaterThan(0);
+    expect(sGood).toBeGreaterThanOrEqual(0.8 * kGood);
+  }, 50_000);
 });
