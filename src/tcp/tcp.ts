@@ -5,7 +5,6 @@
  * ports, and the sockets' entry points.
  */
 import type { Interface } from '../link/interface.js';
-import { createHash } from 'node:crypto';
 import { CHECKSUM_NONE, GSO_TCPV4, Packet, PacketPool } from '../packet/packet.js';
 import { setPartialChecksum } from '../link/offload.js';
 import type { Ipv4 } from '../ip/ipv4.js';
@@ -42,6 +41,7 @@ import { FastOpen, TFO_SERVER_ENABLE, TFO_SERVER_WO_SOCKOPT1 } from './fastopen.
 import { ecnSend, ecnSynAckFlags, ecnSynFlags, INET_ECN_MASK } from './ecn.js';
 import { TcpSocket, type TcpConnectOptions } from './socket.js';
 import { TcpServer, type TcpServerOptions } from './server.js';
+import { sipKey, siphash2u32, siphash3u32 } from './siphash.js';
 import { TimeWaitRecord, TimeWaitTable, TW_ACK, TW_RST, TW_SYN, TIME_WAIT_LEN_MS, tupleHash } from './timewait.js';
 
 /** What a socket's SO_MARK and SO_BINDTODEVICE give its connections. */
@@ -90,8 +90,9 @@ export class Tcp implements TcpHost {
   /** Buffers for super-packets (and segments too large for the stack's pool), reused once a device wrote them. */
   private readonly superPool = new PacketPool(65536 + 256, 64);
   private readonly seg = new Segment();
-  private readonly isnSecret: Uint8Array;
-  private readonly tsSecret: Uint8Array;
+  /** SipHash keys for ISNs and timestamp offsets. */
+  private readonly isnKey: Uint32Array;
+  private readonly tsKey: Uint32Array;
   /** Keys for SYN cookies (syncookies.ts). */
   readonly cookieSecrets: [Uint8Array, Uint8Array];
   /** Fast Open (RFC 7413): keys, the client's cookie cache. */
@@ -114,8 +115,8 @@ export class Tcp implements TcpHost {
     /** Secret keys for ISNs, timestamps and cookies: crypto-random in production, seeded in tests. */
     secret: (n: number) => Uint8Array,
   ) {
-    this.isnSecret = secret(16);
-    this.tsSecret = secret(16);
+    this.isnKey = sipKey(secret(16));
+    this.tsKey = sipKey(secret(16));
     this.cookieSecrets = [secret(16), secret(16)];
     this.fastOpen = new FastOpen(this.settings, mib, time, secret);
     ip.register(IPPROTO_TCP, (pkt, src, dst, iface) => this.input(pkt, src, dst, iface));
@@ -422,29 +423,17 @@ export class Tcp implements TcpHost {
       this.twSynIsn = 0;
       return isn;
     }
-    // RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs timer.
-    const h = createHash('sha256');
-    h.update(this.isnSecret);
-    const b = Buffer.allocUnsafe(12);
-    b.writeUInt32BE(c.localAddr, 0);
-    b.writeUInt32BE(c.remoteAddr, 4);
-    b.writeUInt16BE(c.localPort, 8);
-    b.writeUInt16BE(c.remotePort, 10);
-    h.update(b);
-    const f = h.digest().readUInt32BE(0);
+    // RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs
+    // timer; F is SipHash-2-4 of the addresses and ports (Linux secure_tcp_seq).
+    const f = siphash3u32(this.isnKey, c.localAddr, c.remoteAddr, ((c.localPort << 16) | c.remotePort) >>> 0);
     const m = Math.floor(this.time.now() * 250);
     return (f + m) >>> 0;
   }
 
   tsOffset(c: TcpConnection): number {
-    // RFC 7323 §5.4 / RFC 9293: randomised per connection so timestamps reveal no uptime.
-    const h = createHash('sha256');
-    h.update(this.tsSecret);
-    const b = Buffer.allocUnsafe(8);
-    b.writeUInt32BE(c.localAddr, 0);
-    b.writeUInt32BE(c.remoteAddr, 4);
-    h.update(b);
-    return h.digest().readUInt32BE(0);
+    // RFC 7323 §5.4 / RFC 9293: randomised per connection so timestamps reveal no uptime
+    // (Linux secure_tcp_ts_off: SipHash of the addresses).
+    return siphash2u32(this.tsKey, c.localAddr, c.remoteAddr);
   }
 
   // =====================================================================
@@ -544,6 +533,16 @@ export class Tcp implements TcpHost {
       });
     } finally {
       this.resuming = false;
+    }
+  }
+
+  /** Sends what `c` may send now (the application wrote), as one batch; no closure per call. */
+  output(c: TcpConnection): void {
+    this.batch.begin();
+    try {
+      c.output();
+    } finally {
+      this.batch.end();
     }
   }
 
