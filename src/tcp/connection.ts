@@ -30,8 +30,13 @@ import { TIME_WAIT_LEN_MS } from './timewait.js';
 export interface TcpUser {
   /** The handshake finished. */
   onConnected(): void;
-  /** In-order bytes; `data` is a view valid only during the call. */
-  onData(data: Uint8Array): void;
+  /**
+   * In-order bytes. Not `owned`: a view of a receive buffer that is read into again,
+   * valid only during the call (keep a copy). `owned`: bytes the connection copied
+   * for the user (queued out of order, or before a user took the connection) that
+   * nothing writes again: the user may keep the view itself.
+   */
+  onData(data: Uint8Array, owned: boolean): void;
   /** The peer's FIN: no more data will come. */
   onEof(): void;
   /** Room was made in the send buffer. */
@@ -241,6 +246,13 @@ export class TcpConnection implements CcState {
   private lrcvMs = -1;
   /** An ACK is owed; `ackNow` asks for it at the end of this batch. */
   ackPending = false;
+  /**
+   * When the delayed ACK owed is due (ms), or -1. An ACK that goes out clears it and
+   * leaves the timer running (as Linux's inet_csk_clear_xmit_timer leaves the delack
+   * timer): a timer that fires with nothing due does nothing, one early re-arms itself,
+   * so a reply per request costs no timer operation.
+   */
+  private delackDue = -1;
   ackNow = false;
   /** Bytes received since the last ACK we sent. */
   unackedBytes = 0;
@@ -1010,7 +1022,7 @@ export class TcpConnection implements CcState {
   }
 
   /** Hands in-order bytes to the user, leaving out an urgent byte (RFC 6093 §2, Linux without SO_OOBINLINE). */
-  private deliver(buf: Uint8Array, off: number, len: number): void {
+  private deliver(buf: Uint8Array, off: number, len: number, owned = false): void {
     const start = this.rcvNxt;
     this.rcvNxt = seqAdd(start, len);
     this.rcvOff += len;
@@ -1018,22 +1030,26 @@ export class TcpConnection implements CcState {
     if (this.urgPending && seqGe(this.urgSeq, start) && seqLt(this.urgSeq, this.rcvNxt)) {
       this.urgPending = false;
       const k = seqDiff(this.urgSeq, start);
-      if (k > 0) this.hand(buf, off, k);
-      if (k + 1 < len) this.hand(buf, off + k + 1, len - k - 1);
+      if (k > 0) this.hand(buf, off, k, owned);
+      if (k + 1 < len) this.hand(buf, off + k + 1, len - k - 1, owned);
       return;
     }
-    this.hand(buf, off, len);
+    this.hand(buf, off, len, owned);
   }
 
-  /** To the user, or kept (copied) until one takes the connection. */
-  private hand(buf: Uint8Array, off: number, len: number): void {
+  /** To the user, or kept until one takes the connection (copied unless it is ours already). */
+  private hand(buf: Uint8Array, off: number, len: number, owned: boolean): void {
     const u = this.owner;
     if (u !== null && this.early === null) {
-      u.onData(buf.subarray(off, off + len));
+      u.onData(buf.subarray(off, off + len), owned);
       return;
     }
-    const copy = new Uint8Array(len);
-    copy.set(buf.subarray(off, off + len));
+    let copy: Uint8Array;
+    if (owned) copy = buf.subarray(off, off + len);
+    else {
+      copy = new Uint8Array(len);
+      copy.set(buf.subarray(off, off + len));
+    }
     (this.early ??= []).push(copy);
     this.earlyBytes += len;
   }
@@ -1043,7 +1059,7 @@ export class TcpConnection implements CcState {
     const chunks = this.early;
     this.early = null;
     this.earlyBytes = 0;
-    if (chunks !== null) for (const d of chunks) this.owner?.onData(d);
+    if (chunks !== null) for (const d of chunks) this.owner?.onData(d, true);
     if (this.eofPending && this.owner !== null) {
       this.eofPending = false;
       this.owner.onEof();
@@ -1091,7 +1107,8 @@ export class TcpConnection implements CcState {
       const e = q[n];
       const skip = this.rcvOff - e.off;
       this.oooBytes -= e.data.length;
-      if (skip < e.data.length) this.deliver(e.data, skip, e.data.length - skip);
+      // The queue's pieces are copies of their own: handed over without another.
+      if (skip < e.data.length) this.deliver(e.data, skip, e.data.length - skip, true);
       n++;
     }
     if (n > 0) q.splice(0, n);
@@ -1291,8 +1308,10 @@ export class TcpConnection implements CcState {
     if (now) {
       this.ackNow = true;
       this.host.defer(this);
-    } else if (!this.delackTimer.armed) {
-      this.host.time.arm(this.delackTimer, DELACK_MS);
+    } else if (this.delackDue < 0) {
+      const t = this.host.time;
+      this.delackDue = t.now() + DELACK_MS;
+      if (!this.delackTimer.armed) t.arm(this.delackTimer, DELACK_MS);
     }
   }
 
@@ -1318,7 +1337,7 @@ export class TcpConnection implements CcState {
     this.ackPending = false;
     this.ackNow = false;
     this.unackedBytes = 0;
-    if (this.delackTimer.armed) this.host.time.cancel(this.delackTimer);
+    this.delackDue = -1;
   }
 
   /**
@@ -1686,6 +1705,15 @@ export class TcpConnection implements CcState {
   }
 
   private onDelackTimer(): void {
+    const due = this.delackDue;
+    if (due < 0) return;
+    const t = this.host.time;
+    const now = t.now();
+    if (now < due) {
+      t.arm(this.delackTimer, due - now);
+      return;
+    }
+    this.delackDue = -1;
     if (this.ackPending && this.state !== TcpState.CLOSED) {
       // tcp_delack_timer_handler: a delayed ACK that no reply carried ends pingpong mode.
       this.pingpong = 0;
@@ -1886,6 +1914,7 @@ export class TcpConnection implements CcState {
     const t = this.host.time;
     t.cancel(this.rtxTimer);
     t.cancel(this.delackTimer);
+    this.delackDue = -1;
     t.cancel(this.keepTimer);
     this.sendBuf.clear();
     this.rec.reset();

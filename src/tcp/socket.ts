@@ -74,6 +74,13 @@ export class TcpSocket extends Duplex implements TcpUser {
   private finalCb: ((err?: Error | null) => void) | null = null;
   private idleMs = 0;
   private idleTimer: Timer | null = null;
+  /**
+   * When the idle timeout is due (ms), or -1. Activity moves it on and leaves the timer
+   * as it is; the timer re-arms itself when it fires early. setTimeout(0) clears it
+   * alone: node:http's keep-alive timeout, set after each response and cleared by the
+   * next request, then costs no timer operation per request.
+   */
+  private idleDue = -1;
   private remote: { addr: number; port: number } | null = null;
   private local: { addr: number; port: number } | null = null;
   private ccName: string | undefined;
@@ -212,10 +219,12 @@ export class TcpSocket extends Duplex implements TcpUser {
     this.emit('ready');
   }
 
-  onData(d: Uint8Array): void {
+  onData(d: Uint8Array, owned: boolean): void {
     this.received += d.length;
     this.touch();
-    this.push(Buffer.from(d));
+    // A view of a receive buffer is copied (the buffer is read into again); a piece the
+    // connection copied already (out of order, before accept) is handed over as it is.
+    this.push(owned ? Buffer.from(d.buffer, d.byteOffset, d.length) : Buffer.from(d));
   }
 
   onEof(): void {
@@ -254,15 +263,49 @@ export class TcpSocket extends Duplex implements TcpUser {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const c = this.sendable();
+    if (c !== null) {
+      // Nothing waits and the send buffer has room: straight in, no queue entry.
+      c.write(chunk);
+      this.written += chunk.length;
+      this.tcp.output(c);
+      this.touch();
+      cb();
+      return;
+    }
     this.waiting.push({ chunk, cb });
     this.pump();
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     const n = chunks.length;
-    for (let i = 0; i < n - 1; i++) this.waiting.push({ chunk: chunks[i].chunk, cb: noop });
+    const c = this.sendable();
+    let i = 0;
+    if (c !== null) {
+      // As pump(): chunks go in while the send buffer has room; the rest wait.
+      for (; i < n && c.sendRoom > 0; i++) {
+        const chunk = chunks[i].chunk;
+        c.write(chunk);
+        this.written += chunk.length;
+      }
+      if (i === n) {
+        this.tcp.output(c);
+        this.touch();
+        cb();
+        return;
+      }
+    }
+    for (; i < n - 1; i++) this.waiting.push({ chunk: chunks[i].chunk, cb: noop });
     this.waiting.push({ chunk: chunks[n - 1].chunk, cb });
     this.pump();
+  }
+
+  /** The connection, when a write may go straight into it: nothing waits, the state sends, there is room. */
+  private sendable(): TcpConnection | null {
+    const c = this.conn;
+    if (c === null || this.connecting || this.waiting.length > 0 || c.sendRoom <= 0) return null;
+    const st = c.state;
+    return st === TcpState.ESTABLISHED || st === TcpState.CLOSE_WAIT || (st === TcpState.SYN_RECEIVED && c.tfoChild) ? c : null;
   }
 
   /** Moves waiting writes into the connection while its send buffer has room. */
@@ -281,16 +324,18 @@ export class TcpSocket extends Duplex implements TcpUser {
       if (this.finalCb !== null) this.shutdown();
       return;
     }
-    const done: Pending[] = [];
-    while (this.waiting.length > 0 && c.sendRoom > 0) {
-      const p = this.waiting.shift()!;
+    const w = this.waiting;
+    let n = 0;
+    while (n < w.length && c.sendRoom > 0) {
+      const p = w[n++];
       c.write(p.chunk);
       this.written += p.chunk.length;
-      done.push(p);
     }
-    this.tcp.batched(() => c.output());
+    const done = n === w.length ? w : w.splice(0, n);
+    if (done === w) this.waiting = [];
+    this.tcp.output(c);
     this.touch();
-    for (const p of done) p.cb();
+    for (let i = 0; i < done.length; i++) done[i].cb();
     if (this.finalCb !== null && this.waiting.length === 0) this.shutdown();
   }
 
@@ -363,7 +408,7 @@ export class TcpSocket extends Duplex implements TcpUser {
     if (this.conn !== null) {
       this.conn.noDelay = noDelay;
       // TCP_NODELAY also pushes out what Nagle was holding.
-      if (noDelay) this.tcp.batched(() => this.conn?.output());
+      if (noDelay) this.tcp.output(this.conn);
     }
     return this;
   }
@@ -394,7 +439,7 @@ export class TcpSocket extends Duplex implements TcpUser {
       if (ms === 0) this.removeListener('timeout', cb);
       else this.once('timeout', cb);
     }
-    if (ms === 0) this.cancelIdle();
+    if (ms === 0) this.cancelIdle(false);
     else this.touch();
     return this;
   }
@@ -405,12 +450,30 @@ export class TcpSocket extends Duplex implements TcpUser {
 
   private touch(): void {
     if (this.idleMs === 0) return;
-    if (this.idleTimer === null) this.idleTimer = this.tcp.time.timer(() => this.emit('timeout'));
-    this.tcp.time.arm(this.idleTimer, this.idleMs);
+    const time = this.tcp.time;
+    this.idleDue = time.now() + this.idleMs;
+    let t = this.idleTimer;
+    if (t === null) t = this.idleTimer = time.timer(() => this.onIdleTimer());
+    if (!t.armed || t.deadline > this.idleDue) time.arm(t, this.idleMs);
   }
 
-  private cancelIdle(): void {
-    if (this.idleTimer !== null) this.tcp.time.cancel(this.idleTimer);
+  private onIdleTimer(): void {
+    const due = this.idleDue;
+    if (due < 0) return;
+    const time = this.tcp.time;
+    const now = time.now();
+    if (now < due) {
+      time.arm(this.idleTimer!, due - now);
+      return;
+    }
+    this.idleDue = -1;
+    this.emit('timeout');
+  }
+
+  /** No timeout due; `stop` also stops the timer (the socket is done with it). */
+  private cancelIdle(stop = true): void {
+    this.idleDue = -1;
+    if (stop && this.idleTimer !== null) this.tcp.time.cancel(this.idleTimer);
   }
 
   ref(): this {
