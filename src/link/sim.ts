@@ -48,6 +48,13 @@ export class SimDevice implements Device {
    */
   readonly vnetHdrLen: number;
   readonly offloadCaps: number;
+  /**
+   * Deliver every frame from one receive buffer that is overwritten once the
+   * receiver's batchEnd() returns, as a TAP's receive slots are read into again:
+   * what keeps a view of a received frame past its batch sees the bytes change.
+   */
+  reuseRx = false;
+  private rxSlot: Uint8Array | null = null;
 
   /** A rate-limited link's rate (Mbit/s); null: none (the interface reports what a TAP does). */
   speedMbit(): number | null {
@@ -111,8 +118,16 @@ export class SimDevice implements Device {
       const p = this.peer;
       if (p === null || p.closed || p.rx === null) return;
       p.stats.delivered++;
-      p.rx.frame(frame, this.vnetHdrLen);
+      if (!p.reuseRx) {
+        p.rx.frame(frame, this.vnetHdrLen);
+        p.rx.batchEnd();
+        return;
+      }
+      const slot = (p.rxSlot ??= new Uint8Array(p.maxFrameSize + this.vnetHdrLen + 64));
+      slot.set(frame);
+      p.rx.frame(slot.subarray(0, frame.length), this.vnetHdrLen);
       p.rx.batchEnd();
+      slot.fill(0xee);
     });
   }
 
