@@ -16,6 +16,8 @@
 //   down    iperf3 -c -tS -R          Gbit/s from it
 //   ping    ping -f -c N              pings/s and mean RTT (µs)
 //
+// For the HTTP figures also the server's CPU time (user + system) per request: on a
+// machine busy with other work it varies much less than the rates do.
 // (up, down and ping run the daemon, dist/cli.js, with its iperf3 service.)
 // Options: --rounds N (3), --seconds S (3), --ab-requests N (20000), --pings N (5000),
 // --figures LIST (http1,http50,ab50), --ns NAME and --dev NAME (the namespace and the
@@ -60,7 +62,7 @@ if (process.getuid() !== 0) {
 const figures = opt.figures.split(',');
 const httpFigures = figures.filter((f) => f === 'http1' || f === 'http50' || f === 'ab50');
 const daemonFigures = figures.filter((f) => f === 'up' || f === 'down' || f === 'ping');
-const UNITS = { http1: 'req/s', http50: 'req/s', ab50: 'conn/s', up: 'Gbit/s', down: 'Gbit/s', ping: 'pings/s', pingRtt: 'µs' };
+const UNITS = { http1: 'req/s', http50: 'req/s', ab50: 'conn/s', http1Cpu: 'µs CPU/req', http50Cpu: 'µs CPU/req', ab50Cpu: 'µs CPU/conn', up: 'Gbit/s', down: 'Gbit/s', ping: 'pings/s', pingRtt: 'µs' };
 const stackAddr = `${opt.net}.2`;
 const peerAddr = `${opt.net}.1`;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'http-ab-'));
@@ -121,19 +123,29 @@ async function stop(p) {
   sh(`ip netns del ${opt.ns} 2>/dev/null`, { allowFail: true });
 }
 
+/** CPU time (user + system, seconds) the process has used, from /proc/PID/stat. */
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 (utime, stime) in clock ticks of 1/100 s (USER_HZ on Linux).
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 function wrk(conns) {
   const out = sh(`ip netns exec ${opt.ns} wrk -t1 -c${conns} -d${opt.seconds}s http://${stackAddr}:8080/`, { timeoutMs: (opt.seconds + 30) * 1000 });
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  if (!rps || /Non-2xx|Socket errors/.test(out)) throw new Error(`wrk -c${conns}: ${out}`);
-  return Number(rps[1]);
+  const n = /(\d+) requests in/.exec(out);
+  if (!rps || !n || /Non-2xx|Socket errors/.test(out)) throw new Error(`wrk -c${conns}: ${out}`);
+  return { rate: Number(rps[1]), count: Number(n[1]) };
 }
 
 function ab(conc) {
   const out = sh(`ip netns exec ${opt.ns} ab -q -r -c ${conc} -n ${opt.abRequests} http://${stackAddr}:8080/`, { timeoutMs: 120_000 });
   const rps = /Requests per second:\s+([\d.]+)/.exec(out);
   const failed = /Failed requests:\s+(\d+)/.exec(out);
-  if (!rps || !failed || Number(failed[1]) !== 0) throw new Error(`ab -c${conc}: ${out}`);
-  return Number(rps[1]);
+  const n = /Complete requests:\s+(\d+)/.exec(out);
+  if (!rps || !n || !failed || Number(failed[1]) !== 0) throw new Error(`ab -c${conc}: ${out}`);
+  return { rate: Number(rps[1]), count: Number(n[1]) };
 }
 
 function iperf(reverse) {
@@ -163,9 +175,11 @@ async function httpRound(root, idx, round) {
   try {
     sh(`ip netns exec ${opt.ns} wrk -t1 -c10 -d1s http://${stackAddr}:8080/`);
     for (const f of httpFigures) {
-      if (f === 'http1') r.http1 = wrk(1);
-      else if (f === 'http50') r.http50 = wrk(50);
-      else r.ab50 = ab(50);
+      // The server's CPU time per request too: on a busy machine it varies less than the rate.
+      const cpu0 = cpuSeconds(p.pid);
+      const x = f === 'http1' ? wrk(1) : f === 'http50' ? wrk(50) : ab(50);
+      r[f] = x.rate;
+      r[`${f}Cpu`] = ((cpuSeconds(p.pid) - cpu0) * 1e6) / x.count;
     }
   } finally {
     await stop(p);
@@ -202,9 +216,9 @@ const median = (xs) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const keys = [...httpFigures, ...daemonFigures.flatMap((f) => (f === 'ping' ? ['ping', 'pingRtt'] : [f]))];
+const keys = [...httpFigures.flatMap((f) => [f, `${f}Cpu`]), ...daemonFigures.flatMap((f) => (f === 'ping' ? ['ping', 'pingRtt'] : [f]))];
 const results = roots.map(() => Object.fromEntries(keys.map((k) => [k, []])));
-const fmt = (k, v) => (UNITS[k] === 'Gbit/s' ? v.toFixed(2) : v.toFixed(0));
+const fmt = (k, v) => (UNITS[k] === 'Gbit/s' || UNITS[k].includes('CPU') ? v.toFixed(2) : v.toFixed(0));
 
 for (let round = 0; round < opt.rounds; round++) {
   for (let i = 0; i < roots.length; i++) {
