@@ -261,6 +261,8 @@ export class TcpConnection implements CcState {
   deferred = false;
   /** Waiting for room in the interface's queue (Tcp.resumeLater). */
   throttled = false;
+  /** Written to by the application; output runs at the end of the tick (Tcp.output). */
+  corked = false;
   /** RFC 5961 / tcp_invalid_ratelimit: when the last challenge or out-of-window ACK was sent. */
   lastOowAckMs = -Infinity;
 
@@ -1411,6 +1413,18 @@ export class TcpConnection implements CcState {
     const finQueued = this.finQueued && !tfoEarly;
     const host = this.host;
     const now = host.time.now();
+    const rec = this.rec;
+    {
+      // Nothing new, no FIN and nothing lost to resend (most calls: after each ACK, after
+      // each request's data): only the statistics a transmit attempt keeps, no route lookup.
+      const outstanding = seqDiff(this.sndNxt, this.sndUna) - (tfoEarly ? 1 : 0);
+      const unsent = this.sendBuf.length - Math.min(outstanding, this.sendBuf.length);
+      if (unsent === 0 && !(finQueued && (!this.finSent || seqLe(this.sndNxt, this.finSeq))) && !rec.frtoNewData && rec.q.lostOut <= rec.q.retransOut) {
+        if (this.cwv.limitedNow) this.cwv.validate(this, now, this.rtoMs(), host.settings.slowStartAfterIdle, rec.ca === CA_OPEN, this.sendRoom <= 0);
+        this.xmitStats(now);
+        return;
+      }
+    }
     if (this.sndUna === this.sndMax && this.sendBuf.length > seqDiff(this.sndNxt, this.sndUna)) {
       // RFC 5681 §4.1, as Linux's tcp_cwnd_restart does it: after an idle period longer
       // than the RTO, cwnd halves once per RTO idle, down to the initial window.
@@ -1431,7 +1445,6 @@ export class TcpConnection implements CcState {
       this.cc.cwndEvent(this, 'tx-start', now * 1000);
     }
     const mss = this.sendMss();
-    const rec = this.rec;
     let sentAny = false;
     let sentNew = false;
     // F-RTO (RFC 5682 §3.1 step 2.b): new data goes first, retransmissions only if none can.

@@ -368,7 +368,11 @@ export class TcpSocket extends Duplex implements TcpUser {
     if (c !== null && c.state !== TcpState.CLOSED) {
       // close(2): data nobody read means RST (RFC 9293 §3.10.4, Linux tcp_close).
       const unread = this.readableLength > 0 && !this.readableEnded;
-      this.tcp.batched(() => c.close(unread));
+      this.tcp.batched(() => {
+        // What was written and is still held goes before a RST.
+        if (unread || c.lingerZero) this.tcp.outputHeld(c);
+        c.close(unread);
+      });
     }
     for (const p of this.waiting.splice(0)) p.cb(err ?? systemError('EPIPE', 'write'));
     cb(err);
@@ -381,7 +385,10 @@ export class TcpSocket extends Duplex implements TcpUser {
       this.conn = null;
       c.user = null;
       c.orphan = true;
-      this.tcp.batched(() => c.abort());
+      this.tcp.batched(() => {
+        this.tcp.outputHeld(c);
+        c.abort();
+      });
     }
     this.destroy();
     return this;

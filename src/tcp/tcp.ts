@@ -79,6 +79,10 @@ export class Tcp implements TcpHost {
   /** Throttled connections that found no room even after a device write (see resumeLater). */
   private readonly waitingRoom: TcpConnection[] = [];
   private resuming = false;
+  /** Connections the application wrote to outside a receive batch, sent at the end of the tick (output). */
+  private readonly corked: TcpConnection[] = [];
+  private uncorkQueued = false;
+  private readonly uncorkFn = (): void => this.uncork();
   /** The device the last txBudget found the route through (gsoSegs reads it). */
   private budgetDev: Interface | null = null;
   private readonly resumeTimer: Timer;
@@ -536,12 +540,46 @@ export class Tcp implements TcpHost {
     }
   }
 
-  /** Sends what `c` may send now (the application wrote), as one batch; no closure per call. */
+  /**
+   * The application wrote to `c` (or changed what it may send). Inside a receive batch
+   * the data goes out with the batch (and carries its ACK). Otherwise it goes once the
+   * current tick's work is done (a microtask, before any I/O): what the application does
+   * in the same tick joins it, as Linux's TCP autocorking holds small writes back while
+   * earlier ones are still queued. The FIN of an end() right after a response rides on
+   * its last segment, and the replies of many sockets leave in one write to the device.
+   */
   output(c: TcpConnection): void {
+    if (this.batch.active) {
+      c.output();
+      return;
+    }
+    if (c.corked) return;
+    c.corked = true;
+    this.corked.push(c);
+    if (!this.uncorkQueued) {
+      this.uncorkQueued = true;
+      queueMicrotask(this.uncorkFn);
+    }
+  }
+
+  /** What the application wrote to `c` and is still held goes now (before a RST ends it). */
+  outputHeld(c: TcpConnection): void {
+    if (c.corked) c.output();
+  }
+
+  private uncork(): void {
+    this.uncorkQueued = false;
+    const list = this.corked;
     this.batch.begin();
     try {
-      c.output();
+      for (let i = 0; i < list.length; i++) {
+        const c = list[i];
+        c.corked = false;
+        c.output();
+      }
     } finally {
+      for (let i = 0; i < list.length; i++) list[i].corked = false;
+      list.length = 0;
       this.batch.end();
     }
   }
