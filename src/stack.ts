@@ -290,14 +290,18 @@ export class Stack implements InterfaceHost {
   }
 
   batchBegin(): void {
-    this.batchDepth++;
+    // One clock reading serves the whole batch (Time.freeze).
+    if (this.batchDepth++ === 0) this.time.freeze();
   }
 
   batchEnd(): void {
     // TCP's ACKs and output for the batch go out first, so they join its write.
     if (this.batchDepth === 1) this.tcp.flushDeferred();
     if (this.batchDepth > 0) this.batchDepth--;
-    if (this.batchDepth === 0) this.flushPending();
+    if (this.batchDepth === 0) {
+      this.time.thaw();
+      this.flushPending();
+    }
   }
 
   /** During a receive batch, sends wait for its end; otherwise they go now. */

@@ -24,15 +24,31 @@ export class Timer {
 export abstract class Time {
   private heap: Timer[] = [];
   private nextSeq = 0;
+  /** The time now() answers while frozen (a batch of work), or -1. */
+  protected frozenAt = -1;
   constructor(readonly clock: Clock) {}
 
   now(): number {
-    return this.clock.now();
+    const f = this.frozenAt;
+    return f >= 0 ? f : this.clock.now();
   }
 
   /** The clock in nanoseconds (whole ns; exact for 104 days), for rate arithmetic. */
   nowNs(): number {
-    return Math.round(this.clock.now() * 1e6);
+    return Math.round(this.now() * 1e6);
+  }
+
+  /**
+   * A batch of work begins (a receive batch, the application's writes of a tick): until
+   * thaw(), now() may answer the time read here, as Linux stamps a segment's processing
+   * with one tcp_mstamp. Reading the clock per use costs more than the work between.
+   */
+  freeze(): void {
+    /* a virtual clock moves only in advance(): nothing to save */
+  }
+
+  thaw(): void {
+    this.frozenAt = -1;
   }
 
   /** A timer that is not armed yet. */
@@ -42,7 +58,7 @@ export abstract class Time {
 
   /** Arms (or re-arms) `t` to fire `delayMs` from now. */
   arm(t: Timer, delayMs: number): void {
-    const deadline = this.clock.now() + Math.max(0, delayMs);
+    const deadline = this.now() + Math.max(0, delayMs);
     if (t.index >= 0) this.remove(t);
     t.deadline = deadline;
     t.seq = this.nextSeq++;
@@ -162,6 +178,10 @@ export class RealTime extends Time {
   }
 
   private readonly onFire = (): void => this.fire();
+
+  override freeze(): void {
+    this.frozenAt = this.clock.now();
+  }
 
   protected earliestChanged(): void {
     const next = this.nextDeadline();
