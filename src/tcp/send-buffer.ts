@@ -77,7 +77,10 @@ export class SendBuffer {
         i++;
       }
     }
-    if (i > 0) chunks.splice(0, i);
+    // Everything acknowledged (a reply per request) or one chunk: no array from splice.
+    if (i === chunks.length) chunks.length = 0;
+    else if (i === 1) chunks.shift();
+    else if (i > 1) chunks.splice(0, i);
     this.head = head;
     this.cursorIdx = 0;
     this.cursorPos = 0;
