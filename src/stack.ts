@@ -295,8 +295,12 @@ export class Stack implements InterfaceHost {
   }
 
   batchEnd(): void {
-    // TCP's ACKs and output for the batch go out first, so they join its write.
-    if (this.batchDepth === 1) this.tcp.flushDeferred();
+    // TCP's ACKs and output for the batch go out first, so they join its write; they
+    // are stamped with the time they leave (tcp_write_xmit's tcp_mstamp_refresh).
+    if (this.batchDepth === 1) {
+      this.time.freeze();
+      this.tcp.flushDeferred();
+    }
     if (this.batchDepth > 0) this.batchDepth--;
     if (this.batchDepth === 0) {
       this.time.thaw();

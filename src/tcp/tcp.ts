@@ -601,6 +601,9 @@ export class Tcp implements TcpHost {
   private input(pkt: Packet, src: number, dst: number, iface: Interface): void {
     const mib = this.mib;
     mib.TcpInSegs++;
+    // One clock reading for the segment and what it sets off, as Linux's tcp_mstamp_refresh
+    // per segment (within a batch: outside one the clock is read at each use anyway).
+    if (this.batch.active) this.time.freeze();
     const v = this.view.reset(pkt.buf, pkt.start, pkt.end - pkt.start);
     if (v.check() !== null) {
       // Linux tcp_v4_rcv counts only a data offset below 5 words (bad_packet); a segment

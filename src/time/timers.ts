@@ -39,9 +39,10 @@ export abstract class Time {
   }
 
   /**
-   * A batch of work begins (a receive batch, the application's writes of a tick): until
-   * thaw(), now() may answer the time read here, as Linux stamps a segment's processing
-   * with one tcp_mstamp. Reading the clock per use costs more than the work between.
+   * Reads the clock for a piece of work (a receive batch, a segment, the writes of a
+   * tick): until the next freeze() or thaw(), now() may answer the time read here, as
+   * Linux stamps a segment's processing with one tcp_mstamp. Reading the clock per use
+   * costs more than the work between.
    */
   freeze(): void {
     /* a virtual clock moves only in advance(): nothing to save */
