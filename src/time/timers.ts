@@ -17,6 +17,8 @@ export class Timer {
   }
 }
 
+const FROZEN_UNREAD = -2;
+
 /**
  * A binary min-heap of timers over a Clock. `Time` is what a Stack receives;
  * the real and virtual variants differ only in how due timers get run.
@@ -24,13 +26,19 @@ export class Timer {
 export abstract class Time {
   private heap: Timer[] = [];
   private nextSeq = 0;
-  /** The time now() answers while frozen (a batch of work), or -1. */
+  /**
+   * The time now() answers while frozen (a batch of work); FROZEN_UNREAD: frozen, the
+   * clock not read yet (the first now() reads it); -1: not frozen.
+   */
   protected frozenAt = -1;
   constructor(readonly clock: Clock) {}
 
   now(): number {
     const f = this.frozenAt;
-    return f >= 0 ? f : this.clock.now();
+    if (f >= 0) return f;
+    const t = this.clock.now();
+    if (f === FROZEN_UNREAD) this.frozenAt = t;
+    return t;
   }
 
   /** The clock in nanoseconds (whole ns; exact for 104 days), for rate arithmetic. */
@@ -39,10 +47,10 @@ export abstract class Time {
   }
 
   /**
-   * Reads the clock for a piece of work (a receive batch, a segment, the writes of a
-   * tick): until the next freeze() or thaw(), now() may answer the time read here, as
-   * Linux stamps a segment's processing with one tcp_mstamp. Reading the clock per use
-   * costs more than the work between.
+   * A piece of work begins (a receive batch, a segment, the writes of a tick): until the
+   * next freeze() or thaw(), now() may answer the time its first call read, as Linux
+   * stamps a segment's processing with one tcp_mstamp. Reading the clock per use costs
+   * more than the work between.
    */
   freeze(): void {
     /* a virtual clock moves only in advance(): nothing to save */
@@ -181,7 +189,8 @@ export class RealTime extends Time {
   private readonly onFire = (): void => this.fire();
 
   override freeze(): void {
-    this.frozenAt = this.clock.now();
+    // Read at the first use: work that never asks the time (a ping) pays nothing.
+    this.frozenAt = FROZEN_UNREAD;
   }
 
   protected earliestChanged(): void {
