@@ -25,7 +25,7 @@
  * Heavy (namespaces, 20 s transfers): run it under the shared lock,
  *   flock /tmp/tapstack-heavy.lock npx vitest run test/integration/tcp-mathis.netns.test.ts
  * MATHIS_RATES (percent, default 1,3,10) picks the rates, MATHIS_SCALE (default 1) makes
- * each transfer that many times longer.
+ * each transfer that many times longer, MATHIS_GRO=1 leaves GRO on in the router.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -51,6 +51,8 @@ const PEER_PY = path.join(ROOT, 'test/helpers/tcp-loss-peer.py');
 const RATES = (process.env.MATHIS_RATES ?? '1,3,10').split(',').map(Number);
 /** Longer runs (fewer rates per locked run): MATHIS_SCALE times the bytes and the time. */
 const SCALE = Number(process.env.MATHIS_SCALE ?? 1);
+/** MATHIS_GRO=1: the router merges segments (GRO), so receivers see bursts as super-packets. */
+const GRO = process.env.MATHIS_GRO === '1';
 /** Bytes per rate: about 20 s of CUBIC at 20 ms RTT. */
 const SIZE: Record<number, number> = { 1: 16 << 20, 3: 8 << 20, 10: 3 << 20 };
 
@@ -120,7 +122,16 @@ describe('goodput under random loss against the Mathis bound: kernel CUBIC and t
     tb = await RouterTestbed.start(
       { subnet: 180, net: '10.233', dev: 'mtra', ns: NS_M },
       { subnet: 181, net: '10.233', dev: 'mtrb', ns: NS_R },
-      ['sysctl -w net.ipv4.ip_forward=1', 'tc qdisc add dev mtra root netem delay 10ms limit 10000', 'tc qdisc add dev mtrb root netem delay 10ms limit 10000', 'route add 10.233.182.0/24 via 10.233.180.1', 'route add 10.233.183.0/24 via 10.233.180.1'],
+      [
+        'sysctl -w net.ipv4.ip_forward=1',
+        'tc qdisc add dev mtra root netem delay 10ms limit 10000',
+        'tc qdisc add dev mtrb root netem delay 10ms limit 10000',
+        'route add 10.233.182.0/24 via 10.233.180.1',
+        'route add 10.233.183.0/24 via 10.233.180.1',
+        // Segment by segment to the receiver, as on the sim wire: GRO would merge a burst into
+        // one super-packet, which the receiver acknowledges at once instead of every second segment.
+        ...(GRO ? [] : ['link set mtra gro off', 'link set mtrb gro off']),
+      ],
     );
     // The sender's namespace, behind mtm.
     run('ip', 'netns', 'add', NS_K);
