@@ -152,8 +152,12 @@ export class TcpConnection implements CcState {
   oooBytes = 0;
   /** Offset of a FIN that arrived out of order, or -1. */
   oooFinOff = -1;
-  /** The first SACK block to report (RFC 2018 §4: the most recent), and a D-SACK (RFC 2883). */
-  lastSackOff = -1;
+  /**
+   * SACK blocks in the order to report them (RFC 2018 §4: the most recent first): an offset
+   * inside each, as Linux's selective_acks[] keeps at most 4 (TCP_NUM_SACKS); then a D-SACK (RFC 2883).
+   */
+  readonly sackRecent = new Float64Array(4);
+  sackRecentN = 0;
   dsackStart = 0;
   dsackEnd = 0;
   dsackPending = false;
@@ -1097,9 +1101,39 @@ export class TcpConnection implements CcState {
       s = next;
     }
     if (dupStart >= 0) this.noteDsackOff(dupStart, dupEnd);
-    // RFC 2018 §4: the block holding the latest segment goes first; RFC 2883 §4: after a
-    // D-SACK, the block that holds the duplicate (Linux tcp_sack_new_ofo_skb does both).
-    this.lastSackOff = segOff;
+    // RFC 2018 §4: the block holding the latest segment goes first, the others keep their
+    // order of last change; RFC 2883 §4: after a D-SACK, the block that holds the duplicate.
+    // Linux tcp_sack_new_ofo_skb: a block the segment extends or joins moves to the front
+    // (tcp_sack_extend, tcp_sack_maybe_coalesce), a new one goes in front, the fifth is forgotten.
+    const bs = this.oooBlockAt(segOff);
+    const be = this.oooBlockEnd;
+    const r = this.sackRecent;
+    let k = 0;
+    for (let j = 0; j < this.sackRecentN; j++) if (r[j] < bs || r[j] >= be) r[k++] = r[j];
+    if (k === r.length) k--;
+    for (let j = k; j > 0; j--) r[j] = r[j - 1];
+    r[0] = segOff;
+    this.sackRecentN = k + 1;
+  }
+
+  /** End of the block found by oooBlockAt. */
+  private oooBlockEnd = 0;
+
+  /** The start of the run of contiguous queued pieces holding `off` (its end in oooBlockEnd), or -1. */
+  private oooBlockAt(off: number): number {
+    const q = this.ooo;
+    for (let i = 0; i < q.length; ) {
+      const s = q[i].off;
+      let e = s + q[i].data.length;
+      i++;
+      while (i < q.length && q[i].off === e) e += q[i++].data.length;
+      if (off < s) return -1;
+      if (off < e) {
+        this.oooBlockEnd = e;
+        return s;
+      }
+    }
+    return -1;
   }
 
   private drainOoo(): void {
@@ -1118,7 +1152,11 @@ export class TcpConnection implements CcState {
       this.oooFinOff = -1;
       this.finReceived();
     }
-    if (q.length === 0) this.lastSackOff = -1;
+    // tcp_sack_remove: blocks now below rcv_nxt are gone.
+    const r = this.sackRecent;
+    let k = 0;
+    for (let j = 0; j < this.sackRecentN; j++) if (r[j] >= this.rcvOff) r[k++] = r[j];
+    this.sackRecentN = q.length === 0 ? 0 : k;
   }
 
   private eof(): void {
@@ -1167,7 +1205,8 @@ export class TcpConnection implements CcState {
 
   /**
    * SACK blocks for the next ACK (RFC 2018 §4): a D-SACK first, then the block
-   * holding the latest arrival, then the others; at most `max`. Returns the count.
+   * holding the latest arrival, then the others, most recently changed first; at most
+   * `max`. Returns the count.
    */
   sackBlocks(out: Uint32Array, max: number): number {
     let n = 0;
@@ -1179,36 +1218,35 @@ export class TcpConnection implements CcState {
     }
     const q = this.ooo;
     if (q.length === 0) return n;
-    // Queued pieces merge into blocks; the block with the newest arrival goes first, then
-    // the others in order. Two passes over the queue, nothing allocated.
+    // Queued pieces merge into blocks: those changed most recently first, as Linux keeps
+    // them, then any others in order (more than 4 holes). Nothing allocated.
     const rcvNxt = this.rcvNxt;
     const base = this.rcvOff;
-    const last = this.lastSackOff;
-    let firstStart = -1;
-    for (let i = 0; i < q.length; ) {
-      const s = q[i].off;
-      let e = s + q[i].data.length;
-      i++;
-      while (i < q.length && q[i].off === e) e += q[i++].data.length;
-      if (last >= s && last < e) {
-        firstStart = s;
-        out[2 * n] = seqAdd(rcvNxt, s - base);
-        out[2 * n + 1] = seqAdd(rcvNxt, e - base);
-        n++;
-        break;
-      }
+    const first = n;
+    for (let j = 0; j < this.sackRecentN && n < max; j++) {
+      const s = this.oooBlockAt(this.sackRecent[j]);
+      if (s < 0 || this.sackListed(out, first, n, seqAdd(rcvNxt, s - base))) continue;
+      out[2 * n] = seqAdd(rcvNxt, s - base);
+      out[2 * n + 1] = seqAdd(rcvNxt, this.oooBlockEnd - base);
+      n++;
     }
     for (let i = 0; i < q.length && n < max; ) {
       const s = q[i].off;
       let e = s + q[i].data.length;
       i++;
       while (i < q.length && q[i].off === e) e += q[i++].data.length;
-      if (s === firstStart) continue;
+      if (this.sackListed(out, first, n, seqAdd(rcvNxt, s - base))) continue;
       out[2 * n] = seqAdd(rcvNxt, s - base);
       out[2 * n + 1] = seqAdd(rcvNxt, e - base);
       n++;
     }
     return n;
+  }
+
+  /** Whether blocks [from, n) of `out` include one starting at `start`. */
+  private sackListed(out: Uint32Array, from: number, n: number, start: number): boolean {
+    for (let j = from; j < n; j++) if (out[2 * j] === start) return true;
+    return false;
   }
 
   // =====================================================================

@@ -125,6 +125,32 @@ describe('receiver ACKs (tcp_input.c __tcp_ack_snd_check, tcp_data_queue)', () =
     expect(a.opts.sack).toBeUndefined();
   });
 
+  it('RFC 2018 §4, tcp_sack_new_ofo_skb: the blocks go most recently changed first; one a segment extends moves to the front; with timestamps three fit', () => {
+    const p = tcpPeer();
+    const { S, P } = established(p);
+    const o = pastQuickAcks(p, P, S, 0, 20);
+    const at = (k: number): number => o + k * MSS;
+    const send = (k: number): number[] => {
+      p.advance(1);
+      burst(p, P, S, [at(k)]);
+      return blocks(p.one(), P);
+    };
+    // Segment 0 is lost, and 3, 5 and 6: blocks A = [1,2), B = [4,5), C = [7,8) arrive in that order.
+    expect(send(1)).toEqual([at(1), at(2)]);
+    expect(send(4)).toEqual([at(4), at(5), at(1), at(2)]);
+    expect(send(7)).toEqual([at(7), at(8), at(4), at(5), at(1), at(2)]);
+    // Segment 2 extends A: A first, then C and B in their order of change (not by sequence).
+    expect(send(2)).toEqual([at(1), at(3), at(7), at(8), at(4), at(5)]);
+    // A new block D = [10,11): D, A, C shown (three fit beside timestamps); B is fourth.
+    expect(send(10)).toEqual([at(10), at(11), at(1), at(3), at(7), at(8)]);
+    // Segment 0 arrives: A is delivered, the ACK moves to 3; D, C, B remain in that order.
+    p.advance(1);
+    burst(p, P, S, [at(0)]);
+    const a = p.one();
+    expect(a.ack).toBe(seq(P, at(3)));
+    expect(blocks(a, P)).toEqual([at(10), at(11), at(7), at(8), at(4), at(5)]);
+  });
+
   it('tcp_send_dupack, RFC 2883: a duplicate segment is answered at once with a D-SACK and the next segments are acknowledged one by one (quick-ACK mode)', () => {
     const p = tcpPeer();
     const { c, S, P } = established(p);
