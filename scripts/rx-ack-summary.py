@@ -90,6 +90,7 @@ print(f'{pcap}: {data} data segments, {acks} ACKs ({acks / max(data, 1):.2f} per
 print('  segments newly acknowledged per ACK:', ', '.join(f'{k}:{v}' for k, v in sorted(per_ack.items())))
 print(f'  delay newest data -> ACK (ms): p50 {pct(delays, .5):.3f} p90 {pct(delays, .9):.3f} p99 {pct(delays, .99):.3f} max {max(delays):.3f}')
 print(f'  delay oldest data not yet acknowledged -> ACK (ms): p50 {pct(oldest, .5):.3f} p90 {pct(oldest, .9):.3f} p99 {pct(oldest, .99):.3f} mean {sum(oldest) / len(oldest):.3f}')
+print(f'  ACKs sent 30 ms or more after the newest data (delayed-ACK timer): {sum(1 for d in delays if d >= 30)}')
 print(f'  ACKs with SACK {sack_acks}, D-SACK {dsacks}; SACK blocks (besides D-SACK):', dict(sorted(nblocks.items())))
 print(f'  first SACK block holds the newest segment: {first_ok}, not: {first_bad}')
 print(f'  window field: min {min(wins)} max {max(wins)}')
