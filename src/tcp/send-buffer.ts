@@ -77,10 +77,10 @@ export class SendBuffer {
         i++;
       }
     }
-    // Everything acknowledged (a reply per request) or one chunk: no array from splice.
-    if (i === chunks.length) chunks.length = 0;
-    else if (i === 1) chunks.shift();
-    else if (i > 1) chunks.splice(0, i);
+    // A few chunks (a reply or two per ACK) go by shift(): no array from splice, and the
+    // backing store stays (truncating the length frees it, and the next push allocates).
+    if (i <= 8) for (let k = 0; k < i; k++) chunks.shift();
+    else chunks.splice(0, i);
     this.head = head;
     this.cursorIdx = 0;
     this.cursorPos = 0;
