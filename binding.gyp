@@ -7,7 +7,8 @@
         "native/device.cc",
         "native/errors.cc",
         "native/netif.cc",
-        "native/rx_loop.cc"
+        "native/rx_loop.cc",
+        "native/tx_thread.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
@@ -18,8 +19,9 @@
         "NODE_ADDON_API_DISABLE_DEPRECATED"
       ],
       "cflags!": ["-fno-exceptions"],
+      "ldflags": ["-pthread"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags_cc": ["-std=c++17", "-pthread", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

@@ -16,7 +16,9 @@ import { helloWeb } from './http-web.mjs';
 const STATE_NAMES = ['CLOSED', 'LISTEN', 'SYN-SENT', 'SYN-RECV', 'ESTAB', 'FIN-WAIT-1', 'FIN-WAIT-2', 'CLOSE-WAIT', 'CLOSING', 'LAST-ACK', 'TIME-WAIT'];
 const [dev, addr, port, keepAlive, ...sysctls] = process.argv.slice(2);
 const stack = new Stack();
-openTap(stack, dev);
+// BENCH_TXTHREAD=on|off: openTap's txThread (the addon's transmit thread); unset, the default.
+const tx = process.env.BENCH_TXTHREAD;
+openTap(stack, dev, tx === 'on' || tx === 'off' ? { txThread: tx === 'on' } : {});
 configure(stack, [`addr add ${addr} dev ${dev}`, ...sysctls.map((s) => `sysctl -w ${s}`)]);
 
 const web = helloWeb(keepAlive);

@@ -20,6 +20,7 @@ void Teardown(napi_async_cleanup_hook_handle hook, void* arg) {
   st->cleanupHook = hook;
   for (Dev* d : std::vector<Dev*>(st->devs))
     if (d) CloseDev(d);
+  TxShutdown(st);
   ReleaseLoop(st);
   if (st->onRx) napi_delete_reference(st->env, st->onRx);
   if (st->ready) napi_delete_reference(st->env, st->ready);
@@ -61,6 +62,7 @@ Napi::Object ModuleInit(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New<Open>(env, "open"));
   exports.Set("errnoError", Napi::Function::New<MakeErrnoError>(env, "errnoError"));
   RegisterNetif(env, exports);
+  RegisterTx(env, exports);
   return exports;
 }
 

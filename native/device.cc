@@ -60,6 +60,8 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
             InstanceMethod<&DeviceHandle::KernelName>("kernelName"),
             InstanceMethod<&DeviceHandle::SetOffload>("setOffload"),
             InstanceMethod<&DeviceHandle::SetTxHeaderInline>("setTxHeaderInline"),
+            InstanceMethod<&DeviceHandle::SetTxThread>("setTxThread"),
+            InstanceMethod<&DeviceHandle::TxStats>("txStats"),
             InstanceAccessor<&DeviceHandle::GetId>("id"),
             InstanceAccessor<&DeviceHandle::GetFd>("fd"),
             InstanceAccessor<&DeviceHandle::GetName>("name"),
@@ -106,6 +108,13 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     if (!info[0].IsArray()) throw Napi::TypeError::New(env, "frames must be an array of Uint8Array");
     napi_value arr = info[0];
     uint32_t count = ArgU32(info, 1, "count");
+    if (dev_.txThread && (count >= dev_.txMinBatch || dev_.txPending.load(std::memory_order_acquire) != 0))
+      return Napi::Number::New(env, Enqueue(env, arr, count));
+    return Napi::Number::New(env, WriteEach(env, arr, count));
+  }
+
+  // The direct path: one write() per frame, in the caller's thread.
+  uint32_t WriteEach(napi_env env, napi_value arr, uint32_t count) {
     uint32_t written = 0;
     for (; written < count; written++) {
       napi_value el;
@@ -120,7 +129,7 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
       if (err == EAGAIN) break;
       if (err != 0) throw WriteError(env, err, written);
     }
-    return Napi::Number::New(env, written);
+    return written;
   }
 
   // write(frame: Uint8Array): writeBatch of one frame without the array, the
@@ -135,9 +144,41 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     if (info.Length() < 1 || napi_get_typedarray_info(env, info[0], &type, &len, &data, nullptr, nullptr) != napi_ok ||
         type != napi_uint8_array)
       throw Napi::TypeError::New(env, "frame is not a Uint8Array");
+    // Behind frames of this device still in the transmit ring: queue too.
+    if (dev_.txThread && dev_.txPending.load(std::memory_order_acquire) != 0) {
+      TxFrame f = {data, len};
+      return Napi::Number::New(env, TxEnqueue(&dev_, &f, 1));
+    }
     int err = WriteFrame(data, len);
     if (err != 0 && err != EAGAIN) throw WriteError(env, err, 0);
     return Napi::Number::New(env, err == 0 ? 1 : 0);
+  }
+
+  // The transmit thread's path: every frame checked first (a TypeError
+  // queues nothing), then copied to the ring. Returns how many it took.
+  // Large frames (TSO super-frames) are written directly while none of the
+  // device's frames are queued: copying them costs the JS thread about what
+  // the kernel's share of their write() would, and the writer would compete
+  // for the other core with the receiving application.
+  uint32_t Enqueue(napi_env env, napi_value arr, uint32_t count) {
+    std::vector<TxFrame>& fs = txScratch_;
+    fs.resize(count);
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      napi_value el;
+      napi_typedarray_type type;
+      size_t len;
+      void* data;
+      if (napi_get_element(env, arr, i, &el) != napi_ok ||
+          napi_get_typedarray_info(env, el, &type, &len, &data, nullptr, nullptr) != napi_ok ||
+          type != napi_uint8_array)
+        throw Napi::TypeError::New(env, "frames[" + std::to_string(i) + "] is not a Uint8Array");
+      fs[i] = {data, len};
+      bytes += len;
+    }
+    if (bytes > static_cast<size_t>(count) * dev_.txMaxMean && dev_.txPending.load(std::memory_order_acquire) == 0)
+      return WriteEach(env, arr, count);
+    return TxEnqueue(&dev_, fs.data(), count);
   }
 
   // One frame, one write(): 0, EAGAIN (also for EWOULDBLOCK) or the errno.
@@ -190,6 +231,41 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     return info.Env().Undefined();
   }
 
+  // setTxThread(on, minBatch = 2, maxMeanBytes = 4096): with `on`, batches
+  // of at least minBatch frames of at most maxMeanBytes on average (and any
+  // frame while this device has some queued) go to the transmit thread
+  // (tx_thread.cc); the others are written at once, as without it. Turning
+  // it off waits for the queued frames to be written.
+  Napi::Value SetTxThread(const Napi::CallbackInfo& info) {
+    if (dev_.fd < 0) throw ErrnoError(info.Env(), EBADF, "setTxThread", dev_.name);
+    bool on = info[0].ToBoolean().Value();
+    uint32_t minBatch = info.Length() > 1 && !info[1].IsUndefined() ? ArgU32(info, 1, "minBatch") : 2;
+    uint32_t maxMean = info.Length() > 2 && !info[2].IsUndefined() ? ArgU32(info, 2, "maxMeanBytes") : 4096;
+    TxEnable(&dev_, on, minBatch);
+    dev_.txMaxMean = maxMean;
+    return info.Env().Undefined();
+  }
+
+  // txStats(): the transmit thread's counters for this device. Frames in
+  // `queued` were reported as taken by write/writeBatch; the writer's drops
+  // among them are `busy` (EAGAIN), `linkDown` (EIO), `errors` (any other
+  // errno, the last in `errno`) and `discarded` (the device closed first).
+  Napi::Value TxStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    auto num = [&](const char* k, double v) { o.Set(k, Napi::Number::New(env, v)); };
+    num("queued", static_cast<double>(dev_.txQueued));
+    num("pending", dev_.txPending.load());
+    num("written", static_cast<double>(dev_.txWritten.load()));
+    num("busy", static_cast<double>(dev_.txBusy.load()));
+    num("linkDown", static_cast<double>(dev_.txLinkDown.load()));
+    num("errors", static_cast<double>(dev_.txErrors.load()));
+    num("errno", dev_.txErrno.load());
+    num("discarded", static_cast<double>(dev_.txDiscarded.load()));
+    o.Set("on", Napi::Boolean::New(env, dev_.txThread));
+    return o;
+  }
+
   Napi::Value GetId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), dev_.id); }
   Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), dev_.fd); }
   Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dev_.name); }
@@ -200,6 +276,7 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
   Napi::Value GetClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), dev_.fd < 0); }
 
   Dev dev_;
+  std::vector<TxFrame> txScratch_;
 };
 
 Napi::Function DefineDeviceHandle(Napi::Env env, State* st) { return DeviceHandle::Define(env); }
@@ -208,6 +285,8 @@ void CloseDev(Dev* d) {
   if (d->fd < 0) return;
   State* st = d->st;
   StopPolling(d);
+  TxForget(d);
+  d->txThread = false;
   close(d->fd);
   d->fd = -1;
   if (st) {

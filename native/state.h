@@ -3,12 +3,14 @@
 #include <net/if.h>
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
 namespace tapstack {
 
 struct State;
+struct TxWriter;
 
 // One open TAP/TUN file descriptor. It belongs to its JS handle object
 // (DeviceHandle); State indexes the open ones by id, the number that names
@@ -32,6 +34,24 @@ struct Dev {
   napi_ref rxBuf = nullptr;  // ArrayBuffer of RxBufferBytes(slots, slotSize), owned by JS
   uint64_t rxOversize = 0;   // frames dropped because they did not fit a slot
   char name[IFNAMSIZ] = {0}; // name the kernel gave at open
+
+  // Transmit thread (tx_thread.cc). With txThread on, a batch of at least
+  // txMinBatch frames of at most txMaxMean bytes on average, or any frame
+  // while some of this device's are still queued, is copied to the State's
+  // ring and written by its writer thread.
+  // Counters are the writer's; JS reads them (txStats).
+  bool txThread = false;
+  uint32_t txMinBatch = 2;
+  uint32_t txMaxMean = 4096;            // larger frames on average: written directly
+  std::atomic<uint32_t> txPending{0};   // this device's frames in the ring
+  std::atomic<bool> txDiscard{false};   // closing: the writer skips its frames
+  uint64_t txQueued = 0;                // frames put in the ring (JS thread only)
+  std::atomic<uint64_t> txWritten{0};   // written by the writer
+  std::atomic<uint64_t> txBusy{0};      // dropped by the writer on EAGAIN
+  std::atomic<uint64_t> txLinkDown{0};  // dropped by the writer on EIO
+  std::atomic<uint64_t> txErrors{0};    // dropped by the writer on another errno
+  std::atomic<int> txErrno{0};          // the last of those errnos
+  std::atomic<uint64_t> txDiscarded{0}; // skipped because the device closed
 };
 
 // Per Node environment (the main thread, or one worker): one epoll set for all
@@ -59,6 +79,7 @@ struct State {
   uint32_t closingHandles = 0;    // uv_close calls whose callback is pending
   napi_async_cleanup_hook_handle cleanupHook = nullptr;
   bool tearingDown = false;
+  TxWriter* tx = nullptr;         // the transmit thread and its ring, made at first use
 };
 
 // Bytes of a receive buffer: the frame lengths (one uint32 per slot), then
@@ -77,6 +98,21 @@ Napi::Value Init(const Napi::CallbackInfo& info);
 Napi::Function DefineDeviceHandle(Napi::Env env, State* st);
 Napi::Value Open(const Napi::CallbackInfo& info);
 void CloseDev(Dev* d);  // idempotent
+
+// tx_thread.cc (all called on the JS thread)
+struct TxFrame {
+  const void* data;
+  size_t len;
+};
+void TxEnable(Dev* d, bool on, uint32_t minBatch);  // throws Napi::Error
+// Copies frames to the ring in order; returns how many it took (the ring
+// stayed full past the wait bound: the rest are the caller's to drop).
+uint32_t TxEnqueue(Dev* d, const TxFrame* frames, uint32_t count);
+// Before the fd closes: the writer skips the device's queued frames and is
+// waited for, so it never writes to a closed (or reused) fd.
+void TxForget(Dev* d);
+void TxShutdown(State* st);  // joins the thread, frees the ring
+void RegisterTx(Napi::Env env, Napi::Object exports);
 
 // netif.cc
 void RegisterNetif(Napi::Env env, Napi::Object exports);

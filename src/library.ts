@@ -28,7 +28,7 @@ function open(stack: Stack, name: string, type: 'tap' | 'tun', opts: OpenDeviceO
     mac = m;
   } else mac = opts.mac;
   // virtio-net offloads unless asked otherwise (a bare vnetHdr keeps the plain header).
-  const devOpts: TapOptions = { vnetHdr: opts.vnetHdr, offload: opts.offload ?? !opts.vnetHdr, batch: opts.batch, maxFrame: opts.maxFrame };
+  const devOpts: TapOptions = { vnetHdr: opts.vnetHdr, offload: opts.offload ?? !opts.vnetHdr, batch: opts.batch, maxFrame: opts.maxFrame, txThread: opts.txThread };
   const dev: TapDevice = type === 'tap' ? openTapDevice(name, devOpts) : openTunDevice(name, devOpts);
   try {
     // As `link add` does: the kernel side gets the same MTU and comes up, so the host can talk at once.

@@ -19,7 +19,7 @@ import type { OffloadFeature } from '../link/offload.js';
  * optional (`addr add ...` and `ip addr add ...` are the same command).
  */
 export type Command =
-  | { kind: 'link-add'; name: string; type: 'tap' | 'tun'; mac?: Uint8Array; mtu?: number; vnetHdr: boolean; offload?: boolean }
+  | { kind: 'link-add'; name: string; type: 'tap' | 'tun'; mac?: Uint8Array; mtu?: number; vnetHdr: boolean; offload?: boolean; txThread?: boolean }
   | { kind: 'link-del'; name: string }
   | { kind: 'link-set'; name: string; up?: boolean; mtu?: number; features?: [OffloadFeature, boolean][]; gsoMaxSize?: number }
   | { kind: 'addr-add' | 'addr-del'; addr: number; prefixLen: number; dev: string }
@@ -165,7 +165,7 @@ function parseLink(w: Words, json: boolean, stats: boolean): Command {
     }
     return cmd;
   }
-  // link add NAME type tap|tun [mac MAC] [mtu N] [vnet_hdr]
+  // link add NAME type tap|tun [mac MAC] [mtu N] [vnet_hdr] [offload on|off] [txthread on|off]
   if (w.accept('name') || w.accept('dev')) {
     /* iproute2 spelling: `ip link add name NAME ...` */
   }
@@ -176,10 +176,15 @@ function parseLink(w: Words, json: boolean, stats: boolean): Command {
   let mtu: number | undefined;
   let vnetHdr = false;
   let offload: boolean | undefined;
+  let txThread: boolean | undefined;
   while (!w.done) {
-    const k = w.choose(['type', 'mac', 'address', 'mtu', 'vnet_hdr', 'offload'] as const, 'type, mac, mtu, vnet_hdr or offload on|off');
+    const k = w.choose(['type', 'mac', 'address', 'mtu', 'vnet_hdr', 'offload', 'txthread'] as const, 'type, mac, mtu, vnet_hdr, offload on|off or txthread on|off');
     if (k === 'offload') {
       offload = w.choose(['on', 'off'] as const, 'on or off') === 'on';
+      continue;
+    }
+    if (k === 'txthread') {
+      txThread = w.choose(['on', 'off'] as const, 'on or off') === 'on';
       continue;
     }
     if (k === 'type') type = w.choose(['tap', 'tun'] as const, 'a device type');
@@ -195,7 +200,9 @@ function parseLink(w: Words, json: boolean, stats: boolean): Command {
   if (!type) throw w.error('expected "type tap" or "type tun"');
   if (type === 'tun' && mac) throw w.error('a tun device has no MAC address', 'mac');
   // virtio-net offloads are on unless asked otherwise; a bare `vnet_hdr` keeps the plain header.
-  return offload === undefined ? { kind: 'link-add', name, type, mac, mtu, vnetHdr } : { kind: 'link-add', name, type, mac, mtu, vnetHdr, offload };
+  const cmd: Command = offload === undefined ? { kind: 'link-add', name, type, mac, mtu, vnetHdr } : { kind: 'link-add', name, type, mac, mtu, vnetHdr, offload };
+  if (txThread !== undefined) cmd.txThread = txThread;
+  return cmd;
 }
 
 function parseAddr(w: Words, json: boolean, stats: boolean): Command {

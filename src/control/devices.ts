@@ -9,7 +9,7 @@ export const kernelDevices: DeviceFactory = {
   open(spec) {
     // virtio-net offloads by default (`link add ... offload off`, or a bare `vnet_hdr`, opts out).
     const offload = spec.offload ?? !spec.vnetHdr;
-    const opts = { vnetHdr: spec.vnetHdr, offload };
+    const opts = { vnetHdr: spec.vnetHdr, offload, txThread: spec.txThread };
     const dev = spec.type === 'tap' ? openTap(spec.name, opts) : openTun(spec.name, opts);
     try {
       if (spec.mtu !== undefined) dev.setMtu(spec.mtu);

@@ -19,7 +19,7 @@ export function stackTcEnv(s: Stack): TcEnv {
 
 /** Opens the device behind `link add`: TAP/TUN in the daemon, sim links in tests. */
 export interface DeviceFactory {
-  open(spec: { name: string; type: 'tap' | 'tun'; mtu?: number; vnetHdr: boolean; offload?: boolean }): Device;
+  open(spec: { name: string; type: 'tap' | 'tun'; mtu?: number; vnetHdr: boolean; offload?: boolean; txThread?: boolean }): Device;
 }
 
 /**
@@ -37,7 +37,9 @@ export class Controller {
     switch (cmd.kind) {
       case 'link-add': {
         if (s.iface(cmd.name)) throw new CommandError(`device "${cmd.name}" exists already`);
-        const dev = this.devices.open({ name: cmd.name, type: cmd.type, mtu: cmd.mtu, vnetHdr: cmd.vnetHdr, offload: cmd.offload });
+        const spec: Parameters<DeviceFactory['open']>[0] = { name: cmd.name, type: cmd.type, mtu: cmd.mtu, vnetHdr: cmd.vnetHdr, offload: cmd.offload };
+        if (cmd.txThread !== undefined) spec.txThread = cmd.txThread;
+        const dev = this.devices.open(spec);
         let iface;
         try {
           iface = s.addInterface(cmd.name, dev, { mac: cmd.mac, mtu: cmd.mtu });

@@ -48,6 +48,34 @@ export interface NativeDeviceHandle {
   setOffload(flags: number): number;
   /** Frames given to write/writeBatch start with their own virtio_net_hdr. */
   setTxHeaderInline(on: boolean): void;
+  /**
+   * The transmit thread (native/tx_thread.cc): with `on`, batches of at least
+   * `minBatch` frames (default 2), and any frame while the device has frames
+   * queued, are copied to a ring that a thread writes to the fd; smaller
+   * batches are written at once. Off waits for the queued frames.
+   */
+  setTxThread(on: boolean, minBatch?: number): void;
+  /** The transmit thread's counters for this device. */
+  txStats(): NativeTxStats;
+}
+
+/**
+ * Frames handed to the transmit thread (`queued`, reported as taken by
+ * write/writeBatch) and what became of them: `written`, or dropped by the
+ * writer on EAGAIN (`busy`), EIO (`linkDown`: the kernel side is down) or
+ * another errno (`errors`, the last in `errno`), or skipped because the device
+ * closed first (`discarded`); `pending` are still in the ring.
+ */
+export interface NativeTxStats {
+  on: boolean;
+  queued: number;
+  pending: number;
+  written: number;
+  busy: number;
+  linkDown: number;
+  errors: number;
+  errno: number;
+  discarded: number;
 }
 
 export interface NativeAddon {
@@ -86,6 +114,17 @@ export interface NativeAddon {
   getMtu(name: string): number;
   /** SIOCGIFINDEX */
   getIfindex(name: string): number;
+  /**
+   * Test aid: while held, the transmit thread takes no frames from its ring
+   * (closing a device with frames queued lifts the hold).
+   */
+  txHold(on: boolean): void;
+  /**
+   * The transmit ring's size and how long a full ring may hold up a write
+   * before the rest of the batch is dropped (0: at once). Starts the thread;
+   * throws EBUSY while frames are queued.
+   */
+  txConfigure(ringBytes: number, waitMicros: number): void;
 }
 
 /** Gets one device's share of a wakeup: `count` frames in its slots, and the errno that stopped it (0 = none). */

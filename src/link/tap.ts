@@ -11,7 +11,7 @@
  * keeps past `batchEnd()` (see device.ts).
  */
 import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, DEV_OFFLOAD_USO, type Device, type DeviceReceiver, type LinkType } from './device.js';
-import { forgetRx, loadNative, startRx, stopRx, type NativeDeviceHandle, type NativeError, type RxSink } from './native.js';
+import { forgetRx, loadNative, startRx, stopRx, type NativeDeviceHandle, type NativeError, type NativeTxStats, type RxSink } from './native.js';
 
 export interface TapOptions {
   /**
@@ -31,6 +31,13 @@ export interface TapOptions {
   batch?: number;
   /** Receive slot size = largest frame delivered (default 65535 + 14 for TAP, 65535 for TUN). */
   maxFrame?: number;
+  /**
+   * Transmit thread: batches are copied to a ring that a thread of the addon
+   * writes to the device, so the kernel's receive work for our frames runs
+   * beside the JS thread (single frames with nothing queued are still written
+   * at once). Default TX_THREAD_DEFAULT.
+   */
+  txThread?: boolean;
 }
 
 const ETH_HLEN = 14;
@@ -41,6 +48,10 @@ const MAX_BATCH = 1024;
 const MIN_FRAME = 68 + ETH_HLEN;
 /** Receive slot bytes before the frame in offload mode: room for the virtio_net_hdr, keeping the frame 16-aligned. */
 const RX_HEADROOM = 16;
+/** openTap's txThread when not given. */
+export const TX_THREAD_DEFAULT = false;
+/** Smallest batch the transmit thread takes while it has none of the device's frames queued. */
+const TX_THREAD_MIN_BATCH = 4;
 // include/uapi/linux/if_tun.h
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
@@ -83,8 +94,8 @@ export class TapDevice implements Device {
   onError: ((err: Error) => void) | null = null;
   rxFrames = 0;
   txFrames = 0;
-  /** Frames dropped on send because the kernel side was down (EIO). */
-  txLinkDown = 0;
+  /** Frames dropped on send here because the kernel side was down (EIO). */
+  private txLinkDownHere = 0;
 
   private readonly handle: NativeDeviceHandle;
   /** Frame lengths, then the slots (native.ts `open`). */
@@ -94,6 +105,8 @@ export class TapDevice implements Device {
   private readonly rxSlots: number;
   private rx: DeviceReceiver | null = null;
   private isClosed = false;
+  /** The transmit thread was turned on (its counters count). */
+  private txThreadUsed: boolean;
   private receiving = false;
   /** This device's share of each wakeup; one closure per device, not per frame. */
   private readonly sink: RxSink = (count, errno) => this.deliver(count, errno);
@@ -121,6 +134,8 @@ export class TapDevice implements Device {
       ? loadNative().open(name, tap, true, this.rxBuffer, this.batch, this.slotSize, this.rxHeadroom)
       : loadNative().open(name, tap, this.vnetHdr, this.rxBuffer, this.batch, this.slotSize);
     this.name = this.handle.name;
+    this.txThreadUsed = opts.txThread ?? TX_THREAD_DEFAULT;
+    if (this.txThreadUsed) this.handle.setTxThread(true, TX_THREAD_MIN_BATCH);
     if (offload) {
       this.handle.setTxHeaderInline(true);
       this.vnetHdrLen = this.handle.vnetHdrLength;
@@ -150,6 +165,19 @@ export class TapDevice implements Device {
   /** Frames the kernel had that did not fit `maxFrame`, dropped. */
   get rxOversize(): number {
     return this.handle.rxOversize + this.rxOversizeHere;
+  }
+
+  /**
+   * Frames dropped on send because the kernel side was down (EIO), whether
+   * written here or by the transmit thread.
+   */
+  get txLinkDown(): number {
+    return this.txLinkDownHere + (this.txThreadUsed ? this.handle.txStats().linkDown : 0);
+  }
+
+  /** The transmit thread's counters for this device (native.ts NativeTxStats). */
+  txThreadStats(): NativeTxStats {
+    return this.handle.txStats();
   }
 
   /** Bring the kernel side up (or down), like `ip link set NAME up`. */
@@ -226,7 +254,7 @@ export class TapDevice implements Device {
       const e = err as NativeError;
       if (e.code !== 'EIO' || e.written === undefined) throw err;
       n = e.written;
-      this.txLinkDown += count - n;
+      this.txLinkDownHere += count - n;
     }
     this.txFrames += n;
     return n;
