@@ -51,6 +51,13 @@ describe('command language', () => {
     expect(bad('route add default')).toContain('expected via GATEWAY or dev NAME');
     expect(bad('link add tap0 type tap mac ff:ff:ff:ff:ff:ff')).toContain('expected a unicast MAC address');
     expect(bad('ip addr')).toBe('x.conf: line 1: word "ip": show commands do not belong in a config file');
+    expect(bad('link add tap0 type tap txthread yes')).toBe('x.conf: line 1: word "yes": expected on or off (on, off)');
+  });
+
+  it('takes txthread on|off on link add', () => {
+    expect(parseCommand(words('link add tap0 type tap txthread on'))).toEqual({ kind: 'link-add', name: 'tap0', type: 'tap', mac: undefined, mtu: undefined, vnetHdr: false, txThread: true });
+    expect(parseCommand(words('link add tun0 txthread off type tun offload off'))).toMatchObject({ type: 'tun', offload: false, txThread: false });
+    expect(parseCommand(words('link add tap0 type tap'))).not.toHaveProperty('txThread');
   });
 
   it('takes iproute2 show forms, abbreviations and -j/-s', () => {
