@@ -262,6 +262,19 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   w->buf = nb;
   w->cap = cap;
   w->waitUs = static_cast<uint32_t>(wait);
+  // Start the new ring at its beginning: a wrap marker takes the writer
+  // there, and is waited for (unless the writer is held), so the whole ring
+  // is free when this returns.
+  uint64_t off = w->published % cap;
+  if (off != 0) {
+    Rec* r = reinterpret_cast<Rec*>(nb + off);
+    r->dev = nullptr;
+    r->len = 0;
+    r->kind = kWrap;
+    uint64_t pos = w->published + cap - off;
+    Publish(w, pos);
+    if (!w->hold.load()) WaitFor(w, NowUs() + 1000000, [w, pos] { return w->tail.load(std::memory_order_seq_cst) == pos; });
+  }
   return env.Undefined();
 }
 
