@@ -1,18 +1,22 @@
 #!/usr/bin/env node
-// A/B of the TAP transmit thread (`link add ... txthread on|off`, openTap's
-// txThread): the same build, two sets of servers side by side, rounds
-// alternating A B A B so that a shared machine's load falls on both alike.
+// A/B of TAP transmit settings or of two checkouts: two (or three) sets of
+// servers side by side, rounds alternating A B A B so that a shared machine's
+// load falls on both alike.
 //
 //   node bench/txthread-ab.mjs [ROUNDS]        (root; build dist/ first)
 //
-// Per variant: bench/http-stack.mjs on a TAP (wrk -t1 -c1 and -c50 keep-alive,
-// ab -c50 without keep-alive) and a daemon with the iperf3 service on a TAP of
-// MTU 1500 and one of 65521 (iperf3 up and down (-R), one stream; ping -f).
-// Prints every round and the medians. Environment: TXAB_VARIANTS (default
-// "off,on": the txthread setting of each variant), TXAB_SECONDS (each wrk, ab
+// A variant is `on` or `off` (this checkout with `link add ... txthread on|off`
+// and openTap's txThread) or the path of a checkout (its dist/cli.js and
+// bench/http-stack.mjs, built, with its defaults). Per variant:
+// bench/http-stack.mjs on a TAP (wrk -t1 -c1 and -c50 keep-alive, ab -c50
+// without keep-alive) and a daemon with the iperf3 service on a TAP of MTU 1500
+// and one of 65521 (iperf3 up and down (-R), one stream; ping -f). Prints every
+// round, the medians, the median of the per-round ratios (B/A run back to
+// back) and the server's CPU (its JS thread, the whole process) in cores.
+// Environment: TXAB_VARIANTS (default "off,on"), TXAB_SECONDS (each wrk, ab
 // and iperf3 run, default 2), TXAB_PINGS (default 5000), TXAB_FIGURES (a
 // comma list out of http1,http50,ab50,flood,rtt,up1500,down1500,upMax,downMax).
-// Names: namespaces txab-*, devices txab*, subnets 10.233.160.0/24 to 10.233.169.0/24.
+// Names: namespaces txab-*, devices txab*, subnets 10.233.160.0/24 to 10.233.168.0/24.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -86,14 +90,20 @@ async function server(argv, env, ready, name) {
   return p;
 }
 
-async function daemon(tag, txthread, mtu, octet) {
+/** A variant's checkout and the words it adds to `link add`. */
+function variant(v) {
+  if (v === 'on' || v === 'off') return { root: ROOT, words: ` txthread ${v}`, env: { BENCH_TXTHREAD: v }, name: v };
+  return { root: path.resolve(v), words: '', env: {}, name: path.basename(path.resolve(v)) };
+}
+
+async function daemon(tag, vr, mtu, octet) {
   const ns = netns(`txab-${tag}`);
   const dev = `txab${tag}`;
   links.push(dev);
   const conf = path.join(WORK, `${tag}.conf`);
-  fs.writeFileSync(conf, [`link add ${dev} type tap mtu ${mtu} txthread ${txthread}`, `addr add 10.233.${octet}.2/24 dev ${dev}`, 'service add iperf3 tcp :5201', ''].join('\n'));
+  fs.writeFileSync(conf, [`link add ${dev} type tap mtu ${mtu}${vr.words}`, `addr add 10.233.${octet}.2/24 dev ${dev}`, 'service add iperf3 tcp :5201', ''].join('\n'));
   const ctl = path.join(WORK, `${tag}.sock`);
-  const d = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'daemon', '-c', conf, '--ctl', ctl, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const d = spawn(process.execPath, [path.join(vr.root, 'dist/cli.js'), 'daemon', '-c', conf, '--ctl', ctl, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
   children.push(d);
   await waitFor(() => fs.existsSync(ctl) && sh(`ip link show ${dev}`, { allowFail: true }).length > 0, 10_000);
   peerSide(dev, ns, `10.233.${octet}.1`);
@@ -102,15 +112,16 @@ async function daemon(tag, txthread, mtu, octet) {
 }
 
 async function setup(v, i) {
+  const vr = variant(v);
   const o = 160 + 3 * i;
   const hns = netns(`txab-h${i}`);
   const hdev = `txabh${i}`;
   links.push(hdev);
-  const hp = await server([process.execPath, path.join(ROOT, 'bench/http-stack.mjs'), hdev, `10.233.${o}.2/24`, '8080', '60'], { BENCH_TXTHREAD: v }, 'listening', 'http-stack');
+  const hp = await server([process.execPath, path.join(vr.root, 'bench/http-stack.mjs'), hdev, `10.233.${o}.2/24`, '8080', '60'], vr.env, 'listening', 'http-stack');
   peerSide(hdev, hns, `10.233.${o}.1`);
-  const std = await daemon(`s${i}`, v, 1500, o + 1);
-  const max = await daemon(`m${i}`, v, 65521, o + 2);
-  return { name: v, http: { ns: hns, url: `http://10.233.${o}.2:8080/`, pid: hp.pid }, std, max };
+  const std = await daemon(`s${i}`, vr, 1500, o + 1);
+  const max = await daemon(`m${i}`, vr, 65521, o + 2);
+  return { name: i > 0 && vr.name === variant(VARIANTS[0]).name ? `${vr.name}#${i + 1}` : vr.name, http: { ns: hns, url: `http://10.233.${o}.2:8080/`, pid: hp.pid }, std, max };
 }
 
 function wrk(t, conns) {
