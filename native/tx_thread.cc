@@ -243,7 +243,8 @@ Napi::Value Hold(const Napi::CallbackInfo& info) {
 
 // txConfigure(ringBytes, waitMicros): the ring's size and how long a full
 // ring may hold up a write before the rest of the batch is dropped (0: drop
-// at once). Starts the thread; applies if the ring is empty, else throws EBUSY.
+// at once). Starts the thread. A new size applies if the ring is empty, else
+// it throws EBUSY; the wait bound applies at once.
 Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* st = StateOf(info);
@@ -253,6 +254,9 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "ringBytes must be 4096 to 2^30, waitMicros 0 to 10^7");
   uint64_t cap = static_cast<uint64_t>(bytes) & ~static_cast<uint64_t>(63);
   TxWriter* w = StartWriter(st);
+  // The same size: only the wait bound changes, frames queued or not.
+  w->waitUs = static_cast<uint32_t>(wait);
+  if (cap == w->cap) return env.Undefined();
   if (w->tail.load(std::memory_order_acquire) != w->published) throw ErrnoError(env, EBUSY, "txConfigure", "", "frames are queued");
   uint8_t* nb = static_cast<uint8_t*>(aligned_alloc(64, cap));
   if (nb == nullptr) throw Napi::Error::New(env, "tapstack native: cannot allocate the transmit ring");

@@ -157,8 +157,10 @@ describe('native transmit thread', () => {
       expect(dev.sendBatch([frame(100, 1000), frame(101, 1000)], 2)).toBe(0);
       expect(dev.sendBatch([frame(102)], 1)).toBe(0);
       expect(dev.txThreadStats()).toMatchObject({ queued: 64, pending: 64, written: 0 });
-      // With a wait bound, a full ring holds the caller up that long before dropping.
+      // With a wait bound (it can change while frames are queued, the size cannot),
+      // a full ring holds the caller up that long before dropping.
       native.txConfigure(65536, 30_000);
+      expect(() => native.txConfigure(131072, 30_000)).toThrow(/EBUSY/);
       const t0 = process.hrtime.bigint();
       expect(dev.sendBatch([frame(103, 1000)], 1)).toBe(0);
       expect(Number(process.hrtime.bigint() - t0) / 1e6).toBeGreaterThanOrEqual(29);
