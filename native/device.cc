@@ -108,7 +108,7 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     if (!info[0].IsArray()) throw Napi::TypeError::New(env, "frames must be an array of Uint8Array");
     napi_value arr = info[0];
     uint32_t count = ArgU32(info, 1, "count");
-    if (dev_.txThread && (count >= dev_.txMinBatch || dev_.txPending.load(std::memory_order_acquire) != 0))
+    if (dev_.txThread && (count >= dev_.txMinBatch || dev_.rxLast >= 2 || dev_.txPending.load(std::memory_order_acquire) != 0))
       return Napi::Number::New(env, Enqueue(env, arr, count));
     return Napi::Number::New(env, WriteEach(env, arr, count));
   }
@@ -144,8 +144,9 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     if (info.Length() < 1 || napi_get_typedarray_info(env, info[0], &type, &len, &data, nullptr, nullptr) != napi_ok ||
         type != napi_uint8_array)
       throw Napi::TypeError::New(env, "frame is not a Uint8Array");
-    // Behind frames of this device still in the transmit ring: queue too.
-    if (dev_.txThread && dev_.txPending.load(std::memory_order_acquire) != 0) {
+    // Behind frames of this device still in the transmit ring, or while
+    // requests queue up (rxLast): to the ring too.
+    if (dev_.txThread && ((dev_.rxLast >= 2 && len <= dev_.txMaxMean) || dev_.txPending.load(std::memory_order_acquire) != 0)) {
       TxFrame f = {data, len};
       return Napi::Number::New(env, TxEnqueue(&dev_, &f, 1));
     }

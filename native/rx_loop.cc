@@ -96,6 +96,7 @@ uint32_t ReadBurst(napi_env env, Dev* d, int* err) {
     }
     lens[count++] = static_cast<uint32_t>(r);
   }
+  d->rxLast = count;
   return count;
 }
 
