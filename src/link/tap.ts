@@ -51,7 +51,7 @@ const RX_HEADROOM = 16;
 /** openTap's txThread when not given. */
 export const TX_THREAD_DEFAULT = false;
 /** Smallest batch the transmit thread takes while it has none of the device's frames queued. */
-const TX_THREAD_MIN_BATCH = 4;
+const TX_THREAD_MIN_BATCH = 2;
 // include/uapi/linux/if_tun.h
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
