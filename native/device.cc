@@ -23,6 +23,12 @@ namespace tapstack {
 
 namespace {
 
+// Frames read by the device's last receive wakeup from which the JS thread
+// counts as behind (Dev::rxLast): its single small frames go to the
+// transmit ring then. One connection waiting for each answer can bring two
+// (a pure ACK and the next request), so the bar is above that.
+constexpr uint32_t kRxBusy = 4;
+
 // Zeros for the virtio_net_hdr in front of every written frame when
 // IFF_VNET_HDR is on: no checksum offload, no GSO. Large enough for the
 // 12-byte (mergeable rx buffers) variant.
@@ -108,7 +114,7 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     if (!info[0].IsArray()) throw Napi::TypeError::New(env, "frames must be an array of Uint8Array");
     napi_value arr = info[0];
     uint32_t count = ArgU32(info, 1, "count");
-    if (dev_.txThread && (count >= dev_.txMinBatch || dev_.rxLast >= 2 || dev_.txPending.load(std::memory_order_acquire) != 0))
+    if (dev_.txThread && (count >= dev_.txMinBatch || dev_.rxLast >= kRxBusy || dev_.txPending.load(std::memory_order_acquire) != 0))
       return Napi::Number::New(env, Enqueue(env, arr, count));
     return Napi::Number::New(env, WriteEach(env, arr, count));
   }
@@ -146,7 +152,7 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
       throw Napi::TypeError::New(env, "frame is not a Uint8Array");
     // Behind frames of this device still in the transmit ring, or while
     // requests queue up (rxLast): to the ring too.
-    if (dev_.txThread && ((dev_.rxLast >= 2 && len <= dev_.txMaxMean) || dev_.txPending.load(std::memory_order_acquire) != 0)) {
+    if (dev_.txThread && ((dev_.rxLast >= kRxBusy && len <= dev_.txMaxMean) || dev_.txPending.load(std::memory_order_acquire) != 0)) {
       TxFrame f = {data, len};
       return Napi::Number::New(env, TxEnqueue(&dev_, &f, 1));
     }

@@ -43,11 +43,12 @@ struct Dev {
   bool txThread = false;
   uint32_t txMinBatch = 2;
   uint32_t txMaxMean = 4096;            // larger frames on average: written directly
-  // Frames the last receive wakeup read from this device. Two or more say
-  // the JS thread is behind (requests queue up): then even a single frame
-  // goes to the ring, since replies then leave one by one (node:http writes
-  // them after the batch) and the writer takes their kernel work. One says
-  // the peer waits for each answer (ping, one connection): written directly.
+  // Frames the last receive wakeup read from this device. Four or more
+  // (kRxBusy) say the JS thread is behind (requests queue up): then even a
+  // single small frame goes to the ring, since replies then leave one by one
+  // (node:http writes them after the batch) and the writer takes their kernel
+  // work. Fewer say the peer waits for each answer (ping, one connection):
+  // written directly.
   uint32_t rxLast = 0;
   std::atomic<uint32_t> txPending{0};   // this device's frames in the ring
   std::atomic<bool> txDiscard{false};   // closing: the writer skips its frames
