@@ -22,7 +22,7 @@
 //
 // Environment: BENCH_ROUNDS (default 5), BENCH_COUNT (pings per run, default 20000),
 // BENCH_UDP_SECONDS (length of each UDP run, default 3).
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +34,7 @@ import { htbBench } from './tc-htb.mjs';
 import { tcBench } from './tc.mjs';
 import { lossBench } from './loss.mjs';
 import { connsBench } from './conns.mjs';
+import { harness, sh, waitFor, peerSide } from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -41,57 +42,13 @@ const COUNT = Number(process.env.BENCH_COUNT ?? 20000);
 const UDP_SECONDS = Number(process.env.BENCH_UDP_SECONDS ?? 3);
 // BENCH_SECTIONS: which parts to run, from ping,udp,tcp,conns,loss,forward,nat,htb,tc (default all).
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'ping,udp,tcp,conns,loss,forward,nat,htb,tc').split(','));
-const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'tapstack-bench-'));
-const children = [];
-const namespaces = [];
-const links = [];
+const { WORK, children, links, netns } = harness('tapstack-bench-');
 
 if (process.getuid() !== 0) {
   console.error('bench: needs root (TAP devices and network namespaces): sudo npm run bench');
   process.exit(1);
 }
 
-function sh(cmd, opts = {}) {
-  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000 });
-  if (r.status !== 0 && !opts.allowFail) throw new Error(`failed: ${cmd}\n${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
-
-function cleanup() {
-  for (const c of children) {
-    try {
-      c.kill('SIGTERM');
-    } catch {}
-  }
-  for (const ns of namespaces) sh(`ip netns del ${ns}`, { allowFail: true });
-  for (const l of links) sh(`ip link del ${l} 2>/dev/null`, { allowFail: true });
-  fs.rmSync(WORK, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-
-function netns(name) {
-  sh(`ip netns del ${name} 2>/dev/null`, { allowFail: true });
-  sh(`ip netns add ${name}`);
-  namespaces.push(name);
-  sh(`ip -n ${name} link set lo up`);
-  return name;
-}
-
-async function waitFor(pred, ms) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out waiting for a responder');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Moves the kernel side of `dev` into `ns` and gives it `addr`. */
-function peerSide(dev, ns, addr) {
-  sh(`ip link set ${dev} netns ${ns}`);
-  sh(`ip -n ${ns} addr add ${addr}/24 dev ${dev}`);
-  sh(`ip -n ${ns} link set ${dev} up`);
-}
 
 async function setupStack() {
   const ns = netns('tsb-stack');

@@ -17,11 +17,12 @@
 // and iperf3 run, default 2), TXAB_PINGS (default 5000), TXAB_FIGURES (a
 // comma list out of http1,http50,ab50,flood,rtt,up1500,down1500,upMax,downMax).
 // Names: namespaces txab-*, devices txab*, subnets 10.233.160.0/24 to 10.233.168.0/24.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { harness, sh, waitFor, peerSide } from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -30,53 +31,10 @@ const SECONDS = Number(process.env.TXAB_SECONDS ?? 2);
 const PINGS = Number(process.env.TXAB_PINGS ?? 5000);
 const ALL = ['http1', 'http50', 'ab50', 'flood', 'rtt', 'up1500', 'down1500', 'upMax', 'downMax'];
 const FIGS = (process.env.TXAB_FIGURES ?? ALL.join(',')).split(',');
-const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'txab-'));
-const children = [];
-const namespaces = [];
-const links = [];
+const { WORK, children, links, netns } = harness('txab-');
 
 if (VARIANTS.length * 3 > 10) throw new Error('at most 3 variants (10 subnets)');
 
-function sh(cmd, opts = {}) {
-  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000 });
-  if (r.status !== 0 && !opts.allowFail) throw new Error(`failed: ${cmd}\n${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
-
-function cleanup() {
-  for (const c of children) {
-    try {
-      c.kill('SIGTERM');
-    } catch {}
-  }
-  for (const ns of namespaces) sh(`ip netns del ${ns}`, { allowFail: true });
-  for (const l of links) sh(`ip link del ${l} 2>/dev/null`, { allowFail: true });
-  fs.rmSync(WORK, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-
-function netns(name) {
-  sh(`ip netns del ${name} 2>/dev/null`, { allowFail: true });
-  sh(`ip netns add ${name}`);
-  namespaces.push(name);
-  sh(`ip -n ${name} link set lo up`);
-  return name;
-}
-
-async function waitFor(pred, ms) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function peerSide(dev, ns, addr) {
-  sh(`ip link set ${dev} netns ${ns}`);
-  sh(`ip -n ${ns} addr add ${addr}/24 dev ${dev}`);
-  sh(`ip -n ${ns} link set ${dev} up`);
-}
 
 async function server(argv, env, ready, name) {
   const p = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
