@@ -32,7 +32,7 @@ describe('daemon start-up and config errors', () => {
     try {
       const r = sh(`node ${CLI} daemon -c ${file} --ctl ${dir}/ctl.sock`);
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain('line 1: word "typo": expected type, mac, mtu, vnet_hdr or offload on|off');
+      expect(r.stderr).toContain('line 1: word "typo": expected type, mac, mtu, vnet_hdr, offload on|off or txthread on|off');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
