@@ -15,11 +15,14 @@
 //   (stack: a TAP's 65521; pasta 65520; slirp4netns 65521; veth 65535), iperf3 -P 4
 //   up/down at 1500, HTTP requests/s (wrk, one thread) on 1 and on 50 keep-alive
 //   connections, new connections/s (ab -c 50, one request each, no keep-alive),
-//   ping -f: mean RTT and pings/s.
+//   ping -f: mean RTT and pings/s; and for wrk -c 50 and ab -c 50 the CPU time the
+//   serving side spent per request (user + system from /proc/PID/stat, summed over its
+//   processes: the stack's one process; node:http for the kernel; pasta or slirp4netns
+//   plus node:http for those), which varies much less than the rates on a busy machine.
 // It prints the medians with each peer's ratio to the stack and writes them to
 // bench/out/tcp.json and bench/out/tcp.svg.
 //
-// Environment: BENCH_TCP_ROUNDS (default 3), BENCH_TCP_SECONDS (each iperf3 run,
+// Environment: BENCH_TCP_ROUNDS (default 5), BENCH_TCP_SECONDS (each iperf3 run,
 // default 2), BENCH_HTTP_SECONDS (each wrk and ab run, default 2), BENCH_TCP_PINGS
 // (pings per flood, default 5000), BENCH_TCP_PEERS (default stack,pasta,slirp4netns,kernel).
 import { spawn } from 'node:child_process';
@@ -28,7 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { barChart } from './svg.mjs';
 
-const ROUNDS = Number(process.env.BENCH_TCP_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_TCP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_TCP_SECONDS ?? 2);
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 2);
 const PINGS = Number(process.env.BENCH_TCP_PINGS ?? 5000);
@@ -46,6 +49,8 @@ const FIGURES = [
   ['http1', 'HTTP keep-alive, wrk -c 1', 'requests/s'],
   ['http50', 'HTTP keep-alive, wrk -c 50', 'requests/s'],
   ['conns50', 'new connections, ab -c 50', 'connections/s'],
+  ['http50Cpu', 'serving CPU per request, wrk -c 50', 'µs', true],
+  ['conns50Cpu', 'serving CPU per connection, ab -c 50', 'µs', true],
   ['rtt', 'ping -f mean RTT', 'µs', true],
   ['flood', 'ping -f rate', 'pings/s'],
 ];
@@ -109,23 +114,23 @@ export async function tcpBench(ctx) {
     const wns = netns('tscn-w');
     const wdev = 'tscnw0';
     links.push(wdev);
-    await server([process.execPath, path.join(ROOT, 'bench/http-stack.mjs'), wdev, '10.233.122.2/24', '8080', String(KEEPALIVE_S)], 'listening', 'http-stack');
+    const hs = await server([process.execPath, path.join(ROOT, 'bench/http-stack.mjs'), wdev, '10.233.122.2/24', '8080', String(KEEPALIVE_S)], 'listening', 'http-stack');
     peerSide(wdev, wns, '10.233.122.1');
     peers.stack = {
       std: { ns: s0.ns, host: s0.host },
       max: { ns: sMax.ns, host: sMax.host },
-      http: { ns: wns, url: 'http://10.233.122.2:8080/' },
+      http: { ns: wns, url: 'http://10.233.122.2:8080/', pids: [hs.pid] },
       ping: { ns: s0.ns, host: s0.host },
     };
   }
   if (PEERS.includes('kernel')) {
     const k0 = vethPair(1500, 123);
     const k1 = vethPair(kmax.kernel, 124);
-    await server(['ip', 'netns', 'exec', k0.b, process.execPath, path.join(ROOT, 'bench/http-kernel.mjs'), '0.0.0.0', '8080', String(KEEPALIVE_S)], 'listening', 'http-kernel');
+    const hk = await server(['ip', 'netns', 'exec', k0.b, process.execPath, path.join(ROOT, 'bench/http-kernel.mjs'), '0.0.0.0', '8080', String(KEEPALIVE_S)], 'listening', 'http-kernel');
     peers.kernel = {
       std: { ns: k0.a, host: k0.host },
       max: { ns: k1.a, host: k1.host },
-      http: { ns: k0.a, url: `http://${k0.host}:8080/` },
+      http: { ns: k0.a, url: `http://${k0.host}:8080/`, pids: [hk.pid] },
       ping: { ns: k0.a, host: k0.host },
     };
   }
@@ -143,18 +148,18 @@ export async function tcpBench(ctx) {
     sh(`ip -n ${h} route add default via 10.233.125.254`);
     sh(`ip netns exec ${h} sysctl -q -w net.ipv4.ping_group_range="0 2147483647"`);
     children.push(spawn('ip', ['netns', 'exec', h, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' }));
-    await server(['ip', 'netns', 'exec', h, process.execPath, path.join(ROOT, 'bench/http-kernel.mjs'), '0.0.0.0', '8080', String(KEEPALIVE_S)], 'listening', 'http-kernel (host)');
+    const hh = await server(['ip', 'netns', 'exec', h, process.execPath, path.join(ROOT, 'bench/http-kernel.mjs'), '0.0.0.0', '8080', String(KEEPALIVE_S)], 'listening', 'http-kernel (host)');
     if (wantPasta) {
       const attach = async (mtu, i) => {
         const ns = netns(`tscn-p${i}`);
         const p = spawn('ip', ['netns', 'exec', h, 'pasta', '--quiet', '--runas', '0', '-f', '-I', 'pst0', '--config-net', '-m', String(mtu), '--netns', `/run/netns/${ns}`], { stdio: 'ignore' });
         children.push(p);
         await waitFor(() => sh(`ip -n ${ns} -br addr show pst0`, { allowFail: true }).includes('10.233.125.1'), 5000);
-        return { ns, host: '10.233.125.254' };
+        return { ns, host: '10.233.125.254', pid: p.pid };
       };
       const std = await attach(1500, 0);
       const max = await attach(kmax.pasta, 1);
-      peers.pasta = { std, max, http: { ns: std.ns, url: 'http://10.233.125.254:8080/' }, ping: std };
+      peers.pasta = { std, max, http: { ns: std.ns, url: 'http://10.233.125.254:8080/', pids: [std.pid, hh.pid] }, ping: std };
     }
     if (wantSlirp) {
       const attach = async (mtu, i) => {
@@ -162,11 +167,11 @@ export async function tcpBench(ctx) {
         const p = spawn('ip', ['netns', 'exec', h, 'slirp4netns', '--configure', `--mtu=${mtu}`, '--netns-type=path', `/run/netns/${ns}`, 'tap0'], { stdio: 'ignore' });
         children.push(p);
         await waitFor(() => sh(`ip -n ${ns} -br addr show tap0`, { allowFail: true }).includes('10.0.2.100'), 5000);
-        return { ns, host: '10.0.2.2' };
+        return { ns, host: '10.0.2.2', pid: p.pid };
       };
       const std = await attach(1500, 0);
       const max = await attach(kmax.slirp4netns, 1);
-      peers.slirp4netns = { std, max, http: { ns: std.ns, url: 'http://10.0.2.2:8080/' }, ping: std };
+      peers.slirp4netns = { std, max, http: { ns: std.ns, url: 'http://10.0.2.2:8080/', pids: [std.pid, hh.pid] }, ping: std };
     }
   }
   const names = PEERS.filter((p) => peers[p]);
@@ -183,22 +188,41 @@ export async function tcpBench(ctx) {
     }
   }
 
+  /** CPU seconds (user + system) the processes `pids` have used so far. */
+  const clockTick = Number(sh('getconf CLK_TCK', { allowFail: true }).trim()) || 100;
+  function cpuSeconds(pids) {
+    let ticks = 0;
+    for (const pid of pids) {
+      // /proc/PID/stat: fields 14 and 15 (utime, stime) after the parenthesised command.
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    }
+    return ticks / clockTick;
+  }
+
+  /** wrk's requests/s and the serving side's CPU µs per request. */
   function wrk(t, conns) {
+    const cpu0 = cpuSeconds(t.pids);
     const out = sh(`ip netns exec ${t.ns} wrk -t1 -c${conns} -d${HTTP_SECONDS}s ${t.url}`, { timeoutMs: (HTTP_SECONDS + 30) * 1000 });
+    const cpu = cpuSeconds(t.pids) - cpu0;
     const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-    if (!rps) throw new Error(`wrk in ${t.ns}: ${out}`);
+    const n = /(\d+) requests in/.exec(out);
+    if (!rps || !n) throw new Error(`wrk in ${t.ns}: ${out}`);
     if (/Non-2xx|Socket errors/.test(out)) throw new Error(`wrk -c${conns} in ${t.ns} saw errors: ${out}`);
-    return Number(rps[1]);
+    return { rate: Number(rps[1]), cpuUs: (cpu * 1e6) / Math.max(Number(n[1]), 1) };
   }
 
   function ab(t, conc) {
     // -t: a time limit (ab stops at -n or when time is up, whichever first).
+    const cpu0 = cpuSeconds(t.pids);
     const out = sh(`ip netns exec ${t.ns} ab -q -r -t ${HTTP_SECONDS} -n 10000000 -c ${conc} ${t.url}`, { timeoutMs: (HTTP_SECONDS + 60) * 1000 });
+    const cpu = cpuSeconds(t.pids) - cpu0;
     const rps = /Requests per second:\s+([\d.]+)/.exec(out);
     const failed = /Failed requests:\s+(\d+)/.exec(out);
-    if (!rps || !failed) throw new Error(`ab in ${t.ns}: ${out}`);
+    const done = /Complete requests:\s+(\d+)/.exec(out);
+    if (!rps || !failed || !done) throw new Error(`ab in ${t.ns}: ${out}`);
     if (Number(failed[1]) !== 0) throw new Error(`ab -c ${conc} in ${t.ns}: ${failed[1]} failed requests\n${out}`);
-    return Number(rps[1]);
+    return { rate: Number(rps[1]), cpuUs: (cpu * 1e6) / Math.max(Number(done[1]), 1) };
   }
 
   function ping(t, count) {
@@ -232,9 +256,13 @@ export async function tcpBench(ctx) {
       x.downMax.push(iperf(p.max, true));
       x.upP4.push(iperf(p.std, false, 4));
       x.downP4.push(iperf(p.std, true, 4));
-      x.http1.push(wrk(p.http, 1));
-      x.http50.push(wrk(p.http, 50));
-      x.conns50.push(ab(p.http, 50));
+      x.http1.push(wrk(p.http, 1).rate);
+      const w = wrk(p.http, 50);
+      x.http50.push(w.rate);
+      x.http50Cpu.push(w.cpuUs);
+      const a = ab(p.http, 50);
+      x.conns50.push(a.rate);
+      x.conns50Cpu.push(a.cpuUs);
       const f = ping(p.ping, PINGS);
       x.rtt.push(f.rtt);
       x.flood.push(f.rate);
