@@ -51,7 +51,7 @@ function statsJson(i: Interface): Record<string, unknown> {
   const s = i.stats;
   return {
     rx: { bytes: s.rxBytes, packets: s.rxPackets, errors: s.rxErrors, dropped: s.rxDropped, over_errors: 0, multicast: s.rxMulticast },
-    tx: { bytes: s.txBytes, packets: s.txPackets, errors: s.txErrors, dropped: s.txDropped, carrier_errors: 0, collisions: 0 },
+    tx: { bytes: s.txBytes, packets: s.txPackets, errors: s.txErrors, dropped: i.txDroppedTotal(), carrier_errors: 0, collisions: 0 },
   };
 }
 
@@ -62,16 +62,18 @@ function row(cols: (string | number)[], widths: number[]): string {
 
 function statsText(i: Interface): string[] {
   const s = i.stats;
+  const txDropped = i.txDroppedTotal();
+  const drops = i.dropCounts();
   const w = [9, 7, 6, 7, 7, 7].map((n, k) =>
-    Math.max(n, String([s.rxBytes, s.rxPackets, s.rxErrors, s.rxDropped, 0, s.rxMulticast][k]).length, String([s.txBytes, s.txPackets, s.txErrors, s.txDropped, 0, 0][k]).length),
+    Math.max(n, String([s.rxBytes, s.rxPackets, s.rxErrors, s.rxDropped, 0, s.rxMulticast][k]).length, String([s.txBytes, s.txPackets, s.txErrors, txDropped, 0, 0][k]).length),
   );
   const lines = [
     row(['RX:  bytes', 'packets', 'errors', 'dropped', 'missed', 'mcast'], w),
     row([s.rxBytes, s.rxPackets, s.rxErrors, s.rxDropped, 0, s.rxMulticast], w),
     row(['TX:  bytes', 'packets', 'errors', 'dropped', 'carrier', 'collsns'], w),
-    row([s.txBytes, s.txPackets, s.txErrors, s.txDropped, 0, 0], w),
+    row([s.txBytes, s.txPackets, s.txErrors, txDropped, 0, 0], w),
   ];
-  const reasons = LINK_DROP_REASONS.filter((r) => i.drops[r] > 0).map((r) => `${r} ${i.drops[r]}`);
+  const reasons = LINK_DROP_REASONS.filter((r) => drops[r] > 0).map((r) => `${r} ${drops[r]}`);
   if (reasons.length > 0) lines.push(`    drops: ${reasons.join(' ')}`);
   return lines;
 }
@@ -83,7 +85,7 @@ export function formatLinks(ifs: readonly Interface[], stats: boolean, json: boo
         const o = linkJson(i);
         if (stats) {
           o.stats64 = statsJson(i);
-          o.drop_reasons = { ...i.drops };
+          o.drop_reasons = { ...i.dropCounts() };
         }
         return o;
       }),
@@ -102,7 +104,7 @@ export function formatAddrs(ifs: readonly Interface[], stats: boolean, json: boo
     return JSON.stringify(
       ifs.map((i) => ({
         ...linkJson(i),
-        ...(stats ? { stats64: statsJson(i), drop_reasons: { ...i.drops } } : {}),
+        ...(stats ? { stats64: statsJson(i), drop_reasons: { ...i.dropCounts() } } : {}),
         addr_info: i.addrs.map((a) => ({
           family: 'inet',
           local: formatIp4(a.addr),

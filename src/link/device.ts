@@ -56,4 +56,17 @@ export interface Device {
   readonly offloadCaps?: number;
   /** Asks the device for receive offloads (TUNSETOFFLOAD); returns the DEV_OFFLOAD_* receive bits now on. */
   setRxOffloads?(csum: boolean, lro: boolean, uso?: boolean): number;
+  /**
+   * Frames sendBatch reported as taken that the device's own writer (a TAP's
+   * transmit thread) dropped afterwards, by cause (absent: a device that writes
+   * before sendBatch returns). Interface adds them to its drop counts.
+   */
+  txWriterDrops?(): WriterDrops;
+}
+
+/** Frames a device's writer dropped after taking them: EAGAIN, EIO (kernel side down), another errno. */
+export interface WriterDrops {
+  busy: number;
+  linkDown: number;
+  errors: number;
 }

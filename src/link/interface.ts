@@ -77,6 +77,7 @@ export const LINK_DROP_REASONS = [
   'neigh-overflow', // unresolved queue full (unres_qlen_bytes)
   'txqueue-full', // transmit queue full
   'device-busy', // device would not take the frame (EAGAIN)
+  'device-error', // device refused the frame (an errno other than EAGAIN and EIO)
   'internal-error', // a bug met this frame; counted so it is seen, never fatal
   'gso-bad', // a super-packet (or partial checksum) whose offsets or type can't be taken
 ] as const;
@@ -359,6 +360,27 @@ export class Interface implements DeviceReceiver {
   txDrop(reason: LinkDropReason): void {
     this.stats.txDropped++;
     this.drops[reason]++;
+  }
+
+  /**
+   * Transmit drops as `ip -s link` shows them: the ones counted here plus the
+   * frames the device's writer dropped after sendBatch took them (a TAP's
+   * transmit thread), which still count in txPackets (the device took them).
+   */
+  txDroppedTotal(): number {
+    const w = this.device.txWriterDrops?.();
+    return w === undefined ? this.stats.txDropped : this.stats.txDropped + w.busy + w.linkDown + w.errors;
+  }
+
+  /** Drops by reason, the device writer's included (see txDroppedTotal). */
+  dropCounts(): Record<LinkDropReason, number> {
+    const w = this.device.txWriterDrops?.();
+    if (w === undefined) return this.drops;
+    const d = { ...this.drops };
+    d['device-busy'] += w.busy;
+    d['link-down'] += w.linkDown;
+    d['device-error'] += w.errors;
+    return d;
   }
 
   /** RFC 826 packet reception, with Linux's choices on what to learn from. */

@@ -10,7 +10,7 @@
  * and the buffers are reused, which is why a receiver must copy a frame it
  * keeps past `batchEnd()` (see device.ts).
  */
-import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, DEV_OFFLOAD_USO, type Device, type DeviceReceiver, type LinkType } from './device.js';
+import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, DEV_OFFLOAD_USO, type Device, type DeviceReceiver, type LinkType, type WriterDrops } from './device.js';
 import { forgetRx, loadNative, startRx, stopRx, type NativeDeviceHandle, type NativeError, type NativeTxStats, type RxSink } from './native.js';
 
 export interface TapOptions {
@@ -107,6 +107,8 @@ export class TapDevice implements Device {
   private isClosed = false;
   /** The transmit thread was turned on (its counters count). */
   private txThreadUsed: boolean;
+  /** The transmit thread's drops as they stood when the device closed. */
+  private writerDropsAtClose: WriterDrops = { busy: 0, linkDown: 0, errors: 0 };
   private receiving = false;
   /** This device's share of each wakeup; one closure per device, not per frame. */
   private readonly sink: RxSink = (count, errno) => this.deliver(count, errno);
@@ -173,6 +175,13 @@ export class TapDevice implements Device {
    */
   get txLinkDown(): number {
     return this.txLinkDownHere + (this.txThreadUsed ? this.handle.txStats().linkDown : 0);
+  }
+
+  /** What the transmit thread dropped after write/writeBatch took it (device.ts). */
+  txWriterDrops(): WriterDrops {
+    if (!this.txThreadUsed || this.isClosed) return this.writerDropsAtClose;
+    const t = this.handle.txStats();
+    return { busy: t.busy, linkDown: t.linkDown, errors: t.errors };
   }
 
   /** The transmit thread's counters for this device (native.ts NativeTxStats). */
@@ -262,6 +271,7 @@ export class TapDevice implements Device {
 
   close(): void {
     if (this.isClosed) return;
+    this.writerDropsAtClose = this.txWriterDrops();
     this.isClosed = true;
     if (this.receiving) forgetRx(this.handle, this.sink);
     this.receiving = false;

@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openTap, type TapDevice } from '../../src/link/tap.js';
 import { loadNative } from '../../src/link/native.js';
+import { Stack } from '../../src/stack.js';
+import { formatLinks } from '../../src/control/format.js';
 
 const ADDON = resolve(import.meta.dirname, '../../build/Release/tapstack_native.node');
 const PREFIX = `tx${process.pid.toString(36)}`;
@@ -246,6 +248,35 @@ describe('native transmit thread', () => {
       expect(dev.sendBatch(short, 8)).toBe(8);
       await drained(dev);
       expect(dev.txThreadStats()).toMatchObject({ errors: 8, errno: 22, linkDown: 10 });
+    } finally {
+      dev.close();
+    }
+  });
+
+  it('shows the writer\'s drops in ip -s link: TX dropped and the drops line, by cause', async () => {
+    const dev = openTap(`${PREFIX}w%d`, { batch: 1, maxFrame: 2048, txThread: true });
+    const stack = new Stack();
+    try {
+      const iface = stack.addInterface(dev.name, dev);
+      // Not up on the kernel side: the ring takes the frames and the writer drops them (EIO).
+      expect(dev.sendBatch(Array.from({ length: 6 }, (_, i) => frame(i)), 6)).toBe(6);
+      await drained(dev);
+      // EINVAL (shorter than an Ethernet header) once it is up: another errno.
+      dev.setUp();
+      expect(dev.sendBatch(Array.from({ length: 3 }, () => new Uint8Array(5)), 3)).toBe(3);
+      await drained(dev);
+      expect(iface.stats.txDropped).toBe(0);
+      expect(iface.txDroppedTotal()).toBe(9);
+      const text = formatLinks([iface], true, false);
+      const tx = text.split('\n').findIndex((l) => l.trim().startsWith('TX:'));
+      expect(text.split('\n')[tx + 1].trim().split(/\s+/)[3]).toBe('9');
+      expect(text).toMatch(/drops: .*link-down 6 .*device-error 3/);
+      const j = JSON.parse(formatLinks([iface], true, true))[0];
+      expect(j.stats64.tx.dropped).toBe(9);
+      expect(j.drop_reasons).toMatchObject({ 'link-down': 6, 'device-error': 3 });
+      // Closed, the counts stay what they were.
+      dev.close();
+      expect(iface.txDroppedTotal()).toBe(9);
     } finally {
       dev.close();
     }
