@@ -54,7 +54,14 @@ class DiscardUser extends ServiceUser {
   onData(): void {}
 }
 
-/** Echoes what arrives; what the send buffer can't take yet holds receive window. */
+/**
+ * Echoes what arrives; what the send buffer can't take yet holds receive window.
+ * A chunk goes in as far as the send buffer has room and the rest waits, as a
+ * write(2) on a Linux socket takes what fits and blocks for the rest (tcp_sendmsg,
+ * sk_stream_wait_memory): one chunk can be larger than the whole send buffer (a
+ * 64 KB super-packet, a hole filled in front of queued out-of-order data), and
+ * waiting for room for all of it at once would wait forever.
+ */
 class EchoUser extends ServiceUser {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
@@ -62,9 +69,18 @@ class EchoUser extends ServiceUser {
   onData(data: Uint8Array): void {
     const copy = new Uint8Array(data.length);
     copy.set(data);
-    if (this.pendingBytes === 0 && this.c.sendRoom >= copy.length) {
-      this.c.write(copy);
-      return;
+    if (this.pendingBytes === 0) {
+      const room = this.c.sendRoom;
+      if (room >= copy.length) {
+        this.c.write(copy);
+        return;
+      }
+      if (room > 0) {
+        this.c.write(copy.subarray(0, room));
+        this.pending.push(copy.subarray(room));
+        this.pendingBytes += copy.length - room;
+        return;
+      }
     }
     this.pending.push(copy);
     this.pendingBytes += copy.length;
@@ -75,10 +91,19 @@ class EchoUser extends ServiceUser {
   }
   override onRoom(): void {
     const c = this.c;
-    while (this.pending.length > 0 && c.sendRoom >= this.pending[0].length) {
-      const d = this.pending.shift()!;
-      this.pendingBytes -= d.length;
-      c.write(d);
+    while (this.pending.length > 0) {
+      const room = c.sendRoom;
+      if (room <= 0) break;
+      const d = this.pending[0];
+      if (room >= d.length) {
+        this.pending.shift();
+        this.pendingBytes -= d.length;
+        c.write(d);
+      } else {
+        this.pending[0] = d.subarray(room);
+        this.pendingBytes -= room;
+        c.write(d.subarray(0, room));
+      }
     }
     if (this.pendingBytes === 0 && this.eofSeen) c.shutdownWrite();
     c.consumed();
