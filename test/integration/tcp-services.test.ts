@@ -92,33 +92,53 @@ describe('TCP through 3% loss each way (nft on the kernel side)', () => {
   });
 
   it('echoes 20 MB byte for byte and counts its retransmissions', async () => {
+    const size = 20 * 1024 * 1024;
     const inFile = path.join(tb.dir, 'loss-in');
     const outFile = path.join(tb.dir, 'loss-out');
-    fs.writeFileSync(inFile, crypto.randomBytes(20 * 1024 * 1024));
+    const release = path.join(tb.dir, 'loss-release');
+    fs.writeFileSync(inFile, crypto.randomBytes(size));
     const before = await tb.nstat();
-    const run = tb.peerAsync(`socat -t 60 -T 120 - TCP4:${tb.stackIp}:7 < ${inFile} > ${outFile}`, 300_000);
+    // socat's input stays open after the data until the test has looked at the connection
+    // (at most 60 s): the connection is still ESTABLISHED, with all its retransmissions
+    // counted, however fast the data went. -T 30: a transfer that stalls fails in 30 s, not
+    // after minutes (a lossy echo idles that long only if one segment is lost again and
+    // again through the backed-off timeouts).
+    const input = `{ cat ${inFile}; i=0; while [ ! -e ${release} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; }`;
+    const run = tb.peerAsync(`${input} | socat -t 60 -T 30 - TCP4:${tb.stackIp}:7 > ${outFile}`, 300_000);
     // While it runs, `ss -ti` shows the connection's retransmissions as the kernel's ss would.
     let done = false;
     void run.then(() => (done = true));
     let ssRetrans = 0;
     let ssLine = '';
+    let afterData = '';
+    const live = /^(ESTAB|CLOSE-WAIT|LAST-ACK)\s/m;
     while (!done) {
+      const echoed = fs.existsSync(outFile) && fs.statSync(outFile).size >= size;
       const ss = await tb.ctlRun('ss', '-tin', 'sport', '=', ':7');
       const m = /bytes_retrans:(\d+)/.exec(ss.stdout);
-      if (m && Number(m[1]) > ssRetrans && /^ESTAB/m.test(ss.stdout)) {
+      if (m && Number(m[1]) > ssRetrans && live.test(ss.stdout)) {
         ssRetrans = Number(m[1]);
         ssLine = ss.stdout;
+      }
+      if (echoed && afterData === '') {
+        // Everything came back while the client's input is still open: one last look, then let socat end.
+        afterData = ss.stdout;
+        fs.writeFileSync(release, '');
       }
       await new Promise((res) => setTimeout(res, 200));
     }
     const r = await run;
     expect(ssRetrans).toBeGreaterThan(0);
-    expect(ssLine).toMatch(/ESTAB/);
+    expect(ssLine).toMatch(live);
     expect(ssLine).toMatch(/ retrans:\d+\/\d+ /);
+    // Once all 20 MB were back, the connection was idle and established, its counts final.
+    expect(afterData).toMatch(/^ESTAB\s/m);
+    expect(afterData).toMatch(/ bytes_retrans:[1-9]\d* /);
+    expect(afterData).toMatch(/ retrans:\d+\/[1-9]\d* /);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const sha = (f: string): string => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
-    expect(fs.statSync(outFile).size).toBe(20 * 1024 * 1024);
+    expect(fs.statSync(outFile).size).toBe(size);
     expect(sha(outFile)).toBe(sha(inFile));
     const after = await tb.nstat();
     // Our segments to the peer were dropped too: the stack retransmitted.
