@@ -102,7 +102,14 @@ describe('many connections to the HTTP service', () => {
     const opened = after.TcpPassiveOpens - before.TcpPassiveOpens;
     expect(opened).toBeGreaterThanOrEqual(3000);
     expect(opened).toBeLessThanOrEqual(3050);
-    expect(entered).toBe(100 - tw0);
+    // The first records fill the table up to the cap. More can be counted: a client SYN
+    // reusing the 4-tuple of a record ends it (tcp_timewait_state_process's TCP_TW_SYN),
+    // and its slot goes to a later connection, counted again (__inet_twsk_schedule). A
+    // kernel client reuses ports within the 60 s once its ip_local_port_range wraps (as the
+    // default range can, or one left over from an earlier run). The kernel counts the same
+    // (scripts/timewait-oracle.sh: a kernel server under this load from a client with a
+    // 3,000-port range, TcpExtTW 283 while timewait stays at 100).
+    expect(entered).toBeGreaterThanOrEqual(100 - tw0);
     // Every connection the server closed (all that carried a request) went to TIME_WAIT
     // or was turned away; ab's unused extras are closed by ab.
     expect(entered + overflow).toBeGreaterThanOrEqual(3000);

@@ -145,6 +145,30 @@ describe('TIME_WAIT records (Linux inet_timewait_sock)', () => {
     expect(p.stack.tcp.timeWaitCount).toBe(0);
   });
 
+  it('at tcp_max_tw_buckets a SYN reusing a record frees its slot: the next connection closed gets a record, counted again (TcpExtTW)', () => {
+    const p = tcpPeer();
+    const { accepted } = p.listen(80, 128);
+    p.stack.sysctl.set('net.ipv4.tcp_max_tw_buckets', '3');
+    const mib = p.stack.mib;
+    for (let i = 0; i < 5; i++) serverCloses(p, 45000 + i, accepted);
+    expect([p.stack.tcp.timeWaitCount, mib.TcpExtTW, mib.TcpExtTCPTimeWaitOverflow]).toEqual([3, 3, 2]);
+    expect(p.timeWait(45003)).toBeNull();
+    // A client port used again within the 60 s: tcp_timewait_state_process's TCP_TW_SYN
+    // (a newer timestamp, RFC 6191) ends the record (inet_twsk_deschedule_put).
+    p.advance(1);
+    p.send({ sport: 45000, seq: 45000 * 1000 + 5000, flags: 'S', opts: linuxSynOpts() });
+    expect(p.one().flags).toBe('SA');
+    expect(p.timeWait(45000)).toBeNull();
+    expect(p.stack.tcp.timeWaitCount).toBe(2);
+    // The freed slot goes to the next connection the server closes, counted as a new
+    // record (__inet_twsk_schedule); the one after that overflows again.
+    serverCloses(p, 45010, accepted);
+    serverCloses(p, 45011, accepted);
+    expect(p.timeWait(45010)).not.toBeNull();
+    expect(p.timeWait(45011)).toBeNull();
+    expect([p.stack.tcp.timeWaitCount, mib.TcpExtTW, mib.TcpExtTCPTimeWaitOverflow]).toEqual([3, 4, 3]);
+  });
+
   it('a RST in window ends it (tcp_rfc1337=0); with tcp_rfc1337=1 it stays', () => {
     const p = tcpPeer();
     const { accepted } = p.listen(80, 128);
