@@ -110,6 +110,8 @@ export class Interface implements DeviceReceiver {
   private readonly txPkts: Packet[] = [];
   /** The Stack has been told this interface has frames (txPending) and has not flushed it yet. */
   private txScheduled = false;
+  /** Flushes so far: what a default qdisc held before flush N has left by N + 1 (TCP small queues). */
+  txFlushes = 0;
   readonly txQueueLen: number;
   private inBatch = false;
   private readonly arpView = new ArpView(new Uint8Array(0), 0, 0);
@@ -537,6 +539,7 @@ export class Interface implements DeviceReceiver {
   /** Hands every frame the root qdisc releases now to the device as one batch; returns how many left. */
   flush(): number {
     this.txScheduled = false;
+    this.txFlushes++;
     const sched = this.sched;
     const root = sched.root;
     if (!this.up) {

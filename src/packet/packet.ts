@@ -207,6 +207,8 @@ export class Packet {
  */
 export class PacketPool {
   private readonly free: Packet[] = [];
+  /** Buffers made so far (a pool that keeps what it hands out stops making them). */
+  created = 0;
 
   constructor(
     /** Buffer size of pooled packets; larger requests get a plain Packet.alloc. */
@@ -222,6 +224,7 @@ export class PacketPool {
     if (p === undefined) {
       p = new Packet(new Uint8Array(this.bufferSize), headroom, headroom + len);
       p.pool = this;
+      this.created++;
     } else {
       p.reinit(headroom, headroom + len);
     }

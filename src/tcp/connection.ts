@@ -265,6 +265,13 @@ export class TcpConnection implements CcState {
   deferred = false;
   /** Waiting for room in the interface's queue (Tcp.resumeLater). */
   throttled = false;
+  /**
+   * TCP small queues (Tcp.txBudget): data segments this connection queued on
+   * `tsqDev` since that device's flush number `tsqFlush`.
+   */
+  tsqDev: Interface | null = null;
+  tsqFlush = 0;
+  tsqSegs = 0;
   /** Written to by the application; output runs at the end of the tick (Tcp.output). */
   corked = false;
   /** RFC 5961 / tcp_invalid_ratelimit: when the last challenge or out-of-window ACK was sent. */

@@ -91,8 +91,13 @@ export class Tcp implements TcpHost {
   /** Connections in TIME_WAIT, as small records (timewait.ts); not in `connections`. */
   readonly timeWait: TimeWaitTable;
   private readonly view = new TcpView(new Uint8Array(0), 0, 0);
-  /** Buffers for super-packets (and segments too large for the stack's pool), reused once a device wrote them. */
-  private readonly superPool = new PacketPool(65536 + 256, 64);
+  /**
+   * Buffers for super-packets (and segments too large for the stack's pool), reused once a
+   * device wrote them. A flush can carry tcp_limit_output_bytes (16 super-packets) of every
+   * sending connection; the pool keeps enough for 16 of them, so bulk senders reuse their
+   * buffers instead of having 64 KB ones made and collected at every flush.
+   */
+  readonly superPool = new PacketPool(65536 + 256, 256);
   private readonly seg = new Segment();
   /** SipHash keys for ISNs and timestamp offsets. */
   private readonly isnKey: Uint32Array;
@@ -483,7 +488,18 @@ export class Tcp implements TcpHost {
     // tcp_limit_output_bytes (1 MB): no more than that waits in a qdisc that holds packets
     // (a deep shaping queue would only add delay to the flow and work to every ACK).
     const queued = dev.txCapacity - room;
-    return Math.min(budget, TSQ_FRAMES - queued);
+    // tcp_small_queue_check: no more than tcp_limit_output_bytes of this connection in the
+    // qdisc or device (Linux's sk_wmem_alloc, freed as the device takes each skb). A
+    // super-packet is one packet of the queue's length but many frames, so each connection
+    // counts the segments it queued since the device last flushed (the default qdiscs
+    // hand everything over at each flush); ones that hold packets get segments (queueSegments)
+    // and the queue's length above bounds them.
+    if (c.tsqDev !== dev || c.tsqFlush !== dev.txFlushes) {
+      c.tsqDev = dev;
+      c.tsqFlush = dev.txFlushes;
+      c.tsqSegs = 0;
+    }
+    return Math.min(budget, TSQ_FRAMES - queued, TSQ_FRAMES - c.tsqSegs);
   }
 
   /**
@@ -824,6 +840,14 @@ export class Tcp implements TcpHost {
     }
     c.ackSent();
     c.segmentSent(len, segs);
+    const tsq = c.tsqDev;
+    if (len > 0 && tsq !== null) {
+      if (c.tsqFlush !== tsq.txFlushes) {
+        c.tsqFlush = tsq.txFlushes;
+        c.tsqSegs = 0;
+      }
+      c.tsqSegs += segs;
+    }
     if (len > 0 && !retrans) this.mib.TcpExtTCPOrigDataSent += segs;
     this.xmit(pkt, c.localAddr, c.remoteAddr, c, ecn >>> 8, segs);
   }
