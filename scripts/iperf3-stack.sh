@@ -13,7 +13,8 @@
 # another build of dist/ (a copy at the top of the checkout, so it finds build/Release),
 # for A/B runs in one hold of the lock.
 # INTERVALS=1 prints iperf3's intervals (Gb/s: sum/streams); SS=SECONDS prints both
-# sides' `ss -tin` that far into each run.
+# sides' `ss -tin` that far into each run; TRACE=MS prints `tapstack trace tcp` samples
+# of the daemon's iperf3 connections every MS during each run (4 s at most).
 # Needs root; run it under `flock /tmp/tapstack-heavy.lock`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,6 +67,10 @@ for a in "$@"; do
     (sleep "$SS"; echo "--- stack ss -tin"; ctl ss -tin; echo "--- kernel ss -tin"; ip netns exec "$NS" ss -tin) > "$WORK/ss.txt" 2>&1 &
     SSPID=$!
   fi
+  if [ -n "${TRACE:-}" ]; then
+    ctl trace tcp sport = :5201 --interval "$TRACE" --duration 4 --csv "$WORK/trace.csv" > /dev/null 2>&1 &
+    TRPID=$!
+  fi
   out=$(ip netns exec "$NS" iperf3 -c "$SUBNET.2" -p 5201 -J $a || true)
   read -r p1 b1 d1 tp1 td1 < <(link)
   c1=$(cpu)
@@ -73,6 +78,7 @@ for a in "$@"; do
   gbps=$(printf '%s' "$out" | node -e 'const j=JSON.parse(require("fs").readFileSync(0));if(j.error){console.log("error:"+j.error)}else{const c=j.end.cpu_utilization_percent;console.log((j.end.sum_received.bits_per_second/1e9).toFixed(2)+" Gb/s, client cpu "+c.host_total.toFixed(0)+"% (sys "+c.host_system.toFixed(0)+"%)")}' 2>/dev/null || echo parse-error)
   [ -n "${INTERVALS:-}" ] && printf '%s' "$out" | node -e 'const j=JSON.parse(require("fs").readFileSync(0));console.log((j.intervals||[]).map(i=>i.sum.end.toFixed(1)+":"+(i.sum.bits_per_second/1e9).toFixed(1)+"/"+i.streams.map(s=>(s.bits_per_second/1e9).toFixed(1)).join(",")).join("\n"))' || true
   [ -n "${SS:-}" ] && { wait "$SSPID"; cat "$WORK/ss.txt"; }
+  [ -n "${TRACE:-}" ] && { wait "$TRPID" || true; cat "$WORK/trace.csv"; }
   fr=$((p1 - p0)); by=$((b1 - b0))
   read -r u0 s0 <<<"$c0"; read -r u1 s1 <<<"$c1"
   echo "iperf3 $a: $gbps; daemon cpu ticks user $((u1 - u0)) sys $((s1 - s0)); kernel rx frames $fr bytes/frame $((fr > 0 ? by / fr : 0)) rx dropped $((d1 - d0)); kernel tx frames $((tp1 - tp0)) tx dropped $((td1 - td0)); stack retrans $((r1 - r0))"
