@@ -11,22 +11,8 @@ cd "$(dirname "$0")/.."
 A=tscv-cap-a
 B=tscv-cap-b
 OUT=test/fixtures/ss/kernel-ti-cubic.txt
-cleanup() {
-  [ -n "${SRV:-}" ] && kill "$SRV" 2>/dev/null || true
-  ip netns del "$A" 2>/dev/null || true
-  ip netns del "$B" 2>/dev/null || true
-}
-trap cleanup EXIT
-cleanup
-ip netns add "$A"
-ip netns add "$B"
-ip link add tscvcap0 netns "$A" type veth peer name tscvcap1 netns "$B"
-ip -n "$A" addr add 10.233.99.1/24 dev tscvcap0
-ip -n "$B" addr add 10.233.99.2/24 dev tscvcap1
-ip -n "$A" link set tscvcap0 up
-ip -n "$B" link set tscvcap1 up
-ip -n "$A" link set lo up
-ip -n "$B" link set lo up
+. scripts/netns-pair.sh
+netns_pair "$A" "$B" tscvcap0 tscvcap1 10.233.99.1/24 10.233.99.2/24
 ip netns exec "$B" nft add table inet tscvcap
 ip netns exec "$B" nft add chain inet tscvcap in '{ type filter hook input priority 0; }'
 ip netns exec "$B" nft add rule inet tscvcap in tcp dport 5201 meta length gt 1000 numgen random mod 100 '<' 2 drop

@@ -17,21 +17,8 @@ ROUNDS=${ROUNDS:-1}
 RANGE=${RANGE:-}
 A=flora-a
 B=flora-b
-cleanup() {
-  [ -n "${SRV:-}" ] && kill "$SRV" 2>/dev/null || true
-  ip netns del "$A" 2>/dev/null || true
-  ip netns del "$B" 2>/dev/null || true
-}
-trap cleanup EXIT
-cleanup
-ip netns add "$A"
-ip netns add "$B"
-ip link add floraa0 netns "$A" type veth peer name florab0 netns "$B"
-ip -n "$A" addr add 10.233.210.1/24 dev floraa0
-ip -n "$B" addr add 10.233.210.2/24 dev florab0
-for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
-ip -n "$A" link set floraa0 up
-ip -n "$B" link set florab0 up
+. "$(dirname "$0")/netns-pair.sh"
+netns_pair "$A" "$B" floraa0 florab0 10.233.210.1/24 10.233.210.2/24
 ip netns exec "$B" sysctl -q -w net.ipv4.tcp_max_tw_buckets=100
 if [ -n "$RANGE" ]; then ip netns exec "$A" sysctl -q -w net.ipv4.ip_local_port_range="$RANGE"; fi
 ip netns exec "$B" python3 -c '
