@@ -233,12 +233,18 @@ export async function tcpBench(ctx) {
     return { rate: (Number(m[2]) * 1000) / Math.max(Number(m[3]), 1), rtt: Number(rtt[1]) * 1000, lost: Number(m[1]) - Number(m[2]) };
   }
 
-  // Warm up: ARP, JIT, the servers' first connections.
+  // Warm up: ARP, JIT, the servers' first connections. Each direction on each server:
+  // a daemon's sending path is other code than its receiving path, and a first run of
+  // it spends its first few hundred milliseconds compiling.
   for (const n of names) {
     const p = peers[n];
-    iperf(p.std, false);
-    iperf(p.max, true);
+    for (const t of [p.std, p.max]) {
+      iperf(t, false);
+      iperf(t, true);
+    }
     wrk(p.http, 1);
+    wrk(p.http, 50);
+    ab(p.http, 50);
     ping(p.ping, 500);
   }
   const res = Object.fromEntries(names.map((n) => [n, Object.fromEntries(FIGURES.map(([k]) => [k, []]))]));
