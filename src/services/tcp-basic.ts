@@ -69,27 +69,24 @@ class EchoUser extends ServiceUser {
   onData(data: Uint8Array): void {
     const copy = new Uint8Array(data.length);
     copy.set(data);
-    if (this.pendingBytes === 0) {
-      const room = this.c.sendRoom;
-      if (room >= copy.length) {
-        this.c.write(copy);
-        return;
-      }
-      if (room > 0) {
-        this.c.write(copy.subarray(0, room));
-        this.pending.push(copy.subarray(room));
-        this.pendingBytes += copy.length - room;
-        return;
-      }
-    }
+    const idle = this.pendingBytes === 0;
     this.pending.push(copy);
     this.pendingBytes += copy.length;
+    if (idle) this.drain();
   }
   override onEof(): void {
     this.eofSeen = true;
     if (this.pendingBytes === 0) this.c.shutdownWrite();
   }
   override onRoom(): void {
+    const c = this.c;
+    this.drain();
+    if (this.pendingBytes === 0 && this.eofSeen) c.shutdownWrite();
+    c.consumed();
+    this.tcp.defer(c);
+  }
+  /** Writes what is pending as far as the send buffer has room; a chunk may go in part. */
+  private drain(): void {
     const c = this.c;
     while (this.pending.length > 0) {
       const room = c.sendRoom;
@@ -105,9 +102,6 @@ class EchoUser extends ServiceUser {
         c.write(d.subarray(0, room));
       }
     }
-    if (this.pendingBytes === 0 && this.eofSeen) c.shutdownWrite();
-    c.consumed();
-    this.tcp.defer(c);
   }
   override rcvQueued(): number {
     return this.pendingBytes;
