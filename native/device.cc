@@ -119,19 +119,25 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     return Napi::Number::New(env, WriteEach(env, arr, count));
   }
 
+  // frames[i] of a writeBatch call, which must be a Uint8Array.
+  static TxFrame FrameAt(napi_env env, napi_value arr, uint32_t i) {
+    napi_value el;
+    napi_typedarray_type type;
+    size_t len;
+    void* data;
+    if (napi_get_element(env, arr, i, &el) != napi_ok ||
+        napi_get_typedarray_info(env, el, &type, &len, &data, nullptr, nullptr) != napi_ok ||
+        type != napi_uint8_array)
+      throw Napi::TypeError::New(env, "frames[" + std::to_string(i) + "] is not a Uint8Array");
+    return {data, len};
+  }
+
   // The direct path: one write() per frame, in the caller's thread.
   uint32_t WriteEach(napi_env env, napi_value arr, uint32_t count) {
     uint32_t written = 0;
     for (; written < count; written++) {
-      napi_value el;
-      napi_typedarray_type type;
-      size_t len;
-      void* data;
-      if (napi_get_element(env, arr, written, &el) != napi_ok ||
-          napi_get_typedarray_info(env, el, &type, &len, &data, nullptr, nullptr) != napi_ok ||
-          type != napi_uint8_array)
-        throw Napi::TypeError::New(env, "frames[" + std::to_string(written) + "] is not a Uint8Array");
-      int err = WriteFrame(data, len);
+      TxFrame f = FrameAt(env, arr, written);
+      int err = WriteFrame(f.data, f.len);
       if (err == EAGAIN) break;
       if (err != 0) throw WriteError(env, err, written);
     }
@@ -172,16 +178,8 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     fs.resize(count);
     size_t bytes = 0;
     for (uint32_t i = 0; i < count; i++) {
-      napi_value el;
-      napi_typedarray_type type;
-      size_t len;
-      void* data;
-      if (napi_get_element(env, arr, i, &el) != napi_ok ||
-          napi_get_typedarray_info(env, el, &type, &len, &data, nullptr, nullptr) != napi_ok ||
-          type != napi_uint8_array)
-        throw Napi::TypeError::New(env, "frames[" + std::to_string(i) + "] is not a Uint8Array");
-      fs[i] = {data, len};
-      bytes += len;
+      fs[i] = FrameAt(env, arr, i);
+      bytes += fs[i].len;
     }
     if (bytes > static_cast<size_t>(count) * dev_.txMaxMean && dev_.txPending.load(std::memory_order_acquire) == 0)
       return WriteEach(env, arr, count);
@@ -189,11 +187,11 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
   }
 
   // One frame, one write(): 0, EAGAIN (also for EWOULDBLOCK) or the errno.
-  int WriteFrame(void* data, size_t len) {
+  int WriteFrame(const void* data, size_t len) {
     ssize_t r;
     do {
       if (dev_.vnetLen && !dev_.txHdrInline) {
-        iovec iov[2] = {{const_cast<uint8_t*>(kZeroVnetHdr), dev_.vnetLen}, {data, len}};
+        iovec iov[2] = {{const_cast<uint8_t*>(kZeroVnetHdr), dev_.vnetLen}, {const_cast<void*>(data), len}};
         r = writev(dev_.fd, iov, 2);
       } else {
         r = write(dev_.fd, data, len);
