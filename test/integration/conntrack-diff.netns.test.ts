@@ -1,4 +1,5 @@
 import path from 'node:path';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RouterTestbed } from '../helpers/router.js';
@@ -662,7 +663,10 @@ describe('connection tracking follows the kernel packet by packet (differential)
     const moved = after.map((a, i) => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - (before[i][k] ?? 0)])));
     if (process.env.CTD_DEBUG) console.log(JSON.stringify({ most, moved }));
     expect(most[1]).toBeGreaterThan(1000);
-    expect(most[1]).toBeLessThanOrEqual(2000);
+    // The kernel counts a new entry before it compares with the limit and makes room by early drop,
+    // and the dropped entry leaves the count only when it is freed (nf_conntrack_core.c,
+    // __nf_conntrack_alloc): `conntrack -C` can read the limit plus one per CPU that is inserting.
+    expect(most[1]).toBeLessThanOrEqual(2000 + os.cpus().length);
     expect(most[0]).toBeGreaterThan(1000);
     expect(most[0]).toBeLessThanOrEqual(2000);
     // Which counters moved (the amounts hang on each table's hash and timing).
