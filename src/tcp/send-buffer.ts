@@ -1,3 +1,37 @@
+/** Writes up to this size share a slab; larger ones get a copy of their own. */
+const ARENA_SMALL = 4096;
+const ARENA_SLAB = 65536;
+
+/**
+ * Copies of what applications write through sockets. A Node stream's writer may reuse
+ * a buffer once write()'s callback has run, and its bytes may not have left yet or may
+ * still wait for their acknowledgement: the send buffer holds a copy of its own. Small
+ * writes are copied into a shared slab (a new one once it is full; an old one lives on
+ * while a piece of it is unacknowledged), so a connection that went idle holds none.
+ */
+export class SendArena {
+  private slab: Buffer | null = null;
+  private used = 0;
+
+  copy(data: Uint8Array): Uint8Array {
+    const n = data.length;
+    if (n > ARENA_SMALL) {
+      const own = Buffer.allocUnsafeSlow(n);
+      own.set(data);
+      return own;
+    }
+    let slab = this.slab;
+    let at = this.used;
+    if (slab === null || at + n > ARENA_SLAB) {
+      slab = this.slab = Buffer.allocUnsafeSlow(ARENA_SLAB);
+      at = 0;
+    }
+    slab.set(data, at);
+    this.used = (at + n + 7) & ~7;
+    return slab.subarray(at, at + n);
+  }
+}
+
 /**
  * The bytes a connection has been given to send and that are not yet
  * acknowledged: a queue of chunks from snd_una onward. Segments are built by

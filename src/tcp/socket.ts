@@ -199,7 +199,7 @@ export class TcpSocket extends Duplex implements TcpUser {
       const p = this.waiting[0];
       if (p === undefined || conn.sendRoom < p.chunk.length) break;
       this.waiting.shift();
-      conn.write(p.chunk);
+      conn.write(this.tcp.sendArena.copy(p.chunk));
       this.written += p.chunk.length;
       p.cb();
     }
@@ -265,8 +265,9 @@ export class TcpSocket extends Duplex implements TcpUser {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const c = this.sendable();
     if (c !== null) {
-      // Nothing waits and the send buffer has room: straight in, no queue entry.
-      c.write(chunk);
+      // Nothing waits and the send buffer has room: straight in, no queue entry. A copy:
+      // once cb has run the writer may use the buffer again.
+      c.write(this.tcp.sendArena.copy(chunk));
       this.written += chunk.length;
       this.tcp.output(c);
       this.touch();
@@ -285,7 +286,7 @@ export class TcpSocket extends Duplex implements TcpUser {
       // As pump(): chunks go in while the send buffer has room; the rest wait.
       for (; i < n && c.sendRoom > 0; i++) {
         const chunk = chunks[i].chunk;
-        c.write(chunk);
+        c.write(this.tcp.sendArena.copy(chunk));
         this.written += chunk.length;
       }
       if (i === n) {
@@ -328,7 +329,7 @@ export class TcpSocket extends Duplex implements TcpUser {
     let n = 0;
     while (n < w.length && c.sendRoom > 0) {
       const p = w[n++];
-      c.write(p.chunk);
+      c.write(this.tcp.sendArena.copy(p.chunk));
       this.written += p.chunk.length;
     }
     const done = n === w.length ? w : w.splice(0, n);

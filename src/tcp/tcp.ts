@@ -38,6 +38,7 @@ import { seqAdd, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 import { createCongestionControl } from './cc/index.js';
 import { TcpListener } from './listen.js';
 import { FastOpen, TFO_SERVER_ENABLE, TFO_SERVER_WO_SOCKOPT1 } from './fastopen.js';
+import { SendArena } from './send-buffer.js';
 import { ecnSend, ecnSynAckFlags, ecnSynFlags, INET_ECN_MASK } from './ecn.js';
 import { TcpSocket, type TcpConnectOptions } from './socket.js';
 import { TcpServer, type TcpServerOptions } from './server.js';
@@ -98,6 +99,8 @@ export class Tcp implements TcpHost {
    * buffers instead of having 64 KB ones made and collected at every flush.
    */
   readonly superPool = new PacketPool(65536 + 256, 256);
+  /** Where sockets' writes are copied to (send-buffer.ts). */
+  readonly sendArena = new SendArena();
   private readonly seg = new Segment();
   /** SipHash keys for ISNs and timestamp offsets. */
   private readonly isnKey: Uint32Array;
