@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The kernel's side of the ECN and Fast Open tests, run in the peer's namespace.
 
-  client HOST PORT NBYTES          connect, send NBYTES, shut down writing, print `ss -tio` of
-                                   the connection, read the answer to EOF and print it
+  client HOST PORT NBYTES          connect, send NBYTES, print `ss -tio` of the connection,
+                                   shut down writing, read the answer to EOF and print it
   tfo-client HOST PORT TEXT        send TEXT by sendto(MSG_FASTOPEN) (in the SYN when the kernel
                                    holds a cookie for HOST), read the answer to the server's FIN,
                                    then print `ss -tio` of the connection and the answer
@@ -50,8 +50,10 @@ def main():
             s.sendto(sys.argv[4].encode(), socket.MSG_FASTOPEN, (host, port))
             s.settimeout(10)
         if mode == 'client':
-            s.shutdown(socket.SHUT_WR)
+            # Look before shutting down: the server answers the FIN at once with its own,
+            # and the socket is a TIME-WAIT record (no tcp_info) by the time ss runs.
             info = ss_of(s)
+            s.shutdown(socket.SHUT_WR)
             answer = read_all(s)
         else:
             # The server answers and closes: read to its FIN, then look (CLOSE-WAIT keeps tcp_info).
