@@ -199,8 +199,7 @@ export class TcpSocket extends Duplex implements TcpUser {
       const p = this.waiting[0];
       if (p === undefined || conn.sendRoom < p.chunk.length) break;
       this.waiting.shift();
-      conn.write(this.tcp.sendArena.copy(p.chunk));
-      this.written += p.chunk.length;
+      this.put(conn, p.chunk);
       p.cb();
     }
     this.tcp.batched(() => conn.openActive());
@@ -265,10 +264,8 @@ export class TcpSocket extends Duplex implements TcpUser {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const c = this.sendable();
     if (c !== null) {
-      // Nothing waits and the send buffer has room: straight in, no queue entry. A copy:
-      // once cb has run the writer may use the buffer again.
-      c.write(this.tcp.sendArena.copy(chunk));
-      this.written += chunk.length;
+      // Nothing waits and the send buffer has room: straight in, no queue entry.
+      this.put(c, chunk);
       this.tcp.output(c);
       this.touch();
       cb();
@@ -285,9 +282,7 @@ export class TcpSocket extends Duplex implements TcpUser {
     if (c !== null) {
       // As pump(): chunks go in while the send buffer has room; the rest wait.
       for (; i < n && c.sendRoom > 0; i++) {
-        const chunk = chunks[i].chunk;
-        c.write(this.tcp.sendArena.copy(chunk));
-        this.written += chunk.length;
+        this.put(c, chunks[i].chunk);
       }
       if (i === n) {
         this.tcp.output(c);
@@ -299,6 +294,13 @@ export class TcpSocket extends Duplex implements TcpUser {
     for (; i < n - 1; i++) this.waiting.push({ chunk: chunks[i].chunk, cb: noop });
     this.waiting.push({ chunk: chunks[n - 1].chunk, cb });
     this.pump();
+  }
+
+  /** Puts a write into the connection's send buffer as a copy: once the write's callback has
+   * run, the writer may use its buffer again (send-buffer.ts, SendArena). */
+  private put(c: TcpConnection, chunk: Uint8Array): void {
+    c.write(this.tcp.sendArena.copy(chunk));
+    this.written += chunk.length;
   }
 
   /** The connection, when a write may go straight into it: nothing waits, the state sends, there is room. */
@@ -328,9 +330,7 @@ export class TcpSocket extends Duplex implements TcpUser {
     const w = this.waiting;
     let n = 0;
     while (n < w.length && c.sendRoom > 0) {
-      const p = w[n++];
-      c.write(this.tcp.sendArena.copy(p.chunk));
-      this.written += p.chunk.length;
+      this.put(c, w[n++].chunk);
     }
     const done = n === w.length ? w : w.splice(0, n);
     if (done === w) this.waiting = [];
