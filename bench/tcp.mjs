@@ -9,6 +9,10 @@
 //                the gateway address (pasta maps it to the host's loopback)
 //   slirp4netns  the same through slirp4netns (the host is 10.0.2.2)
 //   kernel       two namespaces over a veth pair, iperf3 -s and http-kernel.mjs in one
+//   node floor   (ping only, with the stack) bench/node-responder.mjs: ARP and echo
+//                replies rewritten in place in JavaScript on the stack's own TAP class
+//                and addon, no stack behind them; flooded right after the stack in
+//                each round, it shows what Node and the addon cost a ping by themselves
 //
 // Figures (up: from the load's namespace to the server; down: iperf3 -R):
 //   iperf3 one stream up/down at MTU 1500 and at the largest MTU each supports
@@ -116,11 +120,17 @@ export async function tcpBench(ctx) {
     links.push(wdev);
     const hs = await server([process.execPath, path.join(ROOT, 'bench/http-stack.mjs'), wdev, '10.233.122.2/24', '8080', String(KEEPALIVE_S)], 'listening', 'http-stack');
     peerSide(wdev, wns, '10.233.122.1');
+    const fns = netns('tscn-f');
+    const fdev = 'tscnf0';
+    links.push(fdev);
+    await server([process.execPath, path.join(ROOT, 'bench/node-responder.mjs'), fdev, '10.233.118.2'], 'ready', 'node-responder');
+    peerSide(fdev, fns, '10.233.118.1');
     peers.stack = {
       std: { ns: s0.ns, host: s0.host },
       max: { ns: sMax.ns, host: sMax.host },
       http: { ns: wns, url: 'http://10.233.122.2:8080/', pids: [hs.pid] },
       ping: { ns: s0.ns, host: s0.host },
+      floor: { ns: fns, host: '10.233.118.2' },
     };
   }
   if (PEERS.includes('kernel')) {
@@ -256,9 +266,11 @@ export async function tcpBench(ctx) {
     wrk(p.http, 50);
     ab(p.http, 50);
     ping(p.ping, 500);
+    if (p.floor) ping(p.floor, 500);
   }
   const res = Object.fromEntries(names.map((n) => [n, Object.fromEntries(FIGURES.map(([k]) => [k, []]))]));
   const lost = Object.fromEntries(names.map((n) => [n, 0]));
+  const floor = { rtt: [], flood: [], lost: 0 };
   const started = Date.now();
   for (let r = 0; r < ROUNDS; r++) {
     // Each round starts at another peer, so none always runs first.
@@ -283,6 +295,12 @@ export async function tcpBench(ctx) {
       x.rtt.push(f.rtt);
       x.flood.push(f.rate);
       lost[n] += f.lost;
+      if (p.floor) {
+        const g = ping(p.floor, PINGS);
+        floor.rtt.push(g.rtt);
+        floor.flood.push(g.rate);
+        floor.lost += g.lost;
+      }
     }
     process.stderr.write(`tcp round ${r + 1}/${ROUNDS} done\n`);
   }
@@ -304,6 +322,12 @@ export async function tcpBench(ctx) {
     console.log(cells.join(' '));
   }
   console.log(`ping losses: ${names.map((n) => `${n} ${lost[n]}`).join(', ')}; section took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const floorMed = floor.rtt.length > 0 ? { rtt: median(floor.rtt), flood: median(floor.flood) } : null;
+  if (floorMed !== null) {
+    console.log(
+      `ping -f against a bare Node responder on the stack's TAP class and addon (bench/node-responder.mjs): mean RTT ${fmt(floorMed.rtt, 1)} µs, ${fmt(floorMed.flood)} pings/s (lost ${floor.lost}); the stack adds ${fmt(med.stack.rtt - floorMed.rtt, 1)} µs a ping to it`,
+    );
+  }
   if (Object.keys(retried).length > 0) console.log(`iperf3 runs that failed once and were run again: ${Object.entries(retried).map(([ns, k]) => `${ns} ${k}`).join(', ')}`);
   if (hasStack) {
     // The goal: ahead of the userspace peers; the kernel is the ceiling.
@@ -315,6 +339,17 @@ export async function tcpBench(ctx) {
         ? `the stack is ahead of ${user.join(' and ')} on every figure`
         : `figures where ${user.join(' or ')} is ahead of the stack: ${behind.map(([k, l, , lower]) => `${l} (${who(k, lower)})`).join('; ')}`,
     );
+    // A ping figure a peer wins: is the bare Node responder behind that peer as well?
+    // Then no responder in Node on this addon would have been ahead of it in this run.
+    if (floorMed !== null) {
+      for (const [k, l, , lower] of behind.filter(([k]) => k === 'rtt' || k === 'flood')) {
+        const ahead = user.filter((n) => (lower ? med[n][k] < med.stack[k] : med[n][k] > med.stack[k]));
+        const alsoFloor = ahead.filter((n) => (lower ? med[n][k] < floorMed[k] : med[n][k] > floorMed[k]));
+        console.log(
+          `${l}: the bare Node responder's ${fmt(floorMed[k], k === 'rtt' ? 1 : 0)} is ${alsoFloor.length > 0 ? `behind ${alsoFloor.join(' and ')} too` : `ahead of ${ahead.join(' and ')}: the stack's own work is what loses it`}`,
+        );
+      }
+    }
   }
 
   // ---- JSON and SVG ----
@@ -339,6 +374,8 @@ export async function tcpBench(ctx) {
       rounds: Object.fromEntries(names.map((n) => [n, res[n][key]])),
     })),
     pingLost: lost,
+    // bench/node-responder.mjs, flooded right after the stack in each round.
+    nodeFloorPing: floorMed === null ? null : { rtt: floorMed.rtt, flood: floorMed.flood, lost: floor.lost, rounds: { rtt: floor.rtt, flood: floor.flood } },
     iperf3Retried: retried,
   };
   fs.writeFileSync(path.join(outDir, 'tcp.json'), JSON.stringify(json, null, 2) + '\n');
