@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Device } from './link/device.js';
 import { Interface, type InterfaceHost, type InterfaceOptions } from './link/interface.js';
 import { Packet, PacketPool } from './packet/packet.js';
+import { clearList } from './packet/list.js';
 import { Time, RealTime } from './time/timers.js';
 import { IcmpMsgCounters, newMib, type Mib } from './mib.js';
 import { Ipv4 } from './ip/ipv4.js';
@@ -317,7 +318,7 @@ export class Stack implements InterfaceHost {
   private flushPending(): void {
     const p = this.pendingTx;
     for (let i = 0; i < p.length; i++) this.flushOne(p[i]);
-    p.length = 0;
+    clearList(p);
   }
 
   private flushOne(iface: Interface): void {

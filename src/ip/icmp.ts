@@ -3,7 +3,7 @@ import type { Interface } from '../link/interface.js';
 import type { IcmpMsgCounters, Mib } from '../mib.js';
 import type { Ipv4 } from './ipv4.js';
 import { checksum, updateChecksum16 } from '../wire/checksum.js';
-import { getU32, setU32 } from '../wire/bytes.js';
+import { copyRange, getU32, setU32 } from '../wire/bytes.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REPLY,
@@ -285,7 +285,7 @@ export class Icmp {
     const reply = this.pool.alloc(len);
     const rb = reply.buf;
     const ro = reply.start;
-    rb.set(req.buf.subarray(req.start, req.end), ro);
+    copyRange(rb, ro, req.buf, req.start, req.end);
     rb[ro] = ICMP_ECHO_REPLY;
     // RFC 1624: only the type byte changed (8 -> 0), so patch the checksum.
     const c = updateChecksum16((rb[ro + 2] << 8) | rb[ro + 3], ICMP_ECHO_REQUEST << 8, ICMP_ECHO_REPLY << 8);

@@ -26,6 +26,7 @@
  * link where every segment must be seen turns it off (`gro off`).
  */
 import { CHECKSUM_NONE, GSO_TCPV4, Packet } from '../packet/packet.js';
+import { clearList } from '../packet/list.js';
 import { fold, pseudoHeaderSum, sum16 } from '../wire/checksum.js';
 import { fillIpv4Checksum } from '../wire/ipv4.js';
 import type { Offloads } from './offload.js';
@@ -192,17 +193,19 @@ export class Gro {
   }
 
   private flushFlow(f: Flow): void {
-    const i = this.flows.indexOf(f);
-    this.flows.splice(i, 1);
+    // Out of the list in order, without splice's array of removed elements.
+    const fl = this.flows;
+    for (let i = fl.indexOf(f); i < fl.length - 1; i++) fl[i] = fl[i + 1];
+    fl.pop();
     this.free.push(f);
     const pkts = f.pkts;
     if (pkts.length === 1) {
       const p = pkts[0];
-      pkts.length = 0;
+      clearList(pkts);
       return this.deliver(p);
     }
     const merged = this.merge(f);
-    pkts.length = 0;
+    clearList(pkts);
     this.deliver(merged);
   }
 

@@ -6,6 +6,7 @@
  * due into one batch (link/interface.ts flush).
  */
 import { GSO_TCPV4, type Packet } from '../packet/packet.js';
+import { clearList } from '../packet/list.js';
 import type { Time, Timer } from '../time/timers.js';
 import { type EgressHook, NET_XMIT_SUCCESS, TC_H_ROOT, type IngressHook, type Ns, type Qdisc, type SchedHost } from './qdisc.js';
 import { PfifoFastQdisc } from './pfifo-fast.js';
@@ -155,7 +156,7 @@ export class DevSched implements SchedHost {
     const b = this.borrowed;
     if (b.length === 0) return;
     if (this.root.stats.qlen > 0) for (let i = 0; i < b.length; i++) b[i].own();
-    b.length = 0;
+    clearList(b);
   }
 
   /** A qdisc's parameters changed: packets may be due now. */

@@ -1,3 +1,5 @@
+import { Buffer } from 'node:buffer';
+
 /** Writes up to this size share a slab; larger ones get a copy of their own. */
 const ARENA_SMALL = 4096;
 const ARENA_SLAB = 65536;

@@ -4,6 +4,7 @@
  * Node's http, https and tls run over it unchanged. Backpressure comes from
  * the connection's send buffer; the receive window from what the stream holds.
  */
+import { Buffer } from 'node:buffer';
 import { Duplex } from 'node:stream';
 import type { Timer } from '../time/timers.js';
 import { formatIp4, parseIp4 } from '../wire/addr.js';

@@ -7,6 +7,7 @@
  * Nothing is kept per SYN, so a flood cannot fill memory; the ACK that
  * completes the handshake rebuilds the connection.
  */
+import { Buffer } from 'node:buffer';
 import { createHmac } from 'node:crypto';
 import type { Tcp } from './tcp.js';
 import type { TcpListener } from './listen.js';

@@ -6,6 +6,7 @@
  */
 import type { Interface } from '../link/interface.js';
 import { CHECKSUM_NONE, GSO_TCPV4, Packet, PacketPool } from '../packet/packet.js';
+import { clearList } from '../packet/list.js';
 import { setPartialChecksum } from '../link/offload.js';
 import type { Ipv4 } from '../ip/ipv4.js';
 import type { Icmp, IcmpErrorInfo } from '../ip/icmp.js';
@@ -467,7 +468,7 @@ export class Tcp implements TcpHost {
     if (own) this.batch.begin();
     try {
       for (let i = 0; i < list.length; i++) list[i].flushDeferred();
-      list.length = 0;
+      clearList(list);
     } finally {
       if (own) this.batch.end();
     }
@@ -539,7 +540,7 @@ export class Tcp implements TcpHost {
   roomFreed(): void {
     if (this.waitingRoom.length === 0) return;
     for (const c of this.waitingRoom) this.throttled.push(c);
-    this.waitingRoom.length = 0;
+    clearList(this.waitingRoom);
     if (!this.resumeTimer.armed) this.time.arm(this.resumeTimer, 0);
   }
 
@@ -598,7 +599,7 @@ export class Tcp implements TcpHost {
       }
     } finally {
       for (let i = 0; i < list.length; i++) list[i].corked = false;
-      list.length = 0;
+      clearList(list);
       this.batch.end();
     }
   }

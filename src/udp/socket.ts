@@ -4,6 +4,7 @@
  * Stack's clock, never inside the call that caused them; misuse throws Node's
  * ERR_* errors at once.
  */
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import type { IcmpErrorInfo } from '../ip/icmp.js';
 import type { Timer } from '../time/timers.js';

@@ -9,6 +9,19 @@ export function copyBytes(buf: Uint8Array, start: number, end: number): Uint8Arr
   return out;
 }
 
+/**
+ * dst[at, at + (end - start)) = src[start, end). A short range (headers, a ping's
+ * payload) goes byte by byte: `set(subarray())` allocates a view and calls a
+ * builtin, which costs more than copying a few dozen bytes.
+ */
+export function copyRange(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): void {
+  if (end - start > 96) {
+    dst.set(src.subarray(start, end), at);
+    return;
+  }
+  for (let i = start; i < end; i++) dst[at++] = src[i];
+}
+
 // Big-endian (network order) fields. Plain functions over (bytes, absolute offset):
 // small enough that V8 inlines them, and nothing is allocated. A setter keeps the low
 // 16 or 32 bits of `v`, as a store into a Uint8Array keeps the low 8.
