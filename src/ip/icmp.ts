@@ -89,6 +89,8 @@ export class Icmp {
   /** Per-destination token buckets, as Linux keeps them in its inet_peer cache. */
   private readonly peers = new Map<number, { tokens: number; stamp: number }>();
   private static readonly PEER_LIMIT = 4096;
+  /** The echo reply's output options, filled per reply (output reads them and keeps nothing). */
+  private readonly echoOpts = { src: 0, tos: 0 };
 
   constructor(
     private readonly ip: Ipv4,
@@ -295,7 +297,10 @@ export class Icmp {
     const from = local ? dst : iface.sourceFor(src);
     // RFC 1122 §3.2.2.6: the TOS of the request is returned unchanged.
     const tos = req.l3 >= 0 ? req.buf[req.l3 + 1] : 0;
-    if (this.ip.output(reply, src, IPPROTO_ICMP, { src: from, tos }) === null) this.countOut(ICMP_ECHO_REPLY);
+    const opts = this.echoOpts;
+    opts.src = from;
+    opts.tos = tos;
+    if (this.ip.output(reply, src, IPPROTO_ICMP, opts) === null) this.countOut(ICMP_ECHO_REPLY);
     else this.mib.IcmpOutErrors++;
   }
 
