@@ -17,6 +17,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { openTap } = await import(pathToFileURL(path.join(ROOT, 'dist/link/tap.js')).href);
+// RFC 1071 and RFC 1624 (eqn. 3) as the stack computes them.
+const { checksum, updateChecksum16 } = await import(pathToFileURL(path.join(ROOT, 'dist/wire/checksum.js')).href);
 
 const [name, ipArg, macArg = '02:00:00:00:00:01'] = process.argv.slice(2);
 const ip = (ipArg ?? '').split('.').map(Number);
@@ -28,22 +30,6 @@ if (!name || ip.length !== 4 || ip.some((x) => !(x >= 0 && x <= 255)) || mac.len
 
 const ETH_HLEN = 14;
 let rx = 0, arp = 0, echo = 0, ignored = 0, txErrors = 0;
-
-/** RFC 1071 sum over [from, to), folded and complemented: 0 for a valid header. */
-function cksum(f, from, to) {
-  let s = 0;
-  for (let i = from; i + 1 < to; i += 2) s += (f[i] << 8) | f[i + 1];
-  if (((to - from) & 1) !== 0) s += f[to - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}
-
-/** RFC 1624 eqn. 3: the checksum after one 16-bit word changes from m to mNew. */
-function cksumUpdate(hc, m, mNew) {
-  let s = (~hc & 0xffff) + (~m & 0xffff) + mNew;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}
 
 /** Rewrites f into the ARP reply (RFC 826); returns its length, or 0 to ignore. */
 function arpReply(f) {
@@ -73,7 +59,7 @@ function icmpReply(f) {
   if (f[h + 9] !== 1) return 0;
   for (let i = 0; i < 4; i++) if (f[h + 16 + i] !== ip[i]) return 0;
   if ((((f[h + 6] << 8) | f[h + 7]) & 0x3fff) !== 0) return 0;
-  if (cksum(f, h, h + ihl) !== 0) return 0;
+  if (checksum(f, h, ihl) !== 0) return 0;
   const c = h + ihl;
   if (f[c] !== 8 || f[c + 1] !== 0) return 0;
   for (let i = 0; i < 6; i++) {
@@ -87,7 +73,7 @@ function icmpReply(f) {
     f[h + 16 + i] = t;
   }
   f[c] = 0;
-  const sum = cksumUpdate((f[c + 2] << 8) | f[c + 3], 0x0800, 0x0000);
+  const sum = updateChecksum16((f[c + 2] << 8) | f[c + 3], 0x0800, 0x0000);
   f[c + 2] = sum >> 8;
   f[c + 3] = sum & 0xff;
   return h + tot;

@@ -333,17 +333,17 @@ export async function tcpBench(ctx) {
     // The goal: ahead of the userspace peers; the kernel is the ceiling.
     const user = others.filter((n) => n !== 'kernel');
     const behind = FIGURES.filter(([k, , , lower]) => user.some((n) => (lower ? med[n][k] < med.stack[k] : med[n][k] > med.stack[k])));
-    const who = (k, lower) => user.filter((n) => (lower ? med[n][k] < med.stack[k] : med[n][k] > med.stack[k])).join(', ');
+    const leaders = (k, lower) => user.filter((n) => (lower ? med[n][k] < med.stack[k] : med[n][k] > med.stack[k]));
     console.log(
       behind.length === 0
         ? `the stack is ahead of ${user.join(' and ')} on every figure`
-        : `figures where ${user.join(' or ')} is ahead of the stack: ${behind.map(([k, l, , lower]) => `${l} (${who(k, lower)})`).join('; ')}`,
+        : `figures where ${user.join(' or ')} is ahead of the stack: ${behind.map(([k, l, , lower]) => `${l} (${leaders(k, lower).join(', ')})`).join('; ')}`,
     );
     // A ping figure a peer wins: is the bare Node responder behind that peer as well?
     // Then no responder in Node on this addon would have been ahead of it in this run.
     if (floorMed !== null) {
       for (const [k, l, , lower] of behind.filter(([k]) => k === 'rtt' || k === 'flood')) {
-        const ahead = user.filter((n) => (lower ? med[n][k] < med.stack[k] : med[n][k] > med.stack[k]));
+        const ahead = leaders(k, lower);
         const alsoFloor = ahead.filter((n) => (lower ? med[n][k] < floorMed[k] : med[n][k] > floorMed[k]));
         console.log(
           `${l}: the bare Node responder's ${fmt(floorMed[k], k === 'rtt' ? 1 : 0)} is ${alsoFloor.length > 0 ? `behind ${alsoFloor.join(' and ')} too` : `ahead of ${ahead.join(' and ')}: the stack's own work is what loses it`}`,
