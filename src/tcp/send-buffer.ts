@@ -32,6 +32,29 @@ export class SendArena {
     this.used = (at + n + 7) & ~7;
     return slab.subarray(at, at + n);
   }
+
+  /** A string write, encoded straight into the slab (or into a buffer of its own when large). */
+  copyString(s: string, enc: BufferEncoding = 'utf8'): Uint8Array {
+    // Every encoding takes at most 3 bytes a UTF-16 unit (utf8's worst case): a string that
+    // surely fits is not measured first.
+    const bound = s.length * 3;
+    if (bound > ARENA_SMALL) {
+      const n = Buffer.byteLength(s, enc);
+      if (n > ARENA_SMALL) return Buffer.from(s, enc);
+    }
+    let slab = this.slab;
+    let at = this.used;
+    if (slab === null || at + bound > ARENA_SLAB) {
+      const n = Buffer.byteLength(s, enc);
+      if (slab === null || at + n > ARENA_SLAB) {
+        slab = this.slab = Buffer.allocUnsafeSlow(ARENA_SLAB);
+        at = 0;
+      }
+    }
+    const n = slab.write(s, at, enc);
+    this.used = (at + n + 7) & ~7;
+    return slab.subarray(at, at + n);
+  }
 }
 
 /**

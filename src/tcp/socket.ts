@@ -63,6 +63,8 @@ export interface AddressInfo {
 }
 
 type Pending = { chunk: Uint8Array; cb: (err?: Error | null) => void };
+/** An entry of a Writable's buffer (Node's writableBuffer, not in its typings). */
+type StreamEntry = { chunk: Uint8Array | string; encoding: BufferEncoding };
 
 export class TcpSocket extends Duplex implements TcpUser {
   conn: TcpConnection | null = null;
@@ -105,6 +107,9 @@ export class TcpSocket extends Duplex implements TcpUser {
       // Node's net.Socket: end() and destroy() are ours to order; close follows destroy.
       emitClose: true,
       autoDestroy: true,
+      // As net.Socket: a string goes to _write as it is and is encoded straight into the
+      // send buffer (SendArena.copyString), not first into a Buffer of its own.
+      decodeStrings: false,
     });
     this.ccName = opts.congestion;
     this.mark = checkMark(opts.mark);
@@ -262,28 +267,28 @@ export class TcpSocket extends Duplex implements TcpUser {
     this.conn?.consumed();
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  override _write(chunk: Buffer | string, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const c = this.sendable();
     if (c !== null) {
       // Nothing waits and the send buffer has room: straight in, no queue entry.
-      this.put(c, chunk);
+      this.put(c, chunk, enc);
       this.tcp.output(c);
       this.touch();
       cb();
       return;
     }
-    this.waiting.push({ chunk, cb });
+    this.waiting.push({ chunk: bytesOf(chunk, enc), cb });
     this.pump();
   }
 
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+  override _writev(chunks: { chunk: Buffer | string; encoding: BufferEncoding }[], cb: (err?: Error | null) => void): void {
     const n = chunks.length;
     const c = this.sendable();
     let i = 0;
     if (c !== null) {
       // As pump(): chunks go in while the send buffer has room; the rest wait.
       for (; i < n && c.sendRoom > 0; i++) {
-        this.put(c, chunks[i].chunk);
+        this.put(c, chunks[i].chunk, chunks[i].encoding);
       }
       if (i === n) {
         this.tcp.output(c);
@@ -292,16 +297,18 @@ export class TcpSocket extends Duplex implements TcpUser {
         return;
       }
     }
-    for (; i < n - 1; i++) this.waiting.push({ chunk: chunks[i].chunk, cb: noop });
-    this.waiting.push({ chunk: chunks[n - 1].chunk, cb });
+    for (; i < n - 1; i++) this.waiting.push({ chunk: bytesOf(chunks[i].chunk, chunks[i].encoding), cb: noop });
+    this.waiting.push({ chunk: bytesOf(chunks[n - 1].chunk, chunks[n - 1].encoding), cb });
     this.pump();
   }
 
   /** Puts a write into the connection's send buffer as a copy: once the write's callback has
    * run, the writer may use its buffer again (send-buffer.ts, SendArena). */
-  private put(c: TcpConnection, chunk: Uint8Array): void {
-    c.write(this.tcp.sendArena.copy(chunk));
-    this.written += chunk.length;
+  private put(c: TcpConnection, chunk: Uint8Array | string, enc?: BufferEncoding): void {
+    const arena = this.tcp.sendArena;
+    const bytes = typeof chunk === 'string' ? arena.copyString(chunk, enc) : arena.copy(chunk);
+    c.write(bytes);
+    this.written += bytes.length;
   }
 
   /** The connection, when a write may go straight into it: nothing waits, the state sends, there is room. */
@@ -530,7 +537,11 @@ export class TcpSocket extends Duplex implements TcpUser {
   get bytesWritten(): number {
     let pending = 0;
     for (const p of this.waiting) pending += p.chunk.length;
-    return this.written + pending + this.writableLength;
+    // As net.Socket: strings still in the stream's buffer count as their encoded bytes.
+    for (const w of (this as unknown as { writableBuffer: StreamEntry[] }).writableBuffer) {
+      pending += typeof w.chunk === 'string' ? Buffer.byteLength(w.chunk, w.encoding) : w.chunk.length;
+    }
+    return this.written + pending;
   }
 
   get pending(): boolean {
@@ -561,4 +572,9 @@ function noop(): void {
 function checkPacingRate(rate: number): number {
   if (typeof rate !== 'number' || !(rate > 0)) throw new RangeError(`maxPacingRate must be a positive number of bytes per second, got ${String(rate)}`);
   return rate;
+}
+
+/** A write as bytes, for the queue of writes waiting for room (a string is encoded here). */
+function bytesOf(chunk: Uint8Array | string, enc: BufferEncoding): Uint8Array {
+  return typeof chunk === 'string' ? Buffer.from(chunk, enc) : chunk;
 }

@@ -62,4 +62,55 @@ describe('TCP send buffers: a buffer reused after write() called back', () => {
     // Some bytes went again after their callback had run.
     expect(p.a.mib.TcpRetransSegs).toBeGreaterThan(0);
   }, 120_000);
+
+  it('strings in any encoding are sent as their encoded bytes, also when they wait for send-buffer room, and bytesWritten counts those bytes', async () => {
+    const p = simPair({ impair: { delayMs: 5, loss: 0.02, rateBps: 50e6 }, seed: 43 });
+    const got: Buffer[] = [];
+    let ended = false;
+    const server = p.b.tcp.createServer((s: TcpSocket) => {
+      s.on('data', (d: Buffer) => got.push(d));
+      s.on('end', () => (ended = true));
+    });
+    server.listen(5003);
+
+    const kinds: [string, BufferEncoding][] = [
+      ['grüße 日本語 🙂 ', 'utf8'],
+      ['caf\u00e9 ', 'latin1'],
+      ['deadbeef', 'hex'],
+      // Unpadded: repeated, it stays one base64 text (Buffer.byteLength estimates padded ones).
+      ['aGVsbG8h', 'base64'],
+      ['\u00e9\u4e2d', 'utf16le'],
+    ];
+    const expected: Buffer[] = [];
+    const errors: Error[] = [];
+    const counted: number[] = [];
+    let total = 0;
+    const c = p.a.tcp.connect(5003, '10.0.0.2');
+    c.on('error', (e) => errors.push(e));
+    c.on('connect', () => {
+      // 4,000 writes of 20 to 7,000 bytes: far more than the send buffer holds, so most
+      // wait in the stream's buffer or the socket's own queue before they go in.
+      for (let i = 0; i < 4000; i++) {
+        const [base, enc] = kinds[i % kinds.length];
+        const str = i % 97 === 0 ? base.repeat(400) : base.repeat(1 + (i % 7));
+        const bytes = Buffer.from(str, enc);
+        expected.push(bytes);
+        total += bytes.length;
+        c.write(str, enc);
+        counted.push(c.bytesWritten - total);
+      }
+      c.end();
+    });
+    await runFor(p.time, 600_000, { stepMs: 2, until: () => ended });
+
+    expect(errors).toEqual([]);
+    expect(ended).toBe(true);
+    // Right after each write, bytesWritten is every byte written so far: sent, held or waiting.
+    expect(counted.filter((d) => d !== 0).slice(0, 5)).toEqual([]);
+    expect(c.bytesWritten).toBe(total);
+    const want = Buffer.concat(expected);
+    const have = Buffer.concat(got);
+    expect(have.length).toBe(want.length);
+    expect(sha256(have)).toBe(sha256(want));
+  }, 120_000);
 });

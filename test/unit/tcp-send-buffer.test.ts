@@ -50,4 +50,48 @@ describe('SendArena and SendBuffer', () => {
     sb.copyOut(15, 5, out, 0);
     expect(out.subarray(0, 5).toString()).toBe('vwxyz');
   });
+
+  it('copyString encodes a string straight into the slab, in its encoding, and a large one into a buffer of its own', () => {
+    const arena = new SendArena();
+    const cases: [string, BufferEncoding][] = [
+      ['HTTP/1.1 200 OK\r\n\r\nhello', 'utf8'],
+      ['grüße, 日本語, 🙂', 'utf8'],
+      ['caf\u00e9', 'latin1'],
+      ['00ff7f80', 'hex'],
+      ['aGVsbG8gd29ybGQ=', 'base64'],
+      ['ab\u00e9', 'utf16le'],
+      ['', 'utf8'],
+    ];
+    const pieces = cases.map(([s, enc]) => arena.copyString(s, enc));
+    cases.forEach(([s, enc], i) => expect(Buffer.from(pieces[i]).equals(Buffer.from(s, enc))).toBe(true));
+    // Small ones share one slab, 8-byte aligned, as copy() does.
+    expect(pieces[1].buffer).toBe(pieces[0].buffer);
+    expect(pieces[1].byteOffset % 8).toBe(0);
+    // 2,000 three-byte characters: 6,000 bytes, over the small limit.
+    const big = '日'.repeat(2000);
+    const cbig = arena.copyString(big, 'utf8');
+    expect(cbig.byteLength).toBe(6000);
+    expect(cbig.buffer).not.toBe(pieces[0].buffer);
+    expect(Buffer.from(cbig).toString('utf8')).toBe(big);
+    // 1,500 one-byte characters bound to 4,500 bytes by length alone, but measured 1,500: slab.
+    const ascii = 'x'.repeat(1500);
+    const cascii = arena.copyString(ascii, 'utf8');
+    expect(cascii.buffer).toBe(pieces[0].buffer);
+    expect(Buffer.from(cascii).toString()).toBe(ascii);
+  });
+
+  it('copyString starts a new slab when the string does not fit in what is left of one', () => {
+    const arena = new SendArena();
+    const first = arena.copy(Buffer.alloc(4096, 1));
+    for (let i = 0; i < 14; i++) arena.copy(Buffer.alloc(4096, 2));
+    // 61,440 bytes used: a 3,000-byte string (bound 9,000 by length) fits the 4,096 left.
+    const fits = arena.copyString('é'.repeat(1500), 'utf8');
+    expect(fits.buffer).toBe(first.buffer);
+    expect(fits.byteLength).toBe(3000);
+    // 64,440 used: 1,096 left, and 1,100 bytes do not fit.
+    const next = arena.copyString('z'.repeat(1100), 'latin1');
+    expect(next.buffer).not.toBe(first.buffer);
+    expect(Buffer.from(next).toString('latin1')).toBe('z'.repeat(1100));
+    expect(Buffer.from(fits).toString('utf8')).toBe('é'.repeat(1500));
+  });
 });
