@@ -347,6 +347,19 @@ export async function tcpBench(ctx) {
         ? `the stack is ahead of ${user.join(' and ')} on every figure`
         : `figures where ${user.join(' or ')} is ahead of the stack: ${behind.map(([k, l, , lower]) => `${l} (${leaders(k, lower).join(', ')})`).join('; ')}`,
     );
+    // How far the rounds of a figure a peer leads spread: on a shared machine the same
+    // build moves from round to round by more than many of the gaps between medians.
+    if (ROUNDS > 1) {
+      for (const [k, l, unit, lower] of behind) {
+        const range = (n) => [Math.min(...res[n][k]), Math.max(...res[n][k])];
+        const [lo, hi] = range('stack');
+        const spans = leaders(k, lower).map((n) => {
+          const [a, b] = range(n);
+          return `${n} ${fmt(a, digits(unit))}-${fmt(b, digits(unit))}${a <= hi && b >= lo ? ' (overlaps)' : ''}`;
+        });
+        console.log(`${l}, range of the rounds: stack ${fmt(lo, digits(unit))}-${fmt(hi, digits(unit))}; ${spans.join('; ')}`);
+      }
+    }
     // A ping figure a peer wins: is the bare Node responder behind that peer as well?
     // Then no responder in Node on this addon would have been ahead of it in this run.
     if (floorMed !== null) {
