@@ -14,6 +14,9 @@
 //                and addon, no stack behind them; flooded right after the stack in
 //                each round, it shows what Node and the addon cost a ping by themselves
 //
+// Each round measures figure by figure, every peer back to back (starting at another
+// peer each round), so the runs compared sit seconds apart.
+//
 // Figures (up: from the load's namespace to the server; down: iperf3 -R):
 //   iperf3 one stream up/down at MTU 1500 and at the largest MTU each supports
 //   (stack: a TAP's 65521; pasta 65520; slirp4netns 65521; veth 65535), iperf3 -P 4
@@ -29,7 +32,8 @@
 // Environment: BENCH_TCP_ROUNDS (default 5), BENCH_TCP_SECONDS (each iperf3 run,
 // default 2), BENCH_HTTP_SECONDS (each wrk and ab run, default 2), BENCH_TCP_PINGS
 // (pings per flood, default 5000), BENCH_TCP_PEERS (default stack,pasta,slirp4netns,kernel),
-// BENCH_HTTP_WARMUPS (passes of the HTTP loads per peer before the rounds, default 3).
+// BENCH_HTTP_WARMUPS (passes of the HTTP loads per peer before the rounds, default 3),
+// BENCH_HTTP_STACK_NODE_ARGS (node options for bench/http-stack.mjs, e.g. --cpu-prof).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,6 +48,8 @@ const PEERS = (process.env.BENCH_TCP_PEERS ?? 'stack,pasta,slirp4netns,kernel').
 const KEEPALIVE_S = 60;
 /** Passes of the HTTP loads (wrk -c 1, wrk -c 50, ab -c 50) per peer before the rounds. */
 const HTTP_WARMUPS = Number(process.env.BENCH_HTTP_WARMUPS ?? 3);
+/** Node options for the stack's HTTP server (`--cpu-prof --cpu-prof-dir=DIR` to profile it in the bench). */
+const NODE_ARGS_HTTP = (process.env.BENCH_HTTP_STACK_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 /** The figures, in table order: key, label, unit, lower is better. */
 const FIGURES = [
@@ -121,7 +127,7 @@ export async function tcpBench(ctx) {
     const wns = netns('tscn-w');
     const wdev = 'tscnw0';
     links.push(wdev);
-    const hs = await server([process.execPath, path.join(ROOT, 'bench/http-stack.mjs'), wdev, '10.233.122.2/24', '8080', String(KEEPALIVE_S)], 'listening', 'http-stack');
+    const hs = await server([process.execPath, ...NODE_ARGS_HTTP, path.join(ROOT, 'bench/http-stack.mjs'), wdev, '10.233.122.2/24', '8080', String(KEEPALIVE_S)], 'listening', 'http-stack');
     peerSide(wdev, wns, '10.233.122.1');
     const fns = netns('tscn-f');
     const fdev = 'tscnf0';
@@ -160,7 +166,10 @@ export async function tcpBench(ctx) {
     sh(`ip -n ${g} addr add 10.233.125.254/24 dev tscnu1 && ip -n ${g} link set tscnu1 up`);
     sh(`ip -n ${h} route add default via 10.233.125.254`);
     sh(`ip netns exec ${h} sysctl -q -w net.ipv4.ping_group_range="0 2147483647"`);
+    // One iperf3 server for each of the two peers: measured back to back, the second
+    // would otherwise find the server still busy with the first one's test.
     children.push(spawn('ip', ['netns', 'exec', h, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' }));
+    children.push(spawn('ip', ['netns', 'exec', h, 'iperf3', '-s', '-p', '5202'], { stdio: 'ignore' }));
     const hh = await server(['ip', 'netns', 'exec', h, process.execPath, path.join(ROOT, 'bench/http-kernel.mjs'), '0.0.0.0', '8080', String(KEEPALIVE_S)], 'listening', 'http-kernel (host)');
     if (wantPasta) {
       const attach = async (mtu, i) => {
@@ -180,7 +189,7 @@ export async function tcpBench(ctx) {
         const p = spawn('ip', ['netns', 'exec', h, 'slirp4netns', '--configure', `--mtu=${mtu}`, '--netns-type=path', `/run/netns/${ns}`, 'tap0'], { stdio: 'ignore' });
         children.push(p);
         await waitFor(() => sh(`ip -n ${ns} -br addr show tap0`, { allowFail: true }).includes('10.0.2.100'), 5000);
-        return { ns, host: '10.0.2.2', pid: p.pid };
+        return { ns, host: '10.0.2.2', port: 5202, pid: p.pid };
       };
       const std = await attach(1500, 0);
       const max = await attach(kmax.slirp4netns, 1);
@@ -192,7 +201,7 @@ export async function tcpBench(ctx) {
   /** iperf3 runs that failed and were run again, by namespace (printed and kept in the JSON). */
   const retried = {};
   function iperf(t, reverse, streams = 1) {
-    const args = `-c ${t.host} -p 5201 -t ${SECONDS} -J${reverse ? ' -R' : ''}${streams > 1 ? ` -P ${streams}` : ''}`;
+    const args = `-c ${t.host} -p ${t.port ?? 5201} -t ${SECONDS} -J${reverse ? ' -R' : ''}${streams > 1 ? ` -P ${streams}` : ''}`;
     // A failed run (a peer resetting the control connection, seen once with pasta) is run
     // once more after a second, and counted; a second failure ends the bench.
     for (let attempt = 0; ; attempt++) {
@@ -281,24 +290,31 @@ export async function tcpBench(ctx) {
   const floor = { rtt: [], flood: [], lost: 0 };
   const started = Date.now();
   for (let r = 0; r < ROUNDS; r++) {
-    // Each round starts at another peer, so none always runs first.
-    for (let i = 0; i < names.length; i++) {
-      const n = names[(i + r) % names.length];
-      const p = peers[n];
-      const x = res[n];
-      x.up1500.push(iperf(p.std, false));
-      x.down1500.push(iperf(p.std, true));
-      x.upMax.push(iperf(p.max, false));
-      x.downMax.push(iperf(p.max, true));
-      x.upP4.push(iperf(p.std, false, 4));
-      x.downP4.push(iperf(p.std, true, 4));
-      x.http1.push(wrk(p.http, 1).rate);
+    // Figure by figure, each peer back to back, so that the runs compared sit seconds
+    // apart rather than a peer's whole turn (a minute) apart: on a shared machine the
+    // speed drifts over minutes. Each round starts at another peer, so none always runs first.
+    const order = names.map((_, i) => names[(i + r) % names.length]);
+    const each = (fn) => {
+      for (const n of order) fn(peers[n], res[n], n);
+    };
+    each((p, x) => x.up1500.push(iperf(p.std, false)));
+    each((p, x) => x.down1500.push(iperf(p.std, true)));
+    each((p, x) => x.upMax.push(iperf(p.max, false)));
+    each((p, x) => x.downMax.push(iperf(p.max, true)));
+    each((p, x) => x.upP4.push(iperf(p.std, false, 4)));
+    each((p, x) => x.downP4.push(iperf(p.std, true, 4)));
+    each((p, x) => x.http1.push(wrk(p.http, 1).rate));
+    each((p, x) => {
       const w = wrk(p.http, 50);
       x.http50.push(w.rate);
       x.http50Cpu.push(w.cpuUs);
+    });
+    each((p, x) => {
       const a = ab(p.http, 50);
       x.conns50.push(a.rate);
       x.conns50Cpu.push(a.cpuUs);
+    });
+    each((p, x, n) => {
       const f = ping(p.ping, PINGS);
       x.rtt.push(f.rtt);
       x.flood.push(f.rate);
@@ -309,7 +325,7 @@ export async function tcpBench(ctx) {
         floor.flood.push(g.rate);
         floor.lost += g.lost;
       }
-    }
+    });
     process.stderr.write(`tcp round ${r + 1}/${ROUNDS} done\n`);
   }
   const med = Object.fromEntries(names.map((n) => [n, Object.fromEntries(FIGURES.map(([k]) => [k, median(res[n][k])]))]));
@@ -355,7 +371,9 @@ export async function tcpBench(ctx) {
         const [lo, hi] = range('stack');
         const spans = leaders(k, lower).map((n) => {
           const [a, b] = range(n);
-          return `${n} ${fmt(a, digits(unit))}-${fmt(b, digits(unit))}${a <= hi && b >= lo ? ' (overlaps)' : ''}`;
+          // Paired by round: the two runs of a round were seconds apart.
+          const won = res.stack[k].filter((v, i) => (lower ? v < res[n][k][i] : v > res[n][k][i])).length;
+          return `${n} ${fmt(a, digits(unit))}-${fmt(b, digits(unit))}${a <= hi && b >= lo ? ' (overlaps)' : ''}, the stack ahead of it in ${won} of ${ROUNDS} rounds`;
         });
         console.log(`${l}, range of the rounds: stack ${fmt(lo, digits(unit))}-${fmt(hi, digits(unit))}; ${spans.join('; ')}`);
       }
