@@ -33,6 +33,8 @@ constexpr uint32_t kRxBusy = 4;
 // IFF_VNET_HDR is on: no checksum offload, no GSO. Large enough for the
 // 12-byte (mergeable rx buffers) variant.
 const uint8_t kZeroVnetHdr[16] = {0};
+// Most payload views one writeGather frame may have (the stack sends at most 16).
+constexpr uint32_t kMaxGatherParts = 32;
 
 std::string OpenHint(int err) {
   if (err == EPERM || err == EACCES) return PrivilegeHint(err);
@@ -63,6 +65,7 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
             InstanceMethod<&DeviceHandle::Close>("close"),
             InstanceMethod<&DeviceHandle::WriteBatch>("writeBatch"),
             InstanceMethod<&DeviceHandle::Write>("write"),
+            InstanceMethod<&DeviceHandle::WriteGather>("writeGather"),
             InstanceMethod<&DeviceHandle::KernelName>("kernelName"),
             InstanceMethod<&DeviceHandle::SetOffload>("setOffload"),
             InstanceMethod<&DeviceHandle::SetTxHeaderInline>("setTxHeaderInline"),
@@ -119,8 +122,54 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     return Napi::Number::New(env, WriteEach(env, arr, count));
   }
 
-  // frames[i] of a writeBatch call, which must be a Uint8Array.
-  static TxFrame FrameAt(napi_env env, napi_value arr, uint32_t i) {
+  // writeGather(heads: Uint8Array[], parts: Uint8Array[], partCounts: Uint32Array, count):
+  // writeBatch where frame i is heads[i] followed by the next partCounts[i] entries of
+  // parts, written with one writev() (headers from the stack's buffer, payload from the
+  // socket's send buffer, no copy in between). Written directly, never through the
+  // transmit thread, which takes whole frames.
+  Napi::Value WriteGather(const Napi::CallbackInfo& info) {
+    napi_env env = info.Env();
+    if (dev_.fd < 0) throw ErrnoError(info.Env(), EBADF, "writev", dev_.name);
+    if (dev_.txThread) throw Napi::Error::New(env, "writeGather: the device's frames go through the transmit thread");
+    if (!info[0].IsArray() || !info[1].IsArray()) throw Napi::TypeError::New(env, "heads and parts must be arrays of Uint8Array");
+    napi_value heads = info[0];
+    napi_value parts = info[1];
+    napi_typedarray_type type;
+    size_t nCounts;
+    void* countsData;
+    if (napi_get_typedarray_info(env, info[2], &type, &nCounts, &countsData, nullptr, nullptr) != napi_ok || type != napi_uint32_array)
+      throw Napi::TypeError::New(env, "partCounts must be a Uint32Array");
+    uint32_t count = ArgU32(info, 3, "count");
+    if (count > nCounts) throw Napi::RangeError::New(env, "count is larger than partCounts");
+    const uint32_t* counts = static_cast<const uint32_t*>(countsData);
+    iovec iov[2 + kMaxGatherParts];
+    uint32_t written = 0;
+    uint32_t next = 0;
+    for (; written < count; written++) {
+      int k = 0;
+      if (dev_.vnetLen && !dev_.txHdrInline) iov[k++] = {const_cast<uint8_t*>(kZeroVnetHdr), dev_.vnetLen};
+      TxFrame h = FrameAt(env, heads, written, "heads");
+      iov[k++] = {const_cast<void*>(h.data), h.len};
+      uint32_t np = counts[written];
+      if (np > kMaxGatherParts) throw Napi::RangeError::New(env, "partCounts[" + std::to_string(written) + "] is above " + std::to_string(kMaxGatherParts));
+      for (uint32_t j = 0; j < np; j++) {
+        TxFrame f = FrameAt(env, parts, next++, "parts");
+        iov[k++] = {const_cast<void*>(f.data), f.len};
+      }
+      ssize_t r;
+      do {
+        r = writev(dev_.fd, iov, k);
+      } while (r < 0 && errno == EINTR);
+      if (r >= 0) continue;
+      int err = errno == EWOULDBLOCK ? EAGAIN : errno;
+      if (err == EAGAIN) break;
+      throw WriteError(env, err, written);
+    }
+    return Napi::Number::New(env, written);
+  }
+
+  // frames[i] of a writeBatch call (or of the array `what` of a writeGather call), which must be a Uint8Array.
+  static TxFrame FrameAt(napi_env env, napi_value arr, uint32_t i, const char* what = "frames") {
     napi_value el;
     napi_typedarray_type type;
     size_t len;
@@ -128,7 +177,7 @@ class DeviceHandle : public Napi::ObjectWrap<DeviceHandle> {
     if (napi_get_element(env, arr, i, &el) != napi_ok ||
         napi_get_typedarray_info(env, el, &type, &len, &data, nullptr, nullptr) != napi_ok ||
         type != napi_uint8_array)
-      throw Napi::TypeError::New(env, "frames[" + std::to_string(i) + "] is not a Uint8Array");
+      throw Napi::TypeError::New(env, std::string(what) + "[" + std::to_string(i) + "] is not a Uint8Array");
     return {data, len};
   }
 

@@ -346,6 +346,8 @@ export class Ipv4 {
     fillIpv4Checksum(b, o, 20);
     pkt.l3 = o;
     if (!this.hooks.output.empty) {
+      // Rules may read or change any byte: payload still in views is copied in first.
+      pkt.linearize();
       const mark = pkt.mark;
       if (this.hooks.output.run(pkt, null, dev) !== VERDICT_ACCEPT) {
         mib.IpOutDiscards++;
@@ -399,17 +401,22 @@ export class Ipv4 {
   /** POSTROUTING, then fragments or the datagram to the route's next hop (also for forwarded datagrams). */
   finishOutput(pkt: Packet, route: Route, dst: number): OutputError | null {
     const dev = route.dev;
-    if (!this.hooks.postrouting.empty && this.hooks.postrouting.run(pkt, null, dev) !== VERDICT_ACCEPT) {
-      this.mib.IpOutDiscards++;
-      return 'EPERM';
+    if (!this.hooks.postrouting.empty) {
+      pkt.linearize();
+      if (this.hooks.postrouting.run(pkt, null, dev) !== VERDICT_ACCEPT) {
+        this.mib.IpOutDiscards++;
+        return 'EPERM';
+      }
     }
     const nextHop = route.gateway !== 0 ? route.gateway : dst;
     // RFC 791 §3.2: too big for the link, so it goes in fragments; a super-packet
     // whose segments fit is cut later, at the device (ip_finish_output_gso).
     // A super-packet whose segments don't fit is cut, then each segment is fragmented (ip_finish_output_gso).
     const mtu = routeMtu(route);
-    if (pkt.length > mtu && !gsoFits(pkt, mtu))
+    if (pkt.length > mtu && !gsoFits(pkt, mtu)) {
+      pkt.linearize();
       return pkt.gsoSize > 0 ? fragmentSegments(pkt, dev, nextHop, this.mib, mtu) : fragmentDatagram(pkt, dev, nextHop, this.mib, mtu);
+    }
     this.mib.IpExtOutOctets += pkt.length;
     dev.outputIp(pkt, nextHop);
     return null;

@@ -12,6 +12,8 @@
  * afterwards. The return value is how many frames were accepted, in order; the
  * rest were dropped (device queue full) and the caller counts them.
  */
+import type { Packet } from '../packet/packet.js';
+
 export type LinkType = 'ether' | 'ip';
 
 export interface DeviceReceiver {
@@ -39,6 +41,12 @@ export interface Device {
   /** Start delivering received frames to `rx`. */
   start(rx: DeviceReceiver): void;
   sendBatch(frames: readonly Uint8Array[], count: number): number;
+  /**
+   * sendBatch for frames some of which end in payload views (scatter-gather, the
+   * kernel's NETIF_F_SG): frame i is frames[i], then, where gather[i] is a packet,
+   * its gatherParts[0..gatherCount). Absent: the device takes only whole frames.
+   */
+  sendBatchGather?(frames: readonly Uint8Array[], gather: readonly (Packet | null)[], count: number): number;
   close(): void;
   /**
    * Set by the owner: called when the device fails for good (its kernel side was

@@ -109,6 +109,10 @@ export class Interface implements DeviceReceiver {
   /** The frames dequeued for one device write. */
   private readonly txFrames: Uint8Array[] = [];
   private readonly txPkts: Packet[] = [];
+  /** Per frame of txFrames: the packet whose payload views follow it (gathered), or null. */
+  private readonly txGather: (Packet | null)[] = [];
+  /** Frames of the flush that carry payload views. */
+  private txGathered = 0;
   /** The Stack has been told this interface has frames (txPending) and has not flushed it yet. */
   private txScheduled = false;
   /** Flushes so far: what a default qdisc held before flush N has left by N + 1 (TCP small queues). */
@@ -487,6 +491,9 @@ export class Interface implements DeviceReceiver {
   private queueTx(pkt: Packet): void {
     // The root qdisc takes the frame or drops it (counted on the qdisc, as
     // `tc -s` shows, and as a tx drop of the device as Linux's dev_queue_xmit does).
+    // Filters and qdiscs other than the plain FIFOs may read or change the payload (u32,
+    // netem), and segmenting reads it: payload views are copied in first.
+    if (pkt.gatherCount !== 0 && (this.sched.egressHook !== null || !holdsSuperPackets(this.sched.root.kind))) pkt.linearize();
     if (pkt.gsoSize > 0 && !holdsSuperPackets(this.sched.root.kind)) return this.queueSegments(pkt);
     if (this.sched.enqueue(pkt) !== 0) this.txDrop('txqueue-full');
     if (!this.txScheduled) this.kick();
@@ -562,6 +569,13 @@ export class Interface implements DeviceReceiver {
     const tso = off.tso;
     const uso = off.uso;
     const txCsum = off.tx;
+    const capture = this.host.capture;
+    const gather = this.device.sendBatchGather !== undefined;
+    if (this.txGathered !== 0) {
+      // Left by a flush that threw before its write.
+      clearList(this.txGather);
+      this.txGathered = 0;
+    }
     let m = 0;
     let arenaAt = 0;
     for (;;) {
@@ -569,10 +583,12 @@ export class Interface implements DeviceReceiver {
       if (p === null) break;
       pkts[m++] = p;
       if (p.gsoSize > 0 && !this.takesWhole(p, tso, uso)) {
+        p.linearize();
         arenaAt = this.softwareGso(p, arenaAt, frames, hl, txCsum);
         continue;
       }
       if (p.ipSummed === CHECKSUM_PARTIAL && !txCsum) {
+        p.linearize();
         if (!finishChecksum(p)) {
           this.txDrop('gso-bad');
           continue;
@@ -594,6 +610,16 @@ export class Interface implements DeviceReceiver {
           for (let i = 0; i < hl; i++) b[o + i] = 0;
         }
       }
+      if (p.gatherCount !== 0) {
+        // The device writes the headers from here and the payload from the views
+        // (scatter-gather); a capture, or a device that can't, gets the bytes copied in.
+        if (gather && capture === null) {
+          this.gatherFrame(frames.length, p);
+          frames.push(p.buf.subarray(p.start, p.gatherAt));
+          continue;
+        }
+        p.linearize();
+      }
       frames.push(p.data());
     }
     const n = frames.length;
@@ -603,16 +629,22 @@ export class Interface implements DeviceReceiver {
       sched.afterFlush();
       return 0;
     }
-    const capture = this.host.capture;
+    const gathered = this.txGathered;
+    const gl = this.txGather;
     let sent = 0;
     try {
-      sent = this.device.sendBatch(frames, n);
+      if (gathered === 0) sent = this.device.sendBatch(frames, n);
+      else {
+        while (gl.length < n) gl.push(null);
+        sent = this.device.sendBatchGather!(frames, gl, n);
+      }
     } finally {
       const st = this.stats;
       for (let i = 0; i < n; i++) {
         if (i < sent) {
           st.txPackets++;
           st.txBytes += frames[i].length - hl;
+          if (gathered !== 0 && gl[i] !== null) st.txBytes += gl[i]!.end - gl[i]!.gatherAt;
           if (capture !== null) capture(this, hl === 0 ? frames[i] : frames[i].subarray(hl));
         } else {
           this.txDrop('device-busy');
@@ -622,9 +654,21 @@ export class Interface implements DeviceReceiver {
       for (let i = 0; i < m; i++) pkts[i].sent();
       clearList(pkts);
       clearList(frames);
+      if (gathered !== 0) {
+        clearList(gl);
+        this.txGathered = 0;
+      }
       sched.afterFlush();
     }
     return sent;
+  }
+
+  /** Marks frame `i` of the flush as followed by `p`'s payload views (earlier frames: none). */
+  private gatherFrame(i: number, p: Packet): void {
+    const gl = this.txGather;
+    while (gl.length < i) gl.push(null);
+    gl.push(p);
+    this.txGathered++;
   }
 
   /**

@@ -12,7 +12,7 @@ export interface NativeError extends Error {
   code: string;
   errno: number;
   syscall: string;
-  /** writeBatch only: frames written before the failing one. */
+  /** writeBatch and writeGather only: frames written before the failing one. */
   written?: number;
 }
 
@@ -42,6 +42,11 @@ export interface NativeDeviceHandle {
   writeBatch(frames: readonly Uint8Array[], count: number): number;
   /** writeBatch([frame], 1) without the array: 1, or 0 on EAGAIN. */
   write(frame: Uint8Array): number;
+  /**
+   * writeBatch where frame i is heads[i] followed by the next partCounts[i]
+   * entries of parts (at most 32), one writev() each. Not with the transmit thread on.
+   */
+  writeGather(heads: readonly Uint8Array[], parts: readonly Uint8Array[], partCounts: Uint32Array, count: number): number;
   /** The kernel's current name for the device (follows renames). */
   kernelName(): string;
   /** TUNSETOFFLOAD with TUN_F_* bits: 0, or the errno the kernel gave. */

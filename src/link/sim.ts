@@ -2,6 +2,7 @@ import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4
 import { VNET_HDR_LEN } from '../wire/vnet.js';
 import type { Time } from '../time/timers.js';
 import { Random } from '../random.js';
+import type { Packet } from '../packet/packet.js';
 
 /** Impairments of one direction of a sim link, like `tc qdisc add ... netem`. */
 export interface SimImpairments {
@@ -83,7 +84,29 @@ export class SimDevice implements Device {
     return count;
   }
 
-  private transmit(frame: Uint8Array): void {
+  /** Scatter-gather, as a TAP does it: each frame's payload views follow its head on the wire. */
+  sendBatchGather(frames: readonly Uint8Array[], gather: readonly (Packet | null)[], count: number): number {
+    for (let i = 0; i < count; i++) {
+      const p = gather[i];
+      if (p === null) {
+        this.transmit(frames[i]);
+        continue;
+      }
+      const head = frames[i];
+      const whole = new Uint8Array(head.length + p.end - p.gatherAt);
+      whole.set(head);
+      let at = head.length;
+      const views = p.gatherParts!;
+      for (let j = 0; j < p.gatherCount; j++) {
+        whole.set(views[j], at);
+        at += views[j].length;
+      }
+      this.transmit(whole, true);
+    }
+    return count;
+  }
+
+  private transmit(frame: Uint8Array, owned = false): void {
     if (this.closed) return;
     const im = this.impair;
     const st = this.stats;
@@ -92,7 +115,7 @@ export class SimDevice implements Device {
       st.lost++;
       return;
     }
-    const copy = frame.slice();
+    const copy = owned ? frame : frame.slice();
     const now = this.time.now();
     let at = now;
     if (im.rateBps) {

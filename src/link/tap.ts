@@ -12,6 +12,8 @@
  */
 import { DEV_OFFLOAD_CSUM, DEV_OFFLOAD_LRO, DEV_OFFLOAD_RXCSUM, DEV_OFFLOAD_TSO4, DEV_OFFLOAD_USO, type Device, type DeviceReceiver, type LinkType, type WriterDrops } from './device.js';
 import { forgetRx, loadNative, startRx, stopRx, type NativeDeviceHandle, type NativeError, type NativeTxStats, type RxSink } from './native.js';
+import { clearList } from '../packet/list.js';
+import type { Packet } from '../packet/packet.js';
 
 export interface TapOptions {
   /**
@@ -138,6 +140,8 @@ export class TapDevice implements Device {
     this.name = this.handle.name;
     this.txThreadUsed = opts.txThread ?? TX_THREAD_DEFAULT;
     if (this.txThreadUsed) this.handle.setTxThread(true, TX_THREAD_MIN_BATCH);
+    // The transmit thread copies whole frames into its ring: with it, payload is copied in before.
+    else this.sendBatchGather = (frames, gather, count) => this.writeGathered(frames, gather, count);
     if (offload) {
       this.handle.setTxHeaderInline(true);
       this.vnetHdrLen = this.handle.vnetHdrLength;
@@ -258,15 +262,56 @@ export class TapDevice implements Device {
       // One frame (a reply to a one-frame batch) is the common case: no array for the addon to walk.
       n = count === 1 ? this.handle.write(frames[0]) : this.handle.writeBatch(frames, count);
     } catch (err) {
-      // `ip link set NAME down` on the kernel side is an administrative
-      // state, not a fault of ours: drop like a cable that is unplugged.
-      const e = err as NativeError;
-      if (e.code !== 'EIO' || e.written === undefined) throw err;
-      n = e.written;
-      this.txLinkDownHere += count - n;
+      n = this.writeFailed(err, count);
     }
     this.txFrames += n;
     return n;
+  }
+
+  /** Scatter-gather writes (Device.sendBatchGather); absent while the transmit thread is on. */
+  sendBatchGather?: (frames: readonly Uint8Array[], gather: readonly (Packet | null)[], count: number) => number;
+
+  private gatherParts: Uint8Array[] = [];
+  private gatherCounts = new Uint32Array(64);
+
+  private writeGathered(frames: readonly Uint8Array[], gather: readonly (Packet | null)[], count: number): number {
+    if (this.isClosed) return 0;
+    if (this.gatherCounts.length < count) this.gatherCounts = new Uint32Array(Math.max(count, 2 * this.gatherCounts.length));
+    const counts = this.gatherCounts;
+    const parts = this.gatherParts;
+    for (let i = 0; i < count; i++) {
+      const p = gather[i];
+      if (p === null) {
+        counts[i] = 0;
+        continue;
+      }
+      const views = p.gatherParts!;
+      const k = p.gatherCount;
+      for (let j = 0; j < k; j++) parts.push(views[j]);
+      counts[i] = k;
+    }
+    let n: number;
+    try {
+      n = this.handle.writeGather(frames, parts, counts, count);
+    } catch (err) {
+      n = this.writeFailed(err, count);
+    } finally {
+      clearList(parts);
+    }
+    this.txFrames += n;
+    return n;
+  }
+
+  /**
+   * A write that threw: `ip link set NAME down` on the kernel side (EIO) is an
+   * administrative state, not a fault of ours, so the rest drop like frames on an
+   * unplugged cable; returns the frames written before it. Other errors go on up.
+   */
+  private writeFailed(err: unknown, count: number): number {
+    const e = err as NativeError;
+    if (e.code !== 'EIO' || e.written === undefined) throw err;
+    this.txLinkDownHere += count - e.written;
+    return e.written;
   }
 
   close(): void {

@@ -67,6 +67,17 @@ export class Packet {
   gsoType = GSO_NONE;
   /** Segments the super-packet stands for (gso_segs). */
   gsoSegs = 0;
+  /**
+   * Payload not copied in yet (like an skb's page frags): gatherCount views, in
+   * order, whose bytes belong at buf[gatherAt..end). The views are of memory
+   * nobody writes again (a TCP send buffer's chunks), so a packet may hold them
+   * as long as it lives. A device that writes with scatter-gather takes them as
+   * they are; anything else that reads the payload calls linearize() first
+   * (data(), clone() and own() do).
+   */
+  gatherParts: Uint8Array[] | null = null;
+  gatherCount = 0;
+  gatherAt = 0;
 
   constructor(buf: Uint8Array, start: number, end: number) {
     this.buf = buf;
@@ -91,6 +102,42 @@ export class Packet {
     this.gsoSize = 0;
     this.gsoType = GSO_NONE;
     this.gsoSegs = 0;
+    if (this.gatherCount !== 0) this.dropGather();
+  }
+
+  /** The list to fill with payload views for setGather (kept with the packet, reused). */
+  gatherList(): Uint8Array[] {
+    let l = this.gatherParts;
+    if (l === null) l = this.gatherParts = [];
+    return l;
+  }
+
+  /** The payload from `at` to the end is gatherList()[0..count), not yet in buf. */
+  setGather(at: number, count: number): void {
+    this.gatherAt = at;
+    this.gatherCount = count;
+  }
+
+  /** Copies pending payload views into buf (skb_linearize); a no-op for a packet without them. */
+  linearize(): void {
+    const n = this.gatherCount;
+    if (n === 0) return;
+    const parts = this.gatherParts!;
+    const b = this.buf;
+    let at = this.gatherAt;
+    for (let i = 0; i < n; i++) {
+      const v = parts[i];
+      b.set(v, at);
+      at += v.length;
+    }
+    this.dropGather();
+  }
+
+  /** Forgets the payload views (their memory may be freed once nothing else holds it). */
+  private dropGather(): void {
+    const parts = this.gatherParts!;
+    for (let i = 0; i < this.gatherCount; i++) parts[i] = EMPTY;
+    this.gatherCount = 0;
   }
 
   /** Copies the checksum and segmentation state of `o` (whose bytes start at `o.start`, ours at `this.start`). */
@@ -105,6 +152,7 @@ export class Packet {
 
   /** The packet's frame has left through a device: a pooled packet can be reused now. */
   sent(): void {
+    if (this.gatherCount !== 0) this.dropGather();
     if (this.pool !== null) this.pool.put(this);
   }
 
@@ -124,8 +172,9 @@ export class Packet {
     return this.end - this.start;
   }
 
-  /** A view of the data bytes (no copy). */
+  /** A view of the data bytes (no copy; pending payload views are copied in first). */
   data(): Uint8Array {
+    if (this.gatherCount !== 0) this.linearize();
     return this.buf.subarray(this.start, this.end);
   }
 
@@ -168,6 +217,7 @@ export class Packet {
    * object stays the same, so whatever queue holds it keeps it.
    */
   own(headroom = DEFAULT_HEADROOM): void {
+    if (this.gatherCount !== 0) this.linearize();
     const len = this.end - this.start;
     const nb = new Uint8Array(headroom + len);
     nb.set(this.buf.subarray(this.start, this.end), headroom);
@@ -189,8 +239,11 @@ export class Packet {
     if (this.l3 >= 0) this.l3 += extra;
     if (this.l4 >= 0) this.l4 += extra;
     this.csumStart += extra;
+    this.gatherAt += extra;
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 /**
  * Packets for the stack's own replies (echo replies), recycled instead of

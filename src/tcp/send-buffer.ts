@@ -3,6 +3,7 @@ import { Buffer } from 'node:buffer';
 /** Writes up to this size share a slab; larger ones get a copy of their own. */
 const ARENA_SMALL = 4096;
 const ARENA_SLAB = 65536;
+const EMPTY = new Uint8Array(0);
 
 /**
  * Copies of what applications write through sockets. A Node stream's writer may reuse
@@ -79,8 +80,8 @@ export class SendBuffer {
     this.length += data.length;
   }
 
-  /** Copies `len` bytes starting `from` bytes after snd_una into dst[dstOff...]. */
-  copyOut(from: number, len: number, dst: Uint8Array, dstOff: number): void {
+  /** Points the cursor at the chunk holding stream offset `from` (from snd_una). */
+  private seek(from: number): void {
     const chunks = this.chunks;
     let idx: number;
     let pos: number; // stream offset (from snd_una) of chunks[idx][head or 0]
@@ -91,17 +92,22 @@ export class SendBuffer {
       idx = 0;
       pos = 0;
     }
-    // Walk to the chunk holding `from`.
     for (;;) {
-      const c = chunks[idx];
-      const start = idx === 0 ? this.head : 0;
-      const n = c.length - start;
+      const n = chunks[idx].length - (idx === 0 ? this.head : 0);
       if (from < pos + n) break;
       pos += n;
       idx++;
     }
     this.cursorIdx = idx;
     this.cursorPos = pos;
+  }
+
+  /** Copies `len` bytes starting `from` bytes after snd_una into dst[dstOff...]. */
+  copyOut(from: number, len: number, dst: Uint8Array, dstOff: number): void {
+    this.seek(from);
+    const chunks = this.chunks;
+    let idx = this.cursorIdx;
+    let pos = this.cursorPos;
     while (len > 0) {
       const c = chunks[idx];
       const start = idx === 0 ? this.head : 0;
@@ -116,6 +122,38 @@ export class SendBuffer {
         idx++;
       }
     }
+  }
+
+  /**
+   * Views of the `len` bytes starting `from` bytes after snd_una, into out[0..);
+   * returns how many, or 0 when they would take more than `max` (the caller
+   * copies instead). Chunks are never written again, so the views stay valid
+   * after the bytes are acknowledged.
+   */
+  views(from: number, len: number, out: Uint8Array[], max: number): number {
+    this.seek(from);
+    const chunks = this.chunks;
+    let idx = this.cursorIdx;
+    let pos = this.cursorPos;
+    let k = 0;
+    while (len > 0) {
+      if (k === max) {
+        for (let i = 0; i < k; i++) out[i] = EMPTY;
+        return 0;
+      }
+      const c = chunks[idx];
+      const start = idx === 0 ? this.head : 0;
+      const s = start + (from - pos);
+      const n = Math.min(len, c.length - s);
+      out[k++] = n === c.length ? c : c.subarray(s, s + n);
+      len -= n;
+      from += n;
+      if (s + n === c.length) {
+        pos += c.length - start;
+        idx++;
+      }
+    }
+    return k;
   }
 
   /** Drops `n` acknowledged bytes from the front. */

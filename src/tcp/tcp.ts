@@ -58,6 +58,10 @@ export const IPPROTO_TCP = 6;
 const TX_RESERVE = 64;
 /** net.ipv4.tcp_limit_output_bytes (1 MB) in full-size frames. */
 const TSQ_FRAMES = Math.floor(1048576 / 1514);
+/** Payloads of at least this many bytes go to the device as views of the send buffer (below, a copy costs less). */
+const GATHER_MIN = 4096;
+/** Most send-buffer chunks one segment is gathered from; more, and it is copied. */
+const GATHER_MAX_PARTS = 16;
 
 /** Hooks into the stack's receive batches, so output waits for the batch's end. */
 export interface BatchControl {
@@ -826,7 +830,13 @@ export class Tcp implements TcpHost {
       need + 128 <= this.pool.bufferSize ? this.pool.alloc(need) : need + 128 <= this.superPool.bufferSize ? this.superPool.alloc(need) : Packet.alloc(need);
     const optLen = emitTcpOptions(spec, pkt.buf, pkt.start + TCP_HEADER_LEN);
     const hl = TCP_HEADER_LEN + optLen;
-    if (len > 0) c.sendBuf.copyOut(bufOff, len, pkt.buf, pkt.start + hl);
+    if (len >= GATHER_MIN) {
+      // A large payload stays in the send buffer: a device that writes with scatter-gather
+      // takes it from there; anything that reads it first copies it in (Packet.linearize).
+      const k = c.sendBuf.views(bufOff, len, pkt.gatherList(), GATHER_MAX_PARTS);
+      if (k > 0) pkt.setGather(pkt.start + hl, k);
+      else c.sendBuf.copyOut(bufOff, len, pkt.buf, pkt.start + hl);
+    } else if (len > 0) c.sendBuf.copyOut(bufOff, len, pkt.buf, pkt.start + hl);
     pkt.end = pkt.start + hl + len;
     let flags = TCP_ACK;
     // PSH on the segment that empties what the application gave (RFC 9293 §3.9.1.2).

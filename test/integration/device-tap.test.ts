@@ -9,6 +9,7 @@ import { peerSide, run, runAsync } from '../helpers/peer.js';
 import { equalAt } from '../helpers/frames.js';
 import { checksum } from '../../src/wire/checksum.js';
 import { openTap, type TapDevice } from '../../src/link/tap.js';
+import { Packet } from '../../src/packet/packet.js';
 
 const TAG = process.pid.toString(36);
 const NS = `tsdevtap${TAG}`;
@@ -139,6 +140,49 @@ describe('TAP device with a kernel peer in a namespace', () => {
       frame[13] = 0xb5;
       expect(dev.sendBatch([frame, frame, frame, frame, frame], 5)).toBe(5);
       expect(rxPackets(dev.name) - before).toBe(5);
+      dev.close();
+    });
+  }
+
+  for (const vnetHdr of [false, true]) {
+    it(`writes a frame from its head and payload views with one writev (sendBatchGather)${vnetHdr ? ' with IFF_VNET_HDR' : ''}`, async () => {
+      const dev = openInNs(vnetHdr ? 'gv' : 'gp', vnetHdr);
+      dev.start(new Responder(dev));
+      const theirMac = inNs('cat', `/sys/class/net/${dev.name}/address`).trim().split(':').map((h) => parseInt(h, 16));
+      // A UDP datagram to the kernel side, its checksum over all of it: the kernel drops
+      // it unless the payload views arrive after the head, whole and in order.
+      const parts = ['alpha-', 'beta-', 'gamma'].map((t) => Buffer.from(t));
+      const payload = Buffer.concat([Buffer.from('head-'), ...parts]);
+      const head = new Uint8Array(14 + 20 + 8 + 5);
+      head.set(theirMac, 0);
+      head.set(OUR_MAC, 6);
+      head.set([0x08, 0x00], 12);
+      const ipLen = 20 + 8 + payload.length;
+      head.set([0x45, 0, ipLen >> 8, ipLen & 0xff, 0, 1, 0x40, 0, 64, 17, 0, 0, ...OUR_IP, ...KERNEL_IP], 14);
+      const ic = checksum(head, 14, 20);
+      head[24] = ic >> 8;
+      head[25] = ic & 0xff;
+      const udpLen = 8 + payload.length;
+      head.set([0x9c, 0x40, 0x27, 0x0f, udpLen >> 8, udpLen & 0xff, 0, 0], 34);
+      head.set(payload.subarray(0, 5), 42);
+      const pseudo = new Uint8Array(12 + udpLen);
+      pseudo.set([...OUR_IP, ...KERNEL_IP, 0, 17, udpLen >> 8, udpLen & 0xff], 0);
+      pseudo.set(head.subarray(34, 42), 12);
+      pseudo.set(payload, 20);
+      const uc = checksum(pseudo, 0, pseudo.length);
+      head[40] = uc >> 8;
+      head[41] = uc & 0xff;
+      const pkt = new Packet(new Uint8Array(head.length + 64), 0, head.length + 16);
+      pkt.buf.set(head);
+      parts.forEach((v, i) => (pkt.gatherList()[i] = v));
+      pkt.setGather(head.length, parts.length);
+      const got = runAsync(...peer.command(['timeout', '5', 'socat', '-u', `UDP-RECVFROM:9999,bind=${KERNEL_IP.join('.')}`, '-']));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(dev.sendBatchGather).toBeTypeOf('function');
+      expect(dev.sendBatchGather!([head], [pkt], 1)).toBe(1);
+      const r = await got;
+      expect(r.code).toBe(0);
+      expect(r.out).toBe('head-alpha-beta-gamma');
       dev.close();
     });
   }

@@ -47,9 +47,9 @@ function bulkSenders(n: number): { p: SimPair; conns: TcpConnection[]; sinks: Bu
     p.ia.batchEnd();
   };
   // a's transmit side: segments per local port in each flush.
+  // Heads only with scatter-gather (sendBatchGather): the headers are all this reads.
   const flushes: Map<number, number>[] = [];
-  const send = p.da.sendBatch.bind(p.da);
-  p.da.sendBatch = (frames, count) => {
+  const count = (frames: readonly Uint8Array[], count: number): void => {
     const m = new Map<number, number>();
     for (let i = 0; i < count; i++) {
       const f = frames[i];
@@ -62,7 +62,16 @@ function bulkSenders(n: number): { p: SimPair; conns: TcpConnection[]; sinks: Bu
       m.set(port, (m.get(port) ?? 0) + (gsoSize > 0 ? Math.ceil(payload / gsoSize) : 1));
     }
     flushes.push(m);
-    return send(frames, count);
+  };
+  const send = p.da.sendBatch.bind(p.da);
+  p.da.sendBatch = (frames, n) => {
+    count(frames, n);
+    return send(frames, n);
+  };
+  const gather = p.da.sendBatchGather.bind(p.da);
+  p.da.sendBatchGather = (frames, g, n) => {
+    count(frames, n);
+    return gather(frames, g, n);
   };
   return { p, conns, sinks, flushes, deliver };
 }

@@ -51,6 +51,34 @@ describe('SendArena and SendBuffer', () => {
     expect(out.subarray(0, 5).toString()).toBe('vwxyz');
   });
 
+  it('views gives the same bytes as copyOut without copying, stays valid after consume, and gives up beyond max pieces', () => {
+    const sb = new SendBuffer();
+    const arena = new SendArena();
+    const src = Buffer.from('abcdefghijklmnopqrstuvwxyz');
+    sb.push(arena.copy(src.subarray(0, 5)));
+    sb.push(arena.copy(src.subarray(5, 12)));
+    sb.push(arena.copy(src.subarray(12)));
+    const out: Uint8Array[] = [];
+    const k = sb.views(3, 10, out, 4);
+    expect(k).toBe(3);
+    expect(Buffer.concat(out.slice(0, k)).toString()).toBe('defghijklm');
+    // Views, not copies: the pieces lie in the arena's one slab.
+    expect(out[0].buffer).toBe(out[1].buffer);
+    expect(out[1].buffer).toBe(out[2].buffer);
+    sb.consume(20);
+    expect(Buffer.concat(out.slice(0, k)).toString()).toBe('defghijklm');
+    // From the new front: one piece; three needed with a max of two: 0, and nothing kept.
+    expect(sb.views(0, 6, out, 1)).toBe(1);
+    expect(Buffer.from(out[0]).toString()).toBe('uvwxyz');
+    sb.push(arena.copy(Buffer.from('12')));
+    sb.push(arena.copy(Buffer.from('34')));
+    const few: Uint8Array[] = [];
+    expect(sb.views(4, 6, few, 2)).toBe(0);
+    expect(few.every((v) => v.length === 0)).toBe(true);
+    expect(sb.views(4, 6, few, 3)).toBe(3);
+    expect(Buffer.concat(few).toString()).toBe('yz1234');
+  });
+
   it('copyString encodes a string straight into the slab, in its encoding, and a large one into a buffer of its own', () => {
     const arena = new SendArena();
     const cases: [string, BufferEncoding][] = [
