@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { SendArena, SendBuffer } from '../../src/tcp/send-buffer.js';
 
+/** A send buffer holding a-z as three chunks (a-e, f-l, m-z) copied through an arena. */
+function alphabet(): { sb: SendBuffer; arena: SendArena; src: Buffer } {
+  const sb = new SendBuffer();
+  const arena = new SendArena();
+  const src = Buffer.from('abcdefghijklmnopqrstuvwxyz');
+  sb.push(arena.copy(src.subarray(0, 5)));
+  sb.push(arena.copy(src.subarray(5, 12)));
+  sb.push(arena.copy(src.subarray(12)));
+  return { sb, arena, src };
+}
+
 describe('SendArena and SendBuffer', () => {
   it('copies: changing the written buffer afterwards changes nothing held; small copies share a slab, large ones do not', () => {
     const arena = new SendArena();
@@ -33,12 +44,7 @@ describe('SendArena and SendBuffer', () => {
   });
 
   it('copyOut reads across chunks from any offset, and consume drops acknowledged bytes', () => {
-    const sb = new SendBuffer();
-    const arena = new SendArena();
-    const src = Buffer.from('abcdefghijklmnopqrstuvwxyz');
-    sb.push(arena.copy(src.subarray(0, 5)));
-    sb.push(arena.copy(src.subarray(5, 12)));
-    sb.push(arena.copy(src.subarray(12)));
+    const { sb, src } = alphabet();
     src.fill(0);
     const out = Buffer.alloc(10);
     sb.copyOut(3, 10, out, 0);
@@ -52,12 +58,7 @@ describe('SendArena and SendBuffer', () => {
   });
 
   it('views gives the same bytes as copyOut without copying, stays valid after consume, and gives up beyond max pieces', () => {
-    const sb = new SendBuffer();
-    const arena = new SendArena();
-    const src = Buffer.from('abcdefghijklmnopqrstuvwxyz');
-    sb.push(arena.copy(src.subarray(0, 5)));
-    sb.push(arena.copy(src.subarray(5, 12)));
-    sb.push(arena.copy(src.subarray(12)));
+    const { sb, arena } = alphabet();
     const out: Uint8Array[] = [];
     const k = sb.views(3, 10, out, 4);
     expect(k).toBe(3);
