@@ -109,10 +109,8 @@ export class Interface implements DeviceReceiver {
   /** The frames dequeued for one device write. */
   private readonly txFrames: Uint8Array[] = [];
   private readonly txPkts: Packet[] = [];
-  /** Per frame of txFrames: the packet whose payload views follow it (gathered), or null. */
+  /** Per frame of txFrames up to the last gathered one: the packet whose payload views follow it, or null (empty: none gathered). */
   private readonly txGather: (Packet | null)[] = [];
-  /** Frames of the flush that carry payload views. */
-  private txGathered = 0;
   /** The Stack has been told this interface has frames (txPending) and has not flushed it yet. */
   private txScheduled = false;
   /** Flushes so far: what a default qdisc held before flush N has left by N + 1 (TCP small queues). */
@@ -571,11 +569,8 @@ export class Interface implements DeviceReceiver {
     const txCsum = off.tx;
     const capture = this.host.capture;
     const gather = this.device.sendBatchGather !== undefined;
-    if (this.txGathered !== 0) {
-      // Left by a flush that threw before its write.
-      clearList(this.txGather);
-      this.txGathered = 0;
-    }
+    // Left by a flush that threw before its write.
+    if (this.txGather.length !== 0) clearList(this.txGather);
     let m = 0;
     let arenaAt = 0;
     for (;;) {
@@ -629,11 +624,11 @@ export class Interface implements DeviceReceiver {
       sched.afterFlush();
       return 0;
     }
-    const gathered = this.txGathered;
     const gl = this.txGather;
+    const gathered = gl.length !== 0;
     let sent = 0;
     try {
-      if (gathered === 0) sent = this.device.sendBatch(frames, n);
+      if (!gathered) sent = this.device.sendBatch(frames, n);
       else {
         while (gl.length < n) gl.push(null);
         sent = this.device.sendBatchGather!(frames, gl, n);
@@ -644,7 +639,7 @@ export class Interface implements DeviceReceiver {
         if (i < sent) {
           st.txPackets++;
           st.txBytes += frames[i].length - hl;
-          if (gathered !== 0 && gl[i] !== null) st.txBytes += gl[i]!.end - gl[i]!.gatherAt;
+          if (gathered && gl[i] !== null) st.txBytes += gl[i]!.end - gl[i]!.gatherAt;
           if (capture !== null) capture(this, hl === 0 ? frames[i] : frames[i].subarray(hl));
         } else {
           this.txDrop('device-busy');
@@ -654,10 +649,7 @@ export class Interface implements DeviceReceiver {
       for (let i = 0; i < m; i++) pkts[i].sent();
       clearList(pkts);
       clearList(frames);
-      if (gathered !== 0) {
-        clearList(gl);
-        this.txGathered = 0;
-      }
+      if (gathered) clearList(gl);
       sched.afterFlush();
     }
     return sent;
@@ -668,7 +660,6 @@ export class Interface implements DeviceReceiver {
     const gl = this.txGather;
     while (gl.length < i) gl.push(null);
     gl.push(p);
-    this.txGathered++;
   }
 
   /**

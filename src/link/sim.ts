@@ -92,21 +92,14 @@ export class SimDevice implements Device {
         this.transmit(frames[i]);
         continue;
       }
-      const head = frames[i];
-      const whole = new Uint8Array(head.length + p.end - p.gatherAt);
-      whole.set(head);
-      let at = head.length;
-      const views = p.gatherParts!;
-      for (let j = 0; j < p.gatherCount; j++) {
-        whole.set(views[j], at);
-        at += views[j].length;
-      }
-      this.transmit(whole, true);
+      // frames[i] is the packet's bytes from p.start to its views: with them copied in, the whole frame.
+      p.linearize();
+      this.transmit(p.data());
     }
     return count;
   }
 
-  private transmit(frame: Uint8Array, owned = false): void {
+  private transmit(frame: Uint8Array): void {
     if (this.closed) return;
     const im = this.impair;
     const st = this.stats;
@@ -115,7 +108,7 @@ export class SimDevice implements Device {
       st.lost++;
       return;
     }
-    const copy = owned ? frame : frame.slice();
+    const copy = frame.slice();
     const now = this.time.now();
     let at = now;
     if (im.rateBps) {
