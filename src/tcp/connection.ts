@@ -258,6 +258,16 @@ export class TcpConnection implements CcState {
    */
   private delackDue = -1;
   ackNow = false;
+  /**
+   * The ACK owed at once is a quick ACK for a request the application was just handed:
+   * it waits for the application's reply to carry it, until the work of this turn of
+   * the event loop is done (Tcp.holdAck).
+   */
+  ackHold = false;
+  /** On the protocol's list of held ACKs. */
+  ackHeld = false;
+  /** What the application had read at the last consumed() (Linux tcp_cleanup_rbuf's `copied`). */
+  private rcvReadOff = 0;
   /** Bytes received since the last ACK we sent. */
   unackedBytes = 0;
   /** The window grew enough that the peer should hear of it. */
@@ -1002,6 +1012,9 @@ export class TcpConnection implements CcState {
     if (this.tsOk && seg.opts.tsPresent && seg.opts.tsEcr !== 0) this.rcvRtt.measureTs(seg.opts.tsEcr, len, this.rcvMss, this.tsNow(now) - seg.opts.tsEcr);
     this.bytesReceived += len;
     if (seq === this.rcvNxt) {
+      // A quick ACK held for earlier data (Tcp.holdAck) goes first: in quick-ACK mode each
+      // segment draws its own.
+      if (this.ackHeld && this.ackNow && this.ackPending) this.sendAck();
       // tcp_event_data_recv: in-order data after a silence longer than the RTO (the sender
       // timed out, or restarts after idle) is acknowledged segment by segment for a while.
       if (this.lrcvMs >= 0 && now - this.lrcvMs > this.rtt.rtoUs / 1000) {
@@ -1021,7 +1034,9 @@ export class TcpConnection implements CcState {
       const immediate = hole || this.unackedBytes > this.rcvMss;
       if (this.quickAcks > 0) {
         this.quickAcks--;
-        this.queueAck(this.pingpong === 0 || immediate);
+        // Linux sends the quick ACK from softirq, before the application runs; here the
+        // application runs first, and a reply it writes at once carries the ACK.
+        this.queueAck(this.pingpong === 0 || immediate, !immediate && this.owner !== null);
       } else this.queueAck(immediate);
       this.rcvSpaceAdjust(now);
     } else {
@@ -1308,11 +1323,17 @@ export class TcpConnection implements CcState {
    */
   consumed(): void {
     if (!synchronized(this.state) || this.state >= TcpState.CLOSE_WAIT) return;
-    const cur = this.rcvWndNow();
-    const free = this.rcvFree();
-    if (free >= 2 * cur && free - cur >= this.rcvMss) {
-      this.queueAck(true);
-      this.host.defer(this);
+    // tcp_cleanup_rbuf looks at the window only when the read took bytes: a read that
+    // found nothing (a new socket's first) leaves the window as the handshake set it.
+    const read = this.rcvOff - this.earlyBytes - (this.owner?.rcvQueued() ?? 0);
+    if (read !== this.rcvReadOff) {
+      this.rcvReadOff = read;
+      const cur = this.rcvWndNow();
+      const free = this.rcvFree();
+      if (free >= 2 * cur && free - cur >= this.rcvMss) {
+        this.queueAck(true);
+        this.host.defer(this);
+      }
     }
     this.rcvSpaceAdjust(this.host.time.now());
   }
@@ -1350,9 +1371,11 @@ export class TcpConnection implements CcState {
   // =====================================================================
 
   /** An ACK is owed: at once (at the end of the current batch) or after the delayed-ACK timeout. */
-  queueAck(now: boolean): void {
+  queueAck(now: boolean, hold = false): void {
     this.ackPending = true;
     if (now) {
+      // Held only while every reason for it allows (see ackHold).
+      this.ackHold = hold && (!this.ackNow || this.ackHold);
       this.ackNow = true;
       this.host.defer(this);
     } else if (this.delackDue < 0) {
@@ -1383,6 +1406,7 @@ export class TcpConnection implements CcState {
   ackSent(): void {
     this.ackPending = false;
     this.ackNow = false;
+    this.ackHold = false;
     this.unackedBytes = 0;
     this.delackDue = -1;
   }
@@ -1429,7 +1453,16 @@ export class TcpConnection implements CcState {
     if (this.owner !== null && (this.early !== null || this.eofPending)) this.deliverEarly();
     if (this.state === TcpState.CLOSED) return;
     this.output();
-    if (this.ackNow && this.ackPending) this.sendAck();
+    if (this.ackNow && this.ackPending) {
+      if (this.ackHold) this.host.holdAck(this);
+      else this.sendAck();
+    }
+  }
+
+  /** A held ACK's time is up (Tcp.holdAck): it goes unless a reply carried it. */
+  sendHeldAck(): void {
+    this.ackHeld = false;
+    if (this.ackNow && this.ackPending && synchronized(this.state)) this.sendAck();
   }
 
   // =====================================================================

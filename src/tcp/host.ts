@@ -30,6 +30,8 @@ export interface TcpHost {
   sendReset(laddr: number, lport: number, raddr: number, rport: number, seq: number, ack: number, withAck: boolean): void;
   /** Serve the connection at the end of the current receive batch. */
   defer(c: TcpConnection): void;
+  /** Send the connection's quick ACK once this turn of the event loop is done, unless a reply carries it first. */
+  holdAck(c: TcpConnection): void;
   /**
    * How many more segments the connection may queue on its interface now; when it
    * has used them up it calls `resumeLater` and goes on once the device has written.

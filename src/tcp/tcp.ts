@@ -80,6 +80,9 @@ export class Tcp implements TcpHost {
   private readonly portUse = new Map<number, number>();
   private readonly deferredList: TcpConnection[] = [];
   private readonly flushTimer: Timer;
+  /** Quick ACKs waiting for a reply to carry them (holdAck). */
+  private readonly heldAcks: TcpConnection[] = [];
+  private readonly heldAckTimer: Timer;
   /** Connections that stopped sending because their interface's queue was full. */
   private readonly throttled: TcpConnection[] = [];
   /** Throttled connections that found no room even after a device write (see resumeLater). */
@@ -139,6 +142,7 @@ export class Tcp implements TcpHost {
     ip.register(IPPROTO_TCP, (pkt, src, dst, iface) => this.input(pkt, src, dst, iface));
     icmp.onError((e) => this.icmpError(e));
     this.flushTimer = time.timer(() => this.flushDeferred());
+    this.heldAckTimer = time.timer(() => this.sendHeldAcks());
     this.resumeTimer = time.timer(() => this.resume());
     this.timeWait = new TimeWaitTable(this);
   }
@@ -462,6 +466,32 @@ export class Tcp implements TcpHost {
     c.deferred = true;
     this.deferredList.push(c);
     if (!this.batch.active && !this.flushTimer.armed) this.time.arm(this.flushTimer, 0);
+  }
+
+  /**
+   * A quick ACK for data just handed to the application waits until the callbacks this
+   * turn of the event loop queued have run (a due timer runs after them: from
+   * setImmediate in real time). A reply written meanwhile carries it: one frame instead
+   * of two for a request answered at once, as a new connection's first request is. One
+   * that goes unanswered is sent then, microseconds after Linux would have sent it.
+   */
+  holdAck(c: TcpConnection): void {
+    if (c.ackHeld) return;
+    c.ackHeld = true;
+    this.heldAcks.push(c);
+    if (!this.heldAckTimer.armed) this.time.arm(this.heldAckTimer, 0);
+  }
+
+  private sendHeldAcks(): void {
+    const list = this.heldAcks;
+    this.batch.begin();
+    try {
+      for (let i = 0; i < list.length; i++) list[i].sendHeldAck();
+    } finally {
+      for (let i = 0; i < list.length; i++) list[i].ackHeld = false;
+      clearList(list);
+      this.batch.end();
+    }
   }
 
   /** Serves every deferred connection; the stack calls it at the end of each receive batch. */

@@ -21,12 +21,14 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simPair, type SimPair } from '../helpers/sim.js';
+import { ip, simPair, type SimPair } from '../helpers/sim.js';
 import { pattern, runFor, sha256 } from '../helpers/tcp-sim.js';
 import type { TcpConnectOptions, TcpSocket } from '../../src/tcp/socket.js';
 import type { TcpServer } from '../../src/tcp/server.js';
 import { TcpState } from '../../src/tcp/state.js';
-import type { Stack } from '../../src/stack.js';
+import { Stack } from '../../src/stack.js';
+import { RealTime } from '../../src/time/timers.js';
+import { simLink } from '../../src/link/sim.js';
 
 const PORT = 8080;
 const SERVER = '10.0.0.2';
@@ -315,5 +317,95 @@ describe('node:https and node:tls over the stack', () => {
     expect(count.connections - before).toBe(1);
     agent.destroy();
     await runFor(pair.time, 100);
+  });
+});
+
+/** Two stacks on one sim wire in real time: Node's callbacks run between frames as they do on a TAP. */
+function realTimePair(): { a: Stack; b: Stack; time: RealTime } {
+  const time = new RealTime();
+  const [da, db] = simLink(time, { names: ['a0', 'b0'] });
+  const a = new Stack({ time, seed: 31 });
+  const b = new Stack({ time, seed: 32 });
+  const ia = a.addInterface('a0', da);
+  const ib = b.addInterface('b0', db);
+  a.setUp(ia, true);
+  b.setUp(ib, true);
+  a.addAddress(ia, ip('10.0.0.1'), 24);
+  b.addAddress(ib, ip('10.0.0.2'), 24);
+  return { a, b, time };
+}
+
+/** The server's segments from `port`, in the order it sent them (Ethernet frames). */
+function serverSegments(b: Stack, port: number): { flags: number; len: number; ack: number }[] {
+  const out: { flags: number; len: number; ack: number }[] = [];
+  b.capture = (_i, f) => {
+    if (f[12] !== 8 || f[13] !== 0 || f[23] !== 6) return;
+    const ihl = (f[14] & 15) * 4;
+    const t = 14 + ihl;
+    const dv = new DataView(f.buffer, f.byteOffset);
+    if (dv.getUint32(26) !== ip(SERVER) || dv.getUint16(t) !== port) return;
+    out.push({ flags: f[t + 13], ack: dv.getUint32(t + 8), len: dv.getUint16(16) - ihl - (f[t + 12] >> 4) * 4 });
+  };
+  return out;
+}
+
+describe('the ACK of a request, in real time', () => {
+  let p: { a: Stack; b: Stack; time: RealTime };
+  beforeAll(() => {
+    p = realTimePair();
+  });
+  afterAll(() => {
+    p.a.close();
+    p.b.close();
+  });
+
+  /** A raw client's request with Connection: close; resolves with everything the server sent. */
+  function ask(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = p.a.tcp.connect(port, SERVER);
+      const got: Buffer[] = [];
+      s.on('data', (d: Buffer) => got.push(d));
+      s.on('end', () => {
+        s.end();
+        resolve(Buffer.concat(got).toString());
+      });
+      s.on('error', reject);
+      s.write('GET /now HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    });
+  }
+
+  it('rides on a reply written at once: the server sends the SYN-ACK, the reply with the ACK and its FIN, and the last ACK', async () => {
+    const web = http.createServer((_req, res) => res.end('hello'));
+    const srv = p.b.tcp.createServer((s) => web.emit('connection', s)).listen(83);
+    const segs = serverSegments(p.b, 83);
+    const text = await ask(83);
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*hello$/);
+    await new Promise((r) => setTimeout(r, 50));
+    srv.close();
+    const data = segs.findIndex((s) => s.len > 0);
+    expect(data).toBe(1);
+    expect(segs[0].flags).toBe(0x12);
+    // No bare ACK went before the reply, and the reply acknowledges the whole request.
+    expect(segs[data].flags & 0x11).toBe(0x11);
+    expect(segs.length).toBe(3);
+    expect(segs[2]).toMatchObject({ flags: 0x10, len: 0 });
+    expect(p.b.mib.TcpExtDelayedACKs).toBe(0);
+  });
+
+  it('goes by itself, not by the delayed-ACK timer, when the reply takes longer', async () => {
+    const web = http.createServer((_req, res) => setTimeout(() => res.end('later'), 100));
+    const srv = p.b.tcp.createServer((s) => web.emit('connection', s)).listen(84);
+    const segs = serverSegments(p.b, 84);
+    const acks0 = p.b.mib.TcpExtDelayedACKs;
+    const text = await ask(84);
+    expect(text).toMatch(/later$/);
+    await new Promise((r) => setTimeout(r, 50));
+    srv.close();
+    // SYN-ACK, the bare ACK of the request, then the reply.
+    expect(segs[0].flags).toBe(0x12);
+    expect(segs[1]).toMatchObject({ flags: 0x10, len: 0 });
+    expect(segs[2].len).toBeGreaterThan(0);
+    expect(segs[2].ack).toBe(segs[1].ack);
+    expect(p.b.mib.TcpExtDelayedACKs).toBe(acks0);
   });
 });

@@ -110,4 +110,36 @@ describe('TCP windows between two stacks', () => {
     expect(taken[0].user.text).toBe('early bytes');
     expect(taken[0].user.eof).toBe(true);
   });
+
+  it('a read that takes nothing, as a new socket\'s first, sends no window update (tcp_cleanup_rbuf wants bytes read); a read of data that doubles the window does', async () => {
+    const p = simPair();
+    let srv: TcpSocket | null = null;
+    p.b.tcp.createServer((s) => {
+      srv = s;
+      // Flowing at once: the stream's first _read finds the buffer empty.
+      s.resume();
+    }).listen(82);
+    const fromB: { flags: number; len: number; win: number }[] = [];
+    p.b.capture = (_i, f) => {
+      if (f[23] !== 6) return;
+      const s = tcpOf(f);
+      if (s.src === 0x0a000002) fromB.push(s);
+    };
+    const cli = p.a.tcp.connect(82, '10.0.0.2');
+    cli.resume();
+    await runFor(p.time, 200, { until: () => srv !== null });
+    await runFor(p.time, 200);
+    // The SYN-ACK, and nothing after it while no data came.
+    expect(fromB.map((s) => s.flags)).toEqual([0x12]);
+    const synWin = fromB[0].win;
+    cli.write(Buffer.alloc(100, 1));
+    await runFor(p.time, 200);
+    // One ACK for the data, which also moves the window out to the free buffer, near
+    // twice what the SYN-ACK offered: this read took bytes.
+    expect(fromB.length).toBe(2);
+    expect(fromB[1].flags).toBe(0x10);
+    const c = [...p.b.tcp.connections][0];
+    expect(fromB[1].win << c.rcvWscale).toBeGreaterThan(1.9 * synWin);
+    cli.destroy();
+  });
 });
