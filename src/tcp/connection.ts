@@ -1331,7 +1331,8 @@ export class TcpConnection implements CcState {
       const cur = this.rcvWndNow();
       const free = this.rcvFree();
       if (free >= 2 * cur && free - cur >= this.rcvMss) {
-        this.queueAck(true);
+        // A quick ACK held for a reply (Tcp.holdAck) carries the new window too.
+        this.queueAck(true, this.ackHold && this.ackNow);
         this.host.defer(this);
       }
     }
@@ -1450,6 +1451,10 @@ export class TcpConnection implements CcState {
   /** Called by the protocol at the end of a receive batch (or right away outside one). */
   flushDeferred(): void {
     this.deferred = false;
+    // Written to outside a batch and held for the end of the tick (Tcp.output): the
+    // uncork serves it, a microtask away, with what else the application does meanwhile
+    // (an end() right after a reply puts the FIN on its last segment).
+    if (this.corked) return;
     if (this.owner !== null && (this.early !== null || this.eofPending)) this.deliverEarly();
     if (this.state === TcpState.CLOSED) return;
     this.output();

@@ -629,7 +629,8 @@ export class Tcp implements TcpHost {
       for (let i = 0; i < list.length; i++) {
         const c = list[i];
         c.corked = false;
-        c.output();
+        // Output, and the ACK owed if no segment carried it (flushDeferred left it here).
+        c.flushDeferred();
       }
     } finally {
       for (let i = 0; i < list.length; i++) list[i].corked = false;

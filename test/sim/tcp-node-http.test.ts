@@ -335,16 +335,24 @@ function realTimePair(): { a: Stack; b: Stack; time: RealTime } {
   return { a, b, time };
 }
 
+interface ServerSeg {
+  flags: number;
+  len: number;
+  ack: number;
+  /** The client's port. */
+  to: number;
+}
+
 /** The server's segments from `port`, in the order it sent them (Ethernet frames). */
-function serverSegments(b: Stack, port: number): { flags: number; len: number; ack: number }[] {
-  const out: { flags: number; len: number; ack: number }[] = [];
+function serverSegments(b: Stack, port: number): ServerSeg[] {
+  const out: ServerSeg[] = [];
   b.capture = (_i, f) => {
     if (f[12] !== 8 || f[13] !== 0 || f[23] !== 6) return;
     const ihl = (f[14] & 15) * 4;
     const t = 14 + ihl;
     const dv = new DataView(f.buffer, f.byteOffset);
     if (dv.getUint32(26) !== ip(SERVER) || dv.getUint16(t) !== port) return;
-    out.push({ flags: f[t + 13], ack: dv.getUint32(t + 8), len: dv.getUint16(16) - ihl - (f[t + 12] >> 4) * 4 });
+    out.push({ flags: f[t + 13], ack: dv.getUint32(t + 8), len: dv.getUint16(16) - ihl - (f[t + 12] >> 4) * 4, to: dv.getUint16(t + 2) });
   };
   return out;
 }
@@ -392,6 +400,28 @@ describe('the ACK of a request, in real time', () => {
     expect(p.b.mib.TcpExtDelayedACKs).toBe(0);
   });
 
+  it('rides on the reply for every one of 30 connections at once, and each reply carries its FIN (ab -c 30 with Connection: close)', async () => {
+    const web = http.createServer((req, res) => {
+      req.on('data', () => {});
+      req.on('end', () => res.end(`hello ${req.url}`));
+    });
+    const srv = p.b.tcp.createServer((s) => web.emit('connection', s)).listen(85);
+    const segs = serverSegments(p.b, 85);
+    const texts = await Promise.all(Array.from({ length: 30 }, () => ask(85)));
+    for (const t of texts) expect(t).toMatch(/hello \/now$/);
+    await new Promise((r) => setTimeout(r, 50));
+    srv.close();
+    const byClient = new Map<number, string[]>();
+    for (const s of segs) {
+      const l = byClient.get(s.to) ?? [];
+      l.push(`${s.flags.toString(16)}${s.len > 0 ? '+data' : ''}`);
+      byClient.set(s.to, l);
+    }
+    expect(byClient.size).toBe(30);
+    // SYN-ACK; the reply with ACK, PSH and FIN; the ACK of the client's FIN.
+    for (const l of byClient.values()) expect(l).toEqual(['12', '19+data', '10']);
+  });
+
   it('goes by itself, not by the delayed-ACK timer, when the reply takes longer', async () => {
     const web = http.createServer((_req, res) => setTimeout(() => res.end('later'), 100));
     const srv = p.b.tcp.createServer((s) => web.emit('connection', s)).listen(84);
@@ -407,5 +437,32 @@ describe('the ACK of a request, in real time', () => {
     expect(segs[2].len).toBeGreaterThan(0);
     expect(segs[2].ack).toBe(segs[1].ack);
     expect(p.b.mib.TcpExtDelayedACKs).toBe(acks0);
+  });
+});
+
+describe('writes held for the end of the tick', () => {
+  it("another connection's batch does not send them: a reply and the end() after it leave as one segment", async () => {
+    const p = simPair();
+    const accepted: TcpSocket[] = [];
+    p.b.tcp.createServer((s) => accepted.push(s)).listen(86);
+    const clients = [p.a.tcp.connect(86, SERVER), p.a.tcp.connect(86, SERVER)];
+    for (const c of clients) c.resume();
+    await runFor(p.time, 50, { until: () => accepted.length === 2 });
+    const [x, y] = accepted;
+    const ports = new Map(accepted.map((s) => [s.remotePort!, s]));
+    const segs = serverSegments(p.b, 86);
+    // y's reply is written outside a batch, so it waits for the microtask; y is also on the
+    // deferred list (as a read that opens the window puts it there). x's end() runs a batch
+    // of its own in between, and only then does y end.
+    y.write('reply');
+    const yc = [...p.b.tcp.connections].find((c) => c.remotePort === y.remotePort)!;
+    p.b.tcp.defer(yc);
+    x.end();
+    y.end();
+    await runFor(p.time, 50);
+    const fromY = segs.filter((s) => ports.get(s.to) === y);
+    expect(fromY[0]).toMatchObject({ len: 5 });
+    expect(fromY[0].flags & 0x01).toBe(0x01);
+    for (const c of clients) c.destroy();
   });
 });
