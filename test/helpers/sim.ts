@@ -1,5 +1,5 @@
 import { Stack } from '../../src/stack.js';
-import { VirtualTime } from '../../src/time/timers.js';
+import { RealTime, VirtualTime, type Time } from '../../src/time/timers.js';
 import { simLink, type SimDevice, type SimImpairments } from '../../src/link/sim.js';
 import type { Interface } from '../../src/link/interface.js';
 import { parseIp4 } from '../../src/wire/addr.js';
@@ -21,9 +21,28 @@ export interface SimPair {
   db: SimDevice;
 }
 
+type PairOptions = { impair?: SimImpairments; seed?: number; linkType?: 'ether' | 'ip'; mtu?: number; offload?: boolean };
+
 /** Two hosts, 10.0.0.1 (a) and 10.0.0.2 (b), on one sim wire. */
-export function simPair(opts: { impair?: SimImpairments; seed?: number; linkType?: 'ether' | 'ip'; mtu?: number; offload?: boolean } = {}): SimPair {
+export function simPair(opts: PairOptions = {}): SimPair {
   const time = new VirtualTime();
+  const p = wire(time, opts);
+  // Let the gratuitous ARPs of the new addresses land before the test starts.
+  time.advance(1000);
+  return { time, ...p };
+}
+
+/**
+ * The same two hosts in real time: frames cross the wire from timers, and Node's
+ * callbacks (nextTicks, microtasks, immediates) run between them as they do
+ * between a TAP's reads. `close()` both stacks when done (it stops the clock).
+ */
+export function realTimePair(opts: PairOptions = {}): Omit<SimPair, 'time'> & { time: RealTime } {
+  const time = new RealTime();
+  return { time, ...wire(time, opts) };
+}
+
+function wire(time: Time, opts: PairOptions): Omit<SimPair, 'time'> {
   const [da, db] = simLink(time, { seed: opts.seed ?? 7, linkType: opts.linkType, mtu: opts.mtu, names: ['a0', 'b0'], offload: opts.offload });
   if (opts.impair) {
     da.impair = { ...opts.impair };
@@ -37,9 +56,7 @@ export function simPair(opts: { impair?: SimImpairments; seed?: number; linkType
   b.setUp(ib, true);
   a.addAddress(ia, ip('10.0.0.1'), 24);
   b.addAddress(ib, ip('10.0.0.2'), 24);
-  // Let the gratuitous ARPs of the new addresses land before the test starts.
-  time.advance(1000);
-  return { time, a, b, ia, ib, da, db };
+  return { a, b, ia, ib, da, db };
 }
 
 /**

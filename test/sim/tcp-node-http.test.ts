@@ -21,14 +21,12 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ip, simPair, type SimPair } from '../helpers/sim.js';
+import { ip, realTimePair, simPair, type SimPair } from '../helpers/sim.js';
 import { pattern, runFor, sha256 } from '../helpers/tcp-sim.js';
 import type { TcpConnectOptions, TcpSocket } from '../../src/tcp/socket.js';
 import type { TcpServer } from '../../src/tcp/server.js';
 import { TcpState } from '../../src/tcp/state.js';
-import { Stack } from '../../src/stack.js';
-import { RealTime } from '../../src/time/timers.js';
-import { simLink } from '../../src/link/sim.js';
+import type { Stack } from '../../src/stack.js';
 
 const PORT = 8080;
 const SERVER = '10.0.0.2';
@@ -320,21 +318,6 @@ describe('node:https and node:tls over the stack', () => {
   });
 });
 
-/** Two stacks on one sim wire in real time: Node's callbacks run between frames as they do on a TAP. */
-function realTimePair(): { a: Stack; b: Stack; time: RealTime } {
-  const time = new RealTime();
-  const [da, db] = simLink(time, { names: ['a0', 'b0'] });
-  const a = new Stack({ time, seed: 31 });
-  const b = new Stack({ time, seed: 32 });
-  const ia = a.addInterface('a0', da);
-  const ib = b.addInterface('b0', db);
-  a.setUp(ia, true);
-  b.setUp(ib, true);
-  a.addAddress(ia, ip('10.0.0.1'), 24);
-  b.addAddress(ib, ip('10.0.0.2'), 24);
-  return { a, b, time };
-}
-
 interface ServerSeg {
   flags: number;
   len: number;
@@ -358,9 +341,9 @@ function serverSegments(b: Stack, port: number): ServerSeg[] {
 }
 
 describe('the ACK of a request, in real time', () => {
-  let p: { a: Stack; b: Stack; time: RealTime };
+  let p: ReturnType<typeof realTimePair>;
   beforeAll(() => {
-    p = realTimePair();
+    p = realTimePair({ seed: 30 });
   });
   afterAll(() => {
     p.a.close();
