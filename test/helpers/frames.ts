@@ -15,6 +15,23 @@ export function ethHeader(dst: string, src: string, etherType: number): Uint8Arr
   return h;
 }
 
+/** The TCP header fields of a captured Ethernet frame carrying IPv4 and TCP. */
+export function tcpOf(f: Uint8Array): { src: number; sport: number; dport: number; seq: number; ack: number; flags: number; win: number; len: number } {
+  const ihl = (f[14] & 15) * 4;
+  const t = 14 + ihl;
+  const dv = new DataView(f.buffer, f.byteOffset);
+  return {
+    src: dv.getUint32(26),
+    sport: dv.getUint16(t),
+    dport: dv.getUint16(t + 2),
+    seq: dv.getUint32(t + 4),
+    ack: dv.getUint32(t + 8),
+    flags: f[t + 13],
+    win: dv.getUint16(t + 14),
+    len: dv.getUint16(16) - ihl - (f[t + 12] >> 4) * 4,
+  };
+}
+
 export function concat(...parts: Uint8Array[]): Uint8Array {
   const n = parts.reduce((s, p) => s + p.length, 0);
   const out = new Uint8Array(n);

@@ -22,6 +22,7 @@ import { execFileSync } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ip, realTimePair, simPair, type SimPair } from '../helpers/sim.js';
+import { tcpOf } from '../helpers/frames.js';
 import { pattern, runFor, sha256 } from '../helpers/tcp-sim.js';
 import type { TcpConnectOptions, TcpSocket } from '../../src/tcp/socket.js';
 import type { TcpServer } from '../../src/tcp/server.js';
@@ -331,11 +332,9 @@ function serverSegments(b: Stack, port: number): ServerSeg[] {
   const out: ServerSeg[] = [];
   b.capture = (_i, f) => {
     if (f[12] !== 8 || f[13] !== 0 || f[23] !== 6) return;
-    const ihl = (f[14] & 15) * 4;
-    const t = 14 + ihl;
-    const dv = new DataView(f.buffer, f.byteOffset);
-    if (dv.getUint32(26) !== ip(SERVER) || dv.getUint16(t) !== port) return;
-    out.push({ flags: f[t + 13], ack: dv.getUint32(t + 8), len: dv.getUint16(16) - ihl - (f[t + 12] >> 4) * 4, to: dv.getUint16(t + 2) });
+    const s = tcpOf(f);
+    if (s.src !== ip(SERVER) || s.sport !== port) return;
+    out.push({ flags: s.flags, ack: s.ack, len: s.len, to: s.dport });
   };
   return out;
 }

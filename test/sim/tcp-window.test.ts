@@ -5,14 +5,7 @@ import type { TcpSocket } from '../../src/tcp/socket.js';
 import { TcpListener } from '../../src/tcp/listen.js';
 import type { TcpConnection, TcpUser } from '../../src/tcp/connection.js';
 import type { Errno } from '../../src/errors.js';
-
-/** The TCP header fields of a captured Ethernet frame. */
-function tcpOf(f: Uint8Array): { src: number; seq: number; ack: number; flags: number; win: number; len: number } {
-  const ihl = (f[14] & 15) * 4;
-  const t = 14 + ihl;
-  const dv = new DataView(f.buffer, f.byteOffset);
-  return { src: dv.getUint32(26), seq: dv.getUint32(t + 4), ack: dv.getUint32(t + 8), flags: f[t + 13], win: dv.getUint16(t + 14), len: dv.getUint16(16) - ihl - (f[t + 12] >> 4) * 4 };
-}
+import { tcpOf } from '../helpers/frames.js';
 
 describe('TCP windows between two stacks', () => {
   it('RFC 9293 §3.8.6.2.1: a sender stays inside the window its peer offers; a full receiver closes its window without dropping what it offered (RFC 7323 Appendix F: the edge recedes by less than one scale unit, never more)', async () => {
