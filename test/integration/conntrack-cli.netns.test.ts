@@ -99,7 +99,10 @@ try: s.recv(100)
 except OSError: pass`);
     await a('socat -T 30 SYSTEM:"sleep 30" TCP:10.231.62.1:5001,sourceport=40001,reuseaddr >/dev/null 2>&1 & sleep 0.3');
     await a('socat -T 3 /dev/null TCP:10.231.62.1:5002,sourceport=40002,connect-timeout=1 >/dev/null 2>&1; true');
-    await a('echo hi | socat - TCP:10.231.62.1:5003,sourceport=40003 >/dev/null');
+    // -t 5: after its FIN the client waits for the echo and the server's FIN (socat's
+    // default 0.5 s can run out on a busy machine, and the late echo then draws a RST,
+    // leaving CLOSE instead of TIME_WAIT on whichever router saw it).
+    await a('echo hi | socat -t 5 - TCP:10.231.62.1:5003,sourceport=40003 >/dev/null');
     await a(udp(40004, 5004));
     await a(udp(40005, 5005));
     await a('socat -T 30 SYSTEM:"sleep 30" TCP:10.231.62.1:5006,sourceport=40006,reuseaddr >/dev/null 2>&1 & sleep 0.3');
