@@ -33,6 +33,7 @@
 // default 2), BENCH_HTTP_SECONDS (each wrk and ab run, default 2), BENCH_TCP_PINGS
 // (pings per flood, default 5000), BENCH_TCP_PEERS (default stack,pasta,slirp4netns,kernel),
 // BENCH_HTTP_WARMUPS (passes of the HTTP loads per peer before the rounds, default 3),
+// BENCH_HTTP_REWARM_S (seconds of the same load before each measured HTTP run, default 2),
 // BENCH_HTTP_STACK_NODE_ARGS (node options for bench/http-stack.mjs, e.g. --cpu-prof).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -48,6 +49,19 @@ const PEERS = (process.env.BENCH_TCP_PEERS ?? 'stack,pasta,slirp4netns,kernel').
 const KEEPALIVE_S = 60;
 /** Passes of the HTTP loads (wrk -c 1, wrk -c 50, ab -c 50) per peer before the rounds. */
 const HTTP_WARMUPS = Number(process.env.BENCH_HTTP_WARMUPS ?? 3);
+/**
+ * Seconds of unmeasured load on a server right before each of its HTTP figures (0: none).
+ * A Node process that has had a full (mark-compact) collection arms V8's memory reducer;
+ * about 100 s later, if the process is idle then, the reducer's full collection finds
+ * the last load's sockets and requests dead and deoptimizes the optimized code that held
+ * them weakly (130 functions of node:http, streams and the stack in one trace). The next
+ * seconds of load run unoptimized code and recompile it: the stack's server, whose large
+ * module graph costs it a mark-compact at startup, measured 4-22k requests/s at wrk -c 50
+ * in its first 2 s after 90-100 s idle, in five runs, against 31-45k just before. The
+ * kernel's server (no full collection in the same test) showed no such drop. The bench
+ * compares steady rates, so every peer's server gets the same load for these seconds first.
+ */
+const HTTP_REWARM_S = Number(process.env.BENCH_HTTP_REWARM_S ?? 2);
 /** Node options for the stack's HTTP server (`--cpu-prof --cpu-prof-dir=DIR` to profile it in the bench). */
 const NODE_ARGS_HTTP = (process.env.BENCH_HTTP_STACK_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
@@ -233,9 +247,9 @@ export async function tcpBench(ctx) {
   }
 
   /** wrk's requests/s and the serving side's CPU µs per request. */
-  function wrk(t, conns) {
+  function wrk(t, conns, seconds = HTTP_SECONDS) {
     const cpu0 = cpuSeconds(t.pids);
-    const out = sh(`ip netns exec ${t.ns} wrk -t1 -c${conns} -d${HTTP_SECONDS}s ${t.url}`, { timeoutMs: (HTTP_SECONDS + 30) * 1000 });
+    const out = sh(`ip netns exec ${t.ns} wrk -t1 -c${conns} -d${seconds}s ${t.url}`, { timeoutMs: (seconds + 30) * 1000 });
     const cpu = cpuSeconds(t.pids) - cpu0;
     const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
     const n = /(\d+) requests in/.exec(out);
@@ -244,10 +258,10 @@ export async function tcpBench(ctx) {
     return { rate: Number(rps[1]), cpuUs: (cpu * 1e6) / Math.max(Number(n[1]), 1) };
   }
 
-  function ab(t, conc) {
+  function ab(t, conc, seconds = HTTP_SECONDS) {
     // -t: a time limit (ab stops at -n or when time is up, whichever first).
     const cpu0 = cpuSeconds(t.pids);
-    const out = sh(`ip netns exec ${t.ns} ab -q -r -t ${HTTP_SECONDS} -n 10000000 -c ${conc} ${t.url}`, { timeoutMs: (HTTP_SECONDS + 60) * 1000 });
+    const out = sh(`ip netns exec ${t.ns} ab -q -r -t ${seconds} -n 10000000 -c ${conc} ${t.url}`, { timeoutMs: (seconds + 60) * 1000 });
     const cpu = cpuSeconds(t.pids) - cpu0;
     const rps = /Requests per second:\s+([\d.]+)/.exec(out);
     const failed = /Failed requests:\s+(\d+)/.exec(out);
@@ -303,13 +317,20 @@ export async function tcpBench(ctx) {
     each((p, x) => x.downMax.push(iperf(p.max, true)));
     each((p, x) => x.upP4.push(iperf(p.std, false, 4)));
     each((p, x) => x.downP4.push(iperf(p.std, true, 4)));
-    each((p, x) => x.http1.push(wrk(p.http, 1).rate));
+    // Each HTTP figure is measured right after unmeasured seconds of the same load on the
+    // same server (HTTP_REWARM_S): between two rounds a server idles for over a minute.
     each((p, x) => {
+      if (HTTP_REWARM_S > 0) wrk(p.http, 1, HTTP_REWARM_S);
+      x.http1.push(wrk(p.http, 1).rate);
+    });
+    each((p, x) => {
+      if (HTTP_REWARM_S > 0) wrk(p.http, 50, HTTP_REWARM_S);
       const w = wrk(p.http, 50);
       x.http50.push(w.rate);
       x.http50Cpu.push(w.cpuUs);
     });
     each((p, x) => {
+      if (HTTP_REWARM_S > 0) ab(p.http, 50, HTTP_REWARM_S);
       const a = ab(p.http, 50);
       x.conns50.push(a.rate);
       x.conns50Cpu.push(a.cpuUs);
@@ -417,6 +438,7 @@ export async function tcpBench(ctx) {
     nodeFloorPing: floorMed === null ? null : { rtt: floorMed.rtt, flood: floorMed.flood, lost: floor.lost, rounds: { rtt: floor.rtt, flood: floor.flood } },
     iperf3Retried: retried,
     httpWarmups: HTTP_WARMUPS,
+    httpRewarmS: HTTP_REWARM_S,
   };
   fs.writeFileSync(path.join(outDir, 'tcp.json'), JSON.stringify(json, null, 2) + '\n');
   const svg = barChart({
