@@ -60,6 +60,10 @@ const HTTP_WARMUPS = Number(process.env.BENCH_HTTP_WARMUPS ?? 3);
  * in its first 2 s after 90-100 s idle, in five runs, against 31-45k just before. The
  * kernel's server (no full collection in the same test) showed no such drop. The bench
  * compares steady rates, so every peer's server gets the same load for these seconds first.
+ * They cover the recompiling, not all of the rest: the reducer also shrinks the young
+ * generation, which grows back only over many more seconds of load, and ab's connection
+ * churn (whose sockets live long enough to be promoted) brings on the full collections
+ * that arm the reducer again before the next round.
  */
 const HTTP_REWARM_S = Number(process.env.BENCH_HTTP_REWARM_S ?? 2);
 /** Node options for the stack's HTTP server (`--cpu-prof --cpu-prof-dir=DIR` to profile it in the bench). */
