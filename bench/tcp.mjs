@@ -55,9 +55,9 @@ const HTTP_WARMUPS = Number(process.env.BENCH_HTTP_WARMUPS ?? 3);
  * which collects again once the process idles (within a minute after ab's churn, or some
  * 100 s after a lone one at startup). That collection finds the last load's sockets and
  * requests dead and deoptimizes the optimized code that held them weakly (130 functions
- * of node:http, streams and the stack in one trace). The next
- * seconds of load run unoptimized code and recompile it: the stack's server, whose large
- * module graph costs it a mark-compact at startup, measured 4-22k requests/s at wrk -c 50
+ * of node:http, streams and the stack in one trace). The next seconds of load run
+ * unoptimized code and recompile it: the stack's server, whose large module graph
+ * costs it a mark-compact at startup, measured 4-22k requests/s at wrk -c 50
  * in its first 2 s after 90-100 s idle, in five runs, against 31-45k just before. The
  * kernel's server (no full collection in the same test) showed no such drop. The bench
  * compares steady rates, so every peer's server gets the same load for these seconds first.
