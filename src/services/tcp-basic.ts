@@ -6,6 +6,7 @@
 import type { Tcp } from '../tcp/tcp.js';
 import type { TcpConnection, TcpUser } from '../tcp/connection.js';
 import { TcpListener, type ListenUser } from '../tcp/listen.js';
+import { LinkedSet, ListLink } from '../tcp/lists.js';
 import { ServiceError, type RunningService } from './service.js';
 import type { Errno } from '../errors.js';
 
@@ -30,11 +31,15 @@ const CHARGEN_PATTERN = ((): Uint8Array => {
 })();
 
 abstract class ServiceUser implements TcpUser {
+  /** Membership of the service's connections. */
+  readonly link: ListLink<TcpConnection>;
   constructor(
     protected readonly tcp: Tcp,
     protected readonly c: TcpConnection,
     private readonly owner: TcpService,
-  ) {}
+  ) {
+    this.link = new ListLink(c);
+  }
   onConnected(): void {}
   abstract onData(data: Uint8Array): void;
   onEof(): void {
@@ -43,7 +48,7 @@ abstract class ServiceUser implements TcpUser {
   }
   onRoom(): void {}
   onClosed(): void {
-    this.owner.conns.delete(this.c);
+    this.owner.conns.delete(this.link);
   }
   rcvQueued(): number {
     return 0;
@@ -135,7 +140,7 @@ class ChargenUser extends ServiceUser {
 
 export class TcpService implements RunningService, ListenUser {
   private readonly listener: TcpListener;
-  readonly conns = new Set<TcpConnection>();
+  readonly conns = new LinkedSet<TcpConnection>();
 
   constructor(
     private readonly tcp: Tcp,
@@ -166,7 +171,7 @@ export class TcpService implements RunningService, ListenUser {
         break;
     }
     c.user = u;
-    this.conns.add(c);
+    this.conns.add(u.link);
     u.onConnected();
     this.tcp.defer(c);
     return true;

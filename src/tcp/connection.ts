@@ -25,6 +25,7 @@ import { EcnCwr, ecnAcceptCwr, ecnCheckCe, ecnPassive, ecnSynReceived } from './
 import type { TcpHost } from './host.js';
 import type { Errno } from '../errors.js';
 import { TIME_WAIT_LEN_MS } from './timewait.js';
+import { ListLink } from './lists.js';
 
 /** What the owner of a connection (a socket, a built-in service) hears. */
 export interface TcpUser {
@@ -95,9 +96,13 @@ export class TcpConnection implements CcState {
   localPort = 0;
   remoteAddr = 0;
   remotePort = 0;
-  /** Chained in the protocol's connection hash. */
+  /** Chained in the protocol's connection hash (lists.ts), under hashValue. */
   hashNext: TcpConnection | null = null;
+  hashValue = 0;
   hashed = false;
+  /** Membership of the protocol's list of connections, and of its listener's SYN queue. */
+  readonly allLink = new ListLink<TcpConnection>(this);
+  readonly synQueueLink = new ListLink<TcpConnection>(this);
   state = TcpState.CLOSED;
   private owner: TcpUser | null = null;
   /** In-order data and a FIN that arrived while no user held the connection (in the accept queue). */

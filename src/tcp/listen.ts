@@ -11,6 +11,7 @@ import type { Segment, TcpConnection } from './connection.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { TcpState } from './state.js';
 import { SynCookies } from './syncookies.js';
+import { LinkedSet } from './lists.js';
 
 /** Linux TCP_SYNCOOKIE_VALID: two minutes. */
 const COOKIE_VALID_MS = 120_000;
@@ -25,7 +26,7 @@ export class TcpListener {
   synQueue = 0;
   /** Established connections the user has not taken yet. */
   readonly acceptQueue: TcpConnection[] = [];
-  private readonly pending = new Set<TcpConnection>();
+  private readonly pending = new LinkedSet<TcpConnection>();
   closed = false;
   /** When this listener last answered with a SYN cookie (Linux last_overflow). */
   private lastCookieMs = -Infinity;
@@ -128,7 +129,7 @@ export class TcpListener {
       c.synAckCookieExp = fo.exp;
     }
     this.synQueue++;
-    this.pending.add(c);
+    this.pending.add(c.synQueueLink);
     c.openPassive(seg);
   }
 
@@ -171,7 +172,7 @@ export class TcpListener {
       c.user?.onRoom();
       return;
     }
-    if (this.pending.delete(c)) this.synQueue--;
+    if (this.pending.delete(c.synQueueLink)) this.synQueue--;
     this.adopt(c);
   }
 
@@ -200,7 +201,7 @@ export class TcpListener {
   }
 
   dropped(c: TcpConnection): void {
-    if (this.pending.delete(c)) this.synQueue--;
+    if (this.pending.delete(c.synQueueLink)) this.synQueue--;
     this.fastOpenPending.delete(c);
   }
 

@@ -10,6 +10,7 @@ import type { TcpConnection } from './connection.js';
 import { TcpListener, type ListenUser } from './listen.js';
 import { TcpSocket, type AddressInfo, type TcpSocketOptions } from './socket.js';
 import type { Tcp } from './tcp.js';
+import { LinkedSet } from './lists.js';
 
 export interface TcpServerOptions extends TcpSocketOptions {
   /** Node's pauseOnConnect: accepted sockets start paused. */
@@ -33,7 +34,7 @@ const DEFAULT_BACKLOG = 511;
 
 export class TcpServer extends EventEmitter implements ListenUser {
   private listener: TcpListener | null = null;
-  private readonly sockets = new Set<TcpSocket>();
+  private readonly sockets = new LinkedSet<TcpSocket>();
   /** Node's maxConnections: more are closed as they arrive. */
   maxConnections = Infinity;
   private closing = false;
@@ -117,9 +118,9 @@ export class TcpServer extends EventEmitter implements ListenUser {
     const s = new TcpSocket(this.tcp, this.opts);
     s.server = this;
     s.attach(c);
-    this.sockets.add(s);
+    this.sockets.add(s.serverLink);
     s.once('close', () => {
-      this.sockets.delete(s);
+      this.sockets.delete(s.serverLink);
       this.maybeClosed();
     });
     if (this.opts.pauseOnConnect) s.pause();

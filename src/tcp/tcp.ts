@@ -44,6 +44,7 @@ import { ecnSend, ecnSynAckFlags, ecnSynFlags, INET_ECN_MASK } from './ecn.js';
 import { TcpSocket, type TcpConnectOptions } from './socket.js';
 import { TcpServer, type TcpServerOptions } from './server.js';
 import { sipKey, siphash2u32, siphash3u32 } from './siphash.js';
+import { HashChains, LinkedSet } from './lists.js';
 import { TimeWaitRecord, TimeWaitTable, TW_ACK, TW_RST, TW_SYN, TIME_WAIT_LEN_MS, tupleHash } from './timewait.js';
 
 /** What a socket's SO_MARK and SO_BINDTODEVICE give its connections. */
@@ -73,11 +74,13 @@ export interface BatchControl {
 export class Tcp implements TcpHost {
   readonly settings = new TcpSettings();
   /** Connections by 4-tuple hash, chained through hashNext. */
-  private readonly table = new Map<number, TcpConnection>();
+  private readonly table = new HashChains<TcpConnection>();
   /** Listeners by port. */
   private readonly listeners = new Map<number, TcpListener[]>();
-  /** Local ports held by connections (count per port). */
-  private readonly portUse = new Map<number, number>();
+  /** Local ports held by connections and TIME_WAIT records (count per port). */
+  private readonly portUse = new Uint32Array(65536);
+  /** Local ports with a nonzero count in portUse. */
+  portsHeld = 0;
   private readonly deferredList: TcpConnection[] = [];
   private readonly flushTimer: Timer;
   /** Quick ACKs waiting for a reply to carry them (holdAck). */
@@ -96,7 +99,7 @@ export class Tcp implements TcpHost {
   private budgetDev: Interface | null = null;
   private readonly resumeTimer: Timer;
   /** Every connection not yet closed, for listings (ss). */
-  readonly connections = new Set<TcpConnection>();
+  readonly connections = new LinkedSet<TcpConnection>();
   /** Connections in TIME_WAIT, as small records (timewait.ts); not in `connections`. */
   readonly timeWait: TimeWaitTable;
   private readonly view = new TcpView(new Uint8Array(0), 0, 0);
@@ -156,7 +159,7 @@ export class Tcp implements TcpHost {
   // =====================================================================
 
   lookup(laddr: number, lport: number, raddr: number, rport: number): TcpConnection | null {
-    let c = this.table.get(tupleHash(laddr, lport, raddr, rport)) ?? null;
+    let c = this.table.first(tupleHash(laddr, lport, raddr, rport));
     while (c !== null) {
       if (c.remotePort === rport && c.localPort === lport && c.remoteAddr === raddr && c.localAddr === laddr) return c;
       c = c.hashNext;
@@ -165,35 +168,29 @@ export class Tcp implements TcpHost {
   }
 
   hash(c: TcpConnection): void {
-    const h = tupleHash(c.localAddr, c.localPort, c.remoteAddr, c.remotePort);
-    c.hashNext = this.table.get(h) ?? null;
-    this.table.set(h, c);
+    this.table.insert(c, tupleHash(c.localAddr, c.localPort, c.remoteAddr, c.remotePort));
     c.hashed = true;
-    this.portUse.set(c.localPort, (this.portUse.get(c.localPort) ?? 0) + 1);
-    this.connections.add(c);
+    this.holdPort(c.localPort);
+    this.connections.add(c.allLink);
   }
 
   unhash(c: TcpConnection): void {
-    this.connections.delete(c);
+    this.connections.delete(c.allLink);
     if (!c.hashed) return;
     c.hashed = false;
-    const h = tupleHash(c.localAddr, c.localPort, c.remoteAddr, c.remotePort);
-    let p = this.table.get(h) ?? null;
-    if (p === c) {
-      if (c.hashNext === null) this.table.delete(h);
-      else this.table.set(h, c.hashNext);
-    } else {
-      while (p !== null && p.hashNext !== c) p = p.hashNext;
-      if (p !== null) p.hashNext = c.hashNext;
-    }
-    c.hashNext = null;
+    this.table.remove(c);
     this.portReleased(c.localPort);
   }
 
+  private holdPort(port: number): void {
+    if (this.portUse[port]++ === 0) this.portsHeld++;
+  }
+
   portReleased(port: number): void {
-    const n = (this.portUse.get(port) ?? 1) - 1;
-    if (n <= 0) this.portUse.delete(port);
-    else this.portUse.set(port, n);
+    const n = this.portUse[port];
+    if (n === 0) return;
+    this.portUse[port] = n - 1;
+    if (n === 1) this.portsHeld--;
   }
 
   /**
@@ -208,7 +205,7 @@ export class Tcp implements TcpHost {
       this.mib.TcpExtTCPTimeWaitOverflow++;
       return false;
     }
-    const r = new TimeWaitRecord();
+    const r = tw.alloc();
     r.localAddr = c.localAddr;
     r.localPort = c.localPort;
     r.remoteAddr = c.remoteAddr;
@@ -227,7 +224,7 @@ export class Tcp implements TcpHost {
     r.boundDev = c.boundDev;
     r.substate = substate;
     tw.add(r, timeoutMs);
-    this.portUse.set(r.localPort, (this.portUse.get(r.localPort) ?? 0) + 1);
+    this.holdPort(r.localPort);
     return true;
   }
 
@@ -268,7 +265,7 @@ export class Tcp implements TcpHost {
     const err = this.listenError(l.addr, l.port);
     if (err !== null) return err;
     if (l.port === 0) {
-      const p = this.portRange.pick(this.random, (x) => this.listeners.has(x) || this.portUse.has(x));
+      const p = this.portRange.pick(this.random, (x) => this.listeners.has(x) || this.portUse[x] > 0);
       if (p < 0) return 'EADDRINUSE';
       l.port = p;
     }

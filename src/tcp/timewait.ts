@@ -22,6 +22,7 @@ import type { Segment } from './connection.js';
 import type { TcpSettings } from './settings.js';
 import { seqAdd, seqGe, seqGt, seqLt } from './seq.js';
 import { TcpState } from './state.js';
+import { HashChains } from './lists.js';
 
 /** RFC 9293 §3.4.2 / Linux TCP_TIMEWAIT_LEN: 60 s. */
 export const TIME_WAIT_LEN_MS = 60_000;
@@ -40,6 +41,8 @@ export const TW_SYN = 2;
 export const TW_RST = 3;
 /** Linux's __inet_twsk_schedule counts a record set for at most 4 s as killed (TWKilled), else TW. */
 const TW_KILL_MS = 4000;
+/** Ended records kept for reuse: enough for the ends and starts of a busy moment, little memory. */
+const FREE_MAX = 1024;
 
 export function tupleHash(laddr: number, lport: number, raddr: number, rport: number): number {
   let h = Math.imul(raddr ^ 0x5bd1e995, 0x9e3779b1);
@@ -73,8 +76,9 @@ export class TimeWaitRecord {
   expiresMs = 0;
   mark = 0;
   boundDev: Interface | null = null;
-  /** Hash chain; expiry list (by deadline). */
+  /** Hash chain (lists.ts) and the hash it is under; expiry list (by deadline). */
   hashNext: TimeWaitRecord | null = null;
+  hashValue = 0;
   prev: TimeWaitRecord | null = null;
   next: TimeWaitRecord | null = null;
 }
@@ -95,7 +99,9 @@ class ExpiryList {
 }
 
 export class TimeWaitTable {
-  private readonly table = new Map<number, TimeWaitRecord>();
+  private readonly table = new HashChains<TimeWaitRecord>();
+  /** Ended records for alloc() to hand out again (at most FREE_MAX). */
+  private readonly free: TimeWaitRecord[] = [];
   /** TIME_WAIT records; FIN_WAIT_2 ones. */
   private readonly tw = new ExpiryList();
   private readonly fw2 = new ExpiryList();
@@ -111,8 +117,21 @@ export class TimeWaitTable {
     this.timer = owner.time.timer(() => this.expire());
   }
 
+  /**
+   * A record to fill in for add(): one that ended, or a new one. Records live seconds
+   * (until their port is reused) to a minute, so each would reach the old generation;
+   * reusing them keeps connection churn from filling it.
+   */
+  alloc(): TimeWaitRecord {
+    const r = this.free.pop();
+    if (r === undefined) return new TimeWaitRecord();
+    r.lastOowAckMs = -Infinity;
+    r.substate = TcpState.TIME_WAIT;
+    return r;
+  }
+
   lookup(laddr: number, lport: number, raddr: number, rport: number): TimeWaitRecord | null {
-    let r = this.table.get(tupleHash(laddr, lport, raddr, rport)) ?? null;
+    let r = this.table.first(tupleHash(laddr, lport, raddr, rport));
     while (r !== null) {
       if (r.remotePort === rport && r.localPort === lport && r.remoteAddr === raddr && r.localAddr === laddr) return r;
       r = r.hashNext;
@@ -126,9 +145,7 @@ export class TimeWaitTable {
    * counts it: TWKilled when set for 4 s or less, else TW.
    */
   add(r: TimeWaitRecord, timeoutMs = TIME_WAIT_LEN_MS): void {
-    const h = tupleHash(r.localAddr, r.localPort, r.remoteAddr, r.remotePort);
-    r.hashNext = this.table.get(h) ?? null;
-    this.table.set(h, r);
+    this.table.insert(r, tupleHash(r.localAddr, r.localPort, r.remoteAddr, r.remotePort));
     this.count++;
     if (r.substate === TcpState.FIN_WAIT_2) this.finWait2Count++;
     r.entryMs = this.owner.time.now();
@@ -140,21 +157,13 @@ export class TimeWaitTable {
 
   /** Ends a record early (RST, a new SYN, connect(2) taking it over) or at expiry. */
   remove(r: TimeWaitRecord): void {
-    const h = tupleHash(r.localAddr, r.localPort, r.remoteAddr, r.remotePort);
-    let p = this.table.get(h) ?? null;
-    if (p === r) {
-      if (r.hashNext === null) this.table.delete(h);
-      else this.table.set(h, r.hashNext);
-    } else {
-      while (p !== null && p.hashNext !== r) p = p.hashNext;
-      if (p === null) return;
-      p.hashNext = r.hashNext;
-    }
-    r.hashNext = null;
+    if (!this.table.remove(r)) return;
     this.unlink(r);
     this.count--;
     if (r.substate === TcpState.FIN_WAIT_2) this.finWait2Count--;
     this.owner.portReleased(r.localPort);
+    r.boundDev = null;
+    if (this.free.length < FREE_MAX) this.free.push(r);
     this.rearm();
   }
 

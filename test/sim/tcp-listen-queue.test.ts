@@ -324,9 +324,9 @@ describe('nothing left behind', () => {
     expect(accepted.every((c) => c.state === TcpState.CLOSED)).toBe(true);
     expect(tcp.connections.size).toBe(0);
     expect(tcp.timeWaitCount).toBe(0);
-    expect(tcp['table'].size).toBe(0);
-    expect(tcp.timeWait['table'].size).toBe(0);
-    expect(tcp['portUse'].size).toBe(0);
+    expect(tcp['table'].count).toBe(0);
+    expect(tcp.timeWait['table'].count).toBe(0);
+    expect(tcp.portsHeld).toBe(0);
     expect(listener.synQueue).toBe(0);
     expect(listener.acceptQueue).toHaveLength(0);
     expect(listener['pending'].size).toBe(0);

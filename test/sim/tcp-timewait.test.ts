@@ -83,8 +83,8 @@ describe('TIME_WAIT records (Linux inet_timewait_sock)', () => {
     expect(tcp.timeWaitCount).toBe(N);
     p.advanceTo(t0 + 60_000 + 10);
     expect(tcp.timeWaitCount).toBe(0);
-    expect(tcp.timeWait['table'].size).toBe(0);
-    expect(tcp['portUse'].size).toBe(0);
+    expect(tcp.timeWait['table'].count).toBe(0);
+    expect(tcp.portsHeld).toBe(0);
     expect(p.time.pending).toBe(timers0);
     // The 4-tuple is free: an ACK to it meets a RST (RFC 9293 §3.10.7.1).
     p.send({ sport: 10000, seq: 10000 * 1000 + 2, ack: 1, flags: 'A' });
@@ -243,7 +243,7 @@ describe('orphaned FIN_WAIT_2 as records (tcp_time_wait(sk, TCP_FIN_WAIT2, tmo))
     p.advanceTo(t0 + 30_000 + 10);
     expect(tcp.timeWaitCount).toBe(0);
     expect(tcp.timeWait.finWait2Count).toBe(0);
-    expect(tcp['portUse'].size).toBe(0);
+    expect(tcp.portsHeld).toBe(0);
     expect(p.time.pending).toBe(timers0);
     expect(p.take()).toEqual([]);
   }, 120_000);
