@@ -52,7 +52,7 @@ const HTTP_WARMUPS = Number(process.env.BENCH_HTTP_WARMUPS ?? 3);
 /**
  * Seconds of unmeasured load on a server right before each of its HTTP figures (0: none).
  * A Node process that has had a full (mark-compact) collection arms V8's memory reducer,
- * which collects again once the process idles (within a minute after ab's churn, or some
+ * which collects again once the process idles (within a minute after a burst of them, or some
  * 100 s after a lone one at startup). That collection finds the last load's sockets and
  * requests dead and deoptimizes the optimized code that held them weakly (130 functions
  * of node:http, streams and the stack in one trace). The next seconds of load run
@@ -62,9 +62,9 @@ const HTTP_WARMUPS = Number(process.env.BENCH_HTTP_WARMUPS ?? 3);
  * kernel's server (no full collection in the same test) showed no such drop. The bench
  * compares steady rates, so every peer's server gets the same load for these seconds first.
  * They cover the recompiling, not all of the rest: the reducer also shrinks the young
- * generation, which grows back only over many more seconds of load, and ab's connection
- * churn (whose sockets live long enough to be promoted) brings on the full collections
- * that arm the reducer again before the next round.
+ * generation, which grows back only over many more seconds of load. (ab's connection
+ * churn no longer brings on full collections in the stack's server: see
+ * src/packet/chains.ts.)
  */
 const HTTP_REWARM_S = Number(process.env.BENCH_HTTP_REWARM_S ?? 2);
 /** Node options for the stack's HTTP server (`--cpu-prof --cpu-prof-dir=DIR` to profile it in the bench). */

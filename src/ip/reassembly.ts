@@ -5,6 +5,7 @@ import type { Mib } from '../mib.js';
 import type { Time, Timer } from '../time/timers.js';
 import { fillIpv4Checksum } from '../wire/ipv4.js';
 import { getU32 } from '../wire/bytes.js';
+import { HashChains } from '../packet/chains.js';
 
 /** An Ethernet header's length: the link header a reassembled datagram carries over. */
 const ETH_HLEN = 14;
@@ -39,8 +40,9 @@ const ECN_CE = 8;
 
 /** The fragments of one datagram, identified by (src, dst, protocol, ident) as RFC 791 §3.2 says. */
 class FragQueue {
-  /** Next queue in the same hash bucket. */
-  chain: FragQueue | null = null;
+  /** Next queue in the same hash bucket (packet/chains.ts), and the hash it is under. */
+  hashNext: FragQueue | null = null;
+  hashValue = 0;
   /** Neighbours in the age list (oldest first), for eviction. */
   older: FragQueue | null = null;
   newer: FragQueue | null = null;
@@ -65,7 +67,6 @@ class FragQueue {
   dead = false;
 
   constructor(
-    readonly hash: number,
     readonly src: number,
     readonly dst: number,
     readonly proto: number,
@@ -102,7 +103,7 @@ export class Reassembly {
    */
   onTimeout: ((first: Packet) => void) | null = null;
 
-  private readonly table = new Map<number, FragQueue>();
+  private readonly table = new HashChains<FragQueue>();
   private oldest: FragQueue | null = null;
   private newest: FragQueue | null = null;
   private queues = 0;
@@ -143,8 +144,8 @@ export class Reassembly {
     let end = off + len;
 
     const hash = fragHash(src, dst, proto, ident);
-    let q = this.table.get(hash) ?? null;
-    while (q !== null && !(q.src === src && q.dst === dst && q.proto === proto && q.ident === ident)) q = q.chain;
+    let q = this.table.first(hash);
+    while (q !== null && !(q.src === src && q.dst === dst && q.proto === proto && q.ident === ident)) q = q.hashNext;
 
     if (more) {
       // RFC 791 §3.2: every fragment but the last carries a multiple of 8 bytes;
@@ -215,9 +216,8 @@ export class Reassembly {
   }
 
   private create(hash: number, src: number, dst: number, proto: number, ident: number): FragQueue {
-    const q = new FragQueue(hash, src, dst, proto, ident, (x) => this.expire(x), this.time);
-    q.chain = this.table.get(hash) ?? null;
-    this.table.set(hash, q);
+    const q = new FragQueue(src, dst, proto, ident, (x) => this.expire(x), this.time);
+    this.table.insert(q, hash);
     q.older = this.newest;
     if (this.newest !== null) this.newest.newer = q;
     else this.oldest = q;
@@ -235,20 +235,12 @@ export class Reassembly {
     if (q.dead) return;
     q.dead = true;
     this.time.cancel(q.timer);
-    const head = this.table.get(q.hash);
-    if (head === q) {
-      if (q.chain === null) this.table.delete(q.hash);
-      else this.table.set(q.hash, q.chain);
-    } else {
-      let p = head ?? null;
-      while (p !== null && p.chain !== q) p = p.chain;
-      if (p !== null) p.chain = q.chain;
-    }
+    this.table.remove(q);
     if (q.older !== null) q.older.newer = q.newer;
     else this.oldest = q.newer;
     if (q.newer !== null) q.newer.older = q.older;
     else this.newest = q.older;
-    q.older = q.newer = q.chain = null;
+    q.older = q.newer = null;
     this.queues--;
     this.memUsed -= q.mem;
   }

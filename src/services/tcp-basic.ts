@@ -6,7 +6,7 @@
 import type { Tcp } from '../tcp/tcp.js';
 import type { TcpConnection, TcpUser } from '../tcp/connection.js';
 import { TcpListener, type ListenUser } from '../tcp/listen.js';
-import { LinkedSet, ListLink } from '../tcp/lists.js';
+import { LinkedSet, ListLink } from '../packet/chains.js';
 import { ServiceError, type RunningService } from './service.js';
 import type { Errno } from '../errors.js';
 

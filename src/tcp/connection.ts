@@ -25,7 +25,7 @@ import { EcnCwr, ecnAcceptCwr, ecnCheckCe, ecnPassive, ecnSynReceived } from './
 import type { TcpHost } from './host.js';
 import type { Errno } from '../errors.js';
 import { TIME_WAIT_LEN_MS } from './timewait.js';
-import { ListLink } from './lists.js';
+import { ListLink } from '../packet/chains.js';
 
 /** What the owner of a connection (a socket, a built-in service) hears. */
 export interface TcpUser {
@@ -96,7 +96,7 @@ export class TcpConnection implements CcState {
   localPort = 0;
   remoteAddr = 0;
   remotePort = 0;
-  /** Chained in the protocol's connection hash (lists.ts), under hashValue. */
+  /** Chained in the protocol's connection hash (packet/chains.ts), under hashValue. */
   hashNext: TcpConnection | null = null;
   hashValue = 0;
   hashed = false;

@@ -11,7 +11,7 @@ import type { Segment, TcpConnection } from './connection.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { TcpState } from './state.js';
 import { SynCookies } from './syncookies.js';
-import { LinkedSet } from './lists.js';
+import { LinkedSet } from '../packet/chains.js';
 
 /** Linux TCP_SYNCOOKIE_VALID: two minutes. */
 const COOKIE_VALID_MS = 120_000;

@@ -10,7 +10,7 @@ import type { TcpConnection } from './connection.js';
 import { TcpListener, type ListenUser } from './listen.js';
 import { TcpSocket, type AddressInfo, type TcpSocketOptions } from './socket.js';
 import type { Tcp } from './tcp.js';
-import { LinkedSet } from './lists.js';
+import { LinkedSet } from '../packet/chains.js';
 
 export interface TcpServerOptions extends TcpSocketOptions {
   /** Node's pauseOnConnect: accepted sockets start paused. */

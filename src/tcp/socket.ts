@@ -12,7 +12,7 @@ import { checkMark, lookupError, nodeError, systemError, type Errno } from '../e
 import type { TcpConnection, TcpUser } from './connection.js';
 import type { Tcp } from './tcp.js';
 import { TcpState } from './state.js';
-import { ListLink } from './lists.js';
+import { ListLink } from '../packet/chains.js';
 
 export interface TcpSocketOptions {
   /** Keep the writable side open after the peer's FIN (Node's allowHalfOpen). */
@@ -69,7 +69,7 @@ type StreamEntry = { chunk: Uint8Array | string; encoding: BufferEncoding };
 
 export class TcpSocket extends Duplex implements TcpUser {
   conn: TcpConnection | null = null;
-  /** Membership of its server's sockets (lists.ts). */
+  /** Membership of its server's sockets (packet/chains.ts). */
   readonly serverLink = new ListLink<TcpSocket>(this);
   connecting = false;
   /** Bytes handed to write() that reached the connection (Node's bytesWritten counts them). */

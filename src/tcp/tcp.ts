@@ -44,7 +44,7 @@ import { ecnSend, ecnSynAckFlags, ecnSynFlags, INET_ECN_MASK } from './ecn.js';
 import { TcpSocket, type TcpConnectOptions } from './socket.js';
 import { TcpServer, type TcpServerOptions } from './server.js';
 import { sipKey, siphash2u32, siphash3u32 } from './siphash.js';
-import { HashChains, LinkedSet } from './lists.js';
+import { HashChains, LinkedSet } from '../packet/chains.js';
 import { TimeWaitRecord, TimeWaitTable, TW_ACK, TW_RST, TW_SYN, TIME_WAIT_LEN_MS, tupleHash } from './timewait.js';
 
 /** What a socket's SO_MARK and SO_BINDTODEVICE give its connections. */

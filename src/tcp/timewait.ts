@@ -22,7 +22,7 @@ import type { Segment } from './connection.js';
 import type { TcpSettings } from './settings.js';
 import { seqAdd, seqGe, seqGt, seqLt } from './seq.js';
 import { TcpState } from './state.js';
-import { HashChains } from './lists.js';
+import { HashChains } from '../packet/chains.js';
 
 /** RFC 9293 §3.4.2 / Linux TCP_TIMEWAIT_LEN: 60 s. */
 export const TIME_WAIT_LEN_MS = 60_000;
@@ -76,7 +76,7 @@ export class TimeWaitRecord {
   expiresMs = 0;
   mark = 0;
   boundDev: Interface | null = null;
-  /** Hash chain (lists.ts) and the hash it is under; expiry list (by deadline). */
+  /** Hash chain (packet/chains.ts) and the hash it is under; expiry list (by deadline). */
   hashNext: TimeWaitRecord | null = null;
   hashValue = 0;
   prev: TimeWaitRecord | null = null;

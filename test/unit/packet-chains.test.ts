@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HashChains, LinkedSet, ListLink, type Chained } from '../../src/tcp/lists.js';
+import { HashChains, LinkedSet, ListLink, type Chained } from '../../src/packet/chains.js';
 
 class Item implements Chained<Item> {
   hashNext: Item | null = null;

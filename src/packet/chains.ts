@@ -1,6 +1,7 @@
 /**
- * Containers for what comes and goes with connections: the connection table, the TIME_WAIT
- * table, the list of live connections, a listener's SYN queue, a server's sockets.
+ * Containers for what comes and goes with traffic: TCP's connection and TIME_WAIT tables,
+ * its list of live connections, a listener's SYN queue, a server's sockets, IPv4's
+ * reassembly queues.
  *
  * They are not Map or Set on purpose. A V8 Map or Set that outgrows its table (or is
  * cleared) moves to a new one and leaves the old table pointing at it, for iterators that
