@@ -107,7 +107,9 @@ export class TimeWaitTable {
   private readonly fw2 = new ExpiryList();
   private readonly timer: Timer;
   /** Records of either substate (what tcp_max_tw_buckets bounds and ss -s calls timewait). */
-  count = 0;
+  get count(): number {
+    return this.table.count;
+  }
   /** Of which FIN_WAIT_2. */
   finWait2Count = 0;
   /** The ISN for the connection a TW_SYN opens (tcp_timewait_state_process: snd_nxt + 65535 + 2). */
@@ -146,7 +148,6 @@ export class TimeWaitTable {
    */
   add(r: TimeWaitRecord, timeoutMs = TIME_WAIT_LEN_MS): void {
     this.table.insert(r, tupleHash(r.localAddr, r.localPort, r.remoteAddr, r.remotePort));
-    this.count++;
     if (r.substate === TcpState.FIN_WAIT_2) this.finWait2Count++;
     r.entryMs = this.owner.time.now();
     const ms = r.substate === TcpState.TIME_WAIT ? TIME_WAIT_LEN_MS : timeoutMs;
@@ -159,7 +160,6 @@ export class TimeWaitTable {
   remove(r: TimeWaitRecord): void {
     if (!this.table.remove(r)) return;
     this.unlink(r);
-    this.count--;
     if (r.substate === TcpState.FIN_WAIT_2) this.finWait2Count--;
     this.owner.portReleased(r.localPort);
     r.boundDev = null;
